@@ -1,0 +1,257 @@
+package model
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/terse-llm/terse/kernel"
+	"github.com/terse-llm/terse/quant/ggml"
+)
+
+// State is one running sequence: its KV cache, its position and the scratch
+// buffers the forward pass reuses, so decoding allocates nothing per token.
+type State struct {
+	m        *Model
+	Cache    KVCache
+	pos      int
+	maxBatch int
+	rope     *ropeTable
+
+	x, xb, q, k, v, att, o []float32 // maxBatch × width
+	gate, up               []float32 // maxBatch × FFNDim
+	scores                 []float32 // NHeads × Cap
+	logits                 []float32
+}
+
+// NewState makes a sequence of up to ctx positions with a float32 KV cache,
+// feeding at most maxBatch tokens per Forward call.
+func (m *Model) NewState(ctx, maxBatch int) *State {
+	c := &m.Config
+	return m.NewStateWithCache(NewFloatCache(c.NLayers, ctx, c.NKVHeads*c.HeadDim), maxBatch)
+}
+
+// NewStateWithCache is NewState over a caller's KV cache.
+func (m *Model) NewStateWithCache(cache KVCache, maxBatch int) *State {
+	c := &m.Config
+	if maxBatch < 1 {
+		maxBatch = 1
+	}
+	qDim, kvDim := c.NHeads*c.HeadDim, c.NKVHeads*c.HeadDim
+	f := func(n int) []float32 { return make([]float32, maxBatch*n) }
+	return &State{
+		m: m, Cache: cache, maxBatch: maxBatch,
+		rope: newRopeTable(c, cache.Cap()),
+		x:    f(c.Dim), xb: f(c.Dim), o: f(c.Dim),
+		q: f(qDim), att: f(qDim), k: f(kvDim), v: f(kvDim),
+		gate: f(c.FFNDim), up: f(c.FFNDim),
+		scores: make([]float32, c.NHeads*cache.Cap()),
+	}
+}
+
+// Pos is the number of positions already in the cache.
+func (s *State) Pos() int { return s.pos }
+
+// Reset empties the sequence (the cache is overwritten as it refills).
+func (s *State) Reset() { s.pos = 0 }
+
+// Forward runs tokens at the next positions of the sequence. With all, out
+// receives len(tokens)×VocabSize logits (row t predicts the token after
+// tokens[t]); otherwise only the last token's VocabSize logits. Longer inputs
+// than the batch size are fed in pieces.
+func (s *State) Forward(tokens []int, out []float32, all bool) error {
+	c := &s.m.Config
+	if len(tokens) == 0 {
+		return fmt.Errorf("forward: no tokens")
+	}
+	if s.pos+len(tokens) > s.Cache.Cap() {
+		return fmt.Errorf("forward: %d positions exceed the context of %d", s.pos+len(tokens), s.Cache.Cap())
+	}
+	need := c.VocabSize
+	if all {
+		need *= len(tokens)
+	}
+	if len(out) < need {
+		return fmt.Errorf("forward: logits buffer holds %d floats, need %d", len(out), need)
+	}
+	for i, id := range tokens {
+		if id < 0 || id >= c.VocabSize {
+			return fmt.Errorf("forward: token %d at index %d is outside the vocabulary of %d", id, i, c.VocabSize)
+		}
+	}
+	for start := 0; start < len(tokens); start += s.maxBatch {
+		end := min(start+s.maxBatch, len(tokens))
+		var dst []float32
+		switch {
+		case all:
+			dst = out[start*c.VocabSize : end*c.VocabSize]
+		case end == len(tokens):
+			dst = out[:c.VocabSize]
+		}
+		if err := s.batch(tokens[start:end], dst, all); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// batch is the forward pass over n ≤ maxBatch tokens.
+func (s *State) batch(tokens []int, out []float32, all bool) error {
+	m, c := s.m, &s.m.Config
+	w := m.Weights
+	n, dim := len(tokens), c.Dim
+	qDim, kvDim := c.NHeads*c.HeadDim, c.NKVHeads*c.HeadDim
+	x, xb := s.x[:n*dim], s.xb[:n*dim]
+
+	for t, id := range tokens {
+		if err := ggml.Dequantize(w.TokEmbd.DType, w.TokEmbd.Row(id), x[t*dim:(t+1)*dim]); err != nil {
+			return fmt.Errorf("forward: token_embd: %w", err)
+		}
+	}
+	for li := range w.Layers {
+		l := &w.Layers[li]
+
+		// Attention.
+		rmsNorm(xb, x, l.AttnNorm, dim, c.NormEps)
+		q, k, v := s.q[:n*qDim], s.k[:n*kvDim], s.v[:n*kvDim]
+		if err := matmuls(n, xb, mm{q, l.Wq, l.Bq}, mm{k, l.Wk, l.Bk}, mm{v, l.Wv, l.Bv}); err != nil {
+			return err
+		}
+		for t := 0; t < n; t++ {
+			p := s.pos + t
+			s.rope.apply(q[t*qDim:(t+1)*qDim], p, c.HeadDim, c.RopeStyle)
+			s.rope.apply(k[t*kvDim:(t+1)*kvDim], p, c.HeadDim, c.RopeStyle)
+			s.Cache.Put(li, p, k[t*kvDim:(t+1)*kvDim], v[t*kvDim:(t+1)*kvDim])
+		}
+		s.attention(li, n)
+		o := s.o[:n*dim]
+		if err := kernel.MatMul(o, s.att[:n*qDim], n, l.Wo); err != nil {
+			return err
+		}
+		add(x, o)
+
+		// Feed-forward (SwiGLU).
+		rmsNorm(xb, x, l.FFNNorm, dim, c.NormEps)
+		g, u := s.gate[:n*c.FFNDim], s.up[:n*c.FFNDim]
+		if err := matmuls(n, xb, mm{g, l.Gate, nil}, mm{u, l.Up, nil}); err != nil {
+			return err
+		}
+		swiglu(g, u)
+		if err := kernel.MatMul(o, g, n, l.Down); err != nil {
+			return err
+		}
+		add(x, o)
+	}
+
+	// Final norm and classifier, for every token or only the last.
+	first := 0
+	if !all {
+		if out == nil {
+			s.pos += n
+			return nil
+		}
+		first = n - 1
+	}
+	rmsNorm(xb[first*dim:n*dim], x[first*dim:n*dim], w.OutNorm, dim, c.NormEps)
+	if err := kernel.MatMul(out, xb[first*dim:n*dim], n-first, w.Output); err != nil {
+		return err
+	}
+	s.pos += n
+	return nil
+}
+
+// attention computes softmax(q·kᵀ/√d)·v for every head of the n newest
+// tokens, causally, into s.att. Heads are spread across cores.
+func (s *State) attention(layer, n int) {
+	c := &s.m.Config
+	hd, qDim, kvDim := c.HeadDim, c.NHeads*c.HeadDim, c.NKVHeads*c.HeadDim
+	group := c.NHeads / c.NKVHeads
+	total := s.pos + n
+	keys, vals := s.Cache.Keys(layer, total), s.Cache.Values(layer, total)
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	capacity := s.Cache.Cap()
+	kernel.Parallel(c.NHeads, func(lo, hi int) {
+		for h := lo; h < hi; h++ {
+			kvOff := (h / group) * hd
+			sc := s.scores[h*capacity : (h+1)*capacity]
+			for t := 0; t < n; t++ {
+				q := s.q[t*qDim+h*hd : t*qDim+(h+1)*hd]
+				span := s.pos + t + 1
+				maxv := float32(math.Inf(-1))
+				for p := 0; p < span; p++ {
+					d := kernel.Dot(q, keys[p*kvDim+kvOff:p*kvDim+kvOff+hd]) * scale
+					sc[p] = d
+					maxv = max(maxv, d)
+				}
+				var sum float32
+				for p := 0; p < span; p++ {
+					e := float32(math.Exp(float64(sc[p] - maxv)))
+					sc[p] = e
+					sum += e
+				}
+				dst := s.att[t*qDim+h*hd : t*qDim+(h+1)*hd]
+				clear(dst)
+				inv := 1 / sum
+				for p := 0; p < span; p++ {
+					axpy(sc[p]*inv, vals[p*kvDim+kvOff:p*kvDim+kvOff+hd], dst)
+				}
+			}
+		}
+	})
+}
+
+// mm is one projection: out = x·Wᵀ (+ bias).
+type mm struct {
+	out  []float32
+	w    *Matrix
+	bias []float32
+}
+
+func matmuls(n int, x []float32, ops ...mm) error {
+	for _, op := range ops {
+		if err := kernel.MatMul(op.out, x, n, op.w); err != nil {
+			return err
+		}
+		if op.bias != nil {
+			rows := len(op.bias)
+			for t := 0; t < n; t++ {
+				add(op.out[t*rows:(t+1)*rows], op.bias)
+			}
+		}
+	}
+	return nil
+}
+
+// rmsNorm writes x / rms(x) · w for each dim-long row of x into dst.
+func rmsNorm(dst, x, w []float32, dim int, eps float64) {
+	for r := 0; r+dim <= len(x); r += dim {
+		row := x[r : r+dim]
+		var ss float64
+		for _, v := range row {
+			ss += float64(v) * float64(v)
+		}
+		inv := float32(1 / math.Sqrt(ss/float64(dim)+eps))
+		d := dst[r : r+dim]
+		for i, v := range row {
+			d[i] = (v * inv) * w[i]
+		}
+	}
+}
+
+// swiglu sets g = silu(g) · u.
+func swiglu(g, u []float32) {
+	for i, a := range g {
+		g[i] = a / (1 + float32(math.Exp(float64(-a)))) * u[i]
+	}
+}
+
+func add(dst, src []float32) {
+	for i, v := range src {
+		dst[i] += v
+	}
+}
+
+func axpy(a float32, x, y []float32) {
+	for i, v := range x {
+		y[i] += a * v
+	}
+}

@@ -1,0 +1,68 @@
+// Package model is the Llama-block transformer: its configuration, its
+// weights under canonical names, and the forward pass (RMSNorm, RoPE,
+// grouped-query attention, SwiGLU, optional q/k/v biases, tied embeddings)
+// over float32 activations with weights in their stored type. Llama,
+// Mistral, Qwen2 and llama2.c checkpoints differ only in Config and weight
+// names, so there is one forward pass, readable in one sitting, in forward.go.
+package model
+
+import (
+	"fmt"
+
+	"github.com/terse-llm/terse/tensor"
+)
+
+// Model is a configuration with its weights, ready to run.
+type Model struct {
+	Config  Config
+	Weights *Weights
+}
+
+// New checks cfg and pairs it with w.
+func New(cfg Config, w *Weights) (*Model, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if len(w.Layers) != cfg.NLayers {
+		return nil, fmt.Errorf("model: %d layers of weights for %d configured", len(w.Layers), cfg.NLayers)
+	}
+	return &Model{Config: cfg, Weights: w}, nil
+}
+
+// Load builds a model from cfg and the tensors src finds.
+func Load(cfg Config, src TensorSource) (*Model, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	w, err := LoadWeights(&cfg, src)
+	if err != nil {
+		return nil, err
+	}
+	return New(cfg, w)
+}
+
+// NumParams counts the elements of every weight (the tied output once).
+func (m *Model) NumParams() int64 {
+	var n int64
+	for _, t := range m.Weights.Matrices() {
+		n += int64(t.NumElements())
+	}
+	c := &m.Config
+	n += int64(c.Dim) * int64(2*c.NLayers+1) // norms
+	if c.AttnBias {
+		n += int64(c.NLayers) * int64(c.NHeads+2*c.NKVHeads) * int64(c.HeadDim)
+	}
+	return n
+}
+
+// WeightBytes is the stored size of the weight matrices.
+func (m *Model) WeightBytes() int64 {
+	var n int64
+	for _, t := range m.Weights.Matrices() {
+		n += int64(len(t.Data))
+	}
+	return n
+}
+
+// Matrix is one weight matrix with its canonical name, for inspection.
+type Matrix = tensor.Tensor

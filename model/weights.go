@@ -1,0 +1,141 @@
+package model
+
+import (
+	"fmt"
+
+	"github.com/terse-llm/terse/quant/ggml"
+	"github.com/terse-llm/terse/tensor"
+)
+
+// Weights are a model's tensors under llama.cpp's canonical names
+// ("token_embd.weight", "blk.0.attn_q.weight", ...). Matrices have Shape
+// [out, in] and stay in their stored type; norms and biases are widened to
+// float32 once, at load, because they are tiny.
+type Weights struct {
+	TokEmbd *tensor.Tensor // [vocab, dim]
+	OutNorm []float32      // [dim]
+	Output  *tensor.Tensor // [vocab, dim]; TokEmbd when tied
+	Layers  []Layer
+}
+
+// Layer holds one transformer block.
+type Layer struct {
+	AttnNorm       []float32
+	Wq, Wk, Wv, Wo *tensor.Tensor
+	Bq, Bk, Bv     []float32 // nil without attention biases
+	FFNNorm        []float32
+	Gate, Up, Down *tensor.Tensor
+}
+
+// TensorSource looks tensors up by canonical name; ok is false when the
+// name is absent.
+type TensorSource func(name string) (t *tensor.Tensor, ok bool, err error)
+
+// LoadWeights gathers and checks every tensor cfg calls for.
+func LoadWeights(cfg *Config, src TensorSource) (*Weights, error) {
+	kvDim := cfg.NKVHeads * cfg.HeadDim
+	qDim := cfg.NHeads * cfg.HeadDim
+	matrix := func(name string, rows, cols int) (*tensor.Tensor, error) {
+		t, ok, err := src(name)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("tensor %q is missing", name)
+		}
+		if len(t.Shape) != 2 || t.Shape[0] != rows || t.Shape[1] != cols {
+			return nil, fmt.Errorf("tensor %q has shape %v, want [%d %d]", name, t.Shape, rows, cols)
+		}
+		if _, err := t.DType.RowBytes(cols); err != nil {
+			return nil, fmt.Errorf("tensor %q: %w", name, err)
+		}
+		return t, nil
+	}
+	vector := func(name string, n int, required bool) ([]float32, error) {
+		t, ok, err := src(name)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			if required {
+				return nil, fmt.Errorf("tensor %q is missing", name)
+			}
+			return nil, nil
+		}
+		if t.NumElements() != n {
+			return nil, fmt.Errorf("tensor %q has shape %v, want [%d]", name, t.Shape, n)
+		}
+		v := make([]float32, n)
+		if err := ggml.Dequantize(t.DType, t.Data, v); err != nil {
+			return nil, fmt.Errorf("tensor %q: %w", name, err)
+		}
+		return v, nil
+	}
+
+	w := &Weights{}
+	var err error
+	if w.TokEmbd, err = matrix("token_embd.weight", cfg.VocabSize, cfg.Dim); err != nil {
+		return nil, err
+	}
+	if w.OutNorm, err = vector("output_norm.weight", cfg.Dim, true); err != nil {
+		return nil, err
+	}
+	if cfg.TiedEmbeddings {
+		w.Output = w.TokEmbd
+	} else if w.Output, err = matrix("output.weight", cfg.VocabSize, cfg.Dim); err != nil {
+		return nil, err
+	}
+	w.Layers = make([]Layer, cfg.NLayers)
+	for i := range w.Layers {
+		l := &w.Layers[i]
+		p := fmt.Sprintf("blk.%d.", i)
+		steps := []struct {
+			dst        **tensor.Tensor
+			name       string
+			rows, cols int
+		}{
+			{&l.Wq, "attn_q.weight", qDim, cfg.Dim},
+			{&l.Wk, "attn_k.weight", kvDim, cfg.Dim},
+			{&l.Wv, "attn_v.weight", kvDim, cfg.Dim},
+			{&l.Wo, "attn_output.weight", cfg.Dim, qDim},
+			{&l.Gate, "ffn_gate.weight", cfg.FFNDim, cfg.Dim},
+			{&l.Up, "ffn_up.weight", cfg.FFNDim, cfg.Dim},
+			{&l.Down, "ffn_down.weight", cfg.Dim, cfg.FFNDim},
+		}
+		for _, s := range steps {
+			if *s.dst, err = matrix(p+s.name, s.rows, s.cols); err != nil {
+				return nil, err
+			}
+		}
+		if l.AttnNorm, err = vector(p+"attn_norm.weight", cfg.Dim, true); err != nil {
+			return nil, err
+		}
+		if l.FFNNorm, err = vector(p+"ffn_norm.weight", cfg.Dim, true); err != nil {
+			return nil, err
+		}
+		if l.Bq, err = vector(p+"attn_q.bias", qDim, cfg.AttnBias); err != nil {
+			return nil, err
+		}
+		if l.Bk, err = vector(p+"attn_k.bias", kvDim, cfg.AttnBias); err != nil {
+			return nil, err
+		}
+		if l.Bv, err = vector(p+"attn_v.bias", kvDim, cfg.AttnBias); err != nil {
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+// Matrices lists every weight matrix with its canonical name, in file order
+// (embedding, layers, output).
+func (w *Weights) Matrices() []*tensor.Tensor {
+	out := []*tensor.Tensor{w.TokEmbd}
+	for i := range w.Layers {
+		l := &w.Layers[i]
+		out = append(out, l.Wq, l.Wk, l.Wv, l.Wo, l.Gate, l.Up, l.Down)
+	}
+	if w.Output != w.TokEmbd {
+		out = append(out, w.Output)
+	}
+	return out
+}
