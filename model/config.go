@@ -27,6 +27,8 @@ type RopeScaling struct {
 	LowFreqFactor  float64 // llama3
 	HighFreqFactor float64 // llama3
 	OriginalMaxPos int     // llama3: original_max_position_embeddings
+	// FreqFactors, when set, divide each inverse frequency (GGUF rope_freqs).
+	FreqFactors []float64
 }
 
 // Config is everything the forward pass needs to know about a Llama-block

@@ -11,7 +11,16 @@ func ropeFreqs(c *Config) []float64 {
 		f[i] = 1 / math.Pow(c.RopeTheta, float64(2*i)/float64(c.HeadDim))
 	}
 	s := c.RopeScaling
-	if s == nil || s.Factor == 0 {
+	if s == nil {
+		return f
+	}
+	if len(s.FreqFactors) == len(f) {
+		for i := range f {
+			f[i] /= s.FreqFactors[i]
+		}
+		return f
+	}
+	if s.Factor == 0 {
 		return f
 	}
 	switch s.Type {
