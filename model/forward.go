@@ -20,7 +20,17 @@ type State struct {
 	x, xb, q, k, v, att, o []float32 // maxBatch × width
 	gate, up               []float32 // maxBatch × FFNDim
 	scores                 []float32 // NHeads × Cap
-	logits                 []float32
+
+	// Observer, when set, sees the input of every weight-matrix product
+	// (calibration collects importance and Hessians through it).
+	Observer Observer
+}
+
+// Observer receives the n input vectors (n × w.Cols() floats, row-major)
+// that are about to be multiplied by the weight matrix w. x must not be
+// kept or modified after Observe returns.
+type Observer interface {
+	Observe(w *Matrix, x []float32, n int)
 }
 
 // NewState makes a sequence of up to ctx positions with a float32 KV cache,
@@ -113,7 +123,7 @@ func (s *State) batch(tokens []int, out []float32, all bool) error {
 		// Attention.
 		rmsNorm(xb, x, l.AttnNorm, dim, c.NormEps)
 		q, k, v := s.q[:n*qDim], s.k[:n*kvDim], s.v[:n*kvDim]
-		if err := matmuls(n, xb, mm{q, l.Wq, l.Bq}, mm{k, l.Wk, l.Bk}, mm{v, l.Wv, l.Bv}); err != nil {
+		if err := s.matmuls(n, xb, mm{q, l.Wq, l.Bq}, mm{k, l.Wk, l.Bk}, mm{v, l.Wv, l.Bv}); err != nil {
 			return err
 		}
 		for t := 0; t < n; t++ {
@@ -124,7 +134,7 @@ func (s *State) batch(tokens []int, out []float32, all bool) error {
 		}
 		s.attention(li, n)
 		o := s.o[:n*dim]
-		if err := kernel.MatMul(o, s.att[:n*qDim], n, l.Wo); err != nil {
+		if err := s.matmuls(n, s.att[:n*qDim], mm{o, l.Wo, nil}); err != nil {
 			return err
 		}
 		add(x, o)
@@ -132,11 +142,11 @@ func (s *State) batch(tokens []int, out []float32, all bool) error {
 		// Feed-forward (SwiGLU).
 		rmsNorm(xb, x, l.FFNNorm, dim, c.NormEps)
 		g, u := s.gate[:n*c.FFNDim], s.up[:n*c.FFNDim]
-		if err := matmuls(n, xb, mm{g, l.Gate, nil}, mm{u, l.Up, nil}); err != nil {
+		if err := s.matmuls(n, xb, mm{g, l.Gate, nil}, mm{u, l.Up, nil}); err != nil {
 			return err
 		}
 		swiglu(g, u)
-		if err := kernel.MatMul(o, g, n, l.Down); err != nil {
+		if err := s.matmuls(n, g, mm{o, l.Down, nil}); err != nil {
 			return err
 		}
 		add(x, o)
@@ -152,7 +162,7 @@ func (s *State) batch(tokens []int, out []float32, all bool) error {
 		first = n - 1
 	}
 	rmsNorm(xb[first*dim:n*dim], x[first*dim:n*dim], w.OutNorm, dim, c.NormEps)
-	if err := kernel.MatMul(out, xb[first*dim:n*dim], n-first, w.Output); err != nil {
+	if err := s.matmuls(n-first, xb[first*dim:n*dim], mm{out, w.Output, nil}); err != nil {
 		return err
 	}
 	s.pos += n
@@ -206,8 +216,11 @@ type mm struct {
 	bias []float32
 }
 
-func matmuls(n int, x []float32, ops ...mm) error {
+func (s *State) matmuls(n int, x []float32, ops ...mm) error {
 	for _, op := range ops {
+		if s.Observer != nil {
+			s.Observer.Observe(op.w, x[:n*op.w.Cols()], n)
+		}
 		if err := kernel.MatMul(op.out, x, n, op.w); err != nil {
 			return err
 		}
