@@ -2,40 +2,289 @@ package kernel
 
 import (
 	"fmt"
+	"sync"
+	"unsafe"
 
 	"github.com/terse-llm/terse/quant/ggml"
 	"github.com/terse-llm/terse/tensor"
 )
 
-// Dot returns the float32 dot product of a and b (len(b) >= len(a)).
-func Dot(a, b []float32) float32 {
-	var s float32
-	for i, x := range a {
-		s += x * b[i]
-	}
-	return s
-}
+// Tuning of the batched (n > 1) path; variables so benchmarks can sweep them.
+var (
+	// tileRows weight rows are widened together and reused across all the
+	// activations of a panel (a multiple of 4).
+	tileRows = 16
+	// kBlock columns are handled per micro-kernel call so that the weight
+	// tile and four activation rows stay in L1 (a multiple of 16).
+	kBlock = 512
+	// smallWork is the multiply-add count below which MatMul stays on the
+	// calling goroutine.
+	smallWork = 1 << 15
+)
+
+// littleEndian reports whether float32 values may be read in place from
+// little-endian tensor data.
+var littleEndian = func() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 1
+}()
 
 // MatMul computes out[t*rows+r] = dot(x[t*cols:(t+1)*cols], row r of w) for
 // t in [0, n): x holds n activation vectors of length w.Cols(), out n vectors
-// of length w.Rows(). w stays in its stored type.
+// of length w.Rows(). w stays in its stored type: F32, F16, BF16 or any
+// type ggml.Dequantize handles. Accumulation is in float32.
+//
+// For n == 1 each row is dotted with x straight from storage (F32 in place,
+// F16/BF16 widened on the fly) or after dequantizing it into a per-worker
+// buffer. For n > 1 tiles of rows are widened once into a per-worker buffer
+// and multiplied against all n activations by a register-blocked
+// micro-kernel, in column blocks that keep the operands in L1. Work is
+// split over row tiles (and over token panels when rows are few) across the
+// persistent pool; in steady state a call allocates nothing.
 func MatMul(out, x []float32, n int, w *tensor.Tensor) error {
 	rows, cols := w.Rows(), w.Cols()
-	if len(x) < n*cols || len(out) < n*rows {
+	if n < 0 || len(x) < n*cols || len(out) < n*rows {
 		return fmt.Errorf("matmul %q: %d×%d weight with %d inputs: buffers too small", w.Name, rows, cols, n)
 	}
-	var firstErr error
-	Parallel(rows, func(lo, hi int) {
-		buf := make([]float32, cols)
-		for r := lo; r < hi; r++ {
-			if err := ggml.Dequantize(w.DType, w.Row(r), buf); err != nil {
-				firstErr = fmt.Errorf("matmul %q: %w", w.Name, err)
+	if n == 0 || rows == 0 {
+		return nil
+	}
+	rb, err := w.DType.RowBytes(cols)
+	if err != nil {
+		return fmt.Errorf("matmul %q: %w", w.Name, err)
+	}
+	if len(w.Data) < rows*rb {
+		return fmt.Errorf("matmul %q: %s %v needs %d bytes, have %d", w.Name, w.DType, w.Shape, rows*rb, len(w.Data))
+	}
+	if !ggml.Supported(w.DType) {
+		return fmt.Errorf("matmul %q: %s weights are not supported", w.Name, w.DType)
+	}
+
+	p := &thePool
+	if !p.mu.TryLock() {
+		// The pool is busy (another goroutine, or a call from inside a
+		// job): run on this goroutine with a job of our own.
+		j := fallbackJobs.Get().(*mmJob)
+		j.setup(out, x, n, w, rb, 1)
+		j.runAll()
+		err := j.err
+		j.reset()
+		fallbackJobs.Put(j)
+		return err
+	}
+	j := &p.mm
+	j.p = p
+	t := Threads()
+	if n*rows*cols < smallWork {
+		t = 1
+	}
+	units, grain := j.setup(out, x, n, w, rb, t)
+	k := max(1, min(t, (units+grain-1)/grain))
+	p.ensure(k)
+	clear(p.errs[:k])
+	if k == 1 {
+		j.run(0, 0, units)
+	} else {
+		p.runLocked(k, units, grain, j)
+	}
+	for _, e := range p.errs[:k] {
+		if e != nil && err == nil {
+			err = e
+		}
+	}
+	clear(p.errs[:k])
+	j.reset()
+	p.mu.Unlock()
+	return err
+}
+
+var fallbackJobs = sync.Pool{New: func() any { return new(mmJob) }}
+
+// mmJob is one MatMul call, split into units: rows (n == 1) or
+// (row tile, token panel) pairs (n > 1).
+type mmJob struct {
+	p       *pool     // nil: a fallback job using own and err
+	own     []float32 // fallback scratch
+	err     error     // fallback error
+	lvl     level
+	out, x  []float32
+	n       int
+	rows    int
+	cols    int
+	rb      int
+	w       *tensor.Tensor
+	wf      []float32 // w.Data read in place as float32, when possible
+	tr, kb  int       // tileRows, kBlock
+	panels  int       // token panels per row tile
+	panelSz int       // tokens per panel
+}
+
+// setup fills in the job for t threads and returns its unit count and the
+// chunk of units a worker claims at a time.
+func (j *mmJob) setup(out, x []float32, n int, w *tensor.Tensor, rb, t int) (units, grain int) {
+	j.lvl = active
+	j.out, j.x, j.n, j.w, j.rb = out, x, n, w, rb
+	j.rows, j.cols = w.Rows(), w.Cols()
+	j.wf = nil
+	if w.DType == tensor.F32 && littleEndian && len(w.Data) >= 4 &&
+		uintptr(unsafe.Pointer(&w.Data[0]))%4 == 0 {
+		j.wf = unsafe.Slice((*float32)(unsafe.Pointer(&w.Data[0])), j.rows*j.cols)
+	}
+	if n == 1 {
+		grain = max(16, (j.rows+4*t-1)/(4*t))
+		return j.rows, grain
+	}
+	j.tr, j.kb = max(4, tileRows&^3), max(16, kBlock&^15)
+	tiles := (j.rows + j.tr - 1) / j.tr
+	nr := microNR(j.lvl)
+	j.panels = 1
+	if tiles < 2*t {
+		j.panels = min((2*t+tiles-1)/tiles, (n+nr-1)/nr)
+	}
+	// Panels are a multiple of 12 tokens so that micro-kernels of 3 or 4
+	// tokens waste nothing inside them.
+	j.panelSz = ((n+j.panels-1)/j.panels + 11) / 12 * 12
+	j.panels = (n + j.panelSz - 1) / j.panelSz
+	return tiles * j.panels, 1
+}
+
+// reset drops the references the job holds.
+func (j *mmJob) reset() {
+	j.out, j.x, j.w, j.wf, j.err = nil, nil, nil, nil, nil
+}
+
+// runAll runs every unit on the calling goroutine (fallback jobs).
+func (j *mmJob) runAll() {
+	if j.n == 1 {
+		j.run(0, 0, j.rows)
+		return
+	}
+	j.run(0, 0, (j.rows+j.tr-1)/j.tr*j.panels)
+}
+
+func (j *mmJob) buf(worker, size int) []float32 {
+	if j.p != nil {
+		return j.p.buf(worker, size)
+	}
+	if cap(j.own) < size {
+		j.own = make([]float32, size)
+	}
+	return j.own[:size]
+}
+
+func (j *mmJob) fail(worker int, err error) {
+	err = fmt.Errorf("matmul %q: %w", j.w.Name, err)
+	if j.p != nil {
+		j.p.errs[worker] = err
+	} else {
+		j.err = err
+	}
+}
+
+func (j *mmJob) run(worker, lo, hi int) {
+	if j.n == 1 {
+		j.decode(worker, lo, hi)
+		return
+	}
+	for u := lo; u < hi; u++ {
+		tile, panel := u/j.panels, u%j.panels
+		r0 := tile * j.tr
+		t0 := panel * j.panelSz
+		if !j.tile(worker, r0, min(r0+j.tr, j.rows), t0, min(t0+j.panelSz, j.n)) {
+			return
+		}
+	}
+}
+
+// widen writes row r of w as float32 into dst (len cols).
+func (j *mmJob) widen(dst []float32, r int) error {
+	src := j.w.Data[r*j.rb : (r+1)*j.rb]
+	switch j.w.DType {
+	case tensor.F16:
+		f16ToF32(j.lvl, dst, src)
+	case tensor.BF16:
+		bf16ToF32(j.lvl, dst, src)
+	default:
+		return ggml.Dequantize(j.w.DType, src, dst)
+	}
+	return nil
+}
+
+// decode computes out[r] = row r · x for r in [r0, r1) (n == 1).
+func (j *mmJob) decode(worker, r0, r1 int) {
+	cols, rb, lvl := j.cols, j.rb, j.lvl
+	x, out, data := j.x[:cols], j.out, j.w.Data
+	switch {
+	case j.wf != nil:
+		for r := r0; r < r1; r++ {
+			out[r] = dot(lvl, j.wf[r*cols:(r+1)*cols], x)
+		}
+	case j.w.DType == tensor.F16:
+		for r := r0; r < r1; r++ {
+			out[r] = dotF16(lvl, data[r*rb:(r+1)*rb], x)
+		}
+	case j.w.DType == tensor.BF16:
+		for r := r0; r < r1; r++ {
+			out[r] = dotBF16(lvl, data[r*rb:(r+1)*rb], x)
+		}
+	default:
+		buf := j.buf(worker, cols)
+		for r := r0; r < r1; r++ {
+			if err := j.widen(buf, r); err != nil {
+				j.fail(worker, err)
 				return
 			}
-			for t := 0; t < n; t++ {
-				out[t*rows+r] = Dot(buf, x[t*cols:(t+1)*cols])
+			out[r] = dot(lvl, buf, x)
+		}
+	}
+}
+
+// tile computes out[t*rows+r] for rows [r0, r1) and tokens [t0, t1).
+func (j *mmJob) tile(worker, r0, r1, t0, t1 int) bool {
+	cols, rows := j.cols, j.rows
+	var wt []float32
+	if j.wf != nil {
+		wt = j.wf[r0*cols : r1*cols]
+	} else {
+		wt = j.buf(worker, (r1-r0)*cols)
+		for r := r0; r < r1; r++ {
+			if err := j.widen(wt[(r-r0)*cols:(r-r0+1)*cols], r); err != nil {
+				j.fail(worker, err)
+				return false
 			}
 		}
-	})
-	return firstErr
+	}
+	nr := microNR(j.lvl)
+	var wp, xp [4]*float32
+	var acc [16]float32
+	x, out := j.x, j.out
+	for k0 := 0; k0 < cols; k0 += j.kb {
+		k := min(j.kb, cols-k0)
+		for t := t0; t < t1; t += nr {
+			nt := min(nr, t1-t)
+			// Missing tokens/rows at the edges repeat the last one; their
+			// results are dropped.
+			for i := range xp {
+				xp[i] = &x[(t+min(i, nt-1))*cols+k0]
+			}
+			for r := r0; r < r1; r += 4 {
+				nw := min(4, r1-r)
+				for i := range wp {
+					wp[i] = &wt[(r-r0+min(i, nw-1))*cols+k0]
+				}
+				micro(j.lvl, &wp, &xp, k, &acc)
+				for i := 0; i < nw; i++ {
+					for c := 0; c < nt; c++ {
+						o := &out[(t+c)*rows+r+i]
+						if k0 == 0 {
+							*o = acc[4*i+c]
+						} else {
+							*o += acc[4*i+c]
+						}
+					}
+				}
+			}
+		}
+	}
+	return true
 }

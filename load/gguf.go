@@ -35,7 +35,7 @@ func openGGUF(path string, opt Options) (*Checkpoint, error) {
 	if opt.TokenizerOnly {
 		return ck, nil
 	}
-	cfg, err := ggufConfig(f.Metadata, func(name string) bool { _, err := f.Info(name); return err == nil })
+	cfg, err := ggufConfig(f.Metadata, func(name string) bool { _, ok := f.Lookup(name); return ok })
 	if err != nil {
 		return ck, fmt.Errorf("gguf %s: %w", path, err)
 	}
@@ -59,7 +59,7 @@ func openGGUF(path string, opt Options) (*Checkpoint, error) {
 		cfg.RopeScaling = &model.RopeScaling{Type: "factors", FreqFactors: ff}
 	}
 	m, err := model.Load(*cfg, func(name string) (*tensor.Tensor, bool, error) {
-		if _, err := f.Info(name); err != nil {
+		if _, ok := f.Lookup(name); !ok {
 			return nil, false, nil
 		}
 		t, err := f.Tensor(name)

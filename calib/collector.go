@@ -1,0 +1,305 @@
+package calib
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/terse-llm/terse/model"
+	"github.com/terse-llm/terse/quant"
+)
+
+// Collector is a model.Observer that accumulates, for every weight matrix
+// it sees, the sum of squared inputs per input column (float64) and the
+// number of input rows, as llama-imatrix does; and, for the tensors Hessians
+// selects, the full Hessian XᵀX of the inputs (float64, cols×cols).
+//
+// Matrices that multiply the very same input (attn_q, attn_k and attn_v;
+// ffn_gate and ffn_up) share one accumulation, so the Hessian work and
+// memory are paid once per distinct input. Sharing is learned on first
+// sight: a tensor joins the accumulation of the call just before it when
+// that call had the same input pointer, row count and width; afterwards
+// every call of a joined tensor must directly follow a call of its group
+// with that same input, or Err reports the broken assumption. This matches
+// model.State.Forward, which observes q, k and v (then gate and up)
+// back to back on one buffer.
+//
+// The zero value collects Σx² for every matrix and no Hessians. A Collector
+// is safe for concurrent use, though the forward pass calls it from one
+// goroutine.
+type Collector struct {
+	// Include selects the tensors to collect (nil: all). llama-imatrix
+	// collects the "blk." tensors and, with --process-output, output.weight;
+	// BlockTensors mirrors its default.
+	Include func(name string) bool
+	// Hessians selects the tensors whose XᵀX to accumulate (nil: none).
+	// Each costs cols² float64 (18.9 MB for a 1536-wide input).
+	Hessians func(name string) bool
+	// MinRows skips products with fewer input rows; llama-imatrix skips
+	// those under 16 tokens. 0 collects everything.
+	MinRows int
+
+	mu      sync.Mutex
+	members map[string]*member
+	order   []string
+	prev    *group   // group of the last accepted call
+	prevPtr *float32 // its input
+	prevN   int
+	xt      []float64 // transposed input scratch for the Hessian update
+	err     error
+}
+
+// BlockTensors is llama-imatrix's default selection: the tensors of the
+// transformer blocks, not the output projection.
+func BlockTensors(name string) bool { return strings.HasPrefix(name, "blk.") }
+
+// group is one distinct input stream and its statistics.
+type group struct {
+	leader string
+	cols   int
+	sumSq  []float64
+	rows   int64
+	hess   []float64 // upper triangle of XᵀX; nil when nobody asked
+	calls  int64     // observations of the leader
+}
+
+type member struct {
+	g     *group
+	calls int64 // the group's observations this member has accounted for
+	rows  int64
+}
+
+var _ model.Observer = (*Collector)(nil)
+
+// Observe accumulates the n input rows x (n × w.Cols()) of the product
+// with w. It implements model.Observer.
+func (c *Collector) Observe(w *model.Matrix, x []float32, n int) {
+	if n <= 0 || n < c.MinRows || (c.Include != nil && !c.Include(w.Name)) {
+		return
+	}
+	cols := w.Cols()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(x) < n*cols {
+		c.fail(fmt.Errorf("calib: %s: %d input floats for %d rows of %d", w.Name, len(x), n, cols))
+		return
+	}
+	if c.members == nil {
+		c.members = map[string]*member{}
+	}
+	ptr := &x[0]
+	m := c.members[w.Name]
+	switch {
+	case m == nil && c.prev != nil && c.prevPtr == ptr && c.prevN == n && c.prev.cols == cols:
+		// First sight, same input as the call just before: share.
+		m = &member{g: c.prev, calls: c.prev.calls, rows: int64(n)}
+		c.members[w.Name] = m
+		c.order = append(c.order, w.Name)
+		if c.Hessians != nil && c.Hessians(w.Name) && m.g.hess == nil {
+			if m.g.calls != 1 {
+				c.fail(fmt.Errorf("calib: %s shares its input with %s, which has been collecting without a Hessian", w.Name, m.g.leader))
+				return
+			}
+			m.g.hess = make([]float64, cols*cols)
+			c.addHessian(m.g, x, n)
+		}
+		return
+	case m == nil:
+		g := &group{leader: w.Name, cols: cols, sumSq: make([]float64, cols)}
+		if c.Hessians != nil && c.Hessians(w.Name) {
+			g.hess = make([]float64, cols*cols)
+		}
+		m = &member{g: g}
+		c.members[w.Name] = m
+		c.order = append(c.order, w.Name)
+	case m.g.cols != cols:
+		c.fail(fmt.Errorf("calib: %s: width changed from %d to %d", w.Name, m.g.cols, cols))
+		return
+	}
+	g := m.g
+	if g.leader != w.Name {
+		// A follower: its input must be the one its leader just saw.
+		if c.prev != g || c.prevPtr != ptr || c.prevN != n || m.calls != g.calls-1 {
+			c.fail(fmt.Errorf("calib: %s was first seen sharing the input of %s but now sees a different one; its statistics are not its own", w.Name, g.leader))
+			return
+		}
+		m.calls = g.calls
+		m.rows += int64(n)
+		return
+	}
+	for t := 0; t < n; t++ {
+		row := x[t*cols : (t+1)*cols]
+		s := g.sumSq[:len(row)]
+		for j, v := range row {
+			f := float64(v)
+			s[j] += f * f
+		}
+	}
+	if g.hess != nil {
+		c.addHessian(g, x, n)
+	}
+	g.rows += int64(n)
+	g.calls++
+	m.calls = g.calls
+	m.rows += int64(n)
+	c.prev, c.prevPtr, c.prevN = g, ptr, n
+}
+
+func (c *Collector) addHessian(g *group, x []float32, n int) {
+	cols := g.cols
+	if cap(c.xt) < n*cols {
+		c.xt = make([]float64, n*cols)
+	}
+	xt := c.xt[:n*cols]
+	for t := 0; t < n; t++ {
+		for j, v := range x[t*cols : (t+1)*cols] {
+			xt[j*n+t] = float64(v)
+		}
+	}
+	addXtX(g.hess, cols, xt, n)
+}
+
+func (c *Collector) fail(err error) {
+	if c.err == nil {
+		c.err = err
+	}
+}
+
+// Err reports the first inconsistency met while collecting (nil if none).
+func (c *Collector) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Names lists the collected tensors in the order first seen.
+func (c *Collector) Names() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.order)
+}
+
+// SharedWith names the tensor whose accumulation name shares (itself when
+// it has its own), or "" when name was not collected.
+func (c *Collector) SharedWith(name string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m := c.members[name]; m != nil {
+		return m.g.leader
+	}
+	return ""
+}
+
+// Rows is the number of input rows (tokens) name has seen.
+func (c *Collector) Rows(name string) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m := c.members[name]; m != nil {
+		return m.rows
+	}
+	return 0
+}
+
+// SumSquares returns Σx² per input column of name (nil when not collected).
+func (c *Collector) SumSquares(name string) []float64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if m := c.members[name]; m != nil {
+		return slices.Clone(m.g.sumSq)
+	}
+	return nil
+}
+
+// Importance returns name's mean squared activation per input column,
+// E[x_j²] (what llama-quantize derives from an imatrix), or nil.
+func (c *Collector) Importance(name string) []float32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := c.members[name]
+	if m == nil || m.g.rows == 0 {
+		return nil
+	}
+	out := make([]float32, m.g.cols)
+	for j, s := range m.g.sumSq {
+		out[j] = float32(s / float64(m.g.rows))
+	}
+	return out
+}
+
+// Hessian returns name's XᵀX as a full symmetric cols×cols row-major
+// matrix and the number of rows summed into it; nil when none was
+// collected for it.
+func (c *Collector) Hessian(name string) ([]float64, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := c.members[name]
+	if m == nil || m.g.hess == nil {
+		return nil, 0
+	}
+	n := m.g.cols
+	h := make([]float64, n*n)
+	for i := 0; i < n; i++ {
+		for j := i; j < n; j++ {
+			v := m.g.hess[i*n+j]
+			h[i*n+j], h[j*n+i] = v, v
+		}
+	}
+	return h, int(m.g.rows)
+}
+
+// Stats gathers what was collected for name for a quantizer (nil when
+// nothing was).
+func (c *Collector) Stats(name string) *quant.Stats {
+	imp := c.Importance(name)
+	if imp == nil {
+		return nil
+	}
+	h, n := c.Hessian(name)
+	return &quant.Stats{Importance: imp, Hessian: h, Samples: n}
+}
+
+// IMatrix exports the Σx² statistics as llama.cpp's legacy imatrix, the
+// way llama-imatrix writes it: entries sorted by name, ncall = ⌈rows /
+// chunkSize⌉, values = Σx²/rows · ncall in float32, last chunk = the most
+// rows any tensor saw / chunkSize. chunkSize is the context the chunks
+// were run with (llama-imatrix's n_ctx).
+func (c *Collector) IMatrix(chunkSize int, dataset string) (*IMatrix, error) {
+	if chunkSize <= 0 {
+		return nil, fmt.Errorf("calib: chunk size %d must be positive", chunkSize)
+	}
+	if err := c.Err(); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	names := slices.Sorted(func(yield func(string) bool) {
+		for n, m := range c.members {
+			if m.rows > 0 && !yield(n) {
+				return
+			}
+		}
+	})
+	if len(names) == 0 {
+		return nil, errors.New("calib: nothing collected")
+	}
+	out := &IMatrix{Dataset: dataset}
+	var most int64
+	for _, name := range names {
+		m := c.members[name]
+		ncall := (m.rows + int64(chunkSize) - 1) / int64(chunkSize)
+		if ncall > math.MaxInt32 {
+			return nil, fmt.Errorf("calib: %s: %d chunks overflow the imatrix format", name, ncall)
+		}
+		e := Entry{Name: name, NCall: int32(ncall), Values: make([]float32, m.g.cols)}
+		for j, s := range m.g.sumSq {
+			e.Values[j] = float32(s) / float32(m.rows) * float32(ncall)
+		}
+		out.Entries = append(out.Entries, e)
+		most = max(most, m.rows)
+	}
+	out.LastChunk = int32(min(most/int64(chunkSize), math.MaxInt32))
+	return out, nil
+}

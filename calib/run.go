@@ -1,0 +1,57 @@
+// Package calib runs a model over calibration text and collects, for every
+// weight matrix, statistics of its inputs that quantizers use to decide
+// which errors matter:
+//
+//   - the importance matrix of llama.cpp's llama-imatrix tool (per input
+//     column j, the mean squared activation E[x_j²]), read and written in
+//     its legacy imatrix.dat format (IMatrix);
+//   - the Hessian XᵀX of a layer's inputs, which GPTQ (Frantar et al.,
+//     arXiv:2210.17323) needs to spread quantization error (Collector with
+//     Hessians set).
+//
+// Run feeds the text in chunks the way llama-imatrix does; a Collector,
+// attached as the model's Observer, does the accumulating.
+package calib
+
+import (
+	"fmt"
+
+	"github.com/terse-llm/terse/model"
+)
+
+// Run evaluates m over tokens in len(tokens)/ctx non-overlapping chunks of
+// ctx tokens (a partial last chunk is dropped), each from an empty KV cache,
+// with obs seeing the input of every weight-matrix product (logits are
+// computed for every position, so the output projection is observed too).
+//
+// It follows llama-imatrix's protocol: the tokens are the calibration text
+// encoded with the special tokens the model adds (BOS first), and when the
+// model has a BOS token the first token of every chunk is replaced by it.
+// progress, when not nil, is called after each chunk.
+func Run(m *model.Model, tokens []int, ctx int, obs model.Observer, progress func(done, total int)) error {
+	if ctx < 1 {
+		return fmt.Errorf("calib: context %d must be positive", ctx)
+	}
+	total := len(tokens) / ctx
+	if total == 0 {
+		return fmt.Errorf("calib: %d tokens do not fill one chunk of %d", len(tokens), ctx)
+	}
+	st := m.NewState(ctx, ctx)
+	st.Observer = obs
+	logits := make([]float32, ctx*m.Config.VocabSize)
+	chunk := make([]int, ctx)
+	for i := 0; i < total; i++ {
+		copy(chunk, tokens[i*ctx:(i+1)*ctx])
+		if m.Config.BOS >= 0 {
+			chunk[0] = m.Config.BOS
+		}
+		st.Reset()
+		if err := st.Forward(chunk, logits, true); err != nil {
+			return fmt.Errorf("calib: chunk %d of %d: %w", i+1, total, err)
+		}
+		if progress != nil {
+			progress(i+1, total)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/terse-llm/terse/bundled"
+	"github.com/terse-llm/terse/eval"
+	"github.com/terse-llm/terse/kernel"
+	"github.com/terse-llm/terse/load"
+	"github.com/terse-llm/terse/model"
+)
+
+func runEval(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("eval", stderr)
+	mf := addModelFlags(fs)
+	data := fs.String("data", "", "text file to evaluate on (default: the bundled TinyStories sample)")
+	ctx := fs.Int("ctx", 512, "window length in tokens")
+	windows := fs.Int("windows", 0, "evaluate only the first N windows (0: all full windows)")
+	protocol := fs.String("protocol", "all", "all: score every token of non-overlapping windows; llamacpp: BOS per window, score the second half")
+	docSep := fs.String("doc-sep", "", "split the file into documents on lines equal to this; each is encoded alone with BOS in front")
+	base := fs.String("base", "", "base model to compare with (KL-divergence, top-1, Δp), run live on the same tokens")
+	baseTok := fs.String("base-tokenizer", "", "tokenizer for a llama2.c --base")
+	baseLogits := fs.String("base-logits", "", "a base-logits file saved by --save-logits, instead of --base")
+	saveLogits := fs.String("save-logits", "", "save this model's log-probs (top-K and tail mass) as a base-logits file")
+	topK := fs.Int("save-top-k", eval.DefaultTopK, "log-probs kept per position by --save-logits")
+	threads := fs.Int("threads", 0, "worker threads (0: all cores)")
+	perPos := fs.Bool("per-position", false, "include every scored position's NLL (and KLD) in --json output")
+	quiet := fs.Bool("quiet", false, "no progress bar")
+	jsonOut := fs.Bool("json", false, "print one JSON object")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *base != "" && *baseLogits != "" {
+		return usagef("give --base or --base-logits, not both")
+	}
+	proto, err := eval.ParseProtocol(*protocol)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	kernel.SetThreads(*threads)
+
+	var text []byte
+	if *data == "" {
+		text = bundled.Text()
+	} else if text, err = os.ReadFile(*data); err != nil {
+		return err
+	}
+	ck, err := mf.open()
+	if err != nil {
+		return err
+	}
+	defer ck.Close()
+
+	opt := eval.Options{Protocol: proto, Ctx: *ctx, Windows: *windows, BOS: ck.Tokenizer.BOS(), PerPosition: *perPos}
+	if !*quiet {
+		opt.Progress = stderr
+	}
+	var stream []int
+	if *baseLogits == "" || *data != "" {
+		stream = eval.Stream(ck.Tokenizer, string(text), *docSep)
+	}
+	if *base != "" {
+		bk, err := load.Open(*base, load.Options{Tokenizer: *baseTok})
+		if err != nil {
+			return fmt.Errorf("base: %w", err)
+		}
+		defer bk.Close()
+		if bk.Model.Config.VocabSize != ck.Model.Config.VocabSize {
+			return fmt.Errorf("base %s has a vocabulary of %d, the model %d: KL-divergence needs the same vocabulary",
+				*base, bk.Model.Config.VocabSize, ck.Model.Config.VocabSize)
+		}
+		opt.Base, opt.BaseName = model.NewRunner(bk.Model, 0), *base
+	}
+	if *baseLogits != "" {
+		f, err := os.Open(*baseLogits)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		opt.BaseLogits, opt.BaseLogitsName = bufio.NewReaderSize(f, 1<<20), *baseLogits
+	}
+	var save *os.File
+	if *saveLogits != "" {
+		if save, err = os.Create(*saveLogits); err != nil {
+			return err
+		}
+		opt.SaveLogits, opt.SaveTopK = save, *topK
+	}
+	res, err := eval.Evaluate(model.NewRunner(ck.Model, 0), stream, opt)
+	if save != nil {
+		if cerr := save.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(*saveLogits) // never leave a truncated file that looks whole
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if *jsonOut {
+		return res.WriteJSON(stdout)
+	}
+	fmt.Fprintf(stdout, "model %s (%s, %d parameters)\n", ck.Path, ck.Format, ck.Model.NumParams())
+	return res.WriteTable(stdout)
+}

@@ -1,0 +1,31 @@
+package model
+
+// Runner scores whole sequences, each from position 0, reusing one State
+// (and its KV cache) across calls. It satisfies eval.Model.
+type Runner struct {
+	m     *Model
+	batch int
+	st    *State
+}
+
+// NewRunner makes a runner that feeds at most batch tokens per step
+// (0: 512).
+func NewRunner(m *Model, batch int) *Runner {
+	if batch <= 0 {
+		batch = 512
+	}
+	return &Runner{m: m, batch: batch}
+}
+
+// VocabSize is the model's vocabulary size.
+func (r *Runner) VocabSize() int { return r.m.Config.VocabSize }
+
+// Logits runs tokens as a fresh sequence and writes len(tokens)×VocabSize
+// logits to out.
+func (r *Runner) Logits(tokens []int, out []float32) error {
+	if r.st == nil || r.st.Cache.Cap() < len(tokens) {
+		r.st = r.m.NewState(len(tokens), min(r.batch, len(tokens)))
+	}
+	r.st.Reset()
+	return r.st.Forward(tokens, out, true)
+}
