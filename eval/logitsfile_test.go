@@ -2,7 +2,9 @@ package eval
 
 import (
 	"bytes"
+	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -25,17 +27,20 @@ func TestLogitsFileRoundTrip(t *testing.T) {
 	base := &hashModel{vocab: v, seed: 3, scale: 4, ctxWeight: 1}
 	m := &hashModel{vocab: v, seed: 3, scale: 4, ctxWeight: 1, noise: 0.3, noiseSeed: 8}
 	for _, tc := range []struct {
-		name  string
-		proto Protocol
-		topK  int
+		name    string
+		proto   Protocol
+		topK    int
+		samples int
 	}{
-		{"all, full vocabulary", ProtocolAll, v},
-		{"llama.cpp, full vocabulary", ProtocolLlamaCpp, v},
-		{"all, top-16", ProtocolAll, 16},
-		{"all, top-1", ProtocolAll, 1},
+		{"all, full vocabulary", ProtocolAll, v, 0},
+		{"llama.cpp, full vocabulary", ProtocolLlamaCpp, v, 0},
+		{"all, top-16, lower bound", ProtocolAll, 16, -1},
+		{"all, top-1, lower bound", ProtocolAll, 1, -1},
+		{"all, top-16 + 64 samples", ProtocolAll, 16, 64},
+		{"llama.cpp, top-4 + 32 samples", ProtocolLlamaCpp, 4, 32},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			opt := Options{Protocol: tc.proto, Ctx: 24, BOS: 2, SaveTopK: tc.topK, PerPosition: true}
+			opt := Options{Protocol: tc.proto, Ctx: 24, BOS: 2, SaveTopK: tc.topK, SaveTailSamples: tc.samples, PerPosition: true}
 			file, baseRes := saveBase(t, base, stream, opt)
 			live, err := Evaluate(m, stream, Options{Protocol: tc.proto, Ctx: 24, BOS: 2, Base: base, PerPosition: true})
 			if err != nil {
@@ -57,13 +62,16 @@ func TestLogitsFileRoundTrip(t *testing.T) {
 			}
 			for i, k := range fromFile.PerPositionKLD {
 				lk := live.PerPositionKLD[i]
-				// A lower bound, up to quantization error.
-				if float64(k) > float64(lk)*(1+1e-4)+1e-7 {
+				// Without samples, a lower bound up to quantization error.
+				if tc.samples < 0 && float64(k) > float64(lk)*(1+1e-4)+1e-7 {
 					t.Fatalf("position %d: file KLD %v above live %v", i, k, lk)
 				}
 				if tc.topK == v && !near(float64(k), float64(lk), 1e-4) {
 					t.Fatalf("position %d: full-vocabulary file KLD %v, live %v", i, k, lk)
 				}
+			}
+			if tc.samples > 0 && math.Abs(fromFile.KLDMean-live.KLDMean) > 0.05*live.KLDMean {
+				t.Errorf("file KLD %v, live %v: more than 5%% apart", fromFile.KLDMean, live.KLDMean)
 			}
 			if fromFile.BaseSource != "base.tlg" || fromFile.BaseTopK != tc.topK {
 				t.Errorf("base %q top-K %d", fromFile.BaseSource, fromFile.BaseTopK)
@@ -89,36 +97,64 @@ func TestLogitsFileRoundTrip(t *testing.T) {
 // distributions: a 32K vocabulary with Zipf-like rows and Gaussian logit
 // noise of two sizes (about Q8 and Q4 levels of KLD).
 func TestLogitsFileZipf(t *testing.T) {
-	const v, ctx, windows = 32768, 64, 4
+	const v, ctx, windows = 32768, 64, 3
 	stream := testStream(ctx*windows, v, 5)
-	base := &zipfModel{vocab: v, seed: 1}
+	base := &cachedModel{Model: &zipfModel{vocab: v, seed: 1}}
+	type variant struct{ k, samples int }
+	variants := []variant{{16, -1}, {64, -1}, {16, 32}, {64, 32}}
+	files := map[variant][]byte{}
+	for _, vr := range variants {
+		files[vr], _ = saveBase(t, base, stream, Options{Ctx: ctx, SaveTopK: vr.k, SaveTailSamples: vr.samples})
+	}
 	for _, noise := range []float64{0.03, 0.15} {
-		m := &zipfModel{vocab: v, seed: 1, noise: noise, noiseSeed: 99}
+		m := &cachedModel{Model: &zipfModel{vocab: v, seed: 1, noise: noise, noiseSeed: 99}}
 		live, err := Evaluate(m, stream, Options{Ctx: ctx, Base: base})
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, k := range []int{16, 64, 256} {
-			file, _ := saveBase(t, base, stream, Options{Ctx: ctx, SaveTopK: k})
+		for _, vr := range variants {
+			k, file := vr.k, files[vr]
 			r, err := Evaluate(m, stream, Options{BaseLogits: bytes.NewReader(file)})
 			if err != nil {
 				t.Fatal(err)
 			}
 			rel := (live.KLDMean - r.KLDMean) / live.KLDMean
 			perTok := float64(len(file)-4*ctx*windows) / float64(r.Tokens)
-			t.Logf("noise %.2f top-%-3d: %6.0f bytes/token, KLD live %.6f file %.6f (%.1f%% low), p99 %.5f/%.5f, top1 %.2f/%.2f, PPL(base) %.4f/%.4f",
-				noise, k, perTok, live.KLDMean, r.KLDMean, 100*rel, live.KLDP99, r.KLDP99, live.Top1, r.Top1, live.BasePPL, r.BasePPL)
-			if rel < -1e-6 {
+			t.Logf("noise %.2f top-%-3d + %3d samples: %5.0f bytes/token, KLD live %.6f file %.6f (%.1f%% low), p99 %.5f/%.5f, top1 %.2f/%.2f, PPL(base) %.4f/%.4f",
+				noise, k, max(vr.samples, 0), perTok, live.KLDMean, r.KLDMean, 100*rel, live.KLDP99, r.KLDP99, live.Top1, r.Top1, live.BasePPL, r.BasePPL)
+			if vr.samples < 0 && rel < -1e-6 {
 				t.Errorf("top-%d: file KLD %v above live %v", k, r.KLDMean, live.KLDMean)
 			}
-			if k >= 64 && rel > 0.5 {
-				t.Errorf("top-%d: file KLD %.1f%% below live", k, 100*rel)
+			if vr.samples > 0 && math.Abs(rel) > 0.03 {
+				t.Errorf("top-%d + %d samples: file KLD %.1f%% off live", k, vr.samples, 100*rel)
 			}
 			if r.Top1 != live.Top1 || !near(r.BasePPL, live.BasePPL, 1e-6) {
 				t.Errorf("top-%d: top1 or base PPL differ", k)
 			}
 		}
 	}
+}
+
+// cachedModel memoizes Logits by input, so tests can rerun a slow model.
+type cachedModel struct {
+	Model
+	cache map[string][]float32
+}
+
+func (c *cachedModel) Logits(tokens []int, out []float32) error {
+	key := fmt.Sprint(tokens)
+	if l, ok := c.cache[key]; ok {
+		copy(out, l)
+		return nil
+	}
+	if err := c.Model.Logits(tokens, out); err != nil {
+		return err
+	}
+	if c.cache == nil {
+		c.cache = map[string][]float32{}
+	}
+	c.cache[key] = slices.Clone(out[:len(tokens)*c.VocabSize()])
+	return nil
 }
 
 func TestLogitsFileErrors(t *testing.T) {

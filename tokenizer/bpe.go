@@ -92,7 +92,7 @@ func (t *BPE) Encode(text string, addSpecial bool) []int {
 	if addSpecial {
 		out = append(out, t.prefix...)
 	}
-	for _, seg := range t.added.split(text, false, 0) {
+	for _, seg := range t.added.split(text, false) {
 		if seg.id >= 0 {
 			out = append(out, seg.id)
 			continue
@@ -101,7 +101,7 @@ func (t *BPE) Encode(text string, addSpecial bool) []int {
 		for _, n := range t.normalizers {
 			norm = n(norm)
 		}
-		for _, seg2 := range t.added.split(norm, true, 0) {
+		for _, seg2 := range t.added.split(norm, true) {
 			if seg2.id >= 0 {
 				out = append(out, seg2.id)
 				continue
@@ -167,12 +167,10 @@ func (t *BPE) mergeWord(w string) []int {
 	}
 	nRunes := utf8.RuneCountInString(w)
 	k := 0
-	for i, r := range w {
-		ch := w[i : i+utf8.RuneLen(r)]
-		if r == utf8.RuneError {
-			_, n := utf8.DecodeRuneInString(w[i:])
-			ch = w[i : i+n]
-		}
+	for i := 0; i < len(w); {
+		_, n := utf8.DecodeRuneInString(w[i:])
+		ch := w[i : i+n]
+		i += n
 		s := ch
 		if t.contPrefix != "" && k > 0 {
 			s = t.contPrefix + s

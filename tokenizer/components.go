@@ -72,7 +72,7 @@ func isWordRune(r rune) bool {
 
 // split cuts s at the added tokens of the raw or normalized set, honouring
 // single_word, lstrip and rstrip as Hugging Face's added vocabulary does.
-func (a *addedVocab) split(s string, normalized bool, _ int) []segment {
+func (a *addedVocab) split(s string, normalized bool) []segment {
 	set := &a.raw
 	if normalized {
 		set = &a.norm

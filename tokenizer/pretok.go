@@ -47,9 +47,8 @@ func (f scanFunc) find(s string) [][2]int {
 type regexpMatcher struct{ re *regexp.Regexp }
 
 func (m regexpMatcher) find(s string) [][2]int {
-	idx := m.re.FindAllStringIndex(s, -1)
-	out := make([][2]int, 0, len(idx))
-	for _, p := range idx {
+	var out [][2]int
+	for _, p := range m.re.FindAllStringIndex(s, -1) {
 		if p[1] > p[0] {
 			out = append(out, [2]int{p[0], p[1]})
 		}

@@ -48,7 +48,6 @@ type spmCand struct {
 	lver, rver   int32
 	id           int
 	text         string
-	minScoreSkip bool
 }
 
 func spmCandBetter(a, b *spmCand) bool {

@@ -18,3 +18,9 @@ type Tokenizer interface {
 	BOS() int
 	EOS() int
 }
+
+var (
+	_ Tokenizer = (*BPE)(nil)
+	_ Tokenizer = (*Llama2c)(nil)
+	_ Tokenizer = (*SPM)(nil)
+)

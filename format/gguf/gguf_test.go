@@ -470,6 +470,23 @@ func TestFixturesRewrite(t *testing.T) {
 				}
 				ts = append(ts, tt)
 			}
+			// The io.ReaderAt path reads the same file the same way.
+			osf, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer osf.Close()
+			st, _ := osf.Stat()
+			rf, err := ParseReaderAt(osf, st.Size())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(rf.Metadata, f.Metadata) || !reflect.DeepEqual(rf.Tensors, f.Tensors) || rf.DataOffset != f.DataOffset {
+				t.Error("ParseReaderAt and Open disagree")
+			}
+			if last, err := rf.TensorAt(len(rf.Tensors) - 1); err != nil || !bytes.Equal(last.Data, ts[len(ts)-1].Data) {
+				t.Errorf("ParseReaderAt tensor data differs: %v", err)
+			}
 			var buf bytes.Buffer
 			if err := Write(&buf, f.KVs(), ts); err != nil {
 				t.Fatal(err)
