@@ -202,7 +202,7 @@ func (s *State) attention(layer, n int) {
 				clear(dst)
 				inv := 1 / sum
 				for p := 0; p < span; p++ {
-					axpy(sc[p]*inv, vals[p*kvDim+kvOff:p*kvDim+kvOff+hd], dst)
+					kernel.Axpy(sc[p]*inv, vals[p*kvDim+kvOff:p*kvDim+kvOff+hd], dst)
 				}
 			}
 		}
@@ -260,11 +260,5 @@ func swiglu(g, u []float32) {
 func add(dst, src []float32) {
 	for i, v := range src {
 		dst[i] += v
-	}
-}
-
-func axpy(a float32, x, y []float32) {
-	for i, v := range x {
-		y[i] += a * v
 	}
 }

@@ -88,7 +88,7 @@ type textPiece struct {
 
 // Encode tokenizes text (see Tokenizer.Encode).
 func (t *BPE) Encode(text string, addSpecial bool) []int {
-	var out []int
+	out := make([]int, 0, len(text)/3+len(t.prefix)+len(t.suffix)+1)
 	if addSpecial {
 		out = append(out, t.prefix...)
 	}

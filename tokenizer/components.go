@@ -36,7 +36,7 @@ type addedVocab struct {
 }
 
 type tokenSet struct {
-	byFirst map[byte][]*addedToken // candidates by first byte, longest first
+	byFirst *[256][]*addedToken // candidates by first byte, longest first
 }
 
 func (s *tokenSet) add(tok *addedToken, content string) {
@@ -44,7 +44,7 @@ func (s *tokenSet) add(tok *addedToken, content string) {
 		return
 	}
 	if s.byFirst == nil {
-		s.byFirst = make(map[byte][]*addedToken)
+		s.byFirst = new([256][]*addedToken)
 	}
 	c := *tok
 	c.content = content
@@ -52,6 +52,9 @@ func (s *tokenSet) add(tok *addedToken, content string) {
 }
 
 func (s *tokenSet) finish() {
+	if s.byFirst == nil {
+		return
+	}
 	for k, l := range s.byFirst {
 		sort.SliceStable(l, func(i, j int) bool { return len(l[i].content) > len(l[j].content) })
 		s.byFirst[k] = l
@@ -77,7 +80,7 @@ func (a *addedVocab) split(s string, normalized bool) []segment {
 	if normalized {
 		set = &a.norm
 	}
-	if len(set.byFirst) == 0 {
+	if set.byFirst == nil {
 		if s == "" {
 			return nil
 		}
@@ -188,7 +191,11 @@ func stripNormalizer(left, right bool) normalizer {
 func byteLevelPre(addPrefixSpace, useRegex bool) preTokenizer {
 	m := scanFunc(scanGPT2)
 	return func(in []textPiece) []textPiece {
-		out := make([]textPiece, 0, len(in)*4)
+		n := 0
+		for _, p := range in {
+			n += len(p.text)/4 + 1
+		}
+		out := make([]textPiece, 0, n)
 		for _, p := range in {
 			s := p.text
 			if addPrefixSpace && !strings.HasPrefix(s, " ") {

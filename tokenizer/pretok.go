@@ -31,7 +31,10 @@ type matcher interface {
 type scanFunc func(s string, i int) int
 
 func (f scanFunc) find(s string) [][2]int {
-	var out [][2]int
+	if s == "" {
+		return nil
+	}
+	out := make([][2]int, 0, len(s)/4+1)
 	for i := 0; i < len(s); {
 		if e := f(s, i); e > i {
 			out = append(out, [2]int{i, e})

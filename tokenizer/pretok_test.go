@@ -38,7 +38,10 @@ func newAltRef(alts ...string) altRef {
 }
 
 func (r altRef) find(s string) [][2]int {
-	var out [][2]int
+	if s == "" {
+		return nil
+	}
+	out := [][2]int{}
 	for i := 0; i < len(s); {
 		end := -1
 		for _, re := range r.alts {

@@ -101,14 +101,14 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	}
 	dur := time.Since(genStart)
 	if *jsonOut {
-		return writeJSON(stdout, struct {
-			IDs          []int   `json:"ids"`
-			Text         string  `json:"text"`
+		return writeCompactJSON(stdout, struct {
+			IDs          []int   `json:"ids"`  // prompt ids first
+			Text         string  `json:"text"` // the prompt and its continuation
 			PromptTokens int     `json:"prompt_tokens"`
 			Generated    int     `json:"generated"`
 			PrefillTPS   float64 `json:"prefill_tps"`
 			DecodeTPS    float64 `json:"decode_tps"`
-		}{ids, tok.Decode(ids[promptLen:]), promptLen, generated, rate(promptLen, prefill), rate(generated, dur)})
+		}{ids, tok.Decode(ids), promptLen, generated, rate(promptLen, prefill), rate(generated, dur)})
 	}
 	fmt.Fprintln(stdout)
 	fmt.Fprintf(stderr, "%s\nprompt %d tokens (%.1f tok/s), generated %d tokens (%.1f tok/s)\n",

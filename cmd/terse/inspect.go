@@ -69,7 +69,7 @@ func runInspect(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stdout)
 	fmt.Fprintln(stdout)
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "tensor\ttype\tshape\tbytes\tbits/w\t")
 	for _, t := range r.Tensors {
 		fmt.Fprintf(tw, "%s\t%s\t%v\t%d\t%.2f\t\n", t.Name, t.Type, t.Shape, t.Bytes, t.BPW)

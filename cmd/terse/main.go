@@ -118,3 +118,6 @@ func writeJSON(w io.Writer, v any) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
+
+// writeCompactJSON prints v on one line (for outputs that are mostly long id lists).
+func writeCompactJSON(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }

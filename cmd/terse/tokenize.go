@@ -35,7 +35,7 @@ func runTokenize(args []string, stdout, stderr io.Writer) error {
 	defer ck.Close()
 	ids := ck.Tokenizer.Encode(s, *special)
 	if *jsonOut {
-		return writeJSON(stdout, struct {
+		return writeCompactJSON(stdout, struct {
 			IDs []int `json:"ids"`
 		}{ids})
 	}

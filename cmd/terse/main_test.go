@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/terse-llm/terse/internal/testshared"
+)
+
+func runCmd(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+// The README's main command: the bundled model on the bundled text, here
+// under llama.cpp's protocol, which llama.cpp itself measured at 3.7424.
+func TestEvalBundledMatchesLlamaCpp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the bundled model over 58K tokens")
+	}
+	out, errs, code := runCmd(t, "eval", "--protocol", "llamacpp", "--json", "--quiet")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var r struct {
+		Tokens int     `json:"tokens"`
+		PPL    float64 `json:"ppl"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if r.Tokens != 115*255 {
+		t.Errorf("scored %d tokens, llama.cpp scores %d", r.Tokens, 115*255)
+	}
+	if d := math.Abs(r.PPL/3.7424 - 1); d > 0.005 {
+		t.Errorf("PPL %.4f is %.2f%% from llama.cpp's 3.7424", r.PPL, 100*d)
+	}
+}
+
+func TestGenerateGreedyMatchesTransformers(t *testing.T) {
+	dir := testshared.Path(t, "models/pdtext-llama-28m")
+	out, errs, code := runCmd(t, "generate", "--model", dir, "--prompt", "The state of the Union is", "-n", "40", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var r struct {
+		IDs  []int  `json:"ids"`
+		Text string `json:"text"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	want := []int{708, 1040, 270, 261, 1579, 330, 357, 281, 298, 2109, 14, 359, 583, 270, 261, 645, 562, 430, 521, 868, 281, 746, 70, 515, 340, 261, 583, 270, 261, 645, 562, 14, 549, 330, 357, 281, 298, 2109, 324, 261, 649, 270, 261, 645, 562, 541}
+	if len(r.IDs) != len(want) {
+		t.Fatalf("ids %v, want %v", r.IDs, want)
+	}
+	for i := range want {
+		if r.IDs[i] != want[i] {
+			t.Fatalf("ids %v, want %v", r.IDs, want)
+		}
+	}
+	if !strings.HasPrefix(r.Text, "The state of the Union is not to be expected.") {
+		t.Errorf("text %q", r.Text)
+	}
+}
+
+func TestTokenizeAndInspect(t *testing.T) {
+	out, errs, code := runCmd(t, "tokenize", "--text", "Once upon a time", "--special", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var r struct{ IDs []int }
+	if err := json.Unmarshal([]byte(out), &r); err != nil || len(r.IDs) < 2 || r.IDs[0] != 1 {
+		t.Fatalf("ids %v (%v): want BOS 1 first", r.IDs, err)
+	}
+	out, errs, code = runCmd(t, "inspect", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var in struct {
+		Params  int64 `json:"params"`
+		Tensors []struct {
+			Name string `json:"name"`
+		} `json:"tensors"`
+	}
+	if err := json.Unmarshal([]byte(out), &in); err != nil {
+		t.Fatal(err)
+	}
+	if in.Params != 260032 || len(in.Tensors) != 47 {
+		t.Errorf("inspect: %d parameters, %d tensors; want 260032 and 47", in.Params, len(in.Tensors))
+	}
+}
+
+func TestCommandErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		code int
+		msg  string
+	}{
+		{"no command", nil, 2, "Usage"},
+		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
+		{"bad flag", []string{"eval", "--nope"}, 2, "flag provided but not defined"},
+		{"bad protocol", []string{"eval", "--protocol", "x"}, 2, "protocol"},
+		{"missing model", []string{"inspect", "--model", "/nonexistent/model.gguf"}, 1, "/nonexistent/model.gguf"},
+		{"tokenize needs text", []string{"tokenize"}, 2, "--text or --file"},
+		{"base and base-logits", []string{"eval", "--base", "a", "--base-logits", "b"}, 2, "not both"},
+	}
+	for _, tc := range tests {
+		_, errs, code := runCmd(t, tc.args...)
+		if code != tc.code || !strings.Contains(errs, tc.msg) {
+			t.Errorf("%s: exit %d, stderr %q; want exit %d mentioning %q", tc.name, code, errs, tc.code, tc.msg)
+		}
+	}
+}
