@@ -103,7 +103,11 @@ func openHF(dir string, opt Options) (*Checkpoint, error) {
 		if err != nil {
 			return nil, false, err
 		}
-		return t, true, nil
+		// The model, and everything downstream of it (calibration,
+		// compression, GGUF output), sees canonical names.
+		c := *t
+		c.Name = name
+		return &c, true, nil
 	})
 	if err != nil {
 		return ck, fmt.Errorf("model %s: %w", dir, err)

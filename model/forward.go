@@ -21,6 +21,9 @@ type State struct {
 	gate, up               []float32 // maxBatch × FFNDim
 	scores                 []float32 // NHeads × Cap
 
+	attnLayer, attnN int
+	attnHeads        func(lo, hi int)
+
 	// Observer, when set, sees the input of every weight-matrix product
 	// (calibration collects importance and Hessians through it).
 	Observer Observer
@@ -48,7 +51,7 @@ func (m *Model) NewStateWithCache(cache KVCache, maxBatch int) *State {
 	}
 	qDim, kvDim := c.NHeads*c.HeadDim, c.NKVHeads*c.HeadDim
 	f := func(n int) []float32 { return make([]float32, maxBatch*n) }
-	return &State{
+	s := &State{
 		m: m, Cache: cache, maxBatch: maxBatch,
 		rope: newRopeTable(c, cache.Cap()),
 		x:    f(c.Dim), xb: f(c.Dim), o: f(c.Dim),
@@ -56,6 +59,8 @@ func (m *Model) NewStateWithCache(cache KVCache, maxBatch int) *State {
 		gate: f(c.FFNDim), up: f(c.FFNDim),
 		scores: make([]float32, c.NHeads*cache.Cap()),
 	}
+	s.attnHeads = s.attnHeadsRange
+	return s
 }
 
 // Pos is the number of positions already in the cache.
@@ -172,41 +177,47 @@ func (s *State) batch(tokens []int, out []float32, all bool) error {
 // attention computes softmax(q·kᵀ/√d)·v for every head of the n newest
 // tokens, causally, into s.att. Heads are spread across cores.
 func (s *State) attention(layer, n int) {
+	s.attnLayer, s.attnN = layer, n
+	kernel.Parallel(s.m.Config.NHeads, s.attnHeads)
+}
+
+// attnHeads is attention for heads [lo, hi); it is bound once per State so
+// that handing it to the pool allocates nothing.
+func (s *State) attnHeadsRange(lo, hi int) {
 	c := &s.m.Config
+	layer, n := s.attnLayer, s.attnN
 	hd, qDim, kvDim := c.HeadDim, c.NHeads*c.HeadDim, c.NKVHeads*c.HeadDim
 	group := c.NHeads / c.NKVHeads
 	total := s.pos + n
 	keys, vals := s.Cache.Keys(layer, total), s.Cache.Values(layer, total)
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	capacity := s.Cache.Cap()
-	kernel.Parallel(c.NHeads, func(lo, hi int) {
-		for h := lo; h < hi; h++ {
-			kvOff := (h / group) * hd
-			sc := s.scores[h*capacity : (h+1)*capacity]
-			for t := 0; t < n; t++ {
-				q := s.q[t*qDim+h*hd : t*qDim+(h+1)*hd]
-				span := s.pos + t + 1
-				maxv := float32(math.Inf(-1))
-				for p := 0; p < span; p++ {
-					d := kernel.Dot(q, keys[p*kvDim+kvOff:p*kvDim+kvOff+hd]) * scale
-					sc[p] = d
-					maxv = max(maxv, d)
-				}
-				var sum float32
-				for p := 0; p < span; p++ {
-					e := float32(math.Exp(float64(sc[p] - maxv)))
-					sc[p] = e
-					sum += e
-				}
-				dst := s.att[t*qDim+h*hd : t*qDim+(h+1)*hd]
-				clear(dst)
-				inv := 1 / sum
-				for p := 0; p < span; p++ {
-					kernel.Axpy(sc[p]*inv, vals[p*kvDim+kvOff:p*kvDim+kvOff+hd], dst)
-				}
+	for h := lo; h < hi; h++ {
+		kvOff := (h / group) * hd
+		sc := s.scores[h*capacity : (h+1)*capacity]
+		for t := 0; t < n; t++ {
+			q := s.q[t*qDim+h*hd : t*qDim+(h+1)*hd]
+			span := s.pos + t + 1
+			maxv := float32(math.Inf(-1))
+			for p := 0; p < span; p++ {
+				d := dot(q, keys[p*kvDim+kvOff:p*kvDim+kvOff+hd]) * scale
+				sc[p] = d
+				maxv = max(maxv, d)
+			}
+			var sum float32
+			for p := 0; p < span; p++ {
+				e := float32(math.Exp(float64(sc[p] - maxv)))
+				sc[p] = e
+				sum += e
+			}
+			dst := s.att[t*qDim+h*hd : t*qDim+(h+1)*hd]
+			clear(dst)
+			inv := 1 / sum
+			for p := 0; p < span; p++ {
+				axpy(sc[p]*inv, vals[p*kvDim+kvOff:p*kvDim+kvOff+hd], dst)
 			}
 		}
-	})
+	}
 }
 
 // mm is one projection: out = x·Wᵀ (+ bias).
@@ -260,5 +271,30 @@ func swiglu(g, u []float32) {
 func add(dst, src []float32) {
 	for i, v := range src {
 		dst[i] += v
+	}
+}
+
+// dot and axpy call the SIMD kernels for vectors long enough to repay the
+// call, and loop inline for tiny heads (stories260K's are 8 wide).
+func dot(a, b []float32) float32 {
+	if len(a) >= 32 {
+		return kernel.Dot(a, b)
+	}
+	var s float32
+	b = b[:len(a)]
+	for i, x := range a {
+		s += x * b[i]
+	}
+	return s
+}
+
+func axpy(a float32, x, y []float32) {
+	if len(x) >= 32 {
+		kernel.Axpy(a, x, y)
+		return
+	}
+	y = y[:len(x)]
+	for i, v := range x {
+		y[i] += a * v
 	}
 }

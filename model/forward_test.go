@@ -278,3 +278,20 @@ func TestForwardErrors(t *testing.T) {
 		t.Error("short logits buffer: no error")
 	}
 }
+
+func TestDecodeAllocatesNothing(t *testing.T) {
+	cfg := Config{Arch: "llama", Dim: 64, NLayers: 2, NHeads: 4, NKVHeads: 2, HeadDim: 16, FFNDim: 96,
+		VocabSize: 50, NormEps: 1e-5, RopeTheta: 10000}
+	m, _ := randomModel(t, cfg, tensor.F16, 9)
+	st := m.NewState(300, 1)
+	logits := make([]float32, cfg.VocabSize)
+	tok := []int{3}
+	st.Forward(tok, logits, false) // warm the kernel's scratch
+	if n := testing.AllocsPerRun(100, func() {
+		if err := st.Forward(tok, logits, false); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("decode allocates %v times per token", n)
+	}
+}

@@ -12,8 +12,6 @@ import (
 // decoders. Build one with LoadHF, ParseHF or FromGGUF. It is safe for
 // concurrent use.
 type BPE struct {
-	source string // file name used in error messages
-
 	vocab  map[string]int
 	pieces []string // id → token text (model vocabulary and added tokens)
 

@@ -62,8 +62,8 @@ func FromGGUF(md map[string]any) (Tokenizer, error) {
 			return nil, err
 		}
 		t := &SPM{v: newSPMVocab(tokens, scores, true), types: types, bos: bos, eos: eos, unk: unk,
-			addBOS: ggufBool(md, "tokenizer.ggml.add_bos_token", true),
-			addEOS: ggufBool(md, "tokenizer.ggml.add_eos_token", false),
+			addBOS:         ggufBool(md, "tokenizer.ggml.add_bos_token", true),
+			addEOS:         ggufBool(md, "tokenizer.ggml.add_eos_token", false),
 			addSpacePrefix: ggufBool(md, "tokenizer.ggml.add_space_prefix", true)}
 		for i, p := range tokens {
 			if types != nil && isGGUFSpecial(types[i]) {
@@ -107,7 +107,7 @@ func bpeFromGGUF(md map[string]any, tokens []string, types []int32, bos, eos int
 	if err != nil {
 		return nil, err
 	}
-	t := &BPE{source: "gguf", vocab: make(map[string]int, len(tokens)), pieces: tokens,
+	t := &BPE{vocab: make(map[string]int, len(tokens)), pieces: tokens,
 		unkID: -1, bos: bos, eos: eos, ignoreMerges: ignore}
 	for i, p := range tokens {
 		t.vocab[p] = i
@@ -243,7 +243,7 @@ func (t *SPM) Decode(ids []int) string {
 		if t.types != nil {
 			ty = t.types[id]
 		}
-		if ty == ggufTokenByte {
+		if ty == ggufTokenByte || t.types == nil {
 			if c, ok := parseByteToken(p); ok {
 				b.WriteByte(c)
 				continue

@@ -72,7 +72,7 @@ func ParseHF(name string, data []byte) (t *BPE, err error) {
 	if err := json.Unmarshal(m.Vocab, &vocab); err != nil || vocab == nil {
 		return nil, fmt.Errorf("model.vocab is not a map of token to id")
 	}
-	t = &BPE{source: name, vocab: vocab, unkID: -1, bos: -1, eos: -1,
+	t = &BPE{vocab: vocab, unkID: -1, bos: -1, eos: -1,
 		fuseUnk: m.FuseUnk, byteFallback: m.ByteFallback, ignoreMerges: m.IgnoreMerges}
 	if m.ContPrefix != nil {
 		t.contPrefix = *m.ContPrefix

@@ -277,3 +277,16 @@ func TestStoriesGGUFMatchesLlama2c(t *testing.T) {
 		}
 	}
 }
+
+func TestPdtextConcurrentEncode(t *testing.T) {
+	tok, ref := loadPdtext(t)
+	done := make(chan []int)
+	for i := 0; i < 4; i++ {
+		go func() { done <- tok.Encode(ref.ExampleText, false) }()
+	}
+	for i := 0; i < 4; i++ {
+		if got := <-done; !reflect.DeepEqual(got, ref.ExampleIDs) {
+			t.Errorf("concurrent Encode = %v", got)
+		}
+	}
+}

@@ -43,11 +43,11 @@ type spmSym struct {
 }
 
 type spmCand struct {
-	score        float32
-	left, right  int
-	lver, rver   int32
-	id           int
-	text         string
+	score       float32
+	left, right int
+	lver, rver  int32
+	id          int
+	text        string
 }
 
 func spmCandBetter(a, b *spmCand) bool {

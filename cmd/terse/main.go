@@ -32,6 +32,7 @@ type command struct {
 }
 
 var commands = map[string]command{
+	"bench":    {"prefill and decode speed, like llama-bench, against the memory roofline", runBench},
 	"eval":     {"perplexity and KL-divergence of a model on a text", runEval},
 	"generate": {"stream text from a prompt", runGenerate},
 	"inspect":  {"architecture, parameters and per-tensor types of a checkpoint", runInspect},

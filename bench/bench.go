@@ -1,0 +1,240 @@
+// Package bench measures how fast the engine runs a model, the way
+// llama-bench does: prompt processing (one batched prefill of P tokens from
+// an empty cache) and text generation (N single-token decode steps), each
+// repeated and reported as mean ± standard deviation in tokens per second.
+// It also measures the machine's memory-read bandwidth, so decode speed can
+// be judged against its roofline: decoding reads every weight once per
+// token, so weight bytes × tokens/s can never exceed the bandwidth.
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/terse-llm/terse/kernel"
+	"github.com/terse-llm/terse/model"
+)
+
+// Options choose what Run measures.
+type Options struct {
+	Prompt  int // tokens in the prefill test (0: skip)
+	Gen     int // tokens in the decode test (0: skip)
+	Reps    int // repetitions of each test
+	Threads int // worker threads (0: all cores)
+	Warmup  bool
+}
+
+// Result is one benchmark run.
+type Result struct {
+	Model        string  `json:"model"`
+	Params       int64   `json:"params"`
+	WeightBytes  int64   `json:"weight_bytes"`  // bytes of weights read per decoded token
+	Threads      int     `json:"threads"`       //
+	Kernel       string  `json:"kernel"`        // SIMD path in use
+	Prompt       int     `json:"prompt_tokens"` // P
+	Gen          int     `json:"gen_tokens"`    // N
+	Reps         int     `json:"reps"`
+	PPTPS        float64 `json:"pp_tps"` // prefill tokens/s, mean
+	PPSD         float64 `json:"pp_sd"`
+	TGTPS        float64 `json:"tg_tps"` // decode tokens/s, mean
+	TGSD         float64 `json:"tg_sd"`
+	GBps         float64 `json:"gbps"`          // weight bytes × tg_tps
+	RooflineGBps float64 `json:"roofline_gbps"` // measured read bandwidth
+	RooflinePct  float64 `json:"roofline_pct"`  // gbps / roofline_gbps, percent
+	TGAllocs     float64 `json:"tg_allocs_per_token"`
+	PeakRSS      int64   `json:"peak_rss_bytes"` // the process's high-water mark, where the OS reports it
+}
+
+// Run benchmarks m. name labels the result.
+func Run(m *model.Model, name string, opt Options) (*Result, error) {
+	if opt.Reps <= 0 {
+		opt.Reps = 5
+	}
+	kernel.SetThreads(opt.Threads)
+	r := &Result{Model: name, Params: m.NumParams(), WeightBytes: decodeBytes(m), Threads: kernel.Threads(),
+		Kernel: kernel.Kernel(), Prompt: opt.Prompt, Gen: opt.Gen, Reps: opt.Reps}
+	rng := rand.New(rand.NewPCG(1, 2))
+	V := m.Config.VocabSize
+	tokens := func(n int) []int {
+		t := make([]int, n)
+		for i := range t {
+			t[i] = rng.IntN(V)
+		}
+		return t
+	}
+	ctx := max(opt.Prompt, opt.Gen, 1)
+	st := m.NewState(ctx, max(opt.Prompt, 1))
+	logits := make([]float32, V)
+
+	if opt.Prompt > 0 {
+		toks := tokens(opt.Prompt)
+		var rates []float64
+		for i := -1; i < opt.Reps; i++ {
+			st.Reset()
+			start := time.Now()
+			if err := st.Forward(toks, logits, false); err != nil {
+				return nil, err
+			}
+			if i >= 0 || !opt.Warmup { // the first run warms caches and pages
+				rates = append(rates, float64(opt.Prompt)/time.Since(start).Seconds())
+			}
+		}
+		r.PPTPS, r.PPSD = meanSD(rates)
+	}
+	if opt.Gen > 0 {
+		toks := tokens(opt.Gen)
+		var rates []float64
+		var ms runtime.MemStats
+		var mallocs uint64
+		for i := -1; i < opt.Reps; i++ {
+			st.Reset()
+			runtime.ReadMemStats(&ms)
+			before := ms.Mallocs
+			start := time.Now()
+			for j := range toks {
+				if err := st.Forward(toks[j:j+1], logits, false); err != nil {
+					return nil, err
+				}
+			}
+			el := time.Since(start)
+			runtime.ReadMemStats(&ms)
+			mallocs += ms.Mallocs - before
+			if i >= 0 || !opt.Warmup {
+				rates = append(rates, float64(opt.Gen)/el.Seconds())
+			}
+		}
+		r.TGTPS, r.TGSD = meanSD(rates)
+		r.TGAllocs = float64(mallocs) / float64((opt.Reps+1)*opt.Gen)
+		r.GBps = float64(r.WeightBytes) * r.TGTPS / 1e9
+	}
+	r.PeakRSS = PeakRSS() // before the bandwidth test's buffer
+	r.RooflineGBps = Bandwidth(256 << 20)
+	if r.RooflineGBps > 0 {
+		r.RooflinePct = 100 * r.GBps / r.RooflineGBps
+	}
+	return r, nil
+}
+
+// decodeBytes is what one decode step reads: every matrix but the
+// embedding table, of which it reads one row.
+func decodeBytes(m *model.Model) int64 {
+	w := m.Weights
+	n := int64(w.TokEmbd.RowBytes())
+	for _, t := range w.Matrices() {
+		if t != w.TokEmbd {
+			n += int64(len(t.Data))
+		}
+	}
+	if w.Output == w.TokEmbd {
+		n += int64(len(w.TokEmbd.Data))
+	}
+	return n
+}
+
+func meanSD(v []float64) (float64, float64) {
+	if len(v) == 0 {
+		return 0, 0
+	}
+	var s float64
+	for _, x := range v {
+		s += x
+	}
+	mean := s / float64(len(v))
+	if len(v) < 2 {
+		return mean, 0
+	}
+	var ss float64
+	for _, x := range v {
+		ss += (x - mean) * (x - mean)
+	}
+	return mean, math.Sqrt(ss / float64(len(v)-1))
+}
+
+// Bandwidth measures memory-read bandwidth in GB/s with the engine's own
+// f32 dot kernel streaming a buffer of the given size (far larger than the
+// caches) across all worker threads: the best of five passes.
+func Bandwidth(bytes int) float64 {
+	n := bytes / 4
+	buf := make([]float32, n)
+	for i := range buf {
+		buf[i] = 1
+	}
+	const chunk = 1 << 16
+	x := make([]float32, chunk)
+	chunks := n / chunk
+	sums := make([]float32, chunks)
+	best := 0.0
+	for pass := 0; pass < 5; pass++ {
+		start := time.Now()
+		kernel.Parallel(chunks, func(lo, hi int) {
+			for c := lo; c < hi; c++ {
+				sums[c] = kernel.Dot(buf[c*chunk:(c+1)*chunk], x)
+			}
+		})
+		if gb := float64(chunks*chunk*4) / time.Since(start).Seconds() / 1e9; gb > best {
+			best = gb
+		}
+	}
+	return best
+}
+
+// PeakRSS is the process's peak resident set size (Linux VmHWM), or 0.
+func PeakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			f := strings.Fields(rest)
+			if len(f) >= 1 {
+				kb, _ := strconv.ParseInt(f[0], 10, 64)
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}
+
+// WriteJSON prints r as one JSON object.
+func (r *Result) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteTable prints r for people, in llama-bench's shape.
+func (r *Result) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "model\tparams\tweights read/token\tthreads\tkernel\ttest\tt/s\n")
+	row := func(test string, mean, sd float64) {
+		fmt.Fprintf(tw, "%s\t%.2fM\t%.1f MiB\t%d\t%s\t%s\t%.2f ± %.2f\n", r.Model, float64(r.Params)/1e6,
+			float64(r.WeightBytes)/(1<<20), r.Threads, r.Kernel, test, mean, sd)
+	}
+	if r.Prompt > 0 {
+		row(fmt.Sprintf("pp%d", r.Prompt), r.PPTPS, r.PPSD)
+	}
+	if r.Gen > 0 {
+		row(fmt.Sprintf("tg%d", r.Gen), r.TGTPS, r.TGSD)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if r.Gen > 0 {
+		fmt.Fprintf(w, "\ndecode reads %.1f GB/s of weights; measured memory bandwidth %.1f GB/s (%.0f%% of roofline); %.1f allocations/token\n",
+			r.GBps, r.RooflineGBps, r.RooflinePct, r.TGAllocs)
+	}
+	if r.PeakRSS > 0 {
+		fmt.Fprintf(w, "peak RSS %.1f MiB\n", float64(r.PeakRSS)/(1<<20))
+	}
+	return nil
+}

@@ -1,0 +1,36 @@
+//go:build long
+
+package main
+
+import (
+	"encoding/json"
+	"math"
+	"testing"
+
+	"github.com/terse-llm/terse/internal/testshared"
+)
+
+// TestReferenceProtocol is the full oracle check (about two minutes on two
+// cores): go test -tags long -run TestReferenceProtocol ./cmd/terse
+func TestReferenceProtocol(t *testing.T) {
+	dir := testshared.Path(t, "models/pdtext-llama-28m")
+	data := testshared.Path(t, "data/pdtext-val.txt")
+	out, errs, code := runCmd(t, "eval", "--model", dir, "--data", data, "--protocol", "all", "--ctx", "512",
+		"--windows", "200", "--doc-sep", "<|doc|>", "--json", "--quiet")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var r struct {
+		Tokens int     `json:"tokens"`
+		NLL    float64 `json:"nll"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Tokens != 102200 {
+		t.Errorf("scored %d tokens, want 102200", r.Tokens)
+	}
+	if d := math.Abs(r.NLL - 4.009278280179794); d > 5e-4 {
+		t.Errorf("mean NLL %.6f is %.6f from transformers' 4.009278", r.NLL, d)
+	}
+}
