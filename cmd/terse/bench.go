@@ -1,7 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"io"
+
+	"github.com/terse-llm/terse/model"
+	"github.com/terse-llm/terse/tensor"
 
 	"github.com/terse-llm/terse/bench"
 )
@@ -13,6 +17,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	p := fs.Int("p", 512, "prompt tokens for the prefill test (0: skip)")
 	n := fs.Int("n", 128, "tokens for the decode test (0: skip)")
 	reps := fs.Int("reps", 5, "repetitions of each test")
+	random := fs.String("random", "", "benchmark a random-weight model of this shape instead of --model ("+bench.ShapeNames()+")")
+	typ := fs.String("type", "Q4_0", "with --random: the weights' type (F32, F16, BF16, Q8_0, Q4_0, Q4_K, ...)")
+	outType := fs.String("output-type", "", "with --random: the output matrix's type (default: Q6_K for 4-bit and smaller types, else --type)")
 	jsonOut := fs.Bool("json", false, "print one JSON object")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -20,12 +27,34 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if *p < 0 || *n < 0 || *reps < 1 {
 		return usagef("-p and -n must be ≥ 0 and --reps ≥ 1")
 	}
-	ck, err := mf.open()
-	if err != nil {
-		return err
+	var m *model.Model
+	var name string
+	if *random != "" {
+		dt, err := tensor.ParseDType(*typ)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		ot := dt
+		if *outType != "" {
+			if ot, err = tensor.ParseDType(*outType); err != nil {
+				return usageError{err.Error()}
+			}
+		} else if dt.Quantized() && dt.BitsPerWeight() < 6 {
+			ot = tensor.Q6_K
+		}
+		if m, err = bench.RandomModel(*random, dt, ot, 1); err != nil {
+			return err
+		}
+		name = fmt.Sprintf("random-%s %s", *random, dt)
+	} else {
+		ck, err := mf.open()
+		if err != nil {
+			return err
+		}
+		defer ck.Close()
+		m, name = ck.Model, ck.Path
 	}
-	defer ck.Close()
-	r, err := bench.Run(ck.Model, ck.Path, bench.Options{Prompt: *p, Gen: *n, Reps: *reps, Threads: *threads, Warmup: true})
+	r, err := bench.Run(m, name, bench.Options{Prompt: *p, Gen: *n, Reps: *reps, Threads: *threads, Warmup: true})
 	if err != nil {
 		return err
 	}
