@@ -60,6 +60,7 @@ func TestQuantizeMatchesLlamaCpp(t *testing.T) {
 
 type typeTally struct {
 	tensors, identical int
+	withImat           int // tensors quantized with importance weights
 	blocks, sameBlocks int
 	maxDiff            float64
 }
@@ -103,6 +104,9 @@ func checkRequantize(t *testing.T, path string, useImat bool, imat map[string][]
 			order = append(order, ti.DType)
 		}
 		tt.tensors++
+		if qw != nil {
+			tt.withImat++
+		}
 		if bytes.Equal(got, want.Data) {
 			tt.identical++
 			continue
@@ -135,7 +139,7 @@ func checkRequantize(t *testing.T, path string, useImat bool, imat map[string][]
 	}
 	for _, dt := range order {
 		tt := tally[dt]
-		line := fmt.Sprintf("%s: %s %d/%d tensors identical", filepath.Base(path), dt, tt.identical, tt.tensors)
+		line := fmt.Sprintf("%s: %s %d/%d tensors identical (%d with imatrix)", filepath.Base(path), dt, tt.identical, tt.tensors, tt.withImat)
 		if tt.blocks > 0 {
 			line += fmt.Sprintf("; differing tensors: %d/%d blocks identical, max |Δ| %.3g",
 				tt.sameBlocks, tt.blocks, tt.maxDiff)
@@ -292,3 +296,56 @@ func readIMatrix(path string) (map[string][]float32, error) {
 	return out, nil
 }
 
+
+// TestQuantizeStories260K re-quantizes llama.cpp's "Q4_K_M" and "Q2_K"
+// files of stories260K (their tensors fell back to Q5_0, Q8_0, IQ4_NL and
+// F16) from the F32 conversion, without importance weights. The imatrix
+// those files used is not in shared/, so only the tensors llama-imatrix
+// collects nothing for (token_embd, output) and the float ones must match;
+// the others are logged.
+func TestQuantizeStories260K(t *testing.T) {
+	dir := testshared.Path(t, "models/stories260K-gguf")
+	srcFile, err := gguf.Open(filepath.Join(dir, "stories260K-f32.gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srcFile.Close()
+	for _, name := range []string{"stories260K-Q4_K_M-imat.gguf", "stories260K-Q2_K-imat.gguf"} {
+		f, err := gguf.Open(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		same, other := map[tensor.DType]int{}, map[tensor.DType]int{}
+		for i, ti := range f.Tensors {
+			want, err := f.TensorAt(i)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := srcFile.Tensor(ti.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			x, err := ggml.DequantizeTensor(st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := ggml.QuantizeRows(ti.DType, x, ti.Shape[len(ti.Shape)-1], nil)
+			if err != nil {
+				t.Fatalf("%s: %v", ti.Name, err)
+			}
+			noImat := ti.DType.Float() || ti.Name == "token_embd.weight" || ti.Name == "output.weight"
+			switch {
+			case bytes.Equal(got, want.Data):
+				same[ti.DType]++
+			case noImat:
+				t.Errorf("%s %s (%s, no imatrix): bytes differ", name, ti.Name, ti.DType)
+			default:
+				other[ti.DType]++
+			}
+		}
+		f.Close()
+		for dt, n := range same {
+			t.Logf("%s: %s %d tensors identical, %d differ (those used the imatrix shared/ lacks)", name, dt, n, other[dt])
+		}
+	}
+}
