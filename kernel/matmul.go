@@ -61,6 +61,12 @@ func MatMul(out, x []float32, n int, w *tensor.Tensor) error {
 	if !ggml.Supported(w.DType) {
 		return fmt.Errorf("matmul %q: %s weights are not supported", w.Name, w.DType)
 	}
+	// Quantized weights at decode batch sizes: integer dot products against
+	// quantized activations (qmatmul.go).
+	if qRoute(w.DType, n) {
+		qMatMul(out, x, n, w, rb)
+		return nil
+	}
 
 	p := &thePool
 	if !p.mu.TryLock() {

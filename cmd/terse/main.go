@@ -7,6 +7,8 @@
 //
 // Commands:
 //
+//	bench     prefill and decode speed against the memory roofline
+//	compress  quantize a model to a GGUF file
 //	eval      perplexity and KL-divergence of a model on a text
 //	generate  stream text from a prompt
 //	inspect   architecture, parameters and per-tensor types of a checkpoint
@@ -33,6 +35,7 @@ type command struct {
 
 var commands = map[string]command{
 	"bench":    {"prefill and decode speed, like llama-bench, against the memory roofline", runBench},
+	"compress": {"quantize a model to a GGUF file (llama.cpp presets, imatrix, GPTQ)", runCompress},
 	"eval":     {"perplexity and KL-divergence of a model on a text", runEval},
 	"generate": {"stream text from a prompt", runGenerate},
 	"inspect":  {"architecture, parameters and per-tensor types of a checkpoint", runInspect},

@@ -296,7 +296,6 @@ func readIMatrix(path string) (map[string][]float32, error) {
 	return out, nil
 }
 
-
 // TestQuantizeStories260K re-quantizes llama.cpp's "Q4_K_M" and "Q2_K"
 // files of stories260K (their tensors fell back to Q5_0, Q8_0, IQ4_NL and
 // F16) from the F32 conversion, without importance weights. The imatrix

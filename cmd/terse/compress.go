@@ -1,0 +1,188 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/terse-llm/terse/calib"
+	"github.com/terse-llm/terse/compress"
+	"github.com/terse-llm/terse/convert"
+	"github.com/terse-llm/terse/kernel"
+	"github.com/terse-llm/terse/progress"
+	"github.com/terse-llm/terse/quant"
+)
+
+// multiFlag collects a repeatable string flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
+
+// compressResult is the summary of one compression.
+type compressResult struct {
+	Model     string                  `json:"model"`
+	Out       string                  `json:"out"`
+	Type      string                  `json:"type"`
+	Method    string                  `json:"method"`
+	Imatrix   string                  `json:"imatrix,omitempty"`
+	Params    int64                   `json:"params"`
+	FileBytes int64                   `json:"file_bytes"`
+	BPW       float64                 `json:"bits_per_weight"` // file bytes × 8 / parameters
+	Seconds   float64                 `json:"seconds"`
+	Tensors   []compress.TensorReport `json:"tensors"`
+}
+
+func runCompress(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("compress", stderr)
+	mf := addModelFlags(fs)
+	out := fs.String("out", "", "output GGUF file (required)")
+	typ := fs.String("type", "Q4_K_M", "llama.cpp preset: "+compress.PresetNames())
+	method := fs.String("method", compress.MethodRTN, "rtn: llama.cpp's importance-weighted block quantizer; gptq: GPTQ onto the same block grids (needs --calib)")
+	imatrix := fs.String("imatrix", "", "llama.cpp imatrix.dat to weight the quantization error")
+	calibFile := fs.String("calib", "", "calibration text: computes the importance matrix (and, for gptq, the Hessians)")
+	calibCtx := fs.Int("calib-ctx", 512, "calibration chunk length in tokens")
+	calibChunks := fs.Int("calib-chunks", 0, "use at most this many calibration chunks (0: all)")
+	saveImatrix := fs.String("save-imatrix", "", "write the importance matrix computed from --calib as llama.cpp's imatrix.dat")
+	var overrides multiFlag
+	fs.Var(&overrides, "override", "PATTERN=TYPE: force the type of tensors whose name matches the regular expression (repeatable)")
+	threads := fs.Int("threads", 0, "worker threads (0: all cores)")
+	quiet := fs.Bool("quiet", false, "no progress bar")
+	jsonOut := fs.Bool("json", false, "print one JSON object")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return usagef("--out is required")
+	}
+	preset, ok := compress.Presets[strings.ToUpper(*typ)]
+	if !ok {
+		return usagef("unknown --type %q (presets: %s)", *typ, compress.PresetNames())
+	}
+	if *method != compress.MethodRTN && *method != compress.MethodGPTQ {
+		return usagef("unknown --method %q (rtn or gptq)", *method)
+	}
+	if *method == compress.MethodGPTQ && *calibFile == "" {
+		return usagef("--method gptq needs --calib text to measure the layers' inputs")
+	}
+	var ovs []compress.Override
+	for _, s := range overrides {
+		o, err := compress.ParseOverride(s)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		ovs = append(ovs, o)
+	}
+	kernel.SetThreads(*threads)
+	progressW := stderr
+	if *quiet {
+		progressW = nil
+	}
+	start := time.Now()
+
+	ck, err := mf.open()
+	if err != nil {
+		return err
+	}
+	defer ck.Close()
+	m := ck.Model
+
+	// Statistics: an imatrix file, a calibration run, or both.
+	var imat *calib.IMatrix
+	if *imatrix != "" {
+		if imat, err = calib.ReadIMatrixFile(*imatrix); err != nil {
+			return err
+		}
+	}
+	var col *calib.Collector
+	if *calibFile != "" {
+		text, err := os.ReadFile(*calibFile)
+		if err != nil {
+			return err
+		}
+		col = &calib.Collector{}
+		if *method == compress.MethodGPTQ {
+			col.Hessians = func(string) bool { return true }
+		}
+		tokens := ck.Tokenizer.Encode(string(text), true)
+		if n := *calibChunks * *calibCtx; n > 0 && n < len(tokens) {
+			tokens = tokens[:n]
+		}
+		total := int64(len(tokens) / *calibCtx)
+		bar := progress.New(progressW, total, "calibrate", "chunks")
+		err = calib.Run(m, tokens, *calibCtx, col, func(done, _ int) { bar.Add(1) })
+		bar.Finish()
+		if err == nil {
+			err = col.Err()
+		}
+		if err != nil {
+			return fmt.Errorf("calibration on %s: %w", *calibFile, err)
+		}
+		if *saveImatrix != "" {
+			im, err := col.IMatrix(*calibCtx, *calibFile)
+			if err != nil {
+				return err
+			}
+			if err := im.WriteFile(*saveImatrix); err != nil {
+				return err
+			}
+		}
+	}
+	stats := func(name string) *quant.Stats {
+		var s *quant.Stats
+		if col != nil {
+			s = col.Stats(name)
+		}
+		if imat != nil {
+			if v := imat.Importance(name); v != nil {
+				if s == nil {
+					s = &quant.Stats{}
+				}
+				s.Importance = v
+			}
+		}
+		return s
+	}
+
+	plan := compress.MakePlan(&m.Config, m.Weights, preset, imat != nil || col != nil, ovs)
+	ts, err := convert.Tensors(ck, convert.Options{})
+	if err != nil {
+		return err
+	}
+	qts, reports, err := compress.Quantize(ts, compress.Options{Plan: plan, Method: *method, Stats: stats,
+		GPTQ: gptqFunc, Progress: progressW})
+	if err != nil {
+		return err
+	}
+	ft := convert.FileType(preset.FileType)
+	if err := convert.Write(*out, ck, qts, convert.Options{FileType: &ft}); err != nil {
+		return err
+	}
+	st, err := os.Stat(*out)
+	if err != nil {
+		return err
+	}
+	res := compressResult{Model: ck.Path, Out: *out, Type: preset.Name, Method: *method, Imatrix: *imatrix,
+		Params: m.NumParams(), FileBytes: st.Size(), Seconds: time.Since(start).Seconds(), Tensors: reports}
+	res.BPW = float64(res.FileBytes) * 8 / float64(res.Params)
+	if *jsonOut {
+		return writeJSON(stdout, res)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "tensor\tfrom\tto\tbits/w\tmethod\timportance\t")
+	for _, r := range reports {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t%s\t%v\t\n", r.Name, r.From, r.Type, r.BPW, r.Method, r.Importance)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\nwrote %s: %s (%s), %d bytes, %.3f bits/weight, %.1f s\n",
+		res.Out, res.Type, res.Method, res.FileBytes, res.BPW, res.Seconds)
+	return nil
+}
+
+// gptqFunc is set when the GPTQ-onto-ggml-grids package is linked in.
+var gptqFunc compress.GPTQFunc

@@ -1,0 +1,45 @@
+//go:build amd64 && !purego
+
+package kernel
+
+import "github.com/terse-llm/terse/tensor"
+
+// Implemented in qdot_amd64.s. The block count is len(d); w must hold that
+// many weight blocks, q 32 (Q8_0) or 256 (Q8_K) quants per block and bs 16
+// sums per Q8_K block.
+
+//go:noescape
+func dotQ8_0AVX2(w []byte, q []int8, d []float32) float32
+
+//go:noescape
+func dotQ4_0AVX2(w []byte, q []int8, d []float32) float32
+
+//go:noescape
+func dotQ4KAVX2(w []byte, q []int8, d []float32, bs []int16) float32
+
+//go:noescape
+func dotQ6KAVX2(w []byte, q []int8, d []float32, bs []int16) float32
+
+func dotQ8_0AVX2Row(w []byte, a *q8Act) float32 { return dotQ8_0AVX2(w, a.q, a.d) }
+func dotQ4_0AVX2Row(w []byte, a *q8Act) float32 { return dotQ4_0AVX2(w, a.q, a.d) }
+func dotQ4KAVX2Row(w []byte, a *q8Act) float32  { return dotQ4KAVX2(w, a.q, a.d, a.bs) }
+func dotQ6KAVX2Row(w []byte, a *q8Act) float32  { return dotQ6KAVX2(w, a.q, a.d, a.bs) }
+
+// qdotFor returns the row kernel for weights of type dt at level l, or
+// generic where no SIMD version exists.
+func qdotFor(l level, dt tensor.DType, generic qdotFn) qdotFn {
+	if l < levelAVX2 {
+		return generic
+	}
+	switch dt {
+	case tensor.Q8_0:
+		return dotQ8_0AVX2Row
+	case tensor.Q4_0:
+		return dotQ4_0AVX2Row
+	case tensor.Q4_K:
+		return dotQ4KAVX2Row
+	case tensor.Q6_K:
+		return dotQ6KAVX2Row
+	}
+	return generic
+}

@@ -1,0 +1,395 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// Integer dot products of quantized weight rows with quantized activations
+// (see qdot.go). Products of unsigned by signed bytes use VPMADDUBSW (pairs
+// summed to int16 without saturation for the value ranges involved), then
+// VPMADDWD to int32; the int32 block sums are converted to float32 and
+// scaled with fused multiply-add.
+
+// Horizontal sum of Y0 into the low lane of X0 (clobbers X1).
+#define QHSUM_Y0 \
+	VEXTRACTF128 $1, Y0, X1; \
+	VADDPS       X1, X0, X0; \
+	VMOVHLPS     X0, X0, X1; \
+	VADDPS       X1, X0, X0; \
+	VMOVSHDUP    X0, X1; \
+	VADDSS       X1, X0, X0
+
+// Broadcast the 32-bit constant c to every lane of Y register y (clobbers AX).
+#define BCAST32(c, x, y) \
+	MOVL         c, AX; \
+	VMOVD        AX, x; \
+	VPBROADCASTD x, y
+
+// Scale for one Q8_0-style block: Y = f16(w at off(SI)) · d at doff(DX),
+// broadcast (clobbers AX, X).
+#define BLKSCALE(off, doff, x, y) \
+	MOVWLZX   off(SI), AX; \
+	VMOVD     AX, x; \
+	VCVTPH2PS x, x; \
+	VMULSS    doff(DX), x, x; \
+	VBROADCASTSS x, y
+
+// Signed int8 dot of Y register a (weights) with Y register b (activations)
+// into 8 int32 in Y register a; Y15 holds int16 ones; t is a temporary.
+#define SDOT8(a, b, t) \
+	VPSIGNB    a, b, b; \
+	VPSIGNB    a, a, t; \
+	VPMADDUBSW b, t, t; \
+	VPMADDWD   Y15, t, a
+
+// func dotQ8_0AVX2(w []byte, q []int8, d []float32) float32
+TEXT ·dotQ8_0AVX2(SB), NOSPLIT, $0-76
+	MOVQ w_base+0(FP), SI
+	MOVQ q_base+24(FP), DI
+	MOVQ d_base+48(FP), DX
+	MOVQ d_len+56(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y8, Y8, Y8
+	BCAST32($0x00010001, X15, Y15)
+
+q8loop2:
+	CMPQ CX, $2
+	JLT  q8tail
+	BLKSCALE(0, 0, X2, Y2)
+	BLKSCALE(34, 4, X3, Y3)
+	VMOVDQU 2(SI), Y4
+	VMOVDQU (DI), Y5
+	VMOVDQU 36(SI), Y6
+	VMOVDQU 32(DI), Y7
+	SDOT8(Y4, Y5, Y9)
+	SDOT8(Y6, Y7, Y10)
+	VCVTDQ2PS Y4, Y4
+	VCVTDQ2PS Y6, Y6
+	VFMADD231PS Y4, Y2, Y0
+	VFMADD231PS Y6, Y3, Y8
+	ADDQ $68, SI
+	ADDQ $64, DI
+	ADDQ $8, DX
+	SUBQ $2, CX
+	JMP  q8loop2
+
+q8tail:
+	TESTQ CX, CX
+	JZ    q8done
+	BLKSCALE(0, 0, X2, Y2)
+	VMOVDQU 2(SI), Y4
+	VMOVDQU (DI), Y5
+	SDOT8(Y4, Y5, Y9)
+	VCVTDQ2PS Y4, Y4
+	VFMADD231PS Y4, Y2, Y0
+
+q8done:
+	VADDPS Y8, Y0, Y0
+	QHSUM_Y0
+	VMOVSS X0, ret+72(FP)
+	VZEROUPPER
+	RET
+
+// Q4_0 block at off(SI) to 32 int8 in -8..7 in Y register y (Y14: 0x0f
+// bytes, Y13: 8s; x is y's low half, t a temporary X register).
+#define Q4UNPACK(off, x, y, t) \
+	VMOVDQU     off(SI), x; \
+	VPSRLW      $4, x, t; \
+	VINSERTI128 $1, t, y, y; \
+	VPAND       Y14, y, y; \
+	VPSUBB      Y13, y, y
+
+// func dotQ4_0AVX2(w []byte, q []int8, d []float32) float32
+TEXT ·dotQ4_0AVX2(SB), NOSPLIT, $0-76
+	MOVQ w_base+0(FP), SI
+	MOVQ q_base+24(FP), DI
+	MOVQ d_base+48(FP), DX
+	MOVQ d_len+56(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y8, Y8, Y8
+	BCAST32($0x00010001, X15, Y15)
+	BCAST32($0x0f0f0f0f, X14, Y14)
+	BCAST32($0x08080808, X13, Y13)
+
+q4loop2:
+	CMPQ CX, $2
+	JLT  q4tail
+	BLKSCALE(0, 0, X2, Y2)
+	BLKSCALE(18, 4, X3, Y3)
+	Q4UNPACK(2, X4, Y4, X11)
+	Q4UNPACK(20, X6, Y6, X12)
+	VMOVDQU (DI), Y5
+	VMOVDQU 32(DI), Y7
+	SDOT8(Y4, Y5, Y9)
+	SDOT8(Y6, Y7, Y10)
+	VCVTDQ2PS Y4, Y4
+	VCVTDQ2PS Y6, Y6
+	VFMADD231PS Y4, Y2, Y0
+	VFMADD231PS Y6, Y3, Y8
+	ADDQ $36, SI
+	ADDQ $64, DI
+	ADDQ $8, DX
+	SUBQ $2, CX
+	JMP  q4loop2
+
+q4tail:
+	TESTQ CX, CX
+	JZ    q4done
+	BLKSCALE(0, 0, X2, Y2)
+	Q4UNPACK(2, X4, Y4, X11)
+	VMOVDQU (DI), Y5
+	SDOT8(Y4, Y5, Y9)
+	VCVTDQ2PS Y4, Y4
+	VFMADD231PS Y4, Y2, Y0
+
+q4done:
+	VADDPS Y8, Y0, Y0
+	QHSUM_Y0
+	VMOVSS X0, ret+72(FP)
+	VZEROUPPER
+	RET
+
+// VPSHUFB masks: entry 2c+k (32 bytes) zero-extends byte 2c+k of each
+// 128-bit lane into every int16 of that lane (Q4_K scale broadcast).
+DATA q4kShuf<>+0x00(SB)/8, $0x8000800080008000
+DATA q4kShuf<>+0x08(SB)/8, $0x8000800080008000
+DATA q4kShuf<>+0x10(SB)/8, $0x8000800080008000
+DATA q4kShuf<>+0x18(SB)/8, $0x8000800080008000
+DATA q4kShuf<>+0x20(SB)/8, $0x8001800180018001
+DATA q4kShuf<>+0x28(SB)/8, $0x8001800180018001
+DATA q4kShuf<>+0x30(SB)/8, $0x8001800180018001
+DATA q4kShuf<>+0x38(SB)/8, $0x8001800180018001
+DATA q4kShuf<>+0x40(SB)/8, $0x8002800280028002
+DATA q4kShuf<>+0x48(SB)/8, $0x8002800280028002
+DATA q4kShuf<>+0x50(SB)/8, $0x8002800280028002
+DATA q4kShuf<>+0x58(SB)/8, $0x8002800280028002
+DATA q4kShuf<>+0x60(SB)/8, $0x8003800380038003
+DATA q4kShuf<>+0x68(SB)/8, $0x8003800380038003
+DATA q4kShuf<>+0x70(SB)/8, $0x8003800380038003
+DATA q4kShuf<>+0x78(SB)/8, $0x8003800380038003
+DATA q4kShuf<>+0x80(SB)/8, $0x8004800480048004
+DATA q4kShuf<>+0x88(SB)/8, $0x8004800480048004
+DATA q4kShuf<>+0x90(SB)/8, $0x8004800480048004
+DATA q4kShuf<>+0x98(SB)/8, $0x8004800480048004
+DATA q4kShuf<>+0xa0(SB)/8, $0x8005800580058005
+DATA q4kShuf<>+0xa8(SB)/8, $0x8005800580058005
+DATA q4kShuf<>+0xb0(SB)/8, $0x8005800580058005
+DATA q4kShuf<>+0xb8(SB)/8, $0x8005800580058005
+DATA q4kShuf<>+0xc0(SB)/8, $0x8006800680068006
+DATA q4kShuf<>+0xc8(SB)/8, $0x8006800680068006
+DATA q4kShuf<>+0xd0(SB)/8, $0x8006800680068006
+DATA q4kShuf<>+0xd8(SB)/8, $0x8006800680068006
+DATA q4kShuf<>+0xe0(SB)/8, $0x8007800780078007
+DATA q4kShuf<>+0xe8(SB)/8, $0x8007800780078007
+DATA q4kShuf<>+0xf0(SB)/8, $0x8007800780078007
+DATA q4kShuf<>+0xf8(SB)/8, $0x8007800780078007
+GLOBL q4kShuf<>(SB), RODATA|NOPTR, $256
+
+// One 64-element chunk c of a Q4_K block: low nibbles of qs bytes
+// 16+32c.. times activations 64c.., high nibbles times 64c+32.., weighted
+// by scales 2c and 2c+1 (bytes of Y6, broadcast with the masks at R11),
+// added to Y5.
+#define Q4KCHUNK(c) \
+	VMOVDQU      (16+32*c)(SI), Y1; \
+	VPSRLW       $4, Y1, Y2; \
+	VPAND        Y14, Y1, Y1; \
+	VPAND        Y14, Y2, Y2; \
+	VPMADDUBSW   (64*c)(DI), Y1, Y1; \
+	VPMADDUBSW   (64*c+32)(DI), Y2, Y2; \
+	VPSHUFB      (64*c)(R11), Y6, Y3; \
+	VPSHUFB      (64*c+32)(R11), Y6, Y4; \
+	VPMADDWD     Y3, Y1, Y1; \
+	VPMADDWD     Y4, Y2, Y2; \
+	VPADDD       Y1, Y5, Y5; \
+	VPADDD       Y2, Y5, Y5
+
+// func dotQ4KAVX2(w []byte, q []int8, d []float32, bs []int16) float32
+TEXT ·dotQ4KAVX2(SB), NOSPLIT, $0-100
+	MOVQ w_base+0(FP), SI
+	MOVQ q_base+24(FP), DI
+	MOVQ d_base+48(FP), DX
+	MOVQ d_len+56(FP), CX
+	MOVQ bs_base+72(FP), BX
+	LEAQ q4kShuf<>(SB), R11
+	VXORPS Y0, Y0, Y0
+	VXORPS X10, X10, X10
+	BCAST32($0x0f0f0f0f, X14, Y14)
+
+q4kloop:
+	TESTQ CX, CX
+	JZ    q4kdone
+
+	// Scales and mins: 6-bit fields of the 12 bytes at 4(SI), unpacked to
+	// X6 = 8 scale bytes then 8 min bytes.
+	MOVL 4(SI), AX  // u0
+	MOVL 8(SI), R8  // u1
+	MOVL 12(SI), R9 // u2
+	MOVL AX, R10
+	ANDL $0x3f3f3f3f, R10 // scales 0-3
+	MOVL R9, R12
+	ANDL $0x0f0f0f0f, R12
+	SHRL $2, AX
+	ANDL $0x30303030, AX
+	ORL  AX, R12          // scales 4-7
+	SHLQ $32, R12
+	ORQ  R12, R10
+	MOVL R8, AX
+	ANDL $0x3f3f3f3f, AX  // mins 0-3
+	SHRL $4, R9
+	ANDL $0x0f0f0f0f, R9
+	SHRL $2, R8
+	ANDL $0x30303030, R8
+	ORL  R8, R9           // mins 4-7
+	SHLQ $32, R9
+	ORQ  R9, AX
+	VMOVQ        R10, X6
+	VPINSRQ      $1, AX, X6, X6
+	VPMOVZXBW    X6, Y9
+	VINSERTI128  $1, X6, Y6, Y6
+
+	// d and dmin times the activation scale: X1 = [d, dmin].
+	MOVL         (SI), AX
+	VMOVD        AX, X1
+	VCVTPH2PS    X1, X1
+	VBROADCASTSS (DX), X2
+	VMULPS       X2, X1, X1
+	VBROADCASTSS X1, Y11
+	VSHUFPS      $0x55, X1, X1, X12
+
+	// Mins: Σ m[s]·(bs[2s]+bs[2s+1]) into X10, weighted by dmin.
+	VMOVDQU      (BX), X7
+	VMOVDQU      16(BX), X8
+	VPHADDW      X8, X7, X7
+	VEXTRACTI128 $1, Y9, X9
+	VPMADDWD     X9, X7, X7
+	VCVTDQ2PS    X7, X7
+	VFMADD231PS  X7, X12, X10
+
+	VPXOR Y5, Y5, Y5
+	Q4KCHUNK(0)
+	Q4KCHUNK(1)
+	Q4KCHUNK(2)
+	Q4KCHUNK(3)
+	VCVTDQ2PS   Y5, Y5
+	VFMADD231PS Y5, Y11, Y0
+
+	ADDQ $144, SI
+	ADDQ $256, DI
+	ADDQ $4, DX
+	ADDQ $32, BX
+	DECQ CX
+	JMP  q4kloop
+
+q4kdone:
+	VSUBPS Y10, Y0, Y0 // Y10's upper half is zero (VEX.128 writes clear it)
+	QHSUM_Y0
+	VMOVSS X0, ret+96(FP)
+	VZEROUPPER
+	RET
+
+// VPSHUFB masks picking Q6_K scale bytes 2g (×8) then 2g+1 (×8).
+DATA q6kShuf<>+0x00(SB)/8, $0x0000000000000000
+DATA q6kShuf<>+0x08(SB)/8, $0x0101010101010101
+DATA q6kShuf<>+0x10(SB)/8, $0x0202020202020202
+DATA q6kShuf<>+0x18(SB)/8, $0x0303030303030303
+DATA q6kShuf<>+0x20(SB)/8, $0x0404040404040404
+DATA q6kShuf<>+0x28(SB)/8, $0x0505050505050505
+DATA q6kShuf<>+0x30(SB)/8, $0x0606060606060606
+DATA q6kShuf<>+0x38(SB)/8, $0x0707070707070707
+DATA q6kShuf<>+0x40(SB)/8, $0x0808080808080808
+DATA q6kShuf<>+0x48(SB)/8, $0x0909090909090909
+DATA q6kShuf<>+0x50(SB)/8, $0x0a0a0a0a0a0a0a0a
+DATA q6kShuf<>+0x58(SB)/8, $0x0b0b0b0b0b0b0b0b
+DATA q6kShuf<>+0x60(SB)/8, $0x0c0c0c0c0c0c0c0c
+DATA q6kShuf<>+0x68(SB)/8, $0x0d0d0d0d0d0d0d0d
+DATA q6kShuf<>+0x70(SB)/8, $0x0e0e0e0e0e0e0e0e
+DATA q6kShuf<>+0x78(SB)/8, $0x0f0f0f0f0f0f0f0f
+GLOBL q6kShuf<>(SB), RODATA|NOPTR, $128
+
+// Scale-weight the 16 int16 pair sums in Y register p with Q6_K scale pair
+// g (X12 holds the 16 int8 scales, R8 points at q6kShuf) and add them to
+// Y5 (clobbers Y7).
+#define Q6KSCALE(g, p) \
+	VPSHUFB   (16*(g))(R8), X12, X7; \
+	VPMOVSXBW X7, Y7; \
+	VPMADDWD  Y7, p, p; \
+	VPADDD    p, Y5, Y5
+
+// Half h (0, 1) of a Q6_K block (Y14: 0x0f bytes, Y13: 0x30 bytes).
+#define Q6KHALF(h) \
+	VMOVDQU    (64*h)(SI), Y1; \
+	VMOVDQU    (64*h+32)(SI), Y2; \
+	VMOVDQU    (128+32*h)(SI), Y3; \
+	VPAND      Y14, Y1, Y6; \
+	VPSLLW     $4, Y3, Y7; \
+	VPAND      Y13, Y7, Y7; \
+	VPOR       Y7, Y6, Y6; \
+	VPAND      Y14, Y2, Y8; \
+	VPSLLW     $2, Y3, Y7; \
+	VPAND      Y13, Y7, Y7; \
+	VPOR       Y7, Y8, Y8; \
+	VPSRLW     $4, Y1, Y1; \
+	VPAND      Y14, Y1, Y1; \
+	VPAND      Y13, Y3, Y7; \
+	VPOR       Y7, Y1, Y1; \
+	VPSRLW     $4, Y2, Y2; \
+	VPAND      Y14, Y2, Y2; \
+	VPSRLW     $2, Y3, Y7; \
+	VPAND      Y13, Y7, Y7; \
+	VPOR       Y7, Y2, Y2; \
+	VPMADDUBSW (128*h)(DI), Y6, Y6; \
+	VPMADDUBSW (128*h+32)(DI), Y8, Y8; \
+	VPMADDUBSW (128*h+64)(DI), Y1, Y1; \
+	VPMADDUBSW (128*h+96)(DI), Y2, Y2; \
+	Q6KSCALE(4*h, Y6); \
+	Q6KSCALE(4*h+1, Y8); \
+	Q6KSCALE(4*h+2, Y1); \
+	Q6KSCALE(4*h+3, Y2)
+
+// func dotQ6KAVX2(w []byte, q []int8, d []float32, bs []int16) float32
+//
+// Quants are used unsigned (0..63); the -32 offset is taken off at the end
+// of each block as 32·Σ scale·bs.
+TEXT ·dotQ6KAVX2(SB), NOSPLIT, $0-100
+	MOVQ w_base+0(FP), SI
+	MOVQ q_base+24(FP), DI
+	MOVQ d_base+48(FP), DX
+	MOVQ d_len+56(FP), CX
+	MOVQ bs_base+72(FP), BX
+	VXORPS Y0, Y0, Y0
+	BCAST32($0x0f0f0f0f, X14, Y14)
+	BCAST32($0x30303030, X13, Y13)
+	LEAQ q6kShuf<>(SB), R8
+
+q6kloop:
+	TESTQ CX, CX
+	JZ    q6kdone
+
+	VMOVDQU   192(SI), X12
+	VPMOVSXBW X12, Y9
+	VPMADDWD  (BX), Y9, Y9
+	VPSLLD    $5, Y9, Y9
+	VPXOR     Y5, Y5, Y5
+	VPSUBD    Y9, Y5, Y5
+
+	Q6KHALF(0)
+	Q6KHALF(1)
+
+	MOVWLZX      208(SI), AX
+	VMOVD        AX, X1
+	VCVTPH2PS    X1, X1
+	VMULSS       (DX), X1, X1
+	VBROADCASTSS X1, Y1
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y1, Y0
+
+	ADDQ $210, SI
+	ADDQ $256, DI
+	ADDQ $4, DX
+	ADDQ $32, BX
+	DECQ CX
+	JMP  q6kloop
+
+q6kdone:
+	QHSUM_Y0
+	VMOVSS X0, ret+96(FP)
+	VZEROUPPER
+	RET
