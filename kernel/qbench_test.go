@@ -64,7 +64,7 @@ func BenchmarkQMatMulDecode(b *testing.B) {
 	}
 }
 
-// BenchmarkQMatMulCrossover times n = 1..8 activations on both paths, one
+// BenchmarkQMatMulCrossover times n = 1..24 activations on both paths, one
 // thread, to place qMaxN.
 func BenchmarkQMatMulCrossover(b *testing.B) {
 	defer SetThreads(0)
@@ -73,7 +73,7 @@ func BenchmarkQMatMulCrossover(b *testing.B) {
 	rows, cols := 2048, 768
 	for _, dt := range []tensor.DType{tensor.Q8_0, tensor.Q4_0, tensor.Q4_K, tensor.Q6_K} {
 		w := qBenchWeight(b, dt, rows, cols)
-		for _, n := range []int{1, 2, 3, 4, 6, 8} {
+		for _, n := range []int{1, 2, 4, 8, 12, 16, 24} {
 			x := randVec(rand.New(rand.NewPCG(1, 2)), n*cols)
 			out := make([]float32, n*rows)
 			for _, q := range []bool{false, true} {
@@ -82,7 +82,7 @@ func BenchmarkQMatMulCrossover(b *testing.B) {
 					path = "int"
 				}
 				b.Run(fmt.Sprintf("%s/n=%d/%s", dt, n, path), func(b *testing.B) {
-					qMaxN = 8
+					qMaxN = 64
 					withQ(q, func() {
 						b.SetBytes(int64(len(w.Data)))
 						for b.Loop() {

@@ -20,16 +20,33 @@ func dotQ4KAVX2(w []byte, q []int8, d []float32, bs []int16) float32
 //go:noescape
 func dotQ6KAVX2(w []byte, q []int8, d []float32, bs []int16) float32
 
+//go:noescape
+func dotQ4_0VNNI(w []byte, q []int8, d, s []float32) float32
+
+func dotQ4_0VNNIRow(w []byte, a *q8Act) float32 { return dotQ4_0VNNI(w, a.q, a.d, a.s) }
 func dotQ8_0AVX2Row(w []byte, a *q8Act) float32 { return dotQ8_0AVX2(w, a.q, a.d) }
 func dotQ4_0AVX2Row(w []byte, a *q8Act) float32 { return dotQ4_0AVX2(w, a.q, a.d) }
 func dotQ4KAVX2Row(w []byte, a *q8Act) float32  { return dotQ4KAVX2(w, a.q, a.d, a.bs) }
 func dotQ6KAVX2Row(w []byte, a *q8Act) float32  { return dotQ6KAVX2(w, a.q, a.d, a.bs) }
+
+// hasVNNI reports AVX512_VNNI (VPDPBUSD on 128/256/512-bit registers with
+// AVX-512 VL), used on top of levelAVX512.
+var hasVNNI = func() bool {
+	if supported < levelAVX512 {
+		return false
+	}
+	_, _, ecx7, _ := cpuid(7, 0)
+	return ecx7&(1<<11) != 0
+}()
 
 // qdotFor returns the row kernel for weights of type dt at level l, or
 // generic where no SIMD version exists.
 func qdotFor(l level, dt tensor.DType, generic qdotFn) qdotFn {
 	if l < levelAVX2 {
 		return generic
+	}
+	if l >= levelAVX512 && hasVNNI && dt == tensor.Q4_0 {
+		return dotQ4_0VNNIRow
 	}
 	switch dt {
 	case tensor.Q8_0:

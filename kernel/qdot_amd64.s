@@ -393,3 +393,109 @@ q6kdone:
 	VMOVSS X0, ret+96(FP)
 	VZEROUPPER
 	RET
+
+// Permutation indices [0 ×8, 1 ×8] and dword shift counts [0 ×4, 4 ×4] ×2
+// for the two-block AVX-512 Q4_0 kernel.
+DATA q4Idx<>+0x00(SB)/8, $0
+DATA q4Idx<>+0x08(SB)/8, $0
+DATA q4Idx<>+0x10(SB)/8, $0
+DATA q4Idx<>+0x18(SB)/8, $0
+DATA q4Idx<>+0x20(SB)/8, $0x0000000100000001
+DATA q4Idx<>+0x28(SB)/8, $0x0000000100000001
+DATA q4Idx<>+0x30(SB)/8, $0x0000000100000001
+DATA q4Idx<>+0x38(SB)/8, $0x0000000100000001
+GLOBL q4Idx<>(SB), RODATA|NOPTR, $64
+
+DATA q4Shift<>+0x00(SB)/8, $0
+DATA q4Shift<>+0x08(SB)/8, $0
+DATA q4Shift<>+0x10(SB)/8, $0x0000000400000004
+DATA q4Shift<>+0x18(SB)/8, $0x0000000400000004
+DATA q4Shift<>+0x20(SB)/8, $0
+DATA q4Shift<>+0x28(SB)/8, $0
+DATA q4Shift<>+0x30(SB)/8, $0x0000000400000004
+DATA q4Shift<>+0x38(SB)/8, $0x0000000400000004
+GLOBL q4Shift<>(SB), RODATA|NOPTR, $64
+
+// func dotQ4_0VNNI(w []byte, q []int8, d, s []float32) float32
+//
+// AVX-512 + VNNI, two blocks per step. Nibbles are used unsigned (0..15)
+// with VPDPBUSD; the -8 offset is taken off at the end as
+// 8·Σ f16(w.d)·s, s being the activation's d·Σq per block.
+TEXT ·dotQ4_0VNNI(SB), NOSPLIT, $0-100
+	MOVQ w_base+0(FP), SI
+	MOVQ q_base+24(FP), DI
+	MOVQ d_base+48(FP), DX
+	MOVQ d_len+56(FP), CX
+	MOVQ s_base+72(FP), R9
+	VPXORD Z0, Z0, Z0   // Σ scale·isum
+	VPXORD Z8, Z8, Z8   // second accumulator
+	VXORPS X12, X12, X12 // Σ f16(w.d)·s
+	MOVL   $0x0f0f0f0f, AX
+	VPBROADCASTD AX, Z14
+	VMOVDQU64 q4Idx<>(SB), Z13
+	VMOVDQU64 q4Shift<>(SB), Z11
+
+q4vloop:
+	CMPQ CX, $2
+	JLT  q4vtail
+	// Scales: X1 = [f16(w0.d), f16(w1.d)], X2 = X1·[d0, d1], Z2 = [X2[0] ×8, X2[1] ×8].
+	MOVWLZX 0(SI), AX
+	MOVWLZX 18(SI), BX
+	SHLL    $16, BX
+	ORL     BX, AX
+	VMOVD   AX, X1
+	VCVTPH2PS X1, X1
+	VMOVQ   (R9), X3
+	VFMADD231PS X3, X1, X12
+	VMOVQ   (DX), X2
+	VMULPS  X2, X1, X2
+	VPERMPS Z2, Z13, Z2
+	// Nibbles: Z4 = [b0 lo, b0 hi, b1 lo, b1 hi] as 16-byte lanes.
+	VBROADCASTI32X4 2(SI), Y4
+	VBROADCASTI32X4 20(SI), Y5
+	VINSERTI64X4 $1, Y5, Z4, Z4
+	VPSRLVD Z11, Z4, Z4
+	VPANDD  Z14, Z4, Z4
+	VPXORD  Z6, Z6, Z6
+	VPDPBUSD (DI), Z4, Z6
+	VCVTDQ2PS Z6, Z6
+	VFMADD231PS Z6, Z2, Z0
+	ADDQ $36, SI
+	ADDQ $64, DI
+	ADDQ $8, DX
+	ADDQ $8, R9
+	SUBQ $2, CX
+	JMP  q4vloop
+
+q4vtail:
+	TESTQ CX, CX
+	JZ    q4vdone
+	MOVWLZX 0(SI), AX
+	VMOVD   AX, X1
+	VCVTPH2PS X1, X1
+	VMOVSS  (R9), X3
+	VFMADD231SS X3, X1, X12
+	VMULSS  (DX), X1, X2
+	VBROADCASTSS X2, Y2
+	VBROADCASTI32X4 2(SI), Y4
+	VPSRLVD Y11, Y4, Y4
+	VPANDD  Y14, Y4, Y4
+	VPXORD  Y6, Y6, Y6
+	VPDPBUSD (DI), Y4, Y6
+	VCVTDQ2PS Y6, Y6
+	VFMADD231PS Y6, Y2, Y8
+
+q4vdone:
+	VADDPS Z8, Z0, Z0
+	VEXTRACTF64X4 $1, Z0, Y1
+	VADDPS Y1, Y0, Y0
+	QHSUM_Y0
+	// X12 = [c0, c1, 0, 0]: subtract 8·(c0+c1).
+	VMOVSHDUP X12, X1
+	VADDSS  X1, X12, X12
+	MOVL    $0x41000000, AX // 8.0
+	VMOVD   AX, X1
+	VFNMADD231SS X1, X12, X0
+	VMOVSS X0, ret+96(FP)
+	VZEROUPPER
+	RET

@@ -13,10 +13,11 @@ import (
 
 // qMaxN is the largest activation count MatMul sends down the integer path;
 // larger batches use the dequantize-tile + float micro-kernel path, which
-// reuses each widened tile across many tokens. (On the development machine
-// the integer path stays ahead up to about 8 tokens for Q4_0, fewer for
-// k-quants; see BenchmarkQMatMulCrossover.)
-var qMaxN = 4
+// widens each weight tile once for all tokens. On the development machine
+// (one thread, 2048×768) the integer path is ahead up to about 20 tokens for
+// Q4_0 and past 24 for Q6_K (BenchmarkQMatMulCrossover), because the
+// dequantizers are pure Go.
+var qMaxN = 16
 
 // qDisabled forces quantized weights onto the dequantize path (benchmarks
 // and tests compare the two).
@@ -41,11 +42,11 @@ type qJob struct {
 	rb     int
 	data   []byte
 	dot    qdotFn
-	acts   [8]q8Act // one per activation vector (n <= len(acts))
+	acts   []q8Act // one per activation vector, grown on demand
 	// Backing store for acts, grown on demand and kept.
-	qbuf        []int8
-	dbuf, sbuf  []float32
-	bsbuf       []int16
+	qbuf       []int8
+	dbuf, sbuf []float32
+	bsbuf      []int16
 }
 
 var (
@@ -94,6 +95,9 @@ func (j *qJob) setup(out, x []float32, n int, w *tensor.Tensor, rb int) {
 		blk = qkBlock
 	}
 	nb := cols / blk
+	if len(j.acts) < n {
+		j.acts = make([]q8Act, n)
+	}
 	if cap(j.qbuf) < n*cols {
 		j.qbuf = make([]int8, n*cols)
 	}
