@@ -99,7 +99,12 @@ func checkMatMul(t *testing.T, x []float32, n int, w *tensor.Tensor, want, mag [
 	}
 }
 
+// TestMatMul checks the float and dequantize paths to float32 accuracy; the
+// integer path for quantized weights at small n rounds activations to 8 bits
+// and has its own tests in qdot_test.go.
 func TestMatMul(t *testing.T) {
+	defer func(old bool) { qDisabled = old }(qDisabled)
+	qDisabled = true
 	r := rand.New(rand.NewPCG(11, 12))
 	defer SetThreads(0)
 	defer func(tr, kb int) { tileRows, kBlock = tr, kb }(tileRows, kBlock)
@@ -211,6 +216,8 @@ func TestParallel(t *testing.T) {
 }
 
 func TestConcurrentCallers(t *testing.T) {
+	defer func(old bool) { qDisabled = old }(qDisabled)
+	qDisabled = true // exact float paths, so results can be compared tightly
 	r := rand.New(rand.NewPCG(15, 16))
 	defer SetThreads(0)
 	SetThreads(3)

@@ -15,7 +15,6 @@ import (
 // by design (activations are rounded to 8 bits). Until that test learns a
 // looser tolerance for n <= qMaxN, the kernel tests run with the integer
 // path off and the tests below switch it on.
-func init() { qDisabled = true }
 
 // withQ runs f with the integer path on (or off).
 func withQ(on bool, f func()) {
