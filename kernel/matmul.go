@@ -58,12 +58,12 @@ func MatMul(out, x []float32, n int, w *tensor.Tensor) error {
 	if len(w.Data) < rows*rb {
 		return fmt.Errorf("matmul %q: %s %v needs %d bytes, have %d", w.Name, w.DType, w.Shape, rows*rb, len(w.Data))
 	}
-	if !ggml.Supported(w.DType) {
+	if w.Decoder == nil && !ggml.Supported(w.DType) {
 		return fmt.Errorf("matmul %q: %s weights are not supported", w.Name, w.DType)
 	}
 	// Quantized weights at decode batch sizes: integer dot products against
 	// quantized activations (qmatmul.go).
-	if qRoute(w.DType, n) {
+	if w.Decoder == nil && qRoute(w.DType, n) {
 		qMatMul(out, x, n, w, rb)
 		return nil
 	}
@@ -206,6 +206,9 @@ func (j *mmJob) run(worker, lo, hi int) {
 
 // widen writes row r of w as float32 into dst (len cols).
 func (j *mmJob) widen(dst []float32, r int) error {
+	if j.w.Decoder != nil { // codebook weights (tensor.RowDecoder)
+		return j.w.Decoder.DecodeRow(r, dst)
+	}
 	src := j.w.Data[r*j.rb : (r+1)*j.rb]
 	switch j.w.DType {
 	case tensor.F16:

@@ -23,6 +23,14 @@ func dotQ6KAVX2(w []byte, q []int8, d []float32, bs []int16) float32
 //go:noescape
 func dotQ4_0VNNI(w []byte, q []int8, d, s []float32) float32
 
+//go:noescape
+func dotQ8_0VNNI(w []byte, q []int8, d []float32) float32
+
+//go:noescape
+func dotQ4_1VNNI(w []byte, q []int8, d, s []float32) float32
+
+func dotQ8_0VNNIRow(w []byte, a *q8Act) float32 { return dotQ8_0VNNI(w, a.q, a.d) }
+func dotQ4_1VNNIRow(w []byte, a *q8Act) float32 { return dotQ4_1VNNI(w, a.q, a.d, a.s) }
 func dotQ4_0VNNIRow(w []byte, a *q8Act) float32 { return dotQ4_0VNNI(w, a.q, a.d, a.s) }
 func dotQ8_0AVX2Row(w []byte, a *q8Act) float32 { return dotQ8_0AVX2(w, a.q, a.d) }
 func dotQ4_0AVX2Row(w []byte, a *q8Act) float32 { return dotQ4_0AVX2(w, a.q, a.d) }
@@ -30,9 +38,11 @@ func dotQ4KAVX2Row(w []byte, a *q8Act) float32  { return dotQ4KAVX2(w, a.q, a.d,
 func dotQ6KAVX2Row(w []byte, a *q8Act) float32  { return dotQ6KAVX2(w, a.q, a.d, a.bs) }
 
 // hasVNNI reports AVX512_VNNI (VPDPBUSD on 128/256/512-bit registers with
-// AVX-512 VL), used on top of levelAVX512.
+// AVX-512 VL), used on top of levelAVX512. It calls detect itself rather
+// than reading supported: package variables are initialized before init
+// functions run, so supported is still levelGeneric here.
 var hasVNNI = func() bool {
-	if supported < levelAVX512 {
+	if detect() < levelAVX512 {
 		return false
 	}
 	_, _, ecx7, _ := cpuid(7, 0)
@@ -45,8 +55,15 @@ func qdotFor(l level, dt tensor.DType, generic qdotFn) qdotFn {
 	if l < levelAVX2 {
 		return generic
 	}
-	if l >= levelAVX512 && hasVNNI && dt == tensor.Q4_0 {
-		return dotQ4_0VNNIRow
+	if l >= levelAVX512 && hasVNNI {
+		switch dt {
+		case tensor.Q4_0:
+			return dotQ4_0VNNIRow
+		case tensor.Q8_0:
+			return dotQ8_0VNNIRow
+		case tensor.Q4_1:
+			return dotQ4_1VNNIRow
+		}
 	}
 	switch dt {
 	case tensor.Q8_0:

@@ -499,3 +499,160 @@ q4vdone:
 	VMOVSS X0, ret+96(FP)
 	VZEROUPPER
 	RET
+
+// func dotQ8_0VNNI(w []byte, q []int8, d []float32) float32
+//
+// AVX-512 + VNNI, two blocks per step. VPDPBUSD multiplies unsigned by
+// signed bytes, so the weights are used as |w| and the activations take
+// w's sign (masked negation), which keeps the block sums exact.
+TEXT ·dotQ8_0VNNI(SB), NOSPLIT, $0-76
+	MOVQ w_base+0(FP), SI
+	MOVQ q_base+24(FP), DI
+	MOVQ d_base+48(FP), DX
+	MOVQ d_len+56(FP), CX
+	VPXORD Z0, Z0, Z0   // Σ scale·isum
+	VPXORD Z8, Z8, Z8   // tail accumulator
+	VPXORD Z9, Z9, Z9   // zero
+	VMOVDQU64 q4Idx<>(SB), Z13
+
+q8vloop:
+	CMPQ CX, $2
+	JLT  q8vtail
+	MOVWLZX 0(SI), AX
+	MOVWLZX 34(SI), BX
+	SHLL    $16, BX
+	ORL     BX, AX
+	VMOVD   AX, X1
+	VCVTPH2PS X1, X1
+	VMOVQ   (DX), X2
+	VMULPS  X2, X1, X2
+	VPERMPS Z2, Z13, Z2
+	VMOVDQU 2(SI), Y4
+	VINSERTI64X4 $1, 36(SI), Z4, Z4
+	VMOVDQU8 (DI), Z5
+	VPMOVB2M Z4, K1
+	VPABSB  Z4, Z4
+	VPSUBB  Z5, Z9, K1, Z5
+	VPXORD  Z6, Z6, Z6
+	VPDPBUSD Z5, Z4, Z6
+	VCVTDQ2PS Z6, Z6
+	VFMADD231PS Z6, Z2, Z0
+	ADDQ $68, SI
+	ADDQ $64, DI
+	ADDQ $8, DX
+	SUBQ $2, CX
+	JMP  q8vloop
+
+q8vtail:
+	TESTQ CX, CX
+	JZ    q8vdone
+	MOVWLZX 0(SI), AX
+	VMOVD   AX, X1
+	VCVTPH2PS X1, X1
+	VMULSS  (DX), X1, X2
+	VBROADCASTSS X2, Y2
+	VMOVDQU 2(SI), Y4
+	VMOVDQU (DI), Y5
+	VPMOVB2M Y4, K1
+	VPABSB  Y4, Y4
+	VPSUBB  Y5, Y9, K1, Y5
+	VPXORD  Y6, Y6, Y6
+	VPDPBUSD Y5, Y4, Y6
+	VCVTDQ2PS Y6, Y6
+	VFMADD231PS Y6, Y2, Y8
+
+q8vdone:
+	VADDPS Z8, Z0, Z0
+	VEXTRACTF64X4 $1, Z0, Y1
+	VADDPS Y1, Y0, Y0
+	QHSUM_Y0
+	VMOVSS X0, ret+72(FP)
+	VZEROUPPER
+	RET
+
+// func dotQ4_1VNNI(w []byte, q []int8, d, s []float32) float32
+//
+// AVX-512 + VNNI, two blocks per step: nibbles (0..15) times activations
+// with VPDPBUSD, plus Σ f16(w.m)·s for the blocks' minimums.
+TEXT ·dotQ4_1VNNI(SB), NOSPLIT, $0-100
+	MOVQ w_base+0(FP), SI
+	MOVQ q_base+24(FP), DI
+	MOVQ d_base+48(FP), DX
+	MOVQ d_len+56(FP), CX
+	MOVQ s_base+72(FP), R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z8, Z8, Z8
+	VXORPS X12, X12, X12 // Σ f16(w.m)·s
+	MOVL   $0x0f0f0f0f, AX
+	VPBROADCASTD AX, Z14
+	VMOVDQU64 q4Idx<>(SB), Z13
+	VMOVDQU64 q4Shift<>(SB), Z11
+
+q41loop:
+	CMPQ CX, $2
+	JLT  q41tail
+	MOVWLZX 0(SI), AX
+	MOVWLZX 20(SI), BX
+	SHLL    $16, BX
+	ORL     BX, AX
+	VMOVD   AX, X1
+	VCVTPH2PS X1, X1
+	MOVWLZX 2(SI), AX
+	MOVWLZX 22(SI), BX
+	SHLL    $16, BX
+	ORL     BX, AX
+	VMOVD   AX, X3
+	VCVTPH2PS X3, X3
+	VMOVQ   (R9), X5
+	VFMADD231PS X5, X3, X12
+	VMOVQ   (DX), X2
+	VMULPS  X2, X1, X2
+	VPERMPS Z2, Z13, Z2
+	VBROADCASTI32X4 4(SI), Y4
+	VBROADCASTI32X4 24(SI), Y5
+	VINSERTI64X4 $1, Y5, Z4, Z4
+	VPSRLVD Z11, Z4, Z4
+	VPANDD  Z14, Z4, Z4
+	VPXORD  Z6, Z6, Z6
+	VPDPBUSD (DI), Z4, Z6
+	VCVTDQ2PS Z6, Z6
+	VFMADD231PS Z6, Z2, Z0
+	ADDQ $40, SI
+	ADDQ $64, DI
+	ADDQ $8, DX
+	ADDQ $8, R9
+	SUBQ $2, CX
+	JMP  q41loop
+
+q41tail:
+	TESTQ CX, CX
+	JZ    q41done
+	MOVWLZX 0(SI), AX
+	VMOVD   AX, X1
+	VCVTPH2PS X1, X1
+	MOVWLZX 2(SI), AX
+	VMOVD   AX, X3
+	VCVTPH2PS X3, X3
+	VMOVSS  (R9), X5
+	VFMADD231SS X5, X3, X12
+	VMULSS  (DX), X1, X2
+	VBROADCASTSS X2, Y2
+	VBROADCASTI32X4 4(SI), Y4
+	VPSRLVD Y11, Y4, Y4
+	VPANDD  Y14, Y4, Y4
+	VPXORD  Y6, Y6, Y6
+	VPDPBUSD (DI), Y4, Y6
+	VCVTDQ2PS Y6, Y6
+	VFMADD231PS Y6, Y2, Y8
+
+q41done:
+	VADDPS Z8, Z0, Z0
+	VEXTRACTF64X4 $1, Z0, Y1
+	VADDPS Y1, Y0, Y0
+	QHSUM_Y0
+	VMOVSHDUP X12, X1
+	VADDSS  X1, X12, X12
+	VADDSS  X12, X0, X0
+	VMOVSS X0, ret+96(FP)
+	VZEROUPPER
+	RET

@@ -13,7 +13,7 @@ import (
 func BenchmarkQDotRow(b *testing.B) {
 	r := rand.New(rand.NewPCG(3, 4))
 	cols := 4096
-	for _, dt := range []tensor.DType{tensor.Q8_0, tensor.Q4_0, tensor.Q4_K, tensor.Q6_K} {
+	for _, dt := range []tensor.DType{tensor.Q8_0, tensor.Q4_0, tensor.Q4_1, tensor.Q4_K, tensor.Q6_K} {
 		qt, _ := qTypeOf(dt)
 		w := randBlocks(r, dt, cols/dt.BlockSize(), qBenchMode)
 		a := randAct(r, qt.act, cols, 0)

@@ -190,3 +190,36 @@ func micro(l level, w, x *[4]*float32, k int, out *[16]float32) {
 		gemm4x4Generic(w, x, k, out)
 	}
 }
+
+//go:noescape
+func expSubAVX512(x []float32, m float32) float32
+
+//go:noescape
+func siluMulAVX512(g, u []float32)
+
+//go:noescape
+func wsumAVX512(dst, p []float32, v *float32, vs int)
+
+func expSub(l level, x []float32, m float32) float32 {
+	if l == levelAVX512 {
+		return expSubAVX512(x, m)
+	}
+	return expSubGeneric(x, m)
+}
+
+func siluMul(l level, g, u []float32) {
+	if l == levelAVX512 {
+		siluMulAVX512(g, u)
+		return
+	}
+	siluMulGeneric(g, u)
+}
+
+// wsum is WeightedSum after its checks (len(p) > 0).
+func wsum(l level, dst, p, v []float32, vs int) {
+	if l == levelAVX512 && len(dst) > 0 {
+		wsumAVX512(dst, p, &v[0], vs)
+		return
+	}
+	wsumGeneric(l, dst, p, v, vs)
+}

@@ -15,3 +15,7 @@ func dotBF16(_ level, w []byte, x []float32) float32 { return dotBF16Generic(w, 
 func microNR(level) int { return 4 }
 
 func micro(_ level, w, x *[4]*float32, k int, out *[16]float32) { gemm4x4Generic(w, x, k, out) }
+
+func expSub(_ level, x []float32, m float32) float32 { return expSubGeneric(x, m) }
+func siluMul(_ level, g, u []float32)                { siluMulGeneric(g, u) }
+func wsum(l level, dst, p, v []float32, vs int)      { wsumGeneric(l, dst, p, v, vs) }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/terse-llm/terse/format/native"
 	"github.com/terse-llm/terse/model"
 	"github.com/terse-llm/terse/tensor"
 	"github.com/terse-llm/terse/tokenizer"
@@ -83,12 +84,14 @@ func DetectFormat(path string) (Format, error) {
 		return "", fmt.Errorf("model %s: too short to be a checkpoint", path)
 	}
 	switch {
+	case strings.HasSuffix(path, native.Ext) || native.Sniff(path):
+		return Native, nil
 	case string(magic[:]) == "GGUF":
 		return GGUF, nil
 	case strings.HasSuffix(path, ".bin"):
 		return Llama2c, nil
 	}
-	return "", fmt.Errorf("model %s: not a GGUF file, a llama2.c .bin or a Hugging Face folder", path)
+	return "", fmt.Errorf("model %s: not a GGUF file, a terse native file, a llama2.c .bin or a Hugging Face folder", path)
 }
 
 // Open loads the checkpoint at path.
@@ -105,6 +108,8 @@ func Open(path string, opt Options) (*Checkpoint, error) {
 		ck, err = openGGUF(path, opt)
 	case Llama2c:
 		ck, err = openLlama2c(path, opt)
+	case Native:
+		ck, err = openNative(path, opt)
 	}
 	if err != nil {
 		if ck != nil {

@@ -19,7 +19,7 @@ type State struct {
 
 	x, xb, q, k, v, att, o []float32 // maxBatch × width
 	gate, up               []float32 // maxBatch × FFNDim
-	scores                 []float32 // NHeads × Cap
+	scores                 []float32 // NHeads × attnQueries × Cap
 
 	attnLayer, attnN int
 	attnHeads        func(lo, hi int)
@@ -57,7 +57,7 @@ func (m *Model) NewStateWithCache(cache KVCache, maxBatch int) *State {
 		x:    f(c.Dim), xb: f(c.Dim), o: f(c.Dim),
 		q: f(qDim), att: f(qDim), k: f(kvDim), v: f(kvDim),
 		gate: f(c.FFNDim), up: f(c.FFNDim),
-		scores: make([]float32, c.NHeads*cache.Cap()),
+		scores: make([]float32, c.NHeads*attnQueries*cache.Cap()),
 	}
 	s.attnHeads = s.attnHeadsRange
 	return s
@@ -118,7 +118,14 @@ func (s *State) batch(tokens []int, out []float32, all bool) error {
 	x, xb := s.x[:n*dim], s.xb[:n*dim]
 
 	for t, id := range tokens {
-		if err := ggml.Dequantize(w.TokEmbd.DType, w.TokEmbd.Row(id), x[t*dim:(t+1)*dim]); err != nil {
+		dst := x[t*dim : (t+1)*dim]
+		if d := w.TokEmbd.Decoder; d != nil {
+			if err := d.DecodeRow(id, dst); err != nil {
+				return fmt.Errorf("forward: token_embd: %w", err)
+			}
+			continue
+		}
+		if err := ggml.Dequantize(w.TokEmbd.DType, w.TokEmbd.Row(id), dst); err != nil {
 			return fmt.Errorf("forward: token_embd: %w", err)
 		}
 	}
@@ -181,6 +188,10 @@ func (s *State) attention(layer, n int) {
 	kernel.Parallel(s.m.Config.NHeads, s.attnHeads)
 }
 
+// attnQueries is how many queries of a head attention scores together (one
+// pass over the keys for all of them, through the matrix micro-kernel).
+const attnQueries = 4
+
 // attnHeads is attention for heads [lo, hi); it is bound once per State so
 // that handing it to the pool allocates nothing.
 func (s *State) attnHeadsRange(lo, hi int) {
@@ -194,27 +205,25 @@ func (s *State) attnHeadsRange(lo, hi int) {
 	capacity := s.Cache.Cap()
 	for h := lo; h < hi; h++ {
 		kvOff := (h / group) * hd
-		sc := s.scores[h*capacity : (h+1)*capacity]
-		for t := 0; t < n; t++ {
-			q := s.q[t*qDim+h*hd : t*qDim+(h+1)*hd]
-			span := s.pos + t + 1
-			maxv := float32(math.Inf(-1))
-			for p := 0; p < span; p++ {
-				d := dot(q, keys[p*kvDim+kvOff:p*kvDim+kvOff+hd]) * scale
-				sc[p] = d
-				maxv = max(maxv, d)
-			}
-			var sum float32
-			for p := 0; p < span; p++ {
-				e := float32(math.Exp(float64(sc[p] - maxv)))
-				sc[p] = e
-				sum += e
-			}
-			dst := s.att[t*qDim+h*hd : t*qDim+(h+1)*hd]
-			clear(dst)
-			inv := 1 / sum
-			for p := 0; p < span; p++ {
-				axpy(sc[p]*inv, vals[p*kvDim+kvOff:p*kvDim+kvOff+hd], dst)
+		sc := s.scores[h*attnQueries*capacity : (h+1)*attnQueries*capacity]
+		for t0 := 0; t0 < n; t0 += attnQueries {
+			nq := min(attnQueries, n-t0)
+			// Scores up to the last query's span; earlier queries ignore
+			// the positions past their own.
+			kernel.Scores(sc, capacity, s.q[t0*qDim+h*hd:], qDim, nq,
+				keys[kvOff:], kvDim, s.pos+t0+nq, hd, scale)
+			for i := 0; i < nq; i++ {
+				row := sc[i*capacity : i*capacity+s.pos+t0+i+1]
+				maxv := float32(math.Inf(-1))
+				for _, d := range row {
+					maxv = max(maxv, d)
+				}
+				inv := 1 / kernel.ExpSub(row, maxv)
+				dst := s.att[(t0+i)*qDim+h*hd : (t0+i)*qDim+(h+1)*hd]
+				kernel.WeightedSum(dst, row, vals[kvOff:], kvDim)
+				for j := range dst {
+					dst[j] *= inv
+				}
 			}
 		}
 	}
@@ -262,39 +271,10 @@ func rmsNorm(dst, x, w []float32, dim int, eps float64) {
 }
 
 // swiglu sets g = silu(g) · u.
-func swiglu(g, u []float32) {
-	for i, a := range g {
-		g[i] = a / (1 + float32(math.Exp(float64(-a)))) * u[i]
-	}
-}
+func swiglu(g, u []float32) { kernel.SiLUMul(g, u) }
 
 func add(dst, src []float32) {
 	for i, v := range src {
 		dst[i] += v
-	}
-}
-
-// dot and axpy call the SIMD kernels for vectors long enough to repay the
-// call, and loop inline for tiny heads (stories260K's are 8 wide).
-func dot(a, b []float32) float32 {
-	if len(a) >= 32 {
-		return kernel.Dot(a, b)
-	}
-	var s float32
-	b = b[:len(a)]
-	for i, x := range a {
-		s += x * b[i]
-	}
-	return s
-}
-
-func axpy(a float32, x, y []float32) {
-	if len(x) >= 32 {
-		kernel.Axpy(a, x, y)
-		return
-	}
-	y = y[:len(x)]
-	for i, v := range x {
-		y[i] += a * v
 	}
 }

@@ -49,6 +49,9 @@ const (
 
 	// U8 has no ggml id; it exists for safetensors.
 	U8 DType = 1000
+	// Codebook marks a tensor whose rows come from its Decoder (codebook
+	// and vector quantization); it has no stored bytes of its own.
+	Codebook DType = 1001
 )
 
 type typeInfo struct {

@@ -13,6 +13,9 @@ type Tensor struct {
 	DType DType
 	Shape []int // outermost first; the last dimension is contiguous
 	Data  []byte
+	// Decoder, when set, rebuilds the rows of a DType Codebook tensor,
+	// which has no Data of its own (see codec.go).
+	Decoder RowDecoder
 }
 
 // New checks that data holds exactly the elements shape and dtype call for

@@ -14,6 +14,9 @@ import (
 	"github.com/terse-llm/terse/kernel"
 	"github.com/terse-llm/terse/progress"
 	"github.com/terse-llm/terse/quant"
+	"github.com/terse-llm/terse/quant/gptq"
+	"github.com/terse-llm/terse/quant/gptqggml"
+	"github.com/terse-llm/terse/tensor"
 )
 
 // multiFlag collects a repeatable string flag.
@@ -49,6 +52,7 @@ func runCompress(args []string, stdout, stderr io.Writer) error {
 	saveImatrix := fs.String("save-imatrix", "", "write the importance matrix computed from --calib as llama.cpp's imatrix.dat")
 	var overrides multiFlag
 	fs.Var(&overrides, "override", "PATTERN=TYPE: force the type of tensors whose name matches the regular expression (repeatable)")
+	damp := fs.Float64("damp", 0.01, "GPTQ: Hessian damping as a fraction of its mean diagonal")
 	threads := fs.Int("threads", 0, "worker threads (0: all cores)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	jsonOut := fs.Bool("json", false, "print one JSON object")
@@ -153,7 +157,7 @@ func runCompress(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	qts, reports, err := compress.Quantize(ts, compress.Options{Plan: plan, Method: *method, Stats: stats,
-		GPTQ: gptqFunc, Progress: progressW})
+		GPTQ: gptqFunc(*damp), Progress: progressW})
 	if err != nil {
 		return err
 	}
@@ -184,5 +188,10 @@ func runCompress(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// gptqFunc is set when the GPTQ-onto-ggml-grids package is linked in.
-var gptqFunc compress.GPTQFunc
+// gptqFunc runs GPTQ onto a ggml block grid (the scales of each block are
+// chosen by llama.cpp's own search on the error-compensated weights).
+func gptqFunc(damp float64) compress.GPTQFunc {
+	return func(dt tensor.DType, w []float32, rows, cols int, stats *quant.Stats) ([]byte, error) {
+		return gptqggml.QuantizeMatrix(dt, w, rows, cols, stats, gptq.Config{Damp: damp})
+	}
+}

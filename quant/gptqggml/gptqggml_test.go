@@ -214,7 +214,8 @@ func TestMatchesQuantizeWithoutCompensation(t *testing.T) {
 }
 
 // maxRatio bounds GPTQ's output error over importance-weighted ggml
-// quantization on the synthetic layer (about 1.3× the measured ratio).
+// quantization on the synthetic layer, loosely: the measured ratios are
+// 0.17–0.32 without act-order (the layer's inputs are strongly correlated).
 var maxRatio = map[tensor.DType]float64{
 	tensor.Q2_K: 0.75, tensor.Q3_K: 0.75, tensor.Q4_K: 0.75, tensor.Q6_K: 0.75,
 	tensor.Q4_0: 0.75, tensor.IQ4_XS: 0.75,
@@ -290,12 +291,12 @@ func TestErrors(t *testing.T) {
 	}
 }
 
-// realModel calibrates pdtext-llama-28m on a few chunks of its calibration
-// text, collecting Hessians for the tensors keep selects.
-func realModel(t *testing.T, chunks int, keep func(string) bool) (*load.Checkpoint, *calib.Collector) {
+// realModel runs pdtext-llama-28m over a few chunks of the shared text file
+// data, collecting Hessians for the tensors keep selects.
+func realModel(t *testing.T, data string, chunks int, keep func(string) bool) (*load.Checkpoint, *calib.Collector) {
 	t.Helper()
 	dir := testshared.Path(t, "models/pdtext-llama-28m")
-	text, err := os.ReadFile(testshared.Path(t, "data/pdtext-calib.txt"))
+	text, err := os.ReadFile(testshared.Path(t, data))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,12 +334,23 @@ func matrix(t *testing.T, ck *load.Checkpoint, name string) *tensor.Tensor {
 }
 
 // TestRealLayer compares GPTQ with importance-weighted ggml.Quantize on
-// layer 3's ffn_down and attn_q of pdtext-llama-28m, with the Hessian of
-// real activations, measuring ‖(W−Ŵ)Xᵀ‖² on the calibration inputs.
+// layer 3's attn_q and ffn_down of pdtext-llama-28m, with the Hessian of
+// real activations on 4096 tokens of calibration text, measuring
+// ‖(W−Ŵ)Xᵀ‖² on those inputs and on 2048 held-out tokens.
+//
+// 4096 tokens are 8× attn_q's input width but under 3× ffn_down's, whose
+// Hessian is then too noisy: GPTQ overfits it (in-sample ratio ≈ 0.6,
+// held-out ≈ 1.35; with 16384 tokens ≈ 0.75 and ≈ 0.99). So the held-out
+// bound is asserted for attn_q only.
 func TestRealLayer(t *testing.T) {
-	names := []string{"blk.3.ffn_down.weight", "blk.3.attn_q.weight"}
-	ck, col := realModel(t, 16, func(n string) bool { return n == names[0] || n == names[1] })
-	for _, name := range names {
+	if testing.Short() {
+		t.Skip("calibrates a model")
+	}
+	names := []string{"blk.3.attn_q.weight", "blk.3.ffn_down.weight"}
+	keep := func(n string) bool { return n == names[0] || n == names[1] }
+	ck, col := realModel(t, "data/pdtext-calib.txt", 16, keep)
+	_, val := realModel(t, "data/pdtext-val.txt", 8, keep)
+	for k, name := range names {
 		m := matrix(t, ck, name)
 		w, err := ggml.DequantizeTensor(m)
 		if err != nil {
@@ -346,19 +358,23 @@ func TestRealLayer(t *testing.T) {
 		}
 		rows, cols := m.Rows(), m.Cols()
 		stats := col.Stats(name)
-		for _, dt := range []tensor.DType{tensor.Q4_K, tensor.Q3_K, tensor.Q2_K, tensor.Q6_K, tensor.IQ4_XS} {
-			base := outErr(w, rtnValues(t, dt, w, cols, stats.Importance), rows, cols, stats.Hessian)
+		hv, _ := val.Hessian(name)
+		for _, dt := range []tensor.DType{tensor.Q4_K, tensor.Q3_K, tensor.Q2_K, tensor.Q6_K} {
+			ref := rtnValues(t, dt, w, cols, stats.Importance)
+			base, baseVal := outErr(w, ref, rows, cols, stats.Hessian), outErr(w, ref, rows, cols, hv)
 			start := time.Now()
 			data, err := QuantizeMatrix(dt, w, rows, cols, stats, gptq.Config{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			el := time.Since(start)
-			got := outErr(w, dequant(t, dt, data, rows*cols), rows, cols, stats.Hessian)
-			ratio := got / base
-			t.Logf("%s %dx%d %-7s: output error GPTQ/imatrix-quantize = %.3f in %v", name, rows, cols, dt, ratio, el.Round(time.Millisecond))
-			if ratio > 0.95 {
-				t.Errorf("%s %s: GPTQ output error ratio %.3f", name, dt, ratio)
+			y := dequant(t, dt, data, rows*cols)
+			ratio := outErr(w, y, rows, cols, stats.Hessian) / base
+			ratioVal := outErr(w, y, rows, cols, hv) / baseVal
+			t.Logf("%s %dx%d %-5s: output error GPTQ/imatrix-quantize = %.3f calibration, %.3f held-out (%v)",
+				name, rows, cols, dt, ratio, ratioVal, el.Round(time.Millisecond))
+			if ratio > 0.8 || (k == 0 && ratioVal > 0.85) {
+				t.Errorf("%s %s: GPTQ output error ratio %.3f (held-out %.3f)", name, dt, ratio, ratioVal)
 			}
 		}
 	}
@@ -371,11 +387,10 @@ func TestWholeModelTiming(t *testing.T) {
 	if os.Getenv("TERSE_GPTQGGML_FULL") == "" {
 		t.Skip("set TERSE_GPTQGGML_FULL=1 to time GPTQ over the whole model")
 	}
-	ck, col := realModel(t, 8, func(n string) bool { return strings.HasPrefix(n, "blk.") })
+	ck, col := realModel(t, "data/pdtext-calib.txt", 8, func(n string) bool { return strings.HasPrefix(n, "blk.") })
 	for _, dt := range []tensor.DType{tensor.Q4_K, tensor.Q3_K} {
-		start := time.Now()
 		var n int
-		var factor time.Duration
+		var factor, total time.Duration
 		var ratioNum, ratioDen float64
 		for _, m := range ck.Model.Weights.Matrices() {
 			if !strings.HasPrefix(m.Name, "blk.") {
@@ -396,6 +411,7 @@ func TestWholeModelTiming(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			total += time.Since(fs)
 			n++
 			if strings.HasPrefix(m.Name, "blk.5.") {
 				ratioNum += outErr(w, dequant(t, dt, data, len(w)), m.Rows(), m.Cols(), stats.Hessian)
@@ -403,12 +419,14 @@ func TestWholeModelTiming(t *testing.T) {
 			}
 		}
 		t.Logf("%s: GPTQ over %d matrices in %v (factorisations %v); layer 5 output error ratio %.3f",
-			dt, n, time.Since(start).Round(time.Millisecond), factor.Round(time.Millisecond), ratioNum/ratioDen)
+			dt, n, total.Round(time.Millisecond), factor.Round(time.Millisecond), ratioNum/ratioDen)
 	}
 }
 
-// BenchmarkMatrix times GPTQ to Q4_K on the two ffn shapes of
-// pdtext-llama-28m (synthetic weights; the cost does not depend on them).
+// BenchmarkMatrix times GPTQ (factorisation included) on the two ffn
+// shapes of pdtext-llama-28m (synthetic weights; the cost does not depend
+// on them), and, for comparison, ggml.Quantize of the same matrix with
+// importance: the llama.cpp search that Fit runs once per block.
 func BenchmarkMatrix(b *testing.B) {
 	for _, shape := range [][2]int{{1536, 512}, {512, 1536}} {
 		rows, cols := shape[0], shape[1]
@@ -419,10 +437,27 @@ func BenchmarkMatrix(b *testing.B) {
 			w[i] = float32(0.02 * r.NormFloat64())
 		}
 		stats := &quant.Stats{Hessian: l.h, Samples: l.samples}
+		imp := Importance(stats, cols)
+		name := strconv.Itoa(rows) + "x" + strconv.Itoa(cols)
+		b.Run("factor/"+name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := NewFactor(stats, cols, gptq.Config{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 		for _, dt := range []tensor.DType{tensor.Q4_K, tensor.Q3_K} {
-			b.Run(dt.String()+"/"+strconv.Itoa(rows)+"x"+strconv.Itoa(cols), func(b *testing.B) {
+			b.Run("gptq/"+dt.String()+"/"+name, func(b *testing.B) {
 				for b.Loop() {
 					if _, err := QuantizeMatrix(dt, w, rows, cols, stats, gptq.Config{}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run("ggml/"+dt.String()+"/"+name, func(b *testing.B) {
+				b.SetBytes(int64(4 * len(w)))
+				for b.Loop() {
+					if _, err := ggml.QuantizeRows(dt, w, cols, imp); err != nil {
 						b.Fatal(err)
 					}
 				}
