@@ -7,9 +7,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unsafe"
 
+	"github.com/terse-llm/terse/kernel"
 	"github.com/terse-llm/terse/model"
 	"github.com/terse-llm/terse/quant"
+	"github.com/terse-llm/terse/tensor"
 )
 
 // Collector is a model.Observer that accumulates, for every weight matrix
@@ -49,6 +52,8 @@ type Collector struct {
 	prevPtr *float32 // its input
 	prevN   int
 	xt      []float64 // transposed input scratch for the Hessian update
+	xt32    []float32 // the same, for the float32 path
+	h32     []float32 // one call's XᵀX, float32
 	err     error
 }
 
@@ -150,6 +155,10 @@ func (c *Collector) Observe(w *model.Matrix, x []float32, n int) {
 
 func (c *Collector) addHessian(g *group, x []float32, n int) {
 	cols := g.cols
+	if n*cols*cols >= fastHessianWork {
+		c.addHessianF32(g, x, n)
+		return
+	}
 	if cap(c.xt) < n*cols {
 		c.xt = make([]float64, n*cols)
 	}
@@ -160,6 +169,41 @@ func (c *Collector) addHessian(g *group, x []float32, n int) {
 		}
 	}
 	addXtX(g.hess, cols, xt, n)
+}
+
+// fastHessianWork is the multiply-add count from which one call's XᵀX is
+// formed with the engine's float32 matrix kernels (SIMD, all cores) and only
+// then added into the float64 sum: each entry then carries a float32
+// rounding of about 1e-7·√n relative, far below GPTQ's damping.
+const fastHessianWork = 1 << 22
+
+func (c *Collector) addHessianF32(g *group, x []float32, n int) {
+	cols := g.cols
+	if cap(c.xt32) < n*cols {
+		c.xt32 = make([]float32, n*cols)
+	}
+	if cap(c.h32) < cols*cols {
+		c.h32 = make([]float32, cols*cols)
+	}
+	xt, h32 := c.xt32[:n*cols], c.h32[:cols*cols]
+	for t := 0; t < n; t++ {
+		for j, v := range x[t*cols : (t+1)*cols] {
+			xt[j*n+t] = v
+		}
+	}
+	// Xᵀ as a cols×n weight matrix times the cols vectors of Xᵀ gives XᵀX.
+	w := &tensor.Tensor{Name: "XᵀX", DType: tensor.F32, Shape: []int{cols, n},
+		Data: unsafe.Slice((*byte)(unsafe.Pointer(&xt[0])), 4*len(xt))}
+	if err := kernel.MatMul(h32, xt, cols, w); err != nil {
+		c.fail(err)
+		return
+	}
+	for i := 0; i < cols; i++ {
+		row, src := g.hess[i*cols:(i+1)*cols], h32[i*cols:(i+1)*cols]
+		for j := i; j < cols; j++ {
+			row[j] += float64(src[j])
+		}
+	}
 }
 
 func (c *Collector) fail(err error) {

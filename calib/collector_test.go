@@ -323,3 +323,36 @@ func BenchmarkAddXtX512x1536(b *testing.B) {
 	}
 	b.ReportMetric(float64(cols)*float64(cols+1)/2*n*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFMA/s")
 }
+
+// The float32 SIMD path for large updates agrees with the exact float64 one
+// to float32 accuracy.
+func TestHessianFastPath(t *testing.T) {
+	const cols, n = 96, 700
+	x := make([]float32, n*cols)
+	for i := range x {
+		x[i] = float32(math.Sin(float64(i)*0.37)) * float32(1+i%7)
+	}
+	c := &Collector{}
+	slow := &group{cols: cols, hess: make([]float64, cols*cols)}
+	fast := &group{cols: cols, hess: make([]float64, cols*cols)}
+	xt := make([]float64, n*cols)
+	for tk := 0; tk < n; tk++ {
+		for j := 0; j < cols; j++ {
+			xt[j*n+tk] = float64(x[tk*cols+j])
+		}
+	}
+	addXtX(slow.hess, cols, xt, n)
+	c.addHessianF32(fast, x, n)
+	if err := c.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < cols; i++ {
+		for j := i; j < cols; j++ {
+			want, got := slow.hess[i*cols+j], fast.hess[i*cols+j]
+			scale := math.Sqrt(slow.hess[i*cols+i] * slow.hess[j*cols+j])
+			if math.Abs(got-want) > 1e-5*scale {
+				t.Fatalf("H[%d,%d] = %g, exact %g", i, j, got, want)
+			}
+		}
+	}
+}

@@ -51,6 +51,13 @@ func ExpSub(x []float32, m float32) float32 {
 	return expSub(active, x, m)
 }
 
+// Softmax sets x[i] = exp(x[i] − max(x)) and returns their sum, by which
+// the caller divides (len(x) > 0; NaNs are not handled).
+func Softmax(x []float32) float32 {
+	l := active
+	return expSub(l, x, maxf(l, x))
+}
+
 // SiLUMul sets g[i] = silu(g[i]) · u[i] (len(u) >= len(g)), silu(a) =
 // a / (1 + exp(−a)).
 func SiLUMul(g, u []float32) {
@@ -125,6 +132,14 @@ func expSubGeneric(x []float32, m float32) float32 {
 		s += e
 	}
 	return s
+}
+
+func maxGeneric(x []float32) float32 {
+	m := x[0]
+	for _, v := range x[1:] {
+		m = max(m, v)
+	}
+	return m
 }
 
 func siluMulGeneric(g, u []float32) {

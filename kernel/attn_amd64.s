@@ -214,3 +214,52 @@ ws16store:
 wsdone:
 	VZEROUPPER
 	RET
+
+// func maxAVX512(x []float32) float32
+//
+// The largest element of x (len(x) > 0).
+TEXT ·maxAVX512(SB), NOSPLIT, $0-28
+	MOVQ x_base+0(FP), SI
+	MOVQ x_len+8(FP), CX
+	VBROADCASTSS (SI), Z0
+	VMOVAPS Z0, Z1
+
+mxloop:
+	CMPQ CX, $32
+	JLT  mx16
+	VMAXPS (SI), Z0, Z0
+	VMAXPS 64(SI), Z1, Z1
+	ADDQ $128, SI
+	SUBQ $32, CX
+	JMP  mxloop
+
+mx16:
+	CMPQ CX, $16
+	JLT  mxtail
+	VMAXPS (SI), Z0, Z0
+	ADDQ $64, SI
+	SUBQ $16, CX
+
+mxtail:
+	TESTQ CX, CX
+	JZ    mxdone
+	MOVL  $1, R12
+	SHLL  CX, R12
+	DECL  R12
+	KMOVW R12, K1
+	VMOVUPS.Z (SI), K1, Z2
+	VMAXPS Z2, Z1, K1, Z1
+
+mxdone:
+	VMAXPS Z1, Z0, Z0
+	VEXTRACTF64X4 $1, Z0, Y1
+	VMAXPS  Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS  X1, X0, X0
+	VPERMILPS $0x4e, X0, X1
+	VMAXPS  X1, X0, X0
+	VPERMILPS $0xb1, X0, X1
+	VMAXPS  X1, X0, X0
+	VMOVSS X0, ret+24(FP)
+	VZEROUPPER
+	RET

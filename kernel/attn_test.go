@@ -72,6 +72,36 @@ func TestExpSubSiLUMul(t *testing.T) {
 	}
 }
 
+func TestSoftmax(t *testing.T) {
+	r := rand.New(rand.NewPCG(47, 48))
+	for _, n := range testLengths()[1:] {
+		x := randVec(r, n)
+		for i := range x {
+			x[i] = x[i]*5 - 20
+		}
+		m := float64(x[0])
+		for _, v := range x {
+			m = max(m, float64(v))
+		}
+		for _, l := range levels() {
+			y := append([]float32(nil), x...)
+			var sum float32
+			withLevel(t, l, func() { sum = Softmax(y) })
+			var want float64
+			for i, v := range x {
+				w := math.Exp(float64(v - float32(m))) // the float32 difference, as the kernel
+				want += w
+				if d := math.Abs(float64(y[i]) - w); !(d <= 1e-6*w) {
+					t.Fatalf("%v n=%d: y[%d] = %g, want %g", l, n, i, y[i], w)
+				}
+			}
+			if d := math.Abs(float64(sum) - want); !(d <= 1e-5*want) {
+				t.Fatalf("%v n=%d: sum %g, want %g", l, n, sum, want)
+			}
+		}
+	}
+}
+
 func TestScoresWeightedSum(t *testing.T) {
 	r := rand.New(rand.NewPCG(45, 46))
 	for _, hd := range []int{8, 16, 24, 64, 80, 128} {

@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 var threads atomic.Int32
@@ -28,19 +29,32 @@ type task interface {
 	run(worker, lo, hi int)
 }
 
-// pool is a set of long-lived worker goroutines, woken per job. One job
-// runs at a time (mu); a caller that finds the pool busy — another
-// goroutine's job, or a nested call from inside a job — runs its work
-// inline instead of waiting, so nesting cannot deadlock.
+// pool is a set of long-lived worker goroutines. One job runs at a time
+// (mu); a caller that finds the pool busy — another goroutine's job, or a
+// nested call from inside a job — runs its work inline instead of waiting,
+// so nesting cannot deadlock.
+//
+// A decode step runs dozens of small jobs back to back, so waking parked
+// goroutines for each (a futex round trip, several microseconds) would cost
+// as much as the work. Workers therefore spin for spinFor after a job,
+// watching seq for the next one, before they park on their wake channel;
+// the caller likewise spins on pending before blocking on done. Parking
+// and waking hand over through CAS on parked/waiting, so every wake-up is
+// consumed exactly once.
 type pool struct {
-	mu   sync.Mutex
-	wake []chan struct{} // one per worker goroutine (worker i+1)
-	wg   sync.WaitGroup
+	mu     sync.Mutex
+	wake   []chan struct{} // one per worker goroutine (worker i+1)
+	parked []*atomic.Bool  // worker i+1 sleeps on wake[i]
+	done   chan struct{}   // the last worker's signal to a blocked caller
 
-	// The current job, written under mu before the workers are woken.
+	// The current job, written under mu before seq is advanced.
 	t        task
 	n, grain int
+	k        atomic.Int32 // participants: the caller and workers 1..k-1
 	next     atomic.Int64
+	seq      atomic.Uint64 // job counter
+	pending  atomic.Int32  // participating workers not yet finished
+	waiting  atomic.Bool   // the caller blocks on done
 
 	scratch [][]float32 // per participant, grown on demand
 	errs    []error     // per participant, for MatMul
@@ -51,13 +65,21 @@ type pool struct {
 
 var thePool pool
 
+// spinFor is how long workers and callers spin before blocking.
+var spinFor = 200 * time.Microsecond
+
 // ensure starts worker goroutines so that k participants exist. Caller
 // holds mu.
 func (p *pool) ensure(k int) {
+	if p.done == nil {
+		p.done = make(chan struct{}, 1)
+	}
 	for len(p.wake) < k-1 {
 		ch := make(chan struct{}, 1)
+		parked := new(atomic.Bool)
 		p.wake = append(p.wake, ch)
-		go p.worker(len(p.wake), ch)
+		p.parked = append(p.parked, parked)
+		go p.worker(len(p.wake), ch, parked, p.seq.Load())
 	}
 	for len(p.scratch) < k {
 		p.scratch = append(p.scratch, nil)
@@ -65,10 +87,40 @@ func (p *pool) ensure(k int) {
 	}
 }
 
-func (p *pool) worker(id int, wake chan struct{}) {
-	for range wake {
+func (p *pool) worker(id int, wake chan struct{}, parked *atomic.Bool, last uint64) {
+	for {
+		// Spin for the next job.
+		s := p.seq.Load()
+		if s == last {
+			deadline := time.Now().Add(spinFor)
+			for i := 1; ; i++ {
+				spinPause()
+				if s = p.seq.Load(); s != last {
+					break
+				}
+				if i%64 == 0 && time.Now().After(deadline) {
+					// Park, unless a job arrived meanwhile.
+					parked.Store(true)
+					if s = p.seq.Load(); s != last && parked.CompareAndSwap(true, false) {
+						break
+					}
+					<-wake // the publisher cleared parked and sent
+					s = p.seq.Load()
+					break
+				}
+			}
+		}
+		if id >= int(p.k.Load()) {
+			last = s
+			continue // not a participant of this job
+		}
+		// A participant's job cannot finish without it, so seq now names
+		// that job (p.k may have been read from one newer than s).
+		last = p.seq.Load()
 		p.work(id)
-		p.wg.Done()
+		if p.pending.Add(-1) == 0 && p.waiting.CompareAndSwap(true, false) {
+			p.done <- struct{}{}
+		}
 	}
 }
 
@@ -89,13 +141,30 @@ func (p *pool) work(id int) {
 func (p *pool) runLocked(k, n, grain int, t task) {
 	p.ensure(k)
 	p.t, p.n, p.grain = t, n, grain
+	p.k.Store(int32(k))
 	p.next.Store(0)
-	p.wg.Add(k - 1)
+	p.pending.Store(int32(k - 1))
+	p.seq.Add(1) // publishes the job to spinning workers
 	for i := 0; i < k-1; i++ {
-		p.wake[i] <- struct{}{}
+		if p.parked[i].CompareAndSwap(true, false) {
+			p.wake[i] <- struct{}{}
+		}
 	}
 	p.work(0)
-	p.wg.Wait()
+	if p.pending.Load() != 0 {
+		deadline := time.Now().Add(spinFor)
+		for i := 1; p.pending.Load() != 0; i++ {
+			spinPause()
+			if i%64 == 0 && time.Now().After(deadline) {
+				p.waiting.Store(true)
+				if p.pending.Load() == 0 && p.waiting.CompareAndSwap(true, false) {
+					break
+				}
+				<-p.done // the last worker cleared waiting and sent
+				break
+			}
+		}
+	}
 	p.t = nil
 }
 

@@ -29,6 +29,20 @@ func dotQ8_0VNNI(w []byte, q []int8, d []float32) float32
 //go:noescape
 func dotQ4_1VNNI(w []byte, q []int8, d, s []float32) float32
 
+//go:noescape
+func quantQ8_0AVX512(q []int8, d, s []float32, x []float32)
+
+// quantQ8_0 is quantizeQ8_0 at level l.
+func quantQ8_0(l level, a *q8Act, x []float32) {
+	if l >= levelAVX512 && len(a.d) > 0 {
+		x = x[:len(a.d)*q8Block]
+		_ = a.q[len(a.d)*q8Block-1]
+		quantQ8_0AVX512(a.q, a.d, a.s[:len(a.d)], x)
+		return
+	}
+	quantizeQ8_0(a, x)
+}
+
 func dotQ8_0VNNIRow(w []byte, a *q8Act) float32 { return dotQ8_0VNNI(w, a.q, a.d) }
 func dotQ4_1VNNIRow(w []byte, a *q8Act) float32 { return dotQ4_1VNNI(w, a.q, a.d, a.s) }
 func dotQ4_0VNNIRow(w []byte, a *q8Act) float32 { return dotQ4_0VNNI(w, a.q, a.d, a.s) }

@@ -656,3 +656,74 @@ q41done:
 	VMOVSS X0, ret+96(FP)
 	VZEROUPPER
 	RET
+
+// func quantQ8_0AVX512(q []int8, d, s []float32, x []float32)
+//
+// quantizeQ8_0 for len(d) blocks, bit for bit: d = max|x|/127 through
+// binary16, q = round-half-even(x·(127/max|x|)), s = d·Σq.
+TEXT ·quantQ8_0AVX512(SB), NOSPLIT, $0-96
+	MOVQ q_base+0(FP), DI
+	MOVQ d_base+24(FP), DX
+	MOVQ d_len+32(FP), CX
+	MOVQ s_base+48(FP), R9
+	MOVQ x_base+72(FP), SI
+	MOVL $0x7fffffff, AX
+	VPBROADCASTD AX, Z15
+	MOVL $0x42fe0000, AX // 127
+	VMOVD AX, X14
+	VXORPS X13, X13, X13
+
+qq8loop:
+	TESTQ CX, CX
+	JZ    qq8done
+	VMOVUPS (SI), Z1
+	VMOVUPS 64(SI), Z2
+	VANDPS  Z15, Z1, Z3
+	VANDPS  Z15, Z2, Z4
+	VMAXPS  Z4, Z3, Z3
+	VEXTRACTF64X4 $1, Z3, Y4
+	VMAXPS  Y4, Y3, Y3
+	VEXTRACTF128 $1, Y3, X4
+	VMAXPS  X4, X3, X3
+	VPERMILPS $0x4e, X3, X4
+	VMAXPS  X4, X3, X3
+	VPERMILPS $0xb1, X3, X4
+	VMAXPS  X4, X3, X3   // amax in every lane
+	VDIVSS  X14, X3, X5  // d = amax/127
+	VXORPS  X6, X6, X6
+	VUCOMISS X13, X3
+	JEQ     qq8zero
+	VDIVSS  X3, X14, X6  // id = 127/amax
+qq8zero:
+	VBROADCASTSS X6, Z6
+	VMULPS  Z6, Z1, Z1
+	VMULPS  Z6, Z2, Z2
+	VCVTPS2DQ Z1, Z1
+	VCVTPS2DQ Z2, Z2
+	VPMOVSDB Z1, (DI)
+	VPMOVSDB Z2, 16(DI)
+	VPADDD  Z2, Z1, Z1
+	VEXTRACTI64X4 $1, Z1, Y2
+	VPADDD  Y2, Y1, Y1
+	VEXTRACTI128 $1, Y1, X2
+	VPADDD  X2, X1, X1
+	VPSHUFD $0x4e, X1, X2
+	VPADDD  X2, X1, X1
+	VPSHUFD $0xb1, X1, X2
+	VPADDD  X2, X1, X1
+	VCVTDQ2PS X1, X1
+	VCVTPS2PH $0, X5, X5
+	VCVTPH2PS X5, X5
+	VMOVSS  X5, (DX)
+	VMULSS  X1, X5, X1
+	VMOVSS  X1, (R9)
+	ADDQ $128, SI
+	ADDQ $32, DI
+	ADDQ $4, DX
+	ADDQ $4, R9
+	DECQ CX
+	JMP  qq8loop
+
+qq8done:
+	VZEROUPPER
+	RET

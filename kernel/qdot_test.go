@@ -232,6 +232,44 @@ func TestQuantizeAct(t *testing.T) {
 	}
 }
 
+// TestQuantQ8_0Levels checks that every level's Q8_0 activation quantizer
+// matches quantizeQ8_0 bit for bit.
+func TestQuantQ8_0Levels(t *testing.T) {
+	r := rand.New(rand.NewPCG(27, 28))
+	for _, cols := range []int{32, 64, 512, 1536} {
+		for mode := 0; mode < 3; mode++ {
+			x := randVec(r, cols)
+			switch mode {
+			case 1:
+				clear(x[:32]) // a zero block
+				x[cols-1] = 1e4
+			case 2:
+				for i := range x {
+					x[i] = float32(r.IntN(9)-4) * 0.25 // ties
+				}
+			}
+			want := randAct(r, actQ8_0, cols, 0)
+			quantizeQ8_0(want, x)
+			for _, l := range levels() {
+				got := randAct(r, actQ8_0, cols, 0)
+				quantQ8_0(l, got, x)
+				for i := range want.q {
+					if got.q[i] != want.q[i] {
+						t.Fatalf("%v cols=%d mode=%d: q[%d] = %d, want %d", l, cols, mode, i, got.q[i], want.q[i])
+					}
+				}
+				for b := range want.d {
+					if math.Float32bits(got.d[b]) != math.Float32bits(want.d[b]) ||
+						math.Float32bits(got.s[b]) != math.Float32bits(want.s[b]) {
+						t.Fatalf("%v cols=%d mode=%d: block %d d,s = %g,%g, want %g,%g",
+							l, cols, mode, b, got.d[b], got.s[b], want.d[b], want.s[b])
+					}
+				}
+			}
+		}
+	}
+}
+
 func TestQMatMul(t *testing.T) {
 	r := rand.New(rand.NewPCG(25, 26))
 	defer SetThreads(0)

@@ -120,7 +120,7 @@ func (j *qJob) setup(out, x []float32, n int, w *tensor.Tensor, rb int) {
 		} else {
 			a.s = j.sbuf[t*nb : (t+1)*nb]
 			a.bs = nil
-			quantizeQ8_0(a, xt)
+			quantQ8_0(active, a, xt)
 		}
 	}
 }

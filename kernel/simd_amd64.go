@@ -200,6 +200,16 @@ func siluMulAVX512(g, u []float32)
 //go:noescape
 func wsumAVX512(dst, p []float32, v *float32, vs int)
 
+//go:noescape
+func maxAVX512(x []float32) float32
+
+func maxf(l level, x []float32) float32 {
+	if l == levelAVX512 {
+		return maxAVX512(x)
+	}
+	return maxGeneric(x)
+}
+
 func expSub(l level, x []float32, m float32) float32 {
 	if l == levelAVX512 {
 		return expSubAVX512(x, m)
@@ -223,3 +233,6 @@ func wsum(l level, dst, p, v []float32, vs int) {
 	}
 	wsumGeneric(l, dst, p, v, vs)
 }
+
+// spinPause hints the core that it is in a spin-wait loop.
+func spinPause()

@@ -916,3 +916,8 @@ reduce:
 	HADD3(X9, X10, X11, 48)
 	VZEROUPPER
 	RET
+
+// func spinPause()
+TEXT ·spinPause(SB), NOSPLIT, $0-0
+	PAUSE
+	RET

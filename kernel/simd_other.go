@@ -19,3 +19,6 @@ func micro(_ level, w, x *[4]*float32, k int, out *[16]float32) { gemm4x4Generic
 func expSub(_ level, x []float32, m float32) float32 { return expSubGeneric(x, m) }
 func siluMul(_ level, g, u []float32)                { siluMulGeneric(g, u) }
 func wsum(l level, dst, p, v []float32, vs int)      { wsumGeneric(l, dst, p, v, vs) }
+func maxf(_ level, x []float32) float32              { return maxGeneric(x) }
+
+func spinPause() {}

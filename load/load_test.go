@@ -210,6 +210,7 @@ func TestStories260KLlama2cMatchesGGUF(t *testing.T) {
 	for i := range la {
 		worst = math.Max(worst, math.Abs(float64(la[i]-lb[i])))
 	}
+	t.Logf("llama2.c vs llama.cpp GGUF: largest logit difference %g over %d positions", worst, len(ta))
 	if worst > 1e-4 {
 		t.Errorf("llama2.c and GGUF logits differ by up to %g", worst)
 	}
@@ -259,6 +260,7 @@ func TestStories260KThreeStories(t *testing.T) {
 		for p := 0; p+1 < n; p++ {
 			sum += -logSoftmax(logits[p*V : (p+1)*V])[ids[p+1]]
 		}
+		t.Logf("story %d: %d tokens, mean NLL %.5f (reference %.5f)", i+1, n, sum/float64(n-1), w.nll)
 		if got := sum / float64(n-1); math.Abs(got-w.nll) > 1e-3 {
 			t.Errorf("story %d: mean NLL %.5f, want %.5f", i+1, got, w.nll)
 		}

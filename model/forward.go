@@ -214,11 +214,7 @@ func (s *State) attnHeadsRange(lo, hi int) {
 				keys[kvOff:], kvDim, s.pos+t0+nq, hd, scale)
 			for i := 0; i < nq; i++ {
 				row := sc[i*capacity : i*capacity+s.pos+t0+i+1]
-				maxv := float32(math.Inf(-1))
-				for _, d := range row {
-					maxv = max(maxv, d)
-				}
-				inv := 1 / kernel.ExpSub(row, maxv)
+				inv := 1 / kernel.Softmax(row)
 				dst := s.att[(t0+i)*qDim+h*hd : (t0+i)*qDim+(h+1)*hd]
 				kernel.WeightedSum(dst, row, vals[kvOff:], kvDim)
 				for j := range dst {
