@@ -1,7 +1,9 @@
 package kernel
 
 import (
+	"os"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,8 +67,28 @@ type pool struct {
 
 var thePool pool
 
-// spinFor is how long workers and callers spin before blocking.
-var spinFor = 200 * time.Microsecond
+// spinFor is how long workers and callers spin before blocking; the
+// environment variable TERSE_SPIN_US overrides it (microseconds). Longer
+// spins cover the gaps between a decode step's jobs, but on a machine
+// shared with other busy processes they cost more than they save (measured
+// on the 2-core development machine under load).
+var spinFor = func() time.Duration {
+	if v, err := strconv.Atoi(os.Getenv("TERSE_SPIN_US")); err == nil && v >= 0 {
+		return time.Duration(v) * time.Microsecond
+	}
+	return 5 * time.Microsecond
+}()
+
+// spin is iteration i of a spin-wait. It yields the processor now and then:
+// the goroutine being waited for may be queued on this one's P (the Go
+// scheduler runs a goroutine readied by a channel send on the sender's P).
+func spin(i int) {
+	if i%8 == 0 {
+		runtime.Gosched()
+	} else {
+		spinPause()
+	}
+}
 
 // ensure starts worker goroutines so that k participants exist. Caller
 // holds mu.
@@ -94,7 +116,7 @@ func (p *pool) worker(id int, wake chan struct{}, parked *atomic.Bool, last uint
 		if s == last {
 			deadline := time.Now().Add(spinFor)
 			for i := 1; ; i++ {
-				spinPause()
+				spin(i)
 				if s = p.seq.Load(); s != last {
 					break
 				}
@@ -154,7 +176,7 @@ func (p *pool) runLocked(k, n, grain int, t task) {
 	if p.pending.Load() != 0 {
 		deadline := time.Now().Add(spinFor)
 		for i := 1; p.pending.Load() != 0; i++ {
-			spinPause()
+			spin(i)
 			if i%64 == 0 && time.Now().After(deadline) {
 				p.waiting.Store(true)
 				if p.pending.Load() == 0 && p.waiting.CompareAndSwap(true, false) {

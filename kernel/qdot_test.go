@@ -166,7 +166,7 @@ func TestQDotKernels(t *testing.T) {
 	r := rand.New(rand.NewPCG(21, 22))
 	for _, dt := range qTestTypes {
 		qt, _ := qTypeOf(dt)
-		for _, nb := range []int{1, 2, 3, 8} {
+		for _, nb := range []int{1, 2, 3, 5, 7, 8} {
 			cols := nb * dt.BlockSize()
 			for wmode := 0; wmode < 4; wmode++ {
 				for amode := 0; amode < 4; amode++ {

@@ -16,12 +16,12 @@ import (
 )
 
 // kldThreshold bounds the mean KL divergence (nats) of 4-bit k-means (per
-// group of 256 columns, GPTQ over the learned grid, 4 calibration chunks
-// of 256 tokens) from the bf16 pdtext-llama-28m on 4 windows of 256
-// tokens of pdtext-val. Measured 0.0217 ± 0.0006 at 5.00 bits/weight
-// (NLL 3.4329 against 3.4133); the bound leaves room for platform
-// differences in float summation.
-const kldThreshold = 0.035
+// group of 256 columns, importance-weighted, 4 calibration chunks of 256
+// tokens) from the bf16 pdtext-llama-28m on 4 windows of 256 tokens of
+// pdtext-val. Measured 0.0178 ± 0.0005 at 5.00 bits/weight (NLL 3.4243
+// against 3.4133). With GPTQ over the learned grid it was 0.0218: the
+// 1,024 calibration tokens are too few for a 1,536-wide Hessian.
+const kldThreshold = 0.03
 
 // End to end on the shared checkpoint: calibrate, compress to a native
 // file, load it with load.Open (the model runs from the codes), and
@@ -51,10 +51,10 @@ func TestPdtextKMeans(t *testing.T) {
 		name string
 		opt  Options
 	}
-	variants := []variant{{"kmeans", Options{Method: "kmeans", KMeans: kmeans.Config{Bits: 4, GroupSize: 256, GPTQ: true}}}}
+	variants := []variant{{"kmeans", Options{Method: "kmeans", KMeans: kmeans.Config{Bits: 4, GroupSize: 256}}}}
 	if os.Getenv("TERSE_PACK_ALL") != "" {
 		variants = append(variants,
-			variant{"kmeans-noGPTQ", Options{Method: "kmeans", KMeans: kmeans.Config{Bits: 4, GroupSize: 256}}},
+			variant{"kmeans-gptq", Options{Method: "kmeans", KMeans: kmeans.Config{Bits: 4, GroupSize: 256, GPTQ: true}}},
 			variant{"kmeans-b3-row", Options{Method: "kmeans", KMeans: kmeans.Config{Bits: 3, GPTQ: true}}},
 			variant{"vq", Options{Method: "vq", VQ: vq.Config{Dim: 2, CodeBits: 8, RowGroup: 0, Iters: 10}}},
 			variant{"vq-refined", Options{Method: "vq", VQ: vq.Config{Dim: 2, CodeBits: 8, Iters: 10, Refine: 1}}},
