@@ -11,11 +11,14 @@ import (
 	"github.com/terse-llm/terse/calib"
 	"github.com/terse-llm/terse/compress"
 	"github.com/terse-llm/terse/convert"
+	"github.com/terse-llm/terse/format/native/pack"
 	"github.com/terse-llm/terse/kernel"
 	"github.com/terse-llm/terse/progress"
 	"github.com/terse-llm/terse/quant"
 	"github.com/terse-llm/terse/quant/gptq"
 	"github.com/terse-llm/terse/quant/gptqggml"
+	"github.com/terse-llm/terse/quant/kmeans"
+	"github.com/terse-llm/terse/quant/vq"
 	"github.com/terse-llm/terse/tensor"
 )
 
@@ -44,7 +47,14 @@ func runCompress(args []string, stdout, stderr io.Writer) error {
 	mf := addModelFlags(fs)
 	out := fs.String("out", "", "output GGUF file (required)")
 	typ := fs.String("type", "Q4_K_M", "llama.cpp preset: "+compress.PresetNames())
-	method := fs.String("method", compress.MethodRTN, "rtn: llama.cpp's importance-weighted block quantizer; gptq: GPTQ onto the same block grids (needs --calib)")
+	method := fs.String("method", compress.MethodRTN, "rtn: llama.cpp's importance-weighted block quantizer; gptq: GPTQ onto the same block grids (needs --calib); "+
+		"kmeans, vq, rvq, pq: learned codebooks, written as a native .terse file")
+	bits := fs.Int("bits", 4, "kmeans: code bits per weight; vq/rvq/pq: code bits per sub-vector and stage")
+	group := fs.Int("group", 256, "kmeans: columns sharing a codebook (0: the whole row)")
+	vqDim := fs.Int("vq-dim", 2, "vq/rvq/pq: sub-vector length")
+	segments := fs.Int("segments", 2, "pq: codebooks per row (column segments)")
+	refine := fs.Int("refine", 0, "vq/rvq/pq: rounds of Hessian-aware codebook and code refinement (needs --calib)")
+	kmeansGPTQ := fs.Bool("kmeans-gptq", false, "kmeans: GPTQ error feedback over the learned grid (needs --calib)")
 	imatrix := fs.String("imatrix", "", "llama.cpp imatrix.dat to weight the quantization error")
 	calibFile := fs.String("calib", "", "calibration text: computes the importance matrix (and, for gptq, the Hessians)")
 	calibCtx := fs.Int("calib-ctx", 512, "calibration chunk length in tokens")
@@ -66,11 +76,17 @@ func runCompress(args []string, stdout, stderr io.Writer) error {
 	if !ok {
 		return usagef("unknown --type %q (presets: %s)", *typ, compress.PresetNames())
 	}
-	if *method != compress.MethodRTN && *method != compress.MethodGPTQ {
-		return usagef("unknown --method %q (rtn or gptq)", *method)
+	codebook := false
+	switch *method {
+	case compress.MethodRTN, compress.MethodGPTQ:
+	case "kmeans", "vq", "rvq", "pq":
+		codebook = true
+	default:
+		return usagef("unknown --method %q (rtn, gptq, kmeans, vq, rvq or pq)", *method)
 	}
-	if *method == compress.MethodGPTQ && *calibFile == "" {
-		return usagef("--method gptq needs --calib text to measure the layers' inputs")
+	needH := *method == compress.MethodGPTQ || (*method == "kmeans" && *kmeansGPTQ) || (codebook && *method != "kmeans" && *refine > 0)
+	if needH && *calibFile == "" {
+		return usagef("--method %s with these settings needs --calib text to measure the layers' inputs", *method)
 	}
 	var ovs []compress.Override
 	for _, s := range overrides {
@@ -108,7 +124,7 @@ func runCompress(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		col = &calib.Collector{}
-		if *method == compress.MethodGPTQ {
+		if needH {
 			col.Hessians = func(string) bool { return true }
 		}
 		tokens := ck.Tokenizer.Encode(string(text), true)
@@ -149,6 +165,43 @@ func runCompress(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 		return s
+	}
+
+	if codebook {
+		opt := pack.Options{Method: *method, Stats: stats,
+			KMeans: kmeans.Config{Bits: *bits, GroupSize: *group, GPTQ: *kmeansGPTQ},
+			VQ:     vq.Config{Dim: *vqDim, CodeBits: *bits, Refine: *refine}}
+		switch *method {
+		case "rvq":
+			opt.VQ.Stages = 2
+		case "pq":
+			opt.VQ.Segments = *segments
+		}
+		rep, err := pack.Compress(ck, *out, opt)
+		if err != nil {
+			return err
+		}
+		res := struct {
+			Model   string  `json:"model"`
+			Out     string  `json:"out"`
+			Method  string  `json:"method"`
+			Seconds float64 `json:"seconds"`
+			*pack.Report
+		}{ck.Path, *out, *method, time.Since(start).Seconds(), rep}
+		if *jsonOut {
+			return writeJSON(stdout, res)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "tensor\tmethod\tbits/w\tseconds\t")
+		for _, r := range rep.Tensors {
+			fmt.Fprintf(tw, "%s\t%s\t%.3f\t%.2f\t\n", r.Name, r.Method, r.BitsPerWeight, r.Seconds)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "\nwrote %s (%s): %d bytes, %.3f bits/weight over the compressed matrices, %.1f s\n",
+			*out, *method, rep.FileBytes, rep.BitsPerWeight, res.Seconds)
+		return nil
 	}
 
 	plan := compress.MakePlan(&m.Config, m.Weights, preset, imat != nil || col != nil, ovs)
