@@ -216,7 +216,9 @@ func (j *mmJob) widen(dst []float32, r int) error {
 	case tensor.BF16:
 		bf16ToF32(j.lvl, dst, src)
 	default:
-		return ggml.Dequantize(j.w.DType, src, dst)
+		if !dequantRow(j.lvl, j.w.DType, dst, src) {
+			return ggml.Dequantize(j.w.DType, src, dst)
+		}
 	}
 	return nil
 }

@@ -83,14 +83,12 @@ var spinFor = func() time.Duration {
 // the goroutine being waited for may be queued on this one's P (the Go
 // scheduler runs a goroutine readied by a channel send on the sender's P).
 func spin(i int) {
-	if spinYield && i%8 == 0 {
+	if i%8 == 0 {
 		runtime.Gosched()
 	} else {
 		spinPause()
 	}
 }
-
-var spinYield = os.Getenv("TERSE_SPIN_NOYIELD") == ""
 
 // ensure starts worker goroutines so that k participants exist. Caller
 // holds mu.

@@ -18,6 +18,10 @@ import (
 // qdotFn returns row · activation for a weight row w of len(a.q) elements.
 type qdotFn func(w []byte, a *q8Act) float32
 
+// qrowsFn sets out[i] = (row i of w) · a for the len(out) rows of rb bytes
+// each at the start of w (len(w) >= len(out)·rb).
+type qrowsFn func(out []float32, w []byte, rb int, a *q8Act)
+
 // qType describes a weight type the integer path handles.
 type qType struct {
 	act     actFormat

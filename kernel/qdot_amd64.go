@@ -43,6 +43,60 @@ func quantQ8_0(l level, a *q8Act, x []float32) {
 	quantizeQ8_0(a, x)
 }
 
+//go:noescape
+func rowsQ4_0VNNI(out []float32, w []byte, rb int, q []int8, d, s []float32)
+
+//go:noescape
+func rowsQ8_0VNNI(out []float32, w []byte, rb int, q []int8, d []float32)
+
+func rowsQ4_0VNNIAct(out []float32, w []byte, rb int, a *q8Act) {
+	rowsQ4_0VNNI(out, w, rb, a.q, a.d, a.s)
+}
+
+func rowsQ8_0VNNIAct(out []float32, w []byte, rb int, a *q8Act) {
+	rowsQ8_0VNNI(out, w, rb, a.q, a.d)
+}
+
+// qrowsFor returns a kernel that dots consecutive rows of dt weights with
+// one activation in a single call, or nil where level l has none.
+func qrowsFor(l level, dt tensor.DType) qrowsFn {
+	if l < levelAVX512 || !hasVNNI {
+		return nil
+	}
+	switch dt {
+	case tensor.Q4_0:
+		return rowsQ4_0VNNIAct
+	case tensor.Q8_0:
+		return rowsQ8_0VNNIAct
+	}
+	return nil
+}
+
+//go:noescape
+func dequantQ4_0AVX512(dst []float32, w []byte)
+
+//go:noescape
+func dequantQ8_0AVX512(dst []float32, w []byte)
+
+// dequantRow widens one row of a quantized type into dst with a SIMD
+// routine, reporting false where level l has none for dt. Results equal
+// ggml.Dequantize's bit for bit.
+func dequantRow(l level, dt tensor.DType, dst []float32, src []byte) bool {
+	if l < levelAVX512 || len(dst)%32 != 0 {
+		return false
+	}
+	nb := len(dst) / 32
+	switch dt {
+	case tensor.Q4_0:
+		dequantQ4_0AVX512(dst, src[:nb*18])
+	case tensor.Q8_0:
+		dequantQ8_0AVX512(dst, src[:nb*34])
+	default:
+		return false
+	}
+	return true
+}
+
 func dotQ8_0VNNIRow(w []byte, a *q8Act) float32 { return dotQ8_0VNNI(w, a.q, a.d) }
 func dotQ4_1VNNIRow(w []byte, a *q8Act) float32 { return dotQ4_1VNNI(w, a.q, a.d, a.s) }
 func dotQ4_0VNNIRow(w []byte, a *q8Act) float32 { return dotQ4_0VNNI(w, a.q, a.d, a.s) }

@@ -7,6 +7,11 @@
 // summed to int16 without saturation for the value ranges involved), then
 // VPMADDWD to int32; the int32 block sums are converted to float32 and
 // scaled with fused multiply-add.
+//
+// The row loops prefetch the weights 4 KiB ahead: rows are read once per
+// token, from memory for models larger than the caches, and the prefetches
+// measured 30-120% faster decode on the random 134M model (2-core
+// development machine).
 
 // Horizontal sum of Y0 into the low lane of X0 (clobbers X1).
 #define QHSUM_Y0 \
@@ -216,6 +221,8 @@ TEXT ·dotQ4KAVX2(SB), NOSPLIT, $0-100
 q4kloop:
 	TESTQ CX, CX
 	JZ    q4kdone
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4160(SI)
 
 	// Scales and mins: 6-bit fields of the 12 bytes at 4(SI), unpacked to
 	// X6 = 8 scale bytes then 8 min bytes.
@@ -362,6 +369,9 @@ TEXT ·dotQ6KAVX2(SB), NOSPLIT, $0-100
 q6kloop:
 	TESTQ CX, CX
 	JZ    q6kdone
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4224(SI)
 
 	VMOVDQU   192(SI), X12
 	VPMOVSXBW X12, Y9
@@ -450,6 +460,7 @@ TEXT ·dotQ4_0VNNI(SB), NOSPLIT, $0-100
 q4v4loop:
 	CMPQ CX, $4
 	JLT  q4v4done
+	PREFETCHT0 4096(SI)
 	MOVWLZX 0(SI), AX
 	VMOVD   AX, X1
 	VPINSRW $1, 18(SI), X1, X1
@@ -577,6 +588,8 @@ TEXT ·dotQ8_0VNNI(SB), NOSPLIT, $0-76
 q8v4loop:
 	CMPQ CX, $4
 	JLT  q8v4done
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4160(SI)
 	MOVWLZX 0(SI), AX
 	VMOVD   AX, X1
 	VPINSRW $1, 34(SI), X1, X1
@@ -693,6 +706,7 @@ TEXT ·dotQ4_1VNNI(SB), NOSPLIT, $0-100
 q41loop:
 	CMPQ CX, $2
 	JLT  q41tail
+	PREFETCHT0 4096(SI)
 	MOVWLZX 0(SI), AX
 	MOVWLZX 20(SI), BX
 	SHLL    $16, BX
@@ -828,4 +842,350 @@ qq8zero:
 
 qq8done:
 	VZEROUPPER
+	RET
+
+// func dequantQ4_0AVX512(dst []float32, w []byte)
+//
+// len(dst)/32 Q4_0 blocks of w to float32: (q − 8)·d, as ggml.Dequantize.
+TEXT ·dequantQ4_0AVX512(SB), NOSPLIT, $0-48
+	MOVQ dst_base+0(FP), DI
+	MOVQ dst_len+8(FP), CX
+	SHRQ $5, CX
+	MOVQ w_base+24(FP), SI
+	MOVL $15, AX
+	VPBROADCASTD AX, Z15
+	MOVL $8, AX
+	VPBROADCASTD AX, Z14
+
+dq40loop:
+	TESTQ CX, CX
+	JZ    dq40done
+	MOVWLZX (SI), AX
+	VMOVD   AX, X1
+	VCVTPH2PS X1, X1
+	VBROADCASTSS X1, Z1
+	VPMOVZXBD 2(SI), Z2
+	VPSRLD  $4, Z2, Z3
+	VPANDD  Z15, Z2, Z2
+	VPSUBD  Z14, Z2, Z2
+	VPSUBD  Z14, Z3, Z3
+	VCVTDQ2PS Z2, Z2
+	VCVTDQ2PS Z3, Z3
+	VMULPS  Z1, Z2, Z2
+	VMULPS  Z1, Z3, Z3
+	VMOVUPS Z2, (DI)
+	VMOVUPS Z3, 64(DI)
+	ADDQ $18, SI
+	ADDQ $128, DI
+	DECQ CX
+	JMP  dq40loop
+
+dq40done:
+	VZEROUPPER
+	RET
+
+// func dequantQ8_0AVX512(dst []float32, w []byte)
+//
+// len(dst)/32 Q8_0 blocks of w to float32: q·d, as ggml.Dequantize.
+TEXT ·dequantQ8_0AVX512(SB), NOSPLIT, $0-48
+	MOVQ dst_base+0(FP), DI
+	MOVQ dst_len+8(FP), CX
+	SHRQ $5, CX
+	MOVQ w_base+24(FP), SI
+
+dq80loop:
+	TESTQ CX, CX
+	JZ    dq80done
+	MOVWLZX (SI), AX
+	VMOVD   AX, X1
+	VCVTPH2PS X1, X1
+	VBROADCASTSS X1, Z1
+	VPMOVSXBD 2(SI), Z2
+	VPMOVSXBD 18(SI), Z3
+	VCVTDQ2PS Z2, Z2
+	VCVTDQ2PS Z3, Z3
+	VMULPS  Z1, Z2, Z2
+	VMULPS  Z1, Z3, Z3
+	VMOVUPS Z2, (DI)
+	VMOVUPS Z3, 64(DI)
+	ADDQ $34, SI
+	ADDQ $128, DI
+	DECQ CX
+	JMP  dq80loop
+
+dq80done:
+	VZEROUPPER
+	RET
+
+// Multi-row forms of the VNNI kernels: out[i] = row i · activation for the
+// len(out) rows of rb bytes starting at w, in one call (decode calls them
+// for whole row ranges, saving a Go call per row).
+
+// func rowsQ4_0VNNI(out []float32, w []byte, rb int, q []int8, d, s []float32)
+TEXT ·rowsQ4_0VNNI(SB), NOSPLIT, $0-128
+	MOVQ out_base+0(FP), R8
+	MOVQ out_len+8(FP), R10
+	MOVQ w_base+24(FP), R11
+	MOVQ rb+48(FP), R12
+	TESTQ R10, R10
+	JZ   r40none
+	MOVL   $0x0f0f0f0f, AX
+	VPBROADCASTD AX, Z14
+	VMOVDQU64 q4Idx<>(SB), Z13
+	VMOVDQU64 q4Shift<>(SB), Z11
+	VMOVDQU64 q4Idx23<>(SB), Z10
+
+r40row:
+	MOVQ R11, SI
+	MOVQ q_base+56(FP), DI
+	MOVQ d_base+80(FP), DX
+	MOVQ d_len+88(FP), CX
+	MOVQ s_base+104(FP), R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z8, Z8, Z8
+	VXORPS X12, X12, X12
+
+rq4v4loop:
+	CMPQ CX, $4
+	JLT  rq4v4done
+	PREFETCHT0 4096(SI)
+	MOVWLZX 0(SI), AX
+	VMOVD   AX, X1
+	VPINSRW $1, 18(SI), X1, X1
+	VPINSRW $2, 36(SI), X1, X1
+	VPINSRW $3, 54(SI), X1, X1
+	VCVTPH2PS X1, X1
+	VFMADD231PS (R9), X1, X12
+	VMULPS  (DX), X1, X2
+	VPERMPS Z2, Z13, Z3
+	VPERMPS Z2, Z10, Z2
+	VBROADCASTI32X4 2(SI), Y4
+	VBROADCASTI32X4 20(SI), Y5
+	VINSERTI64X4 $1, Y5, Z4, Z4
+	VBROADCASTI32X4 38(SI), Y5
+	VBROADCASTI32X4 56(SI), Y7
+	VINSERTI64X4 $1, Y7, Z5, Z5
+	VPSRLVD Z11, Z4, Z4
+	VPSRLVD Z11, Z5, Z5
+	VPANDD  Z14, Z4, Z4
+	VPANDD  Z14, Z5, Z5
+	VPXORD  Z6, Z6, Z6
+	VPXORD  Z7, Z7, Z7
+	VPDPBUSD (DI), Z4, Z6
+	VPDPBUSD 64(DI), Z5, Z7
+	VCVTDQ2PS Z6, Z6
+	VCVTDQ2PS Z7, Z7
+	VFMADD231PS Z6, Z3, Z0
+	VFMADD231PS Z7, Z2, Z8
+	ADDQ $72, SI
+	ADDQ $128, DI
+	ADDQ $16, DX
+	ADDQ $16, R9
+	SUBQ $4, CX
+	JMP  rq4v4loop
+
+rq4v4done:
+	// The tail below writes Y8, which clears Z8's upper half.
+	VADDPS Z8, Z0, Z0
+	VPXORD Z8, Z8, Z8
+
+rq4vloop:
+	CMPQ CX, $2
+	JLT  rq4vtail
+	// Scales: X1 = [f16(w0.d), f16(w1.d)], X2 = X1·[d0, d1], Z2 = [X2[0] ×8, X2[1] ×8].
+	MOVWLZX 0(SI), AX
+	MOVWLZX 18(SI), BX
+	SHLL    $16, BX
+	ORL     BX, AX
+	VMOVD   AX, X1
+	VCVTPH2PS X1, X1
+	VMOVQ   (R9), X3
+	VFMADD231PS X3, X1, X12
+	VMOVQ   (DX), X2
+	VMULPS  X2, X1, X2
+	VPERMPS Z2, Z13, Z2
+	// Nibbles: Z4 = [b0 lo, b0 hi, b1 lo, b1 hi] as 16-byte lanes.
+	VBROADCASTI32X4 2(SI), Y4
+	VBROADCASTI32X4 20(SI), Y5
+	VINSERTI64X4 $1, Y5, Z4, Z4
+	VPSRLVD Z11, Z4, Z4
+	VPANDD  Z14, Z4, Z4
+	VPXORD  Z6, Z6, Z6
+	VPDPBUSD (DI), Z4, Z6
+	VCVTDQ2PS Z6, Z6
+	VFMADD231PS Z6, Z2, Z0
+	ADDQ $36, SI
+	ADDQ $64, DI
+	ADDQ $8, DX
+	ADDQ $8, R9
+	SUBQ $2, CX
+	JMP  rq4vloop
+
+rq4vtail:
+	TESTQ CX, CX
+	JZ    rq4vdone
+	MOVWLZX 0(SI), AX
+	VMOVD   AX, X1
+	VCVTPH2PS X1, X1
+	VMOVSS  (R9), X3
+	VFMADD231SS X3, X1, X12
+	VMULSS  (DX), X1, X2
+	VBROADCASTSS X2, Y2
+	VBROADCASTI32X4 2(SI), Y4
+	VPSRLVD Y11, Y4, Y4
+	VPANDD  Y14, Y4, Y4
+	VPXORD  Y6, Y6, Y6
+	VPDPBUSD (DI), Y4, Y6
+	VCVTDQ2PS Y6, Y6
+	VFMADD231PS Y6, Y2, Y8
+
+rq4vdone:
+	VADDPS Z8, Z0, Z0
+	VEXTRACTF64X4 $1, Z0, Y1
+	VADDPS Y1, Y0, Y0
+	QHSUM_Y0
+	// Subtract 8·Σ X12.
+	VMOVHLPS X12, X12, X1
+	VADDPS  X1, X12, X12
+	VMOVSHDUP X12, X1
+	VADDSS  X1, X12, X12
+	MOVL    $0x41000000, AX // 8.0
+	VMOVD   AX, X1
+	VFNMADD231SS X1, X12, X0
+	VMOVSS X0, (R8)
+	ADDQ $4, R8
+	ADDQ R12, R11
+	DECQ R10
+	JNZ  r40row
+	VZEROUPPER
+	RET
+
+r40none:
+	RET
+
+// func rowsQ8_0VNNI(out []float32, w []byte, rb int, q []int8, d []float32)
+TEXT ·rowsQ8_0VNNI(SB), NOSPLIT, $0-104
+	MOVQ out_base+0(FP), R8
+	MOVQ out_len+8(FP), R10
+	MOVQ w_base+24(FP), R11
+	MOVQ rb+48(FP), R12
+	TESTQ R10, R10
+	JZ   r80none
+	VPXORD Z9, Z9, Z9   // zero
+	VMOVDQU64 q4Idx<>(SB), Z13
+	VMOVDQU64 q4Idx23<>(SB), Z10
+
+r80row:
+	MOVQ R11, SI
+	MOVQ q_base+56(FP), DI
+	MOVQ d_base+80(FP), DX
+	MOVQ d_len+88(FP), CX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z8, Z8, Z8
+
+rq8v4loop:
+	CMPQ CX, $4
+	JLT  rq8v4done
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4160(SI)
+	MOVWLZX 0(SI), AX
+	VMOVD   AX, X1
+	VPINSRW $1, 34(SI), X1, X1
+	VPINSRW $2, 68(SI), X1, X1
+	VPINSRW $3, 102(SI), X1, X1
+	VCVTPH2PS X1, X1
+	VMULPS  (DX), X1, X2
+	VPERMPS Z2, Z13, Z3
+	VPERMPS Z2, Z10, Z2
+	VMOVDQU 2(SI), Y4
+	VINSERTI64X4 $1, 36(SI), Z4, Z4
+	VMOVDQU 70(SI), Y5
+	VINSERTI64X4 $1, 104(SI), Z5, Z5
+	VMOVDQU8 (DI), Z6
+	VMOVDQU8 64(DI), Z7
+	VPMOVB2M Z4, K1
+	VPMOVB2M Z5, K2
+	VPABSB  Z4, Z4
+	VPABSB  Z5, Z5
+	VPSUBB  Z6, Z9, K1, Z6
+	VPSUBB  Z7, Z9, K2, Z7
+	VPXORD  Z16, Z16, Z16
+	VPXORD  Z17, Z17, Z17
+	VPDPBUSD Z6, Z4, Z16
+	VPDPBUSD Z7, Z5, Z17
+	VCVTDQ2PS Z16, Z16
+	VCVTDQ2PS Z17, Z17
+	VFMADD231PS Z16, Z3, Z0
+	VFMADD231PS Z17, Z2, Z8
+	ADDQ $136, SI
+	ADDQ $128, DI
+	ADDQ $16, DX
+	SUBQ $4, CX
+	JMP  rq8v4loop
+
+rq8v4done:
+	// The tail below writes Y8, which clears Z8's upper half.
+	VADDPS Z8, Z0, Z0
+	VPXORD Z8, Z8, Z8
+
+rq8vloop:
+	CMPQ CX, $2
+	JLT  rq8vtail
+	MOVWLZX 0(SI), AX
+	MOVWLZX 34(SI), BX
+	SHLL    $16, BX
+	ORL     BX, AX
+	VMOVD   AX, X1
+	VCVTPH2PS X1, X1
+	VMOVQ   (DX), X2
+	VMULPS  X2, X1, X2
+	VPERMPS Z2, Z13, Z2
+	VMOVDQU 2(SI), Y4
+	VINSERTI64X4 $1, 36(SI), Z4, Z4
+	VMOVDQU8 (DI), Z5
+	VPMOVB2M Z4, K1
+	VPABSB  Z4, Z4
+	VPSUBB  Z5, Z9, K1, Z5
+	VPXORD  Z6, Z6, Z6
+	VPDPBUSD Z5, Z4, Z6
+	VCVTDQ2PS Z6, Z6
+	VFMADD231PS Z6, Z2, Z0
+	ADDQ $68, SI
+	ADDQ $64, DI
+	ADDQ $8, DX
+	SUBQ $2, CX
+	JMP  rq8vloop
+
+rq8vtail:
+	TESTQ CX, CX
+	JZ    rq8vdone
+	MOVWLZX 0(SI), AX
+	VMOVD   AX, X1
+	VCVTPH2PS X1, X1
+	VMULSS  (DX), X1, X2
+	VBROADCASTSS X2, Y2
+	VMOVDQU 2(SI), Y4
+	VMOVDQU (DI), Y5
+	VPMOVB2M Y4, K1
+	VPABSB  Y4, Y4
+	VPSUBB  Y5, Y9, K1, Y5
+	VPXORD  Y6, Y6, Y6
+	VPDPBUSD Y5, Y4, Y6
+	VCVTDQ2PS Y6, Y6
+	VFMADD231PS Y6, Y2, Y8
+
+rq8vdone:
+	VADDPS Z8, Z0, Z0
+	VEXTRACTF64X4 $1, Z0, Y1
+	VADDPS Y1, Y0, Y0
+	QHSUM_Y0
+	VMOVSS X0, (R8)
+	ADDQ $4, R8
+	ADDQ R12, R11
+	DECQ R10
+	JNZ  r80row
+	VZEROUPPER
+	RET
+
+r80none:
 	RET

@@ -398,3 +398,119 @@ func TestQMatMulConcurrent(t *testing.T) {
 }
 
 var _ = fmt.Sprint
+
+// TestDequantRow checks the SIMD row dequantizers against ggml.Dequantize
+// bit for bit.
+func TestDequantRow(t *testing.T) {
+	r := rand.New(rand.NewPCG(29, 30))
+	for _, dt := range qTestTypes {
+		for _, nb := range []int{1, 2, 7, 24} {
+			for mode := 0; mode < 4; mode++ {
+				w := randBlocks(r, dt, nb, mode)
+				n := nb * dt.BlockSize()
+				want := make([]float32, n)
+				if err := ggml.Dequantize(dt, w, want); err != nil {
+					t.Fatal(err)
+				}
+				for _, l := range levels() {
+					got := make([]float32, n+1)
+					got[n] = 42
+					if !dequantRow(l, dt, got[:n], w) {
+						continue
+					}
+					for i := range want {
+						if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+							t.Fatalf("%s/%v nb=%d mode=%d: [%d] = %g, want %g", dt, l, nb, mode, i, got[i], want[i])
+						}
+					}
+					if got[n] != 42 {
+						t.Fatalf("%s/%v: wrote past the row", dt, l)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestQRowsKernels checks the multi-row kernels against the single-row
+// kernel of the same level, which runs the same arithmetic.
+func TestQRowsKernels(t *testing.T) {
+	r := rand.New(rand.NewPCG(31, 32))
+	for _, dt := range qTestTypes {
+		qt, _ := qTypeOf(dt)
+		for _, l := range levels() {
+			rowsFn := qrowsFor(l, dt)
+			if rowsFn == nil {
+				continue
+			}
+			dot := qdotFor(l, dt, qt.generic)
+			for _, nb := range []int{1, 2, 3, 5, 7, 8} {
+				for _, rows := range []int{1, 2, 5} {
+					rb := nb * dt.BlockBytes()
+					w := randBlocks(r, dt, nb*rows, 1)
+					a := randAct(r, qt.act, nb*dt.BlockSize(), 0)
+					out := make([]float32, rows+1)
+					out[rows] = 42
+					rowsFn(out[:rows], w, rb, a)
+					for i := 0; i < rows; i++ {
+						if want := dot(w[i*rb:(i+1)*rb], a); out[i] != want {
+							t.Fatalf("%s/%v nb=%d row %d: %g, want %g", dt, l, nb, i, out[i], want)
+						}
+					}
+					if out[rows] != 42 {
+						t.Fatalf("%s/%v: wrote past the rows", dt, l)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestMatMulMulti checks that one job over several weights gives exactly
+// what separate MatMul calls give, on the shared path and the fallback.
+func TestMatMulMulti(t *testing.T) {
+	r := rand.New(rand.NewPCG(33, 34))
+	defer SetThreads(0)
+	sets := [][]tensor.DType{
+		{tensor.Q4_0, tensor.Q4_0, tensor.Q8_0},
+		{tensor.Q4_K, tensor.Q6_K},
+		{tensor.Q4_0, tensor.Q6_K},   // different activation formats
+		{tensor.Q8_0, tensor.F32},    // not all integer-path
+		{tensor.Q4_1, tensor.IQ4_NL}, // no multi-row kernels
+	}
+	const cols = 512
+	for _, set := range sets {
+		var ws []*tensor.Tensor
+		for i, dt := range set {
+			w, err := makeWeight(r, dt, 40+70*i, cols)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ws = append(ws, w)
+		}
+		for _, n := range []int{1, 3, qMaxN + 1} {
+			x := randVec(r, n*cols)
+			for _, th := range []int{1, 2} {
+				SetThreads(th)
+				outs := make([][]float32, len(ws))
+				for i, w := range ws {
+					outs[i] = make([]float32, n*w.Rows())
+				}
+				if err := MatMulMulti(x, n, outs, ws); err != nil {
+					t.Fatal(err)
+				}
+				for i, w := range ws {
+					want := make([]float32, n*w.Rows())
+					if err := MatMul(want, x, n, w); err != nil {
+						t.Fatal(err)
+					}
+					for k := range want {
+						if outs[i][k] != want[k] {
+							t.Fatalf("%v n=%d threads=%d: weight %d [%d] = %g, want %g", set, n, th, i, k, outs[i][k], want[k])
+						}
+					}
+				}
+			}
+		}
+	}
+}

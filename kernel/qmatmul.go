@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"fmt"
 	"sync"
 
 	"github.com/terse-llm/terse/tensor"
@@ -33,16 +34,30 @@ func qRoute(dt tensor.DType, n int) bool {
 	return ok
 }
 
-// qJob is one integer-path MatMul call, split over weight rows.
-type qJob struct {
-	out, x []float32
-	n      int
-	rows   int
-	cols   int
-	rb     int
+// maxTargets is the most weight matrices one MatMulMulti job covers.
+const maxTargets = 4
+
+// qTarget is one weight matrix of a job and where its rows go.
+type qTarget struct {
+	out    []float32
 	data   []byte
+	rows   int
+	rb     int
+	start  int // first row in the job's unit numbering
 	dot    qdotFn
-	acts   []q8Act // one per activation vector, grown on demand
+	rowsFn qrowsFn // nil: no multi-row kernel
+}
+
+// qJob is one integer-path call over one or more weight matrices that
+// share their input, split over the concatenation of their rows.
+type qJob struct {
+	x     []float32
+	n     int
+	cols  int
+	units int // total rows
+	tg    [maxTargets]qTarget
+	ntg   int
+	acts  []q8Act // one per activation vector, grown on demand
 	// Backing store for acts, grown on demand and kept.
 	qbuf       []int8
 	dbuf, sbuf []float32
@@ -57,38 +72,52 @@ var (
 // qMatMul is MatMul for qRoute(w.DType, n) weights whose size checks have
 // passed; rb is the byte length of one row.
 func qMatMul(out, x []float32, n int, w *tensor.Tensor, rb int) {
+	outs := [1][]float32{out}
+	ws := [1]*tensor.Tensor{w}
+	qMatMulMulti(outs[:], x, n, ws[:])
+}
+
+// qMatMulMulti runs the integer path for weights that all pass MatMul's
+// checks, route to it and share an activation format.
+func qMatMulMulti(outs [][]float32, x []float32, n int, ws []*tensor.Tensor) {
 	p := &thePool
 	if !p.mu.TryLock() {
 		j := qFallback.Get().(*qJob)
-		j.setup(out, x, n, w, rb)
-		j.run(0, 0, j.rows)
+		j.setup(outs, x, n, ws)
+		j.run(0, 0, j.units)
 		j.reset()
 		qFallback.Put(j)
 		return
 	}
 	j := &theQJob
-	j.setup(out, x, n, w, rb)
+	j.setup(outs, x, n, ws)
 	t := Threads()
-	if n*j.rows*j.cols < 4*smallWork {
+	if n*j.units*j.cols < 4*smallWork {
 		t = 1
 	}
-	grain := max(16, (j.rows+4*t-1)/(4*t))
-	k := max(1, min(t, (j.rows+grain-1)/grain))
+	grain := max(16, (j.units+4*t-1)/(4*t))
+	k := max(1, min(t, (j.units+grain-1)/grain))
 	if k == 1 {
-		j.run(0, 0, j.rows)
+		j.run(0, 0, j.units)
 	} else {
-		p.runLocked(k, j.rows, grain, j)
+		p.runLocked(k, j.units, grain, j)
 	}
 	j.reset()
 	p.mu.Unlock()
 }
 
-// setup quantizes the n activations and picks the row kernel.
-func (j *qJob) setup(out, x []float32, n int, w *tensor.Tensor, rb int) {
-	qt, _ := qTypeOf(w.DType)
-	j.out, j.x, j.n, j.rb, j.data = out, x, n, rb, w.Data
-	j.rows, j.cols = w.Rows(), w.Cols()
-	j.dot = qdotFor(active, w.DType, qt.generic)
+// setup quantizes the n activations and picks the row kernels.
+func (j *qJob) setup(outs [][]float32, x []float32, n int, ws []*tensor.Tensor) {
+	qt, _ := qTypeOf(ws[0].DType)
+	j.x, j.n, j.cols = x, n, ws[0].Cols()
+	j.ntg, j.units = len(ws), 0
+	for i, w := range ws {
+		rb, _ := w.DType.RowBytes(j.cols)
+		g, _ := qTypeOf(w.DType)
+		j.tg[i] = qTarget{out: outs[i], data: w.Data, rows: w.Rows(), rb: rb, start: j.units,
+			dot: qdotFor(active, w.DType, g.generic), rowsFn: qrowsFor(active, w.DType)}
+		j.units += w.Rows()
+	}
 	cols := j.cols
 	blk := q8Block
 	if qt.act == actQ8_K {
@@ -126,16 +155,87 @@ func (j *qJob) setup(out, x []float32, n int, w *tensor.Tensor, rb int) {
 }
 
 func (j *qJob) reset() {
-	j.out, j.x, j.data, j.dot = nil, nil, nil, nil
+	j.x = nil
+	for i := range j.tg {
+		j.tg[i] = qTarget{}
+	}
 }
 
-// run computes rows [lo, hi) for every activation.
+// run computes units [lo, hi) (rows of the concatenated targets) for every
+// activation.
 func (j *qJob) run(_, lo, hi int) {
-	rb, rows, data, out, dot := j.rb, j.rows, j.data, j.out, j.dot
+	for i := 0; i < j.ntg; i++ {
+		tg := &j.tg[i]
+		a, b := max(lo, tg.start)-tg.start, min(hi, tg.start+tg.rows)-tg.start
+		if a < b {
+			j.runTarget(tg, a, b)
+		}
+	}
+}
+
+// runTarget computes rows [lo, hi) of one target.
+func (j *qJob) runTarget(tg *qTarget, lo, hi int) {
+	rb, rows, data, out, dot := tg.rb, tg.rows, tg.data, tg.out, tg.dot
+	if tg.rowsFn != nil {
+		for t := 0; t < j.n; t++ {
+			tg.rowsFn(out[t*rows+lo:t*rows+hi], data[lo*rb:hi*rb], rb, &j.acts[t])
+		}
+		return
+	}
 	for r := lo; r < hi; r++ {
 		w := data[r*rb : (r+1)*rb]
 		for t := 0; t < j.n; t++ {
 			out[t*rows+r] = dot(w, &j.acts[t])
 		}
 	}
+}
+
+// MatMulMulti computes MatMul(outs[i], x, n, ws[i]) for every i: several
+// weight matrices with the same input (a layer's q, k and v projections,
+// or its gate and up). Where they all take the integer path with one
+// activation format, the input is quantized once and the rows of all of
+// them are split across the pool as one job; otherwise it is MatMul after
+// MatMul. Results are the same as from separate MatMul calls.
+func MatMulMulti(x []float32, n int, outs [][]float32, ws []*tensor.Tensor) error {
+	if len(outs) != len(ws) {
+		return fmt.Errorf("matmul: %d outputs for %d weights", len(outs), len(ws))
+	}
+	if multiOK(x, n, outs, ws) {
+		qMatMulMulti(outs, x, n, ws)
+		return nil
+	}
+	for i, w := range ws {
+		if err := MatMul(outs[i], x, n, w); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// multiOK reports whether MatMulMulti can run ws as one integer-path job.
+func multiOK(x []float32, n int, outs [][]float32, ws []*tensor.Tensor) bool {
+	if len(ws) < 2 || len(ws) > maxTargets || n < 1 {
+		return false
+	}
+	cols := ws[0].Cols()
+	if len(x) < n*cols {
+		return false
+	}
+	var act actFormat
+	for i, w := range ws {
+		if w.Decoder != nil || !qRoute(w.DType, n) || w.Cols() != cols {
+			return false
+		}
+		qt, _ := qTypeOf(w.DType)
+		if i == 0 {
+			act = qt.act
+		} else if qt.act != act {
+			return false
+		}
+		rb, err := w.DType.RowBytes(cols)
+		if err != nil || len(w.Data) < w.Rows()*rb || len(outs[i]) < n*w.Rows() || w.Rows() == 0 {
+			return false
+		}
+	}
+	return true
 }

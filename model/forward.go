@@ -21,6 +21,9 @@ type State struct {
 	gate, up               []float32 // maxBatch × FFNDim
 	scores                 []float32 // NHeads × attnQueries × Cap
 
+	mmOuts [3][]float32 // matmuls' arguments to kernel.MatMulMulti
+	mmWs   [3]*Matrix
+
 	attnLayer, attnN int
 	attnHeads        func(lo, hi int)
 
@@ -232,13 +235,30 @@ type mm struct {
 	bias []float32
 }
 
+// matmuls runs projections that share their input x. Several at once go to
+// kernel.MatMulMulti, which quantizes x once and splits all their rows
+// across the cores as one job (q, k and v; gate and up).
 func (s *State) matmuls(n int, x []float32, ops ...mm) error {
+	multi := s.Observer == nil && len(ops) > 1 && len(ops) <= len(s.mmWs)
+	if multi {
+		for i, op := range ops {
+			s.mmOuts[i], s.mmWs[i] = op.out, op.w
+		}
+		err := kernel.MatMulMulti(x, n, s.mmOuts[:len(ops)], s.mmWs[:len(ops)])
+		clear(s.mmOuts[:])
+		clear(s.mmWs[:])
+		if err != nil {
+			return err
+		}
+	}
 	for _, op := range ops {
 		if s.Observer != nil {
 			s.Observer.Observe(op.w, x[:n*op.w.Cols()], n)
 		}
-		if err := kernel.MatMul(op.out, x, n, op.w); err != nil {
-			return err
+		if !multi {
+			if err := kernel.MatMul(op.out, x, n, op.w); err != nil {
+				return err
+			}
 		}
 		if op.bias != nil {
 			rows := len(op.bias)
