@@ -19,7 +19,7 @@ func SetThreads(n int) {
 	if n <= 0 {
 		n = runtime.GOMAXPROCS(0)
 	}
-	threads.Store(int32(n))
+	threads.Store(int32(min(n, 1024)))
 }
 
 // Threads reports the worker count.
@@ -52,11 +52,14 @@ type pool struct {
 	// The current job, written under mu before seq is advanced.
 	t        task
 	n, grain int
-	k        atomic.Int32 // participants: the caller and workers 1..k-1
 	next     atomic.Int64
-	seq      atomic.Uint64 // job counter
+	seq      atomic.Uint64 // job counter << jobShift | participants (the caller and workers 1..k-1)
 	pending  atomic.Int32  // participating workers not yet finished
-	waiting  atomic.Bool   // the caller blocks on done
+	// waiting holds the seq of the job whose caller blocks on done (0:
+	// none). Keying it by job keeps a worker that finishes job A late (it
+	// was descheduled between its last decrement and its signal) from
+	// waking the caller of job B early.
+	waiting atomic.Uint64
 
 	scratch [][]float32 // per participant, grown on demand
 	errs    []error     // per participant, for MatMul
@@ -66,6 +69,12 @@ type pool struct {
 }
 
 var thePool pool
+
+// A job word: its counter above jobShift, its participant count below.
+const (
+	jobShift        = 16
+	jobParticipants = 1<<jobShift - 1
+)
 
 // spinFor is how long workers and callers spin before blocking; the
 // environment variable TERSE_SPIN_US overrides it (microseconds). Longer
@@ -132,15 +141,15 @@ func (p *pool) worker(id int, wake chan struct{}, parked *atomic.Bool, last uint
 				}
 			}
 		}
-		if id >= int(p.k.Load()) {
-			last = s
+		// s names one job and carries its participant count, read in one
+		// atomic load: a count read separately could belong to the next
+		// job, whose fields may still be being written.
+		last = s
+		if id >= int(s&jobParticipants) {
 			continue // not a participant of this job
 		}
-		// A participant's job cannot finish without it, so seq now names
-		// that job (p.k may have been read from one newer than s).
-		last = p.seq.Load()
 		p.work(id)
-		if p.pending.Add(-1) == 0 && p.waiting.CompareAndSwap(true, false) {
+		if p.pending.Add(-1) == 0 && p.waiting.CompareAndSwap(last, 0) {
 			p.done <- struct{}{}
 		}
 	}
@@ -163,10 +172,12 @@ func (p *pool) work(id int) {
 func (p *pool) runLocked(k, n, grain int, t task) {
 	p.ensure(k)
 	p.t, p.n, p.grain = t, n, grain
-	p.k.Store(int32(k))
 	p.next.Store(0)
 	p.pending.Store(int32(k - 1))
-	p.seq.Add(1) // publishes the job to spinning workers
+	// Publish the job to spinning workers: a new counter with the
+	// participant count in its low bits.
+	seq := (p.seq.Load()>>jobShift+1)<<jobShift | uint64(k)
+	p.seq.Store(seq)
 	for i := 0; i < k-1; i++ {
 		if p.parked[i].CompareAndSwap(true, false) {
 			p.wake[i] <- struct{}{}
@@ -178,8 +189,8 @@ func (p *pool) runLocked(k, n, grain int, t task) {
 		for i := 1; p.pending.Load() != 0; i++ {
 			spin(i)
 			if i%64 == 0 && time.Now().After(deadline) {
-				p.waiting.Store(true)
-				if p.pending.Load() == 0 && p.waiting.CompareAndSwap(true, false) {
+				p.waiting.Store(seq)
+				if p.pending.Load() == 0 && p.waiting.CompareAndSwap(seq, 0) {
 					break
 				}
 				<-p.done // the last worker cleared waiting and sent

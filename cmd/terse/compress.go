@@ -62,7 +62,7 @@ func runCompress(args []string, stdout, stderr io.Writer) error {
 	saveImatrix := fs.String("save-imatrix", "", "write the importance matrix computed from --calib as llama.cpp's imatrix.dat")
 	var overrides multiFlag
 	fs.Var(&overrides, "override", "PATTERN=TYPE: force the type of tensors whose name matches the regular expression (repeatable)")
-	damp := fs.Float64("damp", 0.01, "GPTQ: Hessian damping as a fraction of its mean diagonal")
+	damp := fs.Float64("damp", 0.1, "GPTQ: Hessian damping as a fraction of its mean diagonal (0.1 measured best at Q2_K and equal at Q3_K_M/Q4_K_M on pdtext)")
 	threads := fs.Int("threads", 0, "worker threads (0: all cores)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	jsonOut := fs.Bool("json", false, "print one JSON object")
@@ -151,7 +151,15 @@ func runCompress(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}
+	var embImp []float32
+	if *method == compress.MethodGPTQ && !m.Config.TiedEmbeddings {
+		// terse's own recipe; --method rtn stays llama.cpp's exactly.
+		embImp = compress.EmbeddingImportance(m.Weights)
+	}
 	stats := func(name string) *quant.Stats {
+		if name == "token_embd.weight" && embImp != nil && (imat == nil || imat.Importance(name) == nil) {
+			return &quant.Stats{Importance: embImp}
+		}
 		var s *quant.Stats
 		if col != nil {
 			s = col.Stats(name)
