@@ -49,6 +49,20 @@ func rowsQ4_0VNNI(out []float32, w []byte, rb int, q []int8, d, s []float32)
 //go:noescape
 func rowsQ8_0VNNI(out []float32, w []byte, rb int, q []int8, d []float32)
 
+//go:noescape
+func rowsQ4KAVX2(out []float32, w []byte, rb int, q []int8, d []float32, bs []int16)
+
+//go:noescape
+func rowsQ6KAVX2(out []float32, w []byte, rb int, q []int8, d []float32, bs []int16)
+
+func rowsQ4KAVX2Act(out []float32, w []byte, rb int, a *q8Act) {
+	rowsQ4KAVX2(out, w, rb, a.q, a.d, a.bs)
+}
+
+func rowsQ6KAVX2Act(out []float32, w []byte, rb int, a *q8Act) {
+	rowsQ6KAVX2(out, w, rb, a.q, a.d, a.bs)
+}
+
 func rowsQ4_0VNNIAct(out []float32, w []byte, rb int, a *q8Act) {
 	rowsQ4_0VNNI(out, w, rb, a.q, a.d, a.s)
 }
@@ -60,6 +74,15 @@ func rowsQ8_0VNNIAct(out []float32, w []byte, rb int, a *q8Act) {
 // qrowsFor returns a kernel that dots consecutive rows of dt weights with
 // one activation in a single call, or nil where level l has none.
 func qrowsFor(l level, dt tensor.DType) qrowsFn {
+	if l < levelAVX2 {
+		return nil
+	}
+	switch dt {
+	case tensor.Q4_K:
+		return rowsQ4KAVX2Act
+	case tensor.Q6_K:
+		return rowsQ6KAVX2Act
+	}
 	if l < levelAVX512 || !hasVNNI {
 		return nil
 	}

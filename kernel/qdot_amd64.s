@@ -1189,3 +1189,178 @@ rq8vdone:
 
 r80none:
 	RET
+
+// func rowsQ4KAVX2(out []float32, w []byte, rb int, q []int8, d []float32, bs []int16)
+//
+// dotQ4KAVX2 over len(out) consecutive rows of rb bytes, with the same
+// per-row arithmetic (results equal dotQ4KAVX2's bit for bit).
+TEXT ·rowsQ4KAVX2(SB), NOSPLIT, $16-128
+	MOVQ out_len+8(FP), AX
+	TESTQ AX, AX
+	JZ   r4knone
+	MOVQ AX, n-8(SP)
+	MOVQ out_base+0(FP), AX
+	MOVQ AX, o-16(SP)
+	MOVQ w_base+24(FP), R13
+	LEAQ q4kShuf<>(SB), R11
+	BCAST32($0x0f0f0f0f, X14, Y14)
+
+r4krow:
+	MOVQ R13, SI
+	MOVQ q_base+56(FP), DI
+	MOVQ d_base+80(FP), DX
+	MOVQ d_len+88(FP), CX
+	MOVQ bs_base+104(FP), BX
+	VXORPS Y0, Y0, Y0
+	VXORPS X10, X10, X10
+
+r4kloop:
+	TESTQ CX, CX
+	JZ    r4kdone
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4160(SI)
+
+	// Scales and mins: 6-bit fields of the 12 bytes at 4(SI), unpacked to
+	// X6 = 8 scale bytes then 8 min bytes.
+	MOVL 4(SI), AX  // u0
+	MOVL 8(SI), R8  // u1
+	MOVL 12(SI), R9 // u2
+	MOVL AX, R10
+	ANDL $0x3f3f3f3f, R10 // scales 0-3
+	MOVL R9, R12
+	ANDL $0x0f0f0f0f, R12
+	SHRL $2, AX
+	ANDL $0x30303030, AX
+	ORL  AX, R12          // scales 4-7
+	SHLQ $32, R12
+	ORQ  R12, R10
+	MOVL R8, AX
+	ANDL $0x3f3f3f3f, AX  // mins 0-3
+	SHRL $4, R9
+	ANDL $0x0f0f0f0f, R9
+	SHRL $2, R8
+	ANDL $0x30303030, R8
+	ORL  R8, R9           // mins 4-7
+	SHLQ $32, R9
+	ORQ  R9, AX
+	VMOVQ        R10, X6
+	VPINSRQ      $1, AX, X6, X6
+	VPMOVZXBW    X6, Y9
+	VINSERTI128  $1, X6, Y6, Y6
+
+	// d and dmin times the activation scale: X1 = [d, dmin].
+	MOVL         (SI), AX
+	VMOVD        AX, X1
+	VCVTPH2PS    X1, X1
+	VBROADCASTSS (DX), X2
+	VMULPS       X2, X1, X1
+	VBROADCASTSS X1, Y11
+	VSHUFPS      $0x55, X1, X1, X12
+
+	// Mins: Σ m[s]·(bs[2s]+bs[2s+1]) into X10, weighted by dmin.
+	VMOVDQU      (BX), X7
+	VMOVDQU      16(BX), X8
+	VPHADDW      X8, X7, X7
+	VEXTRACTI128 $1, Y9, X9
+	VPMADDWD     X9, X7, X7
+	VCVTDQ2PS    X7, X7
+	VFMADD231PS  X7, X12, X10
+
+	VPXOR Y5, Y5, Y5
+	Q4KCHUNK(0)
+	Q4KCHUNK(1)
+	Q4KCHUNK(2)
+	Q4KCHUNK(3)
+	VCVTDQ2PS   Y5, Y5
+	VFMADD231PS Y5, Y11, Y0
+
+	ADDQ $144, SI
+	ADDQ $256, DI
+	ADDQ $4, DX
+	ADDQ $32, BX
+	DECQ CX
+	JMP  r4kloop
+
+r4kdone:
+	VSUBPS Y10, Y0, Y0
+	QHSUM_Y0
+	MOVQ o-16(SP), AX
+	VMOVSS X0, (AX)
+	ADDQ $4, AX
+	MOVQ AX, o-16(SP)
+	ADDQ rb+48(FP), R13
+	DECQ n-8(SP)
+	JNZ  r4krow
+	VZEROUPPER
+
+r4knone:
+	RET
+
+// func rowsQ6KAVX2(out []float32, w []byte, rb int, q []int8, d []float32, bs []int16)
+//
+// dotQ6KAVX2 over len(out) consecutive rows of rb bytes (bit for bit).
+TEXT ·rowsQ6KAVX2(SB), NOSPLIT, $16-128
+	MOVQ out_len+8(FP), AX
+	TESTQ AX, AX
+	JZ   r6knone
+	MOVQ AX, n-8(SP)
+	MOVQ out_base+0(FP), AX
+	MOVQ AX, o-16(SP)
+	MOVQ w_base+24(FP), R13
+	BCAST32($0x0f0f0f0f, X14, Y14)
+	BCAST32($0x30303030, X13, Y13)
+	LEAQ q6kShuf<>(SB), R8
+
+r6krow:
+	MOVQ R13, SI
+	MOVQ q_base+56(FP), DI
+	MOVQ d_base+80(FP), DX
+	MOVQ d_len+88(FP), CX
+	MOVQ bs_base+104(FP), BX
+	VXORPS Y0, Y0, Y0
+
+r6kloop:
+	TESTQ CX, CX
+	JZ    r6kdone
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4224(SI)
+
+	VMOVDQU   192(SI), X12
+	VPMOVSXBW X12, Y9
+	VPMADDWD  (BX), Y9, Y9
+	VPSLLD    $5, Y9, Y9
+	VPXOR     Y5, Y5, Y5
+	VPSUBD    Y9, Y5, Y5
+
+	Q6KHALF(0)
+	Q6KHALF(1)
+
+	MOVWLZX      208(SI), AX
+	VMOVD        AX, X1
+	VCVTPH2PS    X1, X1
+	VMULSS       (DX), X1, X1
+	VBROADCASTSS X1, Y1
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y1, Y0
+
+	ADDQ $210, SI
+	ADDQ $256, DI
+	ADDQ $4, DX
+	ADDQ $32, BX
+	DECQ CX
+	JMP  r6kloop
+
+r6kdone:
+	QHSUM_Y0
+	MOVQ o-16(SP), AX
+	VMOVSS X0, (AX)
+	ADDQ $4, AX
+	MOVQ AX, o-16(SP)
+	ADDQ rb+48(FP), R13
+	DECQ n-8(SP)
+	JNZ  r6krow
+	VZEROUPPER
+
+r6knone:
+	RET

@@ -445,10 +445,12 @@ func TestQRowsKernels(t *testing.T) {
 			}
 			dot := qdotFor(l, dt, qt.generic)
 			for _, nb := range []int{1, 2, 3, 5, 7, 8} {
-				for _, rows := range []int{1, 2, 5} {
+				for k, rows := range []int{1, 2, 5} {
+					// Cycle through the weight and activation modes
+					// (extreme scales included).
 					rb := nb * dt.BlockBytes()
-					w := randBlocks(r, dt, nb*rows, 1)
-					a := randAct(r, qt.act, nb*dt.BlockSize(), 0)
+					w := randBlocks(r, dt, nb*rows, (nb+k)%4)
+					a := randAct(r, qt.act, nb*dt.BlockSize(), (nb+2*k)%4)
 					out := make([]float32, rows+1)
 					out[rows] = 42
 					rowsFn(out[:rows], w, rb, a)
