@@ -40,14 +40,15 @@ type task interface {
 // goroutines for each (a futex round trip, several microseconds) would cost
 // as much as the work. Workers therefore spin for spinFor after a job,
 // watching seq for the next one, before they park on their wake channel;
-// the caller likewise spins on pending before blocking on done. Parking
-// and waking hand over through CAS on parked/waiting, so every wake-up is
-// consumed exactly once.
+// the caller likewise spins on pending before blocking on done. Wake-up
+// tokens are sent without blocking into one-slot channels and may be
+// stale; every waiter re-checks the state it waits for (the job word, the
+// pending count) after each token, and the state is always written before
+// the token is sent, so no wake-up is lost and a stale one costs a loop.
 type pool struct {
-	mu     sync.Mutex
-	wake   []chan struct{} // one per worker goroutine (worker i+1)
-	parked []*atomic.Bool  // worker i+1 sleeps on wake[i]
-	done   chan struct{}   // the last worker's signal to a blocked caller
+	mu   sync.Mutex
+	wake []chan struct{} // one per worker goroutine (worker i+1)
+	done chan struct{}   // the last worker's signal to a blocked caller
 
 	// The current job, written under mu before seq is advanced.
 	t        task
@@ -55,11 +56,6 @@ type pool struct {
 	next     atomic.Int64
 	seq      atomic.Uint64 // job counter << jobShift | participants (the caller and workers 1..k-1)
 	pending  atomic.Int32  // participating workers not yet finished
-	// waiting holds the seq of the job whose caller blocks on done (0:
-	// none). Keying it by job keeps a worker that finishes job A late (it
-	// was descheduled between its last decrement and its signal) from
-	// waking the caller of job B early.
-	waiting atomic.Uint64
 
 	scratch [][]float32 // per participant, grown on demand
 	errs    []error     // per participant, for MatMul
@@ -107,10 +103,8 @@ func (p *pool) ensure(k int) {
 	}
 	for len(p.wake) < k-1 {
 		ch := make(chan struct{}, 1)
-		parked := new(atomic.Bool)
 		p.wake = append(p.wake, ch)
-		p.parked = append(p.parked, parked)
-		go p.worker(len(p.wake), ch, parked, p.seq.Load())
+		go p.worker(len(p.wake), ch, p.seq.Load())
 	}
 	for len(p.scratch) < k {
 		p.scratch = append(p.scratch, nil)
@@ -118,28 +112,21 @@ func (p *pool) ensure(k int) {
 	}
 }
 
-func (p *pool) worker(id int, wake chan struct{}, parked *atomic.Bool, last uint64) {
+func (p *pool) worker(id int, wake chan struct{}, last uint64) {
 	for {
-		// Spin for the next job.
+		// Wait for the next job: spin a little, then block on wake. Wake-ups
+		// may be stale (a token sent while this worker was spinning): the
+		// job word is re-read after every one, so a stale token only costs
+		// a loop, and no wake-up can be lost because the publisher stores
+		// the job word before it sends.
 		s := p.seq.Load()
-		if s == last {
-			deadline := time.Now().Add(spinFor)
-			for i := 1; ; i++ {
-				spin(i)
-				if s = p.seq.Load(); s != last {
-					break
-				}
-				if i%64 == 0 && time.Now().After(deadline) {
-					// Park, unless a job arrived meanwhile.
-					parked.Store(true)
-					if s = p.seq.Load(); s != last && parked.CompareAndSwap(true, false) {
-						break
-					}
-					<-wake // the publisher cleared parked and sent
-					s = p.seq.Load()
-					break
-				}
+		deadline := time.Now().Add(spinFor)
+		for i := 1; s == last; i++ {
+			spin(i)
+			if i%64 == 0 && time.Now().After(deadline) {
+				<-wake
 			}
+			s = p.seq.Load()
 		}
 		// s names one job and carries its participant count, read in one
 		// atomic load: a count read separately could belong to the next
@@ -149,8 +136,11 @@ func (p *pool) worker(id int, wake chan struct{}, parked *atomic.Bool, last uint
 			continue // not a participant of this job
 		}
 		p.work(id)
-		if p.pending.Add(-1) == 0 && p.waiting.CompareAndSwap(last, 0) {
-			p.done <- struct{}{}
+		if p.pending.Add(-1) == 0 {
+			select { // the caller may be blocked on done
+			case p.done <- struct{}{}:
+			default: // a token is already there
+			}
 		}
 	}
 }
@@ -179,23 +169,17 @@ func (p *pool) runLocked(k, n, grain int, t task) {
 	seq := (p.seq.Load()>>jobShift+1)<<jobShift | uint64(k)
 	p.seq.Store(seq)
 	for i := 0; i < k-1; i++ {
-		if p.parked[i].CompareAndSwap(true, false) {
-			p.wake[i] <- struct{}{}
+		select {
+		case p.wake[i] <- struct{}{}:
+		default: // already has a token: it will wake
 		}
 	}
 	p.work(0)
-	if p.pending.Load() != 0 {
-		deadline := time.Now().Add(spinFor)
-		for i := 1; p.pending.Load() != 0; i++ {
-			spin(i)
-			if i%64 == 0 && time.Now().After(deadline) {
-				p.waiting.Store(seq)
-				if p.pending.Load() == 0 && p.waiting.CompareAndSwap(seq, 0) {
-					break
-				}
-				<-p.done // the last worker cleared waiting and sent
-				break
-			}
+	deadline := time.Now().Add(spinFor)
+	for i := 1; p.pending.Load() != 0; i++ {
+		spin(i)
+		if i%64 == 0 && time.Now().After(deadline) {
+			<-p.done // possibly stale: the loop re-checks pending
 		}
 	}
 	p.t = nil
