@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"github.com/terse-llm/terse/kernel"
 )
 
 // Factor is what GPTQ needs from one Hessian, computed once and shared by
@@ -143,7 +145,7 @@ func cholesky(a []float64, n int) bool {
 	for b0 := 0; b0 < n; b0 += nb {
 		b1 := min(b0+nb, n)
 		if b0 > 0 {
-			parallelRange(b1-b0, func(lo, hi int) {
+			kernel.Parallel(b1-b0, func(lo, hi int) {
 				for i := b0 + lo; i < b0+hi; i++ {
 					ri := row(i)
 					for j := 0; j < b0; j++ {
@@ -183,23 +185,6 @@ func dot(a, b []float64) float64 {
 		s0 += a[i] * b[i]
 	}
 	return (s0 + s1) + (s2 + s3)
-}
-
-// parallelRange splits [0, n) into one contiguous range per core.
-func parallelRange(n int, fn func(lo, hi int)) {
-	t := min(runtime.GOMAXPROCS(0), n)
-	if t <= 1 {
-		fn(0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	chunk := (n + t - 1) / t
-	for lo := 0; lo < n; lo += chunk {
-		hi := min(lo+chunk, n)
-		wg.Add(1)
-		go func() { defer wg.Done(); fn(lo, hi) }()
-	}
-	wg.Wait()
 }
 
 // parallelDynamic runs fn(i, scratch) for i in [0, n), handing indices out

@@ -34,9 +34,8 @@ package rtn
 import (
 	"fmt"
 	"math"
-	"runtime"
-	"sync"
 
+	"github.com/terse-llm/terse/kernel"
 	"github.com/terse-llm/terse/quant"
 	"github.com/terse-llm/terse/quant/ggml"
 	"github.com/terse-llm/terse/tensor"
@@ -277,7 +276,7 @@ func Quantize(w []float32, rows, cols int, importance []float32, cfg Config) (*R
 		Codes: make([]uint8, rows*cols), Values: make([]float32, rows*cols)}
 	ng := r.Groups()
 	r.Params = make([]Params, rows*ng)
-	parallel(rows, func(lo, hi int) {
+	kernel.Parallel(rows, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			for g := 0; g < ng; g++ {
 				c0, c1 := g*gs, min((g+1)*gs, cols)
@@ -338,21 +337,4 @@ func QuantizeTensor(w *tensor.Tensor, stats *quant.Stats, cfg Config) (*Result, 
 		return nil, fmt.Errorf("%s: %w", w.Name, err)
 	}
 	return r, nil
-}
-
-// parallel splits [0, n) into one contiguous range per core.
-func parallel(n int, fn func(lo, hi int)) {
-	t := min(runtime.GOMAXPROCS(0), n)
-	if t <= 1 {
-		fn(0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	chunk := (n + t - 1) / t
-	for lo := 0; lo < n; lo += chunk {
-		hi := min(lo+chunk, n)
-		wg.Add(1)
-		go func() { defer wg.Done(); fn(lo, hi) }()
-	}
-	wg.Wait()
 }
