@@ -146,32 +146,13 @@ func ggufConfig(md map[string]any, has func(string) bool) (*model.Config, error)
 	return c, c.Validate()
 }
 
+// asInt reads an integer metadata value, refusing sizes no model has.
 func asInt(v any) (int, bool) {
-	switch x := v.(type) {
-	case uint8:
-		return int(x), true
-	case int8:
-		return int(x), true
-	case uint16:
-		return int(x), true
-	case int16:
-		return int(x), true
-	case uint32:
-		return int(x), true
-	case int32:
-		return int(x), true
-	case uint64:
-		if x > 1<<40 {
-			return 0, false
-		}
-		return int(x), true
-	case int64:
-		if x > 1<<40 || x < -(1<<40) {
-			return 0, false
-		}
-		return int(x), true
+	n, ok := gguf.ToInt64(v)
+	if !ok || n > 1<<40 || n < -(1<<40) {
+		return 0, false
 	}
-	return 0, false
+	return int(n), true
 }
 
 func asFloat(v any, def float64) float64 {

@@ -194,9 +194,9 @@ func toUint64(v any) (uint64, bool) {
 	return 0, false
 }
 
-// toInt64 converts any Go integer to int64; ok is false for non-integers
-// and uint64 values above math.MaxInt64.
-func toInt64(v any) (int64, bool) {
+// ToInt64 converts any Go integer (as metadata values arrive) to int64; ok
+// is false for non-integers and for uint64 values above math.MaxInt64.
+func ToInt64(v any) (int64, bool) {
 	switch x := v.(type) {
 	case int8:
 		return int64(x), true

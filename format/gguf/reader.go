@@ -427,7 +427,7 @@ func (f *File) Uint(key string) (uint64, bool) {
 // Int returns the value of key when it is an integer of any type that fits
 // in int64.
 func (f *File) Int(key string) (int64, bool) {
-	return toInt64(f.Metadata[key])
+	return ToInt64(f.Metadata[key])
 }
 
 // Float returns the value of key when it is a float32 or float64.
