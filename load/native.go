@@ -22,9 +22,23 @@ func openNative(path string, opt Options) (*Checkpoint, error) {
 	ck := &Checkpoint{closers: []io.Closer{f}, FileBytes: f.Bytes(), Tensors: f.Tensors}
 	cfg := f.Meta.Config
 	if opt.Tokenizer == "" {
-		t, err := tokenizer.ParseHF(path+" (embedded tokenizer.json)", f.TokenizerJSON)
-		if err != nil {
-			return ck, err
+		var t interface {
+			tokenizer.Tokenizer
+			SetSpecial(bos, eos int)
+		}
+		switch f.Meta.Tokenizer.Kind {
+		case native.TokenizerLlama2c:
+			l, err := tokenizer.ParseLlama2c(path+" (embedded tokenizer.bin)", f.TokenizerData)
+			if err != nil {
+				return ck, err
+			}
+			t = l
+		default:
+			b, err := tokenizer.ParseHF(path+" (embedded tokenizer.json)", f.TokenizerData)
+			if err != nil {
+				return ck, err
+			}
+			t = b
 		}
 		if cfg.BOS >= 0 || cfg.EOS >= 0 {
 			bos, eos := cfg.BOS, cfg.EOS

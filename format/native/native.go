@@ -2,24 +2,48 @@
 // cannot hold: learned scalar codebooks (quant/kmeans) and vector, residual
 // and product quantization (quant/vq). The model runs from it directly: the
 // coded matrices stay coded and are decoded a row at a time by the kernels
-// (tensor.RowDecoder).
+// (tensor.RowDecoder). The package only serializes: what goes in a file is
+// decided by package compress.
 //
 // # Layout
 //
 // A native file (extension ".terse") is a safetensors file (package
 // format/safetensors). Tensor names are terse's canonical names
-// ("blk.0.attn_q.weight"). Its __metadata__ holds:
+// ("blk.0.attn_q.weight"). Its __metadata__ holds two string values:
 //
-//   - "format": "terse-native/1" — the marker and version;
-//   - "terse.config": the model.Config as JSON (Go field names);
-//   - "terse.tokenizer": JSON {"kind": "hf-json", "tensor": NAME}: the
-//     tokenizer is the Hugging Face tokenizer.json whose bytes are the U8
-//     tensor NAME (shape [len]);
-//   - "terse.tensors": JSON object mapping each coded matrix's name to an
-//     Entry: {"method", "shape": [rows, cols], "bits", ..., "codes",
-//     "codebooks", "scales", "bits_per_weight"}.
+//   - "format": "terse-native" — the marker (Sniff looks for it);
+//   - "terse": one JSON document, the schema below.
 //
-// Entry fields by method:
+// # Schema (format_version 2)
+//
+// Every key is snake_case; readers reject unknown keys, and a
+// format_version other than 2 (version 1 was "format": "terse-native/1",
+// with Go field names, and is no longer read).
+//
+//	{
+//	  "format_version": 2,
+//	  "config": {
+//	    "arch": "llama", "dim": 512, "n_layers": 8, "n_heads": 8,
+//	    "n_kv_heads": 8, "head_dim": 64, "ffn_dim": 1536,
+//	    "vocab_size": 32000, "max_seq_len": 2048, "norm_eps": 1e-5,
+//	    "rope_theta": 10000, "rope_style": "interleaved" | "half",
+//	    "rope_scaling": null | {"type": "llama3" | "linear", "factor",
+//	        "low_freq_factor", "high_freq_factor",
+//	        "original_max_position_embeddings", "freq_factors": [..]},
+//	    "tied_embeddings": false, "attn_bias": false,
+//	    "sliding_window": 0, "bos": 1, "eos": 2
+//	  },
+//	  "tokenizer": {"kind": "hf-json" | "llama2c", "tensor": NAME},
+//	  "tensors": {NAME: ENTRY, ...}
+//	}
+//
+// The tokenizer is the U8 tensor NAME (shape [len]): for "hf-json" the bytes
+// of a Hugging Face tokenizer.json, for "llama2c" those of a llama2.c
+// tokenizer.bin. "bos" and "eos" are token ids, -1 when absent.
+//
+// "tensors" maps each coded matrix's name to an ENTRY: {"method", "shape":
+// [rows, cols], "bits", ..., "codes", "codebooks", "scales",
+// "bits_per_weight"}. Entry fields by method:
 //
 //   - "kmeans": "bits" (code bits b, K = 2^b), "group" (columns per
 //     codebook); components "codes": U8 [rows, ⌈cols·b/8⌉], each row's codes
@@ -37,10 +61,10 @@
 // Every other tensor (norms, uncompressed matrices) is stored as itself in
 // F32, F16 or BF16. Components are not model tensors.
 //
-// Open validates all of it — the marker, the config, every entry (method,
-// parameters, component names, dtypes and shapes, finite codebooks and
-// scales), that plain tensors are float and that no tensor is claimed
-// twice — and names the file in every error.
+// Open validates all of it — the marker, the version, the config, every
+// entry (method, parameters, component names, dtypes and shapes, finite
+// codebooks and scales), that plain tensors are float and that no tensor is
+// claimed twice — and names the file in every error.
 package native
 
 import (
@@ -60,21 +84,32 @@ import (
 )
 
 // Marker is the value of the "format" metadata key.
-const Marker = "terse-native/1"
+const Marker = "terse-native"
+
+// Version is the format_version this package writes and reads.
+const Version = 2
 
 // Ext is the file extension of native files.
 const Ext = ".terse"
 
 // Metadata keys.
 const (
-	KeyFormat    = "format"
-	KeyConfig    = "terse.config"
-	KeyTokenizer = "terse.tokenizer"
-	KeyTensors   = "terse.tensors"
+	// KeyFormat holds Marker.
+	KeyFormat = "format"
+	// KeyDocument holds the JSON document (Document).
+	KeyDocument = "terse"
 )
 
-// tokenizerTensor is the U8 tensor holding tokenizer.json.
-const tokenizerTensor = "terse.tokenizer.json"
+// Tokenizer kinds.
+const (
+	// TokenizerHF is a Hugging Face tokenizer.json.
+	TokenizerHF = "hf-json"
+	// TokenizerLlama2c is a llama2.c tokenizer.bin.
+	TokenizerLlama2c = "llama2c"
+)
+
+// tokenizerTensor is the U8 tensor holding the tokenizer file.
+const tokenizerTensor = "terse.tokenizer"
 
 // Entry describes one coded matrix.
 type Entry struct {
@@ -94,40 +129,134 @@ type Entry struct {
 	BitsPerWeight float64 `json:"bits_per_weight"`
 }
 
-// Tokenizer says where the tokenizer is.
+// Tokenizer says where the tokenizer is and what it is.
 type Tokenizer struct {
-	Kind   string `json:"kind"` // "hf-json"
+	Kind   string `json:"kind"` // TokenizerHF or TokenizerLlama2c
 	Tensor string `json:"tensor"`
 }
 
-// Meta is the parsed __metadata__.
+// RopeScaling is the file's form of model.RopeScaling.
+type RopeScaling struct {
+	Type           string    `json:"type"`
+	Factor         float64   `json:"factor"`
+	LowFreqFactor  float64   `json:"low_freq_factor,omitempty"`
+	HighFreqFactor float64   `json:"high_freq_factor,omitempty"`
+	OriginalMaxPos int       `json:"original_max_position_embeddings,omitempty"`
+	FreqFactors    []float64 `json:"freq_factors,omitempty"`
+}
+
+// Config is the file's (and every --json output's) form of model.Config:
+// the same fields under snake_case keys, the RoPE style as a word.
+type Config struct {
+	Arch           string       `json:"arch"`
+	Dim            int          `json:"dim"`
+	NLayers        int          `json:"n_layers"`
+	NHeads         int          `json:"n_heads"`
+	NKVHeads       int          `json:"n_kv_heads"`
+	HeadDim        int          `json:"head_dim"`
+	FFNDim         int          `json:"ffn_dim"`
+	VocabSize      int          `json:"vocab_size"`
+	MaxSeqLen      int          `json:"max_seq_len"`
+	NormEps        float64      `json:"norm_eps"`
+	RopeTheta      float64      `json:"rope_theta"`
+	RopeStyle      string       `json:"rope_style"` // "interleaved" or "half"
+	RopeScaling    *RopeScaling `json:"rope_scaling"`
+	TiedEmbeddings bool         `json:"tied_embeddings"`
+	AttnBias       bool         `json:"attn_bias"`
+	SlidingWindow  int          `json:"sliding_window"`
+	BOS            int          `json:"bos"`
+	EOS            int          `json:"eos"`
+}
+
+// ConfigOf is c in the file's form.
+func ConfigOf(c model.Config) Config {
+	out := Config{Arch: c.Arch, Dim: c.Dim, NLayers: c.NLayers, NHeads: c.NHeads, NKVHeads: c.NKVHeads,
+		HeadDim: c.HeadDim, FFNDim: c.FFNDim, VocabSize: c.VocabSize, MaxSeqLen: c.MaxSeqLen,
+		NormEps: c.NormEps, RopeTheta: c.RopeTheta, RopeStyle: c.RopeStyle.String(),
+		TiedEmbeddings: c.TiedEmbeddings, AttnBias: c.AttnBias, SlidingWindow: c.SlidingWindow,
+		BOS: c.BOS, EOS: c.EOS}
+	if s := c.RopeScaling; s != nil {
+		out.RopeScaling = &RopeScaling{Type: s.Type, Factor: s.Factor, LowFreqFactor: s.LowFreqFactor,
+			HighFreqFactor: s.HighFreqFactor, OriginalMaxPos: s.OriginalMaxPos,
+			FreqFactors: append([]float64(nil), s.FreqFactors...)}
+	}
+	return out
+}
+
+// Model is c as a model.Config, checked.
+func (c Config) Model() (model.Config, error) {
+	out := model.Config{Arch: c.Arch, Dim: c.Dim, NLayers: c.NLayers, NHeads: c.NHeads, NKVHeads: c.NKVHeads,
+		HeadDim: c.HeadDim, FFNDim: c.FFNDim, VocabSize: c.VocabSize, MaxSeqLen: c.MaxSeqLen,
+		NormEps: c.NormEps, RopeTheta: c.RopeTheta,
+		TiedEmbeddings: c.TiedEmbeddings, AttnBias: c.AttnBias, SlidingWindow: c.SlidingWindow,
+		BOS: c.BOS, EOS: c.EOS}
+	switch c.RopeStyle {
+	case model.RopeInterleaved.String():
+		out.RopeStyle = model.RopeInterleaved
+	case model.RopeHalf.String():
+		out.RopeStyle = model.RopeHalf
+	default:
+		return out, fmt.Errorf("rope_style %q, want %q or %q", c.RopeStyle, model.RopeInterleaved, model.RopeHalf)
+	}
+	if s := c.RopeScaling; s != nil {
+		out.RopeScaling = &model.RopeScaling{Type: s.Type, Factor: s.Factor, LowFreqFactor: s.LowFreqFactor,
+			HighFreqFactor: s.HighFreqFactor, OriginalMaxPos: s.OriginalMaxPos,
+			FreqFactors: append([]float64(nil), s.FreqFactors...)}
+	}
+	if c.BOS < -1 || c.BOS >= c.VocabSize || c.EOS < -1 || c.EOS >= c.VocabSize {
+		return out, fmt.Errorf("bos %d, eos %d: want -1 or a token id below vocab_size %d", c.BOS, c.EOS, c.VocabSize)
+	}
+	return out, out.Validate()
+}
+
+// Document is the JSON document under KeyDocument.
+type Document struct {
+	FormatVersion int              `json:"format_version"`
+	Config        Config           `json:"config"`
+	Tokenizer     Tokenizer        `json:"tokenizer"`
+	Tensors       map[string]Entry `json:"tensors"`
+}
+
+// Meta is the parsed, checked metadata.
 type Meta struct {
-	Config    model.Config
+	// Config is the model configuration.
+	Config model.Config
+	// Tokenizer says where the tokenizer is.
 	Tokenizer Tokenizer
-	Tensors   map[string]Entry
+	// Tensors are the coded matrices by name.
+	Tensors map[string]Entry
 }
 
 // ParseMetadata parses and checks the metadata of a native file (not the
 // tensors it refers to).
 func ParseMetadata(md map[string]string) (*Meta, error) {
-	if md[KeyFormat] != Marker {
-		return nil, fmt.Errorf("not a terse native file (format %q, want %q)", md[KeyFormat], Marker)
+	switch f := md[KeyFormat]; {
+	case f == Marker:
+	case strings.HasPrefix(f, Marker+"/"):
+		return nil, fmt.Errorf("format %q is an older version of the native file that this terse no longer reads; compress the model again", f)
+	default:
+		return nil, fmt.Errorf("not a terse native file (format %q, want %q)", f, Marker)
 	}
-	m := &Meta{}
-	if err := strictJSON(md[KeyConfig], &m.Config); err != nil {
-		return nil, fmt.Errorf("%s: %w", KeyConfig, err)
+	var doc Document
+	if err := strictJSON(md[KeyDocument], &doc); err != nil {
+		return nil, fmt.Errorf("metadata %q: %w", KeyDocument, err)
 	}
-	if err := m.Config.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", KeyConfig, err)
+	switch {
+	case doc.FormatVersion > Version:
+		return nil, fmt.Errorf("format_version %d is newer than this terse reads (%d): upgrade terse", doc.FormatVersion, Version)
+	case doc.FormatVersion != Version:
+		return nil, fmt.Errorf("format_version %d, want %d", doc.FormatVersion, Version)
 	}
-	if err := strictJSON(md[KeyTokenizer], &m.Tokenizer); err != nil {
-		return nil, fmt.Errorf("%s: %w", KeyTokenizer, err)
+	cfg, err := doc.Config.Model()
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
 	}
-	if m.Tokenizer.Kind != "hf-json" || m.Tokenizer.Tensor == "" {
-		return nil, fmt.Errorf("%s: kind %q with tensor %q, want hf-json and a tensor", KeyTokenizer, m.Tokenizer.Kind, m.Tokenizer.Tensor)
+	m := &Meta{Config: cfg, Tokenizer: doc.Tokenizer, Tensors: doc.Tensors}
+	if k := m.Tokenizer.Kind; (k != TokenizerHF && k != TokenizerLlama2c) || m.Tokenizer.Tensor == "" {
+		return nil, fmt.Errorf("tokenizer: kind %q with tensor %q, want %q or %q and a tensor", k, m.Tokenizer.Tensor, TokenizerHF, TokenizerLlama2c)
 	}
-	if err := strictJSON(md[KeyTensors], &m.Tensors); err != nil {
-		return nil, fmt.Errorf("%s: %w", KeyTensors, err)
+	if m.Tensors == nil {
+		m.Tensors = map[string]Entry{}
 	}
 	claimed := map[string]string{m.Tokenizer.Tensor: "the tokenizer"}
 	names := make([]string, 0, len(m.Tensors))
@@ -227,12 +356,12 @@ func entryOf(t *tensor.Tensor) (Entry, []*tensor.Tensor, error) {
 	return Entry{}, nil, fmt.Errorf("tensor %q: decoder %T cannot be stored", n, t.Decoder)
 }
 
-// Write writes a native file: the model configuration, the tokenizer.json
-// bytes and the tensors under canonical names, each either coded (a
-// tensor.Codebook tensor whose Decoder is a *kmeans.Matrix or *vq.Matrix)
-// or float (F32, F16, BF16).
-func Write(w io.Writer, cfg model.Config, tokenizerJSON []byte, ts []*tensor.Tensor) error {
-	md, all, err := layout(cfg, tokenizerJSON, ts)
+// Write writes a native file: the model configuration, the tokenizer file
+// (tokKind TokenizerHF or TokenizerLlama2c, tok its bytes) and the tensors
+// under canonical names, each either coded (a tensor.Codebook tensor whose
+// Decoder is a *kmeans.Matrix or *vq.Matrix) or float (F32, F16, BF16).
+func Write(w io.Writer, cfg model.Config, tokKind string, tok []byte, ts []*tensor.Tensor) error {
+	md, all, err := layout(cfg, tokKind, tok, ts)
 	if err != nil {
 		return err
 	}
@@ -240,30 +369,31 @@ func Write(w io.Writer, cfg model.Config, tokenizerJSON []byte, ts []*tensor.Ten
 }
 
 // WriteFile is Write to a new file at path.
-func WriteFile(path string, cfg model.Config, tokenizerJSON []byte, ts []*tensor.Tensor) error {
-	md, all, err := layout(cfg, tokenizerJSON, ts)
+func WriteFile(path string, cfg model.Config, tokKind string, tok []byte, ts []*tensor.Tensor) error {
+	md, all, err := layout(cfg, tokKind, tok, ts)
 	if err != nil {
 		return fmt.Errorf("native %s: %w", path, err)
 	}
 	return safetensors.WriteFile(path, all, md)
 }
 
-func layout(cfg model.Config, tokenizerJSON []byte, ts []*tensor.Tensor) (map[string]string, []*tensor.Tensor, error) {
+func layout(cfg model.Config, tokKind string, tok []byte, ts []*tensor.Tensor) (map[string]string, []*tensor.Tensor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, err
 	}
-	if len(tokenizerJSON) == 0 {
-		return nil, nil, fmt.Errorf("no tokenizer.json")
+	if len(tok) == 0 {
+		return nil, nil, fmt.Errorf("no tokenizer")
 	}
-	entries := map[string]Entry{}
-	all := []*tensor.Tensor{{Name: tokenizerTensor, DType: tensor.U8, Shape: []int{len(tokenizerJSON)}, Data: tokenizerJSON}}
+	doc := Document{FormatVersion: Version, Config: ConfigOf(cfg),
+		Tokenizer: Tokenizer{Kind: tokKind, Tensor: tokenizerTensor}, Tensors: map[string]Entry{}}
+	all := []*tensor.Tensor{{Name: tokenizerTensor, DType: tensor.U8, Shape: []int{len(tok)}, Data: tok}}
 	for _, t := range ts {
 		if t.Decoder != nil {
 			e, parts, err := entryOf(t)
 			if err != nil {
 				return nil, nil, err
 			}
-			entries[t.Name] = e
+			doc.Tensors[t.Name] = e
 			all = append(all, parts...)
 			continue
 		}
@@ -272,16 +402,11 @@ func layout(cfg model.Config, tokenizerJSON []byte, ts []*tensor.Tensor) (map[st
 		}
 		all = append(all, t)
 	}
-	cj, err := json.Marshal(cfg)
+	dj, err := json.Marshal(doc)
 	if err != nil {
 		return nil, nil, err
 	}
-	tj, _ := json.Marshal(Tokenizer{Kind: "hf-json", Tensor: tokenizerTensor})
-	ej, err := json.Marshal(entries)
-	if err != nil {
-		return nil, nil, err
-	}
-	md := map[string]string{KeyFormat: Marker, KeyConfig: string(cj), KeyTokenizer: string(tj), KeyTensors: string(ej)}
+	md := map[string]string{KeyFormat: Marker, KeyDocument: string(dj)}
 	// The reader's checks, before anything is written.
 	if _, err := ParseMetadata(md); err != nil {
 		return nil, nil, err
@@ -296,8 +421,9 @@ type File struct {
 	// Tensors are the model's tensors under canonical names, in file
 	// order: coded matrices as tensor.Codebook tensors with a Decoder,
 	// the rest as stored (aliasing the memory-mapped file).
-	Tensors       []*tensor.Tensor
-	TokenizerJSON []byte
+	Tensors []*tensor.Tensor
+	// TokenizerData is the tokenizer file, of kind Meta.Tokenizer.Kind.
+	TokenizerData []byte
 	st            *safetensors.File
 	byName        map[string]*tensor.Tensor
 }
@@ -353,7 +479,7 @@ func build(path string, st *safetensors.File) (*File, error) {
 	if tok.DType != tensor.U8 || len(tok.Shape) != 1 {
 		return nil, fmt.Errorf("tokenizer tensor %q is %s %v, want U8 [n]", tok.Name, tok.DType, tok.Shape)
 	}
-	f.TokenizerJSON = tok.Data
+	f.TokenizerData = tok.Data
 	components := map[string]bool{meta.Tokenizer.Tensor: true}
 	for _, e := range meta.Tensors {
 		components[e.Codes], components[e.Codebooks] = true, true

@@ -2,11 +2,13 @@ package native
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -112,7 +114,7 @@ func TestRoundTripAndLogits(t *testing.T) {
 	coded, decoded := tinyTensors(t)
 	path := filepath.Join(t.TempDir(), "tiny.terse")
 	tok := []byte(`{"model":{"type":"BPE"}}`)
-	if err := WriteFile(path, tinyCfg, tok, coded); err != nil {
+	if err := WriteFile(path, tinyCfg, TokenizerHF, tok, coded); err != nil {
 		t.Fatal(err)
 	}
 	if !Sniff(path) {
@@ -123,7 +125,7 @@ func TestRoundTripAndLogits(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if !bytes.Equal(f.TokenizerJSON, tok) {
+	if !bytes.Equal(f.TokenizerData, tok) {
 		t.Error("tokenizer bytes differ")
 	}
 	if f.Meta.Config.Dim != tinyCfg.Dim || f.Meta.Config.BOS != 1 {
@@ -191,15 +193,20 @@ func dequant32(t *tensor.Tensor) []float32 {
 func TestReaderRejects(t *testing.T) {
 	coded, _ := tinyTensors(t)
 	var buf bytes.Buffer
-	if err := Write(&buf, tinyCfg, []byte("{}"), coded); err != nil {
+	if err := Write(&buf, tinyCfg, TokenizerHF, []byte("{}"), coded); err != nil {
 		t.Fatal(err)
 	}
 	good := buf.String()
 	for _, c := range []struct{ from, to, want string }{
-		{Marker, "terse-native/9", "not a terse native file"},
+		{`"terse-native"`, `"terse-nativ1"`, "not a terse native file"},
+		{`\"format_version\":2`, `\"format_version\":3`, "newer than this terse reads"},
+		{`\"format_version\":2`, `\"format_version\":0`, "format_version 0"},
 		{`\"method\":\"kmeans\"`, `\"method\":\"kmeanz\"`, "unknown method"},
 		{`\"bits\":4`, `\"bits\":5`, "want U8"},
-		{`\"Dim\":32`, `\"Dim\":-1`, "terse.config"},
+		{`\"dim\":32`, `\"dim\":-1`, "config"},
+		{`\"attn_bias\"`, `\"attn_bais\"`, "unknown field"},
+		{`\"rope_style\":\"interleaved\"`, `\"rope_style\":\"sideways123\"`, "rope_style"},
+		{`\"kind\":\"hf-json\"`, `\"kind\":\"hf-yaml\"`, "tokenizer"},
 		{`\"row_group\":8`, `\"row_group\":7`, "want F16"},
 	} {
 		bad := strings.Replace(good, c.from, c.to, 1)
@@ -221,22 +228,79 @@ func TestReaderRejects(t *testing.T) {
 	}
 	// A plain quantized ggml tensor cannot be written.
 	q := &tensor.Tensor{Name: "x", DType: tensor.Q8_0, Shape: []int{1, 32}, Data: make([]byte, 34)}
-	if err := Write(&bytes.Buffer{}, tinyCfg, []byte("{}"), []*tensor.Tensor{q}); err == nil {
+	if err := Write(&bytes.Buffer{}, tinyCfg, TokenizerHF, []byte("{}"), []*tensor.Tensor{q}); err == nil {
 		t.Error("Q8_0 tensor written")
 	}
 	_ = os.Remove
 }
 
+// The metadata document is snake_case throughout, and versions other than
+// this one are refused with a message that says what to do.
+func TestDocumentSchema(t *testing.T) {
+	coded, _ := tinyTensors(t)
+	md, _, err := layout(tinyCfg, TokenizerLlama2c, []byte{1, 2, 3, 4}, coded)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc any
+	if err := json.Unmarshal([]byte(md[KeyDocument]), &doc); err != nil {
+		t.Fatal(err)
+	}
+	snake := regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, x := range v {
+				if path != "/tensors" && !snake.MatchString(k) {
+					t.Errorf("key %q at %s is not snake_case", k, path)
+				}
+				walk(path+"/"+k, x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(path, x)
+			}
+		}
+	}
+	walk("", doc)
+	for _, k := range []string{"format_version", "config", "tokenizer", "tensors"} {
+		if _, ok := doc.(map[string]any)[k]; !ok {
+			t.Errorf("document has no %q", k)
+		}
+	}
+	m, err := ParseMetadata(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Tokenizer.Kind != TokenizerLlama2c || m.Config != tinyCfg {
+		t.Errorf("read back %+v, %+v", m.Tokenizer, m.Config)
+	}
+	tests := []struct{ format, doc, want string }{
+		{"terse-native/1", md[KeyDocument], "older version"},
+		{"", md[KeyDocument], "not a terse native file"},
+		{Marker, strings.Replace(md[KeyDocument], `"format_version":2`, `"format_version":7`, 1), "newer than this terse reads (2)"},
+		{Marker, strings.Replace(md[KeyDocument], `"bos":1`, `"bos":64`, 1), "bos 64"},
+		{Marker, "", "missing"},
+	}
+	for _, tc := range tests {
+		_, err := ParseMetadata(map[string]string{KeyFormat: tc.format, KeyDocument: tc.doc})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("format %q: error %v, want %q", tc.format, err, tc.want)
+		}
+	}
+}
+
 func FuzzParseMetadata(f *testing.F) {
 	coded, _ := tinyTensors(&testing.T{})
-	md, _, err := layout(tinyCfg, []byte("{}"), coded)
+	md, _, err := layout(tinyCfg, TokenizerHF, []byte("{}"), coded)
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Add(md[KeyConfig], md[KeyTokenizer], md[KeyTensors])
-	f.Add("{}", `{"kind":"hf-json","tensor":"t"}`, `{"a":{"method":"vq","shape":[4,8],"bits":2,"d":2,"stages":1,"segments":1,"row_group":4,"codes":"c","codebooks":"b","scales":"s"}}`)
-	f.Fuzz(func(t *testing.T, cfg, tok, tensors string) {
-		m, err := ParseMetadata(map[string]string{KeyFormat: Marker, KeyConfig: cfg, KeyTokenizer: tok, KeyTensors: tensors})
+	f.Add(md[KeyDocument])
+	f.Add(`{"format_version":2,"config":{},"tokenizer":{"kind":"hf-json","tensor":"t"},"tensors":{"a":{"method":"vq","shape":[4,8],"bits":2,"d":2,"stages":1,"segments":1,"row_group":4,"codes":"c","codebooks":"b","scales":"s"}}}`)
+	f.Fuzz(func(t *testing.T, doc string) {
+		m, err := ParseMetadata(map[string]string{KeyFormat: Marker, KeyDocument: doc})
 		if err != nil {
 			return
 		}

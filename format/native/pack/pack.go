@@ -127,7 +127,7 @@ func Compress(ck *load.Checkpoint, path string, opt Options) (*Report, error) {
 	if elems > 0 {
 		rep.BitsPerWeight = bits / elems
 	}
-	if err := native.WriteFile(path, ck.Model.Config, tok, ts); err != nil {
+	if err := native.WriteFile(path, ck.Model.Config, native.TokenizerHF, tok, ts); err != nil {
 		return nil, err
 	}
 	if st, err := os.Stat(path); err == nil {
@@ -208,7 +208,7 @@ func tokenizerJSON(ck *load.Checkpoint) ([]byte, error) {
 			return nil, err
 		}
 		defer f.Close()
-		return append([]byte(nil), f.TokenizerJSON...), nil
+		return append([]byte(nil), f.TokenizerData...), nil
 	}
 	return nil, fmt.Errorf("pack: %s is a %s checkpoint; native files embed a Hugging Face tokenizer.json, so convert from a Hugging Face folder", ck.Path, ck.Format)
 }
