@@ -14,6 +14,7 @@
 package calib
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/terse-llm/terse/model"
@@ -29,6 +30,12 @@ import (
 // model has a BOS token the first token of every chunk is replaced by it.
 // progress, when not nil, is called after each chunk.
 func Run(m *model.Model, tokens []int, ctx int, obs model.Observer, progress func(done, total int)) error {
+	return RunContext(context.Background(), m, tokens, ctx, obs, progress)
+}
+
+// RunContext is Run that stops between chunks, returning c's error, once c
+// is done.
+func RunContext(c context.Context, m *model.Model, tokens []int, ctx int, obs model.Observer, progress func(done, total int)) error {
 	if ctx < 1 {
 		return fmt.Errorf("calib: context %d must be positive", ctx)
 	}
@@ -41,6 +48,9 @@ func Run(m *model.Model, tokens []int, ctx int, obs model.Observer, progress fun
 	logits := make([]float32, ctx*m.Config.VocabSize)
 	chunk := make([]int, ctx)
 	for i := 0; i < total; i++ {
+		if err := c.Err(); err != nil {
+			return fmt.Errorf("calib: stopped before chunk %d of %d: %w", i+1, total, err)
+		}
 		copy(chunk, tokens[i*ctx:(i+1)*ctx])
 		if m.Config.BOS >= 0 {
 			chunk[0] = m.Config.BOS

@@ -1,63 +1,57 @@
 package compress
 
 import (
+	"context"
 	"fmt"
 	"io"
-	"sync"
+	"math"
 	"time"
 
-	"github.com/terse-llm/terse/kernel"
 	"github.com/terse-llm/terse/progress"
 	"github.com/terse-llm/terse/quant"
-	"github.com/terse-llm/terse/quant/ggml"
 	"github.com/terse-llm/terse/tensor"
 )
 
-// Methods a tensor can be quantized with.
-const (
-	// MethodRTN is llama.cpp's quantizer: per block, a search over scales
-	// that minimises the importance-weighted squared error of rounding.
-	MethodRTN = "rtn"
-	// MethodGPTQ quantizes column by column onto the same block grids,
-	// spreading each column's error over the columns not yet quantized
-	// through the inverse Hessian of the layer's inputs.
-	MethodGPTQ = "gptq"
-)
-
-// GPTQFunc quantizes one matrix (rows×cols float32, row-major) to type dt
-// with GPTQ given its statistics, returning the ggml bytes.
-type GPTQFunc func(dt tensor.DType, w []float32, rows, cols int, stats *quant.Stats) ([]byte, error)
-
-// Options configure Quantize.
-type Options struct {
-	Plan   Plan
-	Method string
+// QuantizeOptions configure Quantize.
+type QuantizeOptions struct {
+	// Plan is the target type of every tensor to compress, by name.
+	Plan Plan
+	// Method compresses the planned tensors whose target is not a float
+	// type (nil: RTN).
+	Method Method
+	// MethodFor, when set, chooses the method of one tensor (a nil answer
+	// falls back to Method).
+	MethodFor func(name string) Method
 	// Stats returns the calibration statistics of a tensor (importance
-	// and, for GPTQ, the Hessian), or nil.
+	// and, for methods that need them, the Hessian), or nil.
 	Stats func(name string) *quant.Stats
-	// GPTQ runs GPTQ for MethodGPTQ.
-	GPTQ GPTQFunc
 	// Progress, when set, gets a progress bar.
 	Progress io.Writer
 }
 
 // TensorReport is what happened to one tensor.
 type TensorReport struct {
-	Name       string  `json:"name"`
-	From       string  `json:"from"`
-	Type       string  `json:"type"`
-	Shape      []int   `json:"shape"`
-	Bytes      int     `json:"bytes"`
-	BPW        float64 `json:"bits_per_weight"`
+	Name  string `json:"name"`
+	From  string `json:"from"` // stored type before
+	Type  string `json:"type"` // stored type after ("CODEBOOK" for coded matrices)
+	Shape []int  `json:"shape"`
+	// Bytes is the stored size after (for coded matrices, codes,
+	// codebooks and scales).
+	Bytes         int64   `json:"bytes"`
+	BitsPerWeight float64 `json:"bits_per_weight"`
+	// Method is what was done: a method's name, "copy" (already the
+	// target type) or "convert" (to a float type).
 	Method     string  `json:"method"`
-	Importance bool    `json:"importance"`
+	Importance bool    `json:"importance"` // importance or Hessian used
+	Hessian    bool    `json:"hessian"`    // a Hessian was available
 	Seconds    float64 `json:"seconds"`
 }
 
-// Quantize converts every tensor the plan names to its planned type and
-// returns the list with those replaced (others, such as norms, pass
-// through), with a report on each planned tensor.
-func Quantize(ts []*tensor.Tensor, opt Options) ([]*tensor.Tensor, []TensorReport, error) {
+// Quantize converts every tensor of ts that the plan names to its planned
+// type and returns the list with those replaced (others, such as norms,
+// pass through), with a report on each planned tensor. It stops between
+// tensors once ctx is done.
+func Quantize(ctx context.Context, ts []*tensor.Tensor, opt QuantizeOptions) ([]*tensor.Tensor, []TensorReport, error) {
 	var total int64
 	for _, t := range ts {
 		if _, ok := opt.Plan[t.Name]; ok {
@@ -74,66 +68,79 @@ func Quantize(ts []*tensor.Tensor, opt Options) ([]*tensor.Tensor, []TensorRepor
 			out = append(out, t)
 			continue
 		}
+		if err := ctx.Err(); err != nil {
+			return nil, nil, fmt.Errorf("compress: stopped before tensor %q: %w", t.Name, err)
+		}
 		start := time.Now()
+		m := opt.Method
+		if opt.MethodFor != nil {
+			if mm := opt.MethodFor(t.Name); mm != nil {
+				m = mm
+			}
+		}
+		if m == nil {
+			m = RTN{}
+		}
 		var stats *quant.Stats
-		if opt.Stats != nil && dt.Quantized() {
+		if opt.Stats != nil && !dt.Float() {
 			stats = opt.Stats(t.Name)
 		}
-		nt, method, err := quantizeOne(t, dt, opt, stats)
+		if err := stats.Check(t.Cols()); err != nil {
+			return nil, nil, fmt.Errorf("compress: tensor %q: %w", t.Name, err)
+		}
+		nt, how, err := quantizeOne(t, dt, m, stats)
 		if err != nil {
-			return nil, nil, fmt.Errorf("compress: tensor %q to %s: %w", t.Name, dt, err)
+			return nil, nil, fmt.Errorf("compress: tensor %q to %s with %s: %w", t.Name, dt, m.Name(), err)
 		}
 		out = append(out, nt)
-		reports = append(reports, TensorReport{Name: t.Name, From: t.DType.String(), Type: dt.String(),
-			Shape: t.Shape, Bytes: len(nt.Data), BPW: float64(len(nt.Data)) * 8 / float64(t.NumElements()),
-			Method: method, Importance: stats != nil && (stats.Importance != nil || stats.Hessian != nil),
-			Seconds: time.Since(start).Seconds()})
+		reports = append(reports, report(t, nt, how, stats, time.Since(start)))
 		bar.Add(int64(t.NumElements()))
 	}
 	return out, reports, nil
 }
 
-func quantizeOne(t *tensor.Tensor, dt tensor.DType, opt Options, stats *quant.Stats) (*tensor.Tensor, string, error) {
-	if dt == t.DType {
+func quantizeOne(t *tensor.Tensor, dt tensor.DType, m Method, stats *quant.Stats) (*tensor.Tensor, string, error) {
+	switch {
+	case dt == t.DType && t.Decoder == nil:
 		return t, "copy", nil
+	case dt.Float():
+		nt, err := ggmlQuantize(t, dt, nil)
+		return nt, "convert", err
 	}
-	rows, cols := t.Rows(), t.Cols()
-	src, err := ggml.DequantizeTensor(t)
+	c, err := m.Compress(t, dt, stats)
 	if err != nil {
 		return nil, "", err
 	}
-	rb, err := dt.RowBytes(cols)
-	if err != nil {
-		return nil, "", err
+	if c.Tensor == nil || c.Tensor.Name != t.Name || !equalShape(c.Tensor.Shape, t.Shape) {
+		return nil, "", fmt.Errorf("method %s returned a tensor that does not replace it", m.Name())
 	}
-	nt := &tensor.Tensor{Name: t.Name, DType: dt, Shape: append([]int(nil), t.Shape...)}
-	if opt.Method == MethodGPTQ && dt.Quantized() && stats != nil && stats.Hessian != nil && opt.GPTQ != nil {
-		if nt.Data, err = opt.GPTQ(dt, src, rows, cols, stats); err != nil {
-			return nil, "", err
+	return c.Tensor, c.How, nil
+}
+
+func equalShape(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
 		}
-		return nt, MethodGPTQ, nil
 	}
-	var imp []float32
-	if stats != nil {
-		imp = stats.Importance
+	return true
+}
+
+func report(t, nt *tensor.Tensor, how string, stats *quant.Stats, d time.Duration) TensorReport {
+	n := float64(t.NumElements())
+	r := TensorReport{Name: t.Name, From: t.DType.String(), Type: nt.DType.String(),
+		Shape: append([]int(nil), t.Shape...), Method: how,
+		Importance: stats != nil && (stats.Importance != nil || stats.Hessian != nil),
+		Hessian:    stats != nil && stats.Hessian != nil, Seconds: d.Seconds()}
+	if nt.Decoder != nil {
+		r.BitsPerWeight = nt.Decoder.Bits()
+		r.Bytes = int64(math.Ceil(r.BitsPerWeight * n / 8))
+	} else {
+		r.Bytes = int64(len(nt.Data))
+		r.BitsPerWeight = float64(r.Bytes) * 8 / n
 	}
-	nt.Data = make([]byte, rows*rb)
-	var mu sync.Mutex
-	var firstErr error
-	kernel.Parallel(rows, func(lo, hi int) {
-		if err := ggml.Quantize(dt, src[lo*cols:hi*cols], nt.Data[lo*rb:hi*rb], imp); err != nil {
-			mu.Lock()
-			if firstErr == nil {
-				firstErr = err
-			}
-			mu.Unlock()
-		}
-	})
-	if firstErr != nil {
-		return nil, "", firstErr
-	}
-	if !dt.Quantized() {
-		return nt, "convert", nil
-	}
-	return nt, MethodRTN, nil
+	return r
 }

@@ -2,6 +2,7 @@ package compress
 
 import (
 	"bytes"
+	"context"
 	"path/filepath"
 	"testing"
 
@@ -37,7 +38,7 @@ func TestRecipeParityWithLlamaCpp(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		qts, _, err := Quantize(ts, Options{Plan: plan, Method: MethodRTN, Stats: func(name string) *quant.Stats {
+		qts, _, err := Quantize(context.Background(), ts, QuantizeOptions{Plan: plan, Method: RTN{}, Stats: func(name string) *quant.Stats {
 			if v := imat.Importance(name); v != nil {
 				return &quant.Stats{Importance: v}
 			}

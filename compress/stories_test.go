@@ -1,6 +1,7 @@
 package compress
 
 import (
+	"context"
 	"path/filepath"
 	"testing"
 
@@ -11,9 +12,6 @@ import (
 	"github.com/terse-llm/terse/load"
 	"github.com/terse-llm/terse/model"
 	"github.com/terse-llm/terse/quant"
-	"github.com/terse-llm/terse/quant/gptq"
-	"github.com/terse-llm/terse/quant/gptqggml"
-	"github.com/terse-llm/terse/tensor"
 )
 
 // End to end on the bundled stories260K: calibrate, compress, write GGUF,
@@ -43,27 +41,25 @@ func TestCompressStories260KEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	stats := func(name string) *quant.Stats { return col.Stats(name) }
-	gptqFn := func(dt tensor.DType, w []float32, rows, cols int, st *quant.Stats) ([]byte, error) {
-		return gptqggml.QuantizeMatrix(dt, w, rows, cols, st, gptq.Config{Damp: 0.01})
-	}
 	tests := []struct {
-		preset, method string
-		maxKLD         float64
+		preset string
+		method Method
+		maxKLD float64
 	}{
-		{"Q8_0", MethodRTN, 0.001},    // measured 0.00025
-		{"Q4_K_M", MethodRTN, 0.02},   // measured 0.0125
-		{"Q4_K_M", MethodGPTQ, 0.015}, // measured 0.0094
-		{"Q4_0", MethodGPTQ, 0.08},    // measured 0.043
+		{"Q8_0", RTN{}, 0.001},              // measured 0.00025
+		{"Q4_K_M", RTN{}, 0.02},             // measured 0.0125
+		{"Q4_K_M", GPTQ{Damp: 0.01}, 0.015}, // measured 0.0094
+		{"Q4_0", GPTQ{Damp: 0.01}, 0.08},    // measured 0.043
 	}
 	for _, tc := range tests {
-		t.Run(tc.preset+"-"+tc.method, func(t *testing.T) {
+		t.Run(tc.preset+"-"+tc.method.Name(), func(t *testing.T) {
 			p := Presets[tc.preset]
 			plan := MakePlan(&base.Model.Config, base.Model.Weights, p, true, nil)
 			ts, err := convert.Tensors(base, convert.Options{Untie: true})
 			if err != nil {
 				t.Fatal(err)
 			}
-			qts, _, err := Quantize(ts, Options{Plan: plan, Method: tc.method, Stats: stats, GPTQ: gptqFn})
+			qts, _, err := Quantize(context.Background(), ts, QuantizeOptions{Plan: plan, Method: tc.method, Stats: stats})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -82,7 +78,7 @@ func TestCompressStories260KEndToEnd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Logf("%s %s: KLD %.5f, top-1 %.2f%%, PPL %.4f (base %.4f)", tc.preset, tc.method,
+			t.Logf("%s %s: KLD %.5f, top-1 %.2f%%, PPL %.4f (base %.4f)", tc.preset, tc.method.Name(),
 				res.KLDMean, res.Top1, res.PPL, res.BasePPL)
 			if res.KLDMean > tc.maxKLD || res.KLDMean <= 0 {
 				t.Errorf("KLD %.5f, want in (0, %g]", res.KLDMean, tc.maxKLD)

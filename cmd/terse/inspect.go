@@ -6,21 +6,27 @@ import (
 	"sort"
 	"text/tabwriter"
 
+	"github.com/terse-llm/terse/format/native"
 	"github.com/terse-llm/terse/load"
-	"github.com/terse-llm/terse/model"
 )
 
 // inspectResult describes a checkpoint.
 type inspectResult struct {
-	Path          string         `json:"path"`
-	Format        string         `json:"format"`
-	Config        model.Config   `json:"config"`
-	Params        int64          `json:"params"`
-	FileBytes     int64          `json:"file_bytes"`
-	WeightBytes   int64          `json:"weight_bytes"`
-	BitsPerWeight float64        `json:"bits_per_weight"`
-	TypeCounts    map[string]int `json:"type_counts"`
-	Tensors       []tensorInfo   `json:"tensors"`
+	Path          string        `json:"path"`
+	Format        string        `json:"format"`
+	Config        native.Config `json:"config"` // the snake_case schema of format/native
+	Params        int64         `json:"params"`
+	FileBytes     int64         `json:"file_bytes"`
+	WeightBytes   int64         `json:"weight_bytes"`
+	BitsPerWeight float64       `json:"bits_per_weight"`
+	TypeCounts    []typeCount   `json:"type_counts"` // by type name
+	Tensors       []tensorInfo  `json:"tensors"`
+}
+
+// typeCount is how many tensors are stored as one type.
+type typeCount struct {
+	Type    string `json:"type"`
+	Tensors int    `json:"tensors"`
 }
 
 type tensorInfo struct {
@@ -58,14 +64,9 @@ func runInspect(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "; norm eps %g; tied embeddings %v; qkv bias %v\n", c.NormEps, c.TiedEmbeddings, c.AttnBias)
 	fmt.Fprintf(stdout, "parameters %d (%.2fM)\n", r.Params, float64(r.Params)/1e6)
 	fmt.Fprintf(stdout, "size       %d bytes on disk, %d bytes of tensors, %.3f bits/weight (file)\n", r.FileBytes, r.WeightBytes, r.BitsPerWeight)
-	types := make([]string, 0, len(r.TypeCounts))
-	for t := range r.TypeCounts {
-		types = append(types, t)
-	}
-	sort.Strings(types)
 	fmt.Fprint(stdout, "types     ")
-	for _, t := range types {
-		fmt.Fprintf(stdout, " %s×%d", t, r.TypeCounts[t])
+	for _, t := range r.TypeCounts {
+		fmt.Fprintf(stdout, " %s×%d", t.Type, t.Tensors)
 	}
 	fmt.Fprintln(stdout)
 	fmt.Fprintln(stdout)
@@ -79,19 +80,24 @@ func runInspect(args []string, stdout, stderr io.Writer) error {
 
 func inspect(ck *load.Checkpoint) inspectResult {
 	m := ck.Model
-	r := inspectResult{Path: ck.Path, Format: string(ck.Format), Config: m.Config, Params: m.NumParams(),
-		FileBytes: ck.FileBytes, TypeCounts: map[string]int{}}
+	r := inspectResult{Path: ck.Path, Format: string(ck.Format), Config: native.ConfigOf(m.Config), Params: m.NumParams(),
+		FileBytes: ck.FileBytes}
+	counts := map[string]int{}
 	var elems int64
 	for _, t := range ck.Tensors {
 		r.WeightBytes += int64(len(t.Data))
 		elems += int64(t.NumElements())
-		r.TypeCounts[t.DType.String()]++
+		counts[t.DType.String()]++
 		bpw := 0.0
 		if n := t.NumElements(); n > 0 {
 			bpw = float64(len(t.Data)) * 8 / float64(n)
 		}
 		r.Tensors = append(r.Tensors, tensorInfo{t.Name, t.DType.String(), t.Shape, len(t.Data), bpw})
 	}
+	for t, n := range counts {
+		r.TypeCounts = append(r.TypeCounts, typeCount{t, n})
+	}
+	sort.Slice(r.TypeCounts, func(i, j int) bool { return r.TypeCounts[i].Type < r.TypeCounts[j].Type })
 	if elems > 0 {
 		r.BitsPerWeight = float64(r.FileBytes) * 8 / float64(elems)
 	}

@@ -1,11 +1,11 @@
-package pack
+package compress
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/terse-llm/terse/eval"
 	"github.com/terse-llm/terse/internal/testshared"
@@ -25,13 +25,11 @@ const kldThreshold = 0.03
 
 // End to end on the shared checkpoint: calibrate, compress to a native
 // file, load it with load.Open (the model runs from the codes), and
-// compare its predictions with the original's.
-func TestPdtextKMeans(t *testing.T) {
+// compare its predictions with the original's. TERSE_COMPRESS_ALL=1 runs
+// every codebook method; TERSE_COMPRESS_OUT=DIR keeps the files.
+func TestPdtextCodebooks(t *testing.T) {
 	dir := testshared.Path(t, "models/pdtext-llama-28m")
-	calibText, err := os.ReadFile(testshared.Path(t, "data/pdtext-calib.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	calibFile := testshared.Path(t, "data/pdtext-calib.txt")
 	val, err := os.ReadFile(testshared.Path(t, "data/pdtext-val.txt"))
 	if err != nil {
 		t.Fatal(err)
@@ -41,40 +39,38 @@ func TestPdtextKMeans(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer base.Close()
-	start := time.Now()
-	stats, err := Calibrate(base, string(calibText[:200000]), 256, 4, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("calibration %.1fs", time.Since(start).Seconds())
-	type variant struct {
-		name string
-		opt  Options
-	}
-	variants := []variant{{"kmeans", Options{Method: "kmeans", KMeans: kmeans.Config{Bits: 4, GroupSize: 256}}}}
-	if os.Getenv("TERSE_PACK_ALL") != "" {
-		variants = append(variants,
-			variant{"kmeans-gptq", Options{Method: "kmeans", KMeans: kmeans.Config{Bits: 4, GroupSize: 256, GPTQ: true}}},
-			variant{"kmeans-b3-row", Options{Method: "kmeans", KMeans: kmeans.Config{Bits: 3, GPTQ: true}}},
-			variant{"vq", Options{Method: "vq", VQ: vq.Config{Dim: 2, CodeBits: 8, RowGroup: 0, Iters: 10}}},
-			variant{"vq-refined", Options{Method: "vq", VQ: vq.Config{Dim: 2, CodeBits: 8, Iters: 10, Refine: 1}}},
-			variant{"rvq", Options{Method: "rvq", VQ: vq.Config{Dim: 4, CodeBits: 8, Stages: 2, Iters: 10}}},
-			variant{"pq", Options{Method: "pq", VQ: vq.Config{Dim: 2, CodeBits: 6, Segments: 4, Iters: 10}}},
-		)
-	}
-	stream := valStream(t, base, string(val))
-	for _, v := range variants {
-		start := time.Now()
-		out := filepath.Join(t.TempDir(), v.name+".terse")
-		if d := os.Getenv("TERSE_PACK_OUT"); d != "" { // keep the files
-			out = filepath.Join(d, v.name+".terse")
-		}
-		v.opt.Stats = stats
-		rep, err := Compress(base, out, v.opt)
+	must := func(m *Codebook, err error) Method {
 		if err != nil {
 			t.Fatal(err)
 		}
-		secs := time.Since(start).Seconds()
+		return m
+	}
+	type variant struct {
+		name   string
+		method Method
+	}
+	variants := []variant{{"kmeans", must(NewKMeans(kmeans.Config{Bits: 4, GroupSize: 256}))}}
+	if os.Getenv("TERSE_COMPRESS_ALL") != "" {
+		variants = append(variants,
+			variant{"kmeans-gptq", must(NewKMeans(kmeans.Config{Bits: 4, GroupSize: 256, GPTQ: true}))},
+			variant{"kmeans-b3-row", must(NewKMeans(kmeans.Config{Bits: 3, GPTQ: true}))},
+			variant{"vq", must(NewVQ("vq", vq.Config{Dim: 2, CodeBits: 8, Iters: 10}))},
+			variant{"vq-refined", must(NewVQ("vq", vq.Config{Dim: 2, CodeBits: 8, Iters: 10, Refine: 1}))},
+			variant{"rvq", must(NewVQ("rvq", vq.Config{Dim: 4, CodeBits: 8, Stages: 2, Iters: 10}))},
+			variant{"pq", must(NewVQ("pq", vq.Config{Dim: 2, CodeBits: 6, Segments: 4, Iters: 10}))},
+		)
+	}
+	stream := valStream(base, string(val))
+	for _, v := range variants {
+		out := filepath.Join(t.TempDir(), v.name+".terse")
+		if d := os.Getenv("TERSE_COMPRESS_OUT"); d != "" {
+			out = filepath.Join(d, v.name+".terse")
+		}
+		res, err := Run(context.Background(), base, Options{Out: out, Method: v.method, CalibFile: calibFile,
+			CalibCtx: 256, CalibChunks: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
 		ck, err := load.Open(out, load.Options{})
 		if err != nil {
 			t.Fatal(err)
@@ -82,21 +78,21 @@ func TestPdtextKMeans(t *testing.T) {
 		if ck.Format != load.Native {
 			t.Fatalf("format %s", ck.Format)
 		}
-		res, err := eval.Evaluate(model.NewRunner(ck.Model, 256), stream, eval.Options{Ctx: 256, Windows: 4,
+		ev, err := eval.Evaluate(model.NewRunner(ck.Model, 256), stream, eval.Options{Ctx: 256, Windows: 4,
 			Base: model.NewRunner(base.Model, 256), BaseName: "bf16"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("%s: %.4f bits/weight over the block matrices, file %.1f MB, compress %.1fs; KLD %.4f ± %.4f, NLL %.4f (bf16 %.4f)",
-			v.name, rep.BitsPerWeight, float64(rep.FileBytes)/1e6, secs, res.KLDMean, res.KLDPM, res.NLL, res.BaseNLL)
-		if v.name == "kmeans" && !(res.KLDMean < kldThreshold) {
-			t.Errorf("KLD %g over the threshold %g", res.KLDMean, kldThreshold)
+			v.name, res.CompressedBitsPerWeight, float64(res.FileBytes)/1e6, res.Seconds, ev.KLDMean, ev.KLDPM, ev.NLL, ev.BaseNLL)
+		if v.name == "kmeans" && !(ev.KLDMean < kldThreshold) {
+			t.Errorf("KLD %g over the threshold %g", ev.KLDMean, kldThreshold)
 		}
 		ck.Close()
 	}
 }
 
-func valStream(t *testing.T, ck *load.Checkpoint, text string) []int {
+func valStream(ck *load.Checkpoint, text string) []int {
 	var s []int
 	for _, doc := range strings.Split(text, "<|doc|>") {
 		doc = strings.TrimSpace(doc)

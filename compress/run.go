@@ -1,0 +1,402 @@
+package compress
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/terse-llm/terse/calib"
+	"github.com/terse-llm/terse/convert"
+	"github.com/terse-llm/terse/load"
+	"github.com/terse-llm/terse/progress"
+	"github.com/terse-llm/terse/quant"
+	"github.com/terse-llm/terse/tensor"
+)
+
+// DefaultCalibCtx is the calibration chunk length when Options.CalibCtx is
+// 0 (llama-imatrix's default), or the model's trained context if shorter.
+const DefaultCalibCtx = 512
+
+// Options configure Run. The zero value, with Out set, writes llama.cpp's
+// Q4_K_M with RTN and no statistics.
+type Options struct {
+	// Out is the output file: a GGUF file for GGUF methods, a native
+	// .terse file for codebook methods. It must not be a folder or the
+	// input.
+	Out string
+	// Method compresses the matrices (nil: RTN).
+	Method Method
+	// Preset is the llama.cpp file type of a GGUF output ("Q4_K_M", the
+	// default when empty); see Presets. Native outputs ignore it.
+	Preset string
+	// Overrides force the type of matching tensors, after the preset.
+	Overrides []Override
+
+	// IMatrixFile is a llama.cpp imatrix.dat whose importance weights the
+	// quantization error.
+	IMatrixFile string
+	// CalibFile is calibration text: Run feeds it through the model in
+	// chunks of CalibCtx tokens to measure each matrix's importance (and,
+	// for methods that need them, Hessians). With IMatrixFile as well, the
+	// imatrix's importance wins for every tensor it covers (a warning says
+	// so); the Hessians, and the importance of tensors the imatrix lacks,
+	// come from the calibration.
+	CalibFile string
+	// CalibCtx is the chunk length in tokens (0: DefaultCalibCtx); it must
+	// not exceed the model's trained context.
+	CalibCtx int
+	// CalibChunks caps the number of chunks (0: all the text gives).
+	CalibChunks int
+	// SaveIMatrix, when set, is where the importance measured on
+	// CalibFile is written as llama.cpp's imatrix.dat.
+	SaveIMatrix string
+
+	// AllowRequantize lets an already quantized (or coded) checkpoint be
+	// compressed again; without it Run refuses, as llama-quantize does.
+	AllowRequantize bool
+
+	// Progress, when set, gets progress bars (calibration, compression).
+	Progress io.Writer
+	// Warn, when set, gets each warning as it happens (they are also in
+	// Result.Warnings).
+	Warn func(msg string)
+}
+
+// Result is what Run did. Its JSON form is the one schema of `terse
+// compress --json` for both output kinds: snake_case keys, units in names.
+type Result struct {
+	Model  string `json:"model"`
+	Out    string `json:"out"`
+	Format Output `json:"format"` // "gguf" or "native"
+	Method string `json:"method"`
+	// Preset is the llama.cpp file type (GGUF outputs only).
+	Preset      string `json:"preset,omitempty"`
+	IMatrix     string `json:"imatrix,omitempty"`
+	Calib       string `json:"calib,omitempty"`
+	CalibTokens int    `json:"calib_tokens,omitempty"` // tokens used
+	CalibCtx    int    `json:"calib_ctx_tokens,omitempty"`
+	CalibChunks int    `json:"calib_chunks,omitempty"`
+	Params      int64  `json:"params"`
+	FileBytes   int64  `json:"file_bytes"`
+	// BitsPerWeight is file bytes × 8 / parameters.
+	BitsPerWeight float64 `json:"bits_per_weight"`
+	// CompressedBitsPerWeight is over the matrices the method compressed
+	// (codebooks and scales included).
+	CompressedBitsPerWeight float64        `json:"compressed_bits_per_weight"`
+	CalibSeconds            float64        `json:"calib_seconds"`
+	Seconds                 float64        `json:"seconds"` // the whole run
+	Warnings                []string       `json:"warnings,omitempty"`
+	Tensors                 []TensorReport `json:"tensors"`
+}
+
+// Run compresses ck as opt says and writes opt.Out: it checks the options
+// and the output path before any work, reads or measures the statistics,
+// plans a type for every matrix, compresses them, and writes the file. It
+// stops between calibration chunks and between tensors once ctx is done.
+func Run(ctx context.Context, ck *load.Checkpoint, opt Options) (*Result, error) {
+	start := time.Now()
+	if ck == nil || ck.Model == nil {
+		return nil, errors.New("compress: checkpoint has no model weights")
+	}
+	j := &job{ck: ck, opt: opt, res: &Result{Model: ck.Path, Out: opt.Out, Params: ck.Model.NumParams()}}
+	if err := j.check(); err != nil {
+		return nil, err
+	}
+	if err := j.statistics(ctx); err != nil {
+		return nil, err
+	}
+	if err := j.compress(ctx); err != nil {
+		return nil, err
+	}
+	st, err := os.Stat(opt.Out)
+	if err != nil {
+		return nil, fmt.Errorf("compress: %w", err)
+	}
+	r := j.res
+	r.FileBytes = st.Size()
+	r.BitsPerWeight = float64(r.FileBytes) * 8 / float64(r.Params)
+	r.Seconds = time.Since(start).Seconds()
+	return r, nil
+}
+
+// job is one Run.
+type job struct {
+	ck     *load.Checkpoint
+	opt    Options
+	method Method
+	preset Preset
+	res    *Result
+
+	ts      []*tensor.Tensor
+	plan    Plan
+	tokKind string // native output: the embedded tokenizer
+	tok     []byte
+	imat    *calib.IMatrix
+	col     *calib.Collector
+	emb     []float32
+}
+
+func (j *job) warn(format string, a ...any) {
+	msg := fmt.Sprintf(format, a...)
+	j.res.Warnings = append(j.res.Warnings, msg)
+	if j.opt.Warn != nil {
+		j.opt.Warn(msg)
+	}
+}
+
+// check validates everything that can be known before work starts, and
+// lists the tensors and plans their types.
+func (j *job) check() error {
+	opt, m := j.opt, j.ck.Model
+	if err := CheckOutput(opt.Out, j.ck.Path); err != nil {
+		return err
+	}
+	if opt.SaveIMatrix != "" {
+		if err := CheckOutput(opt.SaveIMatrix, j.ck.Path); err != nil {
+			return err
+		}
+		if opt.CalibFile == "" {
+			return errors.New("compress: saving an imatrix needs calibration text to measure it")
+		}
+		if filepath.Clean(opt.SaveIMatrix) == filepath.Clean(opt.Out) {
+			return fmt.Errorf("compress: the imatrix and the model would both be written to %s", opt.Out)
+		}
+	}
+	j.method = opt.Method
+	if j.method == nil {
+		j.method = RTN{}
+	}
+	j.res.Method, j.res.Format = j.method.Name(), j.method.Output()
+	if j.method.NeedsHessian() && opt.CalibFile == "" {
+		return fmt.Errorf("compress: method %s with these settings needs calibration text to measure the layers' inputs", j.method.Name())
+	}
+	if opt.CalibCtx < 0 || opt.CalibChunks < 0 {
+		return fmt.Errorf("compress: calibration chunks of %d tokens, at most %d of them: want positive numbers", opt.CalibCtx, opt.CalibChunks)
+	}
+	if opt.CalibCtx == 0 {
+		j.opt.CalibCtx = DefaultCalibCtx
+		if n := m.Config.MaxSeqLen; n > 0 && n < DefaultCalibCtx {
+			j.opt.CalibCtx = n
+		}
+	} else if n := m.Config.MaxSeqLen; n > 0 && opt.CalibCtx > n {
+		return fmt.Errorf("compress: calibration chunks of %d tokens exceed %s's trained context of %d", opt.CalibCtx, j.ck.Path, n)
+	}
+	var err error
+	switch j.method.Output() {
+	case GGUF:
+		name := opt.Preset
+		if name == "" {
+			name = "Q4_K_M"
+		}
+		p, ok := Presets[strings.ToUpper(name)]
+		if !ok {
+			return fmt.Errorf("compress: unknown preset %q (presets: %s)", name, PresetNames())
+		}
+		j.preset, j.res.Preset = p, p.Name
+		if j.ts, err = convert.Tensors(j.ck, convert.Options{}); err != nil {
+			return fmt.Errorf("compress %s: %w", j.ck.Path, err)
+		}
+		j.plan = MakePlan(&m.Config, m.Weights, p, opt.IMatrixFile != "" || opt.CalibFile != "", opt.Overrides)
+	case Native:
+		if j.tokKind, j.tok, err = tokenizerFile(j.ck); err != nil {
+			return fmt.Errorf("compress %s: %w", opt.Out, err)
+		}
+		j.ts = nativeTensors(m)
+		if j.plan, err = nativePlan(j.ts, opt.Overrides); err != nil {
+			return fmt.Errorf("compress: %w", err)
+		}
+	default:
+		return fmt.Errorf("compress: method %s writes %q files, which terse cannot write", j.method.Name(), j.method.Output())
+	}
+	// Requantizing: refused unless asked for, as llama-quantize does.
+	counts := map[string]int{}
+	for _, t := range j.ts {
+		if _, ok := j.plan[t.Name]; ok && (t.Decoder != nil || !t.DType.Float()) {
+			counts[t.DType.String()]++
+		}
+	}
+	if len(counts) > 0 {
+		var kinds []string
+		for k, n := range counts {
+			kinds = append(kinds, fmt.Sprintf("%d %s", n, k))
+		}
+		sort.Strings(kinds)
+		what := fmt.Sprintf("%s is already quantized (%s matrices)", j.ck.Path, strings.Join(kinds, ", "))
+		if !opt.AllowRequantize {
+			return fmt.Errorf("compress: %s; quantizing it again compounds the errors: compress the original weights, or allow requantizing", what)
+		}
+		j.warn("%s: requantizing compounds the errors; the original weights would do better", what)
+	}
+	return nil
+}
+
+// CheckOutput reports why path cannot be written as an output of the
+// model at input: empty, a folder, the input itself, or in a folder that
+// does not exist.
+func CheckOutput(path, input string) error {
+	if path == "" {
+		return errors.New("compress: no output file named")
+	}
+	if st, err := os.Stat(path); err == nil {
+		if st.IsDir() {
+			return fmt.Errorf("compress: output %s is a folder; name a file (inside it, for example)", path)
+		}
+		if in, err := os.Stat(input); err == nil && os.SameFile(st, in) {
+			return fmt.Errorf("compress: output %s is the input model; name another file", path)
+		}
+	}
+	dir := filepath.Dir(path)
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return fmt.Errorf("compress: output %s: folder %s does not exist", path, dir)
+	}
+	return nil
+}
+
+// statistics reads the imatrix and runs the calibration.
+func (j *job) statistics(ctx context.Context) error {
+	opt, m := j.opt, j.ck.Model
+	var err error
+	if opt.IMatrixFile != "" {
+		if j.imat, err = calib.ReadIMatrixFile(opt.IMatrixFile); err != nil {
+			return err
+		}
+		j.res.IMatrix = opt.IMatrixFile
+	}
+	if opt.CalibFile != "" {
+		if err := j.calibrate(ctx); err != nil {
+			return err
+		}
+	}
+	if j.col != nil && j.imat != nil {
+		n := 0
+		for _, name := range j.col.Names() {
+			if j.imat.Importance(name) != nil {
+				n++
+			}
+		}
+		if n > 0 {
+			j.warn("%s replaces the importance measured on %s for %d tensors (the imatrix wins where it has a tensor)", opt.IMatrixFile, opt.CalibFile, n)
+		}
+	}
+	if j.method.NeedsHessian() && j.method.Output() == GGUF && !m.Config.TiedEmbeddings {
+		// terse's own recipe for the one matrix calibration cannot weight;
+		// RTN stays exactly llama.cpp's.
+		j.emb = EmbeddingImportance(m.Weights)
+	}
+	return nil
+}
+
+func (j *job) calibrate(ctx context.Context) error {
+	opt, m := j.opt, j.ck.Model
+	start := time.Now()
+	text, err := os.ReadFile(opt.CalibFile)
+	if err != nil {
+		return fmt.Errorf("compress: calibration text: %w", err)
+	}
+	if i := bytes.IndexByte(text, 0); i >= 0 {
+		return fmt.Errorf("compress: calibration text %s: NUL byte at offset %d: not a text file", opt.CalibFile, i)
+	}
+	if !utf8.Valid(text) {
+		return fmt.Errorf("compress: calibration text %s is not valid UTF-8", opt.CalibFile)
+	}
+	n := opt.CalibCtx
+	tokens := j.ck.Tokenizer.Encode(string(text), true)
+	if len(tokens) < n {
+		have := len(tokens)
+		if have > 0 && tokens[0] == m.Config.BOS {
+			have-- // the BOS the tokenizer adds is not the text's
+		}
+		return fmt.Errorf("compress: calibration text %s: %d tokens, need at least one chunk of %d", opt.CalibFile, have, n)
+	}
+	if c := opt.CalibChunks; c > 0 && c*n < len(tokens) {
+		tokens = tokens[:c*n]
+	}
+	j.col = &calib.Collector{}
+	if j.method.NeedsHessian() {
+		j.col.Hessians = func(name string) bool {
+			dt, ok := j.plan[name]
+			return ok && !dt.Float()
+		}
+	}
+	chunks := len(tokens) / n
+	bar := progress.New(opt.Progress, int64(chunks), "calibrate", "chunks")
+	err = calib.RunContext(ctx, m, tokens, n, j.col, func(int, int) { bar.Add(1) })
+	bar.Finish()
+	if err == nil {
+		err = j.col.Err()
+	}
+	if err != nil {
+		return fmt.Errorf("compress: calibration on %s: %w", opt.CalibFile, err)
+	}
+	j.res.Calib, j.res.CalibTokens, j.res.CalibCtx, j.res.CalibChunks = opt.CalibFile, chunks*n, n, chunks
+	j.res.CalibSeconds = time.Since(start).Seconds()
+	if opt.SaveIMatrix != "" {
+		im, err := j.col.IMatrix(n, opt.CalibFile)
+		if err != nil {
+			return fmt.Errorf("compress: %w", err)
+		}
+		if err := writeIMatrix(opt.SaveIMatrix, im); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stats merges the statistics of one tensor: the imatrix's importance
+// where it has the tensor, else the calibration's; the calibration's
+// Hessian; for the token embedding without either, EmbeddingImportance.
+func (j *job) stats(name string) *quant.Stats {
+	var imp []float32
+	if j.imat != nil {
+		imp = j.imat.Importance(name)
+	}
+	if name == "token_embd.weight" && j.emb != nil && imp == nil {
+		return &quant.Stats{Importance: j.emb}
+	}
+	var s *quant.Stats
+	if j.col != nil {
+		s = j.col.Stats(name)
+	}
+	if imp != nil {
+		if s == nil {
+			s = &quant.Stats{}
+		}
+		s.Importance = imp
+	}
+	return s
+}
+
+func (j *job) compress(ctx context.Context) error {
+	qts, reports, err := Quantize(ctx, j.ts, QuantizeOptions{Plan: j.plan, Method: j.method, Stats: j.stats,
+		Progress: j.opt.Progress})
+	if err != nil {
+		return err
+	}
+	var bits, elems float64
+	for _, r := range reports {
+		if r.Method != "copy" && r.Method != "convert" {
+			n := 1.0
+			for _, d := range r.Shape {
+				n *= float64(d)
+			}
+			bits += r.BitsPerWeight * n
+			elems += n
+		}
+	}
+	if elems > 0 {
+		j.res.CompressedBitsPerWeight = bits / elems
+	}
+	j.res.Tensors = reports
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("compress: stopped before writing %s: %w", j.opt.Out, err)
+	}
+	return j.write(qts)
+}
