@@ -1,8 +1,22 @@
-// Package compress turns a loaded model into a smaller one: it decides a
-// type for every tensor (llama.cpp's presets, or explicit overrides),
-// quantizes each with the chosen method (round-to-nearest with importance
-// weights, as llama.cpp does, or GPTQ onto the same block grids), and hands
-// the tensors to the GGUF writer.
+// Package compress turns a loaded model into a smaller one. Run owns the
+// whole job:
+//
+//  1. check the options and the output path before any work;
+//  2. statistics: a llama.cpp imatrix.dat, and/or a calibration run over
+//     text in chunks (package calib) measuring each matrix's importance
+//     and, when the method needs them, Hessians; the imatrix's importance
+//     wins where both have a tensor (with a warning); the token embedding,
+//     which calibration cannot weight, gets EmbeddingImportance for
+//     Hessian methods;
+//  3. the plan: a target type for every matrix (llama.cpp's presets with
+//     its fallbacks, then overrides; for a native output, codebooks for the
+//     block matrices);
+//  4. per-tensor compression through a Method (RTN and GPTQ onto ggml's
+//     block grids; k-means, VQ, RVQ, PQ codebooks);
+//  5. the output: GGUF (package convert) or terse's native file (package
+//     format/native), and one Result.
+//
+// `terse compress` is flags around Run and a table (or Result's JSON).
 package compress
 
 import (
