@@ -15,6 +15,7 @@ import (
 
 	"github.com/terse-llm/terse/calib"
 	"github.com/terse-llm/terse/convert"
+	"github.com/terse-llm/terse/format/native"
 	"github.com/terse-llm/terse/load"
 	"github.com/terse-llm/terse/progress"
 	"github.com/terse-llm/terse/quant"
@@ -189,6 +190,12 @@ func (j *job) check() error {
 	} else if n := m.Config.MaxSeqLen; n > 0 && opt.CalibCtx > n {
 		return fmt.Errorf("compress: calibration chunks of %d tokens exceed %s's trained context of %d", opt.CalibCtx, j.ck.Path, n)
 	}
+	switch ext := filepath.Ext(opt.Out); {
+	case j.method.Output() == GGUF && ext == native.Ext:
+		return fmt.Errorf("compress: output %s: method %s writes GGUF, which a %s name would make every loader read as a native file; name it .gguf", opt.Out, j.method.Name(), native.Ext)
+	case j.method.Output() == Native && ext != native.Ext:
+		j.warn("output %s is a native file; native files are named %s", opt.Out, native.Ext)
+	}
 	var err error
 	switch j.method.Output() {
 	case GGUF:
@@ -239,8 +246,9 @@ func (j *job) check() error {
 }
 
 // CheckOutput reports why path cannot be written as an output of the
-// model at input: empty, a folder, the input itself, or in a folder that
-// does not exist.
+// model at input: empty, a folder, the input itself, an existing file in
+// the input's folder (for a Hugging Face folder), or in a folder that does
+// not exist.
 func CheckOutput(path, input string) error {
 	if path == "" {
 		return errors.New("compress: no output file named")
@@ -249,8 +257,14 @@ func CheckOutput(path, input string) error {
 		if st.IsDir() {
 			return fmt.Errorf("compress: output %s is a folder; name a file (inside it, for example)", path)
 		}
-		if in, err := os.Stat(input); err == nil && os.SameFile(st, in) {
+		in, err := os.Stat(input)
+		if err == nil && os.SameFile(st, in) {
 			return fmt.Errorf("compress: output %s is the input model; name another file", path)
+		}
+		if err == nil && in.IsDir() {
+			if d, err := os.Stat(filepath.Dir(path)); err == nil && os.SameFile(d, in) {
+				return fmt.Errorf("compress: output %s would overwrite a file of the input model %s; name another file", path, input)
+			}
 		}
 	}
 	dir := filepath.Dir(path)

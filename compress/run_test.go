@@ -169,6 +169,7 @@ func TestRunRejects(t *testing.T) {
 		{"output is the input", Options{Out: base.Path}, []string{base.Path, "is the input"}},
 		{"output folder missing", Options{Out: filepath.Join(dir, "none", "x.gguf")}, []string{"does not exist"}},
 		{"unknown preset", Options{Out: out, Preset: "Q9_K"}, []string{`"Q9_K"`, "Q4_K_M"}},
+		{"GGUF named .terse", Options{Out: filepath.Join(dir, "q.terse")}, []string{"q.terse", "name it .gguf"}},
 		{"gptq without text", Options{Out: out, Method: GPTQ{}}, []string{"gptq", "calibration text"}},
 		{"empty text", Options{Out: out, CalibFile: empty}, []string{empty, "0 tokens", "one chunk of 512"}},
 		{"short text", Options{Out: out, CalibFile: short, CalibCtx: 64}, []string{short, "tokens, need at least one chunk of 64"}},
@@ -197,6 +198,27 @@ func TestRunRejects(t *testing.T) {
 				t.Errorf("%s written", out)
 			}
 		})
+	}
+}
+
+func TestCheckOutput(t *testing.T) {
+	hf := t.TempDir()
+	weights := filepath.Join(hf, "model.safetensors")
+	if err := os.WriteFile(weights, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ out, want string }{
+		{filepath.Join(hf, "q4.gguf"), ""},
+		{weights, "would overwrite a file of the input model"},
+		{hf, "is a folder"},
+		{filepath.Join(hf, "sub", "q4.gguf"), "does not exist"},
+		{"", "no output"},
+	}
+	for _, tc := range tests {
+		err := CheckOutput(tc.out, hf)
+		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("CheckOutput(%q): %v, want %q", tc.out, err, tc.want)
+		}
 	}
 }
 

@@ -80,6 +80,9 @@ func runCompress(args []string, stdout, stderr io.Writer) error {
 	if m.NeedsHessian() && *calibFile == "" {
 		return usagef("--method %s with these settings needs --calib text to measure the layers' inputs", *method)
 	}
+	if m.Output() != compress.GGUF && set["type"] {
+		fmt.Fprintf(stderr, "terse compress: warning: --type %s is a GGUF preset; --method %s ignores it\n", *typ, *method)
+	}
 	var ovs []compress.Override
 	for _, s := range overrides {
 		o, err := compress.ParseOverride(s)
