@@ -283,6 +283,14 @@ func (j *job) statistics(ctx context.Context) error {
 			return err
 		}
 		j.res.IMatrix = opt.IMatrixFile
+		for _, t := range j.ts {
+			if _, ok := j.plan[t.Name]; !ok {
+				continue
+			}
+			if v := j.imat.Importance(t.Name); v != nil && len(v) != t.Cols() {
+				return fmt.Errorf("compress: imatrix %s: %d values for %s, which has %d columns: is it for another model?", opt.IMatrixFile, len(v), t.Name, t.Cols())
+			}
+		}
 	}
 	if opt.CalibFile != "" {
 		if err := j.calibrate(ctx); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/terse-llm/terse/bundled"
 	"github.com/terse-llm/terse/eval"
+	"github.com/terse-llm/terse/internal/testshared"
 	"github.com/terse-llm/terse/load"
 	"github.com/terse-llm/terse/model"
 	"github.com/terse-llm/terse/quant/kmeans"
@@ -159,6 +160,7 @@ func TestRunRejects(t *testing.T) {
 	binary := write("binary.txt", []byte("Once upon\x00 a time"))
 	short := write("short.txt", []byte("Once upon a time."))
 	out := filepath.Join(dir, "out.gguf")
+	otherIMatrix := testshared.Path(t, "models/pdtext-llama-28m-gguf/imatrix.dat")
 	tests := []struct {
 		name string
 		opt  Options
@@ -180,6 +182,7 @@ func TestRunRejects(t *testing.T) {
 		{"imatrix without text", Options{Out: out, SaveIMatrix: filepath.Join(dir, "i.dat")}, []string{"needs calibration text"}},
 		{"imatrix on the model", Options{Out: out, CalibFile: textPath, SaveIMatrix: out}, []string{"both be written"}},
 		{"missing imatrix", Options{Out: out, IMatrixFile: filepath.Join(dir, "nope.dat")}, []string{"nope.dat"}},
+		{"imatrix of another model", Options{Out: out, IMatrixFile: otherIMatrix}, []string{otherIMatrix, "columns", "another model"}},
 		{"native override to a ggml type", Options{Out: filepath.Join(dir, "x.terse"), Method: mustKMeans(t),
 			Overrides: []Override{mustOverride(t, "ffn_down=Q4_0")}}, []string{"ffn_down", "Q4_0"}},
 	}
