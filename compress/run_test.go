@@ -1,6 +1,7 @@
 package compress
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"github.com/terse-llm/terse/model"
 	"github.com/terse-llm/terse/quant/kmeans"
 	"github.com/terse-llm/terse/quant/vq"
+	"github.com/terse-llm/terse/tokenizer"
 )
 
 func openStories(t *testing.T) (*load.Checkpoint, string) {
@@ -204,6 +206,26 @@ func TestRunRejects(t *testing.T) {
 	}
 }
 
+// The llama2.c tokenizer.bin a native file embeds for a llama2.c model is
+// byte for byte the file the model came with.
+func TestLlama2cTokenizerBytes(t *testing.T) {
+	_, tp, _, err := bundled.Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(tp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.ParseLlama2c(tp, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := llama2cBytes(tok); !bytes.Equal(got, want) {
+		t.Errorf("%d bytes written back, the file has %d", len(got), len(want))
+	}
+}
+
 func TestCheckOutput(t *testing.T) {
 	hf := t.TempDir()
 	weights := filepath.Join(hf, "model.safetensors")
@@ -269,6 +291,28 @@ func TestRunRequantizeMergeCancel(t *testing.T) {
 	if len(warned) != 1 || !strings.Contains(warned[0], "requantizing") || len(res.Warnings) != 1 {
 		t.Errorf("warnings %q, result %q", warned, res.Warnings)
 	}
+
+	// A coded (native) model is quantized again from its decoded rows.
+	km := filepath.Join(dir, "km.terse")
+	if _, err := Run(context.Background(), base, Options{Out: km, Method: mustKMeans(t)}); err != nil {
+		t.Fatal(err)
+	}
+	kck, err := load.Open(km, load.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kck.Close()
+	if _, err := Run(context.Background(), kck, Options{Out: out, Preset: "Q8_0"}); err == nil || !strings.Contains(err.Error(), "Codebook") {
+		t.Errorf("requantizing codebooks: error %v", err)
+	}
+	if _, err := Run(context.Background(), kck, Options{Out: out, Preset: "Q8_0", AllowRequantize: true}); err != nil {
+		t.Fatal(err)
+	}
+	back, err := load.Open(out, load.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	back.Close()
 
 	imat := filepath.Join(dir, "imatrix.dat")
 	if _, err := Run(context.Background(), base, Options{Out: filepath.Join(dir, "a.gguf"), CalibFile: textPath, CalibChunks: 2, SaveIMatrix: imat}); err != nil {
