@@ -8,6 +8,8 @@ import (
 	"io"
 	"math"
 	"os"
+
+	"github.com/terse-llm/terse/internal/atomicfile"
 )
 
 // IMatrix is llama.cpp's legacy importance-matrix file ("imatrix.dat", the
@@ -176,18 +178,16 @@ func (m *IMatrix) WriteTo(w io.Writer) (int64, error) {
 	return cw.n, nil
 }
 
-// WriteFile writes m to path in the legacy format.
+// WriteFile writes m to path in the legacy format, through a synced
+// temporary file in the same folder that is renamed into place on success
+// (internal/atomicfile): path never holds a partial file.
 func (m *IMatrix) WriteFile(path string) error {
-	f, err := os.Create(path)
+	err := atomicfile.WriteFile(path, func(f *atomicfile.File) error {
+		_, err := m.WriteTo(f)
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("imatrix: %w", err)
-	}
-	if _, err := m.WriteTo(f); err != nil {
-		f.Close()
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("imatrix: %w", err)
+		return fmt.Errorf("imatrix %s: %w", path, err)
 	}
 	return nil
 }
