@@ -182,14 +182,13 @@ func (m *IMatrix) WriteTo(w io.Writer) (int64, error) {
 // temporary file in the same folder that is renamed into place on success
 // (internal/atomicfile): path never holds a partial file.
 func (m *IMatrix) WriteFile(path string) error {
-	err := atomicfile.WriteFile(path, func(f *atomicfile.File) error {
-		_, err := m.WriteTo(f)
-		return err
+	// atomicfile's errors name path; WriteTo's are given it here.
+	return atomicfile.WriteFile(path, func(f *atomicfile.File) error {
+		if _, err := m.WriteTo(f); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("imatrix %s: %w", path, err)
-	}
-	return nil
 }
 
 // reader decodes little-endian fields, keeping the first error.

@@ -89,7 +89,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		// only when the evaluation succeeds: never a truncated file that
 		// looks whole, and an older file stays until then.
 		if save, err = atomicfile.Create(*saveLogits); err != nil {
-			return fmt.Errorf("--save-logits %w", err)
+			return fmt.Errorf("--save-logits %w", err) // "--save-logits x: is a directory"
 		}
 		defer save.Abort()
 		opt.SaveLogits, opt.SaveTopK = save, *topK

@@ -101,13 +101,13 @@ func Write(w io.Writer, meta []KV, tensors []*tensor.Tensor) error {
 // temporary file in the same folder that is renamed into place on success
 // (internal/atomicfile): path never holds a partial file.
 func WriteFile(path string, meta []KV, tensors []*tensor.Tensor) error {
-	err := atomicfile.WriteFile(path, func(f *atomicfile.File) error {
-		return Write(f, meta, tensors)
+	// atomicfile's errors name path; Write's are given it here.
+	return atomicfile.WriteFile(path, func(f *atomicfile.File) error {
+		if err := Write(f, meta, tensors); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("gguf write %s: %w", path, err)
-	}
-	return nil
 }
 
 func pad(n, align uint64) uint64 { return (n + align - 1) / align * align }

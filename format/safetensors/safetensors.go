@@ -375,15 +375,12 @@ func Write(w io.Writer, tensors []*tensor.Tensor, metadata map[string]string) er
 // temporary file in the same folder that is renamed into place on success
 // (internal/atomicfile): path never holds a partial file.
 func WriteFile(path string, tensors []*tensor.Tensor, metadata map[string]string) error {
-	err := atomicfile.WriteFile(path, func(f *atomicfile.File) error {
+	// atomicfile's errors name path; Write's are given it here.
+	return atomicfile.WriteFile(path, func(f *atomicfile.File) error {
 		bw := bufio.NewWriterSize(f, 1<<20)
 		if err := Write(bw, tensors, metadata); err != nil {
-			return err
+			return fmt.Errorf("%s: %w", path, err)
 		}
 		return bw.Flush()
 	})
-	if err != nil {
-		return fmt.Errorf("safetensors %s: %w", path, err)
-	}
-	return nil
 }
