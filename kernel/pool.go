@@ -250,3 +250,39 @@ func (p *pool) endParallel() {
 	p.ft.fn = nil
 	p.mu.Unlock()
 }
+
+// ParallelChunks splits [0, n) into min(chunks, n) contiguous chunks of
+// ⌈n/chunks⌉ units (the last may be shorter; chunks <= 0: Threads()) and
+// runs fn(i, lo, hi) for every chunk i on the pool, returning when all are
+// done. The split depends on n and chunks alone, not on how many
+// goroutines run it or whether the pool is busy, so per-chunk results
+// (partial sums in a slice indexed by i, say) combine the same way every
+// time. Panics are carried to the caller as in Parallel.
+func ParallelChunks(n, chunks int, fn func(chunk, lo, hi int)) {
+	if n <= 0 {
+		return
+	}
+	if chunks <= 0 {
+		chunks = Threads()
+	}
+	size := (n + min(chunks, n) - 1) / min(chunks, n)
+	k := (n + size - 1) / size
+	Parallel(k, func(c0, c1 int) {
+		for c := c0; c < c1; c++ {
+			fn(c, c*size, min(c*size+size, n))
+		}
+	})
+}
+
+// ChunkCount is the number of chunks ParallelChunks(n, chunks, …) runs,
+// for sizing per-chunk results.
+func ChunkCount(n, chunks int) int {
+	if n <= 0 {
+		return 0
+	}
+	if chunks <= 0 {
+		chunks = Threads()
+	}
+	size := (n + min(chunks, n) - 1) / min(chunks, n)
+	return (n + size - 1) / size
+}

@@ -191,3 +191,53 @@ func TestParallelPanicConcurrent(t *testing.T) {
 	wg.Wait()
 	checkPoolWorks(t)
 }
+
+// TestParallelChunks: the chunks cover [0, n) once each, their layout is
+// fixed by n and chunks whatever the thread count, and a call from inside
+// a job (the pool busy) gives the same layout.
+func TestParallelChunks(t *testing.T) {
+	defer SetThreads(0)
+	for _, tc := range []struct{ n, chunks int }{
+		{1, 4}, {7, 3}, {10, 4}, {64, 1}, {100, 7}, {5, 10}, {1000, 0},
+	} {
+		var want []string
+		for _, th := range []int{1, 2, 3, 8} {
+			SetThreads(th)
+			chunks := tc.chunks
+			if chunks == 0 {
+				chunks = 5 // pass Threads() explicitly so layouts compare
+			}
+			for _, nested := range []bool{false, true} {
+				got := make([]string, ChunkCount(tc.n, chunks))
+				covered := make([]atomic.Int32, tc.n)
+				run := func() {
+					ParallelChunks(tc.n, chunks, func(c, lo, hi int) {
+						got[c] = fmt.Sprintf("%d:%d-%d", c, lo, hi)
+						for i := lo; i < hi; i++ {
+							covered[i].Add(1)
+						}
+					})
+				}
+				if nested {
+					Parallel(2, func(lo, hi int) {
+						if lo == 0 {
+							run()
+						}
+					})
+				} else {
+					run()
+				}
+				for i := range covered {
+					if covered[i].Load() != 1 {
+						t.Fatalf("n=%d chunks=%d threads=%d: unit %d covered %d times", tc.n, chunks, th, i, covered[i].Load())
+					}
+				}
+				if want == nil {
+					want = got
+				} else if fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Errorf("n=%d chunks=%d threads=%d nested=%v: layout %v, want %v", tc.n, chunks, th, nested, got, want)
+				}
+			}
+		}
+	}
+}
