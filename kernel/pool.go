@@ -227,7 +227,8 @@ func (f *funcTask) run(_, lo, hi int) { f.fn(lo, hi) }
 // If fn panics on any goroutine, Parallel waits for the other chunks that
 // are running to end, skips those not started, and panics in the calling
 // goroutine with a *JobPanic holding the original value and stack; the
-// pool stays usable.
+// pool stays usable. fn must not call runtime.Goexit (testing's FailNow):
+// on a pool goroutine that is not a panic and cannot be carried back.
 func Parallel(n int, fn func(lo, hi int)) {
 	if n <= 0 {
 		return
