@@ -117,11 +117,16 @@ func (p *pool) worker(id int, wake chan struct{}, last uint64) {
 			continue // not a participant of this job
 		}
 		p.workSafe(id)
-		if p.pending.Add(-1) == 0 {
-			select { // the caller may be blocked on done
-			case p.done <- struct{}{}:
-			default: // a token is already there
-			}
+		p.leave()
+	}
+}
+
+// leave marks one worker as done with the current job.
+func (p *pool) leave() {
+	if p.pending.Add(-1) == 0 {
+		select { // the caller may be blocked on done
+		case p.done <- struct{}{}:
+		default: // a token is already there
 		}
 	}
 }
@@ -139,15 +144,35 @@ func (p *pool) work(id int) {
 }
 
 // workSafe is work with a panic recovered: the job is abandoned and the
-// panic kept for the caller.
+// panic kept for the caller. A runtime.Goexit (testing's FailNow) in fn is
+// no panic, but the goroutine still ends: on a worker, a replacement is
+// started and the caller gets a *JobPanic saying so; on the caller, it
+// waits for the workers to leave the job before it goes.
 func (p *pool) workSafe(id int) {
+	finished := false
 	defer func() {
-		if r := recover(); r != nil {
-			p.next.Store(int64(p.n)) // hand out no more chunks
-			p.panicked.CompareAndSwap(nil, &JobPanic{Value: r, Worker: id, Stack: debug.Stack()})
+		if finished {
+			return
 		}
+		r := recover()
+		p.next.Store(int64(p.n)) // hand out no more chunks
+		if r != nil {
+			p.panicked.CompareAndSwap(nil, &JobPanic{Value: r, Worker: id, Stack: debug.Stack()})
+			return
+		}
+		// runtime.Goexit: this goroutine ends when the deferred calls do.
+		if id == 0 {
+			p.waitWorkers()
+			p.panicked.Store(nil)
+			p.t = nil
+			return
+		}
+		p.panicked.CompareAndSwap(nil, &JobPanic{Value: "runtime.Goexit called in a parallel job", Worker: id, Stack: debug.Stack()})
+		go p.worker(id, p.wake[id-1], p.seq.Load())
+		p.leave()
 	}()
 	p.work(id)
+	finished = true
 }
 
 // JobPanic is the value Parallel and MatMul panic with when fn (or a
@@ -189,16 +214,21 @@ func (p *pool) runLocked(k, n, grain int, t task) {
 		}
 	}
 	p.workSafe(0)
+	p.waitWorkers()
+	p.t = nil
+	if e := p.panicked.Swap(nil); e != nil {
+		panic(e)
+	}
+}
+
+// waitWorkers returns when every worker has left the current job.
+func (p *pool) waitWorkers() {
 	deadline := time.Now().Add(config.Load().Spin)
 	for i := 1; p.pending.Load() != 0; i++ {
 		spin(i)
 		if i%64 == 0 && time.Now().After(deadline) {
 			<-p.done // possibly stale: the loop re-checks pending
 		}
-	}
-	p.t = nil
-	if e := p.panicked.Swap(nil); e != nil {
-		panic(e)
 	}
 }
 
@@ -227,8 +257,9 @@ func (f *funcTask) run(_, lo, hi int) { f.fn(lo, hi) }
 // If fn panics on any goroutine, Parallel waits for the other chunks that
 // are running to end, skips those not started, and panics in the calling
 // goroutine with a *JobPanic holding the original value and stack; the
-// pool stays usable. fn must not call runtime.Goexit (testing's FailNow):
-// on a pool goroutine that is not a panic and cannot be carried back.
+// pool stays usable. A runtime.Goexit in fn (testing's FailNow) on a pool
+// goroutine is reported the same way; on the calling goroutine it ends that
+// goroutine once the others have left the job.
 func Parallel(n int, fn func(lo, hi int)) {
 	if n <= 0 {
 		return

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -239,5 +240,37 @@ func TestParallelChunks(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestParallelGoexit: runtime.Goexit in a chunk, on a worker or on the
+// caller, neither hangs the pool nor leaves a chunk running.
+func TestParallelGoexit(t *testing.T) {
+	defer SetThreads(0)
+	SetThreads(3)
+	for rep := 0; rep < 20; rep++ {
+		var running atomic.Int32
+		done := make(chan any)
+		go func() {
+			var v any
+			defer func() { done <- v }()
+			v = catch(func() {
+				Parallel(3000, func(lo, hi int) {
+					running.Add(1)
+					defer running.Add(-1)
+					if lo == 0 || hi == 3000 {
+						runtime.Goexit()
+					}
+				})
+			})
+		}()
+		v := <-done
+		if n := running.Load(); n != 0 {
+			t.Fatalf("%d chunks still running", n)
+		}
+		if jp, ok := v.(*JobPanic); v != nil && (!ok || !strings.Contains(fmt.Sprint(jp.Value), "Goexit")) {
+			t.Fatalf("ended with %v", v)
+		}
+		checkPoolWorks(t)
 	}
 }
