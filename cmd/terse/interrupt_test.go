@@ -115,20 +115,6 @@ func TestInterruptLeavesNoPartialFile(t *testing.T) {
 	}
 }
 
-// entries lists the names in dir, sorted.
-func entries(t *testing.T, dir string) []string {
-	t.Helper()
-	es, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range es {
-		names = append(names, e.Name())
-	}
-	return names
-}
-
 // cpuTime is the CPU time process pid has used, from /proc on Linux; on
 // other systems, where it is not read, it reports a second after the first
 // call so the caller waits a moment instead.
