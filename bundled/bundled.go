@@ -5,10 +5,16 @@
 package bundled
 
 import (
+	"crypto/sha256"
 	_ "embed"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/terse-llm/terse/internal/atomicfile"
 )
 
 //go:embed stories260K.bin
@@ -30,40 +36,85 @@ const (
 // Text returns the bundled evaluation text.
 func Text() []byte { return text }
 
+// file is one embedded file.
+type file struct {
+	name string
+	data []byte
+}
+
+func files() []file {
+	return []file{{ModelName, model}, {TokenizerName, tok}, {TextName, text}}
+}
+
 // Extract writes the bundled files into a cache folder (once) and returns
 // the paths of the model, its tokenizer and the text, so every loader reads
 // them as it reads any file.
+//
+// The folder is named by the SHA-256 of the embedded bytes, under the
+// user's cache folder (os.UserCacheDir), or under os.TempDir() when that is
+// missing or not writable (no HOME, a read-only home). A file already there
+// is used only when its SHA-256 matches the embedded bytes; otherwise it is
+// rewritten, through a temporary renamed into place (internal/atomicfile),
+// so a half-written or altered cache is repaired rather than loaded.
 func Extract() (modelPath, tokPath, textPath string, err error) {
-	base, err := os.UserCacheDir()
-	if err != nil || base == "" {
-		base = os.TempDir()
+	fs := files()
+	sums := make([][sha256.Size]byte, len(fs))
+	all := sha256.New()
+	for i, f := range fs {
+		sums[i] = sha256.Sum256(f.data)
+		all.Write(sums[i][:])
 	}
-	dir := filepath.Join(base, "terse", "bundled")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", "", "", fmt.Errorf("bundled: %w", err)
+	key := hex.EncodeToString(all.Sum(nil))[:16]
+	var dirs []string
+	if base, err := os.UserCacheDir(); err == nil && base != "" {
+		dirs = append(dirs, filepath.Join(base, "terse", "bundled-"+key))
 	}
-	files := []struct {
-		name string
-		data []byte
-	}{{ModelName, model}, {TokenizerName, tok}, {TextName, text}}
-	for _, f := range files {
-		p := filepath.Join(dir, f.name)
-		if st, err := os.Stat(p); err == nil && st.Size() == int64(len(f.data)) {
+	dirs = append(dirs, filepath.Join(os.TempDir(), "terse-bundled-"+key))
+	var errs []error
+	for _, dir := range dirs {
+		if err := extractTo(dir, fs, sums); err != nil {
+			errs = append(errs, err)
 			continue
 		}
-		tmp, err := os.CreateTemp(dir, f.name+".*")
+		return filepath.Join(dir, ModelName), filepath.Join(dir, TokenizerName), filepath.Join(dir, TextName), nil
+	}
+	return "", "", "", fmt.Errorf("bundled: no folder to extract the default model into: %w", errors.Join(errs...))
+}
+
+// extractTo makes dir hold fs, whose SHA-256 sums are sums.
+func extractTo(dir string, fs []file, sums [][sha256.Size]byte) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for i, f := range fs {
+		p := filepath.Join(dir, f.name)
+		if sameHash(p, sums[i]) {
+			continue
+		}
+		err := atomicfile.WriteFile(p, func(w *atomicfile.File) error {
+			_, err := w.Write(f.data)
+			return err
+		})
 		if err != nil {
-			return "", "", "", fmt.Errorf("bundled: %w", err)
+			return err
 		}
-		_, werr := tmp.Write(f.data)
-		cerr := tmp.Close()
-		if werr != nil || cerr != nil {
-			os.Remove(tmp.Name())
-			return "", "", "", fmt.Errorf("bundled: writing %s: %v %v", p, werr, cerr)
-		}
-		if err := os.Rename(tmp.Name(), p); err != nil {
-			return "", "", "", fmt.Errorf("bundled: %w", err)
+		if !sameHash(p, sums[i]) {
+			return fmt.Errorf("%s: content differs from the embedded file after writing it", p)
 		}
 	}
-	return filepath.Join(dir, ModelName), filepath.Join(dir, TokenizerName), filepath.Join(dir, TextName), nil
+	return nil
+}
+
+// sameHash reports whether the file at p has SHA-256 sum.
+func sameHash(p string, sum [sha256.Size]byte) bool {
+	f, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return false
+	}
+	return [sha256.Size]byte(h.Sum(nil)) == sum
 }

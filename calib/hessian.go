@@ -1,9 +1,9 @@
 package calib
 
 import (
-	"runtime"
-	"sync"
 	"sync/atomic"
+
+	"github.com/terse-llm/terse/kernel"
 )
 
 // addXtX adds XᵀX to the upper triangle (j ≥ i) of the cols×cols row-major
@@ -12,14 +12,15 @@ import (
 //
 // The work is a symmetric rank-n update (BLAS dsyrk) done in register tiles
 // of 4 rows × 2 columns of h, so every pair of loaded samples feeds eight
-// multiply-adds; bands of 4 rows of h are handed to goroutines from a
-// shared counter, widest band first, which balances the triangle.
+// multiply-adds; bands of 4 rows of h are handed to the kernel pool's
+// goroutines from a shared counter, widest band first, which balances the
+// triangle.
 func addXtX(h []float64, cols int, xt []float64, n int) {
 	if n == 0 || cols == 0 {
 		return
 	}
 	bands := (cols + 3) / 4
-	workers := min(runtime.GOMAXPROCS(0), bands)
+	workers := min(kernel.Threads(), bands)
 	// Below about a million multiply-adds goroutines cost more than they save.
 	if cols*cols*n < 1<<20 {
 		workers = 1
@@ -38,12 +39,8 @@ func addXtX(h []float64, cols int, xt []float64, n int) {
 		work()
 		return
 	}
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() { defer wg.Done(); work() }()
-	}
-	wg.Wait()
+	// Each participant of the pool's job drains the shared counter.
+	kernel.Parallel(workers, func(int, int) { work() })
 }
 
 // syrkBand updates rows [i0, i1) of the upper triangle of h.

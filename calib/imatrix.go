@@ -8,6 +8,8 @@ import (
 	"io"
 	"math"
 	"os"
+
+	"github.com/terse-llm/terse/internal/atomicfile"
 )
 
 // IMatrix is llama.cpp's legacy importance-matrix file ("imatrix.dat", the
@@ -176,20 +178,17 @@ func (m *IMatrix) WriteTo(w io.Writer) (int64, error) {
 	return cw.n, nil
 }
 
-// WriteFile writes m to path in the legacy format.
+// WriteFile writes m to path in the legacy format, through a synced
+// temporary file in the same folder that is renamed into place on success
+// (internal/atomicfile): path never holds a partial file.
 func (m *IMatrix) WriteFile(path string) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("imatrix: %w", err)
-	}
-	if _, err := m.WriteTo(f); err != nil {
-		f.Close()
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("imatrix: %w", err)
-	}
-	return nil
+	// atomicfile's errors name path; WriteTo's are given it here.
+	return atomicfile.WriteFile(path, func(f *atomicfile.File) error {
+		if _, err := m.WriteTo(f); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		return nil
+	})
 }
 
 // reader decodes little-endian fields, keeping the first error.

@@ -27,18 +27,30 @@ func init() {
 	active = chooseLevel(os.Getenv("TERSE_KERNEL"), supported)
 }
 
-// chooseLevel maps a TERSE_KERNEL value to a level no higher than best.
+// chooseLevel maps a TERSE_KERNEL value to a level no higher than best;
+// an unknown value means best.
 func chooseLevel(env string, best level) level {
-	want := best
-	switch strings.ToLower(strings.TrimSpace(env)) {
-	case "generic", "go", "purego":
-		want = levelGeneric
-	case "avx2":
-		want = levelAVX2
-	case "avx512", "avx-512":
-		want = levelAVX512
+	want, ok := parseLevel(env)
+	if !ok {
+		want = best
 	}
 	return min(want, best)
+}
+
+// parseLevel maps a level name to a level ("", "auto": the highest), and
+// reports whether the name is known.
+func parseLevel(name string) (level, bool) {
+	switch strings.ToLower(strings.TrimSpace(name)) {
+	case "", "auto", "best":
+		return levelAVX512, true
+	case "generic", "go", "purego":
+		return levelGeneric, true
+	case "avx2":
+		return levelAVX2, true
+	case "avx512", "avx-512":
+		return levelAVX512, true
+	}
+	return levelAVX512, false
 }
 
 // Kernel names the implementation in use: "generic", "avx2" or "avx512".

@@ -9,6 +9,13 @@
 // back to the best one it has). Building with the purego tag drops the
 // assembly. Kernel reports the path in use.
 //
+// Run-time settings (the worker count, the pool's spin time, MatMul's tile
+// sizes and path choices) live in one Config value, set at start with
+// Configure or SetThreads and read as one snapshot per call. Every
+// parallel loop of the module runs on the package's one worker pool
+// (Parallel, ParallelChunks, MatMul), so the worker count holds everywhere;
+// a panic inside a job reaches the caller as a *JobPanic.
+//
 // Numerics: all accumulation is in float32, as in ggml. The SIMD paths use
 // fused multiply-add and several partial sums, so their results differ from
 // the generic loop by rounding (bounded by a few ulps of Σ|aᵢbᵢ|), and

@@ -9,21 +9,6 @@ import (
 	"github.com/terse-llm/terse/tensor"
 )
 
-// Tuning of the batched (n > 1) path; variables so benchmarks can sweep them.
-var (
-	// tileRows weight rows are widened together and reused across all the
-	// activations of a panel (a multiple of 4).
-	tileRows = 32
-	// kBlock columns are handled per micro-kernel call (a multiple of 16).
-	// Smaller blocks keep the operands in L1 but pay more horizontal sums;
-	// on the development machine (AVX-512, 2 MiB L2) whole rows up to 2048
-	// measured best.
-	kBlock = 2048
-	// smallWork is the multiply-add count below which MatMul stays on the
-	// calling goroutine.
-	smallWork = 1 << 15
-)
-
 // littleEndian reports whether float32 values may be read in place from
 // little-endian tensor data.
 var littleEndian = func() bool {
@@ -61,10 +46,11 @@ func MatMul(out, x []float32, n int, w *tensor.Tensor) error {
 	if w.Decoder == nil && !ggml.Supported(w.DType) {
 		return fmt.Errorf("matmul %q: %s weights are not supported", w.Name, w.DType)
 	}
+	cfg := config.Load() // one snapshot of the settings for the whole call
 	// Quantized weights at decode batch sizes: integer dot products against
 	// quantized activations (qmatmul.go).
-	if w.Decoder == nil && qRoute(w.DType, n) {
-		qMatMul(out, x, n, w, rb)
+	if w.Decoder == nil && qRouteCfg(cfg, w.DType, n) {
+		qMatMul(cfg, out, x, n, w, rb)
 		return nil
 	}
 
@@ -73,20 +59,21 @@ func MatMul(out, x []float32, n int, w *tensor.Tensor) error {
 		// The pool is busy (another goroutine, or a call from inside a
 		// job): run on this goroutine with a job of our own.
 		j := fallbackJobs.Get().(*mmJob)
-		j.setup(out, x, n, w, rb, 1)
+		j.setup(cfg, out, x, n, w, rb, 1)
 		j.runAll()
 		err := j.err
 		j.reset()
 		fallbackJobs.Put(j)
 		return err
 	}
+	defer p.endMatMul()
 	j := &p.mm
 	j.p = p
-	t := Threads()
-	if n*rows*cols < smallWork {
+	t := cfg.Threads
+	if n*rows*cols < cfg.SmallWork {
 		t = 1
 	}
-	units, grain := j.setup(out, x, n, w, rb, t)
+	units, grain := j.setup(cfg, out, x, n, w, rb, t)
 	k := max(1, min(t, (units+grain-1)/grain))
 	p.ensure(k)
 	clear(p.errs[:k])
@@ -100,10 +87,15 @@ func MatMul(out, x []float32, n int, w *tensor.Tensor) error {
 			err = e
 		}
 	}
-	clear(p.errs[:k])
-	j.reset()
-	p.mu.Unlock()
 	return err
+}
+
+// endMatMul drops MatMul's job and releases the pool (deferred, so a panic
+// releases it too).
+func (p *pool) endMatMul() {
+	clear(p.errs)
+	p.mm.reset()
+	p.mu.Unlock()
 }
 
 var fallbackJobs = sync.Pool{New: func() any { return new(mmJob) }}
@@ -127,9 +119,9 @@ type mmJob struct {
 	panelSz int       // tokens per panel
 }
 
-// setup fills in the job for t threads and returns its unit count and the
-// chunk of units a worker claims at a time.
-func (j *mmJob) setup(out, x []float32, n int, w *tensor.Tensor, rb, t int) (units, grain int) {
+// setup fills in the job for t threads under cfg and returns its unit
+// count and the chunk of units a worker claims at a time.
+func (j *mmJob) setup(cfg *Config, out, x []float32, n int, w *tensor.Tensor, rb, t int) (units, grain int) {
 	j.lvl = active
 	j.out, j.x, j.n, j.w, j.rb = out, x, n, w, rb
 	j.rows, j.cols = w.Rows(), w.Cols()
@@ -142,7 +134,7 @@ func (j *mmJob) setup(out, x []float32, n int, w *tensor.Tensor, rb, t int) (uni
 		grain = max(16, (j.rows+4*t-1)/(4*t))
 		return j.rows, grain
 	}
-	j.tr, j.kb = max(4, tileRows&^3), max(16, kBlock&^15)
+	j.tr, j.kb = max(4, cfg.TileRows&^3), max(16, cfg.KBlock&^15)
 	tiles := (j.rows + j.tr - 1) / j.tr
 	nr := microNR(j.lvl)
 	j.panels = 1

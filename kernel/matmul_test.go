@@ -103,11 +103,8 @@ func checkMatMul(t *testing.T, x []float32, n int, w *tensor.Tensor, want, mag [
 // integer path for quantized weights at small n rounds activations to 8 bits
 // and has its own tests in qdot_test.go.
 func TestMatMul(t *testing.T) {
-	defer func(old bool) { qDisabled = old }(qDisabled)
-	qDisabled = true
+	defer withConfig(func(c *Config) { c.QDisabled = true })()
 	r := rand.New(rand.NewPCG(11, 12))
-	defer SetThreads(0)
-	defer func(tr, kb int) { tileRows, kBlock = tr, kb }(tileRows, kBlock)
 	shapes := [][2]int{{1, 32}, {5, 64}, {33, 96}, {64, 544}, {130, 160}}
 	for _, dt := range []tensor.DType{tensor.F32, tensor.F16, tensor.BF16, tensor.Q8_0, tensor.Q4_0, tensor.Q4_K, tensor.Q6_K} {
 		for _, sh := range shapes {
@@ -129,11 +126,13 @@ func TestMatMul(t *testing.T) {
 					for _, l := range levels() {
 						withLevel(t, l, func() {
 							for _, th := range []int{1, 2, 3} {
-								SetThreads(th)
-								tileRows, kBlock = 16, 512
+								restore := withConfig(func(c *Config) { c.Threads, c.TileRows, c.KBlock = th, 16, 512 })
 								checkMatMul(t, x, n, w, want, mag)
-								tileRows, kBlock = 4, 32 // many tiles, several column blocks
+								restore()
+								// Many tiles, several column blocks.
+								restore = withConfig(func(c *Config) { c.Threads, c.TileRows, c.KBlock = th, 4, 32 })
 								checkMatMul(t, x, n, w, want, mag)
+								restore()
 							}
 						})
 					}
@@ -216,8 +215,8 @@ func TestParallel(t *testing.T) {
 }
 
 func TestConcurrentCallers(t *testing.T) {
-	defer func(old bool) { qDisabled = old }(qDisabled)
-	qDisabled = true // exact float paths, so results can be compared tightly
+	// Exact float paths, so results can be compared tightly.
+	defer withConfig(func(c *Config) { c.QDisabled = true })()
 	r := rand.New(rand.NewPCG(15, 16))
 	defer SetThreads(0)
 	SetThreads(3)

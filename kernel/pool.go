@@ -1,29 +1,13 @@
 package kernel
 
 import (
-	"os"
+	"fmt"
 	"runtime"
-	"strconv"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 )
-
-var threads atomic.Int32
-
-func init() { threads.Store(int32(runtime.GOMAXPROCS(0))) }
-
-// SetThreads sets how many goroutines Parallel and MatMul use (n <= 0: as
-// many as GOMAXPROCS).
-func SetThreads(n int) {
-	if n <= 0 {
-		n = runtime.GOMAXPROCS(0)
-	}
-	threads.Store(int32(min(n, 1024)))
-}
-
-// Threads reports the worker count.
-func Threads() int { return int(threads.Load()) }
 
 // task is one parallel job: run handles units [lo, hi) as participant
 // worker (0 is the calling goroutine, 1.. the pool's goroutines).
@@ -38,13 +22,20 @@ type task interface {
 //
 // A decode step runs dozens of small jobs back to back, so waking parked
 // goroutines for each (a futex round trip, several microseconds) would cost
-// as much as the work. Workers therefore spin for spinFor after a job,
+// as much as the work. Workers therefore spin for Config.Spin after a job,
 // watching seq for the next one, before they park on their wake channel;
 // the caller likewise spins on pending before blocking on done. Wake-up
 // tokens are sent without blocking into one-slot channels and may be
 // stale; every waiter re-checks the state it waits for (the job word, the
 // pending count) after each token, and the state is always written before
 // the token is sent, so no wake-up is lost and a stale one costs a loop.
+//
+// A panic in a job, on any participant, is recovered where it happens: the
+// rest of the job is abandoned (no new chunks are handed out), the caller
+// waits until every participant has left the job, and then panics again in
+// its own goroutine with a *JobPanic carrying the original value and stack.
+// The pool's lock is released by a deferred unlock, so the pool stays
+// usable.
 type pool struct {
 	mu   sync.Mutex
 	wake []chan struct{} // one per worker goroutine (worker i+1)
@@ -56,6 +47,8 @@ type pool struct {
 	next     atomic.Int64
 	seq      atomic.Uint64 // job counter << jobShift | participants (the caller and workers 1..k-1)
 	pending  atomic.Int32  // participating workers not yet finished
+
+	panicked atomic.Pointer[JobPanic] // the current job's first panic
 
 	scratch [][]float32 // per participant, grown on demand
 	errs    []error     // per participant, for MatMul
@@ -71,18 +64,6 @@ const (
 	jobShift        = 16
 	jobParticipants = 1<<jobShift - 1
 )
-
-// spinFor is how long workers and callers spin before blocking; the
-// environment variable TERSE_SPIN_US overrides it (microseconds). Longer
-// spins cover the gaps between a decode step's jobs, but on a machine
-// shared with other busy processes they cost more than they save (measured
-// on the 2-core development machine under load).
-var spinFor = func() time.Duration {
-	if v, err := strconv.Atoi(os.Getenv("TERSE_SPIN_US")); err == nil && v >= 0 {
-		return time.Duration(v) * time.Microsecond
-	}
-	return 5 * time.Microsecond
-}()
 
 // spin is iteration i of a spin-wait. It yields the processor now and then:
 // the goroutine being waited for may be queued on this one's P (the Go
@@ -120,7 +101,7 @@ func (p *pool) worker(id int, wake chan struct{}, last uint64) {
 		// a loop, and no wake-up can be lost because the publisher stores
 		// the job word before it sends.
 		s := p.seq.Load()
-		deadline := time.Now().Add(spinFor)
+		deadline := time.Now().Add(config.Load().Spin)
 		for i := 1; s == last; i++ {
 			spin(i)
 			if i%64 == 0 && time.Now().After(deadline) {
@@ -135,12 +116,17 @@ func (p *pool) worker(id int, wake chan struct{}, last uint64) {
 		if id >= int(s&jobParticipants) {
 			continue // not a participant of this job
 		}
-		p.work(id)
-		if p.pending.Add(-1) == 0 {
-			select { // the caller may be blocked on done
-			case p.done <- struct{}{}:
-			default: // a token is already there
-			}
+		p.workSafe(id)
+		p.leave()
+	}
+}
+
+// leave marks one worker as done with the current job.
+func (p *pool) leave() {
+	if p.pending.Add(-1) == 0 {
+		select { // the caller may be blocked on done
+		case p.done <- struct{}{}:
+		default: // a token is already there
 		}
 	}
 }
@@ -157,8 +143,61 @@ func (p *pool) work(id int) {
 	}
 }
 
+// workSafe is work with a panic recovered: the job is abandoned and the
+// panic kept for the caller. A runtime.Goexit (testing's FailNow) in fn is
+// no panic, but the goroutine still ends: on a worker, a replacement is
+// started and the caller gets a *JobPanic saying so; on the caller, it
+// waits for the workers to leave the job before it goes.
+func (p *pool) workSafe(id int) {
+	finished := false
+	defer func() {
+		if finished {
+			return
+		}
+		r := recover()
+		p.next.Store(int64(p.n)) // hand out no more chunks
+		if r != nil {
+			p.panicked.CompareAndSwap(nil, &JobPanic{Value: r, Worker: id, Stack: debug.Stack()})
+			return
+		}
+		// runtime.Goexit: this goroutine ends when the deferred calls do.
+		if id == 0 {
+			p.waitWorkers()
+			p.panicked.Store(nil)
+			p.t = nil
+			return
+		}
+		p.panicked.CompareAndSwap(nil, &JobPanic{Value: "runtime.Goexit called in a parallel job", Worker: id, Stack: debug.Stack()})
+		go p.worker(id, p.wake[id-1], p.seq.Load())
+		p.leave()
+	}()
+	p.work(id)
+	finished = true
+}
+
+// JobPanic is the value Parallel and MatMul panic with when fn (or a
+// kernel) panicked on one of the job's participants: the original value,
+// the participant (0: the calling goroutine) and its stack at the panic.
+type JobPanic struct {
+	Value  any
+	Worker int
+	Stack  []byte
+}
+
+func (e *JobPanic) Error() string {
+	return fmt.Sprintf("kernel: panic in a parallel job (participant %d): %v\n\n%s", e.Worker, e.Value, e.Stack)
+}
+
+// Unwrap returns the original value when it is an error.
+func (e *JobPanic) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}
+
 // runLocked runs t over [0, n) in chunks of grain with k participants (the
-// caller among them). Caller holds mu; k <= ceil(n/grain).
+// caller among them), and returns when every participant has left the job.
+// If one panicked, it then panics with the *JobPanic. Caller holds mu (and
+// releases it in a deferred call); k <= ceil(n/grain).
 func (p *pool) runLocked(k, n, grain int, t task) {
 	p.ensure(k)
 	p.t, p.n, p.grain = t, n, grain
@@ -174,15 +213,23 @@ func (p *pool) runLocked(k, n, grain int, t task) {
 		default: // already has a token: it will wake
 		}
 	}
-	p.work(0)
-	deadline := time.Now().Add(spinFor)
+	p.workSafe(0)
+	p.waitWorkers()
+	p.t = nil
+	if e := p.panicked.Swap(nil); e != nil {
+		panic(e)
+	}
+}
+
+// waitWorkers returns when every worker has left the current job.
+func (p *pool) waitWorkers() {
+	deadline := time.Now().Add(config.Load().Spin)
 	for i := 1; p.pending.Load() != 0; i++ {
 		spin(i)
 		if i%64 == 0 && time.Now().After(deadline) {
 			<-p.done // possibly stale: the loop re-checks pending
 		}
 	}
-	p.t = nil
 }
 
 // buf returns participant worker's scratch with at least size elements.
@@ -206,6 +253,13 @@ func (f *funcTask) run(_, lo, hi int) { f.fn(lo, hi) }
 // starts no goroutine and, for an fn value that is not a fresh closure,
 // allocates nothing. Calls may come from several goroutines at once, or
 // from inside fn: whoever finds the pool busy runs fn(0, n) inline.
+//
+// If fn panics on any goroutine, Parallel waits for the other chunks that
+// are running to end, skips those not started, and panics in the calling
+// goroutine with a *JobPanic holding the original value and stack; the
+// pool stays usable. A runtime.Goexit in fn (testing's FailNow) on a pool
+// goroutine is reported the same way; on the calling goroutine it ends that
+// goroutine once the others have left the job.
 func Parallel(n int, fn func(lo, hi int)) {
 	if n <= 0 {
 		return
@@ -216,9 +270,51 @@ func Parallel(n int, fn func(lo, hi int)) {
 		return
 	}
 	p := &thePool
+	defer p.endParallel()
 	chunk := (n + t - 1) / t
 	p.ft.fn = fn
 	p.runLocked((n+chunk-1)/chunk, n, chunk, &p.ft)
+}
+
+// endParallel drops Parallel's job and releases the pool (deferred, so a
+// panic releases it too).
+func (p *pool) endParallel() {
 	p.ft.fn = nil
 	p.mu.Unlock()
+}
+
+// ParallelChunks splits [0, n) into min(chunks, n) contiguous chunks of
+// ⌈n/chunks⌉ units (the last may be shorter; chunks <= 0: Threads()) and
+// runs fn(i, lo, hi) for every chunk i on the pool, returning when all are
+// done. The split depends on n and chunks alone, not on how many
+// goroutines run it or whether the pool is busy, so per-chunk results
+// (partial sums in a slice indexed by i, say) combine the same way every
+// time. Panics are carried to the caller as in Parallel.
+func ParallelChunks(n, chunks int, fn func(chunk, lo, hi int)) {
+	if n <= 0 {
+		return
+	}
+	if chunks <= 0 {
+		chunks = Threads()
+	}
+	size := (n + min(chunks, n) - 1) / min(chunks, n)
+	k := (n + size - 1) / size
+	Parallel(k, func(c0, c1 int) {
+		for c := c0; c < c1; c++ {
+			fn(c, c*size, min(c*size+size, n))
+		}
+	})
+}
+
+// ChunkCount is the number of chunks ParallelChunks(n, chunks, …) runs,
+// for sizing per-chunk results.
+func ChunkCount(n, chunks int) int {
+	if n <= 0 {
+		return 0
+	}
+	if chunks <= 0 {
+		chunks = Threads()
+	}
+	size := (n + min(chunks, n) - 1) / min(chunks, n)
+	return (n + size - 1) / size
 }

@@ -65,11 +65,9 @@ func BenchmarkQMatMulDecode(b *testing.B) {
 }
 
 // BenchmarkQMatMulCrossover times n = 1..24 activations on both paths, one
-// thread, to place qMaxN.
+// thread, to place Config.QMaxBatch.
 func BenchmarkQMatMulCrossover(b *testing.B) {
-	defer SetThreads(0)
-	defer func(m int) { qMaxN = m }(qMaxN)
-	SetThreads(1)
+	defer withConfig(func(c *Config) { c.Threads, c.QMaxBatch = 1, 64 })()
 	rows, cols := 2048, 768
 	for _, dt := range []tensor.DType{tensor.Q8_0, tensor.Q4_0, tensor.Q4_K, tensor.Q6_K} {
 		w := qBenchWeight(b, dt, rows, cols)
@@ -82,7 +80,6 @@ func BenchmarkQMatMulCrossover(b *testing.B) {
 					path = "int"
 				}
 				b.Run(fmt.Sprintf("%s/n=%d/%s", dt, n, path), func(b *testing.B) {
-					qMaxN = 64
 					withQ(q, func() {
 						b.SetBytes(int64(len(w.Data)))
 						for b.Loop() {

@@ -18,9 +18,7 @@ import (
 
 // withQ runs f with the integer path on (or off).
 func withQ(on bool, f func()) {
-	old := qDisabled
-	qDisabled = !on
-	defer func() { qDisabled = old }()
+	defer withConfig(func(c *Config) { c.QDisabled = !on })()
 	f()
 }
 

@@ -12,22 +12,13 @@ import (
 // weight row with it in integer arithmetic (qdot.go, qdot_amd64.s) straight
 // from storage, instead of widening rows to float32.
 
-// qMaxN is the largest activation count MatMul sends down the integer path;
-// larger batches use the dequantize-tile + float micro-kernel path, which
-// widens each weight tile once for all tokens. On the development machine
-// (one thread, 2048×768) the integer path is ahead up to about 20 tokens for
-// Q4_0 and past 24 for Q6_K (BenchmarkQMatMulCrossover), because the
-// dequantizers are pure Go.
-var qMaxN = 16
-
-// qDisabled forces quantized weights onto the dequantize path (benchmarks
-// and tests compare the two).
-var qDisabled = false
-
 // qRoute reports whether MatMul should use the integer path for n
-// activations of weights of type dt.
-func qRoute(dt tensor.DType, n int) bool {
-	if qDisabled || n > qMaxN {
+// activations of weights of type dt under the current settings.
+func qRoute(dt tensor.DType, n int) bool { return qRouteCfg(config.Load(), dt, n) }
+
+// qRouteCfg is qRoute under cfg.
+func qRouteCfg(cfg *Config, dt tensor.DType, n int) bool {
+	if cfg.QDisabled || n > cfg.QMaxBatch {
 		return false
 	}
 	_, ok := qTypeOf(dt)
@@ -71,15 +62,15 @@ var (
 
 // qMatMul is MatMul for qRoute(w.DType, n) weights whose size checks have
 // passed; rb is the byte length of one row.
-func qMatMul(out, x []float32, n int, w *tensor.Tensor, rb int) {
+func qMatMul(cfg *Config, out, x []float32, n int, w *tensor.Tensor, rb int) {
 	outs := [1][]float32{out}
 	ws := [1]*tensor.Tensor{w}
-	qMatMulMulti(outs[:], x, n, ws[:])
+	qMatMulMulti(cfg, outs[:], x, n, ws[:])
 }
 
 // qMatMulMulti runs the integer path for weights that all pass MatMul's
 // checks, route to it and share an activation format.
-func qMatMulMulti(outs [][]float32, x []float32, n int, ws []*tensor.Tensor) {
+func qMatMulMulti(cfg *Config, outs [][]float32, x []float32, n int, ws []*tensor.Tensor) {
 	p := &thePool
 	if !p.mu.TryLock() {
 		j := qFallback.Get().(*qJob)
@@ -89,10 +80,11 @@ func qMatMulMulti(outs [][]float32, x []float32, n int, ws []*tensor.Tensor) {
 		qFallback.Put(j)
 		return
 	}
+	defer endQMatMul()
 	j := &theQJob
 	j.setup(outs, x, n, ws)
-	t := Threads()
-	if n*j.units*j.cols < 4*smallWork {
+	t := cfg.Threads
+	if n*j.units*j.cols < 4*cfg.SmallWork {
 		t = 1
 	}
 	grain := max(16, (j.units+4*t-1)/(4*t))
@@ -102,8 +94,13 @@ func qMatMulMulti(outs [][]float32, x []float32, n int, ws []*tensor.Tensor) {
 	} else {
 		p.runLocked(k, j.units, grain, j)
 	}
-	j.reset()
-	p.mu.Unlock()
+}
+
+// endQMatMul drops the integer-path job and releases the pool (deferred,
+// so a panic releases it too).
+func endQMatMul() {
+	theQJob.reset()
+	thePool.mu.Unlock()
 }
 
 // setup quantizes the n activations and picks the row kernels.
@@ -200,8 +197,9 @@ func MatMulMulti(x []float32, n int, outs [][]float32, ws []*tensor.Tensor) erro
 	if len(outs) != len(ws) {
 		return fmt.Errorf("matmul: %d outputs for %d weights", len(outs), len(ws))
 	}
-	if multiOK(x, n, outs, ws) {
-		qMatMulMulti(outs, x, n, ws)
+	cfg := config.Load()
+	if multiOK(cfg, x, n, outs, ws) {
+		qMatMulMulti(cfg, outs, x, n, ws)
 		return nil
 	}
 	for i, w := range ws {
@@ -213,7 +211,7 @@ func MatMulMulti(x []float32, n int, outs [][]float32, ws []*tensor.Tensor) erro
 }
 
 // multiOK reports whether MatMulMulti can run ws as one integer-path job.
-func multiOK(x []float32, n int, outs [][]float32, ws []*tensor.Tensor) bool {
+func multiOK(cfg *Config, x []float32, n int, outs [][]float32, ws []*tensor.Tensor) bool {
 	if len(ws) < 2 || len(ws) > maxTargets || n < 1 {
 		return false
 	}
@@ -223,7 +221,7 @@ func multiOK(x []float32, n int, outs [][]float32, ws []*tensor.Tensor) bool {
 	}
 	var act actFormat
 	for i, w := range ws {
-		if w.Decoder != nil || !qRoute(w.DType, n) || w.Cols() != cols {
+		if w.Decoder != nil || !qRouteCfg(cfg, w.DType, n) || w.Cols() != cols {
 			return false
 		}
 		qt, _ := qTypeOf(w.DType)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/terse-llm/terse/bundled"
 	"github.com/terse-llm/terse/eval"
+	"github.com/terse-llm/terse/internal/atomicfile"
 	"github.com/terse-llm/terse/kernel"
 	"github.com/terse-llm/terse/load"
 	"github.com/terse-llm/terse/model"
@@ -82,21 +83,20 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		defer f.Close()
 		opt.BaseLogits, opt.BaseLogitsName = bufio.NewReaderSize(f, 1<<20), *baseLogits
 	}
-	var save *os.File
+	var save *atomicfile.File
 	if *saveLogits != "" {
-		if save, err = os.Create(*saveLogits); err != nil {
-			return err
+		// Streamed into a temporary beside the target, renamed into place
+		// only when the evaluation succeeds: never a truncated file that
+		// looks whole, and an older file stays until then.
+		if save, err = atomicfile.Create(*saveLogits); err != nil {
+			return fmt.Errorf("--save-logits %w", err) // "--save-logits x: is a directory"
 		}
+		defer save.Abort()
 		opt.SaveLogits, opt.SaveTopK = save, *topK
 	}
 	res, err := eval.Evaluate(model.NewRunner(ck.Model, 0), stream, opt)
-	if save != nil {
-		if cerr := save.Close(); err == nil && cerr != nil {
-			err = cerr
-		}
-		if err != nil {
-			os.Remove(*saveLogits) // never leave a truncated file that looks whole
-		}
+	if err == nil && save != nil {
+		err = save.Commit()
 	}
 	if err != nil {
 		return err

@@ -26,6 +26,8 @@ import (
 	"log/slog"
 	"os"
 	"sort"
+
+	"github.com/terse-llm/terse/internal/atomicfile"
 )
 
 type command struct {
@@ -44,6 +46,9 @@ var commands = map[string]command{
 
 func main() {
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	// Ctrl-C or kill removes the temporaries of unfinished outputs and
+	// exits with 130 or 143: no partial file is left under any name.
+	atomicfile.HandleSignals()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -562,3 +562,33 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestWriteFileKeepsOld: a write that fails (here a duplicate tensor name)
+// leaves the existing file untouched and no temporary in the folder, and a
+// folder under the output name is named in the error.
+func TestWriteFileKeepsOld(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "x.gguf")
+	if err := WriteFile(path, sampleMeta(), sampleTensors()); err != nil {
+		t.Fatal(err)
+	}
+	old, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := sampleTensors()
+	ts = append(ts, ts[0])
+	if err := WriteFile(path, sampleMeta(), ts); err == nil || !strings.Contains(err.Error(), "appears twice") {
+		t.Fatalf("WriteFile with a duplicate tensor: %v", err)
+	}
+	if now, err := os.ReadFile(path); err != nil || !bytes.Equal(now, old) {
+		t.Errorf("the old file changed (%v)", err)
+	}
+	if es, _ := os.ReadDir(dir); len(es) != 1 {
+		t.Errorf("folder holds %d entries, want only x.gguf", len(es))
+	}
+	err = WriteFile(dir, sampleMeta(), sampleTensors())
+	if err == nil || !strings.Contains(err.Error(), dir+": is a directory") {
+		t.Errorf("WriteFile onto a folder: %v", err)
+	}
+}

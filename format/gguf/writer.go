@@ -6,9 +6,8 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"path/filepath"
 
+	"github.com/terse-llm/terse/internal/atomicfile"
 	"github.com/terse-llm/terse/tensor"
 )
 
@@ -98,29 +97,17 @@ func Write(w io.Writer, meta []KV, tensors []*tensor.Tensor) error {
 	return nil
 }
 
-// WriteFile writes a GGUF file to path, as Write does, through a temporary
-// file in the same directory that is renamed into place on success.
-func WriteFile(path string, meta []KV, tensors []*tensor.Tensor) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("gguf %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
+// WriteFile writes a GGUF file to path, as Write does, through a synced
+// temporary file in the same folder that is renamed into place on success
+// (internal/atomicfile): path never holds a partial file.
+func WriteFile(path string, meta []KV, tensors []*tensor.Tensor) error {
+	// atomicfile's errors name path; Write's are given it here.
+	return atomicfile.WriteFile(path, func(f *atomicfile.File) error {
+		if err := Write(f, meta, tensors); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
 		}
-	}()
-	if err = Write(f, meta, tensors); err != nil {
-		return fmt.Errorf("gguf %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("gguf %s: %w", path, err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("gguf %s: %w", path, err)
-	}
-	return nil
+		return nil
+	})
 }
 
 func pad(n, align uint64) uint64 { return (n + align - 1) / align * align }

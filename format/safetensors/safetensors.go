@@ -21,10 +21,10 @@ import (
 	"io"
 	"maps"
 	"math"
-	"os"
 	"slices"
 	"sort"
 
+	"github.com/terse-llm/terse/internal/atomicfile"
 	"github.com/terse-llm/terse/internal/mmap"
 	"github.com/terse-llm/terse/tensor"
 )
@@ -371,23 +371,16 @@ func Write(w io.Writer, tensors []*tensor.Tensor, metadata map[string]string) er
 	return nil
 }
 
-// WriteFile writes tensors and metadata to a new file at path.
+// WriteFile writes tensors and metadata to path through a synced
+// temporary file in the same folder that is renamed into place on success
+// (internal/atomicfile): path never holds a partial file.
 func WriteFile(path string, tensors []*tensor.Tensor, metadata map[string]string) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("safetensors: %w", err)
-	}
-	bw := bufio.NewWriterSize(f, 1<<20)
-	if err := Write(bw, tensors, metadata); err != nil {
-		f.Close()
-		return err
-	}
-	if err := bw.Flush(); err != nil {
-		f.Close()
-		return fmt.Errorf("safetensors %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("safetensors %s: %w", path, err)
-	}
-	return nil
+	// atomicfile's errors name path; Write's are given it here.
+	return atomicfile.WriteFile(path, func(f *atomicfile.File) error {
+		bw := bufio.NewWriterSize(f, 1<<20)
+		if err := Write(bw, tensors, metadata); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		return bw.Flush()
+	})
 }

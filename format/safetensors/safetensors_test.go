@@ -515,3 +515,28 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestWriteFileKeepsOld: a write that fails leaves the existing file
+// untouched and no temporary in the folder.
+func TestWriteFileKeepsOld(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "x.safetensors")
+	ts := sampleTensors(t)
+	if err := WriteFile(path, ts, nil); err != nil {
+		t.Fatal(err)
+	}
+	old, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := append(ts[:len(ts):len(ts)], ts[0]) // a duplicate name
+	if err := WriteFile(path, bad, nil); err == nil {
+		t.Fatal("WriteFile with a duplicate tensor succeeded")
+	}
+	if now, err := os.ReadFile(path); err != nil || !bytes.Equal(now, old) {
+		t.Errorf("the old file changed (%v)", err)
+	}
+	if es, _ := os.ReadDir(dir); len(es) != 1 {
+		t.Errorf("folder holds %d entries, want only x.safetensors", len(es))
+	}
+}

@@ -3,9 +3,7 @@ package gptq
 import (
 	"fmt"
 	"math"
-	"runtime"
 	"slices"
-	"sync"
 	"sync/atomic"
 
 	"github.com/terse-llm/terse/kernel"
@@ -188,7 +186,7 @@ func dot(a, b []float64) float64 {
 }
 
 // parallelDynamic runs fn(i, scratch) for i in [0, n), handing indices out
-// in increasing order to one goroutine per core, each with its own scratch
+// in increasing order to the kernel pool's goroutines, each with its own scratch
 // of the given length.
 func parallelDynamic(n int, fn func(i int, scratch []float64), scratch int) {
 	var next atomic.Int64
@@ -202,23 +200,14 @@ func parallelDynamic(n int, fn func(i int, scratch []float64), scratch int) {
 			fn(i, buf)
 		}
 	}
-	t := min(runtime.GOMAXPROCS(0), n)
-	if t <= 1 {
-		work()
-		return
-	}
-	var wg sync.WaitGroup
-	for w := 0; w < t; w++ {
-		wg.Add(1)
-		go func() { defer wg.Done(); work() }()
-	}
-	wg.Wait()
+	// Each participant of the pool's job drains the shared counter.
+	kernel.Parallel(min(kernel.Threads(), n), func(int, int) { work() })
 }
 
 // parallelDynamicRange runs fn on [0, n) in small ranges handed out in
-// order to one goroutine per core, so uneven work stays balanced.
+// order to the kernel pool's goroutines, so uneven work stays balanced.
 func parallelDynamicRange(n int, fn func(lo, hi int)) {
-	t := min(runtime.GOMAXPROCS(0), n)
+	t := min(kernel.Threads(), n)
 	step := max(1, n/(8*max(t, 1)))
 	var next atomic.Int64
 	work := func() {
@@ -230,14 +219,6 @@ func parallelDynamicRange(n int, fn func(lo, hi int)) {
 			fn(lo, min(lo+step, n))
 		}
 	}
-	if t <= 1 {
-		work()
-		return
-	}
-	var wg sync.WaitGroup
-	for w := 0; w < t; w++ {
-		wg.Add(1)
-		go func() { defer wg.Done(); work() }()
-	}
-	wg.Wait()
+	// Each participant of the pool's job drains the shared counter.
+	kernel.Parallel(t, func(int, int) { work() })
 }

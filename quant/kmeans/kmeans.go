@@ -40,11 +40,10 @@ package kmeans
 import (
 	"fmt"
 	"math"
-	"runtime"
 	"slices"
 	"sort"
-	"sync"
 
+	"github.com/terse-llm/terse/kernel"
 	"github.com/terse-llm/terse/quant"
 	"github.com/terse-llm/terse/quant/ggml"
 	"github.com/terse-llm/terse/quant/gptq"
@@ -246,7 +245,7 @@ func Fit(w []float32, rows, cols int, stats *quant.Stats, cfg Config) (*Matrix, 
 		if err != nil {
 			return nil, fmt.Errorf("kmeans: %w", err)
 		}
-		parallel(rows, func(lo, hi int) {
+		kernel.Parallel(rows, func(lo, hi int) {
 			codes := make([]uint16, cols)
 			for r := lo; r < hi; r++ {
 				for gi := 0; gi < ng; gi++ {
@@ -272,7 +271,7 @@ func Fit(w []float32, rows, cols int, stats *quant.Stats, cfg Config) (*Matrix, 
 			}
 		}
 	}
-	parallel(rows, func(lo, hi int) {
+	kernel.Parallel(rows, func(lo, hi int) {
 		codes := make([]uint16, cols)
 		var ws workspace
 		for r := lo; r < hi; r++ {
@@ -485,20 +484,4 @@ func grow[T any](s []T, n int) []T {
 		return make([]T, n)
 	}
 	return s[:n]
-}
-
-// parallel splits [0, n) over the cores.
-func parallel(n int, fn func(lo, hi int)) {
-	t := min(runtime.GOMAXPROCS(0), n)
-	if t <= 1 {
-		fn(0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	chunk := (n + t - 1) / t
-	for lo := 0; lo < n; lo += chunk {
-		wg.Add(1)
-		go func(lo, hi int) { defer wg.Done(); fn(lo, hi) }(lo, min(lo+chunk, n))
-	}
-	wg.Wait()
 }

@@ -2,12 +2,12 @@ package vq
 
 import (
 	"math"
-	"runtime"
 
+	"github.com/terse-llm/terse/kernel"
 	"github.com/terse-llm/terse/tensor"
 )
 
-func parallelism() int { return runtime.GOMAXPROCS(0) }
+func parallelism() int { return kernel.Threads() }
 
 // maxFullUnknowns bounds K·Dim for the codebook update with cross terms
 // (its normal matrix has (K·Dim)² entries per worker).

@@ -60,9 +60,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"runtime"
-	"sync"
 
+	"github.com/terse-llm/terse/kernel"
 	"github.com/terse-llm/terse/quant"
 	"github.com/terse-llm/terse/quant/ggml"
 	"github.com/terse-llm/terse/quant/kmeans"
@@ -347,23 +346,16 @@ func dot(a, b []float64) float64 {
 	return s0 + s1
 }
 
-// parallel splits [0, n) over at most maxT cores (0: all).
+// parallel splits [0, n) into at most maxT (0: kernel.Threads()) fixed
+// chunks and runs fn(chunk, lo, hi) for each on the kernel pool; the chunk
+// layout does not depend on scheduling, so per-chunk results combine the
+// same way every time.
 func parallel(n, maxT int, fn func(worker, lo, hi int)) {
-	t := min(runtime.GOMAXPROCS(0), n)
+	t := kernel.Threads()
 	if maxT > 0 {
 		t = min(t, maxT)
 	}
-	if t <= 1 {
-		fn(0, 0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	chunk := (n + t - 1) / t
-	for i, lo := 0, 0; lo < n; i, lo = i+1, lo+chunk {
-		wg.Add(1)
-		go func(i, lo, hi int) { defer wg.Done(); fn(i, lo, hi) }(i, lo, min(lo+chunk, n))
-	}
-	wg.Wait()
+	kernel.ParallelChunks(n, t, fn)
 }
 
 func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0x7e75e)) }
