@@ -1,13 +1,3 @@
-// Package ggml holds ggml's block-quantized element types: one block layout,
-// its dequantizer (and later its quantizer) side by side, bit-exact with ggml.
-//
-// Every dequantizer reproduces ggml's reference dequantize_row_* (in
-// ggml/src/ggml-quants.c) operation for operation in float32: scales stored
-// as IEEE binary16 are widened exactly, each product and sum is rounded to
-// float32 on its own, and no multiply-add is fused (Go may fuse x*y+z on some
-// architectures unless the product is converted explicitly, so the code
-// writes float32(x*y)+z wherever ggml's C does a separate multiply and add).
-// The block layouts are described beside each implementation.
 package ggml
 
 import (
