@@ -35,7 +35,7 @@ func dotQ4_1VNNI(w []byte, q []int8, d, s []float32) float32
 //go:noescape
 func quantQ8_0AVX512(q []int8, d, s []float32, x []float32)
 
-// quantQ8_0 is quantizeQ8_0 at level l.
+// quantQ8_0 is ggml.QuantizeActQ8_0 at level l (bit for bit).
 func quantQ8_0(l level, a *q8Act, x []float32) {
 	if l >= levelAVX512 && len(a.D) > 0 {
 		x = x[:len(a.D)*q8Block]
@@ -100,9 +100,6 @@ var hasVNNI = func() bool {
 	return ecx7&(1<<11) != 0
 }()
 
-func dequantQ4_0AVX512Row(dst []float32, w []byte) { dequantQ4_0AVX512(dst, w) }
-func dequantQ8_0AVX512Row(dst []float32, w []byte) { dequantQ8_0AVX512(dst, w) }
-
 // init registers the SIMD overrides of the integer path, ascending in
 // level (the last one usable at a level wins): AVX2 row kernels, AVX-512
 // row dequantizers and, where the CPU has AVX512_VNNI, the VPDPBUSD
@@ -112,8 +109,8 @@ func init() {
 	registerQKernel(tensor.Q4_0, qKernel{min: levelAVX2, dot: dotQ4_0AVX2Row})
 	registerQKernel(tensor.Q4_K, qKernel{min: levelAVX2, dot: dotQ4KAVX2Row, rows: rowsQ4KAVX2Act})
 	registerQKernel(tensor.Q6_K, qKernel{min: levelAVX2, dot: dotQ6KAVX2Row, rows: rowsQ6KAVX2Act})
-	registerQKernel(tensor.Q4_0, qKernel{min: levelAVX512, dequant: dequantQ4_0AVX512Row})
-	registerQKernel(tensor.Q8_0, qKernel{min: levelAVX512, dequant: dequantQ8_0AVX512Row})
+	registerQKernel(tensor.Q4_0, qKernel{min: levelAVX512, dequant: dequantQ4_0AVX512})
+	registerQKernel(tensor.Q8_0, qKernel{min: levelAVX512, dequant: dequantQ8_0AVX512})
 	if hasVNNI {
 		registerQKernel(tensor.Q4_0, qKernel{min: levelAVX512, dot: dotQ4_0VNNIRow, rows: rowsQ4_0VNNIAct})
 		registerQKernel(tensor.Q8_0, qKernel{min: levelAVX512, dot: dotQ8_0VNNIRow, rows: rowsQ8_0VNNIAct})
