@@ -1,8 +1,6 @@
 package ggml
 
-import (
-	"github.com/terse-llm/terse/tensor"
-)
+import "github.com/terse-llm/terse/tensor"
 
 // IQ4_NL is ggml's non-linear 4-bit type: blocks of 32 elements in 18
 // bytes, each nibble indexing the fixed codebook iq4nlValues, packed as in

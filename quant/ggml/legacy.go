@@ -1,8 +1,6 @@
 package ggml
 
-import (
-	"encoding/binary"
-)
+import "encoding/binary"
 
 // Legacy 32-element block quantizers: Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0.
 //

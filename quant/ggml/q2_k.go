@@ -1,8 +1,6 @@
 package ggml
 
-import (
-	"github.com/terse-llm/terse/tensor"
-)
+import "github.com/terse-llm/terse/tensor"
 
 // Q2_K is ggml's 2-bit k-quant: super-blocks of 256 elements in 84 bytes,
 // split into 16 sub-blocks of 16 elements, each with a 4-bit scale and a

@@ -1,8 +1,6 @@
 package ggml
 
-import (
-	"github.com/terse-llm/terse/tensor"
-)
+import "github.com/terse-llm/terse/tensor"
 
 // Q3_K is ggml's 3-bit k-quant: super-blocks of 256 elements in 110 bytes,
 // split into 16 sub-blocks of 16 elements, each with a signed 6-bit scale.

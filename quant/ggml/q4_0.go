@@ -1,8 +1,6 @@
 package ggml
 
-import (
-	"github.com/terse-llm/terse/tensor"
-)
+import "github.com/terse-llm/terse/tensor"
 
 // Q4_0 is ggml's symmetric 4-bit type: blocks of 32 elements in 18 bytes.
 // Byte j of qs holds element j in its low nibble and element j+16 in its

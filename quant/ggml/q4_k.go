@@ -1,8 +1,6 @@
 package ggml
 
-import (
-	"github.com/terse-llm/terse/tensor"
-)
+import "github.com/terse-llm/terse/tensor"
 
 // Q4_K is ggml's 4-bit k-quant: super-blocks of 256 elements in 144 bytes,
 // split into 8 sub-blocks of 32, each with a 6-bit scale and a 6-bit

@@ -1,8 +1,6 @@
 package ggml
 
-import (
-	"github.com/terse-llm/terse/tensor"
-)
+import "github.com/terse-llm/terse/tensor"
 
 // Q5_K is ggml's 5-bit k-quant: super-blocks of 256 elements in 176 bytes,
 // with the scales and mins of Q4_K and a fifth bit per element.

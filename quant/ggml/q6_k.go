@@ -1,8 +1,6 @@
 package ggml
 
-import (
-	"github.com/terse-llm/terse/tensor"
-)
+import "github.com/terse-llm/terse/tensor"
 
 // Q6_K is ggml's 6-bit k-quant: super-blocks of 256 elements in 210 bytes,
 // split into 16 sub-blocks of 16, each with a signed 8-bit scale.
