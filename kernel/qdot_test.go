@@ -399,11 +399,14 @@ func TestQMatMulConcurrent(t *testing.T) {
 
 var _ = fmt.Sprint
 
-// TestDequantRow checks the SIMD row dequantizers against ggml.Dequantize
-// bit for bit.
+// TestDequantRow checks the SIMD row dequantizers (of any registered block
+// type) against ggml.Dequantize bit for bit.
 func TestDequantRow(t *testing.T) {
 	r := rand.New(rand.NewPCG(29, 30))
-	for _, dt := range qTestTypes {
+	for _, dt := range ggml.Types() {
+		if !dt.Quantized() {
+			continue
+		}
 		for _, nb := range []int{1, 2, 7, 24} {
 			for mode := 0; mode < 4; mode++ {
 				w := randBlocks(r, dt, nb, mode)
