@@ -22,9 +22,17 @@ func withQ(on bool, f func()) {
 	f()
 }
 
-// qTestTypes are the weight types with an integer path.
-var qTestTypes = []tensor.DType{tensor.Q8_0, tensor.Q4_0, tensor.Q4_1, tensor.Q5_0, tensor.IQ4_NL,
-	tensor.Q4_K, tensor.Q5_K, tensor.Q6_K, tensor.IQ4_XS}
+// qTestTypes are the weight types with an integer path: every type in
+// quant/ggml's registry with a reference dot product.
+var qTestTypes = func() []tensor.DType {
+	var ts []tensor.DType
+	for _, dt := range ggml.Types() {
+		if _, ok := qTypeOf(dt); ok {
+			ts = append(ts, dt)
+		}
+	}
+	return ts
+}()
 
 // randAct returns a random activation in format f over cols columns; mode
 // selects random quants (0), all +127 (1), all -127 (2) or zero (3).
@@ -33,35 +41,35 @@ func randAct(r *rand.Rand, f actFormat, cols, mode int) *q8Act {
 	if f == actQ8_K {
 		blk = qkBlock
 	}
-	a := &q8Act{q: make([]int8, cols), d: make([]float32, cols/blk)}
-	for i := range a.q {
+	a := &q8Act{Q: make([]int8, cols), D: make([]float32, cols/blk)}
+	for i := range a.Q {
 		switch mode {
 		case 0:
-			a.q[i] = int8(r.IntN(255) - 127)
+			a.Q[i] = int8(r.IntN(255) - 127)
 		case 1:
-			a.q[i] = 127
+			a.Q[i] = 127
 		case 2:
-			a.q[i] = -127
+			a.Q[i] = -127
 		}
 	}
-	for b := range a.d {
-		a.d[b] = float32(math.Ldexp(1+r.Float64(), r.IntN(12)-10))
+	for b := range a.D {
+		a.D[b] = float32(math.Ldexp(1+r.Float64(), r.IntN(12)-10))
 	}
-	a.s = make([]float32, len(a.d))
-	a.bs = make([]int16, cols/16)
-	for b := range a.d {
+	a.S = make([]float32, len(a.D))
+	a.BS = make([]int16, cols/16)
+	for b := range a.D {
 		var s int32
-		for _, q := range a.q[b*blk : (b+1)*blk] {
+		for _, q := range a.Q[b*blk : (b+1)*blk] {
 			s += int32(q)
 		}
-		a.s[b] = a.d[b] * float32(s)
+		a.S[b] = a.D[b] * float32(s)
 	}
-	for j := range a.bs {
+	for j := range a.BS {
 		var s int16
-		for _, q := range a.q[16*j : 16*j+16] {
+		for _, q := range a.Q[16*j : 16*j+16] {
 			s += int16(q)
 		}
-		a.bs[j] = s
+		a.BS[j] = s
 	}
 	return a
 }
@@ -119,27 +127,19 @@ func randBlocks(r *rand.Rand, dt tensor.DType, nb, mode int) []byte {
 	return data
 }
 
-// f16Offsets lists the byte offsets of a block's binary16 scales.
+// f16Offsets lists the byte offsets of a block's binary16 scales (from
+// the type's registry descriptor).
 func f16Offsets(dt tensor.DType) []int {
-	switch dt {
-	case tensor.Q4_1, tensor.Q4_K, tensor.Q5_K:
-		return []int{0, 2}
-	case tensor.Q6_K:
-		return []int{208}
-	case tensor.Q2_K:
-		return []int{80, 82}
-	case tensor.Q3_K:
-		return []int{108}
-	}
-	return []int{0}
+	t, _ := ggml.Lookup(dt)
+	return t.Scales
 }
 
 // actFloats dequantizes a in float64.
 func actFloats(a *q8Act) []float64 {
-	blk := len(a.q) / len(a.d)
-	x := make([]float64, len(a.q))
-	for i, q := range a.q {
-		x[i] = float64(q) * float64(a.d[i/blk])
+	blk := len(a.Q) / len(a.D)
+	x := make([]float64, len(a.Q))
+	for i, q := range a.Q {
+		x[i] = float64(q) * float64(a.D[i/blk])
 	}
 	return x
 }
@@ -148,7 +148,7 @@ func actFloats(a *q8Act) []float64 {
 // dequantized activation, with Σ|products|.
 func refQDot(t *testing.T, dt tensor.DType, w []byte, a *q8Act) (dot, mag float64) {
 	t.Helper()
-	wf := make([]float32, len(a.q))
+	wf := make([]float32, len(a.Q))
 	if err := ggml.Dequantize(dt, w, wf); err != nil {
 		t.Fatal(err)
 	}
@@ -204,21 +204,21 @@ func TestQuantizeAct(t *testing.T) {
 			blk := q8Block
 			if f == actQ8_K {
 				blk = qkBlock
-				quantizeQ8_K(a, x)
+				ggml.QuantizeActQ8_K(a, x)
 			} else {
-				quantizeQ8_0(a, x)
+				ggml.QuantizeActQ8_0(a, x)
 			}
 			for i, v := range actFloats(a) {
-				d := math.Abs(float64(a.d[i/blk]))
+				d := math.Abs(float64(a.D[i/blk]))
 				// Q8_0 rounds with the exact scale but stores d in binary16.
 				if math.Abs(v-float64(x[i])) > 0.6*d+1e-30 {
 					t.Fatalf("format %d: x[%d]=%g quantized to %g (d %g)", f, i, x[i], v, d)
 				}
 			}
 			if f == actQ8_K {
-				for j, s := range a.bs {
+				for j, s := range a.BS {
 					var want int16
-					for _, q := range a.q[16*j : 16*j+16] {
+					for _, q := range a.Q[16*j : 16*j+16] {
 						want += int16(q)
 					}
 					if s != want {
@@ -231,7 +231,7 @@ func TestQuantizeAct(t *testing.T) {
 }
 
 // TestQuantQ8_0Levels checks that every level's Q8_0 activation quantizer
-// matches quantizeQ8_0 bit for bit.
+// matches ggml.QuantizeActQ8_0 bit for bit.
 func TestQuantQ8_0Levels(t *testing.T) {
 	r := rand.New(rand.NewPCG(27, 28))
 	for _, cols := range []int{32, 64, 512, 1536} {
@@ -247,20 +247,20 @@ func TestQuantQ8_0Levels(t *testing.T) {
 				}
 			}
 			want := randAct(r, actQ8_0, cols, 0)
-			quantizeQ8_0(want, x)
+			ggml.QuantizeActQ8_0(want, x)
 			for _, l := range levels() {
 				got := randAct(r, actQ8_0, cols, 0)
 				quantQ8_0(l, got, x)
-				for i := range want.q {
-					if got.q[i] != want.q[i] {
-						t.Fatalf("%v cols=%d mode=%d: q[%d] = %d, want %d", l, cols, mode, i, got.q[i], want.q[i])
+				for i := range want.Q {
+					if got.Q[i] != want.Q[i] {
+						t.Fatalf("%v cols=%d mode=%d: q[%d] = %d, want %d", l, cols, mode, i, got.Q[i], want.Q[i])
 					}
 				}
-				for b := range want.d {
-					if math.Float32bits(got.d[b]) != math.Float32bits(want.d[b]) ||
-						math.Float32bits(got.s[b]) != math.Float32bits(want.s[b]) {
+				for b := range want.D {
+					if math.Float32bits(got.D[b]) != math.Float32bits(want.D[b]) ||
+						math.Float32bits(got.S[b]) != math.Float32bits(want.S[b]) {
 						t.Fatalf("%v cols=%d mode=%d: block %d d,s = %g,%g, want %g,%g",
-							l, cols, mode, b, got.d[b], got.s[b], want.d[b], want.s[b])
+							l, cols, mode, b, got.D[b], got.S[b], want.D[b], want.S[b])
 					}
 				}
 			}
@@ -397,11 +397,14 @@ func TestQMatMulConcurrent(t *testing.T) {
 
 var _ = fmt.Sprint
 
-// TestDequantRow checks the SIMD row dequantizers against ggml.Dequantize
-// bit for bit.
+// TestDequantRow checks the SIMD row dequantizers (of any registered block
+// type) against ggml.Dequantize bit for bit.
 func TestDequantRow(t *testing.T) {
 	r := rand.New(rand.NewPCG(29, 30))
-	for _, dt := range qTestTypes {
+	for _, dt := range ggml.Types() {
+		if !dt.Quantized() {
+			continue
+		}
 		for _, nb := range []int{1, 2, 7, 24} {
 			for mode := 0; mode < 4; mode++ {
 				w := randBlocks(r, dt, nb, mode)
@@ -512,5 +515,60 @@ func TestMatMulMulti(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestQKernelRegistry walks quant/ggml's type registry and the kernel's
+// override table: every override belongs to a registered type (with a
+// reference dot where it overrides a dot), and for every registered type
+// with a reference dot, the kernel chosen at every level equals that
+// reference on activations quantized from random data.
+func TestQKernelRegistry(t *testing.T) {
+	for i, ks := range qKernels {
+		dt := tensor.DType(i)
+		if len(ks) == 0 {
+			continue
+		}
+		if !ggml.Supported(dt) {
+			t.Errorf("kernel overrides for %s, which quant/ggml does not register", dt)
+		}
+		for _, k := range ks {
+			if _, ok := qTypeOf(dt); (k.dot != nil || k.rows != nil) && !ok {
+				t.Errorf("%s: dot override at %v without a reference dot", dt, k.min)
+			}
+		}
+	}
+	r := rand.New(rand.NewPCG(35, 36))
+	covered := 0
+	for _, dt := range ggml.Types() {
+		desc, _ := ggml.Lookup(dt)
+		if desc.Dot == nil {
+			continue
+		}
+		covered++
+		const nb = 6
+		cols := nb * dt.BlockSize()
+		blk := desc.Act.BlockSize()
+		if blk == 0 || cols%blk != 0 {
+			t.Fatalf("%s: activation format %v does not tile %d columns", dt, desc.Act, cols)
+		}
+		for mode := 0; mode < 4; mode++ {
+			w := randBlocks(r, dt, nb, mode)
+			x := randVec(r, cols)
+			a := &q8Act{Q: make([]int8, cols), D: make([]float32, cols/blk),
+				S: make([]float32, cols/blk), BS: make([]int16, cols/16)}
+			desc.Act.Quantize(a, x)
+			want := desc.Dot(w, a)
+			_, mag := refQDot(t, dt, w, a)
+			for _, l := range levels() {
+				got := qdotFor(l, dt, desc.Dot)(w, a)
+				if d := math.Abs(float64(got) - float64(want)); !(d <= 2e-4*mag+1e-30) {
+					t.Errorf("%s/%v mode=%d: dispatched dot %g, reference %g (mag %g)", dt, l, mode, got, want, mag)
+				}
+			}
+		}
+	}
+	if covered != len(qTestTypes) || covered < 9 {
+		t.Errorf("%d registered types with a dot, %d test types", covered, len(qTestTypes))
 	}
 }

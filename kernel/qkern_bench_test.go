@@ -4,16 +4,15 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
-
-	"github.com/terse-llm/terse/tensor"
 )
 
 // BenchmarkQDotRow times one row kernel on an in-cache 4096-column row
-// (weight bytes per second): the compute ceiling of each kernel.
+// (weight bytes per second): the compute ceiling of each kernel, for every
+// registered type with an integer path at every level.
 func BenchmarkQDotRow(b *testing.B) {
 	r := rand.New(rand.NewPCG(3, 4))
 	cols := 4096
-	for _, dt := range []tensor.DType{tensor.Q8_0, tensor.Q4_0, tensor.Q4_1, tensor.Q4_K, tensor.Q6_K} {
+	for _, dt := range qTestTypes {
 		qt, _ := qTypeOf(dt)
 		w := randBlocks(r, dt, cols/dt.BlockSize(), qBenchMode)
 		a := randAct(r, qt.act, cols, 0)

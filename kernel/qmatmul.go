@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/terse-llm/terse/quant/ggml"
 	"github.com/terse-llm/terse/tensor"
 )
 
@@ -136,16 +137,16 @@ func (j *qJob) setup(outs [][]float32, x []float32, n int, ws []*tensor.Tensor) 
 	}
 	for t := 0; t < n; t++ {
 		a := &j.acts[t]
-		a.q = j.qbuf[t*cols : (t+1)*cols]
-		a.d = j.dbuf[t*nb : (t+1)*nb]
+		a.Q = j.qbuf[t*cols : (t+1)*cols]
+		a.D = j.dbuf[t*nb : (t+1)*nb]
 		xt := x[t*cols : (t+1)*cols]
 		if qt.act == actQ8_K {
-			a.s = nil
-			a.bs = j.bsbuf[t*cols/16 : (t+1)*cols/16]
-			quantizeQ8_K(a, xt)
+			a.S = nil
+			a.BS = j.bsbuf[t*cols/16 : (t+1)*cols/16]
+			ggml.QuantizeActQ8_K(a, xt)
 		} else {
-			a.s = j.sbuf[t*nb : (t+1)*nb]
-			a.bs = nil
+			a.S = j.sbuf[t*nb : (t+1)*nb]
+			a.BS = nil
 			quantQ8_0(active, a, xt)
 		}
 	}

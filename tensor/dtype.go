@@ -46,6 +46,8 @@ const (
 	F64     DType = 28
 	IQ1_M   DType = 29
 	BF16    DType = 30
+	TQ1_0   DType = 34
+	TQ2_0   DType = 35
 
 	// U8 has no ggml id; it exists for safetensors.
 	U8 DType = 1000
@@ -91,6 +93,8 @@ var types = map[DType]typeInfo{
 	IQ2_S:   {"IQ2_S", 256, 82},
 	IQ4_XS:  {"IQ4_XS", 256, 136},
 	IQ1_M:   {"IQ1_M", 256, 56},
+	TQ1_0:   {"TQ1_0", 256, 54},
+	TQ2_0:   {"TQ2_0", 256, 66},
 }
 
 // Known reports whether t is a type this package can size.

@@ -10,13 +10,11 @@ import (
 	"github.com/terse-llm/terse/tensor"
 )
 
-// allTypes is every type Dequantize supports.
-var allTypes = []tensor.DType{
-	tensor.F32, tensor.F16, tensor.BF16,
-	tensor.Q4_0, tensor.Q4_1, tensor.Q5_0, tensor.Q5_1, tensor.Q8_0,
-	tensor.Q2_K, tensor.Q3_K, tensor.Q4_K, tensor.Q5_K, tensor.Q6_K,
-	tensor.IQ4_NL, tensor.IQ4_XS,
-}
+// allTypes returns every type Dequantize supports: the registry
+// (registry_test.go checks that it holds today's types). It is a function:
+// the registry fills in the type files' init functions, after package
+// variables are initialized.
+func allTypes() []tensor.DType { return Types() }
 
 // randomBlocks returns n blocks of dt with random quants and finite,
 // moderate binary16 scales, so results are finite.
@@ -31,24 +29,14 @@ func randomBlocks(r *rand.Rand, dt tensor.DType, n int) []byte {
 	for blk := 0; blk < n; blk++ {
 		o := blk * dt.BlockBytes()
 		switch dt {
-		case tensor.Q4_0, tensor.Q5_0, tensor.Q8_0, tensor.IQ4_NL, tensor.IQ4_XS:
-			h(o)
-		case tensor.Q4_1, tensor.Q5_1, tensor.Q4_K, tensor.Q5_K:
-			h(o)
-			h(o + 2)
-		case tensor.Q2_K:
-			h(o + 80)
-			h(o + 82)
-		case tensor.Q3_K:
-			h(o + 108)
-		case tensor.Q6_K:
-			h(o + 208)
-		case tensor.F16:
-			h(o)
 		case tensor.BF16:
 			binary.LittleEndian.PutUint16(b[o:], tensor.F32ToBF16(float32(r.NormFloat64())))
 		case tensor.F32:
 			binary.LittleEndian.PutUint32(b[o:], math.Float32bits(float32(r.NormFloat64())))
+		default:
+			for _, off := range lookup(dt).Scales {
+				h(o + off)
+			}
 		}
 	}
 	return b
@@ -177,7 +165,7 @@ func TestDequantizeErrors(t *testing.T) {
 			}
 		})
 	}
-	for _, dt := range allTypes {
+	for _, dt := range allTypes() {
 		if !Supported(dt) {
 			t.Errorf("Supported(%s) = false", dt)
 		}
@@ -204,7 +192,7 @@ func TestDequantizeTensor(t *testing.T) {
 
 func TestNoAllocs(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
-	for _, dt := range allTypes {
+	for _, dt := range allTypes() {
 		n := 256
 		src := randomBlocks(r, dt, n/dt.BlockSize())
 		dst := make([]float32, n)
@@ -231,7 +219,7 @@ func FuzzDequantize(f *testing.F) {
 	f.Add(uint8(3), make([]byte, 144))
 	f.Add(uint8(9), make([]byte, 2*84))
 	f.Fuzz(func(t *testing.T, which uint8, data []byte) {
-		dt := allTypes[int(which)%len(allTypes)]
+		dt := allTypes()[int(which)%len(allTypes())]
 		nb := len(data) / dt.BlockBytes()
 		src := data[:nb*dt.BlockBytes()]
 		dst := make([]float32, nb*dt.BlockSize())
@@ -249,7 +237,7 @@ func FuzzDequantize(f *testing.F) {
 func BenchmarkDequantize(b *testing.B) {
 	r := rand.New(rand.NewPCG(7, 8))
 	const n = 1 << 16
-	for _, dt := range allTypes {
+	for _, dt := range allTypes() {
 		src := randomBlocks(r, dt, n/dt.BlockSize())
 		dst := make([]float32, n)
 		b.Run(dt.String(), func(b *testing.B) {

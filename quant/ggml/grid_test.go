@@ -10,12 +10,17 @@ import (
 	"github.com/terse-llm/terse/tensor"
 )
 
-// gridTypes are the block types BlockGrid supports.
-var gridTypes = []tensor.DType{
-	tensor.Q8_0, tensor.Q4_0, tensor.Q4_1, tensor.Q5_0, tensor.Q5_1,
-	tensor.Q2_K, tensor.Q3_K, tensor.Q4_K, tensor.Q5_K, tensor.Q6_K,
-	tensor.IQ4_NL, tensor.IQ4_XS,
-}
+// gridTypes are the block types BlockGrid supports: every registered
+// block type with a grid (registry_test.go checks today's are there).
+var gridTypes = func() []tensor.DType {
+	var ts []tensor.DType
+	for _, dt := range ggml.Types() {
+		if ggml.GridSupported(dt) {
+			ts = append(ts, dt)
+		}
+	}
+	return ts
+}()
 
 // gridRows returns rows of 512 values quantized as dt, with and without
 // importance: Gaussian rows at several scales, rows with outliers, a row

@@ -1,70 +1,98 @@
 package ggml
 
-// IQ4_NL and IQ4_XS are ggml's non-linear 4-bit types: a nibble indexes the
-// fixed codebook iq4nlValues, which is then scaled. Nibbles are packed as in
-// Q4_0 within each 32-element group: byte j of the group's 16 bytes holds
-// element j (low nibble) and element j+16 (high nibble).
-//
-// IQ4_NL, blocks of 32 elements in 18 bytes:
-//
-//	offset size  field
-//	0      2     d      binary16 scale
-//	2      16    qs     nibbles
-//
-// Element = d * float32(iq4nlValues[q]).
-//
-// IQ4_XS, super-blocks of 256 elements (eight groups of 32) in 136 bytes:
-//
-//	offset size  field
-//	0      2     d        binary16 super-block scale
-//	2      2     scales_h little-endian uint16: bits 2g..2g+1 are the high
-//	                      two bits of group g's 6-bit scale
-//	4      4     scales_l nibble g (byte g/2, low nibble for even g) holds
-//	                      the low four bits of group g's scale
-//	8      128   qs       16 bytes of nibbles per group
-//
-// Group g's scale is dl = d * float32(ls-32), ls the 6-bit value; element =
-// dl * float32(iq4nlValues[q]).
-const (
-	iq4nlElems  = 32
-	iq4nlBytes  = 18
-	iq4xsElems  = 256
-	iq4xsBytes  = 136
-	iq4xsGroups = 8
-)
+// IQ4_NL and IQ4_XS (iq4_nl.go, iq4_xs.go) share ggml's non-linear 4-bit
+// codebook and its scale search.
 
 // iq4nlValues is ggml's kvalues_iq4nl codebook.
 var iq4nlValues = [16]int8{-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113}
 
-func dequantIQ4NL(src []byte, dst []float32) {
-	for i := 0; i < len(dst)/iq4nlElems; i++ {
-		b := src[i*iq4nlBytes : (i+1)*iq4nlBytes]
-		y := dst[i*iq4nlElems : (i+1)*iq4nlElems]
-		d := f16(b)
-		qs := b[2:18]
-		for j := 0; j < 16; j++ {
-			y[j] = d * float32(iq4nlValues[qs[j]&0x0f])
-			y[j+16] = d * float32(iq4nlValues[qs[j]>>4])
+// IQ4_NL and IQ4_XS quantizers: ggml's quantize_row_iq4_nl_impl, which
+// both types share (IQ4_NL: one 32-element block per scale; IQ4_XS: eight
+// such blocks under a 256-element super-block).
+//
+// Per 32-element block, with weights qw·√(σ² + x²) (σ² = 2Σx²/n over the
+// super-block) or x² without importance: start from d = max/127 (max the
+// value of largest magnitude, mapped to the table's -127 end), pick the
+// nearest non-linear level (best_index_int8 on the iq4nl table) for each
+// x/d, and take the weighted least-squares d; then try the 15 inverse
+// scales (k - 127)/max, k = -7..7, and keep the d with the largest
+// Σwqx²/Σwq². IQ4_NL stores that d (binary16) and re-picks the levels with
+// it. IQ4_XS stores d_super = -max_d/32 and a signed 6-bit multiple of it
+// per block, and re-picks the levels with each block's d_super·l.
+//
+// llama-quantize calls this search (ntry 7) with or without importance;
+// ggml's quantize_row_iq4_nl_ref (ntry -1) is a different, unused path.
+
+const iq4Ntry = 7
+
+// iq4Block searches the scale of one 32-element block xb with weights w
+// and writes the levels to L. It returns 0 for an all-zero block.
+func iq4Block(xb, w []float32, L []uint8) float32 {
+	var amax, max float32
+	for _, v := range xb {
+		if ax := abs32(v); ax > amax {
+			amax = ax
+			max = v
+		}
+	}
+	if amax < groupMaxEps {
+		return 0
+	}
+	v0 := float32(iq4nlValues[0])
+	d := -max / v0
+	id := 1 / d
+	var sumqx, sumq2 float32
+	for j, v := range xb {
+		l := bestIndexInt8(iq4nlValues[:], id*v)
+		L[j] = uint8(l)
+		q := float32(iq4nlValues[l])
+		sumqx += float32(w[j] * q * v)
+		sumq2 += float32(w[j] * q * q)
+	}
+	d = sumqx / sumq2
+	best := d * sumqx
+	for itry := -iq4Ntry; itry <= iq4Ntry; itry++ {
+		id = float32(itry+int(iq4nlValues[0])) / max
+		sumqx, sumq2 = 0, 0
+		for j, v := range xb {
+			l := bestIndexInt8(iq4nlValues[:], id*v)
+			q := float32(iq4nlValues[l])
+			sumqx += float32(w[j] * q * v)
+			sumq2 += float32(w[j] * q * q)
+		}
+		if sumq2 > 0 && sumqx*sumqx > best*sumq2 {
+			d = sumqx / sumq2
+			best = d * sumqx
+		}
+	}
+	return d
+}
+
+// iq4Weights fills w with qw·√(σ² + x²), or x² when qw is nil.
+func iq4Weights(w, xb, qw []float32, sigma2 float32) {
+	for j, v := range xb {
+		if qw != nil {
+			w[j] = qw[j] * sqrt32(sigma2+float32(v*v))
+		} else {
+			w[j] = v * v
 		}
 	}
 }
 
-func dequantIQ4XS(src []byte, dst []float32) {
-	for i := 0; i < len(dst)/iq4xsElems; i++ {
-		b := src[i*iq4xsBytes : (i+1)*iq4xsBytes]
-		y := dst[i*iq4xsElems : (i+1)*iq4xsElems]
-		d := f16(b)
-		sh := uint16(b[2]) | uint16(b[3])<<8
-		sl := b[4:8]
-		for g := 0; g < iq4xsGroups; g++ {
-			ls := int32(sl[g/2]>>(4*uint(g%2)))&0x0f | int32(sh>>(2*uint(g))&3)<<4
-			dl := d * float32(ls-32)
-			qs := b[8+16*g : 8+16*g+16]
-			yg := y[32*g : 32*g+32]
-			for j := 0; j < 16; j++ {
-				yg[j] = dl * float32(iq4nlValues[qs[j]&0x0f])
-				yg[j+16] = dl * float32(iq4nlValues[qs[j]>>4])
-			}
+// iq4Sigma2 is 2Σx²/n over a super-block, computed as ggml does.
+func iq4Sigma2(x []float32) float32 {
+	var s float32
+	for _, v := range x {
+		s += float32(v * v)
+	}
+	return s * (2 / float32(len(x)))
+}
+
+// packIQ4 packs 32 levels per 16 bytes: byte j holds levels j and j+16.
+func packIQ4(L []uint8, q []byte) {
+	for i := 0; i < len(L)/32; i++ {
+		for j := 0; j < 16; j++ {
+			q[16*i+j] = L[32*i+j] | L[32*i+16+j]<<4
 		}
 	}
 }

@@ -1,5 +1,7 @@
 package ggml
 
+import "github.com/terse-llm/terse/tensor"
+
 // Q3_K is ggml's 3-bit k-quant: super-blocks of 256 elements in 110 bytes,
 // split into 16 sub-blocks of 16 elements, each with a signed 6-bit scale.
 //
@@ -59,4 +61,167 @@ func dequantQ3K(src []byte, dst []float32) {
 			}
 		}
 	}
+}
+
+// q3KScale reads back the signed 6-bit scale of sub-block j from a Q3_K
+// block's 12-byte scales field.
+func q3KScale(j int, sc []byte) int8 {
+	var s int8
+	if j < 8 {
+		s = int8(sc[j] & 0x0f)
+	} else {
+		s = int8(sc[j-8] >> 4)
+	}
+	return (s | int8((sc[8+j%4]>>(2*uint(j/4)))&3)<<4) - 32
+}
+
+// finishQ3K packs a Q3_K block whose scales field and d are written: it
+// rounds every element again with the stored scales and writes hmask and
+// qs. L holds the levels (offset by 4) of sub-blocks whose scale is zero.
+func finishQ3K(x []float32, b []byte, L []int8) {
+	dAll := f16(b[108:])
+	for j := 0; j < 16; j++ {
+		d := dAll * float32(q3KScale(j, b[96:108]))
+		if d == 0 {
+			continue
+		}
+		for ii := 0; ii < 16; ii++ {
+			l := clampInt32(nearestInt(x[16*j+ii]/d), -4, 3)
+			L[16*j+ii] = int8(l + 4)
+		}
+	}
+	hmask := b[0:32]
+	clear(hmask)
+	m := 0
+	hm := uint8(1)
+	var Lu [qkK]uint8
+	for j := 0; j < qkK; j++ {
+		if L[j] > 3 {
+			hmask[m] |= hm
+			L[j] -= 4
+		}
+		Lu[j] = uint8(L[j])
+		m++
+		if m == qkK/8 {
+			m = 0
+			hm <<= 1
+		}
+	}
+	packQ2Bits(Lu[:], b[32:96])
+}
+
+// packQ3KScale stores the 6-bit value l (already offset by 32) of
+// sub-block j into a zeroed Q3_K scales field.
+func packQ3KScale(j int, l uint8, sc []byte) {
+	if j < 8 {
+		sc[j] = l & 0x0f
+	} else {
+		sc[j-8] |= (l & 0x0f) << 4
+	}
+	l >>= 4
+	sc[j%4+8] |= l << (2 * uint(j/4))
+}
+
+// quantQ3KRef is quantize_row_q3_K_ref.
+func quantQ3KRef(src []float32, dst []byte) {
+	var L [qkK]int8
+	var scales [16]float32
+	for i := 0; i < len(src)/qkK; i++ {
+		x := src[i*qkK : (i+1)*qkK]
+		b := dst[i*q3KBytes : (i+1)*q3KBytes]
+		var maxScale, amax float32
+		for j := 0; j < 16; j++ {
+			scales[j] = makeQ3Quants(16, 4, x[16*j:], L[16*j:], true)
+			if s := abs32(scales[j]); s > amax {
+				amax = s
+				maxScale = scales[j]
+			}
+		}
+		sc := b[96:108]
+		clear(sc)
+		if maxScale != 0 {
+			iscale := -32 / maxScale
+			for j := 0; j < 16; j++ {
+				l := int8(nearestInt(iscale * scales[j]))
+				l = int8(clampInt32(int32(l), -32, 31)) + 32
+				packQ3KScale(j, uint8(l), sc)
+			}
+			putF16(b[108:], 1/iscale)
+		} else {
+			putF16(b[108:], 0)
+		}
+		finishQ3K(x, b, L[:])
+	}
+}
+
+// quantQ3KImpl is quantize_row_q3_K_impl for one row.
+func quantQ3KImpl(src []float32, dst []byte, qwRow []float32) {
+	var L [qkK]int8
+	var scales, weight, sw [16]float32
+	var Ls [16]int8
+	for i := 0; i < len(src)/qkK; i++ {
+		x := src[i*qkK : (i+1)*qkK]
+		b := dst[i*q3KBytes : (i+1)*q3KBytes]
+		var sumx2 float32
+		for _, v := range x {
+			sumx2 += float32(v * v)
+		}
+		sigma2 := 2 * sumx2 / qkK
+		for j := 0; j < 16; j++ {
+			qw := qwRow[qkK*i+16*j:]
+			for l := 0; l < 16; l++ {
+				xl := x[16*j+l]
+				weight[l] = qw[l] * sqrt32(sigma2+float32(xl*xl))
+			}
+			var sumw float32
+			for l := 0; l < 16; l++ {
+				sumw += weight[l]
+			}
+			sw[j] = sumw
+			scales[j] = makeQxQuants(16, 4, x[16*j:], L[16*j:], 1, weight[:])
+		}
+		sc := b[96:108]
+		clear(sc)
+		dBlock := makeQxQuants(16, 32, scales[:], Ls[:], 1, sw[:])
+		for j := 0; j < 16; j++ {
+			packQ3KScale(j, uint8(Ls[j]), sc)
+		}
+		putF16(b[108:], dBlock)
+		finishQ3K(x, b, L[:])
+	}
+}
+
+// q3KGrid maps Q3_K blocks to BlockGrids.
+var q3KGrid = &gridFuncs{
+	reset: func(g *BlockGrid, blk []byte) {
+		g.kind, g.shift, g.levels, g.off = gridSym, 4, 8, 4
+		d := f16(blk[108:])
+		for j := 0; j < 16; j++ {
+			g.s[j] = d * float32(q3KScale(j, blk[96:108]))
+		}
+	},
+	codes: func(blk []byte, codes []int) {
+		get2Bits(blk[32:96], codes)
+		hmask := blk[0:32]
+		for i := range codes {
+			codes[i] |= int(hmask[i%32]>>uint(i/32)&1) << 2
+		}
+	},
+	encode: func(codes []int, blk []byte) {
+		put2Bits(codes, blk[32:96])
+		hmask := blk[0:32]
+		clear(hmask)
+		for i, c := range codes {
+			hmask[i%32] |= byte(c>>2&1) << uint(i/32)
+		}
+	},
+}
+
+func init() {
+	register(&Type{
+		DType: tensor.Q3_K, BlockSize: qkK, BlockBytes: q3KBytes, Scales: []int{108},
+		Dequantize: dequantQ3K, Quantize: quantQ3KRef, QuantizeWeighted: quantQ3KImpl,
+		Act: ActNone, Dot: nil,
+		grid: q3KGrid,
+	})
 }

@@ -35,16 +35,16 @@ import (
 // importance is llama.cpp's quant_weights: one non-negative weight per
 // column (an imatrix entry: the mean squared activation of each input),
 // so its length is the row length and len(src) must be a whole number of
-// rows of it; nil means no weights. Q8_0 and the plain float types ignore
-// it, as ggml does.
+// rows of it; nil means no weights. Types without a weighted quantizer
+// (Q8_0, the plain float types) ignore it, as ggml does.
 //
-// Supported types: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K,
-// Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS. Every input value must be finite
+// Supported types: every registered type (Types). Every input value must be finite
 // (NaN or ±Inf is an error, where ggml would write garbage); finite values
 // so large that a block's scale does not fit binary16 give an infinite
 // scale, as in ggml. Quantize does not allocate.
 func Quantize(dt tensor.DType, src []float32, dst []byte, importance []float32) error {
-	if !QuantizeSupported(dt) {
+	t := lookup(dt)
+	if t == nil {
 		return fmt.Errorf("quantize: type %s is not supported", dt)
 	}
 	need, err := dt.RowBytes(len(src))
@@ -73,14 +73,17 @@ func Quantize(dt tensor.DType, src []float32, dst []byte, importance []float32) 
 			}
 		}
 	}
-	if importance == nil || dt == tensor.Q8_0 || dt.Float() {
-		quantizeRef(dt, src, dst)
+	if importance == nil && t.NeedsImportance {
+		return fmt.Errorf("quantize: %s needs importance weights (an imatrix)", dt)
+	}
+	if importance == nil || t.QuantizeWeighted == nil {
+		t.Quantize(src, dst)
 		return nil
 	}
 	cols := len(importance)
 	rowBytes := cols / dt.BlockSize() * dt.BlockBytes()
 	for r := 0; r < len(src)/cols; r++ {
-		quantizeImpl(dt, src[r*cols:(r+1)*cols], dst[r*rowBytes:(r+1)*rowBytes], importance)
+		t.QuantizeWeighted(src[r*cols:(r+1)*cols], dst[r*rowBytes:(r+1)*rowBytes], importance)
 	}
 	return nil
 }
@@ -109,87 +112,9 @@ func QuantizeRows(dt tensor.DType, src []float32, cols int, importance []float32
 	return dst, nil
 }
 
-// QuantizeSupported reports whether Quantize handles type dt.
-func QuantizeSupported(dt tensor.DType) bool {
-	switch dt {
-	case tensor.F32, tensor.F16, tensor.BF16,
-		tensor.Q4_0, tensor.Q4_1, tensor.Q5_0, tensor.Q5_1, tensor.Q8_0,
-		tensor.Q2_K, tensor.Q3_K, tensor.Q4_K, tensor.Q5_K, tensor.Q6_K,
-		tensor.IQ4_NL, tensor.IQ4_XS:
-		return true
-	}
-	return false
-}
-
-// quantizeRef encodes without importance weights; rows do not matter.
-func quantizeRef(dt tensor.DType, src []float32, dst []byte) {
-	switch dt {
-	case tensor.F32:
-		for i, v := range src {
-			binary.LittleEndian.PutUint32(dst[4*i:], math.Float32bits(v))
-		}
-	case tensor.F16:
-		for i, v := range src {
-			binary.LittleEndian.PutUint16(dst[2*i:], tensor.F32ToF16(v))
-		}
-	case tensor.BF16:
-		for i, v := range src {
-			binary.LittleEndian.PutUint16(dst[2*i:], tensor.F32ToBF16(v))
-		}
-	case tensor.Q4_0:
-		quantQ4_0Ref(src, dst)
-	case tensor.Q4_1:
-		quantQ4_1Ref(src, dst)
-	case tensor.Q5_0:
-		quantQ5_0Ref(src, dst)
-	case tensor.Q5_1:
-		quantQ5_1Ref(src, dst)
-	case tensor.Q8_0:
-		quantQ8_0Ref(src, dst)
-	case tensor.Q2_K:
-		quantQ2KRef(src, dst)
-	case tensor.Q3_K:
-		quantQ3KRef(src, dst)
-	case tensor.Q4_K:
-		quantQ45KRef(src, dst, 15)
-	case tensor.Q5_K:
-		quantQ45KRef(src, dst, 31)
-	case tensor.Q6_K:
-		quantQ6K(src, dst, nil)
-	case tensor.IQ4_NL:
-		quantIQ4NL(src, dst, nil)
-	case tensor.IQ4_XS:
-		quantIQ4XS(src, dst, nil)
-	}
-}
-
-// quantizeImpl encodes one row with importance weights qw (one per element).
-func quantizeImpl(dt tensor.DType, row []float32, dst []byte, qw []float32) {
-	switch dt {
-	case tensor.Q4_0:
-		quantQ4_0Impl(row, dst, qw)
-	case tensor.Q4_1:
-		quantQ4_1Impl(row, dst, qw)
-	case tensor.Q5_0:
-		quantQ5_0Impl(row, dst, qw)
-	case tensor.Q5_1:
-		quantQ5_1Impl(row, dst, qw)
-	case tensor.Q2_K:
-		quantQ2KImpl(row, dst, qw)
-	case tensor.Q3_K:
-		quantQ3KImpl(row, dst, qw)
-	case tensor.Q4_K:
-		quantQ45KImpl(row, dst, qw, 15)
-	case tensor.Q5_K:
-		quantQ45KImpl(row, dst, qw, 31)
-	case tensor.Q6_K:
-		quantQ6K(row, dst, qw)
-	case tensor.IQ4_NL:
-		quantIQ4NL(row, dst, qw)
-	case tensor.IQ4_XS:
-		quantIQ4XS(row, dst, qw)
-	}
-}
+// QuantizeSupported reports whether Quantize handles type dt (whether dt
+// is registered).
+func QuantizeSupported(dt tensor.DType) bool { return lookup(dt) != nil }
 
 // nearestInt is ggml's nearest_int: adding 1.5·2^23 leaves the rounded
 // integer (ties to even) in the low mantissa bits. It is exact for
