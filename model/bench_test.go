@@ -23,3 +23,26 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPrefill reports the cost of one 128-token prefill.
+func BenchmarkPrefill(b *testing.B) {
+	cfg := Config{Arch: "llama", Dim: 256, NLayers: 2, NHeads: 4, NKVHeads: 2, HeadDim: 64, FFNDim: 512,
+		VocabSize: 1000, NormEps: 1e-5, RopeTheta: 10000}
+	t := &testing.T{}
+	m, _ := randomModel(t, cfg, tensor.F16, 1)
+	const n = 128
+	st := m.NewState(n, n)
+	logits := make([]float32, cfg.VocabSize)
+	tokens := make([]int, n)
+	for i := range tokens {
+		tokens[i] = (i * 7) % cfg.VocabSize
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		st.Reset()
+		if err := st.Forward(tokens, logits, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/terse-llm/terse/kernel"
 	"github.com/terse-llm/terse/quant/ggml"
+	"github.com/terse-llm/terse/tensor"
 )
 
 // State is one running sequence: its KV cache, its position and the scratch
@@ -22,7 +23,7 @@ type State struct {
 	scores                 []float32 // NHeads × attnQueries × Cap
 
 	mmOuts [3][]float32 // matmuls' arguments to kernel.MatMulMulti
-	mmWs   [3]*Matrix
+	mmWs   [3]*tensor.Tensor
 
 	attnLayer, attnN int
 	attnHeads        func(lo, hi int)
@@ -32,11 +33,11 @@ type State struct {
 	Observer Observer
 }
 
-// Observer receives the n input vectors (n × w.Cols() floats, row-major)
-// that are about to be multiplied by the weight matrix w. x must not be
-// kept or modified after Observe returns.
+// Observer receives the n input vectors that are about to be multiplied by
+// the projection named name (x is n × its Cols() floats, row-major). x must
+// not be kept or modified after Observe returns.
 type Observer interface {
-	Observe(w *Matrix, x []float32, n int)
+	Observe(name string, x []float32, n int)
 }
 
 // NewState makes a sequence of up to ctx positions with a float32 KV cache,
@@ -138,7 +139,7 @@ func (s *State) batch(tokens []int, out []float32, all bool) error {
 		// Attention.
 		rmsNorm(xb, x, l.AttnNorm, dim, c.NormEps)
 		q, k, v := s.q[:n*qDim], s.k[:n*kvDim], s.v[:n*kvDim]
-		if err := s.matmuls(n, xb, mm{q, l.Wq, l.Bq}, mm{k, l.Wk, l.Bk}, mm{v, l.Wv, l.Bv}); err != nil {
+		if err := s.matmuls(n, xb, mm{q, l.Wq}, mm{k, l.Wk}, mm{v, l.Wv}); err != nil {
 			return err
 		}
 		for t := 0; t < n; t++ {
@@ -149,7 +150,7 @@ func (s *State) batch(tokens []int, out []float32, all bool) error {
 		}
 		s.attention(li, n)
 		o := s.o[:n*dim]
-		if err := s.matmuls(n, s.att[:n*qDim], mm{o, l.Wo, nil}); err != nil {
+		if err := s.matmuls(n, s.att[:n*qDim], mm{o, l.Wo}); err != nil {
 			return err
 		}
 		add(x, o)
@@ -157,11 +158,11 @@ func (s *State) batch(tokens []int, out []float32, all bool) error {
 		// Feed-forward (SwiGLU).
 		rmsNorm(xb, x, l.FFNNorm, dim, c.NormEps)
 		g, u := s.gate[:n*c.FFNDim], s.up[:n*c.FFNDim]
-		if err := s.matmuls(n, xb, mm{g, l.Gate, nil}, mm{u, l.Up, nil}); err != nil {
+		if err := s.matmuls(n, xb, mm{g, l.Gate}, mm{u, l.Up}); err != nil {
 			return err
 		}
 		swiglu(g, u)
-		if err := s.matmuls(n, g, mm{o, l.Down, nil}); err != nil {
+		if err := s.matmuls(n, g, mm{o, l.Down}); err != nil {
 			return err
 		}
 		add(x, o)
@@ -177,7 +178,7 @@ func (s *State) batch(tokens []int, out []float32, all bool) error {
 		first = n - 1
 	}
 	rmsNorm(xb[first*dim:n*dim], x[first*dim:n*dim], w.OutNorm, dim, c.NormEps)
-	if err := s.matmuls(n-first, xb[first*dim:n*dim], mm{out, w.Output, nil}); err != nil {
+	if err := s.matmuls(n-first, xb[first*dim:n*dim], mm{out, w.Output}); err != nil {
 		return err
 	}
 	s.pos += n
@@ -230,41 +231,50 @@ func (s *State) attnHeadsRange(lo, hi int) {
 
 // mm is one projection: out = x·Wᵀ (+ bias).
 type mm struct {
-	out  []float32
-	w    *Matrix
-	bias []float32
+	out []float32
+	w   Linear
 }
 
-// matmuls runs projections that share their input x. Several at once go to
-// kernel.MatMulMulti, which quantizes x once and splits all their rows
-// across the cores as one job (q, k and v; gate and up).
+// matmuls runs projections that share their input x. Several dense ones
+// (each possibly with a bias) go to kernel.MatMulMulti, which quantizes x
+// once and splits all their rows across the cores as one job (q, k and v;
+// gate and up); anything else multiplies itself.
 func (s *State) matmuls(n int, x []float32, ops ...mm) error {
 	multi := s.Observer == nil && len(ops) > 1 && len(ops) <= len(s.mmWs)
-	if multi {
-		for i, op := range ops {
-			s.mmOuts[i], s.mmWs[i] = op.out, op.w
+	for i := 0; multi && i < len(ops); i++ {
+		l := ops[i].w
+		if b, ok := l.(*Biased); ok {
+			l = b.Base
 		}
+		d, ok := l.(*Dense)
+		if !ok {
+			multi = false
+			break
+		}
+		s.mmOuts[i], s.mmWs[i] = ops[i].out, d.W
+	}
+	if multi {
 		err := kernel.MatMulMulti(x, n, s.mmOuts[:len(ops)], s.mmWs[:len(ops)])
 		clear(s.mmOuts[:])
 		clear(s.mmWs[:])
 		if err != nil {
 			return err
 		}
+		for _, op := range ops {
+			if b := BiasOf(op.w); b != nil {
+				addRows(op.out, b, n)
+			}
+		}
+		return nil
 	}
+	clear(s.mmOuts[:])
+	clear(s.mmWs[:])
 	for _, op := range ops {
 		if s.Observer != nil {
-			s.Observer.Observe(op.w, x[:n*op.w.Cols()], n)
+			s.Observer.Observe(op.w.Name(), x[:n*op.w.Cols()], n)
 		}
-		if !multi {
-			if err := kernel.MatMul(op.out, x, n, op.w); err != nil {
-				return err
-			}
-		}
-		if op.bias != nil {
-			rows := len(op.bias)
-			for t := 0; t < n; t++ {
-				add(op.out[t*rows:(t+1)*rows], op.bias)
-			}
+		if err := op.w.MatMul(op.out, x, n); err != nil {
+			return err
 		}
 	}
 	return nil

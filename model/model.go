@@ -49,17 +49,25 @@ func (m *Model) NumParams() int64 {
 	}
 	c := &m.Config
 	n += int64(c.Dim) * int64(2*c.NLayers+1) // norms
-	if c.AttnBias {
-		n += int64(c.NLayers) * int64(c.NHeads+2*c.NKVHeads) * int64(c.HeadDim)
+	for _, l := range m.Weights.Linears() {
+		n += int64(len(BiasOf(l)))
 	}
 	return n
 }
 
-// WeightBytes is the stored size of the weight matrices.
+// WeightBytes is the stored size of the weight matrices: the embedding and
+// every projection (the tied output once).
 func (m *Model) WeightBytes() int64 {
-	var n int64
-	for _, t := range m.Weights.Matrices() {
-		n += int64(len(t.Data))
+	w := m.Weights
+	n := int64(len(w.TokEmbd.Data))
+	for _, l := range w.Linears() {
+		if t, ok := DenseTensor(l); ok {
+			if t != w.TokEmbd {
+				n += int64(len(t.Data))
+			}
+			continue
+		}
+		n += l.Bytes()
 	}
 	return n
 }

@@ -142,7 +142,11 @@ func Compress(ck *load.Checkpoint, path string, opt Options) (*Report, error) {
 // tensors).
 func Tensors(m *model.Model, conv func(*tensor.Tensor) (*tensor.Tensor, error)) ([]*tensor.Tensor, error) {
 	var out []*tensor.Tensor
-	mat := func(t *tensor.Tensor) error {
+	mat := func(l model.Linear) error {
+		t, ok := model.DenseTensor(l)
+		if !ok {
+			return fmt.Errorf("pack: tensor %q: a %T projection has no native form", l.Name(), l)
+		}
 		if t.Decoder == nil && !t.DType.Float() {
 			v, err := ggml.DequantizeTensor(t)
 			if err != nil {
@@ -163,30 +167,30 @@ func Tensors(m *model.Model, conv func(*tensor.Tensor) (*tensor.Tensor, error)) 
 		}
 	}
 	w := m.Weights
-	if err := mat(w.TokEmbd); err != nil {
+	if err := mat(model.NewDense(w.TokEmbd)); err != nil {
 		return nil, err
 	}
 	for i := range w.Layers {
 		l := &w.Layers[i]
 		p := fmt.Sprintf("blk.%d.", i)
 		vec(p+"attn_norm.weight", l.AttnNorm)
-		for _, t := range []*tensor.Tensor{l.Wq, l.Wk, l.Wv, l.Wo} {
+		for _, t := range []model.Linear{l.Wq, l.Wk, l.Wv, l.Wo} {
 			if err := mat(t); err != nil {
 				return nil, err
 			}
 		}
-		vec(p+"attn_q.bias", l.Bq)
-		vec(p+"attn_k.bias", l.Bk)
-		vec(p+"attn_v.bias", l.Bv)
+		vec(p+"attn_q.bias", model.BiasOf(l.Wq))
+		vec(p+"attn_k.bias", model.BiasOf(l.Wk))
+		vec(p+"attn_v.bias", model.BiasOf(l.Wv))
 		vec(p+"ffn_norm.weight", l.FFNNorm)
-		for _, t := range []*tensor.Tensor{l.Gate, l.Up, l.Down} {
+		for _, t := range []model.Linear{l.Gate, l.Up, l.Down} {
 			if err := mat(t); err != nil {
 				return nil, err
 			}
 		}
 	}
 	vec("output_norm.weight", w.OutNorm)
-	if w.Output != w.TokEmbd {
+	if !w.Tied() {
 		if err := mat(w.Output); err != nil {
 			return nil, err
 		}
