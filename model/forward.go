@@ -44,7 +44,7 @@ type Observer interface {
 // feeding at most maxBatch tokens per Forward call.
 func (m *Model) NewState(ctx, maxBatch int) *State {
 	c := &m.Config
-	return m.NewStateWithCache(NewFloatCache(c.NLayers, ctx, c.NKVHeads*c.HeadDim), maxBatch)
+	return m.NewStateWithCache(NewFloatCache(c, ctx), maxBatch)
 }
 
 // NewStateWithCache is NewState over a caller's KV cache.
@@ -53,15 +53,16 @@ func (m *Model) NewStateWithCache(cache KVCache, maxBatch int) *State {
 	if maxBatch < 1 {
 		maxBatch = 1
 	}
-	qDim, kvDim := c.NHeads*c.HeadDim, c.NKVHeads*c.HeadDim
+	ml := c.MaxLayer()
+	qDim, kvDim := ml.NHeads*c.HeadDim, ml.NKVHeads*c.HeadDim
 	f := func(n int) []float32 { return make([]float32, maxBatch*n) }
 	s := &State{
 		m: m, Cache: cache, maxBatch: maxBatch,
 		rope: newRopeTable(c, cache.Cap()),
 		x:    f(c.Dim), xb: f(c.Dim), o: f(c.Dim),
 		q: f(qDim), att: f(qDim), k: f(kvDim), v: f(kvDim),
-		gate: f(c.FFNDim), up: f(c.FFNDim),
-		scores: make([]float32, c.NHeads*attnQueries*cache.Cap()),
+		gate: f(ml.FFNDim), up: f(ml.FFNDim),
+		scores: make([]float32, ml.NHeads*attnQueries*cache.Cap()),
 	}
 	s.attnHeads = s.attnHeadsRange
 	return s
@@ -118,7 +119,6 @@ func (s *State) batch(tokens []int, out []float32, all bool) error {
 	m, c := s.m, &s.m.Config
 	w := m.Weights
 	n, dim := len(tokens), c.Dim
-	qDim, kvDim := c.NHeads*c.HeadDim, c.NKVHeads*c.HeadDim
 	x, xb := s.x[:n*dim], s.xb[:n*dim]
 
 	for t, id := range tokens {
@@ -135,6 +135,7 @@ func (s *State) batch(tokens []int, out []float32, all bool) error {
 	}
 	for li := range w.Layers {
 		l := &w.Layers[li]
+		qDim, kvDim, ffn := c.QDim(li), c.KVDim(li), c.Layer(li).FFNDim
 
 		// Attention.
 		rmsNorm(xb, x, l.AttnNorm, dim, c.NormEps)
@@ -157,7 +158,7 @@ func (s *State) batch(tokens []int, out []float32, all bool) error {
 
 		// Feed-forward (SwiGLU).
 		rmsNorm(xb, x, l.FFNNorm, dim, c.NormEps)
-		g, u := s.gate[:n*c.FFNDim], s.up[:n*c.FFNDim]
+		g, u := s.gate[:n*ffn], s.up[:n*ffn]
 		if err := s.matmuls(n, xb, mm{g, l.Gate}, mm{u, l.Up}); err != nil {
 			return err
 		}
@@ -189,7 +190,7 @@ func (s *State) batch(tokens []int, out []float32, all bool) error {
 // tokens, causally, into s.att. Heads are spread across cores.
 func (s *State) attention(layer, n int) {
 	s.attnLayer, s.attnN = layer, n
-	kernel.Parallel(s.m.Config.NHeads, s.attnHeads)
+	kernel.Parallel(s.m.Config.Layer(layer).NHeads, s.attnHeads)
 }
 
 // attnQueries is how many queries of a head attention scores together (one
@@ -201,8 +202,9 @@ const attnQueries = 4
 func (s *State) attnHeadsRange(lo, hi int) {
 	c := &s.m.Config
 	layer, n := s.attnLayer, s.attnN
-	hd, qDim, kvDim := c.HeadDim, c.NHeads*c.HeadDim, c.NKVHeads*c.HeadDim
-	group := c.NHeads / c.NKVHeads
+	ls := c.Layer(layer)
+	hd, qDim, kvDim := c.HeadDim, c.QDim(layer), c.KVDim(layer)
+	group := ls.NHeads / ls.NKVHeads
 	total := s.pos + n
 	keys, vals := s.Cache.Keys(layer, total), s.Cache.Values(layer, total)
 	scale := float32(1 / math.Sqrt(float64(hd)))

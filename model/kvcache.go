@@ -20,16 +20,19 @@ type KVCache interface {
 
 // FloatCache is the uncompressed float32 KV cache.
 type FloatCache struct {
-	kvDim, cap int
-	k, v       [][]float32 // per layer, cap×kvDim
+	cap   int
+	kvDim []int       // per layer
+	k, v  [][]float32 // per layer, cap×kvDim
 }
 
-// NewFloatCache allocates a cache for layers × positions × kvDim.
-func NewFloatCache(layers, positions, kvDim int) *FloatCache {
-	c := &FloatCache{kvDim: kvDim, cap: positions, k: make([][]float32, layers), v: make([][]float32, layers)}
+// NewFloatCache allocates a cache of positions for every layer of cfg.
+func NewFloatCache(cfg *Config, positions int) *FloatCache {
+	layers := cfg.NLayers
+	c := &FloatCache{cap: positions, kvDim: make([]int, layers), k: make([][]float32, layers), v: make([][]float32, layers)}
 	for i := range c.k {
-		c.k[i] = make([]float32, positions*kvDim)
-		c.v[i] = make([]float32, positions*kvDim)
+		c.kvDim[i] = cfg.KVDim(i)
+		c.k[i] = make([]float32, positions*c.kvDim[i])
+		c.v[i] = make([]float32, positions*c.kvDim[i])
 	}
 	return c
 }
@@ -39,18 +42,25 @@ func (c *FloatCache) Put(layer, pos int, k, v []float32) {
 	if pos < 0 || pos >= c.cap {
 		panic(fmt.Sprintf("kv cache: position %d outside capacity %d", pos, c.cap))
 	}
-	copy(c.k[layer][pos*c.kvDim:(pos+1)*c.kvDim], k)
-	copy(c.v[layer][pos*c.kvDim:(pos+1)*c.kvDim], v)
+	d := c.kvDim[layer]
+	copy(c.k[layer][pos*d:(pos+1)*d], k)
+	copy(c.v[layer][pos*d:(pos+1)*d], v)
 }
 
 // Keys implements KVCache.
-func (c *FloatCache) Keys(layer, n int) []float32 { return c.k[layer][:n*c.kvDim] }
+func (c *FloatCache) Keys(layer, n int) []float32 { return c.k[layer][:n*c.kvDim[layer]] }
 
 // Values implements KVCache.
-func (c *FloatCache) Values(layer, n int) []float32 { return c.v[layer][:n*c.kvDim] }
+func (c *FloatCache) Values(layer, n int) []float32 { return c.v[layer][:n*c.kvDim[layer]] }
 
 // Cap implements KVCache.
 func (c *FloatCache) Cap() int { return c.cap }
 
 // Bytes is the memory the cache holds.
-func (c *FloatCache) Bytes() int64 { return int64(len(c.k)) * 2 * int64(c.cap*c.kvDim) * 4 }
+func (c *FloatCache) Bytes() int64 {
+	var n int64
+	for i := range c.k {
+		n += 4 * int64(len(c.k[i])+len(c.v[i]))
+	}
+	return n
+}

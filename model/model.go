@@ -26,6 +26,9 @@ func New(cfg Config, w *Weights) (*Model, error) {
 	if len(w.Layers) != cfg.NLayers {
 		return nil, fmt.Errorf("model: %d layers of weights for %d configured", len(w.Layers), cfg.NLayers)
 	}
+	if err := w.check(&cfg); err != nil {
+		return nil, err
+	}
 	return &Model{Config: cfg, Weights: w}, nil
 }
 

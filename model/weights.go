@@ -40,8 +40,6 @@ type TensorSource func(name string) (t *tensor.Tensor, ok bool, err error)
 
 // LoadWeights gathers and checks every tensor cfg calls for.
 func LoadWeights(cfg *Config, src TensorSource) (*Weights, error) {
-	kvDim := cfg.NKVHeads * cfg.HeadDim
-	qDim := cfg.NHeads * cfg.HeadDim
 	matrix := func(name string, rows, cols int) (*tensor.Tensor, error) {
 		t, ok, err := src(name)
 		if err != nil {
@@ -100,6 +98,7 @@ func LoadWeights(cfg *Config, src TensorSource) (*Weights, error) {
 	for i := range w.Layers {
 		l := &w.Layers[i]
 		p := fmt.Sprintf("blk.%d.", i)
+		qDim, kvDim, ffn := cfg.QDim(i), cfg.KVDim(i), cfg.Layer(i).FFNDim
 		steps := []struct {
 			dst        *Linear
 			name, bias string
@@ -109,9 +108,9 @@ func LoadWeights(cfg *Config, src TensorSource) (*Weights, error) {
 			{&l.Wk, "attn_k.weight", "attn_k.bias", kvDim, cfg.Dim},
 			{&l.Wv, "attn_v.weight", "attn_v.bias", kvDim, cfg.Dim},
 			{&l.Wo, "attn_output.weight", "", cfg.Dim, qDim},
-			{&l.Gate, "ffn_gate.weight", "", cfg.FFNDim, cfg.Dim},
-			{&l.Up, "ffn_up.weight", "", cfg.FFNDim, cfg.Dim},
-			{&l.Down, "ffn_down.weight", "", cfg.Dim, cfg.FFNDim},
+			{&l.Gate, "ffn_gate.weight", "", ffn, cfg.Dim},
+			{&l.Up, "ffn_up.weight", "", ffn, cfg.Dim},
+			{&l.Down, "ffn_down.weight", "", cfg.Dim, ffn},
 		}
 		for _, s := range steps {
 			t, err := matrix(p+s.name, s.rows, s.cols)
@@ -161,4 +160,43 @@ func (w *Weights) Matrices() []*tensor.Tensor {
 		}
 	}
 	return out
+}
+
+// check verifies that every projection has the shape cfg gives its layer.
+func (w *Weights) check(cfg *Config) error {
+	if w.TokEmbd == nil || w.Output == nil {
+		return fmt.Errorf("model: weights without token embedding or output")
+	}
+	if w.TokEmbd.Rows() != cfg.VocabSize || w.TokEmbd.Cols() != cfg.Dim {
+		return fmt.Errorf("model: token_embd.weight is %d×%d, want %d×%d", w.TokEmbd.Rows(), w.TokEmbd.Cols(), cfg.VocabSize, cfg.Dim)
+	}
+	type want struct {
+		l          Linear
+		what       string
+		rows, cols int
+	}
+	checks := []want{{w.Output, "output", cfg.VocabSize, cfg.Dim}}
+	for i := range w.Layers {
+		l := &w.Layers[i]
+		q, kv, ffn := cfg.QDim(i), cfg.KVDim(i), cfg.Layer(i).FFNDim
+		checks = append(checks,
+			want{l.Wq, "attn_q", q, cfg.Dim}, want{l.Wk, "attn_k", kv, cfg.Dim}, want{l.Wv, "attn_v", kv, cfg.Dim},
+			want{l.Wo, "attn_output", cfg.Dim, q}, want{l.Gate, "ffn_gate", ffn, cfg.Dim},
+			want{l.Up, "ffn_up", ffn, cfg.Dim}, want{l.Down, "ffn_down", cfg.Dim, ffn})
+		if len(l.AttnNorm) != cfg.Dim || len(l.FFNNorm) != cfg.Dim {
+			return fmt.Errorf("model: layer %d: norms of %d and %d for dim %d", i, len(l.AttnNorm), len(l.FFNNorm), cfg.Dim)
+		}
+	}
+	for _, c := range checks {
+		if c.l == nil {
+			return fmt.Errorf("model: %s projection is missing", c.what)
+		}
+		if c.l.Rows() != c.rows || c.l.Cols() != c.cols {
+			return fmt.Errorf("model: %s (%s) is %d×%d, want %d×%d", c.l.Name(), c.what, c.l.Rows(), c.l.Cols(), c.rows, c.cols)
+		}
+	}
+	if len(w.OutNorm) != cfg.Dim {
+		return fmt.Errorf("model: output_norm of %d for dim %d", len(w.OutNorm), cfg.Dim)
+	}
+	return nil
 }
