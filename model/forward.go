@@ -60,9 +60,9 @@ func (s *Seq) Truncate(n int) error {
 // run is a span of consecutive tokens of one sequence at consecutive
 // positions: attention scores its queries in blocks.
 type run struct {
-	seq    *Seq
-	t0, n  int // first token of the piece, token count
-	pos    int // position of the first token
+	seq   *Seq
+	t0, n int // first token of the piece, token count
+	pos   int // position of the first token
 }
 
 // Engine runs the forward pass over batches of tokens from many sequences,
