@@ -1,6 +1,7 @@
 package model
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -345,6 +346,34 @@ func TestDecodeAllocatesNothing(t *testing.T) {
 		}
 	}); n != 0 {
 		t.Errorf("decode allocates %v times per token", n)
+	}
+
+	// A decode step of two sequences in one batch, over float caches and
+	// over the q8 stand-in (which dequantizes into reused scratch).
+	for _, q8 := range []bool{false, true} {
+		e := m.NewEngine(300, 2)
+		for id := range 2 {
+			var c KVCache = m.NewCache(300)
+			if q8 {
+				c = newQ8Cache(&m.Config, 300)
+			}
+			if _, err := e.AddSeq(id, c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out := make([]float32, 2*cfg.VocabSize)
+		b := Batch{Tokens: []int{3, 4}, Seqs: []int{0, 1}, Pos: []int{0, 0}}
+		step := func() {
+			if err := e.Forward(context.Background(), b, out); err != nil {
+				t.Fatal(err)
+			}
+			b.Pos[0]++
+			b.Pos[1]++
+		}
+		step()
+		if n := testing.AllocsPerRun(100, step); n != 0 {
+			t.Errorf("two-sequence decode (q8 %v) allocates %v times per step", q8, n)
+		}
 	}
 }
 
