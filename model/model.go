@@ -1,9 +1,34 @@
 // Package model is the Llama-block transformer: its configuration, its
 // weights under canonical names, and the forward pass (RMSNorm, RoPE,
 // grouped-query attention, SwiGLU, optional q/k/v biases, tied embeddings)
-// over float32 activations with weights in their stored type. Llama,
-// Mistral, Qwen2 and llama2.c checkpoints differ only in Config and weight
-// names, so there is one forward pass, readable in one sitting, in forward.go.
+// over float32 activations. Llama, Mistral, Qwen2 and llama2.c checkpoints
+// differ only in Config and weight names, so there is one forward pass,
+// readable in one sitting, in forward.go.
+//
+// The seams, where what comes next plugs in:
+//
+//   - Linear (linear.go): every projection is a value that multiplies
+//     itself. Dense wraps a tensor in its stored type (float, ggml blocks,
+//     codebook-decoded); Biased, LowRank (y = W·x + B·(A·x)) and Sparse
+//     (CSR) are the others. The forward pass knows nothing else of
+//     weights; dense projections that share an input still go to
+//     kernel.MatMulMulti as one job. DenseTensor and Weights.Matrices give
+//     converters the tensors back.
+//   - Config.Layers (config.go): heads, KV heads and FFN width may differ
+//     per layer (structured pruning); Config.Layer(i) is a block's shape.
+//   - KVCache (kvcache.go): a sequence's cache takes part in attention — it
+//     appends keys and values, scores queries against its own stored form
+//     and sums its values, for one KV head per call, safely from
+//     concurrent heads with caller-supplied scratch, and reports errors.
+//     FloatCache is the exact float32 one.
+//   - Engine (forward.go): the forward pass over a Batch of tokens, each
+//     with a sequence id and position, so one pass advances many
+//     sequences, each with its own cache; a context.Context cancels it
+//     between layers. State (state.go) is the one-sequence convenience and
+//     Runner scores whole sequences for eval.
+//   - BlockRunner (blocks.go): Embed, one block at a time over a
+//     sequence's activations, then Head, for layer-by-layer calibration;
+//     Observer sees the inputs of every projection by name.
 package model
 
 import (
