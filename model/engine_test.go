@@ -202,6 +202,10 @@ func twoSeqRun(t *testing.T, m *Model, caches [2]KVCache, tokens [2][]int, prefi
 }
 
 func TestEngineTwoSequences(t *testing.T) {
+	// Several pool participants, so that heads run concurrently (under
+	// -race this checks the caches' concurrent-heads contract).
+	defer kernel.SetThreads(kernel.Threads())
+	kernel.SetThreads(4)
 	m, w := randomModel(t, engineCfg, tensor.F16, 11)
 	tokens := [2][]int{{1, 5, 9, 33, 2, 0, 36, 17, 17, 4, 22}, {1, 30, 3, 3, 8, 12, 19, 25, 6}}
 	prefill := [2]int{5, 6}
@@ -303,5 +307,46 @@ func TestEngineErrors(t *testing.T) {
 	}
 	if err := m.NewCache(2).Append(0, make([]float32, 3), make([]float32, 3)); err == nil {
 		t.Error("append of the wrong width: no error")
+	}
+}
+
+// Engines over one model may run on several goroutines at once, through
+// any Linear (here a low-rank adapter that keeps scratch).
+func TestEnginesShareAModel(t *testing.T) {
+	m, w := randomModel(t, engineCfg, tensor.F32, 14)
+	for li := range m.Weights.Layers {
+		l := &m.Weights.Layers[li]
+		var err error
+		if l.Up, err = NewLowRank(l.Up, 2, make([]float32, 2*l.Up.Cols()), make([]float32, 2*l.Up.Rows())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tokens := []int{1, 5, 9, 33, 2, 0, 36}
+	want := refForward(m.Config, w, tokens)
+	V := m.Config.VocabSize
+	errs := make(chan error, 3)
+	for g := 0; g < 3; g++ {
+		go func() {
+			st := m.NewState(16, 1+g)
+			out := make([]float32, len(tokens)*V)
+			if err := st.Forward(tokens, out, true); err != nil {
+				errs <- err
+				return
+			}
+			for r := range tokens {
+				for j := 0; j < V; j++ {
+					if d := math.Abs(float64(out[r*V+j]) - want[r][j]); d > 2e-4*(1+math.Abs(want[r][j])) {
+						errs <- fmt.Errorf("goroutine %d: position %d logit %d = %v, reference %v", g, r, j, out[r*V+j], want[r][j])
+						return
+					}
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }
