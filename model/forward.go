@@ -249,6 +249,7 @@ func (e *Engine) piece(ctx context.Context, b Batch, out []float32) (int, error)
 	}
 	x := e.x[:n*dim]
 	if err := e.m.Embed(b.Tokens, x); err != nil {
+		e.rollback(n)
 		return 0, fmt.Errorf("forward: %w", err)
 	}
 	for li := range e.m.Weights.Layers {
