@@ -134,7 +134,7 @@ func decodeBytes(m *model.Model) int64 {
 			n += int64(len(t.Data))
 		}
 	}
-	if w.Output == w.TokEmbd {
+	if w.Tied() {
 		n += int64(len(w.TokEmbd.Data))
 	}
 	return n

@@ -79,33 +79,33 @@ type member struct {
 
 var _ model.Observer = (*Collector)(nil)
 
-// Observe accumulates the n input rows x (n × w.Cols()) of the product
-// with w. It implements model.Observer.
-func (c *Collector) Observe(w *model.Matrix, x []float32, n int) {
-	if n <= 0 || n < c.MinRows || (c.Include != nil && !c.Include(w.Name)) {
+// Observe accumulates the n input rows x (n × cols floats) of the
+// projection named name. It implements model.Observer.
+func (c *Collector) Observe(name string, x []float32, n int) {
+	if n <= 0 || n < c.MinRows || (c.Include != nil && !c.Include(name)) {
 		return
 	}
-	cols := w.Cols()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(x) < n*cols {
-		c.fail(fmt.Errorf("calib: %s: %d input floats for %d rows of %d", w.Name, len(x), n, cols))
+	if len(x) == 0 || len(x)%n != 0 {
+		c.fail(fmt.Errorf("calib: %s: %d input floats do not make %d rows", name, len(x), n))
 		return
 	}
+	cols := len(x) / n
 	if c.members == nil {
 		c.members = map[string]*member{}
 	}
 	ptr := &x[0]
-	m := c.members[w.Name]
+	m := c.members[name]
 	switch {
 	case m == nil && c.prev != nil && c.prevPtr == ptr && c.prevN == n && c.prev.cols == cols:
 		// First sight, same input as the call just before: share.
 		m = &member{g: c.prev, calls: c.prev.calls, rows: int64(n)}
-		c.members[w.Name] = m
-		c.order = append(c.order, w.Name)
-		if c.Hessians != nil && c.Hessians(w.Name) && m.g.hess == nil {
+		c.members[name] = m
+		c.order = append(c.order, name)
+		if c.Hessians != nil && c.Hessians(name) && m.g.hess == nil {
 			if m.g.calls != 1 {
-				c.fail(fmt.Errorf("calib: %s shares its input with %s, which has been collecting without a Hessian", w.Name, m.g.leader))
+				c.fail(fmt.Errorf("calib: %s shares its input with %s, which has been collecting without a Hessian", name, m.g.leader))
 				return
 			}
 			m.g.hess = make([]float64, cols*cols)
@@ -113,22 +113,22 @@ func (c *Collector) Observe(w *model.Matrix, x []float32, n int) {
 		}
 		return
 	case m == nil:
-		g := &group{leader: w.Name, cols: cols, sumSq: make([]float64, cols)}
-		if c.Hessians != nil && c.Hessians(w.Name) {
+		g := &group{leader: name, cols: cols, sumSq: make([]float64, cols)}
+		if c.Hessians != nil && c.Hessians(name) {
 			g.hess = make([]float64, cols*cols)
 		}
 		m = &member{g: g}
-		c.members[w.Name] = m
-		c.order = append(c.order, w.Name)
+		c.members[name] = m
+		c.order = append(c.order, name)
 	case m.g.cols != cols:
-		c.fail(fmt.Errorf("calib: %s: width changed from %d to %d", w.Name, m.g.cols, cols))
+		c.fail(fmt.Errorf("calib: %s: width changed from %d to %d", name, m.g.cols, cols))
 		return
 	}
 	g := m.g
-	if g.leader != w.Name {
+	if g.leader != name {
 		// A follower: its input must be the one its leader just saw.
 		if c.prev != g || c.prevPtr != ptr || c.prevN != n || m.calls != g.calls-1 {
-			c.fail(fmt.Errorf("calib: %s was first seen sharing the input of %s but now sees a different one; its statistics are not its own", w.Name, g.leader))
+			c.fail(fmt.Errorf("calib: %s was first seen sharing the input of %s but now sees a different one; its statistics are not its own", name, g.leader))
 			return
 		}
 		m.calls = g.calls

@@ -18,36 +18,45 @@ import (
 // nativeTensors lists m's tensors under canonical names for a native file:
 // matrices as stored, vectors as F32. This is the one place compress reads
 // the fields of model.Layer.
-func nativeTensors(m *model.Model) []*tensor.Tensor {
+func nativeTensors(m *model.Model) ([]*tensor.Tensor, error) {
 	var out []*tensor.Tensor
-	mat := func(t *tensor.Tensor) { out = append(out, t) }
+	var err error
+	mat := func(l model.Linear) {
+		t, ok := model.DenseTensor(l)
+		if !ok && err == nil {
+			err = fmt.Errorf("tensor %q: a %T projection has no native form", l.Name(), l)
+		}
+		if ok {
+			out = append(out, t)
+		}
+	}
 	vec := func(name string, v []float32) {
 		if v != nil {
 			out = append(out, tensor.FromFloat32(name, []int{len(v)}, v))
 		}
 	}
 	w := m.Weights
-	mat(w.TokEmbd)
+	out = append(out, w.TokEmbd)
 	for i := range w.Layers {
 		l := &w.Layers[i]
 		p := fmt.Sprintf("blk.%d.", i)
 		vec(p+"attn_norm.weight", l.AttnNorm)
-		for _, t := range []*tensor.Tensor{l.Wq, l.Wk, l.Wv, l.Wo} {
+		for _, t := range []model.Linear{l.Wq, l.Wk, l.Wv, l.Wo} {
 			mat(t)
 		}
-		vec(p+"attn_q.bias", l.Bq)
-		vec(p+"attn_k.bias", l.Bk)
-		vec(p+"attn_v.bias", l.Bv)
+		vec(p+"attn_q.bias", model.BiasOf(l.Wq))
+		vec(p+"attn_k.bias", model.BiasOf(l.Wk))
+		vec(p+"attn_v.bias", model.BiasOf(l.Wv))
 		vec(p+"ffn_norm.weight", l.FFNNorm)
-		for _, t := range []*tensor.Tensor{l.Gate, l.Up, l.Down} {
+		for _, t := range []model.Linear{l.Gate, l.Up, l.Down} {
 			mat(t)
 		}
 	}
 	vec("output_norm.weight", w.OutNorm)
-	if w.Output != w.TokEmbd {
+	if !w.Tied() {
 		mat(w.Output)
 	}
-	return out
+	return out, err
 }
 
 // nativePlan codes the matrices of the transformer blocks; the embedding

@@ -216,7 +216,9 @@ func (j *job) check() error {
 		if j.tokKind, j.tok, err = tokenizerFile(j.ck); err != nil {
 			return fmt.Errorf("compress %s: %w", opt.Out, err)
 		}
-		j.ts = nativeTensors(m)
+		if j.ts, err = nativeTensors(m); err != nil {
+			return fmt.Errorf("compress %s: %w", j.ck.Path, err)
+		}
 		if j.plan, err = nativePlan(j.ts, opt.Overrides); err != nil {
 			return fmt.Errorf("compress: %w", err)
 		}

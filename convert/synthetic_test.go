@@ -25,12 +25,13 @@ func randomModel(t *testing.T, cfg model.Config) *model.Model {
 		}
 		return v
 	}
-	mat := func(rows, cols int) *tensor.Tensor {
+	matT := func(rows, cols int) *tensor.Tensor {
 		return tensor.FromFloat32("", []int{rows, cols}, vec(rows*cols, 0))
 	}
+	mat := func(rows, cols int) model.Linear { return model.NewDense(matT(rows, cols)) }
 	q, kv := cfg.NHeads*cfg.HeadDim, cfg.NKVHeads*cfg.HeadDim
-	w := &model.Weights{TokEmbd: mat(cfg.VocabSize, cfg.Dim), OutNorm: vec(cfg.Dim, 1)}
-	w.Output = w.TokEmbd
+	w := &model.Weights{TokEmbd: matT(cfg.VocabSize, cfg.Dim), OutNorm: vec(cfg.Dim, 1)}
+	w.Output = model.NewDense(w.TokEmbd)
 	if !cfg.TiedEmbeddings {
 		w.Output = mat(cfg.VocabSize, cfg.Dim)
 	}
@@ -39,7 +40,9 @@ func randomModel(t *testing.T, cfg model.Config) *model.Model {
 			Wq: mat(q, cfg.Dim), Wk: mat(kv, cfg.Dim), Wv: mat(kv, cfg.Dim), Wo: mat(cfg.Dim, q),
 			Gate: mat(cfg.FFNDim, cfg.Dim), Up: mat(cfg.FFNDim, cfg.Dim), Down: mat(cfg.Dim, cfg.FFNDim)}
 		if cfg.AttnBias {
-			l.Bq, l.Bk, l.Bv = vec(q, 0), vec(kv, 0), vec(kv, 0)
+			l.Wq = &model.Biased{Base: l.Wq, Bias: vec(q, 0)}
+			l.Wk = &model.Biased{Base: l.Wk, Bias: vec(kv, 0)}
+			l.Wv = &model.Biased{Base: l.Wv, Bias: vec(kv, 0)}
 		}
 		w.Layers = append(w.Layers, l)
 	}
@@ -113,7 +116,7 @@ func TestConvertSyntheticRoundTrip(t *testing.T) {
 			if name == "qwen2" {
 				// NEOX RoPE: rows stay in Hugging Face's order.
 				q, _ := f.Tensor("blk.0.attn_q.weight")
-				if !slices.Equal(q.Data, src.Model.Weights.Layers[0].Wq.Data) {
+				if !slices.Equal(q.Data, denseData(src.Model.Weights.Layers[0].Wq)) {
 					t.Error("qwen2 attn_q was permuted")
 				}
 			}
@@ -127,4 +130,9 @@ func TestConvertSyntheticRoundTrip(t *testing.T) {
 			}
 		})
 	}
+}
+
+func denseData(l model.Linear) []byte {
+	t, _ := model.DenseTensor(l)
+	return t.Data
 }

@@ -60,7 +60,11 @@ func Tensors(ck *load.Checkpoint, opt Options) ([]*tensor.Tensor, error) {
 		}
 		outType = &dt
 	}
-	matrix := func(name string, t *tensor.Tensor) (*tensor.Tensor, error) {
+	matrix := func(name string, l model.Linear) (*tensor.Tensor, error) {
+		t, ok := model.DenseTensor(l)
+		if !ok {
+			return nil, fmt.Errorf("convert: tensor %s: a %T projection has no GGUF form", name, l)
+		}
 		c := *t
 		c.Name = name
 		if outType == nil || c.DType == *outType {
@@ -94,7 +98,7 @@ func Tensors(ck *load.Checkpoint, opt Options) ([]*tensor.Tensor, error) {
 		out = append(out, t)
 		return nil
 	}
-	if err := add(matrix("token_embd.weight", w.TokEmbd)); err != nil {
+	if err := add(matrix("token_embd.weight", model.NewDense(w.TokEmbd))); err != nil {
 		return nil, err
 	}
 	out = append(out, vector("output_norm.weight", w.OutNorm))
@@ -126,24 +130,24 @@ func Tensors(ck *load.Checkpoint, opt Options) ([]*tensor.Tensor, error) {
 		}
 		for _, s := range []struct {
 			name string
-			t    *tensor.Tensor
+			t    model.Linear
 		}{{"attn_v.weight", l.Wv}, {"attn_output.weight", l.Wo}, {"ffn_gate.weight", l.Gate}, {"ffn_up.weight", l.Up}, {"ffn_down.weight", l.Down}} {
 			if err := add(matrix(p+s.name, s.t)); err != nil {
 				return nil, err
 			}
 		}
-		if l.Bq != nil {
-			if err := add(permute(vector(p+"attn_q.bias", l.Bq), cfg.NHeads)); err != nil {
+		if model.BiasOf(l.Wq) != nil {
+			if err := add(permute(vector(p+"attn_q.bias", model.BiasOf(l.Wq)), cfg.NHeads)); err != nil {
 				return nil, err
 			}
 		}
-		if l.Bk != nil {
-			if err := add(permute(vector(p+"attn_k.bias", l.Bk), cfg.NKVHeads)); err != nil {
+		if model.BiasOf(l.Wk) != nil {
+			if err := add(permute(vector(p+"attn_k.bias", model.BiasOf(l.Wk)), cfg.NKVHeads)); err != nil {
 				return nil, err
 			}
 		}
-		if l.Bv != nil {
-			out = append(out, vector(p+"attn_v.bias", l.Bv))
+		if model.BiasOf(l.Wv) != nil {
+			out = append(out, vector(p+"attn_v.bias", model.BiasOf(l.Wv)))
 		}
 	}
 	SortTensors(out)

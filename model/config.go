@@ -52,6 +52,53 @@ type Config struct {
 	AttnBias       bool         // q, k and v projections have biases (Qwen2)
 	SlidingWindow  int          // 0: none (informational; not applied)
 	BOS, EOS       int          // -1 when absent
+	// Layers, when set, overrides the shape of each block (one entry per
+	// layer; zero fields keep NHeads, NKVHeads or FFNDim). Structured
+	// pruning produces such models. Use Layer(i) for a block's shape.
+	Layers []LayerShape
+}
+
+// LayerShape is the part of a block's shape that may differ from layer to
+// layer; Dim and HeadDim are the same throughout.
+type LayerShape struct {
+	NHeads   int
+	NKVHeads int
+	FFNDim   int
+}
+
+// Layer returns the effective shape of block i.
+func (c *Config) Layer(i int) LayerShape {
+	s := LayerShape{c.NHeads, c.NKVHeads, c.FFNDim}
+	if i < len(c.Layers) {
+		o := c.Layers[i]
+		if o.NHeads > 0 {
+			s.NHeads = o.NHeads
+		}
+		if o.NKVHeads > 0 {
+			s.NKVHeads = o.NKVHeads
+		}
+		if o.FFNDim > 0 {
+			s.FFNDim = o.FFNDim
+		}
+	}
+	return s
+}
+
+// QDim is the width of the block's queries (NHeads × HeadDim).
+func (c *Config) QDim(i int) int { return c.Layer(i).NHeads * c.HeadDim }
+
+// KVDim is the width of the block's keys and values (NKVHeads × HeadDim).
+func (c *Config) KVDim(i int) int { return c.Layer(i).NKVHeads * c.HeadDim }
+
+// MaxLayer is the largest of each per-layer width over all blocks, for
+// sizing buffers.
+func (c *Config) MaxLayer() LayerShape {
+	var m LayerShape
+	for i := 0; i < max(c.NLayers, 1); i++ {
+		s := c.Layer(i)
+		m.NHeads, m.NKVHeads, m.FFNDim = max(m.NHeads, s.NHeads), max(m.NKVHeads, s.NKVHeads), max(m.FFNDim, s.FFNDim)
+	}
+	return m
 }
 
 // Validate reports the first inconsistency in c.
@@ -68,6 +115,16 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config: rms_norm_eps %g must be positive", c.NormEps)
 	case c.RopeTheta <= 0:
 		return fmt.Errorf("config: rope_theta %g must be positive", c.RopeTheta)
+	case len(c.Layers) != 0 && len(c.Layers) != c.NLayers:
+		return fmt.Errorf("config: %d per-layer shapes for %d layers", len(c.Layers), c.NLayers)
+	}
+	for i, o := range c.Layers {
+		if o.NHeads < 0 || o.NKVHeads < 0 || o.FFNDim < 0 {
+			return fmt.Errorf("config: layer %d: negative shape %+v", i, o)
+		}
+		if s := c.Layer(i); s.NHeads%s.NKVHeads != 0 {
+			return fmt.Errorf("config: layer %d: %d attention heads is not a multiple of %d KV heads", i, s.NHeads, s.NKVHeads)
+		}
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -47,7 +48,6 @@ func randomModel(t *testing.T, cfg Config, dt tensor.DType, seed uint64) (*Model
 		tensors[name] = tt
 		ref[name] = f
 	}
-	qDim, kvDim := cfg.NHeads*cfg.HeadDim, cfg.NKVHeads*cfg.HeadDim
 	add("token_embd.weight", []int{cfg.VocabSize, cfg.Dim}, 1, 0)
 	add("output_norm.weight", []int{cfg.Dim}, 0.2, 1)
 	if !cfg.TiedEmbeddings {
@@ -55,15 +55,17 @@ func randomModel(t *testing.T, cfg Config, dt tensor.DType, seed uint64) (*Model
 	}
 	for l := 0; l < cfg.NLayers; l++ {
 		p := fmt.Sprintf("blk.%d.", l)
+		ls := cfg.Layer(l)
+		qDim, kvDim := ls.NHeads*cfg.HeadDim, ls.NKVHeads*cfg.HeadDim
 		add(p+"attn_norm.weight", []int{cfg.Dim}, 0.2, 1)
 		add(p+"ffn_norm.weight", []int{cfg.Dim}, 0.2, 1)
 		add(p+"attn_q.weight", []int{qDim, cfg.Dim}, 0.3, 0)
 		add(p+"attn_k.weight", []int{kvDim, cfg.Dim}, 0.3, 0)
 		add(p+"attn_v.weight", []int{kvDim, cfg.Dim}, 0.3, 0)
 		add(p+"attn_output.weight", []int{cfg.Dim, qDim}, 0.3, 0)
-		add(p+"ffn_gate.weight", []int{cfg.FFNDim, cfg.Dim}, 0.3, 0)
-		add(p+"ffn_up.weight", []int{cfg.FFNDim, cfg.Dim}, 0.3, 0)
-		add(p+"ffn_down.weight", []int{cfg.Dim, cfg.FFNDim}, 0.3, 0)
+		add(p+"ffn_gate.weight", []int{ls.FFNDim, cfg.Dim}, 0.3, 0)
+		add(p+"ffn_up.weight", []int{ls.FFNDim, cfg.Dim}, 0.3, 0)
+		add(p+"ffn_down.weight", []int{cfg.Dim, ls.FFNDim}, 0.3, 0)
 		if cfg.AttnBias {
 			add(p+"attn_q.bias", []int{qDim}, 0.5, 0)
 			add(p+"attn_k.bias", []int{kvDim}, 0.5, 0)
@@ -83,11 +85,52 @@ func randomModel(t *testing.T, cfg Config, dt tensor.DType, seed uint64) (*Model
 	return m, ref
 }
 
+// refRopeFreqs computes RoPE's inverse frequencies from the formulas, on
+// its own: θ^(−2i/d), divided by GGUF's per-frequency factors when given;
+// linear scaling divides all by the factor; Llama 3's rule keeps
+// wavelengths under original/high_freq_factor, divides those over
+// original/low_freq_factor by the factor, and blends in between with
+// smooth = (original/wavelength − low)/(high − low).
+func refRopeFreqs(c *Config) []float64 {
+	d := float64(c.HeadDim)
+	f := make([]float64, c.HeadDim/2)
+	for i := range f {
+		f[i] = math.Exp(-float64(2*i) / d * math.Log(c.RopeTheta))
+	}
+	s := c.RopeScaling
+	switch {
+	case s == nil:
+	case len(s.FreqFactors) == len(f):
+		for i := range f {
+			f[i] /= s.FreqFactors[i]
+		}
+	case s.Type == "linear" && s.Factor != 0:
+		for i := range f {
+			f[i] /= s.Factor
+		}
+	case s.Type == "llama3" && s.Factor != 0:
+		orig := float64(s.OriginalMaxPos)
+		for i := range f {
+			wl := 2 * math.Pi / f[i]
+			if wl <= orig/s.HighFreqFactor {
+				continue
+			}
+			scaled := f[i] / s.Factor
+			if wl >= orig/s.LowFreqFactor {
+				f[i] = scaled
+				continue
+			}
+			smooth := (orig/wl - s.LowFreqFactor) / (s.HighFreqFactor - s.LowFreqFactor)
+			f[i] = scaled + smooth*(f[i]-scaled)
+		}
+	}
+	return f
+}
+
 // refForward is an independent float64 forward pass that recomputes the
 // whole sequence and returns logits for every position.
 func refForward(c Config, w map[string][]float64, tokens []int) [][]float64 {
 	dim, hd := c.Dim, c.HeadDim
-	qDim, kvDim := c.NHeads*hd, c.NKVHeads*hd
 	matvec := func(name string, x []float64, rows int) []float64 {
 		m := w[name]
 		cols := len(x)
@@ -111,7 +154,7 @@ func refForward(c Config, w map[string][]float64, tokens []int) [][]float64 {
 		}
 		return out
 	}
-	freqs := ropeFreqs(&c)
+	freqs := refRopeFreqs(&c)
 	rope := func(x []float64, pos int) {
 		for h := 0; h < len(x)/hd; h++ {
 			v := x[h*hd : (h+1)*hd]
@@ -133,6 +176,8 @@ func refForward(c Config, w map[string][]float64, tokens []int) [][]float64 {
 	}
 	for l := 0; l < c.NLayers; l++ {
 		p := fmt.Sprintf("blk.%d.", l)
+		ls := c.Layer(l)
+		qDim, kvDim := ls.NHeads*hd, ls.NKVHeads*hd
 		qs, ks, vs := make([][]float64, T), make([][]float64, T), make([][]float64, T)
 		for t := range xs {
 			h := norm(xs[t], w[p+"attn_norm.weight"])
@@ -151,8 +196,8 @@ func refForward(c Config, w map[string][]float64, tokens []int) [][]float64 {
 		}
 		for t := range xs {
 			att := make([]float64, qDim)
-			for h := 0; h < c.NHeads; h++ {
-				kh := h / (c.NHeads / c.NKVHeads)
+			for h := 0; h < ls.NHeads; h++ {
+				kh := h / (ls.NHeads / ls.NKVHeads)
 				sc := make([]float64, t+1)
 				maxv := math.Inf(-1)
 				for s := 0; s <= t; s++ {
@@ -178,7 +223,7 @@ func refForward(c Config, w map[string][]float64, tokens []int) [][]float64 {
 				xs[t][i] += o[i]
 			}
 			h := norm(xs[t], w[p+"ffn_norm.weight"])
-			g, u := matvec(p+"ffn_gate.weight", h, c.FFNDim), matvec(p+"ffn_up.weight", h, c.FFNDim)
+			g, u := matvec(p+"ffn_gate.weight", h, ls.FFNDim), matvec(p+"ffn_up.weight", h, ls.FFNDim)
 			for i := range g {
 				g[i] = g[i] / (1 + math.Exp(-g[i])) * u[i]
 			}
@@ -209,6 +254,14 @@ func TestForwardMatchesFloat64Reference(t *testing.T) {
 		{"mha-llama3-scaling", func(c *Config) {
 			c.NKVHeads, c.HeadDim, c.NHeads = 4, 12, 4
 			c.RopeScaling = &RopeScaling{Type: "llama3", Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPos: 16}
+		}, tensor.F32},
+		{"linear-scaling", func(c *Config) { c.RopeScaling = &RopeScaling{Type: "linear", Factor: 4} }, tensor.F32},
+		{"freq-factors", func(c *Config) {
+			c.RopeScaling = &RopeScaling{FreqFactors: []float64{1, 1.5, 3, 8}}
+		}, tensor.F16},
+		{"per-layer-shapes", func(c *Config) {
+			c.NLayers = 3
+			c.Layers = []LayerShape{{NHeads: 4, NKVHeads: 4, FFNDim: 24}, {}, {NHeads: 2, NKVHeads: 1, FFNDim: 56}}
 		}, tensor.F32},
 	}
 	tokens := []int{1, 5, 9, 33, 2, 0, 36, 17, 17, 4, 22}
@@ -293,5 +346,69 @@ func TestDecodeAllocatesNothing(t *testing.T) {
 		}
 	}); n != 0 {
 		t.Errorf("decode allocates %v times per token", n)
+	}
+
+	// A decode step of two sequences in one batch, over float caches and
+	// over the q8 stand-in (which dequantizes into reused scratch).
+	for _, q8 := range []bool{false, true} {
+		e := m.NewEngine(300, 2)
+		for id := range 2 {
+			var c KVCache = m.NewCache(300)
+			if q8 {
+				c = newQ8Cache(&m.Config, 300)
+			}
+			if _, err := e.AddSeq(id, c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out := make([]float32, 2*cfg.VocabSize)
+		b := Batch{Tokens: []int{3, 4}, Seqs: []int{0, 1}, Pos: []int{0, 0}}
+		step := func() {
+			if err := e.Forward(context.Background(), b, out); err != nil {
+				t.Fatal(err)
+			}
+			b.Pos[0]++
+			b.Pos[1]++
+		}
+		step()
+		if n := testing.AllocsPerRun(100, step); n != 0 {
+			t.Errorf("two-sequence decode (q8 %v) allocates %v times per step", q8, n)
+		}
+	}
+}
+
+func TestConfigPerLayerShapes(t *testing.T) {
+	base := Config{Arch: "llama", Dim: 8, NLayers: 2, NHeads: 4, NKVHeads: 2, HeadDim: 4, FFNDim: 8,
+		VocabSize: 10, NormEps: 1e-5, RopeTheta: 10000}
+	tests := []struct {
+		name   string
+		layers []LayerShape
+		ok     bool
+		want1  LayerShape
+	}{
+		{"none", nil, true, LayerShape{4, 2, 8}},
+		{"override", []LayerShape{{}, {NHeads: 2, FFNDim: 3}}, true, LayerShape{2, 2, 3}},
+		{"wrong count", []LayerShape{{}}, false, LayerShape{}},
+		{"negative", []LayerShape{{}, {FFNDim: -1}}, false, LayerShape{}},
+		{"heads not a multiple", []LayerShape{{}, {NHeads: 3}}, false, LayerShape{}},
+	}
+	for _, tc := range tests {
+		c := base
+		c.Layers = tc.layers
+		err := c.Validate()
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: Validate() = %v", tc.name, err)
+			continue
+		}
+		if tc.ok && c.Layer(1) != tc.want1 {
+			t.Errorf("%s: Layer(1) = %+v, want %+v", tc.name, c.Layer(1), tc.want1)
+		}
+	}
+	// Weights that do not follow the per-layer shapes are refused.
+	c := base
+	m, _ := randomModel(t, c, tensor.F32, 2)
+	c.Layers = []LayerShape{{}, {FFNDim: 4}}
+	if _, err := New(c, m.Weights); err == nil {
+		t.Error("weights of the wrong per-layer shape: no error")
 	}
 }

@@ -23,7 +23,7 @@ func (r *Runner) VocabSize() int { return r.m.Config.VocabSize }
 // Logits runs tokens as a fresh sequence and writes len(tokens)×VocabSize
 // logits to out.
 func (r *Runner) Logits(tokens []int, out []float32) error {
-	if r.st == nil || r.st.Cache.Cap() < len(tokens) {
+	if r.st == nil || r.st.Cache().Cap() < len(tokens) {
 		r.st = r.m.NewState(len(tokens), min(r.batch, len(tokens)))
 	}
 	r.st.Reset()

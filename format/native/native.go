@@ -166,6 +166,17 @@ type Config struct {
 	SlidingWindow  int          `json:"sliding_window"`
 	BOS            int          `json:"bos"`
 	EOS            int          `json:"eos"`
+	// Layers, when present, gives each block's own shape (structured
+	// pruning makes models whose blocks differ); a zero field keeps the
+	// model-wide value.
+	Layers []LayerShape `json:"layers,omitempty"`
+}
+
+// LayerShape is one block's shape where it may differ from the others.
+type LayerShape struct {
+	NHeads   int `json:"n_heads,omitempty"`
+	NKVHeads int `json:"n_kv_heads,omitempty"`
+	FFNDim   int `json:"ffn_dim,omitempty"`
 }
 
 // ConfigOf is c in the file's form.
@@ -175,6 +186,9 @@ func ConfigOf(c model.Config) Config {
 		NormEps: c.NormEps, RopeTheta: c.RopeTheta, RopeStyle: c.RopeStyle.String(),
 		TiedEmbeddings: c.TiedEmbeddings, AttnBias: c.AttnBias, SlidingWindow: c.SlidingWindow,
 		BOS: c.BOS, EOS: c.EOS}
+	for _, l := range c.Layers {
+		out.Layers = append(out.Layers, LayerShape{NHeads: l.NHeads, NKVHeads: l.NKVHeads, FFNDim: l.FFNDim})
+	}
 	if s := c.RopeScaling; s != nil {
 		out.RopeScaling = &RopeScaling{Type: s.Type, Factor: s.Factor, LowFreqFactor: s.LowFreqFactor,
 			HighFreqFactor: s.HighFreqFactor, OriginalMaxPos: s.OriginalMaxPos,
@@ -190,6 +204,9 @@ func (c Config) Model() (model.Config, error) {
 		NormEps: c.NormEps, RopeTheta: c.RopeTheta,
 		TiedEmbeddings: c.TiedEmbeddings, AttnBias: c.AttnBias, SlidingWindow: c.SlidingWindow,
 		BOS: c.BOS, EOS: c.EOS}
+	for _, l := range c.Layers {
+		out.Layers = append(out.Layers, model.LayerShape{NHeads: l.NHeads, NKVHeads: l.NKVHeads, FFNDim: l.FFNDim})
+	}
 	switch c.RopeStyle {
 	case model.RopeInterleaved.String():
 		out.RopeStyle = model.RopeInterleaved

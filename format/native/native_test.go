@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -273,7 +274,7 @@ func TestDocumentSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Tokenizer.Kind != TokenizerLlama2c || m.Config != tinyCfg {
+	if m.Tokenizer.Kind != TokenizerLlama2c || !reflect.DeepEqual(m.Config, tinyCfg) {
 		t.Errorf("read back %+v, %+v", m.Tokenizer, m.Config)
 	}
 	tests := []struct{ format, doc, want string }{
@@ -310,4 +311,21 @@ func FuzzParseMetadata(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestConfigRoundTrip checks that every model.Config field survives the
+// file's schema, per-layer shapes and RoPE scaling included.
+func TestConfigRoundTrip(t *testing.T) {
+	c := model.Config{Arch: "llama", Dim: 64, NLayers: 3, NHeads: 4, NKVHeads: 2, HeadDim: 16, FFNDim: 96,
+		VocabSize: 50, MaxSeqLen: 128, NormEps: 1e-5, RopeTheta: 5e5, RopeStyle: model.RopeHalf,
+		RopeScaling:    &model.RopeScaling{Type: "llama3", Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPos: 64},
+		TiedEmbeddings: true, AttnBias: true, SlidingWindow: 32, BOS: 1, EOS: 2,
+		Layers: []model.LayerShape{{}, {NHeads: 2, NKVHeads: 1, FFNDim: 48}, {FFNDim: 80}}}
+	got, err := ConfigOf(c).Model()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, c) {
+		t.Errorf("round trip:\n got %+v\nwant %+v", got, c)
+	}
 }
