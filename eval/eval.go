@@ -168,9 +168,12 @@ func makePlan(proto Protocol, ctx, windows, bos, streamLen int, data string) (pl
 		windows = full
 	}
 	if full < windows || windows == 0 {
-		need := max(windows, 1)
-		return plan{}, fmt.Errorf("eval: %s gives %d tokens, %d full windows of %d; %d windows need %d tokens (use a longer text, a shorter context or fewer windows)",
-			data, streamLen, full, ctx, need, need*ctx)
+		need := fmt.Sprintf("one window needs %d tokens", ctx)
+		if windows > 1 {
+			need = fmt.Sprintf("%d windows need %d tokens", windows, windows*ctx)
+		}
+		return plan{}, fmt.Errorf("eval: %s gives %d tokens, %d full windows of %d; %s (use a longer text, a shorter context or fewer windows)",
+			data, streamLen, full, ctx, need)
 	}
 	p.windows = windows
 	return p, nil

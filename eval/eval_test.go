@@ -324,7 +324,7 @@ func TestNotEnoughTokensNamesData(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error for a 1-token stream")
 	}
-	for _, want := range []string{"empty.txt", "1 tokens", "need 512 tokens"} {
+	for _, want := range []string{"empty.txt", "1 tokens", "needs 512 tokens"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
