@@ -196,6 +196,7 @@ func TestGenerateSeedAndStop(t *testing.T) {
 		{[]string{"girl"}, "Once upon a time, there was a little "},
 		{[]string{"Lily", "little"}, "Once upon a time, there was a "},
 		{[]string{", there"}, "Once upon a time"},
+		{[]string{". She"}, "Once upon a time, there was a little girl named Lily"},
 	}
 	for _, tc := range tests {
 		args := []string{"--prompt", "Once upon a", "-n", "40"}
@@ -226,4 +227,19 @@ func equalIDs(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+func TestStopEscapes(t *testing.T) {
+	tests := []struct{ flag, want string }{
+		{`\n\n`, "\n\n"},
+		{`a\tb`, "a\tb"},
+		{`C:\\n`, `C:\n`},
+		{"plain", "plain"},
+	}
+	for _, tc := range tests {
+		var s stopList
+		if err := s.Set(tc.flag); err != nil || len(s) != 1 || s[0] != tc.want {
+			t.Errorf("--stop %s: %q (%v), want %q", tc.flag, s, err, tc.want)
+		}
+	}
 }

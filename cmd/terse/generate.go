@@ -28,7 +28,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	allowLong := fs.Bool("allow-long-ctx", false, "allow a --ctx beyond the model's trained context")
 	threads := fs.Int("threads", 0, "worker threads (0: all cores)")
 	var stops stopList
-	fs.Var(&stops, "stop", "stop when the text reaches this string, which is not printed (repeatable)")
+	fs.Var(&stops, "stop", `stop when the text reaches this string, which is not printed (repeatable; \n, \t and \\ read as newline, tab and backslash)`)
 	ignoreEOS := fs.Bool("ignore-eos", false, "keep generating past the end-of-sequence and end-of-turn tokens")
 	jsonOut := fs.Bool("json", false, "print one JSON object instead of streaming text")
 	if err := parse(fs, args); err != nil {
@@ -195,7 +195,7 @@ func (s *stopList) Set(v string) error {
 	if v == "" {
 		return errors.New("a stop string cannot be empty")
 	}
-	*s = append(*s, v)
+	*s = append(*s, strings.NewReplacer(`\\`, `\`, `\n`, "\n", `\t`, "\t").Replace(v))
 	return nil
 }
 
