@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/terse-llm/terse/internal/testshared"
@@ -92,3 +93,42 @@ func decode(t *testing.T, s string, v any) {
 		t.Fatalf("%v: %s", err, s)
 	}
 }
+
+// TestPdtextLlamaCpp holds pdtext-llama-28m under llama.cpp's protocol to
+// the README's precision: llama-perplexity -c 512 on pdtext-val.txt with
+// its <|doc|> lines removed (350 chunks, BOS first, the second half of
+// each scored) printed 44.0732 for llama.cpp's F32 conversion. terse, on
+// the bf16 safetensors, differs in the fourth decimal by summation order.
+// About two minutes on two cores:
+//
+//	go test -tags long -run PdtextLlamaCpp -v ./cmd/terse/
+func TestPdtextLlamaCpp(t *testing.T) {
+	hf := testshared.Path(t, "models/pdtext-llama-28m")
+	raw, err := os.ReadFile(testshared.Path(t, "data/pdtext-val.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	for _, line := range strings.SplitAfter(string(raw), "\n") {
+		if strings.TrimRight(line, "\n") != "<|doc|>" {
+			kept = append(kept, line)
+		}
+	}
+	data := filepath.Join(t.TempDir(), "pdtext-val-nodoc.txt")
+	if err := os.WriteFile(data, []byte(strings.Join(kept, "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		Tokens int     `json:"tokens"`
+		PPL    float64 `json:"ppl"`
+	}
+	decode(t, mustRun(t, "eval", "--model", hf, "--data", data, "--protocol", "llamacpp", "--ctx", "512", "--json", "--quiet"), &r)
+	if r.Tokens != 350*255 {
+		t.Errorf("scored %d tokens, llama.cpp scores %d", r.Tokens, 350*255)
+	}
+	t.Logf("PPL %.6f (llama.cpp 44.0732)", r.PPL)
+	checkPrinted(t, "PPL", r.PPL, pdtextLlamaCppPPL, 44.0732, 2)
+}
+
+// pdtextLlamaCppPPL is terse's value as the README prints it.
+const pdtextLlamaCppPPL = 44.0734
