@@ -19,7 +19,10 @@ import (
 // every token, products of fewer than 16 rows skipped) and compares the
 // importance of every tensor with llama.cpp's own imatrix.dat, computed the
 // same way (`llama-imatrix -c 512`, 288 chunks, on llama.cpp's GGUF
-// conversion of the same checkpoint). About two minutes on two cores:
+// conversion of the same checkpoint). Measured: cosine 1.0000000 for all
+// 56 tensors, largest relative difference of one column 5.3e-4 (llama.cpp
+// multiplies F16 weights, terse the bf16 ones, in another order). About two
+// minutes on two idle cores:
 //
 //	go test -tags long -run IMatrixMatchesLlamaCpp ./calib/
 func TestIMatrixMatchesLlamaCpp(t *testing.T) {
@@ -80,12 +83,16 @@ func TestIMatrixMatchesLlamaCpp(t *testing.T) {
 		cos := dot / math.Sqrt(na*nb)
 		t.Logf("%-24s cosine %.7f, largest relative difference %.2e", re.Name, cos, rel)
 		worstCos, worstRel = math.Min(worstCos, cos), math.Max(worstRel, rel)
-		if cos < minCosine {
-			t.Errorf("%s: cosine %.7f with llama.cpp's importance, want ≥ %g", re.Name, cos, minCosine)
+		if cos < minCosine || rel > maxRelative {
+			t.Errorf("%s: cosine %.7f with llama.cpp's importance (want ≥ %g), largest relative difference %.2e (want ≤ %g)",
+				re.Name, cos, minCosine, rel, maxRelative)
 		}
 	}
 	t.Logf("worst cosine %.7f, worst relative difference %.2e over %d tensors", worstCos, worstRel, len(ref.Entries))
 }
 
-// minCosine is the bar per tensor (see the measured values in the log).
-const minCosine = 0.999
+// The bars per tensor, a margin beyond what was measured.
+const (
+	minCosine   = 0.99999
+	maxRelative = 2e-3
+)

@@ -71,8 +71,8 @@ func TestGPTQQualityClaims(t *testing.T) {
 }
 
 // qualityWindows is how many 512-token windows of pdtext-val.txt the KLDs
-// are measured on (the README's numbers use the same setting).
-const qualityWindows = 100
+// are measured on.
+const qualityWindows = 64
 
 // qualityMargin allows for the sampling noise of a KLD ratio over
 // qualityWindows windows.
