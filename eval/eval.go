@@ -118,6 +118,11 @@ type Options struct {
 	// Progress, when set, receives a progress bar (tokens/s); usually
 	// os.Stderr.
 	Progress io.Writer
+
+	// ModelName and DataName name the model and the text the stream came
+	// from; they label the Result (JSON "model" and "data") and DataName
+	// appears in errors about the stream.
+	ModelName, DataName string
 }
 
 // plan is the resolved set of windows and scored rows of a run.
@@ -131,12 +136,15 @@ type plan struct {
 
 func (p plan) scoredPerWindow() int { return p.ctx - 1 - p.first }
 
-func makePlan(proto Protocol, ctx, windows, bos, streamLen int) (plan, error) {
+func makePlan(proto Protocol, ctx, windows, bos, streamLen int, data string) (plan, error) {
 	if proto == ProtocolDefault {
 		proto = ProtocolAll
 	}
 	if ctx == 0 {
 		ctx = DefaultCtx
+	}
+	if data == "" {
+		data = "the text"
 	}
 	if ctx < 2 {
 		return plan{}, fmt.Errorf("eval: context %d is too short (need at least 2 tokens)", ctx)
@@ -160,7 +168,12 @@ func makePlan(proto Protocol, ctx, windows, bos, streamLen int) (plan, error) {
 		windows = full
 	}
 	if full < windows || windows == 0 {
-		return plan{}, fmt.Errorf("eval: %d tokens make %d full windows of %d; need %d", streamLen, full, ctx, max(windows, 1))
+		need := fmt.Sprintf("one window needs %d tokens", ctx)
+		if windows > 1 {
+			need = fmt.Sprintf("%d windows need %d tokens", windows, windows*ctx)
+		}
+		return plan{}, fmt.Errorf("eval: %s gives %d tokens, %d full windows of %d; %s (use a longer text, a shorter context or fewer windows)",
+			data, streamLen, full, ctx, need)
 	}
 	p.windows = windows
 	return p, nil
@@ -196,7 +209,7 @@ func Evaluate(m Model, stream []int, opt Options) (*Result, error) {
 			return nil, err
 		}
 	} else {
-		if p, err = makePlan(opt.Protocol, opt.Ctx, opt.Windows, opt.BOS, len(stream)); err != nil {
+		if p, err = makePlan(opt.Protocol, opt.Ctx, opt.Windows, opt.BOS, len(stream), opt.DataName); err != nil {
 			return nil, err
 		}
 	}
@@ -305,6 +318,7 @@ func Evaluate(m Model, stream []int, opt Options) (*Result, error) {
 		}
 	}
 	res := sc.result()
+	res.Model, res.Data = opt.ModelName, opt.DataName
 	res.Seconds = time.Since(t0).Seconds()
 	if res.Seconds > 0 {
 		res.TokensPerSec = float64(p.windows*p.ctx) / res.Seconds

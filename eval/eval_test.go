@@ -317,3 +317,61 @@ func TestResultOutput(t *testing.T) {
 		t.Errorf("table without a base has KLD rows:\n%s", tb.String())
 	}
 }
+
+func TestNotEnoughTokensNamesData(t *testing.T) {
+	m := &hashModel{vocab: 4}
+	_, err := Evaluate(m, testStream(1, 4, 1), Options{DataName: "empty.txt"})
+	if err == nil {
+		t.Fatal("no error for a 1-token stream")
+	}
+	for _, want := range []string{"empty.txt", "1 tokens", "needs 512 tokens"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+}
+
+func TestResultNamesModelAndData(t *testing.T) {
+	r, err := Evaluate(&hashModel{vocab: 4}, testStream(64, 4, 1), Options{Ctx: 32, ModelName: "m.gguf", DataName: "d.txt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := r.WriteJSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"model": "m.gguf"`, `"data": "d.txt"`} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("JSON %s lacks %s", b.String(), want)
+		}
+	}
+}
+
+func TestCheckText(t *testing.T) {
+	tests := []struct {
+		name      string
+		data      string
+		err, warn string // substrings; "" for none
+	}{
+		{"plain", "Once upon a time.\n", "", ""},
+		{"unicode", "naïve café 日本 😀\n", "", ""},
+		{"empty", "", "is empty", ""},
+		{"white space", " \n\t\n", "only white space", ""},
+		{"one NUL", "Once upon a time\x00 there was a cat who sat on the mat.", "", "1 NUL"},
+		{"binary", "\x00\x01\x02\xff\xfe abc", "looks binary", ""},
+		{"latin-1", "caf\xe9 au lait, s'il vous pla\xeet, avec du sucre et du lait chaud", "", "2 invalid UTF-8"},
+	}
+	for _, tc := range tests {
+		warn, err := CheckText("f.txt", []byte(tc.data))
+		switch {
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), "f.txt")):
+			t.Errorf("%s: error %v, want one naming f.txt and saying %q", tc.name, err, tc.err)
+		case tc.err == "" && err != nil:
+			t.Errorf("%s: unexpected error %v", tc.name, err)
+		case tc.warn != "" && !strings.Contains(warn, tc.warn):
+			t.Errorf("%s: warning %q, want %q", tc.name, warn, tc.warn)
+		case tc.warn == "" && warn != "":
+			t.Errorf("%s: unexpected warning %q", tc.name, warn)
+		}
+	}
+}

@@ -614,7 +614,7 @@ func (lr *LogitsReader) planFor(stream []int, vocab int, opt Options) ([]int, pl
 			return nil, plan{}, lr.errorf("computed on different tokens: position %d is %d in the file and %d in the text (another text or tokenizer?)", i, h.Tokens[i], stream[i])
 		}
 	}
-	p, err := makePlan(h.Protocol, h.Ctx, windows, h.BOS, len(stream))
+	p, err := makePlan(h.Protocol, h.Ctx, windows, h.BOS, len(stream), opt.DataName)
 	return stream, p, err
 }
 

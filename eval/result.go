@@ -10,6 +10,9 @@ import (
 // Result is what Evaluate measured. Probabilities shown as percentages are
 // marked so in their field docs; NLLs are in nats per token.
 type Result struct {
+	Model string `json:"model,omitempty"` // the model evaluated (Options.ModelName)
+	Data  string `json:"data,omitempty"`  // the text it was evaluated on (Options.DataName)
+
 	Protocol string `json:"protocol"` // "all" or "llamacpp"
 	Ctx      int    `json:"ctx"`      // window length in tokens
 	Windows  int    `json:"windows"`  // windows run
@@ -99,6 +102,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 	scored := "every prediction"
 	if r.Protocol == ProtocolLlamaCpp.String() {
 		scored = "second half, BOS first"
+	}
+	if r.Data != "" {
+		row("data", "%s", r.Data)
 	}
 	row("protocol", "%s (ctx %d, %d windows, %s)", r.Protocol, r.Ctx, r.Windows, scored)
 	row("tokens scored", "%d", r.Tokens)

@@ -26,7 +26,13 @@ func openLlama2c(path string, opt Options) (*Checkpoint, error) {
 			return nil, fmt.Errorf("model %s: a llama2.c checkpoint needs its tokenizer: pass --tokenizer tokenizer.bin", path)
 		}
 	}
-	t, err := tokenizer.LoadLlama2c(tp)
+	var t tokenizer.Tokenizer
+	var err error
+	if opt.Tokenizer != "" {
+		t, err = LoadTokenizer(tp)
+	} else {
+		t, err = tokenizer.LoadLlama2c(tp)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -31,8 +31,10 @@ const (
 
 // Options adjust Open.
 type Options struct {
-	// Tokenizer is the llama2.c tokenizer.bin for a llama2.c checkpoint, or
-	// a tokenizer.json to use instead of a model's own.
+	// Tokenizer is a tokenizer to use instead of the model's own: a
+	// tokenizer.json, a llama2.c tokenizer.bin or a GGUF file, told apart by
+	// their contents (see LoadTokenizer). A llama2.c checkpoint needs one
+	// unless tokenizer.bin or tok512.bin lies beside it.
 	Tokenizer string
 	// TokenizerOnly skips the weights (for tokenize).
 	TokenizerOnly bool
@@ -119,7 +121,7 @@ func Open(path string, opt Options) (*Checkpoint, error) {
 	}
 	ck.Path, ck.Format = path, f
 	if opt.Tokenizer != "" && f != Llama2c {
-		t, err := tokenizer.LoadHF(opt.Tokenizer)
+		t, err := LoadTokenizer(opt.Tokenizer)
 		if err != nil {
 			ck.Close()
 			return nil, err

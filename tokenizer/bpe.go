@@ -33,6 +33,7 @@ type BPE struct {
 	noDecoder   bool
 
 	bos, eos int
+	ends     []int // special end-of-generation ids besides EOS
 
 	mu    sync.Mutex
 	cache map[string][]int
@@ -76,6 +77,10 @@ func (t *BPE) EOS() int { return t.eos }
 // SetSpecial overrides the BOS and EOS ids (-1 for none), for example with
 // the values of a model's config.json.
 func (t *BPE) SetSpecial(bos, eos int) { t.bos, t.eos = bos, eos }
+
+// EndTokens lists EOS and every special end-of-generation token (see the
+// package function EndTokens).
+func (t *BPE) EndTokens() []int { return withEOS(t.eos, t.ends) }
 
 // piece of text between added tokens; first is true when it starts at
 // offset 0 of the original input.

@@ -28,6 +28,7 @@ type SPM struct {
 	bos, eos, unk  int
 	addBOS, addEOS bool
 	addSpacePrefix bool
+	ends           []int // special end-of-generation ids besides EOS
 }
 
 // FromGGUF builds a tokenizer from GGUF metadata values given as plain Go
@@ -50,6 +51,9 @@ func FromGGUF(md map[string]any) (Tokenizer, error) {
 	bos := ggufInt(md, "tokenizer.ggml.bos_token_id", -1)
 	eos := ggufInt(md, "tokenizer.ggml.eos_token_id", -1)
 	unk := ggufInt(md, "tokenizer.ggml.unknown_token_id", -1)
+	control := func(id int) bool { return types != nil && types[id] == ggufTokenControl }
+	ends := specialEnds([]int{ggufInt(md, "tokenizer.ggml.eot_token_id", -1), ggufInt(md, "tokenizer.ggml.eom_token_id", -1)},
+		tokens, control)
 	for _, p := range []*int{&bos, &eos, &unk} {
 		if *p >= len(tokens) || *p < 0 {
 			*p = -1
@@ -71,9 +75,15 @@ func FromGGUF(md map[string]any) (Tokenizer, error) {
 			}
 		}
 		t.specials.finish()
+		t.ends = ends
 		return t, nil
 	case "gpt2":
-		return bpeFromGGUF(md, tokens, types, bos, eos)
+		t, err := bpeFromGGUF(md, tokens, types, bos, eos)
+		if err != nil {
+			return nil, err
+		}
+		t.ends = ends
+		return t, nil
 	case "":
 		return nil, fmt.Errorf("tokenizer: gguf: tokenizer.ggml.model is missing")
 	}
@@ -170,6 +180,10 @@ func (t *SPM) EOS() int { return t.eos }
 
 // SetSpecial overrides the BOS and EOS ids (-1 for none).
 func (t *SPM) SetSpecial(bos, eos int) { t.bos, t.eos = bos, eos }
+
+// EndTokens lists EOS and every control token that ends a generation (see
+// the package function EndTokens).
+func (t *SPM) EndTokens() []int { return withEOS(t.eos, t.ends) }
 
 // utf8LenByLead is llama.cpp's character length from a lead byte.
 func utf8LenByLead(c byte) int {

@@ -164,6 +164,13 @@ func ParseHF(name string, data []byte) (t *BPE, err error) {
 	if t.eos < 0 {
 		t.eos = t.firstKnown("<|end_of_text|>", "</s>", "<eos>", "<|endoftext|>", "<|im_end|>")
 	}
+	special := make(map[int]bool)
+	for _, a := range f.AddedTokens {
+		if a.Special {
+			special[a.ID] = true
+		}
+	}
+	t.ends = specialEnds(nil, t.pieces, func(id int) bool { return special[id] })
 	return t, nil
 }
 

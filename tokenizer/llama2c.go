@@ -100,12 +100,11 @@ func (t *Llama2c) SetSpecial(bos, eos int) { t.bos, t.eos = bos, eos }
 // Encode tokenizes text exactly as llama2.c's encode: BOS (with
 // addSpecial), the " " piece as a dummy prefix when text is not empty, each
 // UTF-8 sequence as a piece or as byte tokens (byte+3), then repeated
-// highest-score merges. Like the C code it stops at a NUL byte and matches
-// no special tokens in the text.
+// highest-score merges. It matches no special tokens in the text. Unlike the
+// C code, which reads text as a C string and so stops at the first NUL byte,
+// a NUL is encoded like any other byte (its byte token), so nothing after it
+// is lost.
 func (t *Llama2c) Encode(text string, addSpecial bool) []int {
-	if i := strings.IndexByte(text, 0); i >= 0 {
-		text = text[:i]
-	}
 	var out []int
 	if addSpecial && t.bos >= 0 {
 		out = append(out, t.bos)

@@ -161,7 +161,7 @@ func TestPdtextGGUFMatchesHF(t *testing.T) {
 	hf, ref := loadPdtext(t)
 	files, _ := filepath.Glob(filepath.Join(filepath.Dir(testshared.Path(t, "models/pdtext-llama-28m-gguf/README.md")), "*.gguf"))
 	if len(files) == 0 {
-		t.Skip("no pdtext GGUF files")
+		t.Fatal("no .gguf files in models/pdtext-llama-28m-gguf")
 	}
 	md, err := readGGUFMetadata(files[0])
 	if err != nil {

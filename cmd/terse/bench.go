@@ -24,8 +24,17 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *p < 0 || *n < 0 || *reps < 1 {
-		return usagef("-p and -n must be ≥ 0 and --reps ≥ 1")
+	switch {
+	case *p < 0:
+		return usagef("-p %d: must be a positive count of prompt tokens (0: skip the prefill test)", *p)
+	case *n < 0:
+		return usagef("-n %d: must be a positive count of tokens (0: skip the decode test)", *n)
+	case *p == 0 && *n == 0:
+		return usagef("-p 0 and -n 0 leave nothing to measure")
+	case *reps < 1:
+		return usagef("--reps %d: must be at least 1", *reps)
+	case *threads < 0:
+		return usagef("--threads %d: must be 0 (all cores) or a positive count", *threads)
 	}
 	var m *model.Model
 	var name string

@@ -9,7 +9,6 @@ import (
 	"github.com/terse-llm/terse/bundled"
 	"github.com/terse-llm/terse/eval"
 	"github.com/terse-llm/terse/internal/atomicfile"
-	"github.com/terse-llm/terse/kernel"
 	"github.com/terse-llm/terse/load"
 	"github.com/terse-llm/terse/model"
 )
@@ -18,7 +17,8 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("eval", stderr)
 	mf := addModelFlags(fs)
 	data := fs.String("data", "", "text file to evaluate on (default: the bundled TinyStories sample)")
-	ctx := fs.Int("ctx", 512, "window length in tokens")
+	ctx := fs.Int("ctx", eval.DefaultCtx, "window length in tokens (at least 2, at most the model's trained context; with --base-logits: the file's)")
+	allowLong := fs.Bool("allow-long-ctx", false, "allow a --ctx beyond the model's trained context")
 	windows := fs.Int("windows", 0, "evaluate only the first N windows (0: all full windows)")
 	protocol := fs.String("protocol", "all", "all: score every token of non-overlapping windows; llamacpp: BOS per window, score the second half")
 	docSep := fs.String("doc-sep", "", "split the file into documents on lines equal to this; each is encoded alone with BOS in front")
@@ -41,12 +41,26 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	kernel.SetThreads(*threads)
+	switch {
+	case *ctx < 2:
+		return usagef("--ctx %d: a window needs at least 2 tokens (default %d)", *ctx, eval.DefaultCtx)
+	case *windows < 0:
+		return usagef("--windows %d: must be 0 (all full windows) or a positive count", *windows)
+	case *saveLogits != "" && *topK < 1:
+		return usagef("--save-top-k %d: must be at least 1", *topK)
+	}
+	if err := setThreads(*threads); err != nil {
+		return err
+	}
+	if *baseLogits != "" && !isSet(fs, "ctx") {
+		*ctx = 0 // the file's
+	}
 
 	var text []byte
+	dataName := *data
 	if *data == "" {
-		text = bundled.Text()
-	} else if text, err = os.ReadFile(*data); err != nil {
+		text, dataName = bundled.Text(), "the bundled TinyStories sample"
+	} else if text, err = readText("data", *data, stderr); err != nil {
 		return err
 	}
 	ck, err := mf.open()
@@ -54,8 +68,12 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer ck.Close()
+	if err := checkTrainedCtx(ck.Path, *ctx, ck.Model.Config.MaxSeqLen, *allowLong); err != nil {
+		return err
+	}
 
-	opt := eval.Options{Protocol: proto, Ctx: *ctx, Windows: *windows, BOS: ck.Tokenizer.BOS(), PerPosition: *perPos}
+	opt := eval.Options{Protocol: proto, Ctx: *ctx, Windows: *windows, BOS: ck.Tokenizer.BOS(), PerPosition: *perPos,
+		ModelName: ck.Path, DataName: dataName}
 	if !*quiet {
 		opt.Progress = stderr
 	}
@@ -66,7 +84,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	if *base != "" {
 		bk, err := load.Open(*base, load.Options{Tokenizer: *baseTok})
 		if err != nil {
-			return fmt.Errorf("base: %w", err)
+			return fmt.Errorf("--base: %w", err)
 		}
 		defer bk.Close()
 		if bk.Model.Config.VocabSize != ck.Model.Config.VocabSize {
@@ -78,7 +96,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	if *baseLogits != "" {
 		f, err := os.Open(*baseLogits)
 		if err != nil {
-			return err
+			return fmt.Errorf("--base-logits: %w", err)
 		}
 		defer f.Close()
 		opt.BaseLogits, opt.BaseLogitsName = bufio.NewReaderSize(f, 1<<20), *baseLogits

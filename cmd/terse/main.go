@@ -13,6 +13,7 @@
 //	generate  stream text from a prompt
 //	inspect   architecture, parameters and per-tensor types of a checkpoint
 //	tokenize  token ids of a text
+//	version   terse's version, the Go toolchain and the SIMD kernels in use
 //
 // Run `terse <command> -h` for a command's flags.
 package main
@@ -26,6 +27,7 @@ import (
 	"log/slog"
 	"os"
 	"sort"
+	"strings"
 
 	"github.com/terse-llm/terse/internal/atomicfile"
 )
@@ -36,12 +38,13 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"bench":    {"prefill and decode speed, like llama-bench, against the memory roofline", runBench},
-	"compress": {"quantize a model to a GGUF file (llama.cpp presets, imatrix, GPTQ)", runCompress},
-	"eval":     {"perplexity and KL-divergence of a model on a text", runEval},
-	"generate": {"stream text from a prompt", runGenerate},
-	"inspect":  {"architecture, parameters and per-tensor types of a checkpoint", runInspect},
-	"tokenize": {"token ids of a text", runTokenize},
+	"bench":    {summary("bench"), runBench},
+	"compress": {summary("compress"), runCompress},
+	"eval":     {summary("eval"), runEval},
+	"generate": {summary("generate"), runGenerate},
+	"inspect":  {summary("inspect"), runInspect},
+	"tokenize": {summary("tokenize"), runTokenize},
+	"version":  {summary("version"), runVersion},
 }
 
 func main() {
@@ -70,12 +73,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		// Packages prefix their errors with their name; when that is the
+		// subcommand's name too, say it once.
+		msg := strings.TrimPrefix(err.Error(), args[0]+": ")
 		var ue usageError
-		if errors.As(err, &ue) {
-			fmt.Fprintf(stderr, "terse %s: %v\n", args[0], err)
+		var fe flagError
+		switch {
+		case errors.As(err, &fe):
+			fmt.Fprintf(stderr, "terse %s: %s\n\n", args[0], msg)
+			fe.fs.Usage()
+			return 2
+		case errors.As(err, &ue):
+			fmt.Fprintf(stderr, "terse %s: %s\nRun 'terse %s -h' for its flags.\n", args[0], msg, args[0])
 			return 2
 		}
-		fmt.Fprintf(stderr, "terse %s: %v\n", args[0], err)
+		fmt.Fprintf(stderr, "terse %s: %s\n", args[0], msg)
 		return 1
 	}
 	return 0
@@ -102,19 +114,41 @@ func (e usageError) Error() string { return e.msg }
 
 func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
 
-// newFlags makes a flag set whose errors come back instead of exiting.
+// flagError is a command line the flag parser rejected (exit status 2); the
+// command's usage follows the message.
+type flagError struct {
+	msg string
+	fs  *flag.FlagSet
+}
+
+func (e flagError) Error() string { return e.msg }
+
+// newFlags makes a flag set whose errors come back instead of exiting; its
+// usage (-h) starts with what the command does and an example.
 func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("terse "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "terse %s: %s\n\nExample:\n  %s\n\nUsage: terse %s [flags]\n\nFlags:\n", name, summary(name), example(name), name)
+		fs.PrintDefaults()
+	}
 	return fs
 }
 
+// parse parses args into fs. The flag package's own messages are held back
+// so that each error is printed once, by run.
 func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+	out := fs.Output()
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.SetOutput(out)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fs.Usage()
 			return err
 		}
-		return usageError{err.Error()}
+		return flagError{err.Error(), fs}
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))

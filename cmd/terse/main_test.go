@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -37,8 +38,21 @@ func TestEvalBundledMatchesLlamaCpp(t *testing.T) {
 	if r.Tokens != 115*255 {
 		t.Errorf("scored %d tokens, llama.cpp scores %d", r.Tokens, 115*255)
 	}
-	if d := math.Abs(r.PPL/3.7424 - 1); d > 0.005 {
-		t.Errorf("PPL %.4f is %.2f%% from llama.cpp's 3.7424", r.PPL, 100*d)
+	checkPrinted(t, "PPL", r.PPL, 3.7423, 3.7424, 1)
+}
+
+// checkPrinted holds a value to the precision the README prints it with:
+// shown to 4 decimals it must read readme ± 1 in the last place, and at
+// most peerULPs last places from the peer's (llama.cpp's) printed value.
+func checkPrinted(t *testing.T, what string, v, readme, peer float64, peerULPs int) {
+	t.Helper()
+	const ulp = 1e-4
+	shown, _ := strconv.ParseFloat(strconv.FormatFloat(v, 'f', 4, 64), 64)
+	if d := math.Abs(shown - readme); d > ulp*1.5 {
+		t.Errorf("%s %.4f (%.6f): the README says %.4f", what, shown, v, readme)
+	}
+	if d := math.Abs(shown - peer); d > ulp*(float64(peerULPs)+0.5) {
+		t.Errorf("%s %.4f (%.6f) is more than %d in the last place from llama.cpp's %.4f", what, shown, v, peerULPs, peer)
 	}
 }
 

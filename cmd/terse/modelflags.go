@@ -15,7 +15,7 @@ type modelFlags struct {
 func addModelFlags(fs *flag.FlagSet) *modelFlags {
 	return &modelFlags{
 		path:      fs.String("model", "", "Hugging Face folder, .gguf file or llama2.c .bin (default: the bundled stories260K)"),
-		tokenizer: fs.String("tokenizer", "", "tokenizer.bin for a llama2.c checkpoint, or a tokenizer.json to use instead of the model's"),
+		tokenizer: fs.String("tokenizer", "", "a tokenizer to use instead of the model's: tokenizer.json (or its folder), GGUF file or llama2.c tokenizer.bin, told apart by content"),
 	}
 }
 

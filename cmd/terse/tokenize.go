@@ -24,7 +24,7 @@ func runTokenize(args []string, stdout, stderr io.Writer) error {
 	if *file != "" {
 		b, err := os.ReadFile(*file)
 		if err != nil {
-			return err
+			return fmt.Errorf("--file: %w", err)
 		}
 		s = string(b)
 	}

@@ -39,7 +39,7 @@ func TestFixtures(t *testing.T) {
 		files = append(files, m...)
 	}
 	if len(files) == 0 {
-		t.Skip("no fixtures")
+		t.Fatal("no .gguf fixtures in the shared model folders")
 	}
 	for _, path := range files {
 		t.Run(filepath.Base(path), func(t *testing.T) {
