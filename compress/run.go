@@ -240,7 +240,7 @@ func (j *job) check() error {
 		sort.Strings(kinds)
 		what := fmt.Sprintf("%s is already quantized (%s matrices)", j.ck.Path, strings.Join(kinds, ", "))
 		if !opt.AllowRequantize {
-			return fmt.Errorf("compress: %s; quantizing it again compounds the errors: compress the original weights, or allow requantizing", what)
+			return fmt.Errorf("compress: %s; quantizing it again compounds the errors: compress the original weights, or allow requantizing (terse compress --allow-requantize)", what)
 		}
 		j.warn("%s: requantizing compounds the errors; the original weights would do better", what)
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,7 +69,7 @@ func (c *Checkpoint) Close() error {
 func DetectFormat(path string) (Format, error) {
 	st, err := os.Stat(path)
 	if err != nil {
-		return "", fmt.Errorf("model %s: %w", path, err)
+		return "", fmt.Errorf("model %s: %w", path, pathErr(err))
 	}
 	if st.IsDir() {
 		if _, err := os.Stat(filepath.Join(path, "config.json")); err != nil {
@@ -78,7 +79,7 @@ func DetectFormat(path string) (Format, error) {
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return "", fmt.Errorf("model %s: %w", path, err)
+		return "", fmt.Errorf("model %s: %w", path, pathErr(err))
 	}
 	defer f.Close()
 	var magic [4]byte
@@ -143,4 +144,15 @@ func fileSize(paths ...string) int64 {
 		}
 	}
 	return n
+}
+
+// pathErr drops the operation and path from an *fs.PathError, whose path
+// the caller's message already names ("model x: no such file or directory",
+// not "model x: stat x: no such file or directory").
+func pathErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
