@@ -47,7 +47,7 @@ func runCompress(args []string, stdout, stderr io.Writer) error {
 	damp := fs.Float64("damp", 0.1, "GPTQ: Hessian damping as a fraction of its mean diagonal, 0 ≤ damp < 1 (0.1 measured best at Q2_K and equal at Q3_K_M/Q4_K_M on pdtext)")
 	sequential := fs.Bool("sequential", false, "gptq, kmeans --kmeans-gptq, vq --refine: each block's Hessians from the inputs the blocks before it give once "+
 		"compressed (GPTQ's reference recipe; one more pass per block) instead of the original model's. Either way the statistics are collected and "+
-		"the matrices compressed one block at a time, so only one block's Hessians are held. Off by default: SEQUENTIAL_NOTE")
+		"the matrices compressed one block at a time, so only one block's Hessians are held. Off by default: on pdtext-llama-28m (64 chunks) it raised the KLD at Q4_K_M (0.00481 vs 0.00457) and Q2_K (0.0629 vs 0.0612) for a third more CPU time")
 	allowRequant := fs.Bool("allow-requantize", false, "compress a model that is already quantized (errors compound; llama-quantize asks the same)")
 	threads := fs.Int("threads", 0, "worker threads (0: all cores)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
