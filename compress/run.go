@@ -379,7 +379,7 @@ func (j *job) calibrate(ctx context.Context) error {
 		return err
 	}
 	j.res.Calib, j.res.CalibTokens, j.res.CalibCtx, j.res.CalibChunks = opt.CalibFile, chunks*n, n, chunks
-	if j.res.CalibSeconds == 0 {
+	if j.res.CalibSeconds == 0 { // layerwise sets it, less the time spent compressing
 		j.res.CalibSeconds = time.Since(start).Seconds()
 	}
 	if opt.SaveIMatrix != "" {
