@@ -347,3 +347,38 @@ func (c *Collector) IMatrix(chunkSize int, dataset string) (*IMatrix, error) {
 	out.LastChunk = int32(min(most/int64(chunkSize), math.MaxInt32))
 	return out, nil
 }
+
+// narrow restricts the collection to the tensors sel accepts as well.
+func (c *Collector) narrow(sel func(string) bool) {
+	if inc := c.Include; inc != nil {
+		c.Include = func(name string) bool { return sel(name) && inc(name) }
+		return
+	}
+	c.Include = sel
+}
+
+// HessianBytes is the memory held by the Hessian accumulations (8 bytes
+// per entry of each cols×cols sum, one per distinct input), the quantity
+// layer-by-layer calibration bounds.
+func (c *Collector) HessianBytes() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var n int64
+	seen := map[*group]bool{}
+	for _, m := range c.members {
+		if !seen[m.g] && m.g.hess != nil {
+			seen[m.g] = true
+			n += 8 * int64(len(m.g.hess))
+		}
+	}
+	return n
+}
+
+// Release frees everything collected (statistics and scratch); the
+// collector then reports nothing, as if it had seen nothing, except Err.
+func (c *Collector) Release() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.members, c.order, c.prev, c.prevPtr, c.prevN = nil, nil, nil, nil, 0
+	c.xt, c.xt32, c.h32 = nil, nil, nil
+}

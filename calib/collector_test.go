@@ -14,8 +14,15 @@ import (
 // tinyModel builds a random two-layer model with float32 weights.
 func tinyModel(t *testing.T, seed uint64) *model.Model {
 	t.Helper()
+	return tinyModelN(t, seed, 2)
+}
+
+// tinyModelN builds a random model of layers layers with grouped-query
+// attention (4 heads, 2 KV heads) and float32 weights.
+func tinyModelN(t *testing.T, seed uint64, layers int) *model.Model {
+	t.Helper()
 	cfg := model.Config{
-		Arch: "llama", Dim: 32, NLayers: 2, NHeads: 4, NKVHeads: 2, HeadDim: 8,
+		Arch: "llama", Dim: 32, NLayers: layers, NHeads: 4, NKVHeads: 2, HeadDim: 8,
 		FFNDim: 48, VocabSize: 64, MaxSeqLen: 64, NormEps: 1e-5, RopeTheta: 10000,
 		BOS: 1, EOS: 2,
 	}

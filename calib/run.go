@@ -10,7 +10,11 @@
 //     Hessians set).
 //
 // Run feeds the text in chunks the way llama-imatrix does; a Collector,
-// attached as the model's Observer, does the accumulating.
+// attached as the model's Observer, does the accumulating. RunLayerwise
+// collects the same statistics one block at a time, handing each block's
+// to a callback (a compressor) before the next block's exist, so that only
+// one block's Hessians are ever held; in its sequential mode each block's
+// inputs come from the blocks before it as compressed.
 package calib
 
 import (

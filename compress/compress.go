@@ -27,6 +27,16 @@ type QuantizeOptions struct {
 	Stats func(name string) *quant.Stats
 	// Progress, when set, gets a progress bar.
 	Progress io.Writer
+
+	// done holds the tensors Run already compressed layer by layer during
+	// calibration; they pass through with their reports.
+	done map[string]quantized
+}
+
+// quantized is one tensor compressed ahead of Quantize.
+type quantized struct {
+	t *tensor.Tensor
+	r TensorReport
 }
 
 // TensorReport is what happened to one tensor.
@@ -54,7 +64,7 @@ type TensorReport struct {
 func Quantize(ctx context.Context, ts []*tensor.Tensor, opt QuantizeOptions) ([]*tensor.Tensor, []TensorReport, error) {
 	var total int64
 	for _, t := range ts {
-		if _, ok := opt.Plan[t.Name]; ok {
+		if _, ok := opt.Plan[t.Name]; ok && opt.done[t.Name].t == nil {
 			total += int64(t.NumElements())
 		}
 	}
@@ -68,35 +78,50 @@ func Quantize(ctx context.Context, ts []*tensor.Tensor, opt QuantizeOptions) ([]
 			out = append(out, t)
 			continue
 		}
+		if q, ok := opt.done[t.Name]; ok {
+			out = append(out, q.t)
+			reports = append(reports, q.r)
+			continue
+		}
 		if err := ctx.Err(); err != nil {
 			return nil, nil, fmt.Errorf("compress: stopped before tensor %q: %w", t.Name, err)
 		}
-		start := time.Now()
-		m := opt.Method
-		if opt.MethodFor != nil {
-			if mm := opt.MethodFor(t.Name); mm != nil {
-				m = mm
-			}
-		}
-		if m == nil {
-			m = RTN{}
-		}
-		var stats *quant.Stats
-		if opt.Stats != nil && !dt.Float() {
-			stats = opt.Stats(t.Name)
-		}
-		if err := stats.Check(t.Cols()); err != nil {
-			return nil, nil, fmt.Errorf("compress: tensor %q: %w", t.Name, err)
-		}
-		nt, how, err := quantizeOne(t, dt, m, stats)
+		nt, r, err := quantizeTensor(t, dt, opt)
 		if err != nil {
-			return nil, nil, fmt.Errorf("compress: tensor %q to %s with %s: %w", t.Name, dt, m.Name(), err)
+			return nil, nil, err
 		}
 		out = append(out, nt)
-		reports = append(reports, report(t, nt, how, stats, time.Since(start)))
+		reports = append(reports, r)
 		bar.Add(int64(t.NumElements()))
 	}
 	return out, reports, nil
+}
+
+// quantizeTensor converts t to its planned type dt with the method and
+// statistics opt gives it.
+func quantizeTensor(t *tensor.Tensor, dt tensor.DType, opt QuantizeOptions) (*tensor.Tensor, TensorReport, error) {
+	start := time.Now()
+	m := opt.Method
+	if opt.MethodFor != nil {
+		if mm := opt.MethodFor(t.Name); mm != nil {
+			m = mm
+		}
+	}
+	if m == nil {
+		m = RTN{}
+	}
+	var stats *quant.Stats
+	if opt.Stats != nil && !dt.Float() {
+		stats = opt.Stats(t.Name)
+	}
+	if err := stats.Check(t.Cols()); err != nil {
+		return nil, TensorReport{}, fmt.Errorf("compress: tensor %q: %w", t.Name, err)
+	}
+	nt, how, err := quantizeOne(t, dt, m, stats)
+	if err != nil {
+		return nil, TensorReport{}, fmt.Errorf("compress: tensor %q to %s with %s: %w", t.Name, dt, m.Name(), err)
+	}
+	return nt, report(t, nt, how, stats, time.Since(start)), nil
 }
 
 func quantizeOne(t *tensor.Tensor, dt tensor.DType, m Method, stats *quant.Stats) (*tensor.Tensor, string, error) {

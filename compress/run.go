@@ -17,6 +17,7 @@ import (
 	"github.com/terse-llm/terse/convert"
 	"github.com/terse-llm/terse/format/native"
 	"github.com/terse-llm/terse/load"
+	"github.com/terse-llm/terse/model"
 	"github.com/terse-llm/terse/progress"
 	"github.com/terse-llm/terse/quant"
 	"github.com/terse-llm/terse/tensor"
@@ -60,6 +61,15 @@ type Options struct {
 	// CalibFile is written as llama.cpp's imatrix.dat.
 	SaveIMatrix string
 
+	// Sequential, for methods that use Hessians, makes each block's
+	// statistics those of its inputs in the model compressed so far (the
+	// blocks before it already replaced by their compressed values), as
+	// GPTQ's reference code does; otherwise every block's inputs are the
+	// original model's. Either way methods that use Hessians calibrate and
+	// compress one block at a time (calib.RunLayerwise), so only one
+	// block's Hessians are ever held.
+	Sequential bool
+
 	// AllowRequantize lets an already quantized (or coded) checkpoint be
 	// compressed again; without it Run refuses, as llama-quantize does.
 	AllowRequantize bool
@@ -85,8 +95,13 @@ type Result struct {
 	CalibTokens int    `json:"calib_tokens,omitempty"` // tokens used
 	CalibCtx    int    `json:"calib_ctx_tokens,omitempty"`
 	CalibChunks int    `json:"calib_chunks,omitempty"`
-	Params      int64  `json:"params"`
-	FileBytes   int64  `json:"file_bytes"`
+	// CalibMode is how the statistics were collected: "whole-model" (one
+	// pass, every tensor at once), "layerwise" (one block at a time, the
+	// original model's inputs) or "sequential" (one block at a time, the
+	// compressed model's inputs).
+	CalibMode string `json:"calib_mode,omitempty"`
+	Params    int64  `json:"params"`
+	FileBytes int64  `json:"file_bytes"`
 	// BitsPerWeight is file bytes × 8 / parameters.
 	BitsPerWeight float64 `json:"bits_per_weight"`
 	// CompressedBitsPerWeight is over the matrices the method compressed
@@ -141,8 +156,13 @@ type job struct {
 	tokKind string // native output: the embedded tokenizer
 	tok     []byte
 	imat    *calib.IMatrix
-	col     *calib.Collector
+	col     *calib.Collector // the whole-model collection (importance-only methods)
 	emb     []float32
+	// done holds the tensors compressed layer by layer during calibration.
+	done map[string]quantized
+	// replaced counts the tensors whose measured importance the imatrix
+	// replaced, in a layer-by-layer collection.
+	replaced int
 }
 
 func (j *job) warn(format string, a ...any) {
@@ -178,6 +198,9 @@ func (j *job) check() error {
 	j.res.Method, j.res.Format = j.method.Name(), j.method.Output()
 	if j.method.NeedsHessian() && opt.CalibFile == "" {
 		return fmt.Errorf("compress: method %s with these settings needs calibration text to measure the layers' inputs", j.method.Name())
+	}
+	if opt.Sequential && !j.method.NeedsHessian() {
+		return fmt.Errorf("compress: sequential calibration feeds compressed blocks' outputs to the next block's Hessians; method %s with these settings uses none", j.method.Name())
 	}
 	if opt.CalibCtx < 0 || opt.CalibChunks < 0 {
 		return fmt.Errorf("compress: calibration chunks of %d tokens, at most %d of them: want positive numbers", opt.CalibCtx, opt.CalibChunks)
@@ -299,11 +322,13 @@ func (j *job) statistics(ctx context.Context) error {
 			return err
 		}
 	}
-	if j.col != nil && j.imat != nil {
-		n := 0
-		for _, name := range j.col.Names() {
-			if j.imat.Importance(name) != nil {
-				n++
+	if (j.col != nil || j.done != nil) && j.imat != nil {
+		n := j.replaced
+		if j.col != nil {
+			for _, name := range j.col.Names() {
+				if j.imat.Importance(name) != nil {
+					n++
+				}
 			}
 		}
 		if n > 0 {
@@ -343,30 +368,21 @@ func (j *job) calibrate(ctx context.Context) error {
 	if c := opt.CalibChunks; c > 0 && c*n < len(tokens) {
 		tokens = tokens[:c*n]
 	}
-	j.col = &calib.Collector{}
-	if j.method.NeedsHessian() {
-		j.col.Hessians = func(name string) bool {
-			dt, ok := j.plan[name]
-			return ok && !dt.Float()
-		}
-	}
 	chunks := len(tokens) / n
-	bar := progress.New(opt.Progress, int64(chunks), "calibrate", "chunks")
-	err = calib.RunContext(ctx, m, tokens, n, j.col, func(int, int) { bar.Add(1) })
-	bar.Finish()
-	if err == nil {
-		err = j.col.Err()
+	var im *calib.IMatrix
+	if j.method.NeedsHessian() {
+		im, err = j.layerwise(ctx, tokens, n)
+	} else {
+		im, err = j.wholeModel(ctx, tokens, n)
 	}
 	if err != nil {
-		return fmt.Errorf("compress: calibration on %s: %w", opt.CalibFile, err)
+		return err
 	}
 	j.res.Calib, j.res.CalibTokens, j.res.CalibCtx, j.res.CalibChunks = opt.CalibFile, chunks*n, n, chunks
-	j.res.CalibSeconds = time.Since(start).Seconds()
+	if j.res.CalibSeconds == 0 { // layerwise sets it, less the time spent compressing
+		j.res.CalibSeconds = time.Since(start).Seconds()
+	}
 	if opt.SaveIMatrix != "" {
-		im, err := j.col.IMatrix(n, opt.CalibFile)
-		if err != nil {
-			return fmt.Errorf("compress: %w", err)
-		}
 		if err := writeIMatrix(opt.SaveIMatrix, im); err != nil {
 			return err
 		}
@@ -374,10 +390,149 @@ func (j *job) calibrate(ctx context.Context) error {
 	return nil
 }
 
+// wholeModel collects every tensor's importance in one pass over the
+// model, and returns it as an imatrix when one is to be saved.
+func (j *job) wholeModel(ctx context.Context, tokens []int, n int) (*calib.IMatrix, error) {
+	opt := j.opt
+	j.res.CalibMode = "whole-model"
+	j.col = &calib.Collector{}
+	chunks := len(tokens) / n
+	bar := progress.New(opt.Progress, int64(chunks), "calibrate", "chunks")
+	err := calib.RunContext(ctx, j.ck.Model, tokens, n, j.col, func(int, int) { bar.Add(1) })
+	bar.Finish()
+	if err == nil {
+		err = j.col.Err()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("compress: calibration on %s: %w", opt.CalibFile, err)
+	}
+	if opt.SaveIMatrix == "" {
+		return nil, nil
+	}
+	im, err := j.col.IMatrix(n, opt.CalibFile)
+	if err != nil {
+		return nil, fmt.Errorf("compress: %w", err)
+	}
+	return im, nil
+}
+
+// layerwise collects the statistics one block at a time and compresses
+// each block's matrices as soon as its statistics are in, so that only one
+// block's Hessians are ever held; in sequential mode the compressed block
+// then makes the next block's inputs. The compressed tensors wait in
+// j.done for the final pass. It returns the importance of every tensor as
+// one imatrix (what the whole-model pass would have saved, byte for byte)
+// when one is to be saved.
+func (j *job) layerwise(ctx context.Context, tokens []int, n int) (*calib.IMatrix, error) {
+	opt, m := j.opt, j.ck.Model
+	j.res.CalibMode = "layerwise"
+	if opt.Sequential {
+		j.res.CalibMode = "sequential"
+	}
+	start := time.Now()
+	var compressing time.Duration
+	j.done = map[string]quantized{}
+	var im *calib.IMatrix
+	if opt.SaveIMatrix != "" {
+		im = &calib.IMatrix{Dataset: opt.CalibFile}
+	}
+	qopt := QuantizeOptions{Plan: j.plan, Method: j.method}
+	hess := func(name string) bool {
+		dt, ok := j.plan[name]
+		return ok && !dt.Float()
+	}
+	done := func(ctx context.Context, stage int, col *calib.Collector) ([]model.Linear, error) {
+		t0 := time.Now()
+		defer func() { compressing += time.Since(t0) }()
+		if im != nil {
+			part, err := col.IMatrix(n, opt.CalibFile)
+			if err != nil {
+				return nil, fmt.Errorf("compress: %w", err)
+			}
+			im.Entries = append(im.Entries, part.Entries...)
+			im.LastChunk = max(im.LastChunk, part.LastChunk)
+		}
+		qopt.Stats = func(name string) *quant.Stats { return j.statsFrom(col, name) }
+		collected := map[string]bool{}
+		for _, name := range col.Names() {
+			collected[name] = true
+			if j.imat != nil && j.imat.Importance(name) != nil {
+				j.replaced++
+			}
+		}
+		var repl []model.Linear
+		for _, t := range j.ts {
+			dt, ok := j.plan[t.Name]
+			if !ok || !collected[t.Name] {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("compress: stopped before tensor %q: %w", t.Name, err)
+			}
+			nt, r, err := quantizeTensor(t, dt, qopt)
+			if err != nil {
+				return nil, err
+			}
+			j.done[t.Name] = quantized{nt, r}
+			if opt.Sequential && stage < m.Config.NLayers {
+				l, err := compressedLinear(m, stage, nt)
+				if err != nil {
+					return nil, fmt.Errorf("compress: %w", err)
+				}
+				repl = append(repl, l)
+			}
+		}
+		return repl, nil
+	}
+	chunks, layers := len(tokens)/n, m.Config.NLayers
+	total := (layers + 1) * chunks
+	if opt.Sequential {
+		total += layers * chunks
+	}
+	bar := progress.New(opt.Progress, int64(total), "calibrate+compress", "block-chunks")
+	err := calib.RunLayerwise(ctx, m, tokens, n, calib.LayerwiseOptions{
+		Collector:  func(int) *calib.Collector { return &calib.Collector{Hessians: hess} },
+		Done:       done,
+		Sequential: opt.Sequential,
+		Progress:   func(int, int) { bar.Add(1) },
+	})
+	bar.Finish()
+	if err != nil {
+		return nil, fmt.Errorf("compress: calibration on %s: %w", opt.CalibFile, err)
+	}
+	j.res.CalibSeconds = (time.Since(start) - compressing).Seconds()
+	if im != nil {
+		sort.Slice(im.Entries, func(a, b int) bool { return im.Entries[a].Name < im.Entries[b].Name })
+	}
+	return im, nil
+}
+
+// compressedLinear is the projection of block stage whose tensor nt
+// replaces, as the engine runs it: nt itself (any ggml type or a codebook
+// decoder), with the original's bias.
+func compressedLinear(m *model.Model, stage int, nt *tensor.Tensor) (model.Linear, error) {
+	l := &m.Weights.Layers[stage]
+	for _, p := range []model.Linear{l.Wq, l.Wk, l.Wv, l.Wo, l.Gate, l.Up, l.Down} {
+		if p.Name() != nt.Name {
+			continue
+		}
+		d := model.NewDense(nt)
+		if b := model.BiasOf(p); b != nil {
+			return model.NewBiased(d, b)
+		}
+		return d, nil
+	}
+	return nil, fmt.Errorf("tensor %q is not a projection of block %d", nt.Name, stage)
+}
+
 // stats merges the statistics of one tensor: the imatrix's importance
 // where it has the tensor, else the calibration's; the calibration's
 // Hessian; for the token embedding without either, EmbeddingImportance.
-func (j *job) stats(name string) *quant.Stats {
+func (j *job) stats(name string) *quant.Stats { return j.statsFrom(j.col, name) }
+
+// statsFrom is stats with the calibration's statistics from col (nil:
+// none).
+func (j *job) statsFrom(col *calib.Collector, name string) *quant.Stats {
 	var imp []float32
 	if j.imat != nil {
 		imp = j.imat.Importance(name)
@@ -386,8 +541,8 @@ func (j *job) stats(name string) *quant.Stats {
 		return &quant.Stats{Importance: j.emb}
 	}
 	var s *quant.Stats
-	if j.col != nil {
-		s = j.col.Stats(name)
+	if col != nil {
+		s = col.Stats(name)
 	}
 	if imp != nil {
 		if s == nil {
@@ -400,7 +555,7 @@ func (j *job) stats(name string) *quant.Stats {
 
 func (j *job) compress(ctx context.Context) error {
 	qts, reports, err := Quantize(ctx, j.ts, QuantizeOptions{Plan: j.plan, Method: j.method, Stats: j.stats,
-		Progress: j.opt.Progress})
+		Progress: j.opt.Progress, done: j.done})
 	if err != nil {
 		return err
 	}

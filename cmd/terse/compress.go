@@ -45,6 +45,9 @@ func runCompress(args []string, stdout, stderr io.Writer) error {
 	var overrides multiFlag
 	fs.Var(&overrides, "override", "PATTERN=TYPE: force the type of tensors whose name matches the regular expression (repeatable)")
 	damp := fs.Float64("damp", 0.1, "GPTQ: Hessian damping as a fraction of its mean diagonal, 0 ≤ damp < 1 (0.1 measured best at Q2_K and equal at Q3_K_M/Q4_K_M on pdtext)")
+	sequential := fs.Bool("sequential", false, "gptq, kmeans --kmeans-gptq, vq --refine: each block's Hessians from the inputs the blocks before it give once "+
+		"compressed (GPTQ's reference recipe; one more pass per block) instead of the original model's. Either way the statistics are collected and "+
+		"the matrices compressed one block at a time, so only one block's Hessians are held. Off by default: on pdtext-llama-28m (64 chunks) it raised the KLD at Q4_K_M (0.00481 vs 0.00457) and Q2_K (0.0629 vs 0.0612) for a third more CPU time")
 	allowRequant := fs.Bool("allow-requantize", false, "compress a model that is already quantized (errors compound; llama-quantize asks the same)")
 	threads := fs.Int("threads", 0, "worker threads (0: all cores)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
@@ -80,6 +83,9 @@ func runCompress(args []string, stdout, stderr io.Writer) error {
 	if m.NeedsHessian() && *calibFile == "" {
 		return usagef("--method %s with these settings needs --calib text to measure the layers' inputs", *method)
 	}
+	if *sequential && !m.NeedsHessian() {
+		return usagef("--sequential feeds compressed blocks' outputs to the next block's Hessians; --method %s with these settings uses none", *method)
+	}
 	if m.Output() != compress.GGUF && set["type"] {
 		fmt.Fprintf(stderr, "terse compress: warning: --type %s is a GGUF preset; --method %s ignores it\n", *typ, *method)
 	}
@@ -101,7 +107,7 @@ func runCompress(args []string, stdout, stderr io.Writer) error {
 	kernel.SetThreads(*threads)
 
 	opt := compress.Options{Out: *out, Method: m, Preset: *typ, Overrides: ovs, IMatrixFile: *imatrix,
-		CalibFile: *calibFile, CalibChunks: *calibChunks, SaveIMatrix: *saveImatrix, AllowRequantize: *allowRequant,
+		CalibFile: *calibFile, CalibChunks: *calibChunks, SaveIMatrix: *saveImatrix, Sequential: *sequential, AllowRequantize: *allowRequant,
 		Progress: stderr, Warn: func(msg string) { fmt.Fprintf(stderr, "terse compress: warning: %s\n", msg) }}
 	if set["calib-ctx"] {
 		opt.CalibCtx = *calibCtx

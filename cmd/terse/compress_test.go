@@ -55,6 +55,7 @@ func TestCompressJSON(t *testing.T) {
 	}{
 		{"q8_0.gguf", []string{"--type", "Q8_0"}, "gguf"},
 		{"q4_k_m.gguf", []string{"--calib", text, "--calib-chunks", "4"}, "gguf"},
+		{"q4_k_m-gptq-sequential.gguf", []string{"--method", "gptq", "--sequential", "--calib", text, "--calib-chunks", "2", "--calib-ctx", "256"}, "gguf"},
 		{"kmeans.terse", []string{"--method", "kmeans", "--group", "64", "--calib", text, "--calib-chunks", "2", "--calib-ctx", "256"}, "native"},
 	}
 	for _, tc := range tests {
@@ -128,6 +129,7 @@ func TestCompressRejects(t *testing.T) {
 		{"unknown type", []string{"--type", "Q9_K"}, 2, []string{`"Q9_K"`}},
 		{"bad override", []string{"--override", "nope"}, 2, []string{"--override"}},
 		{"gptq without calib", []string{"--method", "gptq"}, 2, []string{"--calib"}},
+		{"sequential rtn", []string{"--calib", text, "--sequential"}, 2, []string{"--sequential", "rtn"}},
 		{"save-imatrix without calib", []string{"--save-imatrix", filepath.Join(dir, "i.dat")}, 2, []string{"--save-imatrix"}},
 		{"empty calib", []string{"--calib", empty}, 1, []string{empty, "0 tokens, need at least one chunk of 512"}},
 		{"binary calib", []string{"--calib", binary}, 1, []string{binary, "NUL byte"}},
