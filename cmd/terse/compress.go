@@ -5,10 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 
 	"github.com/terse-llm/terse/compress"
@@ -120,9 +117,9 @@ func runCompress(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer ck.Close()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	res, err := compress.Run(ctx, ck, opt)
+	// Ctrl-C and SIGTERM are main's (atomicfile.HandleSignals): they remove
+	// the output's temporary and exit, so no partial file is left.
+	res, err := compress.Run(context.Background(), ck, opt)
 	if err != nil {
 		return trimPrefix(err)
 	}
