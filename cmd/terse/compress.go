@@ -36,7 +36,7 @@ func runCompress(args []string, stdout, stderr io.Writer) error {
 	imatrix := fs.String("imatrix", "", "llama.cpp imatrix.dat to weight the quantization error; with --calib as well, the imatrix's importance wins for "+
 		"every tensor it has (a warning says so) and --calib supplies the Hessians and the rest")
 	calibFile := fs.String("calib", "", "calibration text: computes the importance matrix (and, for gptq, the Hessians)")
-	calibCtx := fs.Int("calib-ctx", compress.DefaultCalibCtx, "calibration chunk length in tokens, at most the model's trained context (default: 512, or that context if shorter)")
+	calibCtx := fs.Int("calib-ctx", compress.DefaultCalibCtx, "calibration chunk length in tokens, at most the model's trained context; a model trained on fewer tokens uses its own context")
 	calibChunks := fs.Int("calib-chunks", 0, "use at most this many calibration chunks (0: all)")
 	saveImatrix := fs.String("save-imatrix", "", "write the importance matrix computed from --calib as llama.cpp's imatrix.dat")
 	var overrides multiFlag

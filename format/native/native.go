@@ -31,7 +31,8 @@
 //	        "low_freq_factor", "high_freq_factor",
 //	        "original_max_position_embeddings", "freq_factors": [..]},
 //	    "tied_embeddings": false, "attn_bias": false,
-//	    "sliding_window": 0, "bos": 1, "eos": 2
+//	    "sliding_window": 0, "bos": 1, "eos": 2,
+//	    "layers": [{"n_heads", "n_kv_heads", "ffn_dim"}, ...]
 //	  },
 //	  "tokenizer": {"kind": "hf-json" | "llama2c", "tensor": NAME},
 //	  "tensors": {NAME: ENTRY, ...}
@@ -39,7 +40,10 @@
 //
 // The tokenizer is the U8 tensor NAME (shape [len]): for "hf-json" the bytes
 // of a Hugging Face tokenizer.json, for "llama2c" those of a llama2.c
-// tokenizer.bin. "bos" and "eos" are token ids, -1 when absent.
+// tokenizer.bin. "bos" and "eos" are token ids, -1 when absent. "layers"
+// (omitted when every block has the model-wide shape) gives each block's
+// own head counts and FFN width, a zero or absent field keeping the
+// model-wide value: structured pruning makes such models.
 //
 // "tensors" maps each coded matrix's name to an ENTRY: {"method", "shape":
 // [rows, cols], "bits", ..., "codes", "codebooks", "scales",
