@@ -118,6 +118,10 @@ type Options struct {
 	// Progress, when set, receives a progress bar (tokens/s); usually
 	// os.Stderr.
 	Progress io.Writer
+
+	// KV, when set, describes the evaluated model's KV cache; it is copied
+	// into the Result.
+	KV *KVInfo
 }
 
 // plan is the resolved set of windows and scored rows of a run.
@@ -305,6 +309,7 @@ func Evaluate(m Model, stream []int, opt Options) (*Result, error) {
 		}
 	}
 	res := sc.result()
+	res.KVInfo = opt.KV
 	res.Seconds = time.Since(t0).Seconds()
 	if res.Seconds > 0 {
 		res.TokensPerSec = float64(p.windows*p.ctx) / res.Seconds

@@ -2,6 +2,7 @@ package kv
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/terse-llm/terse/kernel"
@@ -21,6 +22,7 @@ const wsChunk = 64
 // along the head dimension.
 type blockCache struct {
 	dt       tensor.DType
+	name     string // the spec's name of dt
 	t        ggml.Type
 	cap, hd  int
 	headB    int   // bytes of one head's part of a row
@@ -36,12 +38,12 @@ type blockCache struct {
 func newBlockCache(cfg *model.Config, positions int, dt tensor.DType) (*blockCache, error) {
 	t, ok := ggml.Lookup(dt)
 	if !ok {
-		return nil, fmt.Errorf("kv %s: not a registered element type", dt)
+		return nil, fmt.Errorf("kv %s: not a registered element type", strings.ToLower(dt.String()))
 	}
 	if cfg.HeadDim%t.BlockSize != 0 {
-		return nil, fmt.Errorf("kv %s: head dimension %d is not a whole number of %d-element blocks", dt, cfg.HeadDim, t.BlockSize)
+		return nil, fmt.Errorf("kv %s: head dimension %d is not a whole number of %d-element blocks", strings.ToLower(dt.String()), cfg.HeadDim, t.BlockSize)
 	}
-	c := &blockCache{dt: dt, t: t, cap: positions, hd: cfg.HeadDim, headB: cfg.HeadDim / t.BlockSize * t.BlockBytes,
+	c := &blockCache{dt: dt, name: strings.ToLower(dt.String()), t: t, cap: positions, hd: cfg.HeadDim, headB: cfg.HeadDim / t.BlockSize * t.BlockBytes,
 		kvDim: make([]int, cfg.NLayers), rowB: make([]int, cfg.NLayers), lens: make([]int, cfg.NLayers),
 		k: make([][]byte, cfg.NLayers), v: make([][]byte, cfg.NLayers),
 		intDot: t.Dot != nil && t.Act == ggml.ActQ8_0, actBlock: 32}
@@ -64,14 +66,14 @@ func newBlockCache(cfg *model.Config, positions int, dt tensor.DType) (*blockCac
 // Append implements model.KVCache, quantizing the rows.
 func (c *blockCache) Append(layer int, k, v []float32) error {
 	if layer < 0 || layer >= len(c.k) {
-		return fmt.Errorf("kv %s: layer %d of %d", c.dt, layer, len(c.k))
+		return fmt.Errorf("kv %s: layer %d of %d", c.name, layer, len(c.k))
 	}
 	d, pos, rb := c.kvDim[layer], c.lens[layer], c.rowB[layer]
 	if len(k) != d || len(v) != d {
-		return fmt.Errorf("kv %s: layer %d: key and value of %d and %d floats, want %d", c.dt, layer, len(k), len(v), d)
+		return fmt.Errorf("kv %s: layer %d: key and value of %d and %d floats, want %d", c.name, layer, len(k), len(v), d)
 	}
 	if pos >= c.cap {
-		return fmt.Errorf("kv %s: layer %d: position %d outside capacity %d", c.dt, layer, pos, c.cap)
+		return fmt.Errorf("kv %s: layer %d: position %d outside capacity %d", c.name, layer, pos, c.cap)
 	}
 	c.t.Quantize(k, c.k[layer][pos*rb:(pos+1)*rb])
 	c.t.Quantize(v, c.v[layer][pos*rb:(pos+1)*rb])
@@ -81,13 +83,13 @@ func (c *blockCache) Append(layer int, k, v []float32) error {
 
 func (c *blockCache) check(layer, head, n int) error {
 	if layer < 0 || layer >= len(c.k) {
-		return fmt.Errorf("kv %s: layer %d of %d", c.dt, layer, len(c.k))
+		return fmt.Errorf("kv %s: layer %d of %d", c.name, layer, len(c.k))
 	}
 	if head < 0 || (head+1)*c.hd > c.kvDim[layer] {
-		return fmt.Errorf("kv %s: layer %d: KV head %d of %d", c.dt, layer, head, c.kvDim[layer]/c.hd)
+		return fmt.Errorf("kv %s: layer %d: KV head %d of %d", c.name, layer, head, c.kvDim[layer]/c.hd)
 	}
 	if n < 0 || n > c.lens[layer] {
-		return fmt.Errorf("kv %s: layer %d: %d positions asked for, %d held", c.dt, layer, n, c.lens[layer])
+		return fmt.Errorf("kv %s: layer %d: %d positions asked for, %d held", c.name, layer, n, c.lens[layer])
 	}
 	return nil
 }
@@ -101,7 +103,7 @@ func (c *blockCache) Scores(layer, head int, q []float32, qs, nq, n int, scale f
 		return err
 	}
 	if nq > 0 && (len(q) < (nq-1)*qs+c.hd || len(dst) < (nq-1)*ds+n) {
-		return fmt.Errorf("kv %s: layer %d: %d queries: buffers too small", c.dt, layer, nq)
+		return fmt.Errorf("kv %s: layer %d: %d queries: buffers too small", c.name, layer, nq)
 	}
 	if n == 0 {
 		return nil
@@ -136,7 +138,7 @@ func (c *blockCache) Scores(layer, head int, q []float32, qs, nq, n int, scale f
 		}
 	default: // dequantize keys a chunk at a time
 		if len(scratch) < c.ScratchSize() {
-			return fmt.Errorf("kv %s: scratch of %d floats, want %d", c.dt, len(scratch), c.ScratchSize())
+			return fmt.Errorf("kv %s: scratch of %d floats, want %d", c.name, len(scratch), c.ScratchSize())
 		}
 		buf := scratch[:wsChunk*c.hd]
 		for p0 := 0; p0 < n; p0 += wsChunk {
@@ -164,10 +166,10 @@ func (c *blockCache) WeightedSum(layer, head int, w, dst []float32, scratch []fl
 		return err
 	}
 	if len(dst) != c.hd {
-		return fmt.Errorf("kv %s: layer %d: output of %d floats for head_dim %d", c.dt, layer, len(dst), c.hd)
+		return fmt.Errorf("kv %s: layer %d: output of %d floats for head_dim %d", c.name, layer, len(dst), c.hd)
 	}
 	if len(scratch) < c.ScratchSize() {
-		return fmt.Errorf("kv %s: scratch of %d floats, want %d", c.dt, len(scratch), c.ScratchSize())
+		return fmt.Errorf("kv %s: scratch of %d floats, want %d", c.name, len(scratch), c.ScratchSize())
 	}
 	rb := c.rowB[layer]
 	vals := c.v[layer][head*c.headB:]
@@ -191,7 +193,7 @@ func (c *blockCache) WeightedSum(layer, head int, w, dst []float32, scratch []fl
 // Truncate implements model.KVCache.
 func (c *blockCache) Truncate(n int) error {
 	if n < 0 || n > c.Len() {
-		return fmt.Errorf("kv %s: truncate to %d of %d positions", c.dt, n, c.Len())
+		return fmt.Errorf("kv %s: truncate to %d of %d positions", c.name, n, c.Len())
 	}
 	for i := range c.lens {
 		c.lens[i] = min(c.lens[i], n)

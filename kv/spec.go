@@ -177,3 +177,20 @@ func Elements(cfg *model.Config, positions int) int64 {
 func BitsPerElement(c model.KVCache, cfg *model.Config) float64 {
 	return float64(c.Bytes()) * 8 / float64(Elements(cfg, c.Cap()))
 }
+
+// Factory returns a function making empty caches of the spec for cfg, of a
+// given capacity (model.Runner.NewCache, bench.Options.NewCache).
+func (sp *Spec) Factory(cfg *model.Config) func(positions int) (model.KVCache, error) {
+	return func(positions int) (model.KVCache, error) { return sp.New(cfg, positions) }
+}
+
+// Size is what a cache of the spec for positions positions of cfg holds:
+// its bits per key or value element and its bytes per position, everything
+// counted. It fails where New would.
+func (sp *Spec) Size(cfg *model.Config, positions int) (bitsPerElement, bytesPerToken float64, err error) {
+	c, err := sp.New(cfg, positions)
+	if err != nil {
+		return 0, 0, err
+	}
+	return BitsPerElement(c, cfg), float64(c.Bytes()) / float64(positions), nil
+}

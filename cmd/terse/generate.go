@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/terse-llm/terse/kv"
 	"github.com/terse-llm/terse/model"
 )
 
@@ -22,11 +23,16 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	ctx := fs.Int("ctx", 0, "context length (0: prompt + n, capped at the model's maximum)")
 	ignoreEOS := fs.Bool("ignore-eos", false, "keep generating past the end-of-sequence token")
 	jsonOut := fs.Bool("json", false, "print one JSON object instead of streaming text")
+	kvFlag := fs.String("kv", "f32", "KV cache: f32, f16, q8_0, q4_0, kivi[:kBvB][:gG][:rR], … (see package kv)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *n < 0 {
 		return usagef("-n must be at least 0")
+	}
+	kvSpec, err := kv.Parse(*kvFlag)
+	if err != nil {
+		return usageError{"--kv: " + err.Error()}
 	}
 	ck, err := mf.open()
 	if err != nil {
@@ -55,7 +61,11 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	if *seed == 0 {
 		*seed = uint64(time.Now().UnixNano())
 	}
-	st := m.NewState(size, min(promptLen, 512))
+	cache, err := kvSpec.New(&m.Config, size)
+	if err != nil {
+		return fmt.Errorf("--kv: %w", err)
+	}
+	st := m.NewStateWithCache(cache, min(promptLen, 512))
 	sampler := model.NewSampler(*temp, *topK, *topP, *seed)
 	logits := make([]float32, m.Config.VocabSize)
 	start := time.Now()
