@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/terse-llm/terse/kernel"
@@ -17,17 +18,22 @@ import (
 // together (so 0…R−1 keys are in full precision); the newest r values stay
 // there, and each value is quantized as it leaves the window. R is the
 // residual r, or the group g when r is 0.
+//
+// Every store is laid out head by head (all positions of KV head 0, then
+// head 1, …) so that one head's positions are contiguous.
 type kiviCache struct {
 	sp                Spec
 	cap, hd, g, r, kR int
-	kvDim             []int
-	lens              []int
-	kRowB, vRowB      []int      // bytes of one packed row of codes
-	kCode, vCode      [][]byte   // per layer: cap packed rows
-	kScale, kMin      [][]uint16 // per layer: [group][channel]
-	vScale, vMin      [][]uint16 // per layer: [position][channel group]
-	kRes, vRes        [][]uint16 // per layer: binary16 residual rows, slot p mod kR (keys), p mod r (values)
+	groups            int // key groups of the capacity
+	kb, vb            int // bits
+	kRowB, vRowB      int // bytes of one head's packed codes at one position
 	kLevels, vLevels  int
+	kvDim, lens       []int
+	kCode, vCode      [][]byte   // per layer: heads × cap packed rows
+	kScale, kMin      [][]uint16 // per layer: heads × groups × hd
+	vScale, vMin      [][]uint16 // per layer: heads × cap × hd/g
+	kRes, vRes        [][]byte   // per layer: heads × kR (keys), heads × r (values) binary16 rows
+	tmp               []float32  // Append's and Truncate's working row(s)
 }
 
 func newKIVICache(cfg *model.Config, positions int, sp *Spec) (*kiviCache, error) {
@@ -35,24 +41,24 @@ func newKIVICache(cfg *model.Config, positions int, sp *Spec) (*kiviCache, error
 	if cfg.HeadDim%g != 0 {
 		return nil, fmt.Errorf("kv %s: head dimension %d is not a whole number of %d-channel value groups", sp, cfg.HeadDim, g)
 	}
-	L := cfg.NLayers
-	c := &kiviCache{sp: *sp, cap: positions, hd: cfg.HeadDim, g: g, r: sp.Residual, kR: sp.Residual,
-		kvDim: make([]int, L), lens: make([]int, L), kRowB: make([]int, L), vRowB: make([]int, L),
+	L, hd := cfg.NLayers, cfg.HeadDim
+	c := &kiviCache{sp: *sp, cap: positions, hd: hd, g: g, r: sp.Residual, kR: sp.Residual,
+		groups: (positions + g - 1) / g, kb: sp.KBits, vb: sp.VBits,
+		kRowB: hd * sp.KBits / 8, vRowB: hd * sp.VBits / 8, kLevels: 1<<sp.KBits - 1, vLevels: 1<<sp.VBits - 1,
+		kvDim: make([]int, L), lens: make([]int, L),
 		kCode: make([][]byte, L), vCode: make([][]byte, L), kScale: make([][]uint16, L), kMin: make([][]uint16, L),
-		vScale: make([][]uint16, L), vMin: make([][]uint16, L), kRes: make([][]uint16, L), vRes: make([][]uint16, L),
-		kLevels: 1<<sp.KBits - 1, vLevels: 1<<sp.VBits - 1}
+		vScale: make([][]uint16, L), vMin: make([][]uint16, L), kRes: make([][]byte, L), vRes: make([][]byte, L)}
 	if c.kR == 0 {
 		c.kR = g
 	}
-	groups := (positions + g - 1) / g
+	c.tmp = make([]float32, max(g, 1)*hd)
 	for l := 0; l < L; l++ {
-		d := cfg.KVDim(l)
-		c.kvDim[l] = d
-		c.kRowB[l], c.vRowB[l] = d*sp.KBits/8, d*sp.VBits/8
-		c.kCode[l], c.vCode[l] = make([]byte, positions*c.kRowB[l]), make([]byte, positions*c.vRowB[l])
-		c.kScale[l], c.kMin[l] = make([]uint16, groups*d), make([]uint16, groups*d)
-		c.vScale[l], c.vMin[l] = make([]uint16, positions*d/g), make([]uint16, positions*d/g)
-		c.kRes[l], c.vRes[l] = make([]uint16, c.kR*d), make([]uint16, c.r*d)
+		c.kvDim[l] = cfg.KVDim(l)
+		heads := c.kvDim[l] / hd
+		c.kCode[l], c.vCode[l] = make([]byte, heads*positions*c.kRowB), make([]byte, heads*positions*c.vRowB)
+		c.kScale[l], c.kMin[l] = make([]uint16, heads*c.groups*hd), make([]uint16, heads*c.groups*hd)
+		c.vScale[l], c.vMin[l] = make([]uint16, heads*positions*hd/g), make([]uint16, heads*positions*hd/g)
+		c.kRes[l], c.vRes[l] = make([]byte, heads*c.kR*hd*2), make([]byte, heads*c.r*hd*2)
 	}
 	return c, nil
 }
@@ -60,6 +66,29 @@ func newKIVICache(cfg *model.Config, positions int, sp *Spec) (*kiviCache, error
 // quantized returns how many leading keys and values of a layer holding n
 // positions are quantized.
 func (c *kiviCache) quantized(n int) (qk, qv int) { return n / c.kR * c.kR, max(0, n-c.r) }
+
+// kSlot and vSlot are the binary16 residual rows of head h's key at
+// residual slot s (position mod kR) and value at slot s (position mod r).
+func (c *kiviCache) kSlot(layer, h, s int) []byte {
+	off := (h*c.kR + s) * c.hd * 2
+	return c.kRes[layer][off : off+c.hd*2]
+}
+
+func (c *kiviCache) vSlot(layer, h, s int) []byte {
+	off := (h*c.r + s) * c.hd * 2
+	return c.vRes[layer][off : off+c.hd*2]
+}
+
+// kCodes and vCodes are head h's packed codes at position p.
+func (c *kiviCache) kCodes(layer, h, p int) []byte {
+	off := (h*c.cap + p) * c.kRowB
+	return c.kCode[layer][off : off+c.kRowB]
+}
+
+func (c *kiviCache) vCodes(layer, h, p int) []byte {
+	off := (h*c.cap + p) * c.vRowB
+	return c.vCode[layer][off : off+c.vRowB]
+}
 
 // Append implements model.KVCache.
 func (c *kiviCache) Append(layer int, k, v []float32) error {
@@ -73,75 +102,73 @@ func (c *kiviCache) Append(layer int, k, v []float32) error {
 	if pos >= c.cap {
 		return fmt.Errorf("kv %s: layer %d: position %d outside capacity %d", &c.sp, layer, pos, c.cap)
 	}
-	toF16(c.kRes[layer][pos%c.kR*d:(pos%c.kR+1)*d], k)
-	if (pos+1)%c.kR == 0 {
-		for p0 := pos + 1 - c.kR; p0 <= pos; p0 += c.g {
-			c.quantKeys(layer, p0)
+	for h := 0; h < d/c.hd; h++ {
+		kh, vh := k[h*c.hd:(h+1)*c.hd], v[h*c.hd:(h+1)*c.hd]
+		putF16Row(c.kSlot(layer, h, pos%c.kR), kh)
+		if (pos+1)%c.kR == 0 {
+			for p0 := pos + 1 - c.kR; p0 <= pos; p0 += c.g {
+				c.quantKeys(layer, h, p0)
+			}
 		}
-	}
-	if c.r == 0 {
-		c.quantValue(layer, pos, v, nil)
-	} else {
-		slot := c.vRes[layer][pos%c.r*d : (pos%c.r+1)*d]
-		if pos >= c.r { // position pos−r leaves the window (its slot is pos mod r)
-			c.quantValue(layer, pos-c.r, nil, slot)
+		row := c.tmp[:c.hd]
+		if c.r == 0 {
+			for i, x := range vh { // as if held in the residual first
+				row[i] = tensor.F16ToF32(tensor.F32ToF16(x))
+			}
+			c.quantValue(layer, h, pos, row)
+			continue
 		}
-		toF16(slot, v)
+		slot := c.vSlot(layer, h, pos%c.r)
+		if pos >= c.r { // position pos−r leaves the window; its slot is pos mod r
+			kernel.F16ToF32Row(row, slot)
+			c.quantValue(layer, h, pos-c.r, row)
+		}
+		putF16Row(slot, vh)
 	}
 	c.lens[layer]++
 	return nil
 }
 
-// quantKeys quantizes the g keys from position p0 (a group start) out of
-// the residual, per channel.
-func (c *kiviCache) quantKeys(layer, p0 int) {
-	d, b, rb := c.kvDim[layer], c.sp.KBits, c.kRowB[layer]
-	G := p0 / c.g
-	res := c.kRes[layer]
-	for ch := 0; ch < d; ch++ {
-		lo, hi := float32(0), float32(0)
-		for t := 0; t < c.g; t++ {
-			x := tensor.F16ToF32(res[(p0+t)%c.kR*d+ch])
-			if t == 0 || x < lo {
-				lo = x
-			}
-			if t == 0 || x > hi {
-				hi = x
-			}
+// quantKeys quantizes head h's g keys from position p0 (a group start)
+// out of the residual, per channel.
+func (c *kiviCache) quantKeys(layer, h, p0 int) {
+	hd, G := c.hd, p0/c.g
+	x := c.tmp[:c.g*hd]
+	for t := 0; t < c.g; t++ {
+		kernel.F16ToF32Row(x[t*hd:(t+1)*hd], c.kSlot(layer, h, (p0+t)%c.kR))
+		clear(c.kCodes(layer, h, p0+t))
+	}
+	sc, mn := c.kScale[layer][(h*c.groups+G)*hd:], c.kMin[layer][(h*c.groups+G)*hd:]
+	for ch := 0; ch < hd; ch++ {
+		lo, hi := x[ch], x[ch]
+		for t := 1; t < c.g; t++ {
+			lo, hi = min(lo, x[t*hd+ch]), max(hi, x[t*hd+ch])
 		}
-		sc, mn := groupParams(lo, hi, c.kLevels)
-		c.kScale[layer][G*d+ch], c.kMin[layer][G*d+ch] = sc, mn
-		s, m := tensor.F16ToF32(sc), tensor.F16ToF32(mn)
+		sc[ch], mn[ch] = groupParams(lo, hi, c.kLevels)
+		s, m := tensor.F16ToF32(sc[ch]), tensor.F16ToF32(mn[ch])
 		for t := 0; t < c.g; t++ {
-			x := tensor.F16ToF32(res[(p0+t)%c.kR*d+ch])
-			putCode(c.kCode[layer][(p0+t)*rb:], ch, b, code(x, s, m, c.kLevels))
+			putCode(c.kCodes(layer, h, p0+t), ch, c.kb, code(x[t*hd+ch], s, m, c.kLevels))
 		}
 	}
 }
 
-// quantValue quantizes the value of position p, from v (float32) or res
-// (binary16), per group of g channels.
-func (c *kiviCache) quantValue(layer, p int, v []float32, res []uint16) {
-	d, b := c.kvDim[layer], c.sp.VBits
-	row := c.vCode[layer][p*c.vRowB[layer]:]
-	clear(row[:c.vRowB[layer]])
-	x := func(ch int) float32 {
-		if v != nil {
-			return tensor.F16ToF32(tensor.F32ToF16(v[ch])) // as if held in the residual first
-		}
-		return tensor.F16ToF32(res[ch])
-	}
-	ng := d / c.g
+// quantValue quantizes head h's value x at position p per group of g
+// channels.
+func (c *kiviCache) quantValue(layer, h, p int, x []float32) {
+	row := c.vCodes(layer, h, p)
+	clear(row)
+	ng := c.hd / c.g
+	sc, mn := c.vScale[layer][(h*c.cap+p)*ng:], c.vMin[layer][(h*c.cap+p)*ng:]
 	for j := 0; j < ng; j++ {
-		lo, hi := x(j*c.g), x(j*c.g)
-		for ch := j * c.g; ch < (j+1)*c.g; ch++ {
-			lo, hi = min(lo, x(ch)), max(hi, x(ch))
+		xs := x[j*c.g : (j+1)*c.g]
+		lo, hi := xs[0], xs[0]
+		for _, v := range xs {
+			lo, hi = min(lo, v), max(hi, v)
 		}
-		sc, mn := groupParams(lo, hi, c.vLevels)
-		c.vScale[layer][p*ng+j], c.vMin[layer][p*ng+j] = sc, mn
-		s, m := tensor.F16ToF32(sc), tensor.F16ToF32(mn)
-		for ch := j * c.g; ch < (j+1)*c.g; ch++ {
-			putCode(row, ch, b, code(x(ch), s, m, c.vLevels))
+		sc[j], mn[j] = groupParams(lo, hi, c.vLevels)
+		s, m := tensor.F16ToF32(sc[j]), tensor.F16ToF32(mn[j])
+		for i, v := range xs {
+			putCode(row, j*c.g+i, c.vb, code(v, s, m, c.vLevels))
 		}
 	}
 }
@@ -163,13 +190,10 @@ func code(x, s, m float32, levels int) int {
 }
 
 // putCode sets code ch of a packed row of b-bit codes (8/b codes a byte,
-// the lowest bits first). The row's bits must be clear or hold an older
-// code of the same position (it is overwritten).
+// the lowest bits first) whose bits for ch are clear.
 func putCode(row []byte, ch, b, q int) {
 	per := 8 / b
-	sh := uint(ch%per*b) & 7
-	mask := byte(1<<b-1) << sh
-	row[ch/per] = row[ch/per]&^mask | byte(q)<<sh
+	row[ch/per] |= byte(q) << (uint(ch%per*b) & 7)
 }
 
 // getCode is code ch of a packed row of b-bit codes.
@@ -178,15 +202,10 @@ func getCode(row []byte, ch, b int) int {
 	return int(row[ch/per]>>(uint(ch%per*b)&7)) & (1<<b - 1)
 }
 
-func toF16(dst []uint16, src []float32) {
+// putF16Row stores src as binary16 into dst (2 bytes each, little-endian).
+func putF16Row(dst []byte, src []float32) {
 	for i, x := range src {
-		dst[i] = tensor.F32ToF16(x)
-	}
-}
-
-func fromF16(dst []float32, src []uint16) {
-	for i, h := range src[:len(dst)] {
-		dst[i] = tensor.F16ToF32(h)
+		binary.LittleEndian.PutUint16(dst[2*i:], tensor.F32ToF16(x))
 	}
 }
 
@@ -205,7 +224,8 @@ func (c *kiviCache) check(layer, head, n int) error {
 
 // Scores implements model.KVCache on the quantized keys: per group, the
 // query is scaled channel by channel (q_c·scale_c) and its dot with the
-// minimums taken once, so each key costs one pass over its codes.
+// minimums taken once, so each key costs one pass over its codes. Keys in
+// the residual window are widened a chunk at a time and scored in float32.
 func (c *kiviCache) Scores(layer, head int, q []float32, qs, nq, n int, scale float32, dst []float32, ds int, scratch []float32) error {
 	if err := c.check(layer, head, n); err != nil {
 		return err
@@ -216,59 +236,94 @@ func (c *kiviCache) Scores(layer, head int, q []float32, qs, nq, n int, scale fl
 	if len(scratch) < c.ScratchSize() {
 		return fmt.Errorf("kv %s: scratch of %d floats, want %d", &c.sp, len(scratch), c.ScratchSize())
 	}
-	d, b, rb := c.kvDim[layer], c.sp.KBits, c.kRowB[layer]
+	if nq <= 0 || n == 0 {
+		return nil
+	}
+	hd := c.hd
 	qk, _ := c.quantized(c.lens[layer])
 	nk := min(n, qk)
-	c0 := head * c.hd
-	qsc, key := scratch[:c.hd], scratch[c.hd:2*c.hd]
+	qsc, buf := scratch[:hd], scratch[hd:hd+wsChunk*hd]
 	for i := 0; i < nq; i++ {
-		qi, row := q[i*qs:i*qs+c.hd], dst[i*ds:i*ds+n]
+		qi, row := q[i*qs:i*qs+hd], dst[i*ds:i*ds+n]
 		for G := 0; G*c.g < nk; G++ {
-			sc, mn := c.kScale[layer][G*d+c0:], c.kMin[layer][G*d+c0:]
+			sc, mn := c.kScale[layer][(head*c.groups+G)*hd:], c.kMin[layer][(head*c.groups+G)*hd:]
 			var base float32
 			for ch, x := range qi {
 				qsc[ch] = x * tensor.F16ToF32(sc[ch])
 				base += x * tensor.F16ToF32(mn[ch])
 			}
 			for p := G * c.g; p < min(nk, (G+1)*c.g); p++ {
-				row[p] = scale * (base + dotCodes(qsc, c.kCode[layer][p*rb:], c0, b))
+				row[p] = scale * (base + dotCodes(qsc, c.kCodes(layer, head, p), c.kb))
 			}
 		}
-		for p := nk; p < n; p++ {
-			fromF16(key, c.kRes[layer][p%c.kR*d+c0:])
-			row[p] = scale * kernel.Dot(qi, key)
-		}
+	}
+	// Residual keys [nk, n) sit in slots p − qk, contiguous.
+	for p0 := nk; p0 < n; p0 += wsChunk {
+		m := min(wsChunk, n-p0)
+		off := (head*c.kR + p0 - qk) * hd * 2
+		kernel.F16ToF32Row(buf[:m*hd], c.kRes[layer][off:off+m*hd*2])
+		kernel.Scores(dst[p0:], ds, q, qs, nq, buf, hd, m, hd, scale)
 	}
 	return nil
 }
 
-// dotCodes is Σ_c w[c]·code(c0+c) over a packed row of b-bit codes.
-func dotCodes(w []float32, row []byte, c0, b int) float32 {
-	var s float32
+// dotCodes is Σ_c w[c]·code(c) over a packed row of b-bit codes.
+func dotCodes(w []float32, row []byte, b int) float32 {
+	var s0, s1 float32
 	switch b {
 	case 2:
-		r := row[c0/4:]
-		for j := 0; j+4 <= len(w); j += 4 {
-			x := r[j/4]
-			s += w[j]*float32(x&3) + w[j+1]*float32(x>>2&3) + w[j+2]*float32(x>>4&3) + w[j+3]*float32(x>>6)
+		row = row[:len(w)/4]
+		for j, x := range row {
+			w := w[4*j : 4*j+4]
+			s0 += w[0]*float32(x&3) + w[1]*float32(x>>2&3)
+			s1 += w[2]*float32(x>>4&3) + w[3]*float32(x>>6)
 		}
 	case 4:
-		r := row[c0/2:]
-		for j := 0; j+2 <= len(w); j += 2 {
-			x := r[j/2]
-			s += w[j]*float32(x&15) + w[j+1]*float32(x>>4)
+		row = row[:len(w)/2]
+		for j, x := range row {
+			w := w[2*j : 2*j+2]
+			s0 += w[0] * float32(x&15)
+			s1 += w[1] * float32(x>>4)
 		}
 	default:
-		r := row[c0:]
-		for j, x := range w {
-			s += x * float32(r[j])
+		row = row[:len(w)]
+		for j, x := range row {
+			s0 += w[j] * float32(x)
 		}
 	}
-	return s
+	return s0 + s1
+}
+
+// axpyCodes sets out[c] += a·code(c) over a packed row of b-bit codes.
+func axpyCodes(out []float32, a float32, row []byte, b int) {
+	switch b {
+	case 2:
+		row = row[:len(out)/4]
+		for j, x := range row {
+			o := out[4*j : 4*j+4]
+			o[0] += a * float32(x&3)
+			o[1] += a * float32(x>>2&3)
+			o[2] += a * float32(x>>4&3)
+			o[3] += a * float32(x>>6)
+		}
+	case 4:
+		row = row[:len(out)/2]
+		for j, x := range row {
+			o := out[2*j : 2*j+2]
+			o[0] += a * float32(x&15)
+			o[1] += a * float32(x>>4)
+		}
+	default:
+		row = row[:len(out)]
+		for j, x := range row {
+			out[j] += a * float32(x)
+		}
+	}
 }
 
 // WeightedSum implements model.KVCache, dequantizing each value group as
 // it is summed: Σ w·(min + scale·code) = Σ w·min + Σ (w·scale)·code.
+// Values in the residual window are widened a chunk at a time.
 func (c *kiviCache) WeightedSum(layer, head int, w, dst []float32, scratch []float32) error {
 	if err := c.check(layer, head, len(w)); err != nil {
 		return err
@@ -279,30 +334,39 @@ func (c *kiviCache) WeightedSum(layer, head int, w, dst []float32, scratch []flo
 	if len(scratch) < c.ScratchSize() {
 		return fmt.Errorf("kv %s: scratch of %d floats, want %d", &c.sp, len(scratch), c.ScratchSize())
 	}
-	d, b, rb := c.kvDim[layer], c.sp.VBits, c.vRowB[layer]
+	hd, ng := c.hd, c.hd/c.g
 	_, qv := c.quantized(c.lens[layer])
 	nv := min(len(w), qv)
-	c0, ng := head*c.hd, d/c.g
+	part, buf := scratch[:hd], scratch[hd:hd+wsChunk*hd]
 	clear(dst)
+	mins := part[:ng]
+	clear(mins)
+	sc, mn := c.vScale[layer][head*c.cap*ng:], c.vMin[layer][head*c.cap*ng:]
 	for p := 0; p < nv; p++ {
 		wp := w[p]
 		if wp == 0 {
 			continue
 		}
-		row := c.vCode[layer][p*rb:]
-		for j := c0 / c.g; j < (c0+c.hd)/c.g; j++ {
-			ws := wp * tensor.F16ToF32(c.vScale[layer][p*ng+j])
-			wm := wp * tensor.F16ToF32(c.vMin[layer][p*ng+j])
-			out := dst[j*c.g-c0 : (j+1)*c.g-c0]
-			for ch := range out {
-				out[ch] += wm + ws*float32(getCode(row, j*c.g+ch, b))
-			}
+		row := c.vCodes(layer, head, p)
+		for j := 0; j < ng; j++ {
+			mins[j] += wp * tensor.F16ToF32(mn[p*ng+j])
+			axpyCodes(dst[j*c.g:(j+1)*c.g], wp*tensor.F16ToF32(sc[p*ng+j]), row[j*c.g*c.vb/8:], c.vb)
 		}
 	}
-	val := scratch[:c.hd]
-	for p := nv; p < len(w); p++ {
-		fromF16(val, c.vRes[layer][p%c.r*d+c0:])
-		kernel.Axpy(w[p], val, dst)
+	for ch := range dst {
+		dst[ch] += mins[ch/c.g]
+	}
+	// Residual values [nv, len(w)) sit in slots p mod r: at most two runs.
+	for p0 := nv; p0 < len(w); {
+		s := p0 % c.r
+		m := min(wsChunk, len(w)-p0, c.r-s)
+		off := (head*c.r + s) * hd * 2
+		kernel.F16ToF32Row(buf[:m*hd], c.vRes[layer][off:off+m*hd*2])
+		kernel.WeightedSum(part, w[p0:p0+m], buf, hd)
+		for ch, x := range part {
+			dst[ch] += x
+		}
+		p0 += m
 	}
 	return nil
 }
@@ -314,43 +378,44 @@ func (c *kiviCache) Truncate(n int) error {
 	if n < 0 || n > c.Len() {
 		return fmt.Errorf("kv %s: truncate to %d of %d positions", &c.sp, n, c.Len())
 	}
+	row := c.tmp[:c.hd]
 	for l, old := range c.lens {
 		if n >= old {
 			continue
 		}
-		d := c.kvDim[l]
 		oqk, oqv := c.quantized(old)
 		nqk, nqv := c.quantized(n)
-		row := make([]float32, d)
-		for p := nqk; p < min(n, oqk); p++ {
-			c.keyRow(l, p, row)
-			toF16(c.kRes[l][p%c.kR*d:(p%c.kR+1)*d], row)
-		}
-		for p := nqv; p < min(n, oqv); p++ {
-			c.valueRow(l, p, row)
-			toF16(c.vRes[l][p%c.r*d:(p%c.r+1)*d], row)
+		for h := 0; h < c.kvDim[l]/c.hd; h++ {
+			for p := nqk; p < min(n, oqk); p++ {
+				c.keyRow(l, h, p, row)
+				putF16Row(c.kSlot(l, h, p%c.kR), row)
+			}
+			for p := nqv; p < min(n, oqv); p++ {
+				c.valueRow(l, h, p, row)
+				putF16Row(c.vSlot(l, h, p%c.r), row)
+			}
 		}
 		c.lens[l] = n
 	}
 	return nil
 }
 
-// keyRow dequantizes the quantized key of position p (all channels).
-func (c *kiviCache) keyRow(layer, p int, dst []float32) {
-	d, G := c.kvDim[layer], p/c.g
-	row := c.kCode[layer][p*c.kRowB[layer]:]
+// keyRow dequantizes head h's quantized key at position p.
+func (c *kiviCache) keyRow(layer, h, p int, dst []float32) {
+	g := (h*c.groups + p/c.g) * c.hd
+	row := c.kCodes(layer, h, p)
 	for ch := range dst {
-		dst[ch] = tensor.F16ToF32(c.kMin[layer][G*d+ch]) + tensor.F16ToF32(c.kScale[layer][G*d+ch])*float32(getCode(row, ch, c.sp.KBits))
+		dst[ch] = tensor.F16ToF32(c.kMin[layer][g+ch]) + tensor.F16ToF32(c.kScale[layer][g+ch])*float32(getCode(row, ch, c.kb))
 	}
 }
 
-// valueRow dequantizes the quantized value of position p.
-func (c *kiviCache) valueRow(layer, p int, dst []float32) {
-	ng := c.kvDim[layer] / c.g
-	row := c.vCode[layer][p*c.vRowB[layer]:]
+// valueRow dequantizes head h's quantized value at position p.
+func (c *kiviCache) valueRow(layer, h, p int, dst []float32) {
+	ng := c.hd / c.g
+	row := c.vCodes(layer, h, p)
 	for ch := range dst {
-		j := p*ng + ch/c.g
-		dst[ch] = tensor.F16ToF32(c.vMin[layer][j]) + tensor.F16ToF32(c.vScale[layer][j])*float32(getCode(row, ch, c.sp.VBits))
+		j := (h*c.cap+p)*ng + ch/c.g
+		dst[ch] = tensor.F16ToF32(c.vMin[layer][j]) + tensor.F16ToF32(c.vScale[layer][j])*float32(getCode(row, ch, c.vb))
 	}
 }
 
@@ -360,17 +425,17 @@ func (c *kiviCache) Len() int { return minLen(c.lens) }
 // Cap implements model.KVCache.
 func (c *kiviCache) Cap() int { return c.cap }
 
-// ScratchSize implements model.KVCache: a scaled query and one key or value
-// row in float32.
-func (c *kiviCache) ScratchSize() int { return 2 * c.hd }
+// ScratchSize implements model.KVCache: a scaled query (or a partial sum)
+// and a chunk of widened residual rows.
+func (c *kiviCache) ScratchSize() int { return (wsChunk + 1) * c.hd }
 
 // Bytes implements model.KVCache: codes, scales and minimums for the whole
 // capacity plus the binary16 residual windows.
 func (c *kiviCache) Bytes() int64 {
 	var n int64
 	for l := range c.kvDim {
-		n += int64(len(c.kCode[l]) + len(c.vCode[l]))
-		n += 2 * int64(len(c.kScale[l])+len(c.kMin[l])+len(c.vScale[l])+len(c.vMin[l])+len(c.kRes[l])+len(c.vRes[l]))
+		n += int64(len(c.kCode[l]) + len(c.vCode[l]) + len(c.kRes[l]) + len(c.vRes[l]))
+		n += 2 * int64(len(c.kScale[l])+len(c.kMin[l])+len(c.vScale[l])+len(c.vMin[l]))
 	}
 	return n
 }
@@ -378,22 +443,18 @@ func (c *kiviCache) Bytes() int64 {
 // dequant returns the first n keys and values of KV head head of layer as
 // the cache holds them, for tests.
 func (c *kiviCache) dequant(layer, head, n int) (k, v [][]float32) {
-	d, c0 := c.kvDim[layer], head*c.hd
 	qk, qv := c.quantized(c.lens[layer])
-	full := make([]float32, d)
 	for p := 0; p < n; p++ {
 		kr, vr := make([]float32, c.hd), make([]float32, c.hd)
 		if p < qk {
-			c.keyRow(layer, p, full)
-			copy(kr, full[c0:])
+			c.keyRow(layer, head, p, kr)
 		} else {
-			fromF16(kr, c.kRes[layer][p%c.kR*d+c0:])
+			kernel.F16ToF32Row(kr, c.kSlot(layer, head, p%c.kR))
 		}
 		if p < qv {
-			c.valueRow(layer, p, full)
-			copy(vr, full[c0:])
+			c.valueRow(layer, head, p, vr)
 		} else {
-			fromF16(vr, c.vRes[layer][p%c.r*d+c0:])
+			kernel.F16ToF32Row(vr, c.vSlot(layer, head, p%c.r))
 		}
 		k, v = append(k, kr), append(v, vr)
 	}
