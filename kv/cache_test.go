@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -286,6 +287,62 @@ func TestBitsPerElement(t *testing.T) {
 		}
 		if got, want := Elements(&testCfg, positions), int64(positions*2*2*d); got != want {
 			t.Errorf("Elements = %d, want %d", got, want)
+		}
+	}
+}
+
+// TestConcurrentHeads reads every cache from several goroutines at once,
+// on the same and on different heads, each with its own scratch, as the
+// engine's head workers do; results equal a lone reader's (run with -race).
+func TestConcurrentHeads(t *testing.T) {
+	const n = 150
+	for _, tc := range testSpecs {
+		sp, _ := Parse(tc.spec)
+		c, err := sp.New(&testCfg, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(9, 10))
+		ks, vs := kvRows(rng, n, testCfg.KVDim(0))
+		for p := 0; p < n; p++ {
+			for l := 0; l < testCfg.NLayers; l++ {
+				c.Append(l, ks[p], vs[p])
+			}
+		}
+		q := make([]float32, 4*64)
+		for i := range q {
+			q[i] = float32(rng.NormFloat64())
+		}
+		w := make([]float32, n)
+		for i := range w {
+			w[i] = rng.Float32()
+		}
+		read := func(head int) ([]float32, []float32, error) {
+			sc, out := make([]float32, 4*n), make([]float32, 64)
+			scratch := make([]float32, c.ScratchSize())
+			if err := c.Scores(1, head, q, 64, 4, n, 0.125, sc, n, scratch); err != nil {
+				return nil, nil, err
+			}
+			return sc, out, c.WeightedSum(1, head, w, out, scratch)
+		}
+		var want [2][2][]float32
+		for h := range want {
+			want[h][0], want[h][1], _ = read(h)
+		}
+		errs := make(chan error, 8)
+		for g := 0; g < 8; g++ {
+			go func(h int) {
+				sc, out, err := read(h)
+				if err == nil && (relRMS([][]float32{sc}, [][]float32{want[h][0]}) != 0 || relRMS([][]float32{out}, [][]float32{want[h][1]}) != 0) {
+					err = fmt.Errorf("head %d: concurrent read differs from a lone one", h)
+				}
+				errs <- err
+			}(g % 2)
+		}
+		for g := 0; g < 8; g++ {
+			if err := <-errs; err != nil {
+				t.Errorf("%s: %v", tc.spec, err)
+			}
 		}
 	}
 }
