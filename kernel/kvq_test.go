@@ -67,3 +67,45 @@ func TestQDotRows(t *testing.T) {
 		t.Errorf("F16 reported an integer path")
 	}
 }
+
+// TestCodes packs random codes with PutCode and checks Code, and the dot
+// and axpy kernels at every level this CPU supports, against float64 sums
+// over the codes as drawn.
+func TestCodes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	for _, b := range []int{2, 4, 8} {
+		for _, n := range []int{32, 64, 128, 96} {
+			q := make([]int, n)
+			codes := make([]byte, n*b/8)
+			w := make([]float32, n)
+			for c := range q {
+				q[c] = rng.IntN(1 << b)
+				PutCode(codes, c, b, q[c])
+				w[c] = float32(rng.NormFloat64())
+			}
+			var want, mag float64
+			for c := range q {
+				if got := Code(codes, c, b); got != q[c] {
+					t.Fatalf("%d bits: Code(%d) = %d, stored %d", b, c, got, q[c])
+				}
+				want += float64(w[c]) * float64(q[c])
+				mag += math.Abs(float64(w[c]) * float64(q[c]))
+			}
+			for l := levelGeneric; l <= supported; l++ {
+				if got := dotCodes(l, w, codes, b); math.Abs(float64(got)-want) > 1e-6*mag {
+					t.Errorf("%s, %d bits, %d channels: dot %g, want %g", l, b, n, got, want)
+				}
+				out := make([]float32, n)
+				for c := range out {
+					out[c] = float32(c)
+				}
+				axpyCodes(l, out, 0.75, codes, b)
+				for c, x := range out {
+					if want := float32(c) + 0.75*float32(q[c]); x != want {
+						t.Fatalf("%s, %d bits, %d channels: axpy[%d] = %g, want %g", l, b, n, c, x, want)
+					}
+				}
+			}
+		}
+	}
+}

@@ -19,7 +19,9 @@ import (
 // there, and each value is quantized as it leaves the window. R is the
 // residual r, or the group g when r is 0.
 //
-// Every store is laid out head by head (all positions of KV head 0, then
+// Codes are packed in kernel's 32-channel block layout (kernel.PutCode),
+// which its SIMD dot and axpy kernels read. Every store is laid out head
+// by head (all positions of KV head 0, then
 // head 1, …) so that one head's positions are contiguous.
 type kiviCache struct {
 	sp                Spec
@@ -38,6 +40,9 @@ type kiviCache struct {
 
 func newKIVICache(cfg *model.Config, positions int, sp *Spec) (*kiviCache, error) {
 	g := sp.Group
+	if cfg.HeadDim%kernel.CodeBlock != 0 {
+		return nil, fmt.Errorf("kv %s: head dimension %d is not a whole number of %d-channel code blocks", sp, cfg.HeadDim, kernel.CodeBlock)
+	}
 	if cfg.HeadDim%g != 0 {
 		return nil, fmt.Errorf("kv %s: head dimension %d is not a whole number of %d-channel value groups", sp, cfg.HeadDim, g)
 	}
@@ -147,7 +152,7 @@ func (c *kiviCache) quantKeys(layer, h, p0 int) {
 		sc[ch], mn[ch] = groupParams(lo, hi, c.kLevels)
 		s, m := tensor.F16ToF32(sc[ch]), tensor.F16ToF32(mn[ch])
 		for t := 0; t < c.g; t++ {
-			putCode(c.kCodes(layer, h, p0+t), ch, c.kb, code(x[t*hd+ch], s, m, c.kLevels))
+			kernel.PutCode(c.kCodes(layer, h, p0+t), ch, c.kb, code(x[t*hd+ch], s, m, c.kLevels))
 		}
 	}
 }
@@ -168,7 +173,7 @@ func (c *kiviCache) quantValue(layer, h, p int, x []float32) {
 		sc[j], mn[j] = groupParams(lo, hi, c.vLevels)
 		s, m := tensor.F16ToF32(sc[j]), tensor.F16ToF32(mn[j])
 		for i, v := range xs {
-			putCode(row, j*c.g+i, c.vb, code(v, s, m, c.vLevels))
+			kernel.PutCode(row, j*c.g+i, c.vb, code(v, s, m, c.vLevels))
 		}
 	}
 }
@@ -187,19 +192,6 @@ func code(x, s, m float32, levels int) int {
 	}
 	q := int((x-m)/s + 0.5)
 	return max(0, min(levels, q))
-}
-
-// putCode sets code ch of a packed row of b-bit codes (8/b codes a byte,
-// the lowest bits first) whose bits for ch are clear.
-func putCode(row []byte, ch, b, q int) {
-	per := 8 / b
-	row[ch/per] |= byte(q) << (uint(ch%per*b) & 7)
-}
-
-// getCode is code ch of a packed row of b-bit codes.
-func getCode(row []byte, ch, b int) int {
-	per := 8 / b
-	return int(row[ch/per]>>(uint(ch%per*b)&7)) & (1<<b - 1)
 }
 
 // putF16Row stores src as binary16 into dst (2 bytes each, little-endian).
@@ -253,7 +245,7 @@ func (c *kiviCache) Scores(layer, head int, q []float32, qs, nq, n int, scale fl
 				base += x * tensor.F16ToF32(mn[ch])
 			}
 			for p := G * c.g; p < min(nk, (G+1)*c.g); p++ {
-				row[p] = scale * (base + dotCodes(qsc, c.kCodes(layer, head, p), c.kb))
+				row[p] = scale * (base + kernel.DotCodes(qsc, c.kCodes(layer, head, p), c.kb))
 			}
 		}
 	}
@@ -265,60 +257,6 @@ func (c *kiviCache) Scores(layer, head int, q []float32, qs, nq, n int, scale fl
 		kernel.Scores(dst[p0:], ds, q, qs, nq, buf, hd, m, hd, scale)
 	}
 	return nil
-}
-
-// dotCodes is Σ_c w[c]·code(c) over a packed row of b-bit codes.
-func dotCodes(w []float32, row []byte, b int) float32 {
-	var s0, s1 float32
-	switch b {
-	case 2:
-		row = row[:len(w)/4]
-		for j, x := range row {
-			w := w[4*j : 4*j+4]
-			s0 += w[0]*float32(x&3) + w[1]*float32(x>>2&3)
-			s1 += w[2]*float32(x>>4&3) + w[3]*float32(x>>6)
-		}
-	case 4:
-		row = row[:len(w)/2]
-		for j, x := range row {
-			w := w[2*j : 2*j+2]
-			s0 += w[0] * float32(x&15)
-			s1 += w[1] * float32(x>>4)
-		}
-	default:
-		row = row[:len(w)]
-		for j, x := range row {
-			s0 += w[j] * float32(x)
-		}
-	}
-	return s0 + s1
-}
-
-// axpyCodes sets out[c] += a·code(c) over a packed row of b-bit codes.
-func axpyCodes(out []float32, a float32, row []byte, b int) {
-	switch b {
-	case 2:
-		row = row[:len(out)/4]
-		for j, x := range row {
-			o := out[4*j : 4*j+4]
-			o[0] += a * float32(x&3)
-			o[1] += a * float32(x>>2&3)
-			o[2] += a * float32(x>>4&3)
-			o[3] += a * float32(x>>6)
-		}
-	case 4:
-		row = row[:len(out)/2]
-		for j, x := range row {
-			o := out[2*j : 2*j+2]
-			o[0] += a * float32(x&15)
-			o[1] += a * float32(x>>4)
-		}
-	default:
-		row = row[:len(out)]
-		for j, x := range row {
-			out[j] += a * float32(x)
-		}
-	}
 }
 
 // WeightedSum implements model.KVCache, dequantizing each value group as
@@ -350,7 +288,14 @@ func (c *kiviCache) WeightedSum(layer, head int, w, dst []float32, scratch []flo
 		row := c.vCodes(layer, head, p)
 		for j := 0; j < ng; j++ {
 			mins[j] += wp * tensor.F16ToF32(mn[p*ng+j])
-			axpyCodes(dst[j*c.g:(j+1)*c.g], wp*tensor.F16ToF32(sc[p*ng+j]), row[j*c.g*c.vb/8:], c.vb)
+			a := wp * tensor.F16ToF32(sc[p*ng+j])
+			if c.g%kernel.CodeBlock == 0 {
+				kernel.AxpyCodes(dst[j*c.g:(j+1)*c.g], a, row[j*c.g*c.vb/8:], c.vb)
+				continue
+			}
+			for ch := j * c.g; ch < (j+1)*c.g; ch++ {
+				dst[ch] += a * float32(kernel.Code(row, ch, c.vb))
+			}
 		}
 	}
 	for ch := range dst {
@@ -405,7 +350,7 @@ func (c *kiviCache) keyRow(layer, h, p int, dst []float32) {
 	g := (h*c.groups + p/c.g) * c.hd
 	row := c.kCodes(layer, h, p)
 	for ch := range dst {
-		dst[ch] = tensor.F16ToF32(c.kMin[layer][g+ch]) + tensor.F16ToF32(c.kScale[layer][g+ch])*float32(getCode(row, ch, c.kb))
+		dst[ch] = tensor.F16ToF32(c.kMin[layer][g+ch]) + tensor.F16ToF32(c.kScale[layer][g+ch])*float32(kernel.Code(row, ch, c.kb))
 	}
 }
 
@@ -415,7 +360,7 @@ func (c *kiviCache) valueRow(layer, h, p int, dst []float32) {
 	row := c.vCodes(layer, h, p)
 	for ch := range dst {
 		j := (h*c.cap+p)*ng + ch/c.g
-		dst[ch] = tensor.F16ToF32(c.vMin[layer][j]) + tensor.F16ToF32(c.vScale[layer][j])*float32(getCode(row, ch, c.vb))
+		dst[ch] = tensor.F16ToF32(c.vMin[layer][j]) + tensor.F16ToF32(c.vScale[layer][j])*float32(kernel.Code(row, ch, c.vb))
 	}
 }
 
