@@ -117,3 +117,41 @@ func axpyCodesGeneric(out []float32, a float32, codes []byte, b int) {
 		}
 	}
 }
+
+// DotCodesRows sets dst[r] = Σ_c w[c]·code_{r,c} for the len(dst) rows of
+// len(w) channels (a multiple of CodeBlock) of b-bit packed codes that
+// follow each other in codes.
+func DotCodesRows(dst, w []float32, codes []byte, b int) {
+	rb := len(w) * b / 8
+	if len(w)%CodeBlock != 0 || len(codes) < len(dst)*rb {
+		panic(fmt.Sprintf("kernel.DotCodesRows: %d rows of %d channels of %d-bit codes in %d bytes", len(dst), len(w), b, len(codes)))
+	}
+	for r := range dst {
+		dst[r] = dotCodes(active, w, codes[r*rb:(r+1)*rb], b)
+	}
+}
+
+// AxpyCodesRows sets out[c] += Σ_r a[r·k + c/CodeBlock]·code_{r,c} for
+// len(out) channels (a multiple of CodeBlock, k = len(out)/CodeBlock
+// blocks) over the len(a)/k rows of b-bit packed codes that follow each
+// other in codes: a weighted sum of code rows with one weight per row and
+// block.
+func AxpyCodesRows(out, a []float32, codes []byte, b int) {
+	k := len(out) / CodeBlock
+	if len(out)%CodeBlock != 0 || k == 0 || len(a)%k != 0 || len(codes) < len(a)*4*b {
+		panic(fmt.Sprintf("kernel.AxpyCodesRows: %d weights for %d channels of %d-bit codes in %d bytes", len(a), len(out), b, len(codes)))
+	}
+	axpyCodesRows(active, out, a, codes, b)
+}
+
+// axpyCodesRowsGeneric is AxpyCodesRows one block at a time.
+func axpyCodesRowsGeneric(l level, out, a []float32, codes []byte, b int) {
+	nb := 4 * b
+	k := len(out) / CodeBlock
+	for r := 0; r < len(a)/k; r++ {
+		for blk := 0; blk < k; blk++ {
+			off := (r*k + blk) * nb
+			axpyCodes(l, out[blk*CodeBlock:(blk+1)*CodeBlock], a[r*k+blk], codes[off:off+nb], b)
+		}
+	}
+}

@@ -42,3 +42,23 @@ func axpyCodes(l level, out []float32, a float32, codes []byte, b int) {
 	}
 	axpyCodesGeneric(out, a, codes, b)
 }
+
+//go:noescape
+func axpyCodesRows4AVX2(out, a []float32, codes []byte)
+
+//go:noescape
+func axpyCodesRows2AVX2(out, a []float32, codes []byte)
+
+func axpyCodesRows(l level, out, a []float32, codes []byte, b int) {
+	if l >= levelAVX2 {
+		switch b {
+		case 4:
+			axpyCodesRows4AVX2(out, a, codes)
+			return
+		case 2:
+			axpyCodesRows2AVX2(out, a, codes)
+			return
+		}
+	}
+	axpyCodesRowsGeneric(l, out, a, codes, b)
+}

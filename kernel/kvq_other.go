@@ -7,3 +7,7 @@ func dotCodes(_ level, w []float32, codes []byte, b int) float32 { return dotCod
 func axpyCodes(_ level, out []float32, a float32, codes []byte, b int) {
 	axpyCodesGeneric(out, a, codes, b)
 }
+
+func axpyCodesRows(l level, out, a []float32, codes []byte, b int) {
+	axpyCodesRowsGeneric(l, out, a, codes, b)
+}

@@ -109,3 +109,53 @@ func TestCodes(t *testing.T) {
 		}
 	}
 }
+
+// TestCodesRows checks the row-batched forms against float64 sums.
+func TestCodesRows(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	for _, b := range []int{2, 4, 8} {
+		for _, n := range []int{32, 64, 128} {
+			const rows = 7
+			k := n / CodeBlock
+			q := make([]int, rows*n)
+			codes := make([]byte, rows*n*b/8)
+			for i := range q {
+				q[i] = rng.IntN(1 << b)
+				PutCode(codes[i/n*n*b/8:], i%n, b, q[i])
+			}
+			w, a := make([]float32, n), make([]float32, rows*k)
+			for i := range w {
+				w[i] = float32(rng.NormFloat64())
+			}
+			for i := range a {
+				a[i] = float32(rng.NormFloat64())
+			}
+			dst := make([]float32, rows)
+			DotCodesRows(dst, w, codes, b)
+			for r := range dst {
+				var want, mag float64
+				for c := 0; c < n; c++ {
+					want += float64(w[c]) * float64(q[r*n+c])
+					mag += math.Abs(float64(w[c]) * float64(q[r*n+c]))
+				}
+				if math.Abs(float64(dst[r])-want) > 1e-6*mag {
+					t.Errorf("%d bits, %d channels: row %d dot %g, want %g", b, n, r, dst[r], want)
+				}
+			}
+			for l := levelGeneric; l <= supported; l++ {
+				out := make([]float32, n)
+				axpyCodesRows(l, out, a, codes, b)
+				for c := range out {
+					var want, mag float64
+					for r := 0; r < rows; r++ {
+						want += float64(a[r*k+c/CodeBlock]) * float64(q[r*n+c])
+						mag += math.Abs(float64(a[r*k+c/CodeBlock]) * float64(q[r*n+c]))
+					}
+					if math.Abs(float64(out[c])-want) > 1e-6*mag {
+						t.Errorf("%s, %d bits, %d channels: axpy rows [%d] = %g, want %g", l, b, n, c, out[c], want)
+					}
+				}
+			}
+		}
+	}
+}

@@ -244,8 +244,11 @@ func (c *kiviCache) Scores(layer, head int, q []float32, qs, nq, n int, scale fl
 				qsc[ch] = x * tensor.F16ToF32(sc[ch])
 				base += x * tensor.F16ToF32(mn[ch])
 			}
-			for p := G * c.g; p < min(nk, (G+1)*c.g); p++ {
-				row[p] = scale * (base + kernel.DotCodes(qsc, c.kCodes(layer, head, p), c.kb))
+			p0, p1 := G*c.g, min(nk, (G+1)*c.g)
+			out := row[p0:p1]
+			kernel.DotCodesRows(out, qsc, c.kCode[layer][(head*c.cap+p0)*c.kRowB:(head*c.cap+p1)*c.kRowB], c.kb)
+			for p, x := range out {
+				out[p] = scale * (base + x)
 			}
 		}
 	}
@@ -280,21 +283,36 @@ func (c *kiviCache) WeightedSum(layer, head int, w, dst []float32, scratch []flo
 	mins := part[:ng]
 	clear(mins)
 	sc, mn := c.vScale[layer][head*c.cap*ng:], c.vMin[layer][head*c.cap*ng:]
-	for p := 0; p < nv; p++ {
-		wp := w[p]
-		if wp == 0 {
-			continue
-		}
-		row := c.vCodes(layer, head, p)
-		for j := 0; j < ng; j++ {
-			mins[j] += wp * tensor.F16ToF32(mn[p*ng+j])
-			a := wp * tensor.F16ToF32(sc[p*ng+j])
-			if c.g%kernel.CodeBlock == 0 {
-				kernel.AxpyCodes(dst[j*c.g:(j+1)*c.g], a, row[j*c.g*c.vb/8:], c.vb)
-				continue
+	if c.g%kernel.CodeBlock == 0 {
+		// One weight per position and 32-channel block, a chunk of
+		// positions at a time, through the row kernel.
+		k := hd / kernel.CodeBlock
+		per := c.g / kernel.CodeBlock
+		for p0 := 0; p0 < nv; p0 += wsChunk {
+			p1 := min(nv, p0+wsChunk)
+			a := buf[:(p1-p0)*k]
+			for p := p0; p < p1; p++ {
+				wp := w[p]
+				for j := 0; j < ng; j++ {
+					mins[j] += wp * tensor.F16ToF32(mn[p*ng+j])
+					ws := wp * tensor.F16ToF32(sc[p*ng+j])
+					for blk := j * per; blk < (j+1)*per; blk++ {
+						a[(p-p0)*k+blk] = ws
+					}
+				}
 			}
-			for ch := j * c.g; ch < (j+1)*c.g; ch++ {
-				dst[ch] += a * float32(kernel.Code(row, ch, c.vb))
+			kernel.AxpyCodesRows(dst, a, c.vCode[layer][(head*c.cap+p0)*c.vRowB:(head*c.cap+p1)*c.vRowB], c.vb)
+		}
+	} else {
+		for p := 0; p < nv; p++ {
+			wp := w[p]
+			row := c.vCodes(layer, head, p)
+			for j := 0; j < ng; j++ {
+				mins[j] += wp * tensor.F16ToF32(mn[p*ng+j])
+				a := wp * tensor.F16ToF32(sc[p*ng+j])
+				for ch := j * c.g; ch < (j+1)*c.g; ch++ {
+					dst[ch] += a * float32(kernel.Code(row, ch, c.vb))
+				}
 			}
 		}
 	}
