@@ -37,6 +37,7 @@ var testSpecs = []struct {
 	{"kivi:k4v2:g32:r0", 0.5},
 	{"kivi:k2v2:g32:r128", 0.5},
 	{"kivi:k2v2:g16:r32", 0.5},
+	{"kivi:k4v4:g32:r256", 0.15}, // a window longer than the capacity
 }
 
 // kvRows are random key and value rows with a few outlier channels (as
@@ -260,32 +261,36 @@ func TestBitsPerElement(t *testing.T) {
 	const positions = 512
 	d := float64(testCfg.KVDim(0))
 	for _, c := range []struct {
-		spec string
-		bits float64
+		spec      string
+		positions int
+		bits      float64
 	}{
-		{"f32", 32},
-		{"f16", 16},
-		{"q8_0", 8.5},
-		{"q4_0", 4.5},
-		{"q5_1", 6},
+		{"f32", positions, 32},
+		{"f16", positions, 16},
+		{"q8_0", positions, 8.5},
+		{"q4_0", positions, 4.5},
+		{"q5_1", positions, 6},
 		// keys: 2-bit codes, a 16-bit scale and minimum per 32 tokens
 		// and channel, 128 binary16 residual rows; values: the same
 		// codes and group overheads per 32 channels, 128 residual rows.
-		{"kivi:k2v2:g32:r128", (2 + 1 + 16*128.0/positions + 2 + 1 + 16*128.0/positions) / 2},
-		{"kivi:k4v4:g64:r0", (4 + 0.5 + 16*64.0/positions + 4 + 0.5) / 2},
+		{"kivi:k2v2:g32:r128", positions, (2 + 1 + 16*128.0/positions + 2 + 1 + 16*128.0/positions) / 2},
+		{"kivi:k4v4:g64:r0", positions, (4 + 0.5 + 16*64.0/positions + 4 + 0.5) / 2},
+		// A residual window beyond the capacity is held only up to it.
+		{"kivi:k2v2:g32:r1024", positions, 2 + 1 + 16},
+		{"kivi:k2v2:g32:r128", 64, 2 + 1 + 16},
 	} {
 		sp, err := Parse(c.spec)
 		if err != nil {
 			t.Fatal(err)
 		}
-		cache, err := sp.New(&testCfg, positions)
+		cache, err := sp.New(&testCfg, c.positions)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got := BitsPerElement(cache, &testCfg); math.Abs(got-c.bits) > 1e-9 {
-			t.Errorf("%s: %.4f bits per element, want %.4f", c.spec, got, c.bits)
+			t.Errorf("%s of %d positions: %.4f bits per element, want %.4f", c.spec, c.positions, got, c.bits)
 		}
-		if got, want := Elements(&testCfg, positions), int64(positions*2*2*d); got != want {
+		if got, want := Elements(&testCfg, c.positions), int64(float64(c.positions)*2*2*d); got != want {
 			t.Errorf("Elements = %d, want %d", got, want)
 		}
 	}

@@ -21,12 +21,14 @@ import (
 //
 // Codes are packed in kernel's 32-channel block layout (kernel.PutCode),
 // which its SIMD dot and axpy kernels read. Every store is laid out head
-// by head (all positions of KV head 0, then
-// head 1, …) so that one head's positions are contiguous.
+// by head (all positions of KV head 0, then head 1, …) so that one head's
+// positions are contiguous. A residual window longer than the capacity is
+// held (and counted) only up to the capacity.
 type kiviCache struct {
 	sp                Spec
 	cap, hd, g, r, kR int
 	groups            int // key groups of the capacity
+	kSlots, vSlots    int // residual rows held per head: min(kR, cap), min(r, cap)
 	kb, vb            int // bits
 	kRowB, vRowB      int // bytes of one head's packed codes at one position
 	kLevels, vLevels  int
@@ -56,6 +58,7 @@ func newKIVICache(cfg *model.Config, positions int, sp *Spec) (*kiviCache, error
 	if c.kR == 0 {
 		c.kR = g
 	}
+	c.kSlots, c.vSlots = min(c.kR, positions), min(c.r, positions)
 	c.tmp = make([]float32, max(g, 1)*hd)
 	for l := 0; l < L; l++ {
 		c.kvDim[l] = cfg.KVDim(l)
@@ -63,7 +66,7 @@ func newKIVICache(cfg *model.Config, positions int, sp *Spec) (*kiviCache, error
 		c.kCode[l], c.vCode[l] = make([]byte, heads*positions*c.kRowB), make([]byte, heads*positions*c.vRowB)
 		c.kScale[l], c.kMin[l] = make([]uint16, heads*c.groups*hd), make([]uint16, heads*c.groups*hd)
 		c.vScale[l], c.vMin[l] = make([]uint16, heads*positions*hd/g), make([]uint16, heads*positions*hd/g)
-		c.kRes[l], c.vRes[l] = make([]byte, heads*c.kR*hd*2), make([]byte, heads*c.r*hd*2)
+		c.kRes[l], c.vRes[l] = make([]byte, heads*c.kSlots*hd*2), make([]byte, heads*c.vSlots*hd*2)
 	}
 	return c, nil
 }
@@ -75,12 +78,12 @@ func (c *kiviCache) quantized(n int) (qk, qv int) { return n / c.kR * c.kR, max(
 // kSlot and vSlot are the binary16 residual rows of head h's key at
 // residual slot s (position mod kR) and value at slot s (position mod r).
 func (c *kiviCache) kSlot(layer, h, s int) []byte {
-	off := (h*c.kR + s) * c.hd * 2
+	off := (h*c.kSlots + s) * c.hd * 2
 	return c.kRes[layer][off : off+c.hd*2]
 }
 
 func (c *kiviCache) vSlot(layer, h, s int) []byte {
-	off := (h*c.r + s) * c.hd * 2
+	off := (h*c.vSlots + s) * c.hd * 2
 	return c.vRes[layer][off : off+c.hd*2]
 }
 
@@ -255,7 +258,7 @@ func (c *kiviCache) Scores(layer, head int, q []float32, qs, nq, n int, scale fl
 	// Residual keys [nk, n) sit in slots p − qk, contiguous.
 	for p0 := nk; p0 < n; p0 += wsChunk {
 		m := min(wsChunk, n-p0)
-		off := (head*c.kR + p0 - qk) * hd * 2
+		off := (head*c.kSlots + p0 - qk) * hd * 2
 		kernel.F16ToF32Row(buf[:m*hd], c.kRes[layer][off:off+m*hd*2])
 		kernel.Scores(dst[p0:], ds, q, qs, nq, buf, hd, m, hd, scale)
 	}
@@ -323,7 +326,7 @@ func (c *kiviCache) WeightedSum(layer, head int, w, dst []float32, scratch []flo
 	for p0 := nv; p0 < len(w); {
 		s := p0 % c.r
 		m := min(wsChunk, len(w)-p0, c.r-s)
-		off := (head*c.r + s) * hd * 2
+		off := (head*c.vSlots + s) * hd * 2
 		kernel.F16ToF32Row(buf[:m*hd], c.vRes[layer][off:off+m*hd*2])
 		kernel.WeightedSum(part, w[p0:p0+m], buf, hd)
 		for ch, x := range part {
