@@ -33,11 +33,11 @@ type kiviCache struct {
 	kRowB, vRowB      int // bytes of one head's packed codes at one position
 	kLevels, vLevels  int
 	kvDim, lens       []int
-	kCode, vCode      [][]byte   // per layer: heads × cap packed rows
-	kScale, kMin      [][]uint16 // per layer: heads × groups × hd
-	vScale, vMin      [][]uint16 // per layer: heads × cap × hd/g
-	kRes, vRes        [][]byte   // per layer: heads × kR (keys), heads × r (values) binary16 rows
-	tmp               []float32  // Append's and Truncate's working row(s)
+	kCode, vCode      [][]byte  // per layer: heads × cap packed rows
+	kScale, kMin      [][]byte  // per layer: heads × groups × hd binary16
+	vScale, vMin      [][]byte  // per layer: heads × cap × hd/g binary16
+	kRes, vRes        [][]byte  // per layer: heads × kR (keys), heads × r (values) binary16 rows
+	tmp               []float32 // Append's and Truncate's working row(s)
 }
 
 func newKIVICache(cfg *model.Config, positions int, sp *Spec) (*kiviCache, error) {
@@ -53,8 +53,8 @@ func newKIVICache(cfg *model.Config, positions int, sp *Spec) (*kiviCache, error
 		groups: (positions + g - 1) / g, kb: sp.KBits, vb: sp.VBits,
 		kRowB: hd * sp.KBits / 8, vRowB: hd * sp.VBits / 8, kLevels: 1<<sp.KBits - 1, vLevels: 1<<sp.VBits - 1,
 		kvDim: make([]int, L), lens: make([]int, L),
-		kCode: make([][]byte, L), vCode: make([][]byte, L), kScale: make([][]uint16, L), kMin: make([][]uint16, L),
-		vScale: make([][]uint16, L), vMin: make([][]uint16, L), kRes: make([][]byte, L), vRes: make([][]byte, L)}
+		kCode: make([][]byte, L), vCode: make([][]byte, L), kScale: make([][]byte, L), kMin: make([][]byte, L),
+		vScale: make([][]byte, L), vMin: make([][]byte, L), kRes: make([][]byte, L), vRes: make([][]byte, L)}
 	if c.kR == 0 {
 		c.kR = g
 	}
@@ -64,8 +64,8 @@ func newKIVICache(cfg *model.Config, positions int, sp *Spec) (*kiviCache, error
 		c.kvDim[l] = cfg.KVDim(l)
 		heads := c.kvDim[l] / hd
 		c.kCode[l], c.vCode[l] = make([]byte, heads*positions*c.kRowB), make([]byte, heads*positions*c.vRowB)
-		c.kScale[l], c.kMin[l] = make([]uint16, heads*c.groups*hd), make([]uint16, heads*c.groups*hd)
-		c.vScale[l], c.vMin[l] = make([]uint16, heads*positions*hd/g), make([]uint16, heads*positions*hd/g)
+		c.kScale[l], c.kMin[l] = make([]byte, 2*heads*c.groups*hd), make([]byte, 2*heads*c.groups*hd)
+		c.vScale[l], c.vMin[l] = make([]byte, 2*heads*positions*hd/g), make([]byte, 2*heads*positions*hd/g)
 		c.kRes[l], c.vRes[l] = make([]byte, heads*c.kSlots*hd*2), make([]byte, heads*c.vSlots*hd*2)
 	}
 	return c, nil
@@ -146,14 +146,13 @@ func (c *kiviCache) quantKeys(layer, h, p0 int) {
 		kernel.F16ToF32Row(x[t*hd:(t+1)*hd], c.kSlot(layer, h, (p0+t)%c.kR))
 		clear(c.kCodes(layer, h, p0+t))
 	}
-	sc, mn := c.kScale[layer][(h*c.groups+G)*hd:], c.kMin[layer][(h*c.groups+G)*hd:]
+	sc, mn := c.kScale[layer][2*(h*c.groups+G)*hd:], c.kMin[layer][2*(h*c.groups+G)*hd:]
 	for ch := 0; ch < hd; ch++ {
 		lo, hi := x[ch], x[ch]
 		for t := 1; t < c.g; t++ {
 			lo, hi = min(lo, x[t*hd+ch]), max(hi, x[t*hd+ch])
 		}
-		sc[ch], mn[ch] = groupParams(lo, hi, c.kLevels)
-		s, m := tensor.F16ToF32(sc[ch]), tensor.F16ToF32(mn[ch])
+		s, m := groupParams(lo, hi, c.kLevels, sc[2*ch:], mn[2*ch:])
 		for t := 0; t < c.g; t++ {
 			kernel.PutCode(c.kCodes(layer, h, p0+t), ch, c.kb, code(x[t*hd+ch], s, m, c.kLevels))
 		}
@@ -166,26 +165,31 @@ func (c *kiviCache) quantValue(layer, h, p int, x []float32) {
 	row := c.vCodes(layer, h, p)
 	clear(row)
 	ng := c.hd / c.g
-	sc, mn := c.vScale[layer][(h*c.cap+p)*ng:], c.vMin[layer][(h*c.cap+p)*ng:]
+	sc, mn := c.vScale[layer][2*(h*c.cap+p)*ng:], c.vMin[layer][2*(h*c.cap+p)*ng:]
 	for j := 0; j < ng; j++ {
 		xs := x[j*c.g : (j+1)*c.g]
 		lo, hi := xs[0], xs[0]
 		for _, v := range xs {
 			lo, hi = min(lo, v), max(hi, v)
 		}
-		sc[j], mn[j] = groupParams(lo, hi, c.vLevels)
-		s, m := tensor.F16ToF32(sc[j]), tensor.F16ToF32(mn[j])
+		s, m := groupParams(lo, hi, c.vLevels, sc[2*j:], mn[2*j:])
 		for i, v := range xs {
 			kernel.PutCode(row, j*c.g+i, c.vb, code(v, s, m, c.vLevels))
 		}
 	}
 }
 
-// groupParams is a group's binary16 scale and minimum for values in
-// [lo, hi] and codes 0…levels.
-func groupParams(lo, hi float32, levels int) (scale, mn uint16) {
-	return tensor.F32ToF16((hi - lo) / float32(levels)), tensor.F32ToF16(lo)
+// groupParams stores a group's binary16 scale and minimum for values in
+// [lo, hi] and codes 0…levels into sc and mn, and returns them widened.
+func groupParams(lo, hi float32, levels int, sc, mn []byte) (scale, minimum float32) {
+	s, m := tensor.F32ToF16((hi-lo)/float32(levels)), tensor.F32ToF16(lo)
+	binary.LittleEndian.PutUint16(sc, s)
+	binary.LittleEndian.PutUint16(mn, m)
+	return tensor.F16ToF32(s), tensor.F16ToF32(m)
 }
+
+// f16At is element i of a binary16 array.
+func f16At(b []byte, i int) float32 { return tensor.F16ToF32(binary.LittleEndian.Uint16(b[2*i:])) }
 
 // code is x's code under scale s and minimum m: round((x−m)/s) clamped to
 // 0…levels (0 where s is 0).
@@ -241,11 +245,14 @@ func (c *kiviCache) Scores(layer, head int, q []float32, qs, nq, n int, scale fl
 	for i := 0; i < nq; i++ {
 		qi, row := q[i*qs:i*qs+hd], dst[i*ds:i*ds+n]
 		for G := 0; G*c.g < nk; G++ {
-			sc, mn := c.kScale[layer][(head*c.groups+G)*hd:], c.kMin[layer][(head*c.groups+G)*hd:]
+			off := 2 * (head*c.groups + G) * hd
+			sc, mn := buf[:hd], buf[hd:2*hd]
+			kernel.F16ToF32Row(sc, c.kScale[layer][off:off+2*hd])
+			kernel.F16ToF32Row(mn, c.kMin[layer][off:off+2*hd])
 			var base float32
 			for ch, x := range qi {
-				qsc[ch] = x * tensor.F16ToF32(sc[ch])
-				base += x * tensor.F16ToF32(mn[ch])
+				qsc[ch] = x * sc[ch]
+				base += x * mn[ch]
 			}
 			p0, p1 := G*c.g, min(nk, (G+1)*c.g)
 			out := row[p0:p1]
@@ -285,7 +292,7 @@ func (c *kiviCache) WeightedSum(layer, head int, w, dst []float32, scratch []flo
 	clear(dst)
 	mins := part[:ng]
 	clear(mins)
-	sc, mn := c.vScale[layer][head*c.cap*ng:], c.vMin[layer][head*c.cap*ng:]
+	sc, mn := c.vScale[layer][2*head*c.cap*ng:], c.vMin[layer][2*head*c.cap*ng:]
 	if c.g%kernel.CodeBlock == 0 {
 		// One weight per position and 32-channel block, a chunk of
 		// positions at a time, through the row kernel.
@@ -294,11 +301,15 @@ func (c *kiviCache) WeightedSum(layer, head int, w, dst []float32, scratch []flo
 		for p0 := 0; p0 < nv; p0 += wsChunk {
 			p1 := min(nv, p0+wsChunk)
 			a := buf[:(p1-p0)*k]
+			fs := buf[wsChunk*k : wsChunk*k+(p1-p0)*ng]
+			fm := buf[wsChunk*(k+ng) : wsChunk*(k+ng)+(p1-p0)*ng]
+			kernel.F16ToF32Row(fs, sc[2*p0*ng:2*p1*ng])
+			kernel.F16ToF32Row(fm, mn[2*p0*ng:2*p1*ng])
 			for p := p0; p < p1; p++ {
 				wp := w[p]
 				for j := 0; j < ng; j++ {
-					mins[j] += wp * tensor.F16ToF32(mn[p*ng+j])
-					ws := wp * tensor.F16ToF32(sc[p*ng+j])
+					mins[j] += wp * fm[(p-p0)*ng+j]
+					ws := wp * fs[(p-p0)*ng+j]
 					for blk := j * per; blk < (j+1)*per; blk++ {
 						a[(p-p0)*k+blk] = ws
 					}
@@ -311,8 +322,8 @@ func (c *kiviCache) WeightedSum(layer, head int, w, dst []float32, scratch []flo
 			wp := w[p]
 			row := c.vCodes(layer, head, p)
 			for j := 0; j < ng; j++ {
-				mins[j] += wp * tensor.F16ToF32(mn[p*ng+j])
-				a := wp * tensor.F16ToF32(sc[p*ng+j])
+				mins[j] += wp * f16At(mn, p*ng+j)
+				a := wp * f16At(sc, p*ng+j)
 				for ch := j * c.g; ch < (j+1)*c.g; ch++ {
 					dst[ch] += a * float32(kernel.Code(row, ch, c.vb))
 				}
@@ -371,7 +382,7 @@ func (c *kiviCache) keyRow(layer, h, p int, dst []float32) {
 	g := (h*c.groups + p/c.g) * c.hd
 	row := c.kCodes(layer, h, p)
 	for ch := range dst {
-		dst[ch] = tensor.F16ToF32(c.kMin[layer][g+ch]) + tensor.F16ToF32(c.kScale[layer][g+ch])*float32(kernel.Code(row, ch, c.kb))
+		dst[ch] = f16At(c.kMin[layer], g+ch) + f16At(c.kScale[layer], g+ch)*float32(kernel.Code(row, ch, c.kb))
 	}
 }
 
@@ -381,7 +392,7 @@ func (c *kiviCache) valueRow(layer, h, p int, dst []float32) {
 	row := c.vCodes(layer, h, p)
 	for ch := range dst {
 		j := (h*c.cap+p)*ng + ch/c.g
-		dst[ch] = tensor.F16ToF32(c.vMin[layer][j]) + tensor.F16ToF32(c.vScale[layer][j])*float32(kernel.Code(row, ch, c.vb))
+		dst[ch] = f16At(c.vMin[layer], j) + f16At(c.vScale[layer], j)*float32(kernel.Code(row, ch, c.vb))
 	}
 }
 
@@ -401,7 +412,7 @@ func (c *kiviCache) Bytes() int64 {
 	var n int64
 	for l := range c.kvDim {
 		n += int64(len(c.kCode[l]) + len(c.vCode[l]) + len(c.kRes[l]) + len(c.vRes[l]))
-		n += 2 * int64(len(c.kScale[l])+len(c.kMin[l])+len(c.vScale[l])+len(c.vMin[l]))
+		n += int64(len(c.kScale[l]) + len(c.kMin[l]) + len(c.vScale[l]) + len(c.vMin[l]))
 	}
 	return n
 }
