@@ -31,6 +31,13 @@ type Options struct {
 	Reps    int // repetitions of each test
 	Threads int // worker threads (0: all cores)
 	Warmup  bool
+	// Depth is how many tokens are in the cache before each decode run
+	// (llama-bench's -d): decode is measured at context Depth…Depth+Gen.
+	Depth int
+	// NewCache, when set, makes the KV cache of a given capacity (nil: the
+	// float32 cache); KVName labels it in the result.
+	NewCache func(positions int) (model.KVCache, error)
+	KVName   string
 }
 
 // Result is one benchmark run.
@@ -52,6 +59,9 @@ type Result struct {
 	RooflinePct  float64 `json:"roofline_pct"`  // gbps / roofline_gbps, percent
 	TGAllocs     float64 `json:"tg_allocs_per_token"`
 	PeakRSS      int64   `json:"peak_rss_bytes"` // the process's high-water mark, where the OS reports it
+	Depth        int     `json:"depth_tokens"`   // tokens in the cache before decoding
+	KV           string  `json:"kv,omitempty"`   // the KV cache (Options.KVName)
+	KVBytes      int64   `json:"kv_bytes"`       // the KV cache's bytes (its peak: it is allocated whole)
 }
 
 // Run benchmarks m. name labels the result.
@@ -61,7 +71,10 @@ func Run(m *model.Model, name string, opt Options) (*Result, error) {
 	}
 	kernel.SetThreads(opt.Threads)
 	r := &Result{Model: name, Params: m.NumParams(), WeightBytes: decodeBytes(m), Threads: kernel.Threads(),
-		Kernel: kernel.Kernel(), Prompt: opt.Prompt, Gen: opt.Gen, Reps: opt.Reps}
+		Kernel: kernel.Kernel(), Prompt: opt.Prompt, Gen: opt.Gen, Reps: opt.Reps, Depth: opt.Depth, KV: opt.KVName}
+	if opt.Depth < 0 {
+		return nil, fmt.Errorf("bench: depth %d", opt.Depth)
+	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	V := m.Config.VocabSize
 	tokens := func(n int) []int {
@@ -71,8 +84,20 @@ func Run(m *model.Model, name string, opt Options) (*Result, error) {
 		}
 		return t
 	}
-	ctx := max(opt.Prompt, opt.Gen, 1)
-	st := m.NewState(ctx, max(opt.Prompt, 1))
+	ctx := max(opt.Prompt, opt.Depth+opt.Gen, 1)
+	var cache model.KVCache = m.NewCache(ctx)
+	if opt.NewCache != nil {
+		var err error
+		if cache, err = opt.NewCache(ctx); err != nil {
+			return nil, err
+		}
+	}
+	r.KVBytes = cache.Bytes()
+	st := m.NewStateWithCache(cache, max(opt.Prompt, opt.Depth, 1))
+	var depth []int
+	if opt.Depth > 0 {
+		depth = tokens(opt.Depth)
+	}
 	logits := make([]float32, V)
 
 	if opt.Prompt > 0 {
@@ -97,6 +122,11 @@ func Run(m *model.Model, name string, opt Options) (*Result, error) {
 		var mallocs uint64
 		for i := -1; i < opt.Reps; i++ {
 			st.Reset()
+			if len(depth) > 0 {
+				if err := st.Forward(depth, logits, false); err != nil {
+					return nil, err
+				}
+			}
 			runtime.ReadMemStats(&ms)
 			before := ms.Mallocs
 			start := time.Now()
@@ -224,7 +254,11 @@ func (r *Result) WriteTable(w io.Writer) error {
 		row(fmt.Sprintf("pp%d", r.Prompt), r.PPTPS, r.PPSD)
 	}
 	if r.Gen > 0 {
-		row(fmt.Sprintf("tg%d", r.Gen), r.TGTPS, r.TGSD)
+		test := fmt.Sprintf("tg%d", r.Gen)
+		if r.Depth > 0 {
+			test += fmt.Sprintf(" @ d%d", r.Depth)
+		}
+		row(test, r.TGTPS, r.TGSD)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -232,6 +266,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 	if r.Gen > 0 {
 		fmt.Fprintf(w, "\ndecode reads %.1f GB/s of weights; measured memory bandwidth %.1f GB/s (%.0f%% of roofline); %.1f allocations/token\n",
 			r.GBps, r.RooflineGBps, r.RooflinePct, r.TGAllocs)
+	}
+	if r.KV != "" {
+		fmt.Fprintf(w, "KV cache %s: %.2f MiB\n", r.KV, float64(r.KVBytes)/(1<<20))
 	}
 	if r.PeakRSS > 0 {
 		fmt.Fprintf(w, "peak RSS %.1f MiB\n", float64(r.PeakRSS)/(1<<20))

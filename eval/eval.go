@@ -123,6 +123,10 @@ type Options struct {
 	// from; they label the Result (JSON "model" and "data") and DataName
 	// appears in errors about the stream.
 	ModelName, DataName string
+
+	// KV, when set, describes the evaluated model's KV cache; it is copied
+	// into the Result.
+	KV *KVInfo
 }
 
 // plan is the resolved set of windows and scored rows of a run.
@@ -319,6 +323,7 @@ func Evaluate(m Model, stream []int, opt Options) (*Result, error) {
 	}
 	res := sc.result()
 	res.Model, res.Data = opt.ModelName, opt.DataName
+	res.KVInfo = opt.KV
 	res.Seconds = time.Since(t0).Seconds()
 	if res.Seconds > 0 {
 		res.TokensPerSec = float64(p.windows*p.ctx) / res.Seconds

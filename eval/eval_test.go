@@ -268,7 +268,8 @@ func TestResultOutput(t *testing.T) {
 	m := &hashModel{vocab: 30, seed: 1, scale: 3, noise: 0.2, noiseSeed: 5}
 	stream := testStream(300, 30, 6)
 	var prog bytes.Buffer
-	r, err := Evaluate(m, stream, Options{Ctx: 32, Base: base, Progress: &prog})
+	kv := &KVInfo{Spec: "q4_0", BitsPerElement: 4.5, BytesPerToken: 1152}
+	r, err := Evaluate(m, stream, Options{Ctx: 32, Base: base, Progress: &prog, KV: kv})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,6 +284,9 @@ func TestResultOutput(t *testing.T) {
 	if err := json.Unmarshal(js.Bytes(), &got); err != nil {
 		t.Fatal(err)
 	}
+	if got["kv_spec"] != "q4_0" || got["kv_bits_per_element"] != 4.5 || got["kv_bytes_per_token"] != 1152.0 {
+		t.Errorf("JSON's KV fields: %s", js.String())
+	}
 	for _, k := range []string{"tokens", "nll", "ppl", "ppl_pm", "kld_mean", "kld_p99", "top1", "dp_rms", "base_ppl", "ppl_ratio", "ln_ppl_ratio"} {
 		if _, ok := got[k]; !ok {
 			t.Errorf("JSON lacks %q: %s", k, js.String())
@@ -296,7 +300,7 @@ func TestResultOutput(t *testing.T) {
 	if err := r.WriteTable(&tb); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"tokens scored", "PPL", "mean KLD", "same top-1", "RMS Δp"} {
+	for _, s := range []string{"tokens scored", "PPL", "mean KLD", "same top-1", "RMS Δp", "q4_0 (4.500 bits per element, 1152 bytes per token)"} {
 		if !strings.Contains(tb.String(), s) {
 			t.Errorf("table lacks %q:\n%s", s, tb.String())
 		}
@@ -308,8 +312,8 @@ func TestResultOutput(t *testing.T) {
 	}
 	js.Reset()
 	plain.WriteJSON(&js)
-	if strings.Contains(js.String(), "kld_mean") {
-		t.Errorf("JSON without a base has KLD fields: %s", js.String())
+	if strings.Contains(js.String(), "kld_mean") || strings.Contains(js.String(), "kv_spec") {
+		t.Errorf("JSON without a base or KV info has their fields: %s", js.String())
 	}
 	tb.Reset()
 	plain.WriteTable(&tb)

@@ -30,9 +30,23 @@ type Result struct {
 	// Options.PerPosition is set.
 	PerPositionNLL []float32 `json:"per_position_nll,omitempty"`
 
+	// KVInfo describes the model's KV cache, when Options.KV gave it. Its
+	// fields appear at the top level of the JSON.
+	*KVInfo
+
 	// Comparison holds the divergence from a base; nil without one. Its
 	// fields appear at the top level of the JSON.
 	*Comparison
+}
+
+// KVInfo describes the KV cache an evaluated model ran with.
+type KVInfo struct {
+	Spec string `json:"kv_spec"` // the cache's spec string (package kv)
+	// BitsPerElement is the cache's bytes for a full window, in bits per
+	// key or value element: codes, scales, zero points and any
+	// full-precision window all counted.
+	BitsPerElement float64 `json:"kv_bits_per_element"`
+	BytesPerToken  float64 `json:"kv_bytes_per_token"` // the same bytes per position of the window
 }
 
 // Comparison is how a model's predictions differ from a base's on the same
@@ -110,6 +124,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 	row("tokens scored", "%d", r.Tokens)
 	row("mean NLL", "%.6f ± %.6f nats", r.NLL, r.NLLPM)
 	row("PPL", "%.4f ± %.4f", r.PPL, r.PPLPM)
+	if k := r.KVInfo; k != nil {
+		row("KV cache", "%s (%.3f bits per element, %.0f bytes per token)", k.Spec, k.BitsPerElement, k.BytesPerToken)
+	}
 	if r.Seconds > 0 {
 		row("speed", "%.0f tok/s (%.1f s)", r.TokensPerSec, r.Seconds)
 	}

@@ -6,6 +6,10 @@ type Runner struct {
 	m     *Model
 	batch int
 	st    *State
+
+	// NewCache, when set, makes the KV cache of a sequence of positions
+	// positions (nil: the float32 cache).
+	NewCache func(positions int) (KVCache, error)
 }
 
 // NewRunner makes a runner that feeds at most batch tokens per step
@@ -24,7 +28,15 @@ func (r *Runner) VocabSize() int { return r.m.Config.VocabSize }
 // logits to out.
 func (r *Runner) Logits(tokens []int, out []float32) error {
 	if r.st == nil || r.st.Cache().Cap() < len(tokens) {
-		r.st = r.m.NewState(len(tokens), min(r.batch, len(tokens)))
+		if r.NewCache == nil {
+			r.st = r.m.NewState(len(tokens), min(r.batch, len(tokens)))
+		} else {
+			c, err := r.NewCache(len(tokens))
+			if err != nil {
+				return err
+			}
+			r.st = r.m.NewStateWithCache(c, min(r.batch, len(tokens)))
+		}
 	}
 	r.st.Reset()
 	return r.st.Forward(tokens, out, true)

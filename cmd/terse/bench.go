@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/terse-llm/terse/kv"
 	"github.com/terse-llm/terse/model"
 	"github.com/terse-llm/terse/tensor"
 
@@ -21,6 +22,8 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	typ := fs.String("type", "Q4_0", "with --random: the weights' type (F32, F16, BF16, Q8_0, Q4_0, Q4_K, ...)")
 	outType := fs.String("output-type", "", "with --random: the output matrix's type (default: Q6_K for 4-bit and smaller types, else --type)")
 	jsonOut := fs.Bool("json", false, "print one JSON object")
+	depth := fs.Int("d", 0, "tokens in the KV cache before each decode test (decode at context d…d+n)")
+	kvFlag := fs.String("kv", "f32", "KV cache: f32, f16, q8_0, q4_0, kivi[:kBvB][:gG][:rR], … (see package kv)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -35,6 +38,12 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return usagef("--reps %d: must be at least 1", *reps)
 	case *threads < 0:
 		return usagef("--threads %d: must be 0 (all cores) or a positive count", *threads)
+	case *depth < 0:
+		return usagef("-d %d: must be 0 (decode from an empty cache) or a positive depth in tokens", *depth)
+	}
+	kvSpec, err := kv.Parse(*kvFlag)
+	if err != nil {
+		return usagef("--kv: %v", err)
 	}
 	var m *model.Model
 	var name string
@@ -63,7 +72,8 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		defer ck.Close()
 		m, name = ck.Model, ck.Path
 	}
-	r, err := bench.Run(m, name, bench.Options{Prompt: *p, Gen: *n, Reps: *reps, Threads: *threads, Warmup: true})
+	r, err := bench.Run(m, name, bench.Options{Prompt: *p, Gen: *n, Reps: *reps, Threads: *threads, Warmup: true,
+		Depth: *depth, NewCache: kvSpec.Factory(&m.Config), KVName: kvSpec.String()})
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/terse-llm/terse/bundled"
 	"github.com/terse-llm/terse/eval"
 	"github.com/terse-llm/terse/internal/atomicfile"
+	"github.com/terse-llm/terse/kv"
 	"github.com/terse-llm/terse/load"
 	"github.com/terse-llm/terse/model"
 )
@@ -29,6 +30,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	topK := fs.Int("save-top-k", eval.DefaultTopK, "log-probs kept per position by --save-logits")
 	threads := fs.Int("threads", 0, "worker threads (0: all cores)")
 	perPos := fs.Bool("per-position", false, "include every scored position's NLL (and KLD) in --json output")
+	kvFlag := fs.String("kv", "f32", "KV cache of --model (--base keeps f32): f32, f16, q8_0, q4_0, q5_0, kivi[:kBvB][:gG][:rR], … (see package kv)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	jsonOut := fs.Bool("json", false, "print one JSON object")
 	if err := parse(fs, args); err != nil {
@@ -55,6 +57,10 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	if *baseLogits != "" && !isSet(fs, "ctx") {
 		*ctx = 0 // the file's
 	}
+	kvSpec, err := kv.Parse(*kvFlag)
+	if err != nil {
+		return usagef("--kv: %v", err)
+	}
 
 	var text []byte
 	dataName := *data
@@ -72,8 +78,14 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	cfg := &ck.Model.Config
+	bits, perTok, err := kvSpec.Size(cfg, max(*ctx, 1))
+	if err != nil {
+		return fmt.Errorf("--kv: %w", err)
+	}
 	opt := eval.Options{Protocol: proto, Ctx: *ctx, Windows: *windows, BOS: ck.Tokenizer.BOS(), PerPosition: *perPos,
-		ModelName: ck.Path, DataName: dataName}
+		ModelName: ck.Path, DataName: dataName,
+		KV: &eval.KVInfo{Spec: kvSpec.String(), BitsPerElement: bits, BytesPerToken: perTok}}
 	if !*quiet {
 		opt.Progress = stderr
 	}
@@ -112,7 +124,9 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		defer save.Abort()
 		opt.SaveLogits, opt.SaveTopK = save, *topK
 	}
-	res, err := eval.Evaluate(model.NewRunner(ck.Model, 0), stream, opt)
+	runner := model.NewRunner(ck.Model, 0)
+	runner.NewCache = kvSpec.Factory(cfg)
+	res, err := eval.Evaluate(runner, stream, opt)
 	if err == nil && save != nil {
 		err = save.Commit()
 	}

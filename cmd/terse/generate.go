@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/terse-llm/terse/kv"
 	"github.com/terse-llm/terse/model"
 	"github.com/terse-llm/terse/tokenizer"
 )
@@ -31,6 +32,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	fs.Var(&stops, "stop", `stop when the text reaches this string, which is not printed (repeatable; \n, \t and \\ read as newline, tab and backslash)`)
 	ignoreEOS := fs.Bool("ignore-eos", false, "keep generating past the end-of-sequence and end-of-turn tokens")
 	jsonOut := fs.Bool("json", false, "print one JSON object instead of streaming text")
+	kvFlag := fs.String("kv", "f32", "KV cache: f32, f16, q8_0, q4_0, kivi[:kBvB][:gG][:rR], … (see package kv)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -51,6 +53,10 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	}
 	if *seed == 0 {
 		*seed = rand.Uint64() | 1
+	}
+	kvSpec, err := kv.Parse(*kvFlag)
+	if err != nil {
+		return usageError{"--kv: " + err.Error()}
 	}
 	ck, err := mf.open()
 	if err != nil {
@@ -93,7 +99,11 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	for _, s := range stops {
 		maxStop = max(maxStop, len(s))
 	}
-	st := m.NewState(size, min(promptLen, 512))
+	cache, err := kvSpec.New(&m.Config, size)
+	if err != nil {
+		return fmt.Errorf("--kv: %w", err)
+	}
+	st := m.NewStateWithCache(cache, min(promptLen, 512))
 	sampler := model.NewSampler(*temp, *topK, *topP, *seed)
 	logits := make([]float32, m.Config.VocabSize)
 	start := time.Now()

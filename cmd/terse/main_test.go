@@ -124,11 +124,51 @@ func TestCommandErrors(t *testing.T) {
 		{"missing model", []string{"inspect", "--model", "/nonexistent/model.gguf"}, 1, "/nonexistent/model.gguf"},
 		{"tokenize needs text", []string{"tokenize"}, 2, "--text or --file"},
 		{"base and base-logits", []string{"eval", "--base", "a", "--base-logits", "b"}, 2, "not both"},
+		{"bad kv spec", []string{"eval", "--kv", "q3_k"}, 2, `unknown cache "q3_k"`},
+		{"bad kv field", []string{"bench", "--kv", "kivi:k3v3"}, 2, "want 2, 4 or 8"},
+		{"kv unsuited to the model", []string{"generate", "--kv", "q4_0", "-n", "1"}, 1, "head dimension 8"},
+		{"bench negative depth", []string{"bench", "-d", "-1"}, 2, "-d must be"},
 	}
 	for _, tc := range tests {
 		_, errs, code := runCmd(t, tc.args...)
 		if code != tc.code || !strings.Contains(errs, tc.msg) {
 			t.Errorf("%s: exit %d, stderr %q; want exit %d mentioning %q", tc.name, code, errs, tc.code, tc.msg)
 		}
+	}
+}
+
+// TestEvalKV: --kv f32 gives the same result as no flag, bit for bit; a
+// compressed cache against the same model as --base reports its size and
+// a small, nonzero divergence.
+func TestEvalKV(t *testing.T) {
+	dir := testshared.Path(t, "models/pdtext-llama-28m")
+	type result struct {
+		NLL    float64 `json:"nll"`
+		KLD    float64 `json:"kld_mean"`
+		Spec   string  `json:"kv_spec"`
+		Bits   float64 `json:"kv_bits_per_element"`
+		PerTok float64 `json:"kv_bytes_per_token"`
+	}
+	eval := func(extra ...string) result {
+		args := append([]string{"eval", "--model", dir, "--ctx", "128", "--windows", "2", "--json", "--quiet"}, extra...)
+		out, errs, code := runCmd(t, args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", extra, code, errs)
+		}
+		var r result
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		return r
+	}
+	plain, f32 := eval(), eval("--kv", "f32")
+	if math.Float64bits(plain.NLL) != math.Float64bits(f32.NLL) || f32.Spec != "f32" || f32.Bits != 32 {
+		t.Errorf("--kv f32: %+v; without --kv: %+v", f32, plain)
+	}
+	q := eval("--kv", "q4_0", "--base", dir)
+	// pdtext-llama-28m: 8 layers × 2 KV heads × 64 channels, keys and
+	// values, 18 bytes per 32 elements.
+	if q.Spec != "q4_0" || q.Bits != 4.5 || q.PerTok != 8*2*128*18/32 || !(q.KLD > 0 && q.KLD < 0.05) {
+		t.Errorf("--kv q4_0: %+v", q)
 	}
 }

@@ -1,0 +1,13 @@
+//go:build !amd64 || purego
+
+package kernel
+
+func dotCodes(_ level, w []float32, codes []byte, b int) float32 { return dotCodesGeneric(w, codes, b) }
+
+func axpyCodes(_ level, out []float32, a float32, codes []byte, b int) {
+	axpyCodesGeneric(out, a, codes, b)
+}
+
+func axpyCodesRows(l level, out, a []float32, codes []byte, b int) {
+	axpyCodesRowsGeneric(l, out, a, codes, b)
+}

@@ -1,0 +1,196 @@
+package kv
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/terse-llm/terse/model"
+	"github.com/terse-llm/terse/tensor"
+)
+
+// Kind is a family of caches.
+type Kind int
+
+const (
+	// KindFloat is the uncompressed float32 cache (model.FloatCache).
+	KindFloat Kind = iota
+	// KindBlock stores keys and values in one ggml element type.
+	KindBlock
+	// KindKIVI is KIVI's per-channel-key, per-token-value quantization.
+	KindKIVI
+)
+
+// KIVI defaults (the paper's): 2-bit keys and values, groups of 32, a
+// residual window of 128 tokens.
+const (
+	DefaultKIVIBits     = 2
+	DefaultKIVIGroup    = 32
+	DefaultKIVIResidual = 128
+)
+
+// Spec is a parsed cache spec: which cache and its parameters.
+type Spec struct {
+	Kind Kind
+	// Type is the element type of a KindBlock cache.
+	Type tensor.DType
+	// KBits, VBits, Group and Residual are KIVI's parameters.
+	KBits, VBits, Group, Residual int
+}
+
+// blockTypes are the element types a KindBlock cache accepts, by name:
+// those llama.cpp accepts for its cache.
+var blockTypes = map[string]tensor.DType{
+	"f16": tensor.F16, "bf16": tensor.BF16, "q8_0": tensor.Q8_0, "q4_0": tensor.Q4_0,
+	"q4_1": tensor.Q4_1, "q5_0": tensor.Q5_0, "q5_1": tensor.Q5_1, "iq4_nl": tensor.IQ4_NL,
+}
+
+// Parse reads a cache spec (see the package doc): "f32", "f16", "q8_0",
+// "q4_0", "kivi", "kivi:k2v2", "kivi:k4v4:g32:r128", ….
+func Parse(s string) (*Spec, error) {
+	name, rest, _ := strings.Cut(s, ":")
+	name = strings.ToLower(name)
+	switch {
+	case name == "f32" || name == "":
+		if rest != "" || name == "" {
+			return nil, fmt.Errorf("kv spec %q: want f32, f16, q8_0, q4_0, kivi[:kBvB][:gG][:rR], …", s)
+		}
+		return &Spec{Kind: KindFloat, Type: tensor.F32}, nil
+	case name == "kivi":
+		return parseKIVI(s, rest)
+	}
+	dt, ok := blockTypes[name]
+	if !ok {
+		return nil, fmt.Errorf("kv spec %q: unknown cache %q (want f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl or kivi)", s, name)
+	}
+	if rest != "" {
+		return nil, fmt.Errorf("kv spec %q: %s takes no parameters", s, name)
+	}
+	return &Spec{Kind: KindBlock, Type: dt}, nil
+}
+
+// parseKIVI reads KIVI's colon-separated fields, each at most once.
+func parseKIVI(s, rest string) (*Spec, error) {
+	sp := &Spec{Kind: KindKIVI, KBits: DefaultKIVIBits, VBits: DefaultKIVIBits, Group: DefaultKIVIGroup, Residual: DefaultKIVIResidual}
+	seen := map[byte]bool{}
+	if rest != "" {
+		for _, f := range strings.Split(rest, ":") {
+			if f == "" {
+				return nil, fmt.Errorf("kv spec %q: empty field", s)
+			}
+			key := f[0]
+			if key == 'v' {
+				key = 'k' // kBvB is one field
+			}
+			if seen[key] {
+				return nil, fmt.Errorf("kv spec %q: field %q given twice", s, f)
+			}
+			seen[key] = true
+			var err error
+			switch f[0] {
+			case 'k':
+				kb, vb, ok := strings.Cut(f[1:], "v")
+				if !ok {
+					return nil, fmt.Errorf("kv spec %q: bits field %q: want kBvB, as k2v2", s, f)
+				}
+				if sp.KBits, err = parseBits(kb); err == nil {
+					sp.VBits, err = parseBits(vb)
+				}
+			case 'g':
+				sp.Group, err = parseInt(f[1:], 1, 1<<16)
+			case 'r':
+				sp.Residual, err = parseInt(f[1:], 0, 1<<20)
+			default:
+				err = fmt.Errorf("unknown field (want kBvB, gG or rR)")
+			}
+			if err != nil {
+				return nil, fmt.Errorf("kv spec %q: field %q: %w", s, f, err)
+			}
+		}
+	}
+	if sp.Residual%sp.Group != 0 {
+		return nil, fmt.Errorf("kv spec %q: residual %d is not a multiple of the group %d", s, sp.Residual, sp.Group)
+	}
+	return sp, nil
+}
+
+func parseBits(s string) (int, error) {
+	b, err := parseInt(s, 1, 8)
+	if err != nil {
+		return 0, err
+	}
+	if b != 2 && b != 4 && b != 8 {
+		return 0, fmt.Errorf("%d bits: want 2, 4 or 8", b)
+	}
+	return b, nil
+}
+
+func parseInt(s string, lo, hi int) (int, error) {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lo || n > hi {
+		return 0, fmt.Errorf("%q is not an integer in %d…%d", s, lo, hi)
+	}
+	return n, nil
+}
+
+// String is the spec in full, as Parse reads it back.
+func (sp *Spec) String() string {
+	switch sp.Kind {
+	case KindFloat:
+		return "f32"
+	case KindBlock:
+		return strings.ToLower(sp.Type.String())
+	}
+	return fmt.Sprintf("kivi:k%dv%d:g%d:r%d", sp.KBits, sp.VBits, sp.Group, sp.Residual)
+}
+
+// New makes an empty cache of the spec for positions positions of every
+// layer of cfg. It fails when the model's shape does not suit the cache
+// (a head dimension that is not a whole number of blocks or groups).
+func (sp *Spec) New(cfg *model.Config, positions int) (model.KVCache, error) {
+	if positions < 1 {
+		return nil, fmt.Errorf("kv %s: capacity of %d positions", sp, positions)
+	}
+	switch sp.Kind {
+	case KindFloat:
+		return model.NewFloatCache(cfg, positions), nil
+	case KindBlock:
+		return newBlockCache(cfg, positions, sp.Type)
+	case KindKIVI:
+		return newKIVICache(cfg, positions, sp)
+	}
+	return nil, fmt.Errorf("kv %s: unknown kind %d", sp, sp.Kind)
+}
+
+// Elements is the number of key and value elements a cache of positions
+// positions holds for cfg: positions · Σ_layers 2 · KV width.
+func Elements(cfg *model.Config, positions int) int64 {
+	var n int64
+	for l := 0; l < cfg.NLayers; l++ {
+		n += 2 * int64(cfg.KVDim(l))
+	}
+	return n * int64(positions)
+}
+
+// BitsPerElement is c's bytes in bits per key or value element of its
+// capacity for cfg.
+func BitsPerElement(c model.KVCache, cfg *model.Config) float64 {
+	return float64(c.Bytes()) * 8 / float64(Elements(cfg, c.Cap()))
+}
+
+// Factory returns a function making empty caches of the spec for cfg, of a
+// given capacity (model.Runner.NewCache, bench.Options.NewCache).
+func (sp *Spec) Factory(cfg *model.Config) func(positions int) (model.KVCache, error) {
+	return func(positions int) (model.KVCache, error) { return sp.New(cfg, positions) }
+}
+
+// Size is what a cache of the spec for positions positions of cfg holds:
+// its bits per key or value element and its bytes per position, everything
+// counted. It fails where New would.
+func (sp *Spec) Size(cfg *model.Config, positions int) (bitsPerElement, bytesPerToken float64, err error) {
+	c, err := sp.New(cfg, positions)
+	if err != nil {
+		return 0, 0, err
+	}
+	return BitsPerElement(c, cfg), float64(c.Bytes()) / float64(positions), nil
+}

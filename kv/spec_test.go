@@ -1,0 +1,95 @@
+package kv
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/terse-llm/terse/model"
+)
+
+func TestParse(t *testing.T) {
+	good := []struct{ in, want string }{
+		{"f32", "f32"},
+		{"F16", "f16"},
+		{"bf16", "bf16"},
+		{"q8_0", "q8_0"},
+		{"q4_0", "q4_0"},
+		{"q4_1", "q4_1"},
+		{"q5_0", "q5_0"},
+		{"q5_1", "q5_1"},
+		{"iq4_nl", "iq4_nl"},
+		{"kivi", "kivi:k2v2:g32:r128"},
+		{"kivi:k2v2", "kivi:k2v2:g32:r128"},
+		{"kivi:k4v4", "kivi:k4v4:g32:r128"},
+		{"kivi:k2v2:g32:r128", "kivi:k2v2:g32:r128"},
+		{"kivi:r64:g16:k4v2", "kivi:k4v2:g16:r64"},
+		{"kivi:k8v8:g64:r0", "kivi:k8v8:g64:r0"},
+	}
+	for _, c := range good {
+		sp, err := Parse(c.in)
+		if err != nil {
+			t.Errorf("Parse(%q): %v", c.in, err)
+			continue
+		}
+		if got := sp.String(); got != c.want {
+			t.Errorf("Parse(%q) = %s, want %s", c.in, got, c.want)
+		}
+	}
+	bad := []struct{ in, msg string }{
+		{"", "want f32"},
+		{"f32:x", "want f32"},
+		{"q3_k", "unknown cache"},
+		{"q8_0:g32", "no parameters"},
+		{"kivi:k3v2", "want 2, 4 or 8"},
+		{"kivi:k2", "want kBvB"},
+		{"kivi:k2v2:k4v4", "twice"},
+		{"kivi:g0", "integer in"},
+		{"kivi:g32:r100", "not a multiple"},
+		{"kivi:x1", "unknown field"},
+		{"kivi::g32", "empty field"},
+		{"kivi:r-32", "integer in"},
+	}
+	for _, c := range bad {
+		_, err := Parse(c.in)
+		if err == nil || !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("Parse(%q) = %v, want an error with %q", c.in, err, c.msg)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"f32", "q4_0", "kivi", "kivi:k2v2:g32:r128", "kivi:k4v4", "kivi:g16:r0", "q8_0:"} {
+		f.Add(s)
+	}
+	cfg := &model.Config{NLayers: 1, NHeads: 1, NKVHeads: 1, HeadDim: 32}
+	f.Fuzz(func(t *testing.T, s string) {
+		sp, err := Parse(s)
+		if err != nil {
+			return
+		}
+		again, err := Parse(sp.String())
+		if err != nil || *again != *sp {
+			t.Fatalf("Parse(%q) = %s, which parses as %v, %v", s, sp, again, err)
+		}
+		if sp.Group > 64 || sp.Residual > 256 {
+			return
+		}
+		if _, err := sp.New(cfg, 4); err != nil && !strings.Contains(err.Error(), "head dimension") {
+			t.Fatalf("%s.New: %v", sp, err)
+		}
+	})
+}
+
+func TestNewErrors(t *testing.T) {
+	cfg := &model.Config{NLayers: 1, NHeads: 2, NKVHeads: 1, HeadDim: 16}
+	for _, s := range []string{"q4_0", "kivi:g32:r0"} {
+		sp, _ := Parse(s)
+		if _, err := sp.New(cfg, 8); err == nil || !strings.Contains(err.Error(), "head dimension 16") {
+			t.Errorf("%s on head_dim 16: %v, want an error naming the head dimension", s, err)
+		}
+	}
+	sp, _ := Parse("f16")
+	if _, err := sp.New(cfg, 0); err == nil {
+		t.Errorf("f16 of 0 positions: no error")
+	}
+}
