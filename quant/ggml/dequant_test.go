@@ -33,6 +33,8 @@ func randomBlocks(r *rand.Rand, dt tensor.DType, n int) []byte {
 			binary.LittleEndian.PutUint16(b[o:], tensor.F32ToBF16(float32(r.NormFloat64())))
 		case tensor.F32:
 			binary.LittleEndian.PutUint32(b[o:], math.Float32bits(float32(r.NormFloat64())))
+		case tensor.IQ1_M:
+			setIQ1MScale(b[o:o+dt.BlockBytes()], tensor.F32ToF16(float32(r.NormFloat64()*0.01)))
 		default:
 			for _, off := range lookup(dt).Scales {
 				h(o + off)
@@ -40,6 +42,15 @@ func randomBlocks(r *rand.Rand, dt tensor.DType, n int) []byte {
 		}
 	}
 	return b
+}
+
+// setIQ1MScale writes the binary16 super-block scale h of the IQ1_M block
+// blk, which it spreads over the top nibbles of its four scale words.
+func setIQ1MScale(blk []byte, h uint16) {
+	for k := 0; k < 4; k++ {
+		w := binary.LittleEndian.Uint16(blk[48+2*k:])&0x0fff | (h>>(4*uint(k))&0xf)<<12
+		binary.LittleEndian.PutUint16(blk[48+2*k:], w)
+	}
 }
 
 // TestQ5_1 checks Q5_1, which no llama.cpp fixture holds, against a direct
@@ -153,7 +164,7 @@ func TestDequantizeErrors(t *testing.T) {
 		{"partial block", tensor.Q4_K, 144, 255, "multiple of the block size"},
 		{"short src", tensor.Q8_0, 33, 32, "need 34 bytes"},
 		{"long src", tensor.Q8_0, 35, 32, "need 34 bytes"},
-		{"unsupported", tensor.IQ2_XXS, 66, 256, "not supported"},
+		{"unsupported", tensor.Q8_1, 36, 32, "not supported"},
 		{"q8_k", tensor.Q8_K, 292, 256, "not supported"},
 		{"unknown", tensor.DType(77), 4, 1, "unknown element type"},
 	}
@@ -173,8 +184,8 @@ func TestDequantizeErrors(t *testing.T) {
 			t.Errorf("%s: empty input: %v", dt, err)
 		}
 	}
-	if Supported(tensor.IQ2_XS) {
-		t.Error("Supported(IQ2_XS) = true")
+	if Supported(tensor.Q8_1) {
+		t.Error("Supported(Q8_1) = true")
 	}
 }
 
