@@ -33,24 +33,16 @@ func randomBlocks(r *rand.Rand, dt tensor.DType, n int) []byte {
 			binary.LittleEndian.PutUint16(b[o:], tensor.F32ToBF16(float32(r.NormFloat64())))
 		case tensor.F32:
 			binary.LittleEndian.PutUint32(b[o:], math.Float32bits(float32(r.NormFloat64())))
-		case tensor.IQ1_M:
-			setIQ1MScale(b[o:o+dt.BlockBytes()], tensor.F32ToF16(float32(r.NormFloat64()*0.01)))
 		default:
 			for _, off := range lookup(dt).Scales {
 				h(o + off)
 			}
+			if set := lookup(dt).SetScale; set != nil {
+				set(b[o:o+dt.BlockBytes()], tensor.F32ToF16(float32(r.NormFloat64()*0.01)))
+			}
 		}
 	}
 	return b
-}
-
-// setIQ1MScale writes the binary16 super-block scale h of the IQ1_M block
-// blk, which it spreads over the top nibbles of its four scale words.
-func setIQ1MScale(blk []byte, h uint16) {
-	for k := 0; k < 4; k++ {
-		w := binary.LittleEndian.Uint16(blk[48+2*k:])&0x0fff | (h>>(4*uint(k))&0xf)<<12
-		binary.LittleEndian.PutUint16(blk[48+2*k:], w)
-	}
 }
 
 // TestQ5_1 checks Q5_1, which no llama.cpp fixture holds, against a direct

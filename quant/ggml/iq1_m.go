@@ -40,6 +40,14 @@ func iq1mScales(b []byte) (sc [4]uint16, d float32) {
 	return sc, tensor.F16ToF32(h)
 }
 
+// setIQ1MScale writes h as block b's super-block scale (Type.SetScale).
+func setIQ1MScale(b []byte, h uint16) {
+	for k := 0; k < 4; k++ {
+		o := 49 + 2*k // the high byte of scale word k
+		b[o] = b[o]&0x0f | byte(h>>(4*uint(k))&0xf)<<4
+	}
+}
+
 // iq1mRun returns run l's grid index and shift sign (1 or -1) in group g
 // of block b.
 func iq1mRun(b []byte, g, l int) (idx int, neg bool) {
@@ -113,7 +121,7 @@ func dotIQ1M(w []byte, a *ActRow) float32 {
 
 func init() {
 	register(&Type{
-		DType: tensor.IQ1_M, BlockSize: iq1mElems, BlockBytes: iq1mBytes,
+		DType: tensor.IQ1_M, BlockSize: iq1mElems, BlockBytes: iq1mBytes, SetScale: setIQ1MScale,
 		Dequantize: dequantIQ1M, NeedsImportance: true,
 		Act: ActQ8_K, Dot: dotIQ1M,
 	})

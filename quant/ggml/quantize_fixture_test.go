@@ -65,7 +65,13 @@ type typeTally struct {
 	maxDiff            float64
 }
 
-func checkRequantize(t *testing.T, path string, useImat bool, imat map[string][]float32, src *sourceCache) {
+// weightSource returns a tensor's source weights as float32 under its
+// GGUF name.
+type weightSource interface {
+	get(ggufName string) ([]float32, error)
+}
+
+func checkRequantize(t *testing.T, path string, useImat bool, imat map[string][]float32, src weightSource) {
 	f, err := gguf.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -146,6 +152,49 @@ func checkRequantize(t *testing.T, path string, useImat bool, imat map[string][]
 		}
 		t.Log(line)
 	}
+}
+
+// TestQuantizeMatchesLlamaCppIQuants re-quantizes the i-quant fixtures
+// (rand256-<TYPE>.gguf, llama-quantize --pure --imatrix from
+// rand256-f32.gguf) from their F32 source and compares the bytes. It lists
+// the types terse can write; the read-only ones (registry_test.go's
+// readOnly) join it as their quantizers land.
+func TestQuantizeMatchesLlamaCppIQuants(t *testing.T) {
+	dir := testshared.Path(t, "models/iquant-fixtures")
+	imat, err := readIMatrix(filepath.Join(dir, "rand256-imatrix.dat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.Open(filepath.Join(dir, "rand256-f32.gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	src := ggufSource{f}
+	for _, dt := range []tensor.DType{tensor.TQ1_0, tensor.TQ2_0} {
+		name := "rand256-" + dt.String() + ".gguf"
+		t.Run(name, func(t *testing.T) {
+			checkRequantize(t, filepath.Join(dir, name), true, imat, src)
+		})
+	}
+}
+
+// ggufSource reads F32 source weights from a GGUF file.
+type ggufSource struct{ f *gguf.File }
+
+func (s ggufSource) get(name string) ([]float32, error) {
+	tn, err := s.f.Tensor(name)
+	if err != nil {
+		return nil, err
+	}
+	if tn.DType != tensor.F32 {
+		return nil, fmt.Errorf("%s is %s, want F32", name, tn.DType)
+	}
+	v := make([]float32, tn.NumElements())
+	if err := ggml.Dequantize(tensor.F32, tn.Data, v); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 // sourceCache reads pdtext-llama-28m's bf16 weights under their GGUF names,

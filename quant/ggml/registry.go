@@ -21,6 +21,11 @@ type Type struct {
 	// fields (d, dmin, m): the bytes that make a block's values finite or
 	// not. Tests use it to build valid random blocks.
 	Scales []int
+	// SetScale writes the binary16 value h as the block's super-block
+	// scale, leaving every other bit as it is, for a type whose scale is
+	// not a whole field (IQ1_M spreads it over four nibbles). Nil for
+	// the others, whose scales are the fields at Scales.
+	SetScale func(blk []byte, h uint16)
 
 	// Dequantize expands len(dst) elements (whole blocks) from src, which
 	// holds exactly their bytes, bit for bit as ggml's dequantize_row_*.

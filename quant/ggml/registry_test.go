@@ -217,14 +217,8 @@ func randomBlocksOf(r *rand.Rand, d ggml.Type, n int) []byte {
 			h := tensor.F32ToF16(float32(r.NormFloat64() * 0.01))
 			b[blk*d.BlockBytes+off], b[blk*d.BlockBytes+off+1] = byte(h), byte(h>>8)
 		}
-		if d.DType == tensor.IQ1_M {
-			// its binary16 scale is the top nibbles of the four
-			// little-endian scale words at offset 48
-			h := tensor.F32ToF16(float32(r.NormFloat64() * 0.01))
-			for k := 0; k < 4; k++ {
-				o := blk*d.BlockBytes + 49 + 2*k
-				b[o] = b[o]&0x0f | byte(h>>(4*uint(k))&0xf)<<4
-			}
+		if d.SetScale != nil {
+			d.SetScale(b[blk*d.BlockBytes:(blk+1)*d.BlockBytes], tensor.F32ToF16(float32(r.NormFloat64()*0.01)))
 		}
 	}
 	return b
