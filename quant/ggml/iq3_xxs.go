@@ -46,6 +46,222 @@ func dequantIQ3XXS(src []byte, dst []float32) {
 	}
 }
 
+// groupMaxEpsIQ3 is ggml's GROUP_MAX_EPS_IQ3_XXS: a group whose largest
+// magnitude is below it is coded as zeros.
+const groupMaxEpsIQ3 = 1e-8
+
+// iq3Signs prepares a group of 32 for the IQ3 search, as ggml does: xval
+// gets the magnitudes and signs[k] the sign bits of run k (bit i: element
+// i negative); where a run has an odd number of negatives (IQ3_XXS keeps
+// only 7 sign bits, the eighth is parity) the element of least w·x² is
+// taken with the wrong sign. With odd false (IQ3_S) all 8 bits are kept.
+func iq3Signs(xb, w, xval []float32, signs []uint8, parity bool) {
+	for k := 0; k < 4; k++ {
+		var s uint8
+		nflip := 0
+		for i := 0; i < 8; i++ {
+			if v := xb[8*k+i]; v >= 0 {
+				xval[8*k+i] = v
+			} else {
+				xval[8*k+i] = -v
+				nflip++
+				s |= 1 << uint(i)
+			}
+		}
+		if parity && nflip%2 != 0 {
+			imin := 0
+			minv := float32(float32(w[8*k]*xb[8*k]) * xb[8*k])
+			for i := 1; i < 8; i++ {
+				if ax := float32(float32(w[8*k+i]*xb[8*k+i]) * xb[8*k+i]); ax < minv {
+					minv, imin = ax, i
+				}
+			}
+			xval[8*k+imin] = -xval[8*k+imin]
+			s ^= 1 << uint(imin)
+		}
+		if parity {
+			s &= 127
+		}
+		signs[k] = s
+	}
+}
+
+// iq3Levels rounds the 4 values of a group scaled by id to 3-bit lattice
+// levels (ggml: nearest_int(0.5·(id·x − 1)) clamped to 0..7).
+func iq3Levels(xval []float32, id float32, l []int8) {
+	for i := 0; i < 4; i++ {
+		v := nearestInt(0.5 * float32(float32(id*xval[i])-1))
+		l[i] = int8(clampInt32(v, 0, 7))
+	}
+}
+
+// iq3Sums returns Σ w·x·q and Σ w·q² for q = 2l+1 over a group.
+func iq3Sums(w, xval []float32, l []int8) (sumqx, sumq2 float32) {
+	for i, wi := range w {
+		q := float32(2*int32(l[i]) + 1)
+		sumqx += float32(float32(wi*xval[i]) * q)
+		sumq2 += float32(float32(wi*q) * q)
+	}
+	return sumqx, sumq2
+}
+
+// iq3Search is the per-group scale search of quantize_row_iq3_*_impl for
+// a group of n values (32 for both types): it tries 31 scales around
+// max/15, rounding each run of 4 to the grid (the nearest grid neighbour
+// where the lattice point is off the grid), keeps the best
+// least-squares scale, then re-rounds the off-grid runs at that scale and
+// refits. It returns the scale and leaves the grid indices in idx and the
+// levels in l. The caller keeps l and on from group to group as ggml does
+// (a group none of whose scales fits, all weights zero, keeps the last
+// group's choice). The group's largest value must be at least
+// groupMaxEpsIQ3.
+func iq3Search(x *iq3Index, xval, w, waux []float32, l []int8, on *[8]bool, idx []int) float32 {
+	n := len(xval)
+	var laux [32]int8
+	var onAux [8]bool
+	maxv := maxOf(xval)
+	const kMaxQ = 8
+	var best float32
+	scale := maxv / (2*kMaxQ - 1)
+	for is := -15; is <= 15; is++ {
+		id := (2*kMaxQ - 1 + float32(float32(is)*0.2)) / maxv
+		thisScale := 1 / id
+		for k := 0; k < n/4; k++ {
+			iq3Levels(xval[4*k:], id, laux[4*k:])
+			u := iq3Code(laux[4*k:])
+			onAux[k] = x.onGrid[u] >= 0
+			if !onAux[k] {
+				x.bestNeighbour(u, xval[4*k:4*k+4], waux[4*k:4*k+4], thisScale, laux[4*k:])
+			}
+		}
+		sumqx, sumq2 := iq3Sums(w[:n], xval, laux[:n])
+		if sumq2 > 0 && float32(sumqx*sumqx) > float32(best*sumq2) {
+			scale = sumqx / sumq2
+			best = scale * sumqx
+			copy(l[:n], laux[:n])
+			*on = onAux
+		}
+	}
+	off := false
+	for k := 0; k < n/4; k++ {
+		off = off || !on[k]
+	}
+	if off && scale > 0 {
+		id := 1 / scale
+		for k := 0; k < n/4; k++ {
+			if on[k] {
+				continue
+			}
+			var lk [4]int8
+			iq3Levels(xval[4*k:], id, lk[:])
+			u := iq3Code(lk[:])
+			g := int(x.onGrid[u])
+			if g < 0 {
+				g = x.bestNeighbour(u, xval[4*k:4*k+4], waux[4*k:4*k+4], scale, l[4*k:])
+			}
+			for i, q := range x.point[g] {
+				l[4*k+i] = (q - 1) / 2
+			}
+		}
+		if sumqx, sumq2 := iq3Sums(w[:n], xval, l[:n]); sumq2 > 0 {
+			scale = sumqx / sumq2
+		}
+	}
+	for k := 0; k < n/4; k++ {
+		// every run is on the grid now (ggml aborts otherwise)
+		idx[k] = int(x.onGrid[iq3Code(l[4*k:])])
+	}
+	return scale
+}
+
+// iq3Weights fills the search weights of a group of 32 (w) and their
+// square roots (waux): qw·sqrt(sigma2 + x²) with importance qw, x² without.
+func iq3Weights(xb, qw []float32, sigma2 float32, w, waux []float32) {
+	for i, v := range xb {
+		if qw != nil {
+			w[i] = qw[i] * sqrt32(sigma2+float32(v*v))
+		} else {
+			w[i] = v * v
+		}
+		waux[i] = sqrt32(w[i])
+	}
+}
+
+// quantIQ3XXSRow is quantize_row_iq3_xxs_impl for one row (qw nil or the
+// row's importance).
+func quantIQ3XXSRow(src []float32, dst []byte, qw []float32) {
+	x := iq3XXSIndex()
+	var scales [8]float32
+	var w, waux, xval [32]float32
+	var l [32]int8
+	var on [8]bool
+	var idx [8]int
+	var signs [4]uint8
+	for ibl := 0; ibl < len(src)/iq3xxsElems; ibl++ {
+		xbl := src[ibl*iq3xxsElems : (ibl+1)*iq3xxsElems]
+		b := dst[ibl*iq3xxsBytes : (ibl+1)*iq3xxsBytes]
+		clear(b)
+		var sumx2 float32
+		for _, v := range xbl {
+			sumx2 += float32(v * v)
+		}
+		sigma2 := 2 * sumx2 / iq3xxsElems
+		var maxScale float32
+		for ib := 0; ib < 8; ib++ {
+			xb := xbl[32*ib : 32*ib+32]
+			var qwb []float32
+			if qw != nil {
+				qwb = qw[iq3xxsElems*ibl+32*ib:]
+			}
+			iq3Weights(xb, qwb, sigma2, w[:], waux[:])
+			iq3Signs(xb, w[:], xval[:], signs[:], true)
+			if maxOf(xval[:]) < groupMaxEpsIQ3 {
+				scales[ib] = 0
+				clear(l[:])
+				continue
+			}
+			scale := iq3Search(x, xval[:], w[:], waux[:], l[:], &on, idx[:])
+			if scale < 0 {
+				scale = -scale
+				for k := range signs {
+					signs[k] = ^signs[k] & 127
+				}
+			}
+			for k := 0; k < 8; k++ {
+				b[2+8*ib+k] = byte(idx[k])
+			}
+			ss := uint32(signs[0]) | uint32(signs[1])<<7 | uint32(signs[2])<<14 | uint32(signs[3])<<21
+			binary.LittleEndian.PutUint32(b[66+4*ib:], ss)
+			scales[ib] = scale
+			maxScale = max(maxScale, scale)
+		}
+		if maxScale == 0 {
+			clear(b)
+			continue
+		}
+		d := maxScale / 31
+		putF16(b, float32(d*1.0125))
+		id := 1 / d
+		for ib := 0; ib < 8; ib++ {
+			l := clampInt32(nearestInt(0.5*float32(float32(id*scales[ib])-1)), 0, 15)
+			ss := binary.LittleEndian.Uint32(b[66+4*ib:]) | uint32(l)<<28
+			binary.LittleEndian.PutUint32(b[66+4*ib:], ss)
+		}
+	}
+}
+
+// maxOf returns the largest of xs.
+func maxOf(xs []float32) float32 {
+	m := xs[0]
+	for _, v := range xs[1:] {
+		m = max(m, v)
+	}
+	return m
+}
+
+// quantIQ3XXS quantizes whole blocks without importance (quantize_row_iq3_xxs_ref).
+func quantIQ3XXS(src []float32, dst []byte) { quantIQ3XXSRow(src, dst, nil) }
+
 // dotIQ3XXS is the reference dot product (Type.Dot), as
 // ggml_vec_dot_iq3_xxs_q8_K.
 func dotIQ3XXS(w []byte, a *ActRow) float32 {
@@ -79,8 +295,8 @@ func dotIQ3XXS(w []byte, a *ActRow) float32 {
 func init() {
 	register(&Type{
 		DType: tensor.IQ3_XXS, BlockSize: iq3xxsElems, BlockBytes: iq3xxsBytes, Scales: []int{0},
-		Dequantize: dequantIQ3XXS,
-		Act:        ActQ8_K, Dot: dotIQ3XXS,
+		Dequantize: dequantIQ3XXS, Quantize: quantIQ3XXS, QuantizeWeighted: quantIQ3XXSRow,
+		Act: ActQ8_K, Dot: dotIQ3XXS,
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/terse-llm/terse/quant/ggml"
@@ -34,6 +35,18 @@ var maxRelRMSE = map[tensor.DType]float64{
 	tensor.Q3_K: 0.25, tensor.Q2_K: 0.45,
 	// ternary codes on Gaussian rows: max|x| scale, 0.75 achieved
 	tensor.TQ1_0: 1.1, tensor.TQ2_0: 1.1,
+	// IQ3_XXS: 0.17 achieved (0.24 on the huge row with importance)
+	tensor.IQ3_XXS: 0.25,
+}
+
+// latticeTypes code groups of 4 or 8 weights as points of a lattice
+// codebook of odd (IQ3_*) or offset (IQ1_*) levels, without a zero level
+// or with few points on the diagonal: a constant row or a lone spike has
+// no close code (ggml's own quantizer gives errors of 20–30% there), so
+// TestQuantizeEdgeValues holds them to finiteness on those rows.
+var latticeTypes = []tensor.DType{
+	tensor.IQ1_S, tensor.IQ1_M, tensor.IQ2_XXS, tensor.IQ2_XS, tensor.IQ2_S,
+	tensor.IQ3_XXS, tensor.IQ3_S,
 }
 
 func gaussian(r *rand.Rand, n int, scale float64) []float32 {
@@ -159,6 +172,8 @@ func TestQuantizeEdgeValues(t *testing.T) {
 					}
 				case c.tol == 0 && emax != 0:
 					t.Errorf("%s %s (importance %v): max error %g, want exact", c.name, dt, imp != nil, emax)
+				case c.tol > 0 && slices.Contains(latticeTypes, dt):
+					// finite only (latticeTypes)
 				case c.tol > 0 && emax > c.tol*amax:
 					t.Errorf("%s %s (importance %v): max error %g > %g × %g", c.name, dt, imp != nil, emax, c.tol, amax)
 				}
