@@ -1,6 +1,8 @@
 package ggml
 
-import "github.com/terse-llm/terse/tensor"
+import (
+	"github.com/terse-llm/terse/tensor"
+)
 
 // IQ3_S is ggml's 3.4375-bit lattice type: super-blocks of 256 elements in
 // 110 bytes, eight groups of 32 with a 4-bit scale each, each run of 8
@@ -55,6 +57,80 @@ func dequantIQ3S(src []byte, dst []float32) {
 	}
 }
 
+// quantIQ3SRow is quantize_row_iq3_s_impl for one row (qw nil or the
+// row's importance); l carries over from group to group as ggml's buffer
+// does (it matters only for a group whose weights are all zero).
+func quantIQ3SRow(src []float32, dst []byte, qw []float32, l *[32]int8) {
+	x := iq3SIndex()
+	var scales [8]float32
+	var w, waux, xval [32]float32
+	var on [8]bool
+	var idx [8]int
+	var signs [4]uint8
+	for ibl := 0; ibl < len(src)/iq3sElems; ibl++ {
+		xbl := src[ibl*iq3sElems : (ibl+1)*iq3sElems]
+		b := dst[ibl*iq3sBytes : (ibl+1)*iq3sBytes]
+		clear(b)
+		var sumx2 float32
+		for _, v := range xbl {
+			sumx2 += float32(v * v)
+		}
+		sigma2 := 2 * sumx2 / iq3sElems
+		var maxScale float32
+		for ib := 0; ib < 8; ib++ {
+			xb := xbl[32*ib : 32*ib+32]
+			var qwb []float32
+			if qw != nil {
+				qwb = qw[iq3sElems*ibl+32*ib:]
+			}
+			iq3Weights(xb, qwb, sigma2, w[:], waux[:])
+			iq3Signs(xb, w[:], xval[:], signs[:], false)
+			if maxOf(xval[:]) == 0 {
+				scales[ib] = 0
+				continue
+			}
+			on = [8]bool{}
+			scale := iq3Search(x, xval[:], w[:], waux[:], l[:], &on, idx[:], 9, true)
+			if scale < 0 {
+				scale = -scale
+				for k := range signs {
+					signs[k] = ^signs[k]
+				}
+			}
+			for k := 0; k < 8; k++ {
+				b[2+8*ib+k] = byte(idx[k])
+				b[66+ib] |= byte(idx[k]>>8) << uint(k)
+			}
+			copy(b[74+4*ib:78+4*ib], signs[:])
+			scales[ib] = scale
+			maxScale = max(maxScale, scale)
+		}
+		if maxScale == 0 {
+			continue
+		}
+		d := maxScale / 31
+		putF16(b, float32(d*1.033))
+		id := 1 / d
+		for ib := 0; ib < 8; ib += 2 {
+			l1 := clampInt32(nearestInt(0.5*float32(float32(id*scales[ib])-1)), 0, 15)
+			l2 := clampInt32(nearestInt(0.5*float32(float32(id*scales[ib+1])-1)), 0, 15)
+			b[106+ib/2] = byte(l1) | byte(l2)<<4
+		}
+	}
+}
+
+// quantIQ3SW quantizes one row with importance (Type.QuantizeWeighted).
+func quantIQ3SW(src []float32, dst []byte, qw []float32) {
+	var l [32]int8
+	quantIQ3SRow(src, dst, qw, &l)
+}
+
+// quantIQ3S quantizes whole blocks without importance (quantize_row_iq3_s_ref).
+func quantIQ3S(src []float32, dst []byte) {
+	var l [32]int8
+	quantIQ3SRow(src, dst, nil, &l)
+}
+
 // dotIQ3S is the reference dot product (Type.Dot), as
 // ggml_vec_dot_iq3_s_q8_K.
 func dotIQ3S(w []byte, a *ActRow) float32 {
@@ -86,8 +162,8 @@ func dotIQ3S(w []byte, a *ActRow) float32 {
 func init() {
 	register(&Type{
 		DType: tensor.IQ3_S, BlockSize: iq3sElems, BlockBytes: iq3sBytes, Scales: []int{0},
-		Dequantize: dequantIQ3S,
-		Act:        ActQ8_K, Dot: dotIQ3S,
+		Dequantize: dequantIQ3S, Quantize: quantIQ3S, QuantizeWeighted: quantIQ3SW,
+		Act: ActQ8_K, Dot: dotIQ3S,
 	})
 }
 

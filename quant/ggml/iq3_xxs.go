@@ -106,16 +106,17 @@ func iq3Sums(w, xval []float32, l []int8) (sumqx, sumq2 float32) {
 }
 
 // iq3Search is the per-group scale search of quantize_row_iq3_*_impl for
-// a group of n values (32 for both types): it tries 31 scales around
-// max/15, rounding each run of 4 to the grid (the nearest grid neighbour
-// where the lattice point is off the grid), keeps the best
-// least-squares scale, then re-rounds the off-grid runs at that scale and
-// refits. It returns the scale and leaves the grid indices in idx and the
+// a group of n values (32 for both types): it tries the scales
+// max/(15 + 0.2·is) for is in −steps..steps, rounding each run of 4 to the
+// grid (the nearest grid neighbour where the lattice point is off the
+// grid), keeps the best least-squares scale, then, if a run was off the
+// grid, re-rounds the off-grid runs (every run, with all) at that scale
+// and refits. It returns the scale and leaves the grid indices in idx and the
 // levels in l. The caller keeps l and on from group to group as ggml does
 // (a group none of whose scales fits, all weights zero, keeps the last
 // group's choice). The group's largest value must be at least
 // groupMaxEpsIQ3.
-func iq3Search(x *iq3Index, xval, w, waux []float32, l []int8, on *[8]bool, idx []int) float32 {
+func iq3Search(x *iq3Index, xval, w, waux []float32, l []int8, on *[8]bool, idx []int, steps int, all bool) float32 {
 	n := len(xval)
 	var laux [32]int8
 	var onAux [8]bool
@@ -123,7 +124,7 @@ func iq3Search(x *iq3Index, xval, w, waux []float32, l []int8, on *[8]bool, idx 
 	const kMaxQ = 8
 	var best float32
 	scale := maxv / (2*kMaxQ - 1)
-	for is := -15; is <= 15; is++ {
+	for is := -steps; is <= steps; is++ {
 		id := (2*kMaxQ - 1 + float32(float32(is)*0.2)) / maxv
 		thisScale := 1 / id
 		for k := 0; k < n/4; k++ {
@@ -149,7 +150,7 @@ func iq3Search(x *iq3Index, xval, w, waux []float32, l []int8, on *[8]bool, idx 
 	if off && scale > 0 {
 		id := 1 / scale
 		for k := 0; k < n/4; k++ {
-			if on[k] {
+			if on[k] && !all {
 				continue
 			}
 			var lk [4]int8
@@ -220,7 +221,7 @@ func quantIQ3XXSRow(src []float32, dst []byte, qw []float32) {
 				clear(l[:])
 				continue
 			}
-			scale := iq3Search(x, xval[:], w[:], waux[:], l[:], &on, idx[:])
+			scale := iq3Search(x, xval[:], w[:], waux[:], l[:], &on, idx[:], 15, false)
 			if scale < 0 {
 				scale = -scale
 				for k := range signs {

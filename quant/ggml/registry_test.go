@@ -41,7 +41,6 @@ func TestRegistryHasToday(t *testing.T) {
 // list when its quantizer lands (TestRegistryLayout fails until it does).
 var readOnly = []tensor.DType{
 	tensor.IQ1_S, tensor.IQ1_M, tensor.IQ2_XXS, tensor.IQ2_XS, tensor.IQ2_S,
-	tensor.IQ3_S,
 }
 
 // TestRegistryLayout checks each descriptor against tensor's type table.
