@@ -45,6 +45,123 @@ func dequantIQ2XXS(src []byte, dst []float32) {
 	}
 }
 
+// quantIQ2XXSRow is quantize_row_iq2_xxs_impl for one row with importance
+// qw (llama.cpp requires it).
+func quantIQ2XXSRow(src []float32, dst []byte, qw []float32) {
+	x := iq2XXSIndex()
+	const kMaxQ = 3
+	var scales [8]float32
+	var w, waux, xval [32]float32
+	var l, laux [32]int8
+	var lq [32]uint8
+	var signs [4]uint8
+	var idx [4]int
+	for ibl := 0; ibl < len(src)/iq2xxsElems; ibl++ {
+		xbl := src[ibl*iq2xxsElems : (ibl+1)*iq2xxsElems]
+		b := dst[ibl*iq2xxsBytes : (ibl+1)*iq2xxsBytes]
+		clear(b)
+		var sumx2 float32
+		for _, v := range xbl {
+			sumx2 += float32(v * v)
+		}
+		sigma2 := sumx2 / iq2xxsElems
+		var maxScale float32
+		for ib := 0; ib < 8; ib++ {
+			xb := xbl[32*ib : 32*ib+32]
+			iq3Weights(xb, qw[iq2xxsElems*ibl+32*ib:], sigma2, w[:], waux[:])
+			iq3Signs(xb, w[:], xval[:], signs[:], true)
+			if maxOf(xval[:]) < groupMaxEps {
+				scales[ib] = 0
+				clear(l[:])
+				continue
+			}
+			scale := makeQpQuants(32, kMaxQ+1, xval[:], lq[:], w[:])
+			for i, v := range lq {
+				l[i] = int8(v)
+			}
+			effMax := scale * kMaxQ
+			var best float32
+			for is := -6; is <= 6; is++ {
+				id := (2*kMaxQ - 1 + float32(float32(is)*0.1)) / effMax
+				thisScale := 1 / id
+				for k := 0; k < 4; k++ {
+					u := iq2Levels(xval[8*k:], id, laux[8*k:])
+					if x.onGrid[u] < 0 {
+						x.bestNeighbour(u, xval[8*k:8*k+8], waux[8*k:8*k+8], thisScale, laux[8*k:])
+					}
+				}
+				sumqx, sumq2 := iq3Sums(w[:], xval[:], laux[:])
+				if sumq2 > 0 && float32(sumqx*sumqx) > float32(best*sumq2) {
+					scale = sumqx / sumq2
+					best = scale * sumqx
+					l = laux
+				}
+			}
+			if scale > 0 {
+				id := 1 / scale
+				for k := 0; k < 4; k++ {
+					var lk [8]int8
+					u := iq2Levels(xval[8*k:], id, lk[:])
+					g := int(x.onGrid[u])
+					if g < 0 {
+						g = x.bestNeighbour(u, xval[8*k:8*k+8], waux[8*k:8*k+8], scale, l[8*k:])
+					}
+					for i, q := range x.point[g] {
+						l[8*k+i] = (q - 1) / 2
+					}
+				}
+				if sumqx, sumq2 := iq3Sums(w[:], xval[:], l[:]); sumq2 > 0 {
+					scale = sumqx / sumq2
+				}
+			}
+			if scale < 0 {
+				scale = -scale
+				for k := range signs {
+					signs[k] = ^signs[k] & 127
+				}
+			}
+			var ss uint32
+			for k := 0; k < 4; k++ {
+				// every run is on the grid now (ggml aborts otherwise)
+				idx[k] = int(x.onGrid[iq2Code(l[8*k:])])
+				b[2+8*ib+k] = byte(idx[k])
+				ss |= uint32(signs[k]) << (7 * uint(k))
+			}
+			binary.LittleEndian.PutUint32(b[6+8*ib:], ss)
+			scales[ib] = scale
+			maxScale = max(maxScale, scale)
+		}
+		if maxScale == 0 {
+			clear(b)
+			continue
+		}
+		d := maxScale / 31
+		putF16(b, d)
+		id := 1 / d
+		for ib := 0; ib < 8; ib++ {
+			lv := clampInt32(nearestInt(0.5*float32(float32(id*scales[ib])-1)), 0, 15)
+			ss := binary.LittleEndian.Uint32(b[6+8*ib:]) | uint32(lv)<<28
+			binary.LittleEndian.PutUint32(b[6+8*ib:], ss)
+		}
+	}
+}
+
+// quantIQ2XXS is the descriptor's Quantize: Quantize refuses IQ2_XXS
+// without importance, as llama.cpp does, so this runs only when the
+// descriptor is called directly, with unit importance.
+func quantIQ2XXS(src []float32, dst []byte) {
+	quantIQ2XXSRow(src, dst, unitImportance(len(src)))
+}
+
+// unitImportance returns n importance weights of 1.
+func unitImportance(n int) []float32 {
+	w := make([]float32, n)
+	for i := range w {
+		w[i] = 1
+	}
+	return w
+}
+
 // dotIQ2XXS is the reference dot product (Type.Dot), as
 // ggml_vec_dot_iq2_xxs_q8_K.
 func dotIQ2XXS(w []byte, a *ActRow) float32 {
@@ -77,8 +194,9 @@ func dotIQ2XXS(w []byte, a *ActRow) float32 {
 func init() {
 	register(&Type{
 		DType: tensor.IQ2_XXS, BlockSize: iq2xxsElems, BlockBytes: iq2xxsBytes, Scales: []int{0},
-		Dequantize: dequantIQ2XXS, NeedsImportance: true,
-		Act: ActQ8_K, Dot: dotIQ2XXS,
+		Dequantize: dequantIQ2XXS, Quantize: quantIQ2XXS, QuantizeWeighted: quantIQ2XXSRow,
+		NeedsImportance: true,
+		Act:             ActQ8_K, Dot: dotIQ2XXS,
 	})
 }
 

@@ -50,13 +50,14 @@ func dequantIQ3XXS(src []byte, dst []float32) {
 // magnitude is below it is coded as zeros.
 const groupMaxEpsIQ3 = 1e-8
 
-// iq3Signs prepares a group of 32 for the IQ3 search, as ggml does: xval
+// iq3Signs prepares a group (whole runs of 8) for the IQ2 and IQ3 searches,
+// as ggml does: xval
 // gets the magnitudes and signs[k] the sign bits of run k (bit i: element
 // i negative); where a run has an odd number of negatives (IQ3_XXS keeps
 // only 7 sign bits, the eighth is parity) the element of least w·x² is
 // taken with the wrong sign. With odd false (IQ3_S) all 8 bits are kept.
 func iq3Signs(xb, w, xval []float32, signs []uint8, parity bool) {
-	for k := 0; k < 4; k++ {
+	for k := 0; k < len(xb)/8; k++ {
 		var s uint8
 		nflip := 0
 		for i := 0; i < 8; i++ {

@@ -35,8 +35,8 @@ var maxRelRMSE = map[tensor.DType]float64{
 	tensor.Q3_K: 0.25, tensor.Q2_K: 0.45,
 	// ternary codes on Gaussian rows (max|x| scale): 0.75–0.81 achieved
 	tensor.TQ1_0: 1.1, tensor.TQ2_0: 1.1,
-	// IQ3_XXS: 0.21–0.24 achieved, IQ3_S 0.15–0.17
-	tensor.IQ3_XXS: 0.33, tensor.IQ3_S: 0.24,
+	// IQ3_XXS: 0.21–0.24 achieved, IQ3_S 0.15–0.17, IQ2_XXS 0.46–0.49
+	tensor.IQ3_XXS: 0.33, tensor.IQ3_S: 0.24, tensor.IQ2_XXS: 0.7,
 }
 
 // latticeTypes code groups of 4 or 8 weights as points of a lattice
@@ -47,6 +47,15 @@ var maxRelRMSE = map[tensor.DType]float64{
 var latticeTypes = []tensor.DType{
 	tensor.IQ1_S, tensor.IQ1_M, tensor.IQ2_XXS, tensor.IQ2_XS, tensor.IQ2_S,
 	tensor.IQ3_XXS, tensor.IQ3_S,
+}
+
+// importances returns the importance settings to test dt with: none and
+// qw, or only qw for a type that needs importance (Quantize refuses nil).
+func importances(dt tensor.DType, qw []float32) [][]float32 {
+	if d, _ := ggml.Lookup(dt); d.NeedsImportance {
+		return [][]float32{qw}
+	}
+	return [][]float32{nil, qw}
 }
 
 func gaussian(r *rand.Rand, n int, scale float64) []float32 {
@@ -84,7 +93,7 @@ func TestQuantizeRoundTripError(t *testing.T) {
 	x := gaussian(r, cols*rows, 0.02)
 	qw := logNormal(r, cols)
 	for _, dt := range quantTypes {
-		for _, imp := range [][]float32{nil, qw} {
+		for _, imp := range importances(dt, qw) {
 			y := roundTrip(t, dt, x, cols, imp)
 			var se, ss float64
 			for i := range x {
@@ -152,7 +161,7 @@ func TestQuantizeEdgeValues(t *testing.T) {
 	}
 	for _, c := range cases {
 		for _, dt := range quantTypes {
-			for _, imp := range [][]float32{nil, qw} {
+			for _, imp := range importances(dt, qw) {
 				y := roundTrip(t, dt, c.x, cols, imp)
 				var amax, emax, se, ss float64
 				for i := range y {
@@ -214,6 +223,12 @@ func TestQuantizeImportance(t *testing.T) {
 		return s
 	}
 	for _, dt := range quantTypes {
+		if d, _ := ggml.Lookup(dt); d.NeedsImportance {
+			if _, err := ggml.QuantizeRows(dt, x, cols, nil); err == nil {
+				t.Errorf("%s: quantized without the importance it needs", dt)
+			}
+			continue
+		}
 		plain, err := ggml.QuantizeRows(dt, x, cols, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -249,7 +264,7 @@ func TestQuantizeRowsIndependent(t *testing.T) {
 	x := gaussian(r, cols*rows, 1)
 	qw := logNormal(r, cols)
 	for _, dt := range quantTypes {
-		for _, imp := range [][]float32{nil, qw} {
+		for _, imp := range importances(dt, qw) {
 			all, err := ggml.QuantizeRows(dt, x, cols, imp)
 			if err != nil {
 				t.Fatal(err)
@@ -344,7 +359,7 @@ func TestQuantizeDoesNotAllocate(t *testing.T) {
 	for _, dt := range quantTypes {
 		n, _ := dt.RowBytes(len(x))
 		dst := make([]byte, n)
-		for _, imp := range [][]float32{nil, qw} {
+		for _, imp := range importances(dt, qw) {
 			if a := testing.AllocsPerRun(5, func() {
 				if err := ggml.Quantize(dt, x, dst, imp); err != nil {
 					t.Fatal(err)
@@ -381,6 +396,9 @@ func FuzzQuantize(f *testing.F) {
 			}
 		}
 		var qw []float32
+		if d, _ := ggml.Lookup(dt); d.NeedsImportance {
+			useImp = true
+		}
 		if useImp {
 			qw = make([]float32, bs)
 			for i := range qw {
