@@ -94,8 +94,11 @@ func nearestByDistance(d2s []int, nwant int) []uint16 {
 	return ns
 }
 
-// iq2XXSIndex is built on first use.
-var iq2XXSIndex = sync.OnceValue(func() *iq2Index { return newIQ2Index(iq2xxsCodes[:], 2) })
+// iq2XXSIndex and iq2XSIndex are built on first use.
+var (
+	iq2XXSIndex = sync.OnceValue(func() *iq2Index { return newIQ2Index(iq2xxsCodes[:], 2) })
+	iq2XSIndex  = sync.OnceValue(func() *iq2Index { return newIQ2Index(iq2xsCodes[:], 2) })
+)
 
 // bestNeighbour returns the neighbour of code u (not on the grid) with the
 // least Σ w_i·(scale·q_i − x_i)² over the run's 8 values and stores its

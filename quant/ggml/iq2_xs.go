@@ -49,6 +49,105 @@ func dequantIQ2XS(src []byte, dst []float32) {
 	}
 }
 
+// quantIQ2XSRow is quantize_row_iq2_xs_impl for one row with importance
+// qw (llama.cpp requires it): groups of 16, two runs of 8 each.
+func quantIQ2XSRow(src []float32, dst []byte, qw []float32) {
+	x := iq2XSIndex()
+	const kMaxQ = 3
+	var scales [16]float32
+	var w, waux, xval [16]float32
+	var l, laux [16]int8
+	var on, onAux [2]bool
+	var signs [2]uint8
+	for ibl := 0; ibl < len(src)/iq2xsElems; ibl++ {
+		xbl := src[ibl*iq2xsElems : (ibl+1)*iq2xsElems]
+		b := dst[ibl*iq2xsBytes : (ibl+1)*iq2xsBytes]
+		clear(b)
+		var sumx2 float32
+		for _, v := range xbl {
+			sumx2 += float32(v * v)
+		}
+		sigma2 := sumx2 / iq2xsElems
+		var maxScale float32
+		for ib := 0; ib < 16; ib++ {
+			xb := xbl[16*ib : 16*ib+16]
+			iq3Weights(xb, qw[iq2xsElems*ibl+16*ib:], sigma2, w[:], waux[:])
+			iq3Signs(xb, w[:], xval[:], signs[:], true)
+			maxv := maxOf(xval[:])
+			if maxv < groupMaxEps {
+				scales[ib] = 0
+				clear(l[:])
+				continue
+			}
+			var best float32
+			scale := maxv / (2*kMaxQ - 1)
+			on = [2]bool{true, true}
+			for is := -9; is <= 9; is++ {
+				id := (2*kMaxQ - 1 + float32(float32(is)*0.1)) / maxv
+				thisScale := 1 / id
+				for k := 0; k < 2; k++ {
+					u := iq2Levels(xval[8*k:], id, laux[8*k:])
+					onAux[k] = x.onGrid[u] >= 0
+					if !onAux[k] {
+						x.bestNeighbour(u, xval[8*k:8*k+8], waux[8*k:8*k+8], thisScale, laux[8*k:])
+					}
+				}
+				sumqx, sumq2 := iq3Sums(w[:], xval[:], laux[:])
+				if sumq2 > 0 && float32(sumqx*sumqx) > float32(best*sumq2) {
+					scale = sumqx / sumq2
+					best = scale * sumqx
+					l, on = laux, onAux
+				}
+			}
+			if (!on[0] || !on[1]) && scale > 0 {
+				id := 1 / scale
+				for k := 0; k < 2; k++ {
+					if on[k] {
+						continue
+					}
+					u := iq2Levels(xval[8*k:], id, l[8*k:])
+					if x.onGrid[u] < 0 {
+						x.bestNeighbour(u, xval[8*k:8*k+8], waux[8*k:8*k+8], scale, l[8*k:])
+					}
+				}
+				if sumqx, sumq2 := iq3Sums(w[:], xval[:], l[:]); sumq2 > 0 {
+					scale = sumqx / sumq2
+				}
+			}
+			if scale < 0 {
+				scale = -scale
+				for k := range signs {
+					signs[k] = ^signs[k] & 127
+				}
+			}
+			for k := 0; k < 2; k++ {
+				// every run is on the grid now (ggml aborts otherwise)
+				g := uint16(x.onGrid[iq2Code(l[8*k:])])
+				binary.LittleEndian.PutUint16(b[2+4*ib+2*k:], g|uint16(signs[k])<<9)
+			}
+			scales[ib] = scale
+			maxScale = max(maxScale, scale)
+		}
+		if maxScale == 0 {
+			clear(b)
+			continue
+		}
+		d := maxScale / 31
+		putF16(b, d)
+		id := 1 / d
+		for ib := 0; ib < 16; ib++ {
+			lv := clampInt32(nearestInt(0.5*float32(float32(id*scales[ib])-1)), 0, 15)
+			b[66+ib/2] |= byte(lv) << (4 * uint(ib%2))
+		}
+	}
+}
+
+// quantIQ2XS is the descriptor's Quantize, with unit importance (see
+// quantIQ2XXS).
+func quantIQ2XS(src []float32, dst []byte) {
+	quantIQ2XSRow(src, dst, unitImportance(len(src)))
+}
+
 // dotIQ2XS is the reference dot product (Type.Dot), as
 // ggml_vec_dot_iq2_xs_q8_K.
 func dotIQ2XS(w []byte, a *ActRow) float32 {
@@ -83,8 +182,9 @@ func dotIQ2XS(w []byte, a *ActRow) float32 {
 func init() {
 	register(&Type{
 		DType: tensor.IQ2_XS, BlockSize: iq2xsElems, BlockBytes: iq2xsBytes, Scales: []int{0},
-		Dequantize: dequantIQ2XS, NeedsImportance: true,
-		Act: ActQ8_K, Dot: dotIQ2XS,
+		Dequantize: dequantIQ2XS, Quantize: quantIQ2XS, QuantizeWeighted: quantIQ2XSRow,
+		NeedsImportance: true,
+		Act:             ActQ8_K, Dot: dotIQ2XS,
 	})
 }
 
