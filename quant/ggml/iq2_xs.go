@@ -53,11 +53,9 @@ func dequantIQ2XS(src []byte, dst []float32) {
 // qw (llama.cpp requires it): groups of 16, two runs of 8 each.
 func quantIQ2XSRow(src []float32, dst []byte, qw []float32) {
 	x := iq2XSIndex()
-	const kMaxQ = 3
 	var scales [16]float32
 	var w, waux, xval [16]float32
-	var l, laux [16]int8
-	var on, onAux [2]bool
+	var l [16]int8
 	var signs [2]uint8
 	for ibl := 0; ibl < len(src)/iq2xsElems; ibl++ {
 		xbl := src[ibl*iq2xsElems : (ibl+1)*iq2xsElems]
@@ -79,41 +77,7 @@ func quantIQ2XSRow(src []float32, dst []byte, qw []float32) {
 				clear(l[:])
 				continue
 			}
-			var best float32
-			scale := maxv / (2*kMaxQ - 1)
-			on = [2]bool{true, true}
-			for is := -9; is <= 9; is++ {
-				id := (2*kMaxQ - 1 + float32(float32(is)*0.1)) / maxv
-				thisScale := 1 / id
-				for k := 0; k < 2; k++ {
-					u := iq2Levels(xval[8*k:], id, laux[8*k:])
-					onAux[k] = x.onGrid[u] >= 0
-					if !onAux[k] {
-						x.bestNeighbour(u, xval[8*k:8*k+8], waux[8*k:8*k+8], thisScale, laux[8*k:])
-					}
-				}
-				sumqx, sumq2 := iq3Sums(w[:], xval[:], laux[:])
-				if sumq2 > 0 && float32(sumqx*sumqx) > float32(best*sumq2) {
-					scale = sumqx / sumq2
-					best = scale * sumqx
-					l, on = laux, onAux
-				}
-			}
-			if (!on[0] || !on[1]) && scale > 0 {
-				id := 1 / scale
-				for k := 0; k < 2; k++ {
-					if on[k] {
-						continue
-					}
-					u := iq2Levels(xval[8*k:], id, l[8*k:])
-					if x.onGrid[u] < 0 {
-						x.bestNeighbour(u, xval[8*k:8*k+8], waux[8*k:8*k+8], scale, l[8*k:])
-					}
-				}
-				if sumqx, sumq2 := iq3Sums(w[:], xval[:], l[:]); sumq2 > 0 {
-					scale = sumqx / sumq2
-				}
-			}
+			scale := iq2Search16(x, xval[:], w[:], waux[:], &l, maxv)
 			if scale < 0 {
 				scale = -scale
 				for k := range signs {
@@ -140,6 +104,55 @@ func quantIQ2XSRow(src []float32, dst []byte, qw []float32) {
 			b[66+ib/2] |= byte(lv) << (4 * uint(ib%2))
 		}
 	}
+}
+
+// iq2Search16 is the scale search IQ2_XS and IQ2_S share for a group of
+// 16 (two runs of 8) whose largest value is maxv: it tries the scales
+// maxv/(5 + 0.1·is) for is in −9..9, rounding each run to levels 0..2 (the
+// best grid neighbour where the lattice point is off the grid), keeps the
+// best least-squares scale, then re-rounds any off-grid run at that scale
+// and refits. It returns the scale and leaves the levels in l, which the
+// caller keeps from group to group as ggml does.
+func iq2Search16(x *iq2Index, xval, w, waux []float32, l *[16]int8, maxv float32) float32 {
+	const kMaxQ = 3
+	var laux [16]int8
+	var on, onAux [2]bool
+	var best float32
+	scale := maxv / (2*kMaxQ - 1)
+	on = [2]bool{true, true}
+	for is := -9; is <= 9; is++ {
+		id := (2*kMaxQ - 1 + float32(float32(is)*0.1)) / maxv
+		thisScale := 1 / id
+		for k := 0; k < 2; k++ {
+			u := iq2Levels(xval[8*k:], id, laux[8*k:])
+			onAux[k] = x.onGrid[u] >= 0
+			if !onAux[k] {
+				x.bestNeighbour(u, xval[8*k:8*k+8], waux[8*k:8*k+8], thisScale, laux[8*k:])
+			}
+		}
+		sumqx, sumq2 := iq3Sums(w[:], xval[:], laux[:])
+		if sumq2 > 0 && float32(sumqx*sumqx) > float32(best*sumq2) {
+			scale = sumqx / sumq2
+			best = scale * sumqx
+			*l, on = laux, onAux
+		}
+	}
+	if (!on[0] || !on[1]) && scale > 0 {
+		id := 1 / scale
+		for k := 0; k < 2; k++ {
+			if on[k] {
+				continue
+			}
+			u := iq2Levels(xval[8*k:], id, l[8*k:])
+			if x.onGrid[u] < 0 {
+				x.bestNeighbour(u, xval[8*k:8*k+8], waux[8*k:8*k+8], scale, l[8*k:])
+			}
+		}
+		if sumqx, sumq2 := iq3Sums(w[:], xval[:], l[:]); sumq2 > 0 {
+			scale = sumqx / sumq2
+		}
+	}
+	return scale
 }
 
 // quantIQ2XS is the descriptor's Quantize, with unit importance (see

@@ -56,6 +56,14 @@ func TestQuantizeMatchesLlamaCpp(t *testing.T) {
 			checkRequantize(t, filepath.Join(dir, name), strings.Contains(name, "-imat"), imat, src)
 		})
 	}
+	// llama.cpp's i-quant presets, quantized with the same imatrix: mixes
+	// of IQ3_XXS, IQ3_S, IQ2_S, Q4_K, Q5_K and of IQ2_XS, Q2_K, Q4_K, Q5_K
+	iq := testshared.Path(t, "models/pdtext-llama-28m-iquants")
+	for _, name := range []string{"pdtext-llama-28m-IQ3_XXS-imat.gguf", "pdtext-llama-28m-IQ2_XS-imat.gguf"} {
+		t.Run(name, func(t *testing.T) {
+			checkRequantize(t, filepath.Join(iq, name), true, imat, src)
+		})
+	}
 }
 
 type typeTally struct {
@@ -171,7 +179,7 @@ func TestQuantizeMatchesLlamaCppIQuants(t *testing.T) {
 	}
 	defer f.Close()
 	src := ggufSource{f}
-	for _, dt := range []tensor.DType{tensor.TQ1_0, tensor.TQ2_0, tensor.IQ3_XXS, tensor.IQ3_S, tensor.IQ2_XXS, tensor.IQ2_XS} {
+	for _, dt := range []tensor.DType{tensor.TQ1_0, tensor.TQ2_0, tensor.IQ3_XXS, tensor.IQ3_S, tensor.IQ2_XXS, tensor.IQ2_XS, tensor.IQ2_S} {
 		name := "rand256-" + dt.String() + ".gguf"
 		t.Run(name, func(t *testing.T) {
 			checkRequantize(t, filepath.Join(dir, name), true, imat, src)
