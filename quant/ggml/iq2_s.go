@@ -105,7 +105,7 @@ func quantIQ2SRow(src []float32, dst []byte, qw []float32) {
 			}
 			for k := 0; k < 2; k++ {
 				// every run is on the grid now (ggml aborts otherwise)
-				g := int(x.onGrid[iq2Code(l[8*k:])])
+				g := x.gridOf(l[8*k:])
 				i8 := 2*ib + k
 				b[2+i8] = byte(g)
 				b[66+i8/4] |= byte(g>>8) << (2 * uint(i8%4))

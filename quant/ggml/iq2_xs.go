@@ -86,7 +86,7 @@ func quantIQ2XSRow(src []float32, dst []byte, qw []float32) {
 			}
 			for k := 0; k < 2; k++ {
 				// every run is on the grid now (ggml aborts otherwise)
-				g := uint16(x.onGrid[iq2Code(l[8*k:])])
+				g := uint16(x.gridOf(l[8*k:]))
 				binary.LittleEndian.PutUint16(b[2+4*ib+2*k:], g|uint16(signs[k])<<9)
 			}
 			scales[ib] = scale

@@ -123,7 +123,7 @@ func quantIQ2XXSRow(src []float32, dst []byte, qw []float32) {
 			var ss uint32
 			for k := 0; k < 4; k++ {
 				// every run is on the grid now (ggml aborts otherwise)
-				idx[k] = int(x.onGrid[iq2Code(l[8*k:])])
+				idx[k] = x.gridOf(l[8*k:])
 				b[2+8*ib+k] = byte(idx[k])
 				ss |= uint32(signs[k]) << (7 * uint(k))
 			}

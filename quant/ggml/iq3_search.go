@@ -103,10 +103,26 @@ func (x *iq3Index) bestNeighbour(u int, xval, w []float32, scale float32, l []in
 			best, idx = d2, int(k)
 		}
 	}
+	if idx < 0 {
+		// every error was NaN (weights overflowed on values near the
+		// float32 limit; ggml aborts here): take the first neighbour
+		idx = int(x.near[u][0])
+	}
 	for i, q := range x.point[idx] {
 		l[i] = (q - 1) / 2
 	}
 	return idx
+}
+
+// gridOf returns the grid index of levels l, or 0 where they are not a grid
+// point (only after arithmetic overflow on values near the float32 limit,
+// where ggml aborts).
+func (x *iq3Index) gridOf(l []int8) int {
+	u := iq3Code(l)
+	if u < 0 || u >= len(x.onGrid) || x.onGrid[u] < 0 {
+		return 0
+	}
+	return int(x.onGrid[u])
 }
 
 // iq3Code packs the 3-bit levels of a group of 4 into a lattice code.

@@ -171,7 +171,7 @@ func iq3Search(x *iq3Index, xval, w, waux []float32, l []int8, on *[8]bool, idx 
 	}
 	for k := 0; k < n/4; k++ {
 		// every run is on the grid now (ggml aborts otherwise)
-		idx[k] = int(x.onGrid[iq3Code(l[4*k:])])
+		idx[k] = x.gridOf(l[4*k:])
 	}
 	return scale
 }

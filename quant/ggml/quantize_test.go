@@ -449,3 +449,21 @@ func BenchmarkQuantizeQ4K(b *testing.B)           { benchmarkQuantize(b, tensor.
 func BenchmarkQuantizeQ4KImportance(b *testing.B) { benchmarkQuantize(b, tensor.Q4_K, true) }
 func BenchmarkQuantizeQ6K(b *testing.B)           { benchmarkQuantize(b, tensor.Q6_K, false) }
 func BenchmarkQuantizeQ6KImportance(b *testing.B) { benchmarkQuantize(b, tensor.Q6_K, true) }
+
+// TestQuantizeNearFloatLimit quantizes rows whose squares overflow float32
+// (the lattice searches' weights become Inf or NaN, where ggml aborts):
+// every type must return without panicking.
+func TestQuantizeNearFloatLimit(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 16))
+	const cols = 512
+	x := gaussian(r, cols, 1e37)
+	qw := logNormal(r, cols)
+	qw[3] = 0
+	for _, dt := range quantTypes {
+		for _, imp := range importances(dt, qw) {
+			if _, err := ggml.QuantizeRows(dt, x, cols, imp); err != nil {
+				t.Errorf("%s (importance %v): %v", dt, imp != nil, err)
+			}
+		}
+	}
+}
