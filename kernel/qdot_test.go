@@ -100,6 +100,9 @@ func randBlocks(r *rand.Rand, dt tensor.DType, nb, mode int) []byte {
 					h := tensor.F32ToF16(float32(r.NormFloat64()))
 					blk[off], blk[off+1] = byte(h), byte(h>>8)
 				}
+				if t, _ := ggml.Lookup(dt); t.SetScale != nil {
+					t.SetScale(blk, tensor.F32ToF16(float32(r.NormFloat64())))
+				}
 			}
 			if mode == 3 {
 				for _, off := range f16Offsets(dt) {
@@ -108,6 +111,9 @@ func randBlocks(r *rand.Rand, dt tensor.DType, nb, mode int) []byte {
 						h |= 0x8000
 					}
 					blk[off], blk[off+1] = byte(h), byte(h>>8)
+				}
+				if t, _ := ggml.Lookup(dt); t.SetScale != nil {
+					t.SetScale(blk, 0x7bff)
 				}
 			}
 			if err := ggml.Dequantize(dt, blk, tmp); err != nil {

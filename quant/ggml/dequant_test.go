@@ -37,6 +37,9 @@ func randomBlocks(r *rand.Rand, dt tensor.DType, n int) []byte {
 			for _, off := range lookup(dt).Scales {
 				h(o + off)
 			}
+			if set := lookup(dt).SetScale; set != nil {
+				set(b[o:o+dt.BlockBytes()], tensor.F32ToF16(float32(r.NormFloat64()*0.01)))
+			}
 		}
 	}
 	return b
@@ -153,7 +156,7 @@ func TestDequantizeErrors(t *testing.T) {
 		{"partial block", tensor.Q4_K, 144, 255, "multiple of the block size"},
 		{"short src", tensor.Q8_0, 33, 32, "need 34 bytes"},
 		{"long src", tensor.Q8_0, 35, 32, "need 34 bytes"},
-		{"unsupported", tensor.IQ2_XXS, 66, 256, "not supported"},
+		{"unsupported", tensor.Q8_1, 36, 32, "not supported"},
 		{"q8_k", tensor.Q8_K, 292, 256, "not supported"},
 		{"unknown", tensor.DType(77), 4, 1, "unknown element type"},
 	}
@@ -173,8 +176,8 @@ func TestDequantizeErrors(t *testing.T) {
 			t.Errorf("%s: empty input: %v", dt, err)
 		}
 	}
-	if Supported(tensor.IQ2_XS) {
-		t.Error("Supported(IQ2_XS) = true")
+	if Supported(tensor.Q8_1) {
+		t.Error("Supported(Q8_1) = true")
 	}
 }
 

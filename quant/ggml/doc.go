@@ -13,7 +13,9 @@
 // # The registry
 //
 // Each type's file (q4_0.go, q4_1.go, q5_0.go, q5_1.go, q8_0.go, q2_k.go …
-// q6_k.go, iq4_nl.go, iq4_xs.go; float.go for F32, F16 and BF16) describes
+// q6_k.go, iq4_nl.go, iq4_xs.go, the lattice types iq1_s.go, iq1_m.go,
+// iq2_xxs.go, iq2_xs.go, iq2_s.go, iq3_xxs.go, iq3_s.go, the ternary
+// tq1_0.go, tq2_0.go; float.go for F32, F16 and BF16) describes
 // its block layout in a comment and registers a Type from an init function:
 // block size and bytes, the offsets of its binary16 scales, Dequantize,
 // Quantize (no importance) and QuantizeWeighted (with an imatrix row), the
@@ -25,8 +27,15 @@
 // sits beside them: legacy.go (the 32-element types' weighting and nibble
 // packing), kquant.go (the k-quants' packed scales and shared
 // quantizer), iq4.go (the non-linear codebook and its search),
-// quantize_search.go (ggml's scale searches) and act.go (the Q8_0 and Q8_K
+// quantize_search.go (ggml's scale searches), iqlattice.go (the lattice
+// types' sign table), iq2_search.go and iq3_search.go (ggml's lattice
+// neighbour indexes and group searches) and act.go (the Q8_0 and Q8_K
 // activation rows the dot products read).
+//
+// A type may register without a quantizer (Quantize nil: terse reads it
+// but cannot write it; QuantizeSupported is false); registry_test.go's
+// readOnly list names those types (today IQ1_S and IQ1_M) so that none
+// goes unnoticed.
 //
 // # Adding a type
 //

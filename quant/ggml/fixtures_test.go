@@ -30,13 +30,20 @@ type fixtureTensor struct {
 // compares the float32 bytes' sha256 with llama.cpp's.
 func TestFixtures(t *testing.T) {
 	var files []string
-	for _, dir := range []string{"models/pdtext-llama-28m-gguf", "models/stories260K-gguf"} {
+	for _, dir := range []string{"models/pdtext-llama-28m-gguf", "models/stories260K-gguf",
+		"models/iquant-fixtures", "models/pdtext-llama-28m-iquants"} {
 		d := testshared.Path(t, dir)
 		m, err := filepath.Glob(filepath.Join(d, "*.gguf"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		files = append(files, m...)
+		for _, f := range m {
+			// the i-quant fixtures' F32 source has no hashes: it is the
+			// quantizer's input (quantize_fixture_test.go)
+			if filepath.Base(f) != "rand256-f32.gguf" {
+				files = append(files, f)
+			}
+		}
 	}
 	if len(files) == 0 {
 		t.Fatal("no .gguf fixtures in the shared model folders")
@@ -46,6 +53,26 @@ func TestFixtures(t *testing.T) {
 			t.Parallel()
 			checkFixture(t, path)
 		})
+	}
+	// Every type of issue 8's list must be among the fixtures (and so
+	// checked above): a fixture file that went missing fails here.
+	seen := map[string]bool{}
+	for _, path := range files {
+		raw, err := os.ReadFile(path + ".dequant.json")
+		if err != nil {
+			continue // reported by the subtest
+		}
+		var want map[string]fixtureTensor
+		if json.Unmarshal(raw, &want) == nil {
+			for _, w := range want {
+				seen[w.Type] = true
+			}
+		}
+	}
+	for _, name := range []string{"IQ1_S", "IQ1_M", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ3_XXS", "IQ3_S", "TQ1_0", "TQ2_0"} {
+		if !seen[name] {
+			t.Errorf("no fixture tensor of type %s", name)
+		}
 	}
 }
 

@@ -38,13 +38,13 @@ import (
 // rows of it; nil means no weights. Types without a weighted quantizer
 // (Q8_0, the plain float types) ignore it, as ggml does.
 //
-// Supported types: every registered type (Types). Every input value must be finite
-// (NaN or ±Inf is an error, where ggml would write garbage); finite values
-// so large that a block's scale does not fit binary16 give an infinite
-// scale, as in ggml. Quantize does not allocate.
+// Supported types: every registered type with a quantizer
+// (QuantizeSupported). Every input value must be finite (NaN or ±Inf is an
+// error, where ggml would write garbage); finite values so large that a
+// block's scale does not fit binary16 give an infinite scale, as in ggml. Quantize does not allocate.
 func Quantize(dt tensor.DType, src []float32, dst []byte, importance []float32) error {
 	t := lookup(dt)
-	if t == nil {
+	if t == nil || t.Quantize == nil {
 		return fmt.Errorf("quantize: type %s is not supported", dt)
 	}
 	need, err := dt.RowBytes(len(src))
@@ -113,8 +113,11 @@ func QuantizeRows(dt tensor.DType, src []float32, cols int, importance []float32
 }
 
 // QuantizeSupported reports whether Quantize handles type dt (whether dt
-// is registered).
-func QuantizeSupported(dt tensor.DType) bool { return lookup(dt) != nil }
+// is registered with a quantizer).
+func QuantizeSupported(dt tensor.DType) bool {
+	t := lookup(dt)
+	return t != nil && t.Quantize != nil
+}
 
 // nearestInt is ggml's nearest_int: adding 1.5·2^23 leaves the rounded
 // integer (ties to even) in the low mantissa bits. It is exact for

@@ -56,6 +56,14 @@ func TestQuantizeMatchesLlamaCpp(t *testing.T) {
 			checkRequantize(t, filepath.Join(dir, name), strings.Contains(name, "-imat"), imat, src)
 		})
 	}
+	// llama.cpp's i-quant presets, quantized with the same imatrix: mixes
+	// of IQ3_XXS, IQ3_S, IQ2_S, Q4_K, Q5_K and of IQ2_XS, Q2_K, Q4_K, Q5_K
+	iq := testshared.Path(t, "models/pdtext-llama-28m-iquants")
+	for _, name := range []string{"pdtext-llama-28m-IQ3_XXS-imat.gguf", "pdtext-llama-28m-IQ2_XS-imat.gguf"} {
+		t.Run(name, func(t *testing.T) {
+			checkRequantize(t, filepath.Join(iq, name), true, imat, src)
+		})
+	}
 }
 
 type typeTally struct {
@@ -65,7 +73,13 @@ type typeTally struct {
 	maxDiff            float64
 }
 
-func checkRequantize(t *testing.T, path string, useImat bool, imat map[string][]float32, src *sourceCache) {
+// weightSource returns a tensor's source weights as float32 under its
+// GGUF name.
+type weightSource interface {
+	get(ggufName string) ([]float32, error)
+}
+
+func checkRequantize(t *testing.T, path string, useImat bool, imat map[string][]float32, src weightSource) {
 	f, err := gguf.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -146,6 +160,49 @@ func checkRequantize(t *testing.T, path string, useImat bool, imat map[string][]
 		}
 		t.Log(line)
 	}
+}
+
+// TestQuantizeMatchesLlamaCppIQuants re-quantizes the i-quant fixtures
+// (rand256-<TYPE>.gguf, llama-quantize --pure --imatrix from
+// rand256-f32.gguf) from their F32 source and compares the bytes. It lists
+// the types terse can write; the read-only ones (registry_test.go's
+// readOnly) join it as their quantizers land.
+func TestQuantizeMatchesLlamaCppIQuants(t *testing.T) {
+	dir := testshared.Path(t, "models/iquant-fixtures")
+	imat, err := readIMatrix(filepath.Join(dir, "rand256-imatrix.dat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.Open(filepath.Join(dir, "rand256-f32.gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	src := ggufSource{f}
+	for _, dt := range []tensor.DType{tensor.TQ1_0, tensor.TQ2_0, tensor.IQ3_XXS, tensor.IQ3_S, tensor.IQ2_XXS, tensor.IQ2_XS, tensor.IQ2_S} {
+		name := "rand256-" + dt.String() + ".gguf"
+		t.Run(name, func(t *testing.T) {
+			checkRequantize(t, filepath.Join(dir, name), true, imat, src)
+		})
+	}
+}
+
+// ggufSource reads F32 source weights from a GGUF file.
+type ggufSource struct{ f *gguf.File }
+
+func (s ggufSource) get(name string) ([]float32, error) {
+	tn, err := s.f.Tensor(name)
+	if err != nil {
+		return nil, err
+	}
+	if tn.DType != tensor.F32 {
+		return nil, fmt.Errorf("%s is %s, want F32", name, tn.DType)
+	}
+	v := make([]float32, tn.NumElements())
+	if err := ggml.Dequantize(tensor.F32, tn.Data, v); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 // sourceCache reads pdtext-llama-28m's bf16 weights under their GGUF names,

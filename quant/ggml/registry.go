@@ -21,12 +21,19 @@ type Type struct {
 	// fields (d, dmin, m): the bytes that make a block's values finite or
 	// not. Tests use it to build valid random blocks.
 	Scales []int
+	// SetScale writes the binary16 value h as the block's super-block
+	// scale, leaving every other bit as it is, for a type whose scale is
+	// not a whole field (IQ1_M spreads it over four nibbles). Nil for
+	// the others, whose scales are the fields at Scales.
+	SetScale func(blk []byte, h uint16)
 
 	// Dequantize expands len(dst) elements (whole blocks) from src, which
 	// holds exactly their bytes, bit for bit as ggml's dequantize_row_*.
 	Dequantize func(src []byte, dst []float32)
 	// Quantize encodes whole blocks of src into dst (exactly their bytes)
 	// without importance weights, byte for byte as llama-quantize does.
+	// Nil for a type terse reads but cannot write yet (QuantizeSupported
+	// is false; the registry test lists those types).
 	Quantize func(src []float32, dst []byte)
 	// QuantizeWeighted encodes one row with importance weights qw (one per
 	// element of row), as llama-quantize does with an imatrix entry. Nil
@@ -77,8 +84,10 @@ func register(t *Type) {
 	case t.BlockSize != t.DType.BlockSize() || t.BlockBytes != t.DType.BlockBytes():
 		panic(fmt.Sprintf("ggml: register %s: layout %d elements in %d bytes, tensor says %d in %d",
 			t.DType, t.BlockSize, t.BlockBytes, t.DType.BlockSize(), t.DType.BlockBytes()))
-	case t.Dequantize == nil || t.Quantize == nil:
-		panic(fmt.Sprintf("ggml: register %s: no dequantizer or quantizer", t.DType))
+	case t.Dequantize == nil:
+		panic(fmt.Sprintf("ggml: register %s: no dequantizer", t.DType))
+	case t.Quantize == nil && t.QuantizeWeighted != nil:
+		panic(fmt.Sprintf("ggml: register %s: a weighted quantizer without a plain one", t.DType))
 	case (t.Dot == nil) != (t.Act == ActNone):
 		panic(fmt.Sprintf("ggml: register %s: dot product and activation format must come together", t.DType))
 	}
