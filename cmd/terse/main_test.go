@@ -127,7 +127,7 @@ func TestCommandErrors(t *testing.T) {
 		{"bad kv spec", []string{"eval", "--kv", "q3_k"}, 2, `unknown cache "q3_k"`},
 		{"bad kv field", []string{"bench", "--kv", "kivi:k3v3"}, 2, "want 2, 4 or 8"},
 		{"kv unsuited to the model", []string{"generate", "--kv", "q4_0", "-n", "1"}, 1, "head dimension 8"},
-		{"bench negative depth", []string{"bench", "-d", "-1"}, 2, "-d must be"},
+		{"bench negative depth", []string{"bench", "-d", "-1"}, 2, "-d -1: must be"},
 	}
 	for _, tc := range tests {
 		_, errs, code := runCmd(t, tc.args...)
