@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/terse-llm/terse/progress"
@@ -136,22 +137,10 @@ func quantizeOne(t *tensor.Tensor, dt tensor.DType, m Method, stats *quant.Stats
 	if err != nil {
 		return nil, "", err
 	}
-	if c.Tensor == nil || c.Tensor.Name != t.Name || !equalShape(c.Tensor.Shape, t.Shape) {
+	if c.Tensor == nil || c.Tensor.Name != t.Name || !slices.Equal(c.Tensor.Shape, t.Shape) {
 		return nil, "", fmt.Errorf("method %s returned a tensor that does not replace it", m.Name())
 	}
 	return c.Tensor, c.How, nil
-}
-
-func equalShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func report(t, nt *tensor.Tensor, how string, stats *quant.Stats, d time.Duration) TensorReport {

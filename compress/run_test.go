@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -130,7 +131,7 @@ func TestRunStories260K(t *testing.T) {
 			if want := map[Output]load.Format{GGUF: load.GGUF, Native: load.Native}[tc.format]; ck.Format != want {
 				t.Fatalf("wrote %s, want %s", ck.Format, want)
 			}
-			if got, want := ck.Tokenizer.Encode("Once upon a time", true), base.Tokenizer.Encode("Once upon a time", true); !equalShape(got, want) {
+			if got, want := ck.Tokenizer.Encode("Once upon a time", true), base.Tokenizer.Encode("Once upon a time", true); !slices.Equal(got, want) {
 				t.Errorf("tokenizer read back encodes %v, want %v", got, want)
 			}
 			ev, err := eval.Evaluate(model.NewRunner(ck.Model, 0), evalTokens, eval.Options{Ctx: 256,

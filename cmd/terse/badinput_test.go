@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -182,7 +183,7 @@ func TestGenerateSeedAndStop(t *testing.T) {
 		t.Fatal("no seed reported")
 	}
 	b := generate(t, "--prompt", "Once upon a", "-n", "30", "--temp", "1", "--seed", jsonNum(a.Seed))
-	if b.Seed != a.Seed || !equalIDs(a.IDs, b.IDs) {
+	if b.Seed != a.Seed || !slices.Equal(a.IDs, b.IDs) {
 		t.Errorf("the reported seed does not reproduce the run: %v / %v", a.IDs, b.IDs)
 	}
 	greedy := generate(t, "--prompt", "Once upon a", "-n", "40")
@@ -216,18 +217,6 @@ func TestGenerateSeedAndStop(t *testing.T) {
 }
 
 func jsonNum(v uint64) string { b, _ := json.Marshal(v); return string(b) }
-
-func equalIDs(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
 
 func TestStopEscapes(t *testing.T) {
 	tests := []struct{ flag, want string }{
