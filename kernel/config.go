@@ -46,6 +46,10 @@ type Config struct {
 	// Q4_0 and past 24 for Q6_K (BenchmarkQMatMulCrossover), because the
 	// dequantizers are pure Go. Default 16.
 	QMaxBatch int
+	// QGemmMin is the smallest activation count, above QMaxBatch, that
+	// MatMul sends down the tiled integer GEMM (qgemm.go) for Q4_0 and Q8_0
+	// weights; 0 keeps those batches on the dequantize path.
+	QGemmMin int
 	// QDisabled sends quantized weights down the dequantize path at every
 	// batch size (benchmarks and tests compare the two).
 	QDisabled bool
@@ -108,6 +112,8 @@ func Configure(c Config) error {
 		return fmt.Errorf("kernel config: small work %d is negative", c.SmallWork)
 	case c.QMaxBatch < 0:
 		return fmt.Errorf("kernel config: quantized-path max batch %d is negative", c.QMaxBatch)
+	case c.QGemmMin < 0:
+		return fmt.Errorf("kernel config: integer GEMM min batch %d is negative", c.QGemmMin)
 	}
 	if _, ok := parseLevel(c.Level); !ok {
 		return fmt.Errorf("kernel config: unknown level %q (generic, avx2, avx512 or auto)", c.Level)
