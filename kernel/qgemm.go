@@ -4,12 +4,17 @@ import "github.com/terse-llm/terse/tensor"
 
 // The integer prefill path: for Q4_0 and Q8_0 weights and batches too
 // large for the decode path (n > Config.QMaxBatch, n >= Config.QGemmMin),
-// MatMul quantizes the n activations once to Q8_0 (qJob.setup, ggml's
+// qGemm quantizes the n activations once to Q8_0 (qJob.setup, ggml's
 // rounding) and walks the weights in tiles of qGemmTile rows: each tile is
 // loaded into L1 once and dotted with every activation in turn by the
 // decode path's row kernels (one activation against several rows per
-// call), so weights are read from memory once per call and each (row,
-// token) result equals the decode path's integer dot bit for bit. Row
+// call), so weights are read from memory once per call. Where the level has a
+// four-token micro-kernel (gemm4For: Q4_0 with AVX512_VNNI) it takes the
+// tokens four at a time, unpacking each weight block once for all four;
+// the remaining tokens (and every token elsewhere) use the row kernels,
+// whose results equal the decode path's bit for bit. MatMul routes only
+// the types with a four-token kernel here (qGemmRoute): without one the
+// tiles measured slower than the dequantize path. Row
 // tiles are split over the kernel pool; the activation buffers are the
 // decode job's, grown on demand and kept, so steady state allocates
 // nothing.
@@ -27,15 +32,18 @@ const qGemmTile = 16
 type gemm4Fn func(out []float32, rows, ostride int, w []byte, rb int, q []int8, qstride int, d, s []float32, dstride, nb int)
 
 // qGemmRoute reports whether MatMul sends n activations of dt weights down
-// the tiled integer GEMM under cfg.
-func qGemmRoute(cfg *Config, dt tensor.DType, n int) bool {
+// the tiled integer GEMM under cfg at level l.
+func qGemmRoute(cfg *Config, l level, dt tensor.DType, n int) bool {
 	if cfg.QDisabled || cfg.QGemmMin == 0 || n <= cfg.QMaxBatch || n < cfg.QGemmMin {
 		return false
 	}
-	return dt == tensor.Q4_0 || dt == tensor.Q8_0
+	return qGemmType(dt) && gemm4For(l, dt) != nil
 }
 
-// qGemm is MatMul for qGemmRoute weights whose size checks have passed.
+// qGemmType reports whether qGemm takes dt weights.
+func qGemmType(dt tensor.DType) bool { return dt == tensor.Q4_0 || dt == tensor.Q8_0 }
+
+// qGemm is MatMul for qGemmType weights whose size checks have passed.
 func qGemm(cfg *Config, out, x []float32, n int, w *tensor.Tensor) {
 	outs := [1][]float32{out}
 	ws := [1]*tensor.Tensor{w}

@@ -13,12 +13,6 @@ import (
 // qGemmTestTypes are the weight types the tiled integer GEMM takes.
 var qGemmTestTypes = []tensor.DType{tensor.Q4_0, tensor.Q8_0}
 
-// withGemm runs f with batches of n > 16 sent down the tiled integer GEMM.
-func withGemm(f func()) {
-	defer withConfig(func(c *Config) { c.QDisabled, c.QMaxBatch, c.QGemmMin = false, qMaxN, qMaxN+1 })()
-	f()
-}
-
 // gemmActs fills n activations of cols columns: token t%5 selects random
 // normal values (0), zeros (1), values scaled by 1e4 (2) or by 1e-20 (3),
 // or one spike among zeros (4).
@@ -75,13 +69,7 @@ func TestQGemm(t *testing.T) {
 							SetThreads(th)
 							out := make([]float32, n*rows+1)
 							out[n*rows] = 42
-							withLevel(t, l, func() {
-								withGemm(func() {
-									if err := MatMul(out, x, n, w); err != nil {
-										t.Fatal(err)
-									}
-								})
-							})
+							withLevel(t, l, func() { qGemm(config.Load(), out, x, n, w) })
 							for i := 0; i < n*rows; i++ {
 								tol := 1e-5*mag[i] + 1e-30
 								if d := math.Abs(float64(out[i]) - want[i]); !(d <= tol) {
@@ -99,24 +87,73 @@ func TestQGemm(t *testing.T) {
 	}
 }
 
-// TestQGemmRoute checks which calls take the tiled integer GEMM.
+// TestQGemmRoute checks which MatMul calls take the tiled integer GEMM:
+// types with a four-token kernel at the level, n above QMaxBatch and at
+// least QGemmMin.
 func TestQGemmRoute(t *testing.T) {
 	on := &Config{QMaxBatch: qMaxN, QGemmMin: 32}
-	for _, c := range []struct {
-		cfg  *Config
-		dt   tensor.DType
-		n    int
-		want bool
-	}{
-		{on, tensor.Q4_0, 32, true}, {on, tensor.Q8_0, 512, true}, {on, tensor.Q4_0, 31, false},
-		{on, tensor.Q4_K, 64, false}, {on, tensor.F32, 64, false},
-		{&Config{QMaxBatch: qMaxN}, tensor.Q4_0, 64, false},
-		{&Config{QMaxBatch: 64, QGemmMin: 1}, tensor.Q4_0, 64, false},
-		{&Config{QMaxBatch: qMaxN, QGemmMin: 1, QDisabled: true}, tensor.Q4_0, 64, false},
-	} {
-		if got := qGemmRoute(c.cfg, c.dt, c.n); got != c.want {
-			t.Errorf("qGemmRoute(%+v, %s, %d) = %v, want %v", *c.cfg, c.dt, c.n, got, c.want)
+	for _, l := range levels() {
+		for _, c := range []struct {
+			cfg *Config
+			dt  tensor.DType
+			n   int
+			ok  bool // routed where the level has a kernel for dt
+		}{
+			{on, tensor.Q4_0, 32, true}, {on, tensor.Q8_0, 512, true}, {on, tensor.Q4_0, 31, false},
+			{on, tensor.Q4_K, 64, false}, {on, tensor.F32, 64, false},
+			{&Config{QMaxBatch: qMaxN}, tensor.Q4_0, 64, false},
+			{&Config{QMaxBatch: 64, QGemmMin: 1}, tensor.Q4_0, 64, false},
+			{&Config{QMaxBatch: qMaxN, QGemmMin: 1, QDisabled: true}, tensor.Q4_0, 64, false},
+		} {
+			want := c.ok && gemm4For(l, c.dt) != nil
+			if got := qGemmRoute(c.cfg, l, c.dt, c.n); got != want {
+				t.Errorf("qGemmRoute(%+v, %v, %s, %d) = %v, want %v", *c.cfg, l, c.dt, c.n, got, want)
+			}
 		}
+	}
+}
+
+// TestQGemmMatMul checks that MatMul, where it routes to the GEMM, gives
+// qGemm's results bit for bit, also from goroutines calling at once (the
+// pool busy: fallback jobs).
+func TestQGemmMatMul(t *testing.T) {
+	r := rand.New(rand.NewPCG(45, 46))
+	defer SetThreads(0)
+	SetThreads(2)
+	rows, cols, n := 70, 512, 37
+	w, err := makeWeight(r, tensor.Q4_0, rows, cols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := randVec(r, n*cols)
+	for _, l := range levels() {
+		withLevel(t, l, func() {
+			defer withConfig(func(c *Config) { c.QDisabled, c.QMaxBatch, c.QGemmMin = false, qMaxN, qMaxN+1 })()
+			want := make([]float32, n*rows)
+			qGemm(config.Load(), want, x, n, w)
+			const g = 4
+			outs := make([][]float32, g)
+			errs := make(chan error, g)
+			for i := range outs {
+				outs[i] = make([]float32, n*rows)
+				go func() { errs <- MatMul(outs[i], x, n, w) }()
+			}
+			for range outs {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !qGemmRoute(config.Load(), l, tensor.Q4_0, n) {
+				return // the dequantize path: TestMatMul's business
+			}
+			for i, out := range outs {
+				for k := range out {
+					if out[k] != want[k] {
+						t.Fatalf("%v goroutine %d: out[%d] = %g, qGemm %g", l, i, k, out[k], want[k])
+					}
+				}
+			}
+		})
 	}
 }
 
@@ -135,17 +172,12 @@ func TestQGemmAllocs(t *testing.T) {
 		out := make([]float32, n*rows)
 		for _, th := range []int{1, 2} {
 			SetThreads(th)
-			withGemm(func() {
-				_ = MatMul(out, x, n, w) // warm up scratch
-				allocs := testing.AllocsPerRun(10, func() {
-					if err := MatMul(out, x, n, w); err != nil {
-						t.Fatal(err)
-					}
-				})
-				if allocs != 0 {
-					t.Errorf("%s threads=%d: %v allocs per MatMul", dt, th, allocs)
-				}
-			})
+			cfg := config.Load()
+			qGemm(cfg, out, x, n, w) // warm up scratch
+			allocs := testing.AllocsPerRun(10, func() { qGemm(cfg, out, x, n, w) })
+			if allocs != 0 {
+				t.Errorf("%s threads=%d: %v allocs per call", dt, th, allocs)
+			}
 		}
 	}
 }
