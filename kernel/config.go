@@ -49,10 +49,10 @@ type Config struct {
 	// QGemmMin is the smallest activation count, above QMaxBatch, that
 	// MatMul sends down the tiled integer GEMM (qgemm.go), for the weight
 	// types that have a four-token micro-kernel at the active level (Q4_0
-	// with AVX512_VNNI); 0 keeps every batch above QMaxBatch on the
-	// dequantize path. On the development machine (2 threads, 2048×2048
-	// and 8192×2048, n = 32 and 128) the GEMM measured 1.07-1.16× the
-	// dequantize path (BenchmarkQPrefill). Default 17.
+	// with AVX512_VNNI) and weights of at least 1024 columns; 0 keeps every batch above QMaxBatch on the
+	// dequantize path. On the development machine (2 threads, 2048-column
+	// weights, n = 32 and 128) the GEMM measured 1.07-2× the dequantize
+	// path (BenchmarkQPrefill). Default 17.
 	QGemmMin int
 	// QDisabled sends quantized weights down the dequantize path at every
 	// batch size (benchmarks and tests compare the two).

@@ -31,10 +31,16 @@ const qGemmTile = 16
 // even and positive.
 type gemm4Fn func(out []float32, rows, ostride int, w []byte, rb int, q []int8, qstride int, d, s []float32, dstride, nb int)
 
-// qGemmRoute reports whether MatMul sends n activations of dt weights down
-// the tiled integer GEMM under cfg at level l.
-func qGemmRoute(cfg *Config, l level, dt tensor.DType, n int) bool {
-	if cfg.QDisabled || cfg.QGemmMin == 0 || n <= cfg.QMaxBatch || n < cfg.QGemmMin {
+// qGemmMinCols is the narrowest weight MatMul sends down the tiled integer
+// GEMM: with 2048 columns it measured 1.07-2× the dequantize path
+// (BenchmarkQPrefill, 2 threads), with 768 columns (the 134M model's gate
+// and up projections) no faster, as the per-row reductions weigh more.
+const qGemmMinCols = 1024
+
+// qGemmRoute reports whether MatMul sends n activations of dt weights with
+// cols columns down the tiled integer GEMM under cfg at level l.
+func qGemmRoute(cfg *Config, l level, dt tensor.DType, n, cols int) bool {
+	if cfg.QDisabled || cfg.QGemmMin == 0 || n <= cfg.QMaxBatch || n < cfg.QGemmMin || cols < qGemmMinCols {
 		return false
 	}
 	return qGemmType(dt) && gemm4For(l, dt) != nil
