@@ -46,6 +46,14 @@ type Config struct {
 	// Q4_0 and past 24 for Q6_K (BenchmarkQMatMulCrossover), because the
 	// dequantizers are pure Go. Default 16.
 	QMaxBatch int
+	// QGemmMin is the smallest activation count, above QMaxBatch, that
+	// MatMul sends down the tiled integer GEMM (qgemm.go), for the weight
+	// types that have a four-token micro-kernel at the active level (Q4_0
+	// with AVX512_VNNI) and weights of at least 1024 columns; 0 keeps every batch above QMaxBatch on the
+	// dequantize path. On the development machine (2 threads, 2048-column
+	// weights, n = 32 and 128) the GEMM measured 1.07-2× the dequantize
+	// path (BenchmarkQPrefill). Default 17.
+	QGemmMin int
 	// QDisabled sends quantized weights down the dequantize path at every
 	// batch size (benchmarks and tests compare the two).
 	QDisabled bool
@@ -83,7 +91,7 @@ func DefaultConfig() Config { return defaultConfig(os.Getenv) }
 
 func defaultConfig(getenv func(string) string) Config {
 	c := Config{Spin: defaultSpin, TileRows: defaultTileRows, KBlock: defaultKBlock,
-		SmallWork: defaultSmallWork, QMaxBatch: qMaxN, Level: getenv("TERSE_KERNEL")}
+		SmallWork: defaultSmallWork, QMaxBatch: qMaxN, QGemmMin: qMaxN + 1, Level: getenv("TERSE_KERNEL")}
 	if v, err := strconv.Atoi(getenv("TERSE_SPIN_US")); err == nil && v >= 0 {
 		c.Spin = time.Duration(v) * time.Microsecond
 	}
@@ -108,6 +116,8 @@ func Configure(c Config) error {
 		return fmt.Errorf("kernel config: small work %d is negative", c.SmallWork)
 	case c.QMaxBatch < 0:
 		return fmt.Errorf("kernel config: quantized-path max batch %d is negative", c.QMaxBatch)
+	case c.QGemmMin < 0:
+		return fmt.Errorf("kernel config: integer GEMM min batch %d is negative", c.QGemmMin)
 	}
 	if _, ok := parseLevel(c.Level); !ok {
 		return fmt.Errorf("kernel config: unknown level %q (generic, avx2, avx512 or auto)", c.Level)

@@ -53,6 +53,11 @@ func MatMul(out, x []float32, n int, w *tensor.Tensor) error {
 		qMatMul(cfg, out, x, n, w, rb)
 		return nil
 	}
+	// Q4_0 and Q8_0 prefill batches: the tiled integer GEMM (qgemm.go).
+	if w.Decoder == nil && qGemmRoute(cfg, active, w.DType, n, cols) {
+		qGemm(cfg, out, x, n, w)
+		return nil
+	}
 
 	p := &thePool
 	if !p.mu.TryLock() {

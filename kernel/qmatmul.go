@@ -49,6 +49,8 @@ type qJob struct {
 	units int // total rows
 	tg    [maxTargets]qTarget
 	ntg   int
+	tiled bool    // rows tile by tile (qgemm.go)
+	gemm4 gemm4Fn // four-token micro-kernel of a tiled job, or nil
 	acts  []q8Act // one per activation vector, grown on demand
 	// Backing store for acts, grown on demand and kept.
 	qbuf       []int8
@@ -153,7 +155,7 @@ func (j *qJob) setup(outs [][]float32, x []float32, n int, ws []*tensor.Tensor) 
 }
 
 func (j *qJob) reset() {
-	j.x = nil
+	j.x, j.tiled, j.gemm4 = nil, false, nil
 	for i := range j.tg {
 		j.tg[i] = qTarget{}
 	}
@@ -173,6 +175,10 @@ func (j *qJob) run(_, lo, hi int) {
 
 // runTarget computes rows [lo, hi) of one target.
 func (j *qJob) runTarget(tg *qTarget, lo, hi int) {
+	if j.tiled {
+		j.runTiled(tg, lo, hi)
+		return
+	}
 	rb, rows, data, out, dot := tg.rb, tg.rows, tg.data, tg.out, tg.dot
 	if tg.rowsFn != nil {
 		for t := 0; t < j.n; t++ {
