@@ -40,7 +40,7 @@ func TestRegistryHasToday(t *testing.T) {
 // not yet write: the only types allowed a nil Quantize. A type leaves the
 // list when its quantizer lands (TestRegistryLayout fails until it does).
 var readOnly = []tensor.DType{
-	tensor.IQ1_S, tensor.IQ1_M,
+	tensor.IQ1_M,
 }
 
 // TestRegistryLayout checks each descriptor against tensor's type table.
