@@ -27,8 +27,23 @@ func TestRecipeParityWithLlamaCpp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, preset := range []string{"Q4_K_M", "Q3_K_M", "Q2_K"} {
-		ref, err := gguf.Open(testshared.Path(t, "models/pdtext-llama-28m-gguf/pdtext-llama-28m-"+preset+"-imat.gguf"))
+	files := []struct {
+		preset, dir string
+		long        bool // the lattice searches take a while: not with -short
+	}{
+		{"Q4_K_M", "pdtext-llama-28m-gguf", false},
+		{"Q3_K_M", "pdtext-llama-28m-gguf", false},
+		{"Q2_K", "pdtext-llama-28m-gguf", false},
+		{"IQ3_XXS", "pdtext-llama-28m-iquants", true},
+		{"IQ2_XS", "pdtext-llama-28m-iquants", true},
+	}
+	for _, f := range files {
+		preset := f.preset
+		if f.long && testing.Short() {
+			t.Logf("%s: skipped with -short", preset)
+			continue
+		}
+		ref, err := gguf.Open(testshared.Path(t, "models/"+f.dir+"/pdtext-llama-28m-"+preset+"-imat.gguf"))
 		if err != nil {
 			t.Fatal(err)
 		}

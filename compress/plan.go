@@ -27,6 +27,7 @@ import (
 	"strings"
 
 	"github.com/terse-llm/terse/model"
+	"github.com/terse-llm/terse/quant/ggml"
 	"github.com/terse-llm/terse/tensor"
 )
 
@@ -59,6 +60,21 @@ var Presets = map[string]Preset{
 	"Q6_K":   {"Q6_K", tensor.Q6_K, 18},
 	"IQ4_NL": {"IQ4_NL", tensor.IQ4_NL, 25},
 	"IQ4_XS": {"IQ4_XS", tensor.IQ4_XS, 30},
+	// The i-quant and ternary presets. Their default types are
+	// llama.cpp's llama_ftype_get_default_type: IQ2_S's default is IQ2_XS
+	// and IQ2_M's is IQ2_S; IQ3_XS and IQ3_M default to IQ3_S.
+	"IQ2_XXS": {"IQ2_XXS", tensor.IQ2_XXS, 19},
+	"IQ2_XS":  {"IQ2_XS", tensor.IQ2_XS, 20},
+	"IQ3_XS":  {"IQ3_XS", tensor.IQ3_S, 22},
+	"IQ3_XXS": {"IQ3_XXS", tensor.IQ3_XXS, 23},
+	"IQ1_S":   {"IQ1_S", tensor.IQ1_S, 24},
+	"IQ3_S":   {"IQ3_S", tensor.IQ3_S, 26},
+	"IQ3_M":   {"IQ3_M", tensor.IQ3_S, 27},
+	"IQ2_S":   {"IQ2_S", tensor.IQ2_XS, 28},
+	"IQ2_M":   {"IQ2_M", tensor.IQ2_S, 29},
+	"IQ1_M":   {"IQ1_M", tensor.IQ1_M, 31},
+	"TQ1_0":   {"TQ1_0", tensor.TQ1_0, 36},
+	"TQ2_0":   {"TQ2_0", tensor.TQ2_0, 37},
 }
 
 // PresetNames lists the presets.
@@ -113,6 +129,11 @@ func MakePlan(cfg *model.Config, w *model.Weights, p Preset, hasImatrix bool, ov
 		}
 		return false
 	}
+	// lowBit are the presets whose rules llama.cpp keeps apart (its
+	// 1- and 2-bit i-quant mixes).
+	lowBit := is("IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ2_M", "IQ1_S", "IQ1_M")
+	// iq2sm: the two presets that spend IQ3_S where the others spend Q2_K.
+	iq2sm := is("IQ2_S", "IQ2_M")
 	choose := func(name string, layer int, cols int) tensor.DType {
 		t := p.Default
 		if !t.Quantized() {
@@ -120,12 +141,49 @@ func MakePlan(cfg *model.Config, w *model.Weights, p Preset, hasImatrix bool, ov
 		}
 		switch {
 		case name == "output.weight" || (cfg.TiedEmbeddings && name == "token_embd.weight"):
-			if cols%t.BlockSize() != 0 {
+			switch {
+			case cols%t.BlockSize() != 0:
 				t = tensor.Q8_0
-			} else if t != tensor.Q8_0 {
+			case lowBit || is("IQ3_XXS"):
+				t = tensor.Q5_K
+			case t != tensor.Q8_0:
 				t = tensor.Q6_K
 			}
 		case name == "token_embd.weight":
+			switch {
+			case is("IQ2_XXS", "IQ2_XS", "IQ1_S", "IQ1_M"):
+				t = tensor.Q2_K
+			case iq2sm || is("IQ3_XXS"):
+				t = tensor.IQ3_S
+			case is("TQ1_0", "TQ2_0"):
+				t = tensor.Q4_K
+			}
+		case lowBit:
+			switch {
+			case strings.HasSuffix(name, "attn_v.weight"):
+				switch {
+				case gqa >= 4:
+					t = tensor.Q4_K
+				case iq2sm:
+					t = tensor.IQ3_S
+				default:
+					t = tensor.Q2_K
+				}
+			case strings.HasSuffix(name, "ffn_down.weight"):
+				if layer < n/8 {
+					t = tensor.Q2_K
+					if iq2sm {
+						t = tensor.IQ3_S
+					}
+				}
+			case strings.HasSuffix(name, "attn_output.weight"):
+				switch {
+				case is("IQ1_S", "IQ1_M"):
+					t = tensor.IQ2_XXS
+				case iq2sm:
+					t = tensor.IQ3_S
+				}
+			}
 		case strings.HasSuffix(name, "attn_v.weight"):
 			switch {
 			case is("Q2_K"):
@@ -133,6 +191,17 @@ func MakePlan(cfg *model.Config, w *model.Weights, p Preset, hasImatrix bool, ov
 				if gqa >= 4 {
 					t = tensor.Q4_K
 				}
+			case is("IQ3_XXS"):
+				switch {
+				case gqa >= 4:
+					t = tensor.Q4_K
+				case !hasImatrix:
+					t = tensor.IQ3_S
+				}
+			case is("IQ3_XS", "IQ3_S") && gqa >= 4:
+				t = tensor.Q4_K
+			case is("IQ3_M"):
+				t = tensor.Q4_K
 			case is("Q3_K_M"):
 				t = tensor.Q4_K
 				if layer < 2 {
@@ -147,15 +216,29 @@ func MakePlan(cfg *model.Config, w *model.Weights, p Preset, hasImatrix bool, ov
 			case is("Q4_K_S") && layer < 4:
 				t = tensor.Q5_K
 			}
+		case strings.HasSuffix(name, "attn_k.weight"), strings.HasSuffix(name, "attn_q.weight"):
+			switch {
+			case is("IQ3_XS"):
+				t = tensor.IQ3_XXS
+			case is("IQ3_XXS"):
+				t = tensor.IQ2_S
+			}
 		case strings.HasSuffix(name, "ffn_down.weight"):
 			switch {
 			case is("Q2_K"):
 				t = tensor.Q3_K
+			case is("IQ3_XXS") && !hasImatrix:
+				t = tensor.Q3_K
+				if layer < n/8 {
+					t = tensor.Q4_K
+				}
 			case is("Q3_K_M"):
 				t = tensor.Q4_K
 				if layer < n/16 {
 					t = tensor.Q5_K
 				}
+			case is("IQ3_M") && layer < n/8:
+				t = tensor.Q4_K
 			case is("Q3_K_L"):
 				t = tensor.Q5_K
 			case is("Q4_K_M"):
@@ -178,10 +261,16 @@ func MakePlan(cfg *model.Config, w *model.Weights, p Preset, hasImatrix bool, ov
 			switch {
 			case is("Q2_K"):
 				t = tensor.Q3_K
-			case is("Q3_K_M"):
+			case is("IQ3_XXS"):
+				t = tensor.IQ3_S
+			case is("Q3_K_M", "IQ3_M"):
 				t = tensor.Q4_K
 			case is("Q3_K_L"):
 				t = tensor.Q5_K
+			}
+		case strings.Contains(name, "ffn_gate"), strings.Contains(name, "ffn_up"):
+			if is("IQ3_XS") && layer >= n/8 && layer < 7*n/8 {
+				t = tensor.IQ3_XXS
 			}
 		}
 		return fallback(t, cols)
@@ -206,14 +295,18 @@ func MakePlan(cfg *model.Config, w *model.Weights, p Preset, hasImatrix bool, ov
 }
 
 // fallback is llama.cpp's substitute when a row is not a whole number of
-// the type's blocks (k-quants need multiples of 256).
+// the type's blocks (k-quants, i-quants and the ternary types need
+// multiples of 256).
 func fallback(t tensor.DType, cols int) tensor.DType {
 	if cols%t.BlockSize() == 0 {
 		return t
 	}
 	switch t {
-	case tensor.Q2_K, tensor.Q3_K, tensor.IQ4_XS:
+	case tensor.Q2_K, tensor.Q3_K, tensor.IQ4_XS,
+		tensor.IQ1_S, tensor.IQ1_M, tensor.IQ2_XXS, tensor.IQ2_XS, tensor.IQ2_S, tensor.IQ3_XXS, tensor.IQ3_S:
 		t = tensor.IQ4_NL
+	case tensor.TQ1_0, tensor.TQ2_0:
+		t = tensor.Q4_0
 	case tensor.Q4_K:
 		t = tensor.Q5_0
 	case tensor.Q5_K:
@@ -225,4 +318,45 @@ func fallback(t tensor.DType, cols int) tensor.DType {
 		return tensor.F16
 	}
 	return t
+}
+
+// Check reports, before any work, why the plan cannot be written: a
+// tensor planned as a type terse can read but not yet quantize, or (when
+// hasImportance is false) a type that llama.cpp, and terse, refuse to
+// quantize without importance weights. preset names the --type in the
+// message.
+func (pl Plan) Check(preset string, hasImportance bool) error {
+	names := make([]string, 0, len(pl))
+	for name := range pl {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		dt := pl[name]
+		if !dt.Quantized() {
+			continue
+		}
+		if !ggml.QuantizeSupported(dt) {
+			return fmt.Errorf("preset %s: tensor %q: terse reads %s but cannot write it yet; choose another --type or override the tensor (--override)", preset, name, dt)
+		}
+		if !hasImportance && needsImportance(name, dt) {
+			return fmt.Errorf("preset %s: tensor %q: %s needs importance weights (llama-quantize refuses it without an imatrix); give --imatrix or --calib text", preset, name, dt)
+		}
+	}
+	return nil
+}
+
+// needsImportance is llama-quantize's rule (early 2025) for the tensors it
+// refuses to quantize without an imatrix: IQ2_XXS, IQ2_XS, IQ2_S and IQ1_S
+// anywhere, IQ1_M but for the token embedding and the output; and any type
+// terse's own quantizer cannot run without importance.
+func needsImportance(name string, dt tensor.DType) bool {
+	switch dt {
+	case tensor.IQ2_XXS, tensor.IQ2_XS, tensor.IQ2_S, tensor.IQ1_S:
+		return true
+	case tensor.IQ1_M:
+		return name != "token_embd.weight" && name != "output.weight"
+	}
+	d, _ := ggml.Lookup(dt)
+	return d.NeedsImportance
 }

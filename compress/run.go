@@ -234,7 +234,11 @@ func (j *job) check() error {
 		if j.ts, err = convert.Tensors(j.ck, convert.Options{}); err != nil {
 			return fmt.Errorf("compress %s: %w", j.ck.Path, err)
 		}
-		j.plan = MakePlan(&m.Config, m.Weights, p, opt.IMatrixFile != "" || opt.CalibFile != "", opt.Overrides)
+		hasImportance := opt.IMatrixFile != "" || opt.CalibFile != ""
+		j.plan = MakePlan(&m.Config, m.Weights, p, hasImportance, opt.Overrides)
+		if err := j.plan.Check(p.Name, hasImportance); err != nil {
+			return fmt.Errorf("compress: %w", err)
+		}
 	case Native:
 		if j.tokKind, j.tok, err = tokenizerFile(j.ck); err != nil {
 			return fmt.Errorf("compress %s: %w", opt.Out, err)

@@ -28,14 +28,14 @@
 // packing), kquant.go (the k-quants' packed scales and shared
 // quantizer), iq4.go (the non-linear codebook and its search),
 // quantize_search.go (ggml's scale searches), iqlattice.go (the lattice
-// types' sign table), iq2_search.go and iq3_search.go (ggml's lattice
-// neighbour indexes and group searches) and act.go (the Q8_0 and Q8_K
+// types' sign table), iq1_search.go, iq2_search.go and iq3_search.go
+// (ggml's lattice neighbour indexes and group searches) and act.go (the Q8_0 and Q8_K
 // activation rows the dot products read).
 //
 // A type may register without a quantizer (Quantize nil: terse reads it
 // but cannot write it; QuantizeSupported is false); registry_test.go's
-// readOnly list names those types (today IQ1_S and IQ1_M) so that none
-// goes unnoticed.
+// readOnly list names those types (today none: every registered type has
+// its quantizer) so that none goes unnoticed.
 //
 // # Adding a type
 //
@@ -49,8 +49,9 @@
 //   - the quantizer(s): Quantize without importance and QuantizeWeighted
 //     with it, operation for operation as ggml's quantize_row_*_impl. Set
 //     NeedsImportance where llama.cpp refuses to quantize without an
-//     imatrix (IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS): Quantize then rejects a nil
-//     importance;
+//     imatrix and ggml's quantizer needs one (IQ1_S, IQ2_XXS, IQ2_XS):
+//     Quantize then rejects a nil importance (llama-quantize's wider
+//     policy, by tensor name, is package compress's Plan.Check);
 //   - the reference dot product against the activation format ggml pairs it
 //     with (ActQ8_K for every 256-element type, ActQ8_0 for 32-element
 //     ones), as ggml's ggml_vec_dot_<type>_q8_K: exact int32 block sums,

@@ -2,6 +2,7 @@ package ggml
 
 import (
 	"encoding/binary"
+	"math"
 
 	"github.com/terse-llm/terse/tensor"
 )
@@ -119,10 +120,190 @@ func dotIQ1M(w []byte, a *ActRow) float32 {
 	return sum
 }
 
+// groupMaxEpsIQ1M is ggml's GROUP_MAX_EPS_IQ1_M: a block of 16 whose
+// largest magnitude is below it is coded as zeros.
+const groupMaxEpsIQ1M = 1e-7
+
+// iq1mSignMasks are the qh sign bits of a block of 16 by shift choice k:
+// bit 1 of k is the first run's shift sign, bit 0 the second's.
+var iq1mSignMasks = [4]byte{0x00, 0x80, 0x08, 0x88}
+
+// iq1mValues returns the values of run r (0 or 1) of a block of 16 whose
+// shift choice is k.
+func iq1mValues(k, r int) *[3]float32 {
+	neg := k >= 2
+	if r == 1 {
+		neg = k%2 == 1
+	}
+	if neg {
+		return &iq1Minus
+	}
+	return &iq1Plus
+}
+
+// quantIQ1MRow is quantize_row_iq1_m_impl for one row (qw nil or the row's
+// importance): per block of 16 the exhaustive three-level split for each
+// of the four shift pairs, runs moved onto the grid, the scale refitted;
+// then the 3-bit block scales and a super-block scale refitted over the
+// whole super-block.
+func quantIQ1MRow(src []float32, dst []byte, qw []float32) {
+	x := iq1Index()
+	var (
+		w      [16]float32
+		l      [16]int8
+		idx    [16]int
+		scales [16]float32
+		shifts [16]int
+		index  [2]int
+	)
+	for ibl := 0; ibl < len(src)/iq1mElems; ibl++ {
+		xbl := src[ibl*iq1mElems : (ibl+1)*iq1mElems]
+		b := dst[ibl*iq1mBytes : (ibl+1)*iq1mBytes]
+		clear(b)
+		sigma2 := iq1Sigma2(xbl)
+		var rowQW []float32
+		weights := func(ib int) {
+			if qw != nil {
+				rowQW = qw[iq1mElems*ibl+16*ib:]
+			}
+			iq1Weights(xbl[16*ib:16*ib+16], rowQW, sigma2, w[:])
+		}
+		var maxScale float32
+		for ib := 0; ib < 16; ib++ {
+			xb := xbl[16*ib : 16*ib+16]
+			weights(ib)
+			mx := maxAbs(xb)
+			if mx < groupMaxEpsIQ1M {
+				scales[ib], shifts[ib] = 0, 0
+				continue
+			}
+			iq1SortedOrder(xb, idx[:])
+			best, scale := float32(-math.MaxFloat32), mx
+			besti1, besti2, bestK := -1, -1, -1
+			for i1 := 0; i1 <= 16; i1++ {
+				for i2 := i1; i2 <= 16; i2++ {
+					var sumqx, sumq2 [4]float32
+					for j, i := range idx {
+						lv := 2
+						if j < i1 {
+							lv = 0
+						} else if j < i2 {
+							lv = 1
+						}
+						for k := 0; k < 4; k++ {
+							q := iq1mValues(k, i/8)[lv]
+							wq := float32(w[i] * q)
+							sumqx[k] += float32(wq * xb[i])
+							sumq2[k] += float32(wq * q)
+						}
+					}
+					for k := 0; k < 4; k++ {
+						if sumq2[k] > 0 && float32(sumqx[k]*sumqx[k]) > float32(best*sumq2[k]) {
+							scale = sumqx[k] / sumq2[k]
+							best = scale * sumqx[k]
+							besti1, besti2, bestK = i1, i2, k
+						}
+					}
+				}
+			}
+			if besti1 < 0 || besti2 < 0 || bestK < 0 {
+				scales[ib], shifts[ib] = 0, 0
+				continue
+			}
+			for j, i := range idx {
+				switch {
+				case j < besti1:
+					l[i] = 0
+				case j < besti2:
+					l[i] = 1
+				default:
+					l[i] = 2
+				}
+			}
+			if scale < 0 {
+				for j := range l {
+					l[j] = 2 - l[j]
+				}
+				scale, bestK = -scale, 3-bestK
+			}
+			onGrid := true
+			for k := 0; k < 2; k++ {
+				u := iq2Code(l[8*k:])
+				g := int(x.onGrid[u])
+				if g < 0 {
+					onGrid = false
+					g = iq1BestNeighbour(x, u, xb[8*k:8*k+8], w[8*k:8*k+8], scale, iq1mValues(bestK, k), l[8*k:])
+				}
+				index[k] = g
+			}
+			if !onGrid {
+				var sumqx, sumq2 float32
+				for k := 0; k < 2; k++ {
+					xx := iq1mValues(bestK, k)
+					for j, p := range x.point[index[k]] {
+						q := xx[(p-1)/2]
+						wq := float32(w[8*k+j] * q)
+						sumqx += float32(wq * xb[8*k+j])
+						sumq2 += float32(wq * q)
+					}
+				}
+				if sumqx > 0 && sumq2 > 0 {
+					scale = sumqx / sumq2
+				}
+			}
+			b[2*ib] = byte(index[0])
+			b[2*ib+1] = byte(index[1])
+			b[32+ib] = byte(index[0]>>8) | byte(index[1]>>8)<<4
+			scales[ib], shifts[ib] = scale, bestK
+			maxScale = max(maxScale, scale)
+		}
+		if maxScale == 0 {
+			continue
+		}
+		var sc [4]uint16
+		d := maxScale / 15
+		id := 1 / d
+		var sumqx, sumq2 float32
+		for ib := 0; ib < 16; ib++ {
+			lv := clampInt32(nearestInt(0.5*float32(float32(id*scales[ib])-1)), 0, 7)
+			sc[ib/4] |= uint16(lv) << (3 * uint(ib%4))
+			b[32+ib] |= iq1mSignMasks[shifts[ib]]
+			xb := xbl[16*ib : 16*ib+16]
+			weights(ib)
+			ls := float32(2*lv + 1)
+			for k := 0; k < 2; k++ {
+				xx := iq1mValues(shifts[ib], k)
+				g := int(b[2*ib+k]) | int(b[32+ib])<<(8-4*uint(k))&0x700
+				for j, p := range x.point[g] {
+					q := float32(xx[(p-1)/2] * ls)
+					wq := float32(w[8*k+j] * q)
+					sumqx += float32(wq * xb[8*k+j])
+					sumq2 += float32(wq * q)
+				}
+			}
+		}
+		if sumq2 > 0 {
+			d = sumqx / sumq2
+		}
+		for k, v := range sc {
+			binary.LittleEndian.PutUint16(b[48+2*k:], v)
+		}
+		setIQ1MScale(b, tensor.F32ToF16(float32(d*1.1125)))
+	}
+}
+
+// quantIQ1M is the descriptor's Quantize, as ggml without importance
+// (weights x²). ggml quantizes IQ1_M without importance, and llama-quantize
+// allows it for the token embedding and the output (package compress
+// applies that rule), so the type is not NeedsImportance.
+func quantIQ1M(src []float32, dst []byte) {
+	quantIQ1MRow(src, dst, nil)
+}
+
 func init() {
 	register(&Type{
 		DType: tensor.IQ1_M, BlockSize: iq1mElems, BlockBytes: iq1mBytes, SetScale: setIQ1MScale,
-		Dequantize: dequantIQ1M, NeedsImportance: true,
+		Dequantize: dequantIQ1M, Quantize: quantIQ1M, QuantizeWeighted: quantIQ1MRow,
 		Act: ActQ8_K, Dot: dotIQ1M,
 	})
 }

@@ -2,6 +2,7 @@ package ggml
 
 import (
 	"encoding/binary"
+	"math"
 
 	"github.com/terse-llm/terse/tensor"
 )
@@ -85,11 +86,152 @@ func dotIQ1S(w []byte, a *ActRow) float32 {
 	return sum
 }
 
+// groupMaxEpsIQ1S is ggml's GROUP_MAX_EPS_IQ1_S: a group of 32 whose
+// largest magnitude is below it is coded as zeros.
+const groupMaxEpsIQ1S = 1e-12
+
+// quantIQ1SRow is quantize_row_iq1_s_impl for one row with its importance
+// qw: per group of 32 the exhaustive three-level split (for both shifts),
+// runs moved onto the grid, the scale refitted, then the 3-bit group
+// scales against the super-block scale.
+func quantIQ1SRow(src []float32, dst []byte, qw []float32) {
+	x := iq1Index()
+	var (
+		w          [32]float32
+		l          [32]int8
+		idx        [32]int
+		sumx, sumw [33]float32
+		scales     [8]float32
+		shifts     [8]int8
+		index      [4]int
+	)
+	for ibl := 0; ibl < len(src)/iq1sElems; ibl++ {
+		xbl := src[ibl*iq1sElems : (ibl+1)*iq1sElems]
+		b := dst[ibl*iq1sBytes : (ibl+1)*iq1sBytes]
+		clear(b)
+		sigma2 := iq1Sigma2(xbl)
+		var maxScale float32
+		for ib := 0; ib < 8; ib++ {
+			xb := xbl[32*ib : 32*ib+32]
+			iq1Weights(xb, qw[iq1sElems*ibl+32*ib:], sigma2, w[:])
+			mx := maxAbs(xb)
+			if mx < groupMaxEpsIQ1S {
+				scales[ib], shifts[ib] = 0, 1
+				continue
+			}
+			iq1SortedOrder(xb, idx[:])
+			for j, i := range idx {
+				sumx[j+1] = sumx[j] + float32(w[i]*xb[i])
+				sumw[j+1] = sumw[j] + w[i]
+			}
+			best, scale := float32(-math.MaxFloat32), mx
+			besti1, besti2, shift := -1, -1, int8(0)
+			for i1 := 0; i1 <= 32; i1++ {
+				for i2 := i1; i2 <= 32; i2++ {
+					sx := [3]float32{sumx[i1] - sumx[0], sumx[i2] - sumx[i1], sumx[32] - sumx[i2]}
+					sw := [3]float32{sumw[i1] - sumw[0], sumw[i2] - sumw[i1], sumw[32] - sumw[i2]}
+					for _, c := range [2]struct {
+						v     *[3]float32
+						shift int8
+					}{{&iq1Plus, 1}, {&iq1Minus, -1}} {
+						v := c.v
+						sumqx := float32(float32(sx[0]*v[0])+float32(sx[1]*v[1])) + float32(sx[2]*v[2])
+						sumq2 := float32(float32(float32(sw[0]*v[0])*v[0])+float32(float32(sw[1]*v[1])*v[1])) + float32(float32(sw[2]*v[2])*v[2])
+						if sumq2 > 0 && float32(sumqx*sumqx) > float32(best*sumq2) {
+							scale = sumqx / sumq2
+							best = scale * sumqx
+							besti1, besti2, shift = i1, i2, c.shift
+						}
+					}
+				}
+			}
+			if besti1 < 0 || besti2 < 0 || shift == 0 {
+				scales[ib], shifts[ib] = 0, 1
+				continue
+			}
+			for j, i := range idx {
+				switch {
+				case j < besti1:
+					l[i] = 0
+				case j < besti2:
+					l[i] = 1
+				default:
+					l[i] = 2
+				}
+			}
+			if scale < 0 {
+				for j := range l {
+					l[j] = 2 - l[j]
+				}
+				scale, shift = -scale, -shift
+			}
+			xx := &iq1Plus
+			if shift != 1 {
+				xx = &iq1Minus
+			}
+			onGrid := true
+			for k := 0; k < 4; k++ {
+				u := iq2Code(l[8*k:])
+				g := int(x.onGrid[u])
+				if g < 0 {
+					onGrid = false
+					g = iq1BestNeighbour(x, u, xb[8*k:8*k+8], w[8*k:8*k+8], scale, xx, l[8*k:])
+				}
+				index[k] = g
+			}
+			if !onGrid {
+				var sumqx, sumq2 float32
+				for k := 0; k < 4; k++ {
+					for j, p := range x.point[index[k]] {
+						q := xx[(p-1)/2]
+						wq := float32(w[8*k+j] * q)
+						sumqx += float32(wq * xb[8*k+j])
+						sumq2 += float32(wq * q)
+					}
+				}
+				if sumqx > 0 && sumq2 > 0 {
+					scale = sumqx / sumq2
+				}
+			}
+			var h uint16
+			for k := 0; k < 4; k++ {
+				b[2+4*ib+k] = byte(index[k])
+				h |= uint16(index[k]>>8) << (3 * uint(k))
+			}
+			binary.LittleEndian.PutUint16(b[34+2*ib:], h)
+			scales[ib], shifts[ib] = scale, shift
+			maxScale = max(maxScale, scale)
+		}
+		if maxScale == 0 {
+			continue
+		}
+		d := maxScale / 15
+		putF16(b, float32(d*1.125))
+		id := 1 / d
+		for ib := 0; ib < 8; ib++ {
+			lv := clampInt32(nearestInt(0.5*float32(float32(id*scales[ib])-1)), 0, 7)
+			if shifts[ib] == -1 {
+				lv |= 8
+			}
+			h := binary.LittleEndian.Uint16(b[34+2*ib:]) | uint16(lv)<<12
+			binary.LittleEndian.PutUint16(b[34+2*ib:], h)
+		}
+	}
+}
+
+// quantIQ1S is the descriptor's Quantize: Quantize refuses IQ1_S without
+// importance, as llama.cpp does, so this runs only when the descriptor is
+// called directly, with unit importance.
+func quantIQ1S(src []float32, dst []byte) {
+	quantIQ1SRow(src, dst, unitImportance(len(src)))
+}
+
 func init() {
 	register(&Type{
 		DType: tensor.IQ1_S, BlockSize: iq1sElems, BlockBytes: iq1sBytes, Scales: []int{0},
-		Dequantize: dequantIQ1S, NeedsImportance: true,
-		Act: ActQ8_K, Dot: dotIQ1S,
+		Dequantize: dequantIQ1S, Quantize: quantIQ1S, QuantizeWeighted: quantIQ1SRow,
+		NeedsImportance: true,
+		Act:             ActQ8_K, Dot: dotIQ1S,
 	})
 }
 

@@ -41,7 +41,7 @@ func newIQ2Index(codes []uint16, nwant int) *iq2Index {
 	}
 	d2s := make([]int, len(codes))
 	for u := range x.onGrid {
-		if x.onGrid[u] >= 0 {
+		if x.onGrid[u] >= 0 || hasLevel3(u) {
 			continue
 		}
 		var pos [8]int
@@ -59,6 +59,18 @@ func newIQ2Index(codes []uint16, nwant int) *iq2Index {
 		x.near[u] = nearestByDistance(d2s, nwant)
 	}
 	return x
+}
+
+// hasLevel3 reports whether lattice code u has a field 3, which the
+// quantizers never produce (they clamp levels to 0..2): such codes need no
+// neighbours.
+func hasLevel3(u int) bool {
+	for i := 0; i < 8; i++ {
+		if u>>(2*uint(i))&3 == 3 {
+			return true
+		}
+	}
+	return false
 }
 
 // nearestByDistance returns the indices k whose d2s[k] is among the nwant

@@ -179,7 +179,7 @@ func TestQuantizeMatchesLlamaCppIQuants(t *testing.T) {
 	}
 	defer f.Close()
 	src := ggufSource{f}
-	for _, dt := range []tensor.DType{tensor.TQ1_0, tensor.TQ2_0, tensor.IQ3_XXS, tensor.IQ3_S, tensor.IQ2_XXS, tensor.IQ2_XS, tensor.IQ2_S} {
+	for _, dt := range []tensor.DType{tensor.TQ1_0, tensor.TQ2_0, tensor.IQ3_XXS, tensor.IQ3_S, tensor.IQ2_XXS, tensor.IQ2_XS, tensor.IQ2_S, tensor.IQ1_S, tensor.IQ1_M} {
 		name := "rand256-" + dt.String() + ".gguf"
 		t.Run(name, func(t *testing.T) {
 			checkRequantize(t, filepath.Join(dir, name), true, imat, src)
