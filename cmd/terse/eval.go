@@ -23,6 +23,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	windows := fs.Int("windows", 0, "evaluate only the first N windows (0: all full windows)")
 	protocol := fs.String("protocol", "all", "all: score every token of non-overlapping windows; llamacpp: BOS per window, score the second half")
 	docSep := fs.String("doc-sep", "", "split the file into documents on lines equal to this; each is encoded alone with BOS in front")
+	docEOS := fs.Bool("doc-eos", false, "with --doc-sep, also append the vocabulary's EOS after each document (when it has one distinct from BOS)")
 	base := fs.String("base", "", "base model to compare with (KL-divergence, top-1, Δp), run live on the same tokens")
 	baseTok := fs.String("base-tokenizer", "", "tokenizer for a llama2.c --base")
 	baseLogits := fs.String("base-logits", "", "a base-logits file saved by --save-logits, instead of --base")
@@ -38,6 +39,9 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	}
 	if *base != "" && *baseLogits != "" {
 		return usagef("give --base or --base-logits, not both")
+	}
+	if *docEOS && *docSep == "" {
+		return usagef("--doc-eos needs --doc-sep (it appends EOS after each document)")
 	}
 	proto, err := eval.ParseProtocol(*protocol)
 	if err != nil {
@@ -91,7 +95,11 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	}
 	var stream []int
 	if *baseLogits == "" || *data != "" {
-		stream = eval.Stream(ck.Tokenizer, string(text), *docSep)
+		eos := -1
+		if *docEOS {
+			eos = ck.Tokenizer.EOS()
+		}
+		stream = eval.StreamEOS(ck.Tokenizer, string(text), *docSep, eos)
 	}
 	if *base != "" {
 		bk, err := load.Open(*base, load.Options{Tokenizer: *baseTok})
