@@ -21,7 +21,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	ctx := fs.Int("ctx", eval.DefaultCtx, "window length in tokens (at least 2, at most the model's trained context; with --base-logits: the file's)")
 	allowLong := fs.Bool("allow-long-ctx", false, "allow a --ctx beyond the model's trained context")
 	windows := fs.Int("windows", 0, "evaluate only the first N windows (0: all full windows)")
-	protocol := fs.String("protocol", "all", "all: score every token of non-overlapping windows; llamacpp: BOS per window, score the second half")
+	protocol := fs.String("protocol", "all", "all: score every token of non-overlapping windows; llamacpp: BOS per window, score the second half; repeat: BOS + a passage of (ctx-1)/2 tokens + the same passage, score the second copy")
 	docSep := fs.String("doc-sep", "", "split the file into documents on lines equal to this; each is encoded alone with BOS in front")
 	docEOS := fs.Bool("doc-eos", false, "with --doc-sep, also append the vocabulary's EOS after each document (when it has one distinct from BOS)")
 	base := fs.String("base", "", "base model to compare with (KL-divergence, top-1, Δp), run live on the same tokens")
