@@ -207,5 +207,22 @@ func TestEvictFullBudgetIdentical(t *testing.T) {
 		if !tc.same && diff < 0 {
 			t.Errorf("%s: logits identical to the float cache's although it evicts", tc.spec)
 		}
+		// A second window through the same runner (the cache truncated to
+		// 0) starts afresh: the same logits as a new runner's.
+		other := eval.Stream(ck.Tokenizer, string(bundled.Text()), "")[100:200]
+		again := make([]float32, len(want))
+		if err := r.Logits(other, again); err != nil {
+			t.Fatal(err)
+		}
+		fresh := model.NewRunner(m, 0)
+		fresh.NewCache = sp.Factory(cfg)
+		if err := fresh.Logits(other, got); err != nil {
+			t.Fatal(err)
+		}
+		for i := range got {
+			if math.Float32bits(got[i]) != math.Float32bits(again[i]) {
+				t.Fatalf("%s: second window through one runner: logit %d is %v, a fresh runner's %v", tc.spec, i, again[i], got[i])
+			}
+		}
 	}
 }
