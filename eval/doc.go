@@ -33,6 +33,14 @@
 // replaced by BOS, and only the predictions made at positions Ctx/2 … Ctx−2
 // scored (Ctx−1−Ctx/2 per chunk: 255 of 512).
 //
+// [ProtocolRepeat] is a long-context test that an evicting or lossy KV
+// cache cannot fake: each window is BOS, a passage of N = (Ctx−1)/2
+// tokens, and the same passage again (2N+1 tokens: N = 255 and 511 tokens
+// at Ctx 512), scoring only the second copy's tokens 2…N (N−1 per window).
+// A model that still sees the first copy predicts them almost perfectly.
+// Passages are consecutive, non-overlapping N-token pieces of the stream;
+// the Result's Ctx is the window's 2N+1.
+//
 // # Base-logits files
 //
 // A base-logits file (written through Options.SaveLogits, read through

@@ -34,6 +34,15 @@ const (
 	// their first token replaced by BOS, scoring the predictions made at
 	// positions Ctx/2 … Ctx−2 (Ctx−1−Ctx/2 per window).
 	ProtocolLlamaCpp
+	// ProtocolRepeat measures what a model still sees of its context: each
+	// window is BOS, a passage of N = (Ctx−1)/2 tokens of the stream, and
+	// the same passage again (2N+1 tokens), and only the predictions of the
+	// second copy's tokens 2…N are scored (N−1 per window; its first token
+	// cannot be known to repeat). A model that still attends to the first
+	// copy predicts them almost perfectly; one whose cache evicted or
+	// blurred it does not. Passages are consecutive, non-overlapping pieces
+	// of the stream.
+	ProtocolRepeat
 )
 
 // String returns the protocol's name as ParseProtocol accepts it.
@@ -45,6 +54,8 @@ func (p Protocol) String() string {
 		return "all"
 	case ProtocolLlamaCpp:
 		return "llamacpp"
+	case ProtocolRepeat:
+		return "repeat"
 	}
 	return fmt.Sprintf("Protocol(%d)", int(p))
 }
@@ -58,8 +69,10 @@ func ParseProtocol(s string) (Protocol, error) {
 		return ProtocolAll, nil
 	case "llamacpp", "llama.cpp", "llama-cpp":
 		return ProtocolLlamaCpp, nil
+	case "repeat":
+		return ProtocolRepeat, nil
 	}
-	return 0, fmt.Errorf("eval: unknown protocol %q (want all or llamacpp)", s)
+	return 0, fmt.Errorf("eval: unknown protocol %q (want all, llamacpp or repeat)", s)
 }
 
 // DefaultCtx is the window length used when Options.Ctx is 0.
@@ -132,7 +145,8 @@ type Options struct {
 // plan is the resolved set of windows and scored rows of a run.
 type plan struct {
 	proto   Protocol
-	ctx     int
+	ctx     int // tokens the model runs per window
+	stride  int // stream tokens a window consumes (ctx, or the passage length)
 	windows int
 	first   int // first scored row in a window; rows first..ctx-2 are scored
 	bos     int
@@ -153,7 +167,7 @@ func makePlan(proto Protocol, ctx, windows, bos, streamLen int, data string) (pl
 	if ctx < 2 {
 		return plan{}, fmt.Errorf("eval: context %d is too short (need at least 2 tokens)", ctx)
 	}
-	p := plan{proto: proto, ctx: ctx, bos: bos}
+	p := plan{proto: proto, ctx: ctx, stride: ctx, bos: bos}
 	switch proto {
 	case ProtocolAll:
 	case ProtocolLlamaCpp:
@@ -161,10 +175,19 @@ func makePlan(proto Protocol, ctx, windows, bos, streamLen int, data string) (pl
 		if p.scoredPerWindow() < 1 {
 			return plan{}, fmt.Errorf("eval: context %d is too short for the llama.cpp protocol", ctx)
 		}
+	case ProtocolRepeat:
+		n := (ctx - 1) / 2
+		if n < 2 {
+			return plan{}, fmt.Errorf("eval: context %d is too short for the repeat protocol (need at least 5 tokens: BOS and two copies of 2)", ctx)
+		}
+		if bos < 0 {
+			return plan{}, errors.New("eval: the repeat protocol puts BOS before each passage, and the vocabulary has none")
+		}
+		p.ctx, p.stride, p.first = 2*n+1, n, n+1
 	default:
 		return plan{}, fmt.Errorf("eval: unknown protocol %v", proto)
 	}
-	full := streamLen / ctx
+	full := streamLen / p.stride
 	if windows < 0 {
 		return plan{}, fmt.Errorf("eval: negative window count %d", windows)
 	}
@@ -172,12 +195,12 @@ func makePlan(proto Protocol, ctx, windows, bos, streamLen int, data string) (pl
 		windows = full
 	}
 	if full < windows || windows == 0 {
-		need := fmt.Sprintf("one window needs %d tokens", ctx)
+		need := fmt.Sprintf("one window needs %d tokens", p.stride)
 		if windows > 1 {
-			need = fmt.Sprintf("%d windows need %d tokens", windows, windows*ctx)
+			need = fmt.Sprintf("%d windows need %d tokens", windows, windows*p.stride)
 		}
 		return plan{}, fmt.Errorf("eval: %s gives %d tokens, %d full windows of %d; %s (use a longer text, a shorter context or fewer windows)",
-			data, streamLen, full, ctx, need)
+			data, streamLen, full, p.stride, need)
 	}
 	p.windows = windows
 	return p, nil
@@ -204,6 +227,9 @@ func Evaluate(m Model, stream []int, opt Options) (*Result, error) {
 		p   plan
 		err error
 	)
+	if opt.Protocol == ProtocolRepeat && (opt.BaseLogits != nil || opt.SaveLogits != nil) {
+		return nil, errors.New("eval: the repeat protocol does not use base-logits files (compare with a live base model instead)")
+	}
 	if opt.BaseLogits != nil {
 		lr, err = NewLogitsReader(opt.BaseLogits, opt.BaseLogitsName)
 		if err != nil {
@@ -220,10 +246,10 @@ func Evaluate(m Model, stream []int, opt Options) (*Result, error) {
 	if opt.Base != nil && opt.Base.VocabSize() != vocab {
 		return nil, fmt.Errorf("eval: base vocabulary %d differs from the model's %d", opt.Base.VocabSize(), vocab)
 	}
-	if p.proto == ProtocolLlamaCpp && p.bos >= vocab {
+	if (p.proto == ProtocolLlamaCpp || p.proto == ProtocolRepeat) && p.bos >= vocab {
 		return nil, fmt.Errorf("eval: BOS id %d outside the vocabulary of %d", p.bos, vocab)
 	}
-	used := stream[:p.windows*p.ctx]
+	used := stream[:p.windows*p.stride]
 	for i, t := range used {
 		if t < 0 || t >= vocab {
 			return nil, fmt.Errorf("eval: token %d at position %d outside the vocabulary of %d", t, i, vocab)
@@ -267,10 +293,17 @@ func Evaluate(m Model, stream []int, opt Options) (*Result, error) {
 	bar := progress.New(opt.Progress, int64(p.windows*p.ctx), "eval", "tok")
 	t0 := time.Now()
 	for w := 0; w < p.windows; w++ {
-		start := w * p.ctx
-		copy(input, stream[start:start+p.ctx])
-		if p.proto == ProtocolLlamaCpp && p.bos >= 0 {
+		start := w * p.stride
+		switch p.proto {
+		case ProtocolRepeat:
 			input[0] = p.bos
+			copy(input[1:], stream[start:start+p.stride])
+			copy(input[1+p.stride:], stream[start:start+p.stride])
+		default:
+			copy(input, stream[start:start+p.ctx])
+			if p.proto == ProtocolLlamaCpp && p.bos >= 0 {
+				input[0] = p.bos
+			}
 		}
 		if err := m.Logits(input, logits); err != nil {
 			return nil, fmt.Errorf("eval: window %d: %w", w, err)
@@ -281,7 +314,7 @@ func Evaluate(m Model, stream []int, opt Options) (*Result, error) {
 			}
 		}
 		for r := p.first; r < p.ctx-1; r++ {
-			target := stream[start+r+1]
+			target := input[r+1]
 			row := logits[r*vocab : (r+1)*vocab]
 			var err error
 			switch {

@@ -13,7 +13,7 @@ type Result struct {
 	Model string `json:"model,omitempty"` // the model evaluated (Options.ModelName)
 	Data  string `json:"data,omitempty"`  // the text it was evaluated on (Options.DataName)
 
-	Protocol string `json:"protocol"` // "all" or "llamacpp"
+	Protocol string `json:"protocol"` // "all", "llamacpp" or "repeat"
 	Ctx      int    `json:"ctx"`      // window length in tokens
 	Windows  int    `json:"windows"`  // windows run
 	Tokens   int    `json:"tokens"`   // predictions scored
@@ -116,6 +116,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 	scored := "every prediction"
 	if r.Protocol == ProtocolLlamaCpp.String() {
 		scored = "second half, BOS first"
+	}
+	if r.Protocol == ProtocolRepeat.String() {
+		scored = "BOS, passage, passage: the second copy"
 	}
 	if r.Data != "" {
 		row("data", "%s", r.Data)

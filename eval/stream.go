@@ -31,7 +31,18 @@ type Encoder interface {
 // With docSep empty, the whole text is encoded once with BOS prefixed, as
 // llama.cpp's perplexity tool does.
 func Stream(tok Encoder, text string, docSep string) []int {
+	return StreamEOS(tok, text, docSep, -1)
+}
+
+// StreamEOS is Stream that, with docSep non-empty and eos ≥ 0 distinct from
+// tok.BOS(), also appends eos after each document, as many training and
+// evaluation pipelines pack documents (terse eval --doc-eos). Without
+// docSep, or with eos < 0 or eos equal to BOS, it is Stream.
+func StreamEOS(tok Encoder, text string, docSep string, eos int) []int {
 	bos := tok.BOS()
+	if eos == bos {
+		eos = -1
+	}
 	if docSep == "" {
 		ids := tok.Encode(text, false)
 		if bos < 0 {
@@ -49,6 +60,9 @@ func Stream(tok Encoder, text string, docSep string) []int {
 			out = append(out, bos)
 		}
 		out = append(out, tok.Encode(doc, false)...)
+		if eos >= 0 {
+			out = append(out, eos)
+		}
 	}
 	return out
 }

@@ -48,6 +48,24 @@ func TestStream(t *testing.T) {
 			}
 		})
 	}
+	for _, tc := range []struct {
+		name     string
+		bos, eos int
+		sep      string
+		want     []int
+	}{
+		{"documents with EOS", 1, 2, DocSeparator, []int{1, 11, 12, 13, 2, 1, 14, 11, 2, 1, 12, 2}},
+		{"EOS without BOS", -1, 2, DocSeparator, []int{11, 12, 13, 2, 14, 11, 2, 12, 2}},
+		{"EOS equal to BOS is not appended", 1, 1, DocSeparator, []int{1, 11, 12, 13, 1, 14, 11, 1, 12}},
+		{"no EOS in the vocabulary", 1, -1, DocSeparator, []int{1, 11, 12, 13, 1, 14, 11, 1, 12}},
+		{"whole text ignores EOS", 1, 2, "", []int{1, 11, 12, 13, 17, 17, 14, 11, 17, 11, 17, 12}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := StreamEOS(wordTok{tc.bos}, text, tc.sep, tc.eos); !slices.Equal(got, tc.want) {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
 	if got := Stream(wordTok{1}, "", DocSeparator); len(got) != 0 {
 		t.Errorf("empty text gives %v", got)
 	}

@@ -25,6 +25,34 @@
 //	                     last R. Defaults: k2v2, g32, r128 (the paper's);
 //	                     bits 2, 4 or 8; R a multiple of G (0: keys wait
 //	                     for one group only, values are quantized at once).
+//	sink[:S][:wW][+CACHE]
+//	                     StreamingLLM (Xiao et al. 2023, "Efficient Streaming
+//	                     Language Models with Attention Sinks"): each query
+//	                     sees the first S positions and the latest W
+//	                     (itself included). Keys keep the RoPE positions
+//	                     they were rotated with when stored, as the paper's
+//	                     simple variant on already-rotated keys does (no
+//	                     re-rotation to cache-relative positions).
+//	                     Defaults: 4, w256.
+//	h2o[:B][:rP][+CACHE] H2O (Zhang et al. 2023, "H2O: Heavy-Hitter Oracle
+//	                     for Efficient Generative Inference"): a budget of B
+//	                     positions (a fraction of the capacity up to 1, a
+//	                     count above), P percent of it the most recent
+//	                     positions, the rest those with the largest
+//	                     attention weight accumulated over the queries so
+//	                     far; past the budget, the kept position outside
+//	                     the recent window with the least accumulated
+//	                     weight is evicted for good. State is per query
+//	                     head (the paper's multi-head setting; a GQA model
+//	                     would keep the union of its group's sets).
+//	                     Defaults: 0.5, r50.
+//
+// An eviction spec stores its positions in CACHE (default f32; any spec
+// above but another eviction): "h2o:0.5+q8_0". Evicted positions are
+// masked out of each query's softmax (weight exactly 0) through
+// model.AttentionMasker; this version still stores them in CACHE and runs
+// attention over them, and its Bytes counts only the kept budget, what a
+// compacting cache holds.
 //
 // Every cache's Bytes counts everything it holds for its capacity: codes,
 // scales, minimums and the full-precision residual window. BitsPerElement

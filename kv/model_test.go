@@ -73,3 +73,47 @@ func TestModelKLD(t *testing.T) {
 		}
 	}
 }
+
+// TestModelRepeatEviction runs the repeat protocol on pdtext-llama-28m
+// (ctx 512: passage 255) with the float cache and with eviction to half
+// the positions: H2O's second-copy NLL must be within 10% of the float
+// cache's (issue 9's bar); StreamingLLM's sink + window at the same budget
+// is logged for contrast.
+func TestModelRepeatEviction(t *testing.T) {
+	dir := testshared.Path(t, "models/pdtext-llama-28m")
+	textPath := testshared.Path(t, "data/pdtext-val.txt")
+	ck, err := load.Open(dir, load.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	raw, err := os.ReadFile(textPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := eval.Stream(ck.Tokenizer, string(raw), eval.DocSeparator)
+	windows := 4
+	if testing.Short() {
+		windows = 1
+	}
+	m := ck.Model
+	opt := eval.Options{Protocol: eval.ProtocolRepeat, Ctx: 512, Windows: windows, BOS: ck.Tokenizer.BOS()}
+	nll := map[string]float64{}
+	for _, spec := range []string{"f32", "h2o:0.5", "sink:4:w251"} {
+		sp, err := Parse(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := model.NewRunner(m, 0)
+		r.NewCache = sp.Factory(&m.Config)
+		res, err := eval.Evaluate(r, stream, opt)
+		if err != nil {
+			t.Fatalf("%s: %v", spec, err)
+		}
+		nll[spec] = res.NLL
+		t.Logf("%-12s second-copy NLL %.5f over %d predictions", spec, res.NLL, res.Tokens)
+	}
+	if nll["h2o:0.5"] > 1.1*nll["f32"] {
+		t.Errorf("h2o:0.5 second-copy NLL %.5f, more than 10%% over the float cache's %.5f", nll["h2o:0.5"], nll["f32"])
+	}
+}

@@ -36,6 +36,9 @@ type Spec struct {
 	Type tensor.DType
 	// KBits, VBits, Group and Residual are KIVI's parameters.
 	KBits, VBits, Group, Residual int
+	// Evict, when set, evicts tokens in front of the cache the rest of
+	// the spec describes (sink:…+INNER, h2o:…+INNER).
+	Evict *Evict
 }
 
 // blockTypes are the element types a KindBlock cache accepts, by name:
@@ -48,6 +51,30 @@ var blockTypes = map[string]tensor.DType{
 // Parse reads a cache spec (see the package doc): "f32", "f16", "q8_0",
 // "q4_0", "kivi", "kivi:k2v2", "kivi:k4v4:g32:r128", ….
 func Parse(s string) (*Spec, error) {
+	head, innerSpec, plus := strings.Cut(s, "+")
+	name, rest, _ := strings.Cut(head, ":")
+	if n := strings.ToLower(name); n == "sink" || n == "h2o" {
+		e, err := parseEvict(s, n, rest)
+		if err != nil {
+			return nil, err
+		}
+		inner := &Spec{Kind: KindFloat, Type: tensor.F32}
+		if plus {
+			if inner, err = parseCache(innerSpec); err != nil {
+				return nil, fmt.Errorf("kv spec %q: %w", s, err)
+			}
+		}
+		inner.Evict = e
+		return inner, nil
+	}
+	if plus {
+		return nil, fmt.Errorf("kv spec %q: only sink and h2o take a +CACHE after them", s)
+	}
+	return parseCache(s)
+}
+
+// parseCache reads a spec without eviction.
+func parseCache(s string) (*Spec, error) {
 	name, rest, _ := strings.Cut(s, ":")
 	name = strings.ToLower(name)
 	switch {
@@ -135,6 +162,11 @@ func parseInt(s string, lo, hi int) (int, error) {
 
 // String is the spec in full, as Parse reads it back.
 func (sp *Spec) String() string {
+	if sp.Evict != nil {
+		c := *sp
+		c.Evict = nil
+		return sp.Evict.String() + "+" + c.String()
+	}
 	switch sp.Kind {
 	case KindFloat:
 		return "f32"
@@ -150,6 +182,15 @@ func (sp *Spec) String() string {
 func (sp *Spec) New(cfg *model.Config, positions int) (model.KVCache, error) {
 	if positions < 1 {
 		return nil, fmt.Errorf("kv %s: capacity of %d positions", sp, positions)
+	}
+	if sp.Evict != nil {
+		c := *sp
+		c.Evict = nil
+		inner, err := c.New(cfg, positions)
+		if err != nil {
+			return nil, err
+		}
+		return newEvictCache(inner, cfg, *sp.Evict), nil
 	}
 	switch sp.Kind {
 	case KindFloat:

@@ -389,6 +389,7 @@ func (e *Engine) attnHeadsRange(lo, hi int) {
 		scratch := e.kvScratch[h]
 		for _, r := range e.runs {
 			cache := r.seq.cache
+			masker, _ := cache.(AttentionMasker)
 			for t0 := 0; t0 < r.n; t0 += attnQueries {
 				nq := min(attnQueries, r.n-t0)
 				tok, p0 := r.t0+t0, r.pos+t0
@@ -400,7 +401,13 @@ func (e *Engine) attnHeadsRange(lo, hi int) {
 				}
 				for i := 0; i < nq; i++ {
 					row := sc[i*ds : i*ds+p0+i+1]
+					if masker != nil {
+						masker.Mask(layer, h, p0+i, row)
+					}
 					inv := 1 / kernel.Softmax(row)
+					if masker != nil {
+						masker.Observe(layer, h, p0+i, row, inv)
+					}
 					dst := e.att[(tok+i)*qDim+h*hd : (tok+i)*qDim+(h+1)*hd]
 					if err := cache.WeightedSum(layer, kvh, row, dst, scratch); err != nil {
 						e.headErr[h] = err

@@ -43,6 +43,25 @@ type KVCache interface {
 	ScratchSize() int
 }
 
+// AttentionMasker is an optional interface of a KVCache that decides,
+// query by query, which of its positions attention sees (an evicting
+// cache), and sees the attention weights that result. The engine calls
+// Mask with each query head's scores row before the softmax and Observe
+// after it, then WeightedSum. Calls for different query heads (qhead, the
+// model's attention head, not the KV head) come from different goroutines
+// at once, so a cache keeps any state per query head; for one query head
+// of one layer they come in order of position within a forward pass.
+type AttentionMasker interface {
+	// Mask may lower the scores row[p] (len(row) = pos+1) of positions the
+	// query of head qhead at position pos must not see, to at least 1e4
+	// below the row's largest kept score; row[pos] stays.
+	Mask(layer, qhead, pos int, row []float32)
+	// Observe gets the row after the softmax: row[p]·inv is the attention
+	// weight of position p. It sets the weights of the positions Mask
+	// lowered to exactly 0.
+	Observe(layer, qhead, pos int, row []float32, inv float32)
+}
+
 // FloatCache is the uncompressed float32 KV cache.
 type FloatCache struct {
 	cap, hd int

@@ -21,8 +21,9 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	ctx := fs.Int("ctx", eval.DefaultCtx, "window length in tokens (at least 2, at most the model's trained context; with --base-logits: the file's)")
 	allowLong := fs.Bool("allow-long-ctx", false, "allow a --ctx beyond the model's trained context")
 	windows := fs.Int("windows", 0, "evaluate only the first N windows (0: all full windows)")
-	protocol := fs.String("protocol", "all", "all: score every token of non-overlapping windows; llamacpp: BOS per window, score the second half")
+	protocol := fs.String("protocol", "all", "all: score every token of non-overlapping windows; llamacpp: BOS per window, score the second half; repeat: BOS + a passage of (ctx-1)/2 tokens + the same passage, score the second copy")
 	docSep := fs.String("doc-sep", "", "split the file into documents on lines equal to this; each is encoded alone with BOS in front")
+	docEOS := fs.Bool("doc-eos", false, "with --doc-sep, also append the vocabulary's EOS after each document (when it has one distinct from BOS)")
 	base := fs.String("base", "", "base model to compare with (KL-divergence, top-1, Δp), run live on the same tokens")
 	baseTok := fs.String("base-tokenizer", "", "tokenizer for a llama2.c --base")
 	baseLogits := fs.String("base-logits", "", "a base-logits file saved by --save-logits, instead of --base")
@@ -30,7 +31,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	topK := fs.Int("save-top-k", eval.DefaultTopK, "log-probs kept per position by --save-logits")
 	threads := fs.Int("threads", 0, "worker threads (0: all cores)")
 	perPos := fs.Bool("per-position", false, "include every scored position's NLL (and KLD) in --json output")
-	kvFlag := fs.String("kv", "f32", "KV cache of --model (--base keeps f32): f32, f16, q8_0, q4_0, q5_0, kivi[:kBvB][:gG][:rR], … (see package kv)")
+	kvFlag := fs.String("kv", "f32", "KV cache of --model (--base keeps f32): f32, f16, q8_0, q4_0, q5_0, kivi[:kBvB][:gG][:rR], sink[:S][:wW][+CACHE], h2o[:B][:rP][+CACHE], … (see package kv)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	jsonOut := fs.Bool("json", false, "print one JSON object")
 	if err := parse(fs, args); err != nil {
@@ -38,6 +39,9 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	}
 	if *base != "" && *baseLogits != "" {
 		return usagef("give --base or --base-logits, not both")
+	}
+	if *docEOS && *docSep == "" {
+		return usagef("--doc-eos needs --doc-sep (it appends EOS after each document)")
 	}
 	proto, err := eval.ParseProtocol(*protocol)
 	if err != nil {
@@ -91,7 +95,11 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	}
 	var stream []int
 	if *baseLogits == "" || *data != "" {
-		stream = eval.Stream(ck.Tokenizer, string(text), *docSep)
+		eos := -1
+		if *docEOS {
+			eos = ck.Tokenizer.EOS()
+		}
+		stream = eval.StreamEOS(ck.Tokenizer, string(text), *docSep, eos)
 	}
 	if *base != "" {
 		bk, err := load.Open(*base, load.Options{Tokenizer: *baseTok})

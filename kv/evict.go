@@ -1,0 +1,218 @@
+package kv
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/terse-llm/terse/model"
+)
+
+// Eviction defaults: StreamingLLM's 4 attention sinks and a window of 256
+// recent tokens; H2O's budget of half the capacity, half of it the recent
+// window (the paper's split between heavy hitters and recent tokens).
+const (
+	DefaultSinks        = 4
+	DefaultSinkWindow   = 256
+	DefaultH2OBudget    = 0.5
+	DefaultH2ORecentPct = 50
+)
+
+// Evict is the token-eviction part of a spec: which positions attention
+// keeps, in front of the cache (Inner) that stores them.
+type Evict struct {
+	// H2O selects the Heavy-Hitter Oracle; otherwise StreamingLLM's sinks.
+	H2O bool
+	// Sinks and Window are StreamingLLM's: the first Sinks positions and
+	// the latest Window ones are kept.
+	Sinks, Window int
+	// Budget is H2O's kept positions: a fraction of the capacity up to 1,
+	// a count of positions above;
+	// RecentPct percent of it is the recent window, the rest the heavy
+	// hitters.
+	Budget    float64
+	RecentPct int
+}
+
+// parseEvict reads "sink[:S][:wW]" or "h2o[:B][:rP]" (rest after the name).
+func parseEvict(s, name, rest string) (*Evict, error) {
+	e := &Evict{H2O: name == "h2o", Sinks: DefaultSinks, Window: DefaultSinkWindow, Budget: DefaultH2OBudget, RecentPct: DefaultH2ORecentPct}
+	if rest == "" {
+		return e, nil
+	}
+	for i, f := range strings.Split(rest, ":") {
+		var err error
+		switch {
+		case f == "":
+			err = fmt.Errorf("empty field")
+		case !e.H2O && f[0] == 'w':
+			e.Window, err = parseInt(f[1:], 1, 1<<24)
+		case !e.H2O && i == 0:
+			e.Sinks, err = parseInt(f, 0, 1<<20)
+		case e.H2O && f[0] == 'r':
+			e.RecentPct, err = parseInt(f[1:], 0, 100)
+		case e.H2O && i == 0:
+			e.Budget, err = strconv.ParseFloat(f, 64)
+			if err != nil || !(e.Budget > 0) || e.Budget > 1<<24 || (e.Budget > 1 && e.Budget != float64(int(e.Budget))) {
+				err = fmt.Errorf("budget %q: want a fraction in (0, 1] or a whole count of positions", f)
+			}
+		default:
+			err = fmt.Errorf("unknown field")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("kv spec %q: field %q: %w", s, f, err)
+		}
+	}
+	return e, nil
+}
+
+func (e *Evict) String() string {
+	if e.H2O {
+		return fmt.Sprintf("h2o:%s:r%d", strconv.FormatFloat(e.Budget, 'g', -1, 64), e.RecentPct)
+	}
+	return fmt.Sprintf("sink:%d:w%d", e.Sinks, e.Window)
+}
+
+// kept is the number of positions the eviction keeps of a capacity.
+func (e *Evict) kept(capacity int) int {
+	if e.H2O {
+		b := int(e.Budget)
+		if e.Budget <= 1 {
+			b = int(e.Budget * float64(capacity))
+		}
+		return max(1, min(b, capacity))
+	}
+	return min(capacity, e.Sinks+e.Window)
+}
+
+// evictCache keeps every position in its inner cache but lets attention
+// see only the positions the eviction keeps: a query's evicted positions
+// are masked out of its softmax and get weight exactly 0. Bytes counts
+// the kept positions only (what a compacting cache would hold).
+type evictCache struct {
+	model.KVCache
+	e      Evict
+	budget int // positions kept
+	recent int // of them, the recent window (H2O)
+	heads  [][]h2oHead
+}
+
+// h2oHead is one query head's H2O state: the accumulated attention of
+// every position and which are still kept. Only its head's goroutine
+// touches it.
+type h2oHead struct {
+	acc   []float32
+	gone  []bool
+	nkept int
+	next  int // positions added so far
+}
+
+func newEvictCache(inner model.KVCache, cfg *model.Config, e Evict) *evictCache {
+	c := &evictCache{KVCache: inner, e: e, budget: e.kept(inner.Cap())}
+	if e.H2O {
+		c.recent = max(1, c.budget*e.RecentPct/100)
+		c.heads = make([][]h2oHead, cfg.NLayers)
+		for l := range c.heads {
+			c.heads[l] = make([]h2oHead, cfg.Layer(l).NHeads)
+			for h := range c.heads[l] {
+				c.heads[l][h] = h2oHead{acc: make([]float32, inner.Cap()), gone: make([]bool, inner.Cap())}
+			}
+		}
+	}
+	return c
+}
+
+// Mask implements model.AttentionMasker.
+func (c *evictCache) Mask(layer, qhead, pos int, row []float32) {
+	if !c.e.H2O {
+		lo, hi := c.e.Sinks, pos-c.e.Window // evict sinks ≤ p ≤ hi
+		if hi < lo {
+			return
+		}
+		lower(row, func(p int) bool { return p >= lo && p <= hi })
+		return
+	}
+	st := &c.heads[layer][qhead]
+	for st.next <= pos { // add the new positions, evicting past the budget
+		p := st.next
+		st.next++
+		st.acc[p], st.gone[p] = 0, false
+		st.nkept++
+		if st.nkept > c.budget {
+			victim, best := -1, float32(0)
+			for q := 0; q <= p-c.recent; q++ {
+				if !st.gone[q] && (victim < 0 || st.acc[q] < best) {
+					victim, best = q, st.acc[q]
+				}
+			}
+			if victim >= 0 {
+				st.gone[victim] = true
+				st.nkept--
+			}
+		}
+	}
+	lower(row, func(p int) bool { return st.gone[p] })
+}
+
+// lower sets the scores of the positions out says are evicted 1e4 below the
+// row's largest kept score.
+func lower(row []float32, out func(int) bool) {
+	mx := row[len(row)-1]
+	for p, x := range row {
+		if !out(p) {
+			mx = max(mx, x)
+		}
+	}
+	for p := range row {
+		if out(p) {
+			row[p] = mx - 1e4
+		}
+	}
+}
+
+// Observe implements model.AttentionMasker: evicted weights become 0, and
+// H2O adds each kept position's weight to its accumulated attention.
+func (c *evictCache) Observe(layer, qhead, pos int, row []float32, inv float32) {
+	if !c.e.H2O {
+		if hi := pos - c.e.Window; hi >= c.e.Sinks {
+			clear(row[c.e.Sinks : hi+1])
+		}
+		return
+	}
+	st := &c.heads[layer][qhead]
+	for p, w := range row {
+		if st.gone[p] {
+			row[p] = 0
+		} else {
+			st.acc[p] += w * inv
+		}
+	}
+}
+
+// Truncate implements model.KVCache; H2O forgets the positions at or past
+// n (those evicted before n stay evicted).
+func (c *evictCache) Truncate(n int) error {
+	if err := c.KVCache.Truncate(n); err != nil {
+		return err
+	}
+	for l := range c.heads {
+		for h := range c.heads[l] {
+			st := &c.heads[l][h]
+			if st.next > n {
+				st.next, st.nkept = n, 0
+				for p := 0; p < n; p++ {
+					if !st.gone[p] {
+						st.nkept++
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// Bytes implements model.KVCache: the inner cache's bytes for the kept
+// positions.
+func (c *evictCache) Bytes() int64 {
+	return c.KVCache.Bytes() * int64(c.budget) / int64(c.Cap())
+}
