@@ -50,9 +50,11 @@
 // An eviction spec stores its positions in CACHE (default f32; any spec
 // above but another eviction): "h2o:0.5+q8_0". Evicted positions are
 // masked out of each query's softmax (weight exactly 0) through
-// model.AttentionMasker; this version still stores them in CACHE and runs
-// attention over them, and its Bytes counts only the kept budget, what a
-// compacting cache holds.
+// model.AttentionMasker. This version measures what eviction costs in
+// quality only: it still stores evicted positions in CACHE and runs
+// attention over them, so its Bytes (and eval's kv_bytes_per_token) is
+// CACHE's full memory; the kept budget's bytes, what a compacting cache
+// would hold, are the cache's KeptBytes.
 //
 // Every cache's Bytes counts everything it holds for its capacity: codes,
 // scales, minimums and the full-precision residual window. BitsPerElement

@@ -87,8 +87,10 @@ func (e *Evict) kept(capacity int) int {
 
 // evictCache keeps every position in its inner cache but lets attention
 // see only the positions the eviction keeps: a query's evicted positions
-// are masked out of its softmax and get weight exactly 0. Bytes counts
-// the kept positions only (what a compacting cache would hold).
+// are masked out of its softmax and get weight exactly 0. It measures
+// what eviction costs in quality; it does not yet free the memory of
+// evicted positions, so Bytes is the inner cache's (what it really holds)
+// and KeptBytes what a compacting cache would hold.
 type evictCache struct {
 	model.KVCache
 	e      Evict
@@ -211,8 +213,12 @@ func (c *evictCache) Truncate(n int) error {
 	return nil
 }
 
-// Bytes implements model.KVCache: the inner cache's bytes for the kept
-// positions.
-func (c *evictCache) Bytes() int64 {
+// Bytes implements model.KVCache: every position is still stored, so it
+// is the inner cache's memory.
+func (c *evictCache) Bytes() int64 { return c.KVCache.Bytes() }
+
+// KeptBytes is the inner cache's memory for the kept positions only: what
+// a cache that compacts evicted positions away would hold.
+func (c *evictCache) KeptBytes() int64 {
 	return c.KVCache.Bytes() * int64(c.budget) / int64(c.Cap())
 }
