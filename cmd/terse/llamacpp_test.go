@@ -33,6 +33,13 @@ func runLlamaPerplexity(t *testing.T, bin, gguf, text string, ctx, chunks int) f
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGILL {
 			t.Skipf("llama.cpp's %s does not run on this CPU (illegal instruction): it was built for another machine kind", filepath.Base(bin))
 		}
+		if c := ee.ExitCode(); c == 126 || c == 127 {
+			t.Skipf("llama.cpp's %s cannot start here (exit %d: a missing shared library?):\n%s", filepath.Base(bin), c, tail(out, 500))
+		}
+	}
+	var xe *exec.Error
+	if errors.As(err, &xe) {
+		t.Skipf("llama.cpp's %s cannot start here: %v", filepath.Base(bin), err)
 	}
 	if err != nil {
 		t.Fatalf("llama-perplexity on %s: %v\n%s", gguf, err, tail(out, 2000))
