@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -69,6 +70,13 @@ type Options struct {
 	// compress one block at a time (calib.RunLayerwise), so only one
 	// block's Hessians are ever held.
 	Sequential bool
+
+	// Precompressed, when set, offers tensors already compressed to the
+	// type the plan gives them (an allocation search's level database):
+	// it returns nil for a tensor it does not hold at that type. Run takes
+	// the tensors it returns as they are (their name, shape and type are
+	// checked) instead of compressing them.
+	Precompressed func(name string, dt tensor.DType) (*tensor.Tensor, error)
 
 	// AllowRequantize lets an already quantized (or coded) checkpoint be
 	// compressed again; without it Run refuses, as llama-quantize does.
@@ -234,7 +242,8 @@ func (j *job) check() error {
 		if j.ts, err = convert.Tensors(j.ck, convert.Options{}); err != nil {
 			return fmt.Errorf("compress %s: %w", j.ck.Path, err)
 		}
-		hasImportance := opt.IMatrixFile != "" || opt.CalibFile != ""
+		// Precompressed tensors were compressed with their statistics.
+		hasImportance := opt.IMatrixFile != "" || opt.CalibFile != "" || opt.Precompressed != nil
 		j.plan = MakePlan(&m.Config, m.Weights, p, hasImportance, opt.Overrides)
 		if err := j.plan.Check(p.Name, hasImportance); err != nil {
 			return fmt.Errorf("compress: %w", err)
@@ -511,6 +520,35 @@ func (j *job) layerwise(ctx context.Context, tokens []int, n int) (*calib.IMatri
 	return im, nil
 }
 
+// precompressed takes the planned tensors that Options.Precompressed holds.
+func (j *job) precompressed() error {
+	if j.opt.Precompressed == nil {
+		return nil
+	}
+	if j.done == nil {
+		j.done = map[string]quantized{}
+	}
+	for _, t := range j.ts {
+		dt, ok := j.plan[t.Name]
+		if _, done := j.done[t.Name]; !ok || done {
+			continue
+		}
+		nt, err := j.opt.Precompressed(t.Name, dt)
+		if err != nil {
+			return fmt.Errorf("compress: tensor %q: %w", t.Name, err)
+		}
+		if nt == nil {
+			continue
+		}
+		if nt.Name != t.Name || nt.DType != dt || !slices.Equal(nt.Shape, t.Shape) {
+			return fmt.Errorf("compress: precompressed tensor %q is %s %v, the plan wants %s %v", t.Name, nt.DType, nt.Shape, dt, t.Shape)
+		}
+		r := report(t, nt, "precompressed", nil, 0)
+		j.done[t.Name] = quantized{nt, r}
+	}
+	return nil
+}
+
 // compressedLinear is the projection of block stage whose tensor nt
 // replaces, as the engine runs it: nt itself (any ggml type or a codebook
 // decoder), with the original's bias.
@@ -558,6 +596,9 @@ func (j *job) statsFrom(col *calib.Collector, name string) *quant.Stats {
 }
 
 func (j *job) compress(ctx context.Context) error {
+	if err := j.precompressed(); err != nil {
+		return err
+	}
 	qts, reports, err := Quantize(ctx, j.ts, QuantizeOptions{Plan: j.plan, Method: j.method, Stats: j.stats,
 		Progress: j.opt.Progress, done: j.done})
 	if err != nil {

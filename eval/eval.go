@@ -136,6 +136,8 @@ type Options struct {
 	// from; they label the Result (JSON "model" and "data") and DataName
 	// appears in errors about the stream.
 	ModelName, DataName string
+	// ModelBytes is the size of the model's files, reported as is.
+	ModelBytes int64
 
 	// KV, when set, describes the evaluated model's KV cache; it is copied
 	// into the Result.
@@ -355,7 +357,7 @@ func Evaluate(m Model, stream []int, opt Options) (*Result, error) {
 		}
 	}
 	res := sc.result()
-	res.Model, res.Data = opt.ModelName, opt.DataName
+	res.Model, res.Data, res.ModelBytes = opt.ModelName, opt.DataName, opt.ModelBytes
 	res.KVInfo = opt.KV
 	res.Seconds = time.Since(t0).Seconds()
 	if res.Seconds > 0 {

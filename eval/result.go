@@ -11,7 +11,9 @@ import (
 // marked so in their field docs; NLLs are in nats per token.
 type Result struct {
 	Model string `json:"model,omitempty"` // the model evaluated (Options.ModelName)
-	Data  string `json:"data,omitempty"`  // the text it was evaluated on (Options.DataName)
+	// ModelBytes is the size of its files on disk (Options.ModelBytes).
+	ModelBytes int64  `json:"model_bytes,omitempty"`
+	Data       string `json:"data,omitempty"` // the text it was evaluated on (Options.DataName)
 
 	Protocol string `json:"protocol"` // "all", "llamacpp" or "repeat"
 	Ctx      int    `json:"ctx"`      // window length in tokens

@@ -49,6 +49,7 @@ func runCompress(args []string, stdout, stderr io.Writer) error {
 	threads := fs.Int("threads", 0, "worker threads (0: all cores)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	jsonOut := fs.Bool("json", false, "print one JSON object")
+	sf := addSearchFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -100,6 +101,9 @@ func runCompress(args []string, stdout, stderr io.Writer) error {
 	}
 	if err := compress.CheckOutput(*out, modelPath); err != nil {
 		return trimPrefix(err)
+	}
+	if sf.active() {
+		return sf.run(mf, *out, *calibFile, *calibCtx, *calibChunks, *threads, set, *quiet, *jsonOut, stdout, stderr)
 	}
 	kernel.SetThreads(*threads)
 

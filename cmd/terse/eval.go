@@ -88,7 +88,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--kv: %w", err)
 	}
 	opt := eval.Options{Protocol: proto, Ctx: *ctx, Windows: *windows, BOS: ck.Tokenizer.BOS(), PerPosition: *perPos,
-		ModelName: ck.Path, DataName: dataName,
+		ModelName: ck.Path, DataName: dataName, ModelBytes: ck.FileBytes,
 		KV: &eval.KVInfo{Spec: kvSpec.String(), BitsPerElement: bits, BytesPerToken: perTok}}
 	if !*quiet {
 		opt.Progress = stderr

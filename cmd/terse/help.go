@@ -6,13 +6,15 @@ func summary(name string) string {
 	case "bench":
 		return "prefill and decode speed, like llama-bench, against the memory roofline"
 	case "compress":
-		return "quantize a model to a GGUF file (llama.cpp presets, imatrix, GPTQ)"
+		return "quantize a model to a GGUF file (llama.cpp presets, imatrix, GPTQ, or a searched allocation for --target-size)"
 	case "eval":
 		return "perplexity and KL-divergence of a model on a text"
 	case "generate":
 		return "stream text from a prompt"
 	case "inspect":
 		return "architecture, parameters and per-tensor types of a checkpoint"
+	case "report":
+		return "an HTML page of a model's rate–distortion curve and searched allocations"
 	case "tokenize":
 		return "token ids of a text"
 	case "version":
@@ -34,6 +36,8 @@ func example(name string) string {
 		return `terse generate --model model.gguf --prompt "Once upon a time" -n 64 --temp 0.8 --stop "\n\n"`
 	case "inspect":
 		return "terse inspect --model model.gguf"
+	case "report":
+		return "terse report --out report.html eval-*.json search.json"
 	case "tokenize":
 		return `terse tokenize --model hf-folder --text "Hello, world"`
 	case "version":

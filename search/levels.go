@@ -1,0 +1,326 @@
+package search
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/terse-llm/terse/compress"
+	"github.com/terse-llm/terse/internal/atomicfile"
+	"github.com/terse-llm/terse/load"
+	"github.com/terse-llm/terse/model"
+	"github.com/terse-llm/terse/quant/ggml"
+	"github.com/terse-llm/terse/tensor"
+)
+
+// dbFile is the level database's index inside its folder.
+const dbFile = "levels.json"
+
+// dbVersion is the index's schema version.
+const dbVersion = 1
+
+// LevelInfo is one level of the database: every matrix of the model
+// compressed to one type, kept as one GGUF file.
+type LevelInfo struct {
+	Type   string `json:"type"`
+	File   string `json:"file"`   // relative to the database folder
+	Method string `json:"method"` // gptq (a grid type) or rtn (importance-weighted)
+	Bytes  int64  `json:"file_bytes"`
+}
+
+// dbIndex is the JSON form of levels.json.
+type dbIndex struct {
+	Version     int         `json:"format_version"`
+	Model       string      `json:"model"`
+	ModelBytes  int64       `json:"model_bytes"`
+	Calib       string      `json:"calib"`
+	CalibChunks int         `json:"calib_chunks"`
+	Levels      []LevelInfo `json:"levels"`
+}
+
+// BuildOptions configure BuildLevels.
+type BuildOptions struct {
+	// Dir is the database folder (created if missing). Levels already in
+	// it, built from the same model and calibration, are kept: an
+	// interrupted build resumes where it stopped.
+	Dir string
+	// Types are the levels (each a ggml type every matrix can take).
+	Types []tensor.DType
+	// CalibFile and CalibChunks are the calibration for GPTQ (grid types)
+	// and for the importance of the others.
+	CalibFile   string
+	CalibChunks int
+	// Damp is GPTQ's dampening (0: its default).
+	Damp float64
+	// Progress gets the compressions' progress bars; Log a line per level.
+	Progress io.Writer
+	Log      func(msg string)
+}
+
+// BuildLevels compresses every matrix of the checkpoint once per level
+// type and records the files in Dir. Grid types (the k-quants, legacy
+// types) are compressed with GPTQ, the lattice types (i-quants) with
+// llama.cpp's importance-weighted quantizer, both on the calibration text.
+func BuildLevels(ctx context.Context, ck *load.Checkpoint, opt BuildOptions) (*LevelDB, error) {
+	if opt.Dir == "" {
+		return nil, errors.New("level database: no folder named")
+	}
+	if len(opt.Types) < 2 {
+		return nil, fmt.Errorf("level database %s: %d levels; a search needs at least two", opt.Dir, len(opt.Types))
+	}
+	if opt.CalibFile == "" {
+		return nil, fmt.Errorf("level database %s: the levels need calibration text", opt.Dir)
+	}
+	if err := os.MkdirAll(opt.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("level database: %w", err)
+	}
+	idx := dbIndex{Version: dbVersion, Model: ck.Path, ModelBytes: ck.FileBytes, Calib: opt.CalibFile, CalibChunks: opt.CalibChunks}
+	if old, err := readIndex(opt.Dir); err == nil {
+		if old.Model != idx.Model || old.ModelBytes != idx.ModelBytes || old.Calib != idx.Calib || old.CalibChunks != idx.CalibChunks {
+			return nil, fmt.Errorf("level database %s was built from %s on %s (%d chunks); name another folder for %s on %s (%d chunks)",
+				opt.Dir, old.Model, old.Calib, old.CalibChunks, ck.Path, opt.CalibFile, opt.CalibChunks)
+		}
+		idx.Levels = old.Levels
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	have := map[string]bool{}
+	for _, l := range idx.Levels {
+		if _, err := os.Stat(filepath.Join(opt.Dir, l.File)); err == nil {
+			have[l.Type] = true
+		}
+	}
+	for _, dt := range opt.Types {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("level database %s: stopped before level %s: %w", opt.Dir, dt, err)
+		}
+		name := dt.String()
+		if have[name] {
+			continue
+		}
+		info, err := buildLevel(ctx, ck, dt, opt)
+		if err != nil {
+			return nil, err
+		}
+		if opt.Log != nil {
+			opt.Log(fmt.Sprintf("level %s: %s, %d bytes", name, info.Method, info.Bytes))
+		}
+		idx.Levels = append(idx.Levels, info)
+		have[name] = true
+		if err := writeIndex(opt.Dir, idx); err != nil {
+			return nil, err
+		}
+	}
+	want := map[string]bool{}
+	for _, dt := range opt.Types {
+		want[dt.String()] = true
+	}
+	return openIndex(opt.Dir, idx, want)
+}
+
+func buildLevel(ctx context.Context, ck *load.Checkpoint, dt tensor.DType, opt BuildOptions) (LevelInfo, error) {
+	info := LevelInfo{Type: dt.String(), File: dt.String() + ".gguf", Method: compress.MethodRTN}
+	var m compress.Method = compress.RTN{}
+	if ggml.GridSupported(dt) {
+		g, err := compress.NewGPTQ(opt.Damp)
+		if err != nil {
+			return info, err
+		}
+		m, info.Method = g, compress.MethodGPTQ
+	}
+	out := filepath.Join(opt.Dir, info.File)
+	res, err := compress.Run(ctx, ck, compress.Options{
+		Out:         out,
+		Method:      m,
+		Preset:      "Q8_0",
+		Overrides:   []compress.Override{{Pattern: regexp.MustCompile(".*"), Type: dt}},
+		CalibFile:   opt.CalibFile,
+		CalibChunks: opt.CalibChunks,
+		Progress:    opt.Progress,
+	})
+	if err != nil {
+		return info, fmt.Errorf("level database %s: level %s: %w", opt.Dir, dt, err)
+	}
+	info.Bytes = res.FileBytes
+	return info, nil
+}
+
+func readIndex(dir string) (dbIndex, error) {
+	var idx dbIndex
+	b, err := os.ReadFile(filepath.Join(dir, dbFile))
+	if err != nil {
+		return idx, err
+	}
+	if err := json.Unmarshal(b, &idx); err != nil {
+		return idx, fmt.Errorf("level database %s: %s: %w", dir, dbFile, err)
+	}
+	if idx.Version != dbVersion {
+		return idx, fmt.Errorf("level database %s: %s has format_version %d; this terse reads %d", dir, dbFile, idx.Version, dbVersion)
+	}
+	return idx, nil
+}
+
+func writeIndex(dir string, idx dbIndex) error {
+	b, err := json.MarshalIndent(idx, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(filepath.Join(dir, dbFile), func(f *atomicfile.File) error {
+		_, err := f.Write(append(b, '\n'))
+		return err
+	})
+}
+
+// Unit is one matrix the search assigns a level to.
+type Unit struct {
+	Name  string
+	Elems int64
+	Bytes []int64 // per level of the database, in its order
+}
+
+// LevelDB is an opened level database: every unit's tensor at every level,
+// memory-mapped.
+type LevelDB struct {
+	Dir    string
+	Levels []LevelInfo // by increasing file size
+	Units  []Unit
+	// Fixed is the bytes of a file of these levels that are not matrix
+	// data of the units (header, metadata, norms, alignment), the most
+	// over the levels.
+	Fixed int64
+	// Config is the models' configuration as the level files give it
+	// (GGUF's, whose RoPE layout of q and k may differ from the
+	// checkpoint's).
+	Config model.Config
+
+	cks     []*load.Checkpoint
+	tensors []map[string]*tensor.Tensor
+}
+
+// OpenLevels opens an existing database.
+func OpenLevels(dir string) (*LevelDB, error) {
+	idx, err := readIndex(dir)
+	if err != nil {
+		return nil, err
+	}
+	return openIndex(dir, idx, nil)
+}
+
+// openIndex opens the levels of idx that want names (nil: all).
+func openIndex(dir string, idx dbIndex, want map[string]bool) (*LevelDB, error) {
+	db := &LevelDB{Dir: dir}
+	for _, l := range idx.Levels {
+		if want == nil || want[l.Type] {
+			db.Levels = append(db.Levels, l)
+		}
+	}
+	sort.Slice(db.Levels, func(a, b int) bool { return db.Levels[a].Bytes < db.Levels[b].Bytes })
+	if len(db.Levels) < 2 {
+		return nil, fmt.Errorf("level database %s: %d levels; a search needs at least two", dir, len(db.Levels))
+	}
+	units := map[string]int{}
+	for li, l := range db.Levels {
+		path := filepath.Join(dir, l.File)
+		ck, err := load.Open(path, load.Options{})
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("level database %s: %w", dir, err)
+		}
+		db.cks = append(db.cks, ck)
+		if li == 0 {
+			db.Config = ck.Model.Config
+		}
+		dt, err := tensor.ParseDType(l.Type)
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("level database %s: level %q: %w", dir, l.Type, err)
+		}
+		m := map[string]*tensor.Tensor{}
+		var data int64
+		for _, t := range ck.Tensors {
+			m[t.Name] = t
+			if t.DType == dt && len(t.Shape) == 2 {
+				if li == 0 {
+					units[t.Name] = len(db.Units)
+					db.Units = append(db.Units, Unit{Name: t.Name, Elems: int64(t.NumElements())})
+				}
+				data += padded(int64(len(t.Data)))
+			}
+		}
+		db.tensors = append(db.tensors, m)
+		db.Fixed = max(db.Fixed, ck.FileBytes-data)
+	}
+	for i := range db.Units {
+		u := &db.Units[i]
+		for li := range db.Levels {
+			t := db.tensors[li][u.Name]
+			if t == nil || t.DType.String() != db.Levels[li].Type {
+				db.Close()
+				return nil, fmt.Errorf("level database %s: %s lacks %s at %s", dir, db.Levels[li].File, u.Name, db.Levels[li].Type)
+			}
+			u.Bytes = append(u.Bytes, int64(len(t.Data)))
+		}
+	}
+	if len(db.Units) == 0 {
+		db.Close()
+		return nil, fmt.Errorf("level database %s: no matrices at level %s", dir, db.Levels[0].Type)
+	}
+	return db, nil
+}
+
+// padded is n rounded up to GGUF's default alignment of tensor data.
+func padded(n int64) int64 { return (n + 31) &^ 31 }
+
+// Close releases the level files.
+func (db *LevelDB) Close() error {
+	var errs []error
+	for _, ck := range db.cks {
+		errs = append(errs, ck.Close())
+	}
+	db.cks = nil
+	return errors.Join(errs...)
+}
+
+// Tensor returns unit u's tensor at level l.
+func (db *LevelDB) Tensor(u, l int) *tensor.Tensor { return db.tensors[l][db.Units[u].Name] }
+
+// Other returns a non-unit tensor (norms, biases) by name, from the first
+// level's file.
+func (db *LevelDB) Other(name string) (*tensor.Tensor, bool) {
+	t, ok := db.tensors[0][name]
+	return t, ok
+}
+
+// Size is the predicted file size of an assignment (a level per unit).
+func (db *LevelDB) Size(assign []int) int64 {
+	n := db.Fixed
+	for u, l := range assign {
+		n += padded(db.Units[u].Bytes[l])
+	}
+	return n
+}
+
+// Elems is the number of weights of all units.
+func (db *LevelDB) Elems() int64 {
+	var n int64
+	for _, u := range db.Units {
+		n += u.Elems
+	}
+	return n
+}
+
+// LevelNames lists the levels' types.
+func (db *LevelDB) LevelNames() string {
+	var s []string
+	for _, l := range db.Levels {
+		s = append(s, l.Type)
+	}
+	return strings.Join(s, ",")
+}
