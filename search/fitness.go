@@ -19,7 +19,8 @@ type Fitness struct {
 	db     *LevelDB
 	cfg    model.Config
 	chunks [][]int
-	baseLP [][]float32 // per chunk: len(chunk) × vocab log-probabilities
+	baseP  [][]float32 // per chunk: len(chunk) × vocab probabilities
+	negH   [][]float64 // per chunk and position: Σ p log p of the base
 	logits []float32
 	lp     []float64
 	// Evals counts candidate evaluations, Tokens the positions they ran.
@@ -56,15 +57,21 @@ func NewFitness(ctx context.Context, base *model.Model, db *LevelDB, tokens []in
 		if err := st.ForwardContext(ctx, chunk, f.logits, true); err != nil {
 			return nil, fmt.Errorf("search: base model: %w", err)
 		}
-		lp := make([]float32, ctxLen*vocab)
+		pr := make([]float32, ctxLen*vocab)
+		nh := make([]float64, ctxLen)
 		for p := 0; p < ctxLen; p++ {
 			logSoftmax(f.logits[p*vocab:(p+1)*vocab], f.lp)
 			for i, v := range f.lp {
-				lp[p*vocab+i] = float32(v)
+				e := math.Exp(v)
+				pr[p*vocab+i] = float32(e)
+				if e > 0 {
+					nh[p] += e * v
+				}
 			}
 		}
 		f.chunks = append(f.chunks, chunk)
-		f.baseLP = append(f.baseLP, lp)
+		f.baseP = append(f.baseP, pr)
+		f.negH = append(f.negH, nh)
 	}
 	return f, nil
 }
@@ -123,15 +130,16 @@ func (f *Fitness) KLD(ctx context.Context, assign []int, n int) (float64, error)
 		if err := st.ForwardContext(ctx, f.chunks[c], f.logits, true); err != nil {
 			return 0, fmt.Errorf("search: candidate model: %w", err)
 		}
-		base := f.baseLP[c]
 		for p := 0; p < ctxLen; p++ {
-			logSoftmax(f.logits[p*vocab:(p+1)*vocab], f.lp)
-			b := base[p*vocab : (p+1)*vocab]
-			var k float64
-			for i, lb := range b {
-				k += math.Exp(float64(lb)) * (float64(lb) - f.lp[i])
+			// KL(b‖c) = Σ p_b log p_b − Σ p_b l_c + logsumexp(l_c), as
+			// Σ p_b = 1.
+			row := f.logits[p*vocab : (p+1)*vocab]
+			b := f.baseP[c][p*vocab : (p+1)*vocab]
+			var dot float64
+			for i, pb := range b {
+				dot += float64(pb) * float64(row[i])
 			}
-			sum += max(k, 0)
+			sum += max(f.negH[c][p]-dot+logSumExp(row), 0)
 		}
 	}
 	f.Evals++
@@ -143,8 +151,8 @@ func (f *Fitness) KLD(ctx context.Context, assign []int, n int) (float64, error)
 	return kld, nil
 }
 
-// logSoftmax sets dst to the log-probabilities of logits, in float64.
-func logSoftmax(logits []float32, dst []float64) {
+// logSumExp is log Σ exp(logits), in float64.
+func logSumExp(logits []float32) float64 {
 	mx := logits[0]
 	for _, v := range logits {
 		mx = max(mx, v)
@@ -153,7 +161,12 @@ func logSoftmax(logits []float32, dst []float64) {
 	for _, v := range logits {
 		s += math.Exp(float64(v - mx))
 	}
-	lse := float64(mx) + math.Log(s)
+	return float64(mx) + math.Log(s)
+}
+
+// logSoftmax sets dst to the log-probabilities of logits, in float64.
+func logSoftmax(logits []float32, dst []float64) {
+	lse := logSumExp(logits)
 	for i, v := range logits {
 		dst[i] = float64(v) - lse
 	}

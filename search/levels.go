@@ -136,11 +136,22 @@ func buildLevel(ctx context.Context, ck *load.Checkpoint, dt tensor.DType, opt B
 		m, info.Method = g, compress.MethodGPTQ
 	}
 	out := filepath.Join(opt.Dir, info.File)
+	// Every matrix whose rows the type can hold takes it; the others keep
+	// the plan's fallback and stay out of the search.
+	var fit []string
+	for _, t := range ck.Model.Weights.Matrices() {
+		if _, err := dt.RowBytes(t.Cols()); err == nil {
+			fit = append(fit, regexp.QuoteMeta(t.Name))
+		}
+	}
+	if len(fit) == 0 {
+		return info, fmt.Errorf("level database %s: no matrix of %s can be stored as %s", opt.Dir, ck.Path, dt)
+	}
 	res, err := compress.Run(ctx, ck, compress.Options{
 		Out:         out,
 		Method:      m,
 		Preset:      "Q8_0",
-		Overrides:   []compress.Override{{Pattern: regexp.MustCompile(".*"), Type: dt}},
+		Overrides:   []compress.Override{{Pattern: regexp.MustCompile("^(" + strings.Join(fit, "|") + ")$"), Type: dt}},
 		CalibFile:   opt.CalibFile,
 		CalibChunks: opt.CalibChunks,
 		Progress:    opt.Progress,
@@ -225,7 +236,7 @@ func openIndex(dir string, idx dbIndex, want map[string]bool) (*LevelDB, error) 
 	if len(db.Levels) < 2 {
 		return nil, fmt.Errorf("level database %s: %d levels; a search needs at least two", dir, len(db.Levels))
 	}
-	units := map[string]int{}
+	dts := make([]tensor.DType, len(db.Levels))
 	for li, l := range db.Levels {
 		path := filepath.Join(dir, l.File)
 		ck, err := load.Open(path, load.Options{})
@@ -237,36 +248,42 @@ func openIndex(dir string, idx dbIndex, want map[string]bool) (*LevelDB, error) 
 		if li == 0 {
 			db.Config = ck.Model.Config
 		}
-		dt, err := tensor.ParseDType(l.Type)
-		if err != nil {
+		if dts[li], err = tensor.ParseDType(l.Type); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("level database %s: level %q: %w", dir, l.Type, err)
 		}
 		m := map[string]*tensor.Tensor{}
-		var data int64
 		for _, t := range ck.Tensors {
 			m[t.Name] = t
-			if t.DType == dt && len(t.Shape) == 2 {
-				if li == 0 {
-					units[t.Name] = len(db.Units)
-					db.Units = append(db.Units, Unit{Name: t.Name, Elems: int64(t.NumElements())})
-				}
-				data += padded(int64(len(t.Data)))
-			}
 		}
 		db.tensors = append(db.tensors, m)
-		db.Fixed = max(db.Fixed, ck.FileBytes-data)
 	}
-	for i := range db.Units {
-		u := &db.Units[i]
-		for li := range db.Levels {
-			t := db.tensors[li][u.Name]
-			if t == nil || t.DType.String() != db.Levels[li].Type {
-				db.Close()
-				return nil, fmt.Errorf("level database %s: %s lacks %s at %s", dir, db.Levels[li].File, u.Name, db.Levels[li].Type)
-			}
-			u.Bytes = append(u.Bytes, int64(len(t.Data)))
+	// The units are the matrices every level holds at its own type (a
+	// matrix whose shape a type cannot take falls back to another type
+	// in that level's file, and stays out of the search).
+	for _, t := range db.cks[0].Tensors {
+		if len(t.Shape) != 2 {
+			continue
 		}
+		u := Unit{Name: t.Name, Elems: int64(t.NumElements())}
+		for li := range db.Levels {
+			lt := db.tensors[li][t.Name]
+			if lt == nil || lt.DType != dts[li] {
+				u.Bytes = nil
+				break
+			}
+			u.Bytes = append(u.Bytes, int64(len(lt.Data)))
+		}
+		if u.Bytes != nil {
+			db.Units = append(db.Units, u)
+		}
+	}
+	for li, ck := range db.cks {
+		data := int64(0)
+		for _, u := range db.Units {
+			data += padded(u.Bytes[li])
+		}
+		db.Fixed = max(db.Fixed, ck.FileBytes-data)
 	}
 	if len(db.Units) == 0 {
 		db.Close()

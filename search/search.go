@@ -271,27 +271,28 @@ func sizeForKLD(ctx context.Context, db *LevelDB, f *Fitness, e [][]float64, max
 // from the database.
 func Write(ctx context.Context, ck *load.Checkpoint, db *LevelDB, assign []int, out string, prog io.Writer) error {
 	var ov []compress.Override
-	chosen := map[string]int{}
+	chosen := map[string]*tensor.Tensor{}
+	pin := func(t *tensor.Tensor) {
+		chosen[t.Name] = t
+		ov = append(ov, compress.Override{Pattern: regexp.MustCompile("^" + regexp.QuoteMeta(t.Name) + "$"), Type: t.DType})
+	}
+	isUnit := map[string]bool{}
 	for u, l := range assign {
-		dt, err := tensor.ParseDType(db.Levels[l].Type)
-		if err != nil {
-			return err
+		isUnit[db.Units[u].Name] = true
+		pin(db.Tensor(u, l))
+	}
+	// The matrices outside the search are the first level's, as the
+	// objective measured them.
+	for _, t := range db.cks[0].Tensors {
+		if len(t.Shape) == 2 && !isUnit[t.Name] && !t.DType.Float() {
+			pin(t)
 		}
-		name := db.Units[u].Name
-		chosen[name] = l
-		ov = append(ov, compress.Override{Pattern: regexp.MustCompile("^" + regexp.QuoteMeta(name) + "$"), Type: dt})
 	}
 	_, err := compress.Run(ctx, ck, compress.Options{
 		Out: out, Preset: presetFor(db, assign), Overrides: ov,
 		Precompressed: func(name string, dt tensor.DType) (*tensor.Tensor, error) {
-			l, ok := chosen[name]
-			if !ok {
-				return nil, nil
-			}
-			for u := range db.Units {
-				if db.Units[u].Name == name {
-					return db.Tensor(u, l), nil
-				}
+			if t := chosen[name]; t != nil && t.DType == dt {
+				return t, nil
 			}
 			return nil, nil
 		},
