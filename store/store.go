@@ -48,6 +48,12 @@ func Open(ctx context.Context, rawURL string) (Store, error) {
 	switch u.Scheme {
 	case "mem":
 		return NewMem(), nil
+	case "file":
+		return openFileURL(u)
+	case "redis", "rediss":
+		return openRedisURL(ctx, u)
+	case "s3":
+		return openS3URL(ctx, u)
 	default:
 		return nil, fmt.Errorf("store %q: unknown scheme %q (want mem, file, redis or s3)", rawURL, u.Scheme)
 	}
