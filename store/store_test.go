@@ -392,3 +392,21 @@ func TestRedisPrefix(t *testing.T) {
 		t.Fatalf("key a:k on the server: %d, %v", n, err)
 	}
 }
+
+// TestShared: two clients of one Redis or S3 store (as two terse serve
+// processes would be) see each other's blocks.
+func TestShared(t *testing.T) {
+	for _, b := range backends[2:] {
+		t.Run(b.name, func(t *testing.T) {
+			u := b.setup(t)()
+			one, two := openURL(t, u), openURL(t, u)
+			d := blob(7, 12345)
+			mustPut(t, one, "from-one", d)
+			mustGet(t, two, "from-one", d)
+			if err := two.Delete(ctxT(t), "from-one"); err != nil {
+				t.Fatal(err)
+			}
+			mustMiss(t, one, "from-one")
+		})
+	}
+}
