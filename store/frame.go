@@ -11,7 +11,7 @@ import (
 // the bytes a backend holds under a key are not one whole, intact frame: a
 // torn or truncated write, a flipped bit, or a value some other program put
 // there. The damaged bytes are never returned as data.
-var ErrCorrupt = errors.New("corrupt blob")
+var ErrCorrupt = errors.New("store: corrupt blob")
 
 // The frame every persistent backend (file, redis, s3) wraps a blob in:
 //

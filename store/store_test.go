@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -407,6 +408,34 @@ func TestShared(t *testing.T) {
 				t.Fatal(err)
 			}
 			mustMiss(t, one, "from-one")
+		})
+	}
+}
+
+// TestFileURLForms: the spellings of a file:// URL name the file they say.
+func TestFileURLForms(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	cases := []struct{ url, file string }{
+		{"file://rel.db", "rel.db"},
+		{"file:opaque.db", "opaque.db"},
+		{"file://./sub/dot.db", "sub/dot.db"},
+		{"file://" + filepath.Join(dir, "abs.db"), "abs.db"},
+		{"file://held.db?lock_timeout=2s", "held.db"},
+	}
+	if err := os.Mkdir("sub", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		t.Run(c.url, func(t *testing.T) {
+			s := openURL(t, c.url)
+			mustPut(t, s, "k", []byte("v"))
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(filepath.Join(dir, c.file)); err != nil {
+				t.Fatal(err)
+			}
 		})
 	}
 }
