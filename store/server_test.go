@@ -23,7 +23,7 @@ import (
 // TERSE_REQUIRE_SHARED is set (as CI sets it).
 
 // missingServer skips t, or fails it under TERSE_REQUIRE_SHARED.
-func missingServer(t *testing.T, msg string) {
+func missingServer(t testing.TB, msg string) {
 	t.Helper()
 	if testshared.Required() {
 		t.Fatal(msg + " (" + testshared.RequireEnv + " is set)")
@@ -32,7 +32,7 @@ func missingServer(t *testing.T, msg string) {
 }
 
 // freePort returns a loopback port nothing listens on right now.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -44,7 +44,7 @@ func freePort(t *testing.T) int {
 
 // server is a child server process the test owns.
 type server struct {
-	t     *testing.T
+	t     testing.TB
 	what  string
 	args  func(port int) []string
 	bin   string
@@ -135,7 +135,7 @@ func (s *server) addr() string { return "127.0.0.1:" + strconv.Itoa(s.port) }
 
 // startRedis starts a redis-server that keeps every acknowledged write
 // (append-only file, fsync on every write).
-func startRedis(t *testing.T) *server {
+func startRedis(t testing.TB) *server {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -197,7 +197,7 @@ const testBucket = "terse-test"
 
 // startS3 starts gofakes3 with its bbolt backend (every write fsynced)
 // holding the bucket testBucket, and sets credentials in the environment.
-func startS3(t *testing.T) *server {
+func startS3(t testing.TB) *server {
 	t.Helper()
 	bin := s3ServerBin()
 	if bin == "" {
@@ -235,7 +235,7 @@ func redisURL(s *server, prefix string) string {
 }
 
 // openURL opens a store for a test and closes it at the end.
-func openURL(t *testing.T, u string) Store {
+func openURL(t testing.TB, u string) Store {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

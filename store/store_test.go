@@ -23,20 +23,20 @@ import (
 // a fresh, empty store each time it is called.
 var backends = []struct {
 	name  string
-	setup func(t *testing.T) func() string
+	setup func(t testing.TB) func() string
 }{
-	{"mem", func(t *testing.T) func() string {
+	{"mem", func(t testing.TB) func() string {
 		return func() string { return "mem://" }
 	}},
-	{"file", func(t *testing.T) func() string {
+	{"file", func(t testing.TB) func() string {
 		dir, n := t.TempDir(), 0
 		return func() string { n++; return fmt.Sprintf("file://%s", filepath.Join(dir, fmt.Sprintf("s%d.db", n))) }
 	}},
-	{"redis", func(t *testing.T) func() string {
+	{"redis", func(t testing.TB) func() string {
 		srv, n := startRedis(t), 0
 		return func() string { n++; return redisURL(srv, fmt.Sprintf("t%d:", n)) }
 	}},
-	{"s3", func(t *testing.T) func() string {
+	{"s3", func(t testing.TB) func() string {
 		srv, n := startS3(t), 0
 		return func() string { n++; return s3URL(srv, fmt.Sprintf("t%d", n)) }
 	}},
@@ -50,7 +50,7 @@ func blob(seed uint64, n int) []byte {
 	return b
 }
 
-func ctxT(t *testing.T) context.Context {
+func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
