@@ -27,7 +27,9 @@ type Redis struct {
 // prefix defaults to DefaultRedisPrefix, the other query options are
 // go-redis's (dial_timeout, pool_size, ...).
 func openRedisURL(ctx context.Context, u *url.URL) (*Redis, error) {
-	name := u.Redacted()
+	bare := *u
+	bare.RawQuery = ""
+	name := bare.Redacted()
 	q := u.Query()
 	prefix := DefaultRedisPrefix
 	if q.Has("prefix") {

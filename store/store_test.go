@@ -284,9 +284,6 @@ func TestCorruptBlob(t *testing.T) {
 						t.Fatalf("got %d bytes, %v; want no data and an error wrapping ErrCorrupt", len(got), err)
 					}
 					name := strings.SplitN(u, "?", 2)[0]
-					if b.name == "redis" {
-						name = strings.TrimPrefix(name, "redis://")
-					}
 					if msg := err.Error(); !strings.Contains(msg, name) || !strings.Contains(msg, key) {
 						t.Fatalf("error %q does not name the store %q and the key %q", msg, name, key)
 					}
@@ -327,6 +324,7 @@ func TestOpenErrors(t *testing.T) {
 		{"file://" + dir + "/no/such/folder/x.db", "no such file or directory"},
 		{"redis://127.0.0.1:1/0?dial_timeout=200ms", "cannot reach the server"},
 		{"redis://127.0.0.1:1/0?bogus=1", "unexpected option"},
+		{"redis://u:hunter2@127.0.0.1:1/0?dial_timeout=200ms", "store redis://u:xxxxx@127.0.0.1:1/0: cannot reach"},
 		{"s3://", "no bucket"},
 		{"s3://b?bogus=1", `unknown option "bogus"`},
 		{"s3://b?endpoint=ftp://h", "is not an http(s)://HOST[:PORT] URL"},
@@ -341,6 +339,9 @@ func TestOpenErrors(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "store ") {
 				t.Fatalf("error %q, want it to name the store and say %q", err, c.want)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Fatalf("error %q shows the password", err)
 			}
 		})
 	}
