@@ -1,14 +1,33 @@
 // Package store keeps KV blocks (and any other immutable blobs) under
-// content keys, on one machine or shared between many: an embedded bbolt
-// file (the default, file://PATH), Redis (redis://HOST:PORT/DB) or any
-// S3-compatible object store (s3://BUCKET/PREFIX), plus an in-process map
-// (mem://) for tests and single runs.
+// content keys, on one machine or shared between many. Open takes a URL:
+//
+//	file://PATH             an embedded bbolt file (the default store); one
+//	                        process at a time, a second gets an "in use by
+//	                        another process" error after ?lock_timeout (1s)
+//	redis://HOST:PORT[/DB]  a Redis server shared by any number of processes;
+//	                        keys under ?prefix= (default "terse:")
+//	s3://BUCKET[/PREFIX]    any S3-compatible object store shared by any number
+//	                        of processes; ?endpoint=URL or TERSE_S3_ENDPOINT /
+//	                        AWS_ENDPOINT_URL (path-style addressing), region
+//	                        and credentials from AWS_REGION, AWS_ACCESS_KEY_ID,
+//	                        AWS_SECRET_ACCESS_KEY (AWS_SESSION_TOKEN)
+//	mem://                  this process's memory, for tests and single runs
 //
 // A key names what a blob holds (for a KV block: the hash of the model, the
 // cache spec and the token prefix the block extends), so a blob is never
 // rewritten with other content: Put of an existing key may keep either
-// copy. Every backend is atomic per blob: a Get returns a whole blob that
-// was acknowledged by Put, or ErrNotFound, never a part.
+// copy.
+//
+// Every backend is atomic per blob: a Get returns a whole blob that was
+// acknowledged by Put, or ErrNotFound, never a part. The persistent backends
+// write one value per blob (a bbolt transaction fsynced on commit, a Redis
+// SET, an S3 PUT), and wrap each blob in a small versioned frame (magic,
+// length, CRC-32C of the payload) that Get checks, so bytes torn, truncated
+// or flipped outside terse come back as an error wrapping ErrCorrupt that
+// names the store and the key, never as data. A Put that returned nil
+// survives a kill -9 of the writing process; for Redis and S3 it survives a
+// crash of the server as far as the server's own durability goes (Redis:
+// appendonly yes with appendfsync always).
 package store
 
 import (
@@ -48,6 +67,12 @@ func Open(ctx context.Context, rawURL string) (Store, error) {
 	switch u.Scheme {
 	case "mem":
 		return NewMem(), nil
+	case "file":
+		return openFileURL(u)
+	case "redis", "rediss":
+		return openRedisURL(ctx, u)
+	case "s3":
+		return openS3URL(ctx, u)
 	default:
 		return nil, fmt.Errorf("store %q: unknown scheme %q (want mem, file, redis or s3)", rawURL, u.Scheme)
 	}
