@@ -67,9 +67,9 @@ type node struct {
 // of the token prefix they end, shared by every sequence of one model and
 // KV spec. It is safe for concurrent use.
 type Cache struct {
-	cfg    *model.Config
-	opt    Options
-	root   key // the key "before" the first block
+	cfg     *model.Config
+	opt     Options
+	root    key // the key "before" the first block
 	chunkNS key
 
 	mu        sync.Mutex
