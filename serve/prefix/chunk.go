@@ -33,6 +33,13 @@ type ChunkReuse struct {
 	RestorePrefix bool
 	// Batch is the tokens per pass when a chunk's KV is computed (0: 512).
 	Batch int
+	// PerChunkShare selects Cache-Craft's per-chunk allocation of the
+	// recompute budget instead of the global peak rule (see Prefill).
+	PerChunkShare bool
+
+	// pick, when set (tests: the random baseline), chooses k of the n
+	// chunk tokens instead of Cache-Craft's selection.
+	pick func(n, k int) []int
 }
 
 // PrefillStats says what a Prefill reused and recomputed.
@@ -51,17 +58,22 @@ type PrefillStats struct {
 // token's). recompute 0 reuses every chunk's KV as stored; 1 recomputes
 // every chunk token, which equals a full prefill up to float32 rounding.
 //
-// Which tokens: Cache-Craft recomputes a chunk's tokens whose attention
-// goes most to the text before the chunk (the inter-chunk attention that
-// a chunk's cache made elsewhere lacks), and gives each chunk a share of
-// the budget in proportion to how much its tokens attend outside it (the
-// paper's cache context impact). The paper measures that attention where
-// the chunk's cache was first made; these chunks are made on their own,
-// so Prefill measures it in the new prompt, in the first layer, whose
-// keys, values and queries depend on the token and position alone and so
-// are exact in the reused cache (model.Engine.FirstLayerAttention, about
-// one matrix of one layer per chunk token). Attention to position 0 (BOS,
-// where both contexts put it) does not count.
+// Which tokens: Cache-Craft recomputes the chunk tokens whose attention
+// goes to the text before their chunk (the inter-chunk attention that a
+// chunk's cache made elsewhere lacks, which makes its KV wrong). The paper
+// measures that attention where the chunk's cache was first made; these
+// chunks are made on their own, so Prefill measures it in the new prompt,
+// in the first layer, whose keys, values and queries depend on the token
+// and position alone and so are exact in the reused cache
+// (model.Engine.FirstLayerAttention: about one matrix of one layer per
+// chunk token). Attention to position 0 (BOS, where both contexts put it)
+// does not count. By default the tokens of the highest peak inter-chunk
+// attention (the largest weight on one position outside the chunk) are
+// chosen across all chunks; with PerChunkShare, the paper's allocation:
+// each chunk gets a share of the budget in proportion to its tokens'
+// total inter-chunk attention (its cache context impact), filled with its
+// tokens of the most inter-chunk attention. On pdtext-llama-28m the peak
+// rule gave the lower KLD (see the package's tests).
 func (r *ChunkReuse) Prefill(ctx context.Context, st *model.State, p Prompt, recompute float64, out []float32) (PrefillStats, error) {
 	var stats PrefillStats
 	cfg := &r.Model.Config
@@ -236,23 +248,56 @@ func (r *ChunkReuse) choose(ctx context.Context, st *model.State, chunks [][]int
 	if k == total {
 		return pos, nil
 	}
+	if r.pick != nil {
+		idx := r.pick(len(pos), k)
+		slices.Sort(idx)
+		sel := make([]int, len(idx))
+		for i, j := range idx {
+			sel[i] = pos[j]
+		}
+		return sel, nil
+	}
 	// Each chunk token's first-layer attention to the positions after BOS
-	// and before its chunk.
+	// and before its chunk: in all, and its largest on one position.
 	inter := make([]float64, len(toks))
+	peak := make([]float64, len(toks))
 	owner := make([]int, len(toks))
 	for i := range toks {
 		owner[i] = chunkAt(starts, pos[i])
 	}
 	err := st.FirstLayerAttention(ctx, toks, pos, func(i int, w []float32) {
-		var s float64
+		var s, m float64
 		for _, v := range w[min(1, len(w)):starts[owner[i]]] {
 			s += float64(v)
+			m = max(m, float64(v))
 		}
-		inter[i] = s
+		inter[i], peak[i] = s, m
 	})
 	if err != nil {
 		return nil, fmt.Errorf("chunk reuse: %w", err)
 	}
+	var chosen []bool
+	if r.PerChunkShare {
+		chosen = allot(inter, inter, owner, chunks, k)
+	} else {
+		chosen = allot(nil, peak, owner, chunks, k)
+	}
+	var sel []int
+	for i, ok := range chosen {
+		if ok {
+			sel = append(sel, pos[i])
+		}
+	}
+	return sel, nil
+}
+
+// allot chooses k chunk tokens by rank. With inter, each chunk first gets
+// a share of k in proportion to the inter-attention mass of its tokens
+// (its cache context impact times its length), by largest remainder and
+// capped at its size, filled with its tokens of the highest rank; what the
+// shares leave (all of k without inter) goes to the highest-ranked of the
+// rest. owner[i] is token i's chunk.
+func allot(inter, rank []float64, owner []int, chunks [][]int, k int) []bool {
 	// Each chunk's share of the budget: its inter-attention mass (cache
 	// context impact × length), by largest remainder, capped at its size.
 	mass := make([]float64, len(chunks))
@@ -293,20 +338,20 @@ func (r *ChunkReuse) choose(ctx context.Context, st *model.State, chunks [][]int
 	}
 	// Within each chunk, its most outward-looking tokens; what caps left
 	// over goes to the most outward-looking of the rest.
-	order := make([]int, len(toks))
+	order := make([]int, len(rank))
 	for i := range order {
 		order[i] = i
 	}
 	slices.SortStableFunc(order, func(a, b int) int {
 		switch {
-		case inter[a] > inter[b]:
+		case rank[a] > rank[b]:
 			return -1
-		case inter[a] < inter[b]:
+		case rank[a] < rank[b]:
 			return 1
 		}
 		return 0
 	})
-	chosen := make([]bool, len(toks))
+	chosen := make([]bool, len(rank))
 	picked := 0
 	for _, i := range order {
 		if c := owner[i]; quota[c] > 0 {
@@ -324,11 +369,5 @@ func (r *ChunkReuse) choose(ctx context.Context, st *model.State, chunks [][]int
 			picked++
 		}
 	}
-	var sel []int
-	for i, ok := range chosen {
-		if ok {
-			sel = append(sel, pos[i])
-		}
-	}
-	return sel, nil
+	return chosen
 }

@@ -105,6 +105,13 @@ func TestChunkReuseSelection(t *testing.T) {
 	if !(klds[0] > klds[2] && klds[2] > klds[4]) || klds[4] > 1e-9 {
 		t.Fatalf("KLD by recompute fraction %v: not falling to 0", klds)
 	}
+	share := &ChunkReuse{Model: m, Cache: pc, PerChunkShare: true}
+	for _, frac := range []float64{0.1, 0.5} {
+		_, stats := questionKLD(t, m, share, p, frac)
+		if want := int(math.Round(frac * 90)); len(stats.Recomputed) != want || !slices.IsSorted(stats.Recomputed) {
+			t.Fatalf("per-chunk share %v: recomputed %v, want %d increasing positions", frac, stats.Recomputed, want)
+		}
+	}
 	other, _ := New(&m.Config, Options{Namespace: "test", Store: st})
 	r2 := &ChunkReuse{Model: m, Cache: other, RestorePrefix: true}
 	if _, stats := questionKLD(t, m, r2, p, 0.2); stats.ChunksComputed != 0 {
@@ -151,4 +158,10 @@ func TestChunkReuseErrors(t *testing.T) {
 	if _, err := r.Prefill(context.Background(), st, ok, 0, make([]float32, 2*V)); err == nil || !strings.Contains(err.Error(), "holds 2") {
 		t.Fatalf("prefill into a used sequence: %v", err)
 	}
+}
+
+// randomPick is the random baseline of the token selection.
+func randomPick(seed uint64) func(n, k int) []int {
+	rng := rand.New(rand.NewPCG(seed, 99))
+	return func(n, k int) []int { return rng.Perm(n)[:k] }
 }
