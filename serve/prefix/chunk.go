@@ -75,6 +75,66 @@ type PrefillStats struct {
 // tokens of the most inter-chunk attention. On pdtext-llama-28m the peak
 // rule gave the lower KLD (see the package's tests).
 func (r *ChunkReuse) Prefill(ctx context.Context, st *model.State, p Prompt, recompute float64, out []float32) (PrefillStats, error) {
+	return r.prefill(ctx, stateSeq{st, r.Model.Config.VocabSize}, p, recompute, out)
+}
+
+// PrefillSeq is Prefill for sequence id of an engine (the server's
+// batched engine), which must be empty.
+func (r *ChunkReuse) PrefillSeq(ctx context.Context, e *model.Engine, id int, p Prompt, recompute float64, out []float32) (PrefillStats, error) {
+	if e.Seq(id) == nil {
+		return PrefillStats{}, fmt.Errorf("chunk reuse: no sequence %d", id)
+	}
+	return r.prefill(ctx, engineSeq{e, id}, p, recompute, out)
+}
+
+// sequence is what Prefill needs of a sequence: a State's, or one of an
+// Engine's.
+type sequence interface {
+	Pos() int
+	Cache() model.KVCache
+	run(ctx context.Context, tokens []int) error // at the next positions, no logits
+	Recompute(ctx context.Context, tokens, pos []int, logits []bool, out []float32) error
+	FirstLayerAttention(ctx context.Context, tokens, pos []int, f func(i int, w []float32)) error
+}
+
+type stateSeq struct {
+	*model.State
+	vocab int
+}
+
+func (s stateSeq) run(ctx context.Context, tokens []int) error {
+	return s.ForwardContext(ctx, tokens, make([]float32, s.vocab), false)
+}
+
+type engineSeq struct {
+	e  *model.Engine
+	id int
+}
+
+func (s engineSeq) Pos() int             { return s.e.Seq(s.id).Len() }
+func (s engineSeq) Cache() model.KVCache { return s.e.Seq(s.id).Cache() }
+func (s engineSeq) batch(tokens, pos []int, logits []bool) model.Batch {
+	ids := make([]int, len(tokens))
+	for i := range ids {
+		ids[i] = s.id
+	}
+	return model.Batch{Tokens: tokens, Seqs: ids, Pos: pos, Logits: logits}
+}
+func (s engineSeq) run(ctx context.Context, tokens []int) error {
+	pos := make([]int, len(tokens))
+	for i := range pos {
+		pos[i] = s.Pos() + i
+	}
+	return s.e.Forward(ctx, s.batch(tokens, pos, make([]bool, len(tokens))), nil)
+}
+func (s engineSeq) Recompute(ctx context.Context, tokens, pos []int, logits []bool, out []float32) error {
+	return s.e.Recompute(ctx, s.batch(tokens, pos, logits), out)
+}
+func (s engineSeq) FirstLayerAttention(ctx context.Context, tokens, pos []int, f func(i int, w []float32)) error {
+	return s.e.FirstLayerAttention(ctx, s.id, tokens, pos, f)
+}
+
+func (r *ChunkReuse) prefill(ctx context.Context, st sequence, p Prompt, recompute float64, out []float32) (PrefillStats, error) {
 	var stats PrefillStats
 	cfg := &r.Model.Config
 	V := cfg.VocabSize
@@ -108,7 +168,7 @@ func (r *ChunkReuse) Prefill(ctx context.Context, st *model.State, p Prompt, rec
 		stats.PrefixRestored = n
 	}
 	if rest := p.Prefix[st.Pos():]; len(rest) > 0 {
-		if err := st.ForwardContext(ctx, rest, make([]float32, V), false); err != nil {
+		if err := st.run(ctx, rest); err != nil {
 			return stats, fmt.Errorf("chunk reuse: prefix: %w", err)
 		}
 	}
@@ -234,7 +294,7 @@ func copyBlock(b *model.KVBlock) *model.KVBlock {
 
 // choose returns the positions of the chunk tokens to recompute,
 // increasing: Cache-Craft's selection (see Prefill).
-func (r *ChunkReuse) choose(ctx context.Context, st *model.State, chunks [][]int, starts []int, total int, frac float64) ([]int, error) {
+func (r *ChunkReuse) choose(ctx context.Context, st sequence, chunks [][]int, starts []int, total int, frac float64) ([]int, error) {
 	k := min(int(math.Round(frac*float64(total))), total)
 	if k == 0 {
 		return nil, nil

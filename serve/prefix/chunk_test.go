@@ -165,3 +165,45 @@ func randomPick(seed uint64) func(n, k int) []int {
 	rng := rand.New(rand.NewPCG(seed, 99))
 	return func(n, k int) []int { return rng.Perm(n)[:k] }
 }
+
+// TestChunkReusePrefillSeq: the engine path gives what the state path
+// gives, on a sequence of an engine that serves another one too.
+func TestChunkReusePrefillSeq(t *testing.T) {
+	m := randomModel(t, testCfg, 10)
+	rng := rand.New(rand.NewPCG(15, 16))
+	pc, _ := New(&m.Config, Options{Namespace: "test"})
+	r := &ChunkReuse{Model: m, Cache: pc}
+	p := ragPrompt(rng, 6, []int{12, 20}, 5)
+	V := testCfg.VocabSize
+	n := len(p.tokens())
+	want := make([]float32, len(p.Question)*V)
+	if _, err := r.Prefill(context.Background(), m.NewStateWithCache(m.NewCache(n), 16), p, 0.3, want); err != nil {
+		t.Fatal(err)
+	}
+	e := m.NewEngine(64, 16)
+	if _, err := e.AddSeq(0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Forward(context.Background(), model.Batch{Tokens: []int{1, 7, 8}, Seqs: []int{0, 0, 0}, Pos: []int{0, 1, 2}}, make([]float32, 3*V)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.AddSeq(1, m.NewCache(64)); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]float32, len(p.Question)*V)
+	stats, err := r.PrefillSeq(context.Background(), e, 1, p, 0.3, got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stats.Recomputed) != 10 || e.Seq(1).Len() != n || e.Seq(0).Len() != 3 {
+		t.Fatalf("stats %+v; sequences of %d and %d positions", stats, e.Seq(0).Len(), e.Seq(1).Len())
+	}
+	for i := range got {
+		if d := math.Abs(float64(got[i] - want[i])); d > 1e-5 {
+			t.Fatalf("logit %d: engine path %v, state path %v", i, got[i], want[i])
+		}
+	}
+	if _, err := r.PrefillSeq(context.Background(), e, 7, p, 0, got); err == nil {
+		t.Fatal("prefill of a missing sequence succeeded")
+	}
+}
