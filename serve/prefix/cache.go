@@ -32,7 +32,8 @@ type Options struct {
 	BlockTokens int
 	// MemoryBytes is the budget of the blocks held in memory, as float32
 	// keys and values (0: DefaultMemoryBytes). The least recently used
-	// blocks not in use are dropped past it (they stay in Store).
+	// blocks not in use are dropped past it (they stay in Store); blocks
+	// pinned by restores and saves in flight may hold it over for a while.
 	MemoryBytes int64
 	// Store, when set, receives every new block as soon as it is saved
 	// (write-through) and is asked for the blocks memory does not hold,
