@@ -311,7 +311,8 @@ func (m *Model) Embed(tokens []int, x []float32) error {
 }
 
 // block runs transformer block li over the n activations x of the current
-// piece, in place, appending their keys and values to their sequences.
+// piece, in place, appending their keys and values to their sequences
+// (or, in Recompute, writing them over held positions).
 func (e *Engine) block(li int, x []float32, n int) error {
 	c := &e.m.Config
 	l := &e.m.Weights.Layers[li]
