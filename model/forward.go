@@ -92,6 +92,7 @@ type Engine struct {
 	runs      []run
 	attnLayer int
 	attnHeads func(lo, hi int)
+	overwrite bool // within Recompute: tokens may take held positions
 
 	// Observer, when set, sees the input of every projection (calibration
 	// collects importance and Hessians through it).
@@ -198,6 +199,9 @@ func (e *Engine) Forward(ctx context.Context, b Batch, out []float32) error {
 // resolve looks up and checks the sequences and positions of a piece and
 // groups its tokens into runs.
 func (e *Engine) resolve(b Batch) error {
+	if e.overwrite {
+		return e.resolveOverwrite(b)
+	}
 	e.gen++
 	e.runs = e.runs[:0]
 	for t, id := range b.Seqs {
@@ -307,7 +311,8 @@ func (m *Model) Embed(tokens []int, x []float32) error {
 }
 
 // block runs transformer block li over the n activations x of the current
-// piece, in place, appending their keys and values to their sequences.
+// piece, in place, appending their keys and values to their sequences
+// (or, in Recompute, writing them over held positions).
 func (e *Engine) block(li int, x []float32, n int) error {
 	c := &e.m.Config
 	l := &e.m.Weights.Layers[li]
@@ -325,7 +330,7 @@ func (e *Engine) block(li int, x []float32, n int) error {
 		p := e.tokPos[t]
 		e.rope.apply(q[t*qDim:(t+1)*qDim], p, c.HeadDim, c.RopeStyle)
 		e.rope.apply(k[t*kvDim:(t+1)*kvDim], p, c.HeadDim, c.RopeStyle)
-		if err := e.tokSeq[t].cache.Append(li, k[t*kvDim:(t+1)*kvDim], v[t*kvDim:(t+1)*kvDim]); err != nil {
+		if err := e.storeKV(li, t, p, k[t*kvDim:(t+1)*kvDim], v[t*kvDim:(t+1)*kvDim]); err != nil {
 			return fmt.Errorf("forward: layer %d: sequence %d: %w", li, e.tokSeq[t].id, err)
 		}
 	}
