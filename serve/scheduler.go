@@ -12,7 +12,7 @@ import (
 // PrefixCache restores the longest cached prefix of tokens into an empty cache and saves new blocks after prefill.
 type PrefixCache interface {
 	Restore(ctx context.Context, c model.KVCache, tokens []int) (int, error) // positions restored (0: none)
-	Save(ctx context.Context, c model.KVCache, tokens []int) error          // tokens: those the cache now holds
+	Save(ctx context.Context, c model.KVCache, tokens []int) error           // tokens: those the cache now holds
 	Stats() (hits, lookups int64)
 }
 
