@@ -40,7 +40,10 @@
 // buffered channel, so a slow client never blocks the scheduler. Text is
 // sent only once it is final: no half UTF-8 rune, no tail that may still
 // grow into a stop string. Greedy output equals `terse generate --temp 0`
-// token for token, alone or batched (the engine's rows do not interact).
+// token for token, alone or batched: decode tokens share one pass, but
+// each prefill piece runs alone, so that every row takes the kernel route
+// generate's does (see scheduler.step; this holds for MaxSeqs up to the
+// kernels' integer-path batch, 16, and the default PrefillChunk of 512).
 // A PrefixCache, when set, restores the longest cached prefix of a prompt
 // before its prefill (which then starts there) and saves the prompt's
 // cache after it.

@@ -71,11 +71,11 @@ func newScheduler(s *Server) *scheduler {
 	vocab := o.Model.Config.VocabSize
 	return &scheduler{
 		s:      s,
-		eng:    o.Model.NewEngine(o.Ctx, o.PrefillChunk+o.MaxSeqs),
+		eng:    o.Model.NewEngine(o.Ctx, max(o.PrefillChunk, o.MaxSeqs)),
 		queue:  make(chan *job, o.QueueSize),
 		quit:   make(chan struct{}),
 		done:   make(chan struct{}),
-		logits: make([]float32, o.MaxSeqs*vocab),
+		logits: make([]float32, max(o.MaxSeqs, 1)*vocab),
 	}
 }
 
@@ -215,53 +215,88 @@ func (sc *scheduler) start(j *job) error {
 	return nil
 }
 
-// step runs one Forward: the next token of every decoding job, then
-// prefill chunks of the others up to the chunk budget; then it samples
-// each job whose logits came back.
+// step runs one scheduling step: one Forward with the next token of every
+// decoding job (continuous batching: one pass over the weights advances
+// them all), then the next prefill piece of each prefilling job, each in a
+// Forward of its own, until PrefillChunk prompt tokens have been fed.
+//
+// Prefill pieces are not merged across jobs, nor with the decode tokens:
+// the kernels pick their route by batch size (kernel.Config.QMaxBatch), so
+// a row's rounding depends on how many rows share its pass. Kept apart,
+// each job sees exactly the passes `terse generate` runs — its prompt in
+// pieces of up to PrefillChunk (512, generate's piece, by default) and
+// then one pass per token in a batch of at most MaxSeqs rows — and greedy
+// output is the same, token for token, while MaxSeqs stays within the
+// integer path's batch (16 by default).
 func (sc *scheduler) step() {
 	o := &sc.s.opt
-	sc.tokens, sc.seqs, sc.pos, sc.want = sc.tokens[:0], sc.seqs[:0], sc.pos[:0], sc.want[:0]
-	sc.rows, sc.prefill = sc.rows[:0], sc.prefill[:0]
-	add := func(j *job, tok, pos int, want bool) {
-		sc.tokens = append(sc.tokens, tok)
-		sc.seqs = append(sc.seqs, j.seq.ID())
-		sc.pos = append(sc.pos, pos)
-		sc.want = append(sc.want, want)
-		if want {
-			sc.rows = append(sc.rows, j)
-		}
-	}
+	sc.reset()
 	for _, j := range sc.active {
 		if j.decoding() {
-			add(j, j.last, j.seq.Len(), true)
+			sc.add(j, j.last, j.seq.Len(), true)
 		}
+	}
+	if len(sc.tokens) > 0 && !sc.forward() {
+		return
 	}
 	budget := o.PrefillChunk
 	for _, j := range sc.active {
-		if j.decoding() || budget == 0 {
+		if j.decoding() || budget == 0 || j.seq == nil {
 			continue
 		}
+		sc.reset()
 		n := min(budget, len(j.prompt)-j.fed)
 		for i := 0; i < n; i++ {
 			p := j.fed + i
-			add(j, j.prompt[p], p, p == len(j.prompt)-1)
+			sc.add(j, j.prompt[p], p, p == len(j.prompt)-1)
 		}
 		budget -= n
 		j.fed += n
 		if j.decoding() {
 			sc.prefill = append(sc.prefill, j)
 		}
+		if !sc.forward() {
+			return
+		}
 	}
+	sc.active = slices.DeleteFunc(sc.active, func(j *job) bool { return j.seq == nil })
+}
+
+// reset empties the batch being built.
+func (sc *scheduler) reset() {
+	sc.tokens, sc.seqs, sc.pos, sc.want = sc.tokens[:0], sc.seqs[:0], sc.pos[:0], sc.want[:0]
+	sc.rows, sc.prefill = sc.rows[:0], sc.prefill[:0]
+}
+
+// add puts token tok of j at position pos into the batch.
+func (sc *scheduler) add(j *job, tok, pos int, want bool) {
+	sc.tokens = append(sc.tokens, tok)
+	sc.seqs = append(sc.seqs, j.seq.ID())
+	sc.pos = append(sc.pos, pos)
+	sc.want = append(sc.want, want)
+	if want {
+		sc.rows = append(sc.rows, j)
+	}
+}
+
+// forward runs the batch, saves the prompts whose prefill it completed to
+// the prefix cache, and samples every job whose logits came back. When
+// Forward fails every active job ends with the error and forward returns
+// false.
+func (sc *scheduler) forward() bool {
+	o := &sc.s.opt
 	vocab := o.Model.Config.VocabSize
 	err := sc.eng.Forward(context.Background(), model.Batch{Tokens: sc.tokens, Seqs: sc.seqs, Pos: sc.pos, Logits: sc.want}, sc.logits)
 	if err != nil {
-		// Every job of the step is in an unknown state: end them all.
+		// The jobs' caches are in an unknown state: end them all.
 		o.Logger.Error("forward failed", "err", err)
 		for _, j := range sc.active {
-			sc.finish(j, "", fmt.Errorf("forward: %w", err))
+			if j.seq != nil {
+				sc.finish(j, "", fmt.Errorf("forward: %w", err))
+			}
 		}
 		sc.active = sc.active[:0]
-		return
+		return false
 	}
 	now := time.Now()
 	for _, j := range sc.prefill {
@@ -301,8 +336,10 @@ func (sc *scheduler) step() {
 			j.last = tok
 		}
 	}
-	sc.s.met.generated(now, sampled)
-	sc.active = slices.DeleteFunc(sc.active, func(j *job) bool { return j.seq == nil })
+	if sampled > 0 {
+		sc.s.met.generated(now, sampled)
+	}
+	return true
 }
 
 // finish sends j's final event and frees its sequence.

@@ -38,7 +38,9 @@ type Options struct {
 	// are refused with 429 (0: 4 × MaxSeqs).
 	QueueSize int
 	// PrefillChunk is the most prompt tokens fed in one step, so that a long
-	// prompt does not stall the others' decoding (0: 256).
+	// prompt does not stall the others' decoding (0: 512, the piece
+	// `terse generate` prefills in, which keeps greedy output identical to
+	// it; see scheduler.step).
 	PrefillChunk int
 	// ChatTemplate is the model's chat template (Jinja source, see
 	// LoadChatTemplate); "" renders the Plain template.
@@ -96,7 +98,7 @@ func New(opt Options) (*Server, error) {
 		opt.QueueSize = 4 * opt.MaxSeqs
 	}
 	if opt.PrefillChunk <= 0 {
-		opt.PrefillChunk = 256
+		opt.PrefillChunk = 512
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()

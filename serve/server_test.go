@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/terse-llm/terse/bundled"
+	"github.com/terse-llm/terse/internal/testshared"
 	"github.com/terse-llm/terse/kv"
 	"github.com/terse-llm/terse/load"
 	"github.com/terse-llm/terse/model"
@@ -161,61 +162,85 @@ var greedyPrompts = []string{
 
 // TestGreedyMatchesGenerate checks that greedy decoding through the
 // scheduler, alone and batched with other requests, produces exactly the
-// tokens of the single-sequence path `terse generate --temp 0` runs.
+// tokens of the single-sequence path `terse generate --temp 0` runs: on
+// stories260K (float32 weights) and, with the shared models, on the
+// Q4_K_M GGUF of pdtext-llama-28m, whose kernels route by batch size.
 func TestGreedyMatchesGenerate(t *testing.T) {
-	ck := openStories(t)
-	const n = 60
-	for _, tc := range []struct {
-		name  string
-		opt   Options
-		batch int
-	}{
-		{"single", Options{}, 1},
-		{"four-concurrent", Options{}, 4},
-		{"four-concurrent-chunk8", Options{PrefillChunk: 8}, 4},
-		{"four-concurrent-f16kv", Options{KV: mustKV(t, "f16")}, 4},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			s, err := New(Options{Model: ck.Model, Tokenizer: ck.Tokenizer, PrefillChunk: tc.opt.PrefillChunk, KV: tc.opt.KV})
-			if err != nil {
-				t.Fatal(err)
+	stories := openStories(t)
+	type model struct {
+		name string
+		ck   *load.Checkpoint
+	}
+	models := []model{{"stories260K", stories}}
+	if !testing.Short() && testshared.Dir() != "" {
+		ck, err := load.Open(testshared.Path(t, "models/pdtext-llama-28m-gguf/pdtext-llama-28m-Q4_K_M-imat.gguf"), load.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ck.Close()
+		models = append(models, model{"pdtext-Q4_K_M", ck})
+	}
+	const n = 40
+	for _, m := range models {
+		for _, tc := range []struct {
+			name  string
+			opt   Options
+			batch int
+		}{
+			{"single", Options{}, 1},
+			{"four-concurrent", Options{}, 4},
+			{"sixteen-concurrent", Options{}, 16},
+			{"four-concurrent-f16kv", Options{KV: mustKV(t, "f16")}, 4},
+		} {
+			if m.ck == stories && tc.batch == 16 {
+				continue // TestConcurrentStreams runs 16 on stories260K
 			}
-			defer s.Close()
-			var wg sync.WaitGroup
-			for i, p := range greedyPrompts[:tc.batch] {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
+			t.Run(m.name+"/"+tc.name, func(t *testing.T) {
+				ck := m.ck
+				s, err := New(Options{Model: ck.Model, Tokenizer: ck.Tokenizer, KV: tc.opt.KV})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Close()
+				var wg sync.WaitGroup
+				for i := 0; i < tc.batch; i++ {
+					p := greedyPrompts[i%len(greedyPrompts)]
+					if i >= len(greedyPrompts) {
+						p = fmt.Sprintf("%s, number %d,", p, i)
+					}
 					want, wantText := greedyReference(t, ck.Model, ck.Tokenizer, tc.opt.KV, p, n)
 					prompt := ck.Tokenizer.Encode(p, true)
 					j, e := s.prepare(httptest.NewRequest("POST", "/", nil), params{maxTokens: n, temperature: 0, topP: 1}, prompt, n)
 					if e != nil {
-						t.Error(e)
-						return
+						t.Fatal(e)
 					}
-					if e := s.enqueue(j); e != nil {
-						t.Error(e)
-						return
-					}
-					var got []int
-					var text strings.Builder
-					for ev := range j.events {
-						text.WriteString(ev.text)
-						if ev.token < 0 {
-							break
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						if e := s.enqueue(j); e != nil {
+							t.Error(e)
+							return
 						}
-						got = append(got, ev.token)
-					}
-					if !slices.Equal(got, want) {
-						t.Errorf("prompt %d: server tokens %v\nwant %v", i, got, want)
-					}
-					if text.String() != wantText {
-						t.Errorf("prompt %d: server text %q, want %q", i, text.String(), wantText)
-					}
-				}()
-			}
-			wg.Wait()
-		})
+						var got []int
+						var text strings.Builder
+						for ev := range j.events {
+							text.WriteString(ev.text)
+							if ev.token < 0 {
+								break
+							}
+							got = append(got, ev.token)
+						}
+						if !slices.Equal(got, want) {
+							t.Errorf("prompt %d: server tokens %v\nwant %v", i, got, want)
+						}
+						if text.String() != wantText {
+							t.Errorf("prompt %d: server text %q, want %q", i, text.String(), wantText)
+						}
+					}()
+				}
+				wg.Wait()
+			})
+		}
 	}
 }
 

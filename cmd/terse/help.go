@@ -13,6 +13,8 @@ func summary(name string) string {
 		return "stream text from a prompt"
 	case "inspect":
 		return "architecture, parameters and per-tensor types of a checkpoint"
+	case "serve":
+		return "the OpenAI-compatible HTTP API over a model, batched continuously"
 	case "tokenize":
 		return "token ids of a text"
 	case "version":
@@ -34,6 +36,8 @@ func example(name string) string {
 		return `terse generate --model model.gguf --prompt "Once upon a time" -n 64 --temp 0.8 --stop "\n\n"`
 	case "inspect":
 		return "terse inspect --model model.gguf"
+	case "serve":
+		return "terse serve --model model.gguf --addr 127.0.0.1:8080 --kv q8_0 --max-seqs 16"
 	case "tokenize":
 		return `terse tokenize --model hf-folder --text "Hello, world"`
 	case "version":
