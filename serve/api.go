@@ -130,6 +130,9 @@ type samplingFields struct {
 	Seed                *int64         `json:"seed"`
 	Stream              bool           `json:"stream"`
 	StreamOptions       *streamOptions `json:"stream_options"`
+	// IgnoreEOS is llama.cpp's extension (load tests use it): generate
+	// past the model's end tokens, up to max_tokens or a stop string.
+	IgnoreEOS bool `json:"ignore_eos"`
 }
 
 // completionRequest is the body of POST /v1/completions.
@@ -196,11 +199,12 @@ type params struct {
 	stops       []string
 	stream      bool
 	usage       bool
+	ignoreEOS   bool
 }
 
 // check validates the shared fields against the served model name.
 func (f *samplingFields) check(model string) (params, *apiError) {
-	p := params{temperature: 1, topP: 1, stream: f.Stream}
+	p := params{temperature: 1, topP: 1, stream: f.Stream, ignoreEOS: f.IgnoreEOS}
 	if f.Model == "" {
 		return p, badRequest("model", "missing_required_parameter", "you must provide a model parameter")
 	}

@@ -325,10 +325,14 @@ func (s *Server) prepare(r *http.Request, p params, prompt []int, defaultMax int
 		seed = rand.Uint64()
 	}
 	temp := p.temperature
+	ends := s.ends
+	if p.ignoreEOS {
+		ends = nil
+	}
 	j := &job{
 		ctx: r.Context(), prompt: prompt, maxTokens: maxTokens,
 		sampler: model.NewSampler(temp, 0, p.topP, seed),
-		ends:    s.ends,
+		ends:    ends,
 		text:    newTextStream(s.opt.Tokenizer, prompt, p.stops),
 		events:  make(chan event, maxTokens+2),
 		arrived: time.Now(),
@@ -531,18 +535,30 @@ func newSSE(w http.ResponseWriter) *sse {
 	return &sse{w: w, f: f}
 }
 
+// send writes one event and flushes it to the client.
 func (e *sse) send(v any) error {
+	if err := e.write(v); err != nil {
+		return err
+	}
+	e.flush()
+	return nil
+}
+
+// write writes one event without flushing it (a stream that has several
+// events ready flushes once for all).
+func (e *sse) write(v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	if _, err := fmt.Fprintf(e.w, "data: %s\n\n", b); err != nil {
-		return err
-	}
+	_, err = fmt.Fprintf(e.w, "data: %s\n\n", b)
+	return err
+}
+
+func (e *sse) flush() {
 	if e.f != nil {
 		e.f.Flush()
 	}
-	return nil
 }
 
 func (e *sse) done() {
@@ -569,10 +585,11 @@ func (s *Server) stream(ctx context.Context, j *job, e *sse, chunk func(text str
 				return
 			}
 			if ev.token >= 0 {
-				if ev.text != "" {
-					if e.send(chunk(ev.text, nil)) != nil {
-						return
-					}
+				if ev.text != "" && e.write(chunk(ev.text, nil)) != nil {
+					return
+				}
+				if len(j.events) == 0 {
+					e.flush() // nothing more is ready: send what is written
 				}
 				continue
 			}
