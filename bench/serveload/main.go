@@ -192,6 +192,10 @@ func firstModel(url string) (string, error) {
 	return l.Data[0].ID, nil
 }
 
+// client opens a connection per request: servers close idle keep-alive
+// connections at different times, and a request must not fail for that.
+var client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+
 // request sends one streaming completion and times its chunks.
 func request(c config) result {
 	body, _ := json.Marshal(map[string]any{
@@ -199,7 +203,7 @@ func request(c config) result {
 		"stream": true, "stream_options": map[string]any{"include_usage": true}, "ignore_eos": c.ignoreEOS,
 	})
 	r := result{start: time.Now()}
-	resp, err := http.Post(c.url+"/v1/completions", "application/json", bytes.NewReader(body))
+	resp, err := client.Post(c.url+"/v1/completions", "application/json", bytes.NewReader(body))
 	if err != nil {
 		r.err = err
 		return r
