@@ -2,6 +2,7 @@ package serve
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -15,6 +16,9 @@ type PrefixCache interface {
 	Save(ctx context.Context, c model.KVCache, tokens []int) error           // tokens: those the cache now holds
 	Stats() (hits, lookups int64)
 }
+
+// errShutdown ends the requests still running when the server closes.
+var errShutdown = errors.New("the server is shutting down")
 
 // event is what the scheduler sends a request's handler: text that became
 // final, and at the end the reason generation stopped (or an error).
@@ -108,9 +112,26 @@ func (sc *scheduler) run() {
 		}
 		sc.gauges()
 		if len(sc.active) > 0 {
-			sc.step()
+			sc.safeStep()
 		}
 	}
+}
+
+// safeStep runs step; a panic (a bug) ends the jobs of the step with an
+// error instead of taking the server down.
+func (sc *scheduler) safeStep() {
+	defer func() {
+		if v := recover(); v != nil {
+			sc.s.opt.Logger.Error("scheduler step panicked", "panic", v)
+			for _, j := range sc.active {
+				if j.seq != nil {
+					sc.finish(j, "", fmt.Errorf("internal error: %v", v))
+				}
+			}
+			sc.active = sc.active[:0]
+		}
+	}()
+	sc.step()
 }
 
 // gauges publishes the queue length and the active sequences.
@@ -120,7 +141,7 @@ func (sc *scheduler) gauges() {
 
 // cancelAll ends every active and queued job with an error.
 func (sc *scheduler) cancelAll() {
-	err := fmt.Errorf("the server is shutting down")
+	err := errShutdown
 	for _, j := range sc.active {
 		sc.finish(j, "", err)
 	}
@@ -171,13 +192,29 @@ func (sc *scheduler) admit() bool {
 		if j.ctx.Err() != nil {
 			continue
 		}
-		if err := sc.start(j); err != nil {
+		if err := sc.safeStart(j); err != nil {
 			j.events <- event{token: -1, err: err}
 			continue
 		}
 		sc.active = append(sc.active, j)
 	}
 	return true
+}
+
+// safeStart is start with a panic (a bug, in a prefix cache say) turned
+// into the job's error.
+func (sc *scheduler) safeStart(j *job) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			sc.s.opt.Logger.Error("starting a sequence panicked", "panic", v)
+			if j.seq != nil {
+				sc.eng.RemoveSeq(j.seq.ID())
+				j.seq = nil
+			}
+			err = fmt.Errorf("internal error: %v", v)
+		}
+	}()
+	return sc.start(j)
 }
 
 // start gives j a cache and a sequence, restoring what the prefix cache

@@ -510,7 +510,11 @@ func collect(ctx context.Context, j *job) (string, event, *apiError) {
 		case ev := <-j.events:
 			b.WriteString(ev.text)
 			if ev.err != nil {
-				return "", ev, &apiError{status: http.StatusServiceUnavailable, Message: ev.err.Error(), Type: "server_error"}
+				status := http.StatusInternalServerError
+				if errors.Is(ev.err, errShutdown) {
+					status = http.StatusServiceUnavailable
+				}
+				return "", ev, &apiError{status: status, Message: ev.err.Error(), Type: "server_error"}
 			}
 			if ev.token < 0 {
 				return b.String(), ev, nil

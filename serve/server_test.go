@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -607,5 +608,42 @@ func TestPrefixCacheHook(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(b), "terse_prefix_cache_hit_rate 0.5") {
 		t.Errorf("/metrics does not report a hit rate of 0.5:\n%s", b)
+	}
+}
+
+// panicPrefix is a prefix cache whose Restore or Save panics.
+type panicPrefix struct{ inSave bool }
+
+func (p panicPrefix) Restore(context.Context, model.KVCache, []int) (int, error) {
+	if !p.inSave {
+		panic("restore bug")
+	}
+	return 0, nil
+}
+
+func (p panicPrefix) Save(context.Context, model.KVCache, []int) error {
+	if p.inSave {
+		panic("save bug")
+	}
+	return nil
+}
+
+func (panicPrefix) Stats() (int64, int64) { return 0, 0 }
+
+// TestSchedulerSurvivesPanic checks that a panic inside the scheduler's
+// work ends that request with a 500 error object and the server goes on.
+func TestSchedulerSurvivesPanic(t *testing.T) {
+	ck := openStories(t)
+	for _, inSave := range []bool{false, true} {
+		s, hs := newTestServer(t, ck, Options{PrefixCache: panicPrefix{inSave}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		for i := 0; i < 2; i++ {
+			resp, raw := postJSON(t, hs.URL+"/v1/completions", map[string]any{"model": "stories260K", "prompt": "Once", "max_tokens": 5})
+			if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(string(raw), "internal error") {
+				t.Errorf("panic in save %v, request %d: %d %s", inSave, i, resp.StatusCode, raw)
+			}
+		}
+		if a := s.ActiveSequences(); a != 0 {
+			t.Errorf("%d active sequences after panics", a)
+		}
 	}
 }
