@@ -19,15 +19,14 @@ const detokContext = 8
 // still grow into a stop string, and nothing at or past the first stop
 // string.
 type textStream struct {
-	tok    tokenizer.Tokenizer
-	ctx    []int // prompt tokens decoded in front
-	ids    []int // ctx then the generated tokens
-	pre    string
-	stops  []string
-	maxSt  int
-	text   string // the continuation so far, cut at a stop string
-	sent   int    // bytes of text already handed out
-	stoped bool
+	tok   tokenizer.Tokenizer
+	ctx   []int // prompt tokens decoded in front
+	ids   []int // ctx then the generated tokens
+	pre   string
+	stops []string
+	maxSt int
+	text  string // the continuation so far, cut at a stop string
+	sent  int    // bytes of text already handed out
 }
 
 func newTextStream(tok tokenizer.Tokenizer, prompt []int, stops []string) *textStream {
@@ -52,7 +51,7 @@ func (t *textStream) add(id int) (string, bool) {
 		text = t.tok.Decode(t.ids[len(t.ctx):])
 	}
 	if i := firstStop(text, t.stops, max(0, t.sent-t.maxSt)); i >= 0 {
-		t.text, t.stoped = text[:i], true
+		t.text = text[:i]
 		return t.flush(), true
 	}
 	t.text = text

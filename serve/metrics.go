@@ -3,7 +3,9 @@ package serve
 import (
 	"fmt"
 	"io"
+	"maps"
 	"math"
+	"slices"
 	"sync"
 	"time"
 )
@@ -158,15 +160,4 @@ func (m *metrics) write(w io.Writer, hits, lookups int64) {
 	m.interToken.write(w, "terse_inter_token_seconds", "Time between consecutive generated tokens of a sequence.")
 }
 
-func sortedKeys(m map[int]uint64) []int {
-	keys := make([]int, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	for i := 1; i < len(keys); i++ {
-		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
-			keys[j], keys[j-1] = keys[j-1], keys[j]
-		}
-	}
-	return keys
-}
+func sortedKeys(m map[int]uint64) []int { return slices.Sorted(maps.Keys(m)) }
