@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/terse-llm/terse/format/gguf"
 )
 
 func TestRecognizeTemplate(t *testing.T) {
@@ -70,6 +72,18 @@ func TestLoadChatTemplate(t *testing.T) {
 	write("bad/tokenizer_config.json", `{"chat_template": 5}`)
 	write("empty/config.json", `{}`)
 	bin := write("model.bin", "not a gguf")
+	withTmpl := filepath.Join(dir, "chat.gguf")
+	if err := gguf.WriteFile(withTmpl, []gguf.KV{{Key: "general.architecture", Value: "llama"}, {Key: "tokenizer.chat_template", Value: "<|im_start|>"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	noTmpl := filepath.Join(dir, "plain.gguf")
+	if err := gguf.WriteFile(noTmpl, []gguf.KV{{Key: "general.architecture", Value: "llama"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	badTmpl := filepath.Join(dir, "bad.gguf")
+	if err := gguf.WriteFile(badTmpl, []gguf.KV{{Key: "tokenizer.chat_template", Value: uint32(7)}}, nil); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		path, want string
 		err        bool
@@ -81,6 +95,9 @@ func TestLoadChatTemplate(t *testing.T) {
 		{filepath.Join(dir, "bad"), "", true},
 		{filepath.Join(dir, "empty"), "", false},
 		{bin, "", false},
+		{withTmpl, "<|im_start|>", false},
+		{noTmpl, "", false},
+		{badTmpl, "", true},
 		{filepath.Join(dir, "missing"), "", true},
 	} {
 		got, err := LoadChatTemplate(tc.path)
