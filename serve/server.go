@@ -301,7 +301,7 @@ func decode(r *http.Request, v any) *apiError {
 }
 
 // prepare checks the prompt's length against the context and makes the job.
-func (s *Server) prepare(r *http.Request, p params, prompt []int, defaultMax int) (*job, *apiError) {
+func (s *Server) prepare(r *http.Request, p params, prompt []int, defaultMax int, param string) (*job, *apiError) {
 	if len(prompt) == 0 {
 		return nil, badRequest("prompt", "invalid_value", "the prompt is empty and the model has no BOS token to start from")
 	}
@@ -317,7 +317,7 @@ func (s *Server) prepare(r *http.Request, p params, prompt []int, defaultMax int
 		maxTokens = min(defaultMax, room)
 	}
 	if room < 1 || maxTokens > room {
-		return nil, badRequest("messages", "context_length_exceeded",
+		return nil, badRequest(param, "context_length_exceeded",
 			"this model's maximum context length is %d tokens; the prompt takes %d and max_tokens asks for %d more", s.opt.Ctx, len(prompt), max(maxTokens, 1))
 	}
 	seed := p.seed
@@ -374,7 +374,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 			prompt = []int{s.opt.Tokenizer.BOS()}
 		}
 	}
-	j, e := s.prepare(r, p, prompt, 16) // the API's default max_tokens
+	j, e := s.prepare(r, p, prompt, 16, "prompt") // 16: the API's default max_tokens
 	if e != nil {
 		writeError(w, e)
 		return
@@ -458,7 +458,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		msgs[i] = Message{Role: role, Content: text}
 	}
 	prompt := s.opt.Tokenizer.Encode(Render(s.template, msgs, s.eos), true)
-	j, e := s.prepare(r, p, prompt, s.opt.Ctx)
+	j, e := s.prepare(r, p, prompt, s.opt.Ctx, "messages")
 	if e != nil {
 		writeError(w, e)
 		return

@@ -211,7 +211,7 @@ func TestGreedyMatchesGenerate(t *testing.T) {
 					}
 					want, wantText := greedyReference(t, ck.Model, ck.Tokenizer, tc.opt.KV, p, n)
 					prompt := ck.Tokenizer.Encode(p, true)
-					j, e := s.prepare(httptest.NewRequest("POST", "/", nil), params{maxTokens: n, temperature: 0, topP: 1}, prompt, n)
+					j, e := s.prepare(httptest.NewRequest("POST", "/", nil), params{maxTokens: n, temperature: 0, topP: 1}, prompt, n, "prompt")
 					if e != nil {
 						t.Fatal(e)
 					}
@@ -273,8 +273,9 @@ func TestBadRequests(t *testing.T) {
 		{"temperature", "POST", "/v1/completions", `{"model": "stories260K", "prompt": "a", "temperature": 3}`, 400, "temperature", "invalid_value"},
 		{"top_p", "POST", "/v1/completions", `{"model": "stories260K", "prompt": "a", "top_p": 0}`, 400, "top_p", "invalid_value"},
 		{"five stops", "POST", "/v1/completions", `{"model": "stories260K", "prompt": "a", "stop": ["a","b","c","d","e"]}`, 400, "stop", "invalid_value"},
-		{"prompt too long", "POST", "/v1/completions", fmt.Sprintf(`{"model": "stories260K", "prompt": %q}`, long), 400, "messages", "context_length_exceeded"},
-		{"prompt+max_tokens too long", "POST", "/v1/completions", `{"model": "stories260K", "prompt": "a", "max_tokens": 600}`, 400, "messages", "context_length_exceeded"},
+		{"prompt too long", "POST", "/v1/completions", fmt.Sprintf(`{"model": "stories260K", "prompt": %q}`, long), 400, "prompt", "context_length_exceeded"},
+		{"prompt+max_tokens too long", "POST", "/v1/completions", `{"model": "stories260K", "prompt": "a", "max_tokens": 600}`, 400, "prompt", "context_length_exceeded"},
+		{"chat too long", "POST", "/v1/chat/completions", `{"model": "stories260K", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 600}`, 400, "messages", "context_length_exceeded"},
 		{"token out of vocab", "POST", "/v1/completions", `{"model": "stories260K", "prompt": [1, 99999]}`, 400, "prompt", "invalid_value"},
 		{"two prompts", "POST", "/v1/completions", `{"model": "stories260K", "prompt": ["a", "b"]}`, 400, "", "invalid_json"},
 		{"no messages", "POST", "/v1/chat/completions", `{"model": "stories260K", "messages": []}`, 400, "messages", "missing_required_parameter"},
@@ -450,7 +451,7 @@ func TestQueueFull(t *testing.T) {
 	var jobs []*job
 	var refused *apiError
 	for i := 0; i < 5 && refused == nil; i++ {
-		j, e := s.prepare(req, params{maxTokens: 200, topP: 1}, ck.Tokenizer.Encode("Once", true), 200)
+		j, e := s.prepare(req, params{maxTokens: 200, topP: 1}, ck.Tokenizer.Encode("Once", true), 200, "prompt")
 		if e != nil {
 			t.Fatal(e)
 		}
