@@ -15,6 +15,8 @@ func summary(name string) string {
 		return "architecture, parameters and per-tensor types of a checkpoint"
 	case "report":
 		return "an HTML page of a model's rate–distortion curve and searched allocations"
+	case "serve":
+		return "the OpenAI-compatible HTTP API over a model, batched continuously"
 	case "tokenize":
 		return "token ids of a text"
 	case "version":
@@ -38,6 +40,8 @@ func example(name string) string {
 		return "terse inspect --model model.gguf"
 	case "report":
 		return "terse report --out report.html eval-*.json search.json"
+	case "serve":
+		return "terse serve --model model.gguf --addr 127.0.0.1:8080 --kv q8_0 --max-seqs 16"
 	case "tokenize":
 		return `terse tokenize --model hf-folder --text "Hello, world"`
 	case "version":

@@ -12,6 +12,7 @@
 //	eval      perplexity and KL-divergence of a model on a text
 //	generate  stream text from a prompt
 //	inspect   architecture, parameters and per-tensor types of a checkpoint
+//	serve     the OpenAI-compatible HTTP API over a model, batched
 //	tokenize  token ids of a text
 //	version   terse's version, the Go toolchain and the SIMD kernels in use
 //
@@ -44,6 +45,7 @@ var commands = map[string]command{
 	"generate": {summary("generate"), runGenerate},
 	"inspect":  {summary("inspect"), runInspect},
 	"report":   {summary("report"), runReport},
+	"serve":    {summary("serve"), runServe},
 	"tokenize": {summary("tokenize"), runTokenize},
 	"version":  {summary("version"), runVersion},
 }
@@ -51,8 +53,11 @@ var commands = map[string]command{
 func main() {
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	// Ctrl-C or kill removes the temporaries of unfinished outputs and
-	// exits with 130 or 143: no partial file is left under any name.
-	atomicfile.HandleSignals()
+	// exits with 130 or 143: no partial file is left under any name. serve
+	// writes no files and shuts down gracefully on those signals itself.
+	if len(os.Args) < 2 || os.Args[1] != "serve" {
+		atomicfile.HandleSignals()
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

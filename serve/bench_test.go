@@ -1,0 +1,31 @@
+package serve
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+)
+
+// BenchmarkStreams measures the server end to end on stories260K: c
+// streaming clients at once, 128 tokens each (ignore_eos), per iteration.
+func BenchmarkStreams(b *testing.B) {
+	ck := openStories(b)
+	for _, c := range []int{1, 16} {
+		b.Run(fmt.Sprintf("clients=%d", c), func(b *testing.B) {
+			_, hs := newTestServer(b, ck, Options{})
+			const n = 128
+			for b.Loop() {
+				var wg sync.WaitGroup
+				for range c {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						streamCompletion(b, hs.URL, map[string]any{"model": "stories260K", "prompt": "Once upon a time", "max_tokens": n, "temperature": 0, "ignore_eos": true})
+					}()
+				}
+				wg.Wait()
+			}
+			b.ReportMetric(float64(c*n*b.N)/b.Elapsed().Seconds(), "tok/s")
+		})
+	}
+}
