@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -17,7 +19,10 @@ import (
 	"time"
 
 	"github.com/terse-llm/terse/kv"
+	"github.com/terse-llm/terse/load"
 	"github.com/terse-llm/terse/serve"
+	"github.com/terse-llm/terse/serve/prefix"
+	storepkg "github.com/terse-llm/terse/store"
 )
 
 // shutdownGrace is how long in-flight requests may run on after SIGINT or
@@ -37,7 +42,9 @@ func serveUntil(ctx context.Context, args []string, stderr io.Writer, ready chan
 	mf := addModelFlags(fs)
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks a free one)")
 	kvFlag := fs.String("kv", "f32", "KV cache of each sequence: f32, f16, q8_0, q4_0, kivi[:kBvB][:gG][:rR], … (see package kv)")
-	store := fs.String("store", "", "context store URL: file://ctx.db, redis://host:port/db or s3://bucket/prefix (accepted and checked; not yet used)")
+	store := fs.String("store", "", "context store of KV blocks shared with other processes: file://ctx.db (bbolt), redis://host:port/db or s3://bucket/prefix")
+	prefixMB := fs.Int("prefix-cache-mb", 256, "memory for the prefix cache's KV blocks, in MiB (0: no prefix cache)")
+	prefixBlock := fs.Int("prefix-block", prefix.DefaultBlockTokens, "tokens per prefix-cache block (only whole blocks are reused)")
 	maxSeqs := fs.Int("max-seqs", 16, "sequences decoded together in one batch")
 	queue := fs.Int("queue", 0, "requests that may wait for a free sequence before new ones get 429 (0: 4 × --max-seqs)")
 	chunk := fs.Int("prefill-chunk", 512, "most prompt tokens prefilled per step, so that long prompts do not stall decoding (512 prefills as generate does: greedy output stays identical)")
@@ -57,6 +64,12 @@ func serveUntil(ctx context.Context, args []string, stderr io.Writer, ready chan
 		return usagef("--prefill-chunk %d: must be at least 1", *chunk)
 	case *ctxLen < 0:
 		return usagef("--ctx %d: must be 0 (the model's) or a positive length", *ctxLen)
+	case *prefixMB < 0:
+		return usagef("--prefix-cache-mb %d: must be 0 (none) or a positive size", *prefixMB)
+	case *prefixBlock < 1:
+		return usagef("--prefix-block %d: must be at least 1", *prefixBlock)
+	case *store != "" && *prefixMB == 0:
+		return usagef("--store holds the prefix cache's blocks: it needs --prefix-cache-mb above 0")
 	}
 	if *store != "" {
 		if err := checkStoreURL(*store); err != nil {
@@ -95,9 +108,30 @@ func serveUntil(ctx context.Context, args []string, stderr io.Writer, ready chan
 		*name = strings.TrimSuffix(filepath.Base(filepath.Clean(path)), filepath.Ext(path))
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var pc serve.PrefixCache
+	storeNote := "none"
+	if *prefixMB > 0 {
+		popt := prefix.Options{Namespace: modelIdentity(ck, kvSpec.String()), BlockTokens: *prefixBlock,
+			MemoryBytes: int64(*prefixMB) << 20,
+			OnError:     func(err error) { logger.Warn("prefix cache", "err", err) }}
+		if *store != "" {
+			st, err := storepkg.Open(ctx, *store)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			popt.Store, storeNote = st, *store
+		}
+		c, err := prefix.New(&ck.Model.Config, popt)
+		if err != nil {
+			return err
+		}
+		pc = c
+	}
 	srv, err := serve.New(serve.Options{
 		Model: ck.Model, Tokenizer: ck.Tokenizer, Name: *name, KV: kvSpec, Ctx: *ctxLen,
 		MaxSeqs: *maxSeqs, QueueSize: *queue, PrefillChunk: *chunk, ChatTemplate: tmpl, Logger: logger,
+		PrefixCache: pc,
 	})
 	if err != nil {
 		return err
@@ -108,8 +142,8 @@ func serveUntil(ctx context.Context, args []string, stderr io.Writer, ready chan
 		return fmt.Errorf("listen on %s: %w", *addr, err)
 	}
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
-	fmt.Fprintf(stderr, "terse serve: %s on http://%s (context %d, %d sequences, kv %s, chat template %s)\n",
-		*name, ln.Addr(), srv.Ctx(), *maxSeqs, *kvFlag, srv.Template())
+	fmt.Fprintf(stderr, "terse serve: %s on http://%s (context %d, %d sequences, kv %s, chat template %s, prefix cache %d MiB, store %s)\n",
+		*name, ln.Addr(), srv.Ctx(), *maxSeqs, *kvFlag, srv.Template(), *prefixMB, storeNote)
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
@@ -161,4 +195,22 @@ func checkStoreURL(s string) error {
 		return fmt.Errorf("%q: scheme %q is not one of file, redis, rediss, s3", s, u.Scheme)
 	}
 	return nil
+}
+
+// modelIdentity names what a KV block depends on besides its tokens, for
+// the prefix cache's keys: the model's configuration, every weight's name,
+// type and shape with the first and last bytes of its data, and the KV
+// cache spec. Processes serving the same weights with the same cache share
+// blocks through a store whatever the file is called; any other model or
+// spec never matches.
+func modelIdentity(ck *load.Checkpoint, kvSpec string) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "terse prefix v1\nkv %s\nconfig %+v\n", kvSpec, ck.Model.Config)
+	for _, t := range ck.Model.Weights.Matrices() {
+		fmt.Fprintf(h, "%s %s %v %d\n", t.Name, t.DType, t.Shape, len(t.Data))
+		d := t.Data
+		h.Write(d[:min(len(d), 4096)])
+		h.Write(d[max(0, len(d)-4096):])
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

@@ -228,3 +228,60 @@ func TestServeSIGTERM(t *testing.T) {
 		t.Fatal("terse serve did not exit 60 s after SIGTERM")
 	}
 }
+
+// TestServePrefixCacheAndStore serves with the prefix cache over a bbolt
+// store: a long prompt asked twice gives generate's greedy text both times
+// (the second restored from the cache), and a second server on the same
+// store file restores it from the store.
+func TestServePrefixCacheAndStore(t *testing.T) {
+	prompt := strings.Repeat("Once upon a time there was a little girl named Lily. She liked to play in the park with her dog. ", 4)
+	const n = 24
+	out, errs, code := runCmd(t, "generate", "--temp", "0", "-n", fmt.Sprint(n), "--json", "--prompt", prompt)
+	if code != 0 {
+		t.Fatalf("generate: exit %d: %s", code, errs)
+	}
+	var g struct {
+		Text string `json:"text"`
+	}
+	if err := json.Unmarshal([]byte(out), &g); err != nil {
+		t.Fatal(err)
+	}
+	k := strings.Index(g.Text, prompt)
+	if k < 0 {
+		t.Fatalf("generate's text %q does not hold the prompt", g.Text)
+	}
+	want := g.Text[k+len(prompt):]
+	db := "file://" + filepath.Join(t.TempDir(), "ctx.db")
+	hitRate := func(url string) string {
+		resp, err := http.Get(url + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "terse_prefix_cache_hit_rate ") {
+				return strings.TrimPrefix(line, "terse_prefix_cache_hit_rate ")
+			}
+		}
+		t.Fatalf("no hit rate in /metrics:\n%s", b)
+		return ""
+	}
+	for round := 0; round < 2; round++ {
+		url, stop := startServe(t, "--store", db, "--prefix-block", "16")
+		for i := 0; i < 2; i++ {
+			if got := completeText(t, url, "stories260K", prompt, n, i == 1); got != want {
+				t.Errorf("server %d, request %d: %q, generate printed %q", round, i, got, want)
+			}
+		}
+		// Server 0: a miss then a hit; server 1: both hits (from the store,
+		// then from memory).
+		wantRate := map[int]string{0: "0.5", 1: "1"}[round]
+		if got := hitRate(url); got != wantRate {
+			t.Errorf("server %d: prefix-cache hit rate %s, want %s", round, got, wantRate)
+		}
+		if err := stop(); err != nil {
+			t.Fatalf("shutdown: %v", err)
+		}
+	}
+}
