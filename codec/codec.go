@@ -68,6 +68,9 @@ type Options struct {
 	// of it in the middle third: earlier layers get finer bins, as in
 	// CacheGen. Negative means none; 0 means DefaultEarlyBits.
 	EarlyBits float64
+	// KeyBits and ValueBits are added to the bits of keys and of values
+	// (either may be negative; the sum must stay in 1…20).
+	KeyBits, ValueBits float64
 	// Predict chooses the predictor (default PredictMean).
 	Predict Predict
 	// Group is the number of tokens per anchor group with PredictAnchor
@@ -99,8 +102,9 @@ func (o Options) withDefaults() (Options, error) {
 	default:
 		return o, fmt.Errorf("codec: predictor %d", o.Predict)
 	}
-	if !(o.Bits >= 1 && o.Bits <= 12) || o.EarlyBits > 8 {
-		return o, fmt.Errorf("codec: %g bits and %g early bits: want 1 ≤ bits ≤ 12 and early bits ≤ 8", o.Bits, o.EarlyBits)
+	if !(o.Bits >= 1 && o.Bits <= 12) || o.EarlyBits > 8 || !(math.Abs(o.KeyBits) <= 8) || !(math.Abs(o.ValueBits) <= 8) ||
+		o.Bits+min(o.KeyBits, o.ValueBits) < 1 {
+		return o, fmt.Errorf("codec: %g bits, %g early bits, keys %+g, values %+g: want 1 ≤ bits ≤ 12, early bits ≤ 8, offsets within ±8 and at least 1 bit each", o.Bits, o.EarlyBits, o.KeyBits, o.ValueBits)
 	}
 	if o.Group < 0 || o.Group > maxLen || o.PlaneWidth < 0 || o.PlaneWidth > maxWidth {
 		return o, fmt.Errorf("codec: group %d, plane width %d", o.Group, o.PlaneWidth)
@@ -121,8 +125,7 @@ func (o Options) Bins(layer, layers int) (k, v float32, err error) {
 	case 3*layer < 2*layers:
 		b += o.EarlyBits / 2
 	}
-	m := float32(math.Exp2(3 - b))
-	return m, m, nil
+	return float32(math.Exp2(3 - b - o.KeyBits)), float32(math.Exp2(3 - b - o.ValueBits)), nil
 }
 
 // PlaneCoder codes planes: n tokens × width channels of one layer's keys

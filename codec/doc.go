@@ -6,19 +6,31 @@
 // # Method
 //
 // A block's keys and values are coded layer by layer, each layer's keys
-// and values in planes of PlaneWidth channels (a KV head). In a plane,
-// tokens are split into groups of Group tokens (default 16). The first
-// token of a group, its anchor, is predicted from the previous group's
-// anchor (the first anchor from 0); every other token from its group's
-// anchor. The difference is quantized uniformly with a bin per channel:
-// the layer's bin multiplier times the channel's scale, its standard
-// deviation over the block (floored at 2^−10 of its largest magnitude),
-// stored as a one-byte exponent. Prediction is closed-loop (from decoded
-// values), so every decoded value is within half a bin of the original.
-// The multiplier is 2^(3−b) for b = Bits (default 6) plus EarlyBits
-// (default 1) in the first third of the layers and half of it in the
-// middle third: earlier layers are coded finer, as CacheGen does,
-// because their errors travel through every layer after them.
+// and values in planes of PlaneWidth channels (a KV head). Each token's
+// value in a channel is predicted, and the difference quantized uniformly
+// with a bin per channel: the layer's bin multiplier times the channel's
+// scale, its standard deviation over the block (floored at 2^−10 of its
+// largest magnitude), stored as a one-byte exponent. Two predictors:
+//
+//   - PredictAnchor, CacheGen's token-wise delta: tokens are split into
+//     groups of Group tokens (default 16); the first of a group, its
+//     anchor, is predicted from the previous group's anchor (the first
+//     from 0), every other token from its group's anchor.
+//   - PredictMean, the default: every token is predicted from its
+//     channel's mean over the block, rounded to the bin grid and stored.
+//     This is plain uniform quantization of each channel on its own grid.
+//     It is the default because on the models measured (pdtext-llama-28m)
+//     neighbouring tokens' keys and values correlate weakly (ρ < 0.5): a
+//     token's difference from its anchor varies more than its distance
+//     from the mean (1.2–1.4× the deviation), and anchors cost 0.4 bits
+//     per element more at the same bins.
+//
+// Prediction is closed-loop (from decoded values), so every decoded value
+// is within half a bin of the original. The multiplier is 2^(3−b) for b =
+// Bits (default 6) plus KeyBits or ValueBits, plus EarlyBits (default 1)
+// in the first third of the layers and half of it in the middle third:
+// earlier layers are coded finer, as CacheGen does, because their errors
+// travel through every layer after them.
 //
 // A quantized difference q is zigzag-mapped (0, −1, 1, −2, … → 0, 1, 2,
 // 3, …) to z; z < 16 is its own symbol, a larger z is coded as the symbol
@@ -40,7 +52,8 @@
 //	uvarint   L, layers (1…4096)
 //	uvarint   Start, the position of the first token
 //	uvarint   Len, tokens (≤ 2^24)
-//	uvarint   Group, tokens per anchor group (≥ 1)
+//	uvarint   Group: tokens per anchor group (PredictAnchor), or 0
+//	          (PredictMean)
 //	L ×       per layer:
 //	  uvarint   KVDim, the width of a key and of a value (≤ 2^20)
 //	  uvarint   W, channels per plane (divides KVDim)
@@ -51,8 +64,9 @@
 //	  uvarint   P, the plane's bytes
 //	  P         the plane:
 //	    W         one scale exponent e per channel: scale (1+(e&7)/8)·2^((e>>3)−16)
+//	    W×uvarint with Group 0 only: each channel's mean in bins, zigzag
 //	    table     anchor table: uvarint S (≤ 59 symbols), S uvarint
-//	              frequencies summing to 4096 (or S = 0)
+//	              frequencies summing to 4096 (or S = 0: no anchors)
 //	    table     other tokens' table, the same way
 //	    uvarint   R, the rANS stream's bytes
 //	    R         the rANS stream: 4-byte big-endian state, then bytes in

@@ -2,6 +2,7 @@ package kv
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -59,7 +60,8 @@ type cgChunk struct {
 func newCacheGenCache(cfg *model.Config, positions int, sp *Spec) (*cachegenCache, error) {
 	L := cfg.NLayers
 	c := &cachegenCache{sp: *sp, cap: positions, hd: cfg.HeadDim, C: sp.Chunk,
-		opt:   codec.Options{Bits: sp.Bits, Group: sp.Group, PlaneWidth: cfg.HeadDim},
+		opt: codec.Options{Bits: sp.Bits, EarlyBits: sp.EarlyBits, KeyBits: sp.KeyBits, ValueBits: sp.ValueBits,
+			Group: sp.Group, PlaneWidth: cfg.HeadDim},
 		kvDim: make([]int, L), lens: make([]int, L), mk: make([]float32, L), mv: make([]float32, L),
 		coded: make([][]cgChunk, L), openK: make([][]float32, L), openV: make([][]float32, L)}
 	if sp.Group > 0 {
@@ -353,8 +355,10 @@ func (c *cachegenCache) CodedSize() (bytes, elements int64) { return c.bytes, c.
 
 // parseCacheGen reads CacheGen's colon-separated fields, each at most
 // once: qB (codec quality bits, 1…12, may be fractional), cC
-// (positions per coded chunk), gG (CacheGen's anchor groups of G tokens
-// instead of channel means) and d (keep chunks decoded too).
+// (positions per coded chunk), kX and vX (bits added to keys' and to
+// values' quality), eX (the extra bits of the early layers,
+// codec.Options.EarlyBits; e0 for none), gG (CacheGen's anchor groups of G
+// tokens instead of channel means) and d (keep chunks decoded too).
 func parseCacheGen(s, rest string) (*Spec, error) {
 	sp := &Spec{Kind: KindCacheGen, Bits: DefaultCacheGenBits, Chunk: DefaultCacheGenChunk}
 	seen := map[byte]bool{}
@@ -380,13 +384,29 @@ func parseCacheGen(s, rest string) (*Spec, error) {
 			sp.Chunk, err = parseInt(f[1:], 1, 1<<16)
 		case 'g':
 			sp.Group, err = parseInt(f[1:], 1, 1<<16)
+		case 'k', 'v', 'e':
+			var x float64
+			if x, err = strconv.ParseFloat(f[1:], 64); err == nil && !(math.Abs(x) <= 8) {
+				err = fmt.Errorf("%g: want −8…8", x)
+			}
+			switch f[0] {
+			case 'k':
+				sp.KeyBits = x
+			case 'v':
+				sp.ValueBits = x
+			default:
+				if x == 0 {
+					x = -1 // none (0 would mean the default)
+				}
+				sp.EarlyBits = x
+			}
 		case 'd':
 			if f != "d" {
 				err = fmt.Errorf("d takes no value")
 			}
 			sp.Decoded = true
 		default:
-			err = fmt.Errorf("unknown field (want qB, cC, gG or d)")
+			err = fmt.Errorf("unknown field (want qB, cC, kX, vX, eX, gG or d)")
 		}
 		if err != nil {
 			return nil, fmt.Errorf("kv spec %q: field %q: %w", s, f, err)
@@ -398,6 +418,15 @@ func parseCacheGen(s, rest string) (*Spec, error) {
 // cacheGenString is a CacheGen spec in full.
 func cacheGenString(sp *Spec) string {
 	s := fmt.Sprintf("cachegen:q%g:c%d", sp.Bits, sp.Chunk)
+	if sp.KeyBits != 0 {
+		s += fmt.Sprintf(":k%g", sp.KeyBits)
+	}
+	if sp.ValueBits != 0 {
+		s += fmt.Sprintf(":v%g", sp.ValueBits)
+	}
+	if sp.EarlyBits != 0 {
+		s += fmt.Sprintf(":e%g", max(sp.EarlyBits, 0))
+	}
 	if sp.Group > 0 {
 		s += fmt.Sprintf(":g%d", sp.Group)
 	}

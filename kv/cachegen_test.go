@@ -3,10 +3,14 @@ package kv
 import (
 	"math"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/terse-llm/terse/codec"
+	"github.com/terse-llm/terse/eval"
+	"github.com/terse-llm/terse/internal/testshared"
+	"github.com/terse-llm/terse/load"
 	"github.com/terse-llm/terse/model"
 )
 
@@ -325,5 +329,58 @@ func BenchmarkCacheGenScores(b *testing.B) {
 	b.SetBytes(int64(8 * 512 * testCfg.HeadDim)) // float32 keys scored
 	for b.Loop() {
 		_ = c.Scores(1, 1, q, testCfg.HeadDim, 4, 512, 0.1, dst, 512, scratch)
+	}
+}
+
+// TestCacheGenModel runs pdtext-llama-28m with CacheGen caches against
+// the float32 cache: finer bins give a lower divergence, the default is
+// below q4_0's, and the bitstream at the default is smaller than a q8_0
+// cache (eval's measurement protocol, on fewer windows).
+func TestCacheGenModel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a model run")
+	}
+	ck, err := load.Open(testshared.Path(t, "models/pdtext-llama-28m"), load.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	raw, err := os.ReadFile(testshared.Path(t, "data/pdtext-val.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := eval.Stream(ck.Tokenizer, string(raw), eval.DocSeparator)
+	m := ck.Model
+	base := eval.Options{Protocol: eval.ProtocolLlamaCpp, Ctx: 256, Windows: 1, BOS: ck.Tokenizer.BOS()}
+	base.Base, base.BaseName = model.NewRunner(m, 0), "f32"
+	kld, bits := map[string]float64{}, map[string]float64{}
+	for _, spec := range []string{"q4_0", "cachegen:q4:c32:d", "cachegen:c32:d", "cachegen:q8:c32:d"} {
+		sp, err := Parse(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var last model.KVCache
+		r := model.NewRunner(m, 0)
+		r.NewCache = func(n int) (model.KVCache, error) {
+			c, err := sp.New(&m.Config, n)
+			last = c
+			return c, err
+		}
+		res, err := eval.Evaluate(r, stream, base)
+		if err != nil {
+			t.Fatalf("%s: %v", spec, err)
+		}
+		kld[spec], bits[spec] = res.KLDMean, BitsPerElement(last, &m.Config)
+		if cs, ok := last.(CodedSizer); ok {
+			b, e := cs.CodedSize()
+			bits[spec] = float64(b) * 8 / float64(e)
+		}
+		t.Logf("%-20s %.3f bits per element  KLD %.6f", spec, bits[spec], kld[spec])
+	}
+	if !(kld["cachegen:q8:c32:d"] < kld["cachegen:c32:d"] && kld["cachegen:c32:d"] < kld["cachegen:q4:c32:d"]) {
+		t.Errorf("KLD not falling with finer bins: %v", kld)
+	}
+	if kld["cachegen:c32:d"] >= kld["q4_0"] || bits["cachegen:c32:d"] >= 8.5 {
+		t.Errorf("default CacheGen: KLD %g at %.2f bits; q4_0 %g", kld["cachegen:c32:d"], bits["cachegen:c32:d"], kld["q4_0"])
 	}
 }

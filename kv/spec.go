@@ -40,9 +40,12 @@ type Spec struct {
 	KBits, VBits, Group, Residual int
 	// Bits and Chunk are CacheGen's quality (codec.Options.Bits) and
 	// positions per coded chunk; Decoded keeps coded chunks decoded too.
-	Bits    float64
-	Chunk   int
-	Decoded bool
+	// KeyBits, ValueBits and EarlyBits are the codec's offsets
+	// (codec.Options; EarlyBits −1: none).
+	Bits                          float64
+	KeyBits, ValueBits, EarlyBits float64
+	Chunk                         int
+	Decoded                       bool
 	// Evict, when set, evicts tokens in front of the cache the rest of
 	// the spec describes (sink:…+INNER, h2o:…+INNER).
 	Evict *Evict
