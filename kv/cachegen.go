@@ -395,7 +395,7 @@ func parseCacheGen(s, rest string) (*Spec, error) {
 			case 'v':
 				sp.ValueBits = x
 			default:
-				if x == 0 {
+				if x <= 0 {
 					x = -1 // none (0 would mean the default)
 				}
 				sp.EarlyBits = x
@@ -411,6 +411,9 @@ func parseCacheGen(s, rest string) (*Spec, error) {
 		if err != nil {
 			return nil, fmt.Errorf("kv spec %q: field %q: %w", s, f, err)
 		}
+	}
+	if _, _, err := (codec.Options{Bits: sp.Bits, EarlyBits: sp.EarlyBits, KeyBits: sp.KeyBits, ValueBits: sp.ValueBits}).Bins(0, 1); err != nil {
+		return nil, fmt.Errorf("kv spec %q: %w", s, err)
 	}
 	return sp, nil
 }

@@ -384,3 +384,35 @@ func TestCacheGenModel(t *testing.T) {
 		t.Errorf("default CacheGen: KLD %g at %.2f bits; q4_0 %g", kld["cachegen:c32:d"], bits["cachegen:c32:d"], kld["q4_0"])
 	}
 }
+
+func FuzzCacheGenParse(f *testing.F) {
+	for _, s := range []string{"cachegen", "cachegen:q5.5:c32", "cachegen:q4:k1:v-1:e2:g8:d", "cachegen:e0", "h2o:0.5+cachegen:c16"} {
+		f.Add(s)
+	}
+	cfg := &model.Config{NLayers: 3, NHeads: 2, NKVHeads: 1, HeadDim: 8}
+	f.Fuzz(func(t *testing.T, s string) {
+		sp, err := Parse(s)
+		if err != nil || !strings.Contains(s, "cachegen") {
+			return
+		}
+		again, err := Parse(sp.String())
+		if err != nil || again.String() != sp.String() {
+			t.Fatalf("Parse(%q) = %s, which parses as %v, %v", s, sp, again, err)
+		}
+		c, err := sp.New(cfg, 5)
+		if err != nil {
+			t.Fatalf("%s.New: %v", sp, err)
+		}
+		row := make([]float32, 8)
+		for p := 0; p < 5; p++ {
+			for l := 0; l < 3; l++ {
+				for i := range row {
+					row[i] = float32(p*i) - 3
+				}
+				if err := c.Append(l, row, row); err != nil {
+					t.Fatalf("%s: append: %v", sp, err)
+				}
+			}
+		}
+	})
+}
