@@ -69,7 +69,8 @@ type Options struct {
 	// CacheGen. Negative means none; 0 means DefaultEarlyBits.
 	EarlyBits float64
 	// KeyBits and ValueBits are added to the bits of keys and of values
-	// (within ±8; with EarlyBits the sum must stay in 1…20).
+	// (within ±8; with EarlyBits the sum must stay in 1…16, where every
+	// value is within 2^24 bins of its prediction).
 	KeyBits, ValueBits float64
 	// Predict chooses the predictor (default PredictMean).
 	Predict Predict
@@ -103,8 +104,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("codec: predictor %d", o.Predict)
 	}
 	if !(o.Bits >= 1 && o.Bits <= 12) || o.EarlyBits > 8 || !(math.Abs(o.KeyBits) <= 8) || !(math.Abs(o.ValueBits) <= 8) ||
-		o.Bits+min(o.KeyBits, o.ValueBits) < 1 || o.Bits+o.EarlyBits+max(o.KeyBits, o.ValueBits) > 20 {
-		return o, fmt.Errorf("codec: %g bits, %g early bits, keys %+g, values %+g: want 1 ≤ bits ≤ 12, early bits ≤ 8, offsets within ±8, and 1…20 bits in all", o.Bits, o.EarlyBits, o.KeyBits, o.ValueBits)
+		o.Bits+min(o.KeyBits, o.ValueBits) < 1 || o.Bits+o.EarlyBits+max(o.KeyBits, o.ValueBits) > 16 {
+		return o, fmt.Errorf("codec: %g bits, %g early bits, keys %+g, values %+g: want 1 ≤ bits ≤ 12, early bits ≤ 8, offsets within ±8, and 1…16 bits in all", o.Bits, o.EarlyBits, o.KeyBits, o.ValueBits)
 	}
 	if o.Group < 0 || o.Group > maxLen || o.PlaneWidth < 0 || o.PlaneWidth > maxWidth {
 		return o, fmt.Errorf("codec: group %d, plane width %d", o.Group, o.PlaneWidth)

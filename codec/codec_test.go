@@ -35,6 +35,9 @@ func testBlock(seed uint64, layers, n int, dims []int) *model.KVBlock {
 					if c == 1 {
 						v = 2.5
 					}
+					if c == 2 && t == 0 {
+						v = -5000 // a spike far out of its channel
+					}
 					x[t*d+c] = v
 				}
 			}
@@ -106,6 +109,7 @@ func TestRoundTrip(t *testing.T) {
 		{"one token", 2, 1, []int{16}, Options{}},
 		{"no tokens", 2, 0, []int{16}, Options{}},
 		{"fine", 1, 20, []int{16}, Options{Bits: 12}},
+		{"finest", 3, 20, []int{16}, Options{Bits: 12, EarlyBits: 4}},
 		{"coarse", 6, 20, []int{16}, Options{Bits: 1, EarlyBits: 3}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
