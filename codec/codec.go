@@ -22,8 +22,11 @@ const (
 
 // Defaults of Options.
 const (
-	// DefaultBits is the quality a zero Options.Bits means.
-	DefaultBits = 6.0
+	// DefaultBits is the quality a zero Options.Bits means: on
+	// pdtext-llama-28m (llama.cpp protocol, 20 windows) a cache of it
+	// diverges half as much as a q8_0 cache (KLD 0.000030 against
+	// 0.000055) in 0.94× its bytes (7.97 bits per element).
+	DefaultBits = 8.0
 	// DefaultEarlyBits is the extra precision a zero Options.EarlyBits
 	// means: the first third of the layers get it whole, the middle third
 	// half of it.

@@ -27,7 +27,7 @@
 //
 // Prediction is closed-loop (from decoded values), so every decoded value
 // is within half a bin of the original. The multiplier is 2^(3−b) for b =
-// Bits (default 6) plus KeyBits or ValueBits, plus EarlyBits (default 1)
+// Bits (default 8) plus KeyBits or ValueBits, plus EarlyBits (default 1)
 // in the first third of the layers and half of it in the middle third:
 // earlier layers are coded finer, as CacheGen does, because their errors
 // travel through every layer after them.

@@ -63,7 +63,7 @@
 //	                     d keeps each chunk decoded beside its bitstream
 //	                     instead (float32, counted in Bytes), which is as
 //	                     fast as f32 and sees the same values. Defaults:
-//	                     q6, c64, k0, v0, e1. eval reports its size from
+//	                     q8, c64, k0, v0, e1. eval reports its size from
 //	                     the bitstreams it coded (kv.CodedSizer).
 //
 // An eviction spec stores its positions in CACHE (default f32; any spec
