@@ -310,11 +310,15 @@ func Decode(data []byte) (*model.KVBlock, error) {
 		w := widths[l]
 		for kv, x := range [2][]float32{b.K[l], b.V[l]} {
 			for h := 0; h < d/w; h++ {
-				n, err := uv(fmt.Sprintf("layer %d %s head %d length", l, kvName[kv], h), uint64(r.Len()))
+				n, err := uv(fmt.Sprintf("layer %d %s head %d length", l, kvName[kv], h), uint64(len(body)))
 				if err != nil {
 					return nil, err
 				}
-				plane := body[len(body)-r.Len():][:n]
+				if n > r.Len() {
+					return nil, fmt.Errorf("codec: layer %d %s head %d: plane of %d bytes, %d left: %w", l, kvName[kv], h, n, r.Len(), ErrCorrupt)
+				}
+				rest := body[len(body)-r.Len():]
+				plane := rest[:n:n]
 				_, _ = r.Seek(int64(n), io.SeekCurrent)
 				var off int
 				if b.Len > 0 {
