@@ -46,6 +46,25 @@
 //	                     head (the paper's multi-head setting; a GQA model
 //	                     would keep the union of its group's sets).
 //	                     Defaults: 0.5, r50.
+//	cachegen[:qB][:cC][:kX][:vX][:eX][:gG][:d]
+//	                     CacheGen (Liu et al. 2024, "CacheGen: KV Cache
+//	                     Compression and Streaming for Fast Large Language
+//	                     Model Serving"; package codec): every full chunk
+//	                     of C positions of a layer is entropy-coded as one
+//	                     bitstream per KV head of keys and of values, at
+//	                     quality B bits (bins of 2^(3−B) of a channel's
+//	                     deviation; X bits more or less for keys, values;
+//	                     X extra for the first third of the layers, half
+//	                     of it for the middle third); gG predicts tokens
+//	                     from anchors every G tokens, as the paper does,
+//	                     instead of from channel means. The open chunk
+//	                     stays float32. Scores and WeightedSum decode a
+//	                     chunk's plane into their scratch on every call;
+//	                     d keeps each chunk decoded beside its bitstream
+//	                     instead (float32, counted in Bytes), which is as
+//	                     fast as f32 and sees the same values. Defaults:
+//	                     q8, c64, k0, v0, e1. eval reports its size from
+//	                     the bitstreams it coded (kv.CodedSizer).
 //
 // An eviction spec stores its positions in CACHE (default f32; any spec
 // above but another eviction): "h2o:0.5+q8_0". Evicted positions are

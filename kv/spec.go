@@ -19,6 +19,8 @@ const (
 	KindBlock
 	// KindKIVI is KIVI's per-channel-key, per-token-value quantization.
 	KindKIVI
+	// KindCacheGen holds chunks as CacheGen bitstreams (package codec).
+	KindCacheGen
 )
 
 // KIVI defaults (the paper's): 2-bit keys and values, groups of 32, a
@@ -36,6 +38,14 @@ type Spec struct {
 	Type tensor.DType
 	// KBits, VBits, Group and Residual are KIVI's parameters.
 	KBits, VBits, Group, Residual int
+	// Bits and Chunk are CacheGen's quality (codec.Options.Bits) and
+	// positions per coded chunk; Decoded keeps coded chunks decoded too.
+	// KeyBits, ValueBits and EarlyBits are the codec's offsets
+	// (codec.Options; EarlyBits −1: none).
+	Bits                          float64
+	KeyBits, ValueBits, EarlyBits float64
+	Chunk                         int
+	Decoded                       bool
 	// Evict, when set, evicts tokens in front of the cache the rest of
 	// the spec describes (sink:…+INNER, h2o:…+INNER).
 	Evict *Evict
@@ -85,10 +95,12 @@ func parseCache(s string) (*Spec, error) {
 		return &Spec{Kind: KindFloat, Type: tensor.F32}, nil
 	case name == "kivi":
 		return parseKIVI(s, rest)
+	case name == "cachegen":
+		return parseCacheGen(s, rest)
 	}
 	dt, ok := blockTypes[name]
 	if !ok {
-		return nil, fmt.Errorf("kv spec %q: unknown cache %q (want f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl or kivi)", s, name)
+		return nil, fmt.Errorf("kv spec %q: unknown cache %q (want f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, kivi or cachegen)", s, name)
 	}
 	if rest != "" {
 		return nil, fmt.Errorf("kv spec %q: %s takes no parameters", s, name)
@@ -172,6 +184,8 @@ func (sp *Spec) String() string {
 		return "f32"
 	case KindBlock:
 		return strings.ToLower(sp.Type.String())
+	case KindCacheGen:
+		return cacheGenString(sp)
 	}
 	return fmt.Sprintf("kivi:k%dv%d:g%d:r%d", sp.KBits, sp.VBits, sp.Group, sp.Residual)
 }
@@ -199,6 +213,8 @@ func (sp *Spec) New(cfg *model.Config, positions int) (model.KVCache, error) {
 		return newBlockCache(cfg, positions, sp.Type)
 	case KindKIVI:
 		return newKIVICache(cfg, positions, sp)
+	case KindCacheGen:
+		return newCacheGenCache(cfg, positions, sp)
 	}
 	return nil, fmt.Errorf("kv %s: unknown kind %d", sp, sp.Kind)
 }

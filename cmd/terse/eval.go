@@ -133,8 +133,22 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		opt.SaveLogits, opt.SaveTopK = save, *topK
 	}
 	runner := model.NewRunner(ck.Model, 0)
-	runner.NewCache = kvSpec.Factory(cfg)
+	// A cache of coded bitstreams (kv.CodedSizer) is sized by what it
+	// coded, not by its empty form: the last one made reports.
+	var last model.KVCache
+	newCache := kvSpec.Factory(cfg)
+	runner.NewCache = func(n int) (model.KVCache, error) {
+		c, err := newCache(n)
+		last = c
+		return c, err
+	}
 	res, err := eval.Evaluate(runner, stream, opt)
+	if cs, ok := last.(kv.CodedSizer); ok && err == nil {
+		if b, e := cs.CodedSize(); e > 0 {
+			opt.KV.BitsPerElement = float64(b) * 8 / float64(e)
+			opt.KV.BytesPerToken = float64(b) / float64(e) * float64(kv.Elements(cfg, 1))
+		}
+	}
 	if err == nil && save != nil {
 		err = save.Commit()
 	}

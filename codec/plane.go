@@ -1,0 +1,275 @@
+package codec
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/bits"
+)
+
+// A plane is n tokens × width channels of keys (or of values) of one
+// layer: one KV head's, or the whole layer's. It is coded on its own, so
+// attention can decode one head of one layer without the rest.
+
+// Symbols: a quantized difference q is zigzag-mapped to z (0, −1, 1, −2,
+// … → 0, 1, 2, 3, …). z < directSyms is its own symbol; above, the symbol
+// is the bit length of z and the bit below its top, and the remaining
+// bits go raw to the plane's bit stream (as JPEG codes magnitude classes).
+const (
+	directSyms = 16
+	maxQ       = 1 << 24 // |q| bound: float32(q) is exact below it
+	maxSym     = directSyms + 2*(26-5) + 1
+)
+
+// Scale exponents: a channel's scale is (1 + (e&7)/8) · 2^(e>>3 − 16),
+// e = 0…255, exact in float32.
+func scaleOf(e byte) float32 {
+	return float32(math.Ldexp(1+float64(e&7)/8, int(e>>3)-16))
+}
+
+// scaleCode is the exponent whose scale is nearest to s (in ratio).
+func scaleCode(s float64) byte {
+	if !(s > 0) {
+		return 0
+	}
+	best, bestErr := byte(0), math.Inf(1)
+	fe := math.Floor(math.Log2(s))
+	for _, c := range []float64{fe - 1, fe, fe + 1} {
+		for m := 0; m < 8; m++ {
+			e := (int(c)+16)<<3 | m
+			if e < 0 || e > 255 {
+				continue
+			}
+			d := math.Abs(math.Log(float64(scaleOf(byte(e))) / s))
+			if d < bestErr {
+				best, bestErr = byte(e), d
+			}
+		}
+	}
+	if bestErr == math.Inf(1) { // beyond the range
+		if s > 1 {
+			return 255
+		}
+		return 0
+	}
+	return best
+}
+
+func zigzag(q int64) uint64 { return uint64(q<<1) ^ uint64(q>>63) }
+
+func unzigzag(z uint64) int64 { return int64(z>>1) ^ -int64(z&1) }
+
+// symbolOf splits z into its symbol and raw extra bits.
+func symbolOf(z uint64) (sym int, extra uint64, nextra uint) {
+	if z < directSyms {
+		return int(z), 0, 0
+	}
+	n := uint(bits.Len64(z)) // ≥ 5
+	return directSyms + 2*int(n-5) + int(z>>(n-2)&1), z & (1<<(n-2) - 1), n - 2
+}
+
+// planeCoder holds the working buffers of coding planes.
+type planeCoder struct {
+	q      []int64 // quantized differences, token-major
+	counts [2][maxSym]uint64
+	enc    Encoder
+	bw     bitWriter
+}
+
+// appendPlane quantizes and codes the plane x[t*stride+c], t < n, c <
+// width, with bins mult × each channel's scale, and appends it to dst.
+// With group > 0 the first token of every group is an anchor; with group
+// 0 every token is predicted from its channel's mean, rounded to the bin
+// grid and stored after the scales.
+func (pc *planeCoder) appendPlane(dst []byte, x []float32, n, width, stride int, mult float32, group int) ([]byte, error) {
+	// Per-channel scales: the standard deviation over the plane's tokens,
+	// floored at 2^-10 of the channel's largest magnitude.
+	scales := make([]float32, width)
+	means := make([]float64, width)
+	for c := 0; c < width; c++ {
+		var sum, sq, amax float64
+		for t := 0; t < n; t++ {
+			v := float64(x[t*stride+c])
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return nil, fmt.Errorf("token %d channel %d: %v is not finite", t, c, v)
+			}
+			sum += v
+			amax = max(amax, math.Abs(v))
+		}
+		mean := sum / float64(max(n, 1))
+		means[c] = mean
+		for t := 0; t < n; t++ {
+			d := float64(x[t*stride+c]) - mean
+			sq += d * d
+		}
+		s := max(math.Sqrt(sq/float64(n)), amax/1024)
+		e := scaleCode(s)
+		dst = append(dst, e)
+		scales[c] = scaleOf(e)
+	}
+	// Closed-loop prediction: each anchor from the previous anchor as
+	// decoded, the other tokens of a group from their anchor as decoded.
+	pc.q = pc.q[:0]
+	pc.counts = [2][maxSym]uint64{}
+	anchor := make([]float32, width) // decoded anchor, 0 before the first
+	if group == 0 {
+		for c, m := range means {
+			step := mult * scales[c]
+			qf := math.Round(m / float64(step))
+			if !(math.Abs(qf) < maxQ) {
+				return nil, fmt.Errorf("channel %d: mean %g is %g bins of %g, beyond %d", c, m, qf, step, maxQ)
+			}
+			dst = binary.AppendUvarint(dst, zigzag(int64(qf)))
+			anchor[c] = reconstruct(0, int64(qf), step)
+		}
+	}
+	for t := 0; t < n; t++ {
+		kind := 1
+		if group > 0 && t%group == 0 {
+			kind = 0
+		}
+		for c := 0; c < width; c++ {
+			step := mult * scales[c]
+			d := float64(x[t*stride+c]) - float64(anchor[c])
+			qf := math.Round(d / float64(step))
+			if !(math.Abs(qf) < maxQ) {
+				return nil, fmt.Errorf("token %d channel %d: %v is %g bins of %g from its prediction, beyond %d", t, c, x[t*stride+c], qf, step, maxQ)
+			}
+			q := int64(qf)
+			if kind == 0 {
+				anchor[c] = reconstruct(anchor[c], q, step)
+			}
+			pc.q = append(pc.q, q)
+			s, _, _ := symbolOf(zigzag(q))
+			pc.counts[kind][s]++
+		}
+	}
+	var tabs [2]*Table
+	for kind := range tabs {
+		t, err := NewTable(pc.counts[kind][:])
+		if err != nil {
+			return nil, err
+		}
+		tabs[kind] = t
+		dst = AppendTable(dst, t)
+	}
+	pc.enc.Reset()
+	pc.bw = bitWriter{buf: pc.bw.buf[:0]}
+	for i, q := range pc.q {
+		kind := 1
+		if group > 0 && i/width%group == 0 {
+			kind = 0
+		}
+		s, extra, ne := symbolOf(zigzag(q))
+		if err := pc.enc.Put(tabs[kind], s); err != nil {
+			return nil, err
+		}
+		pc.bw.put(extra, ne)
+	}
+	stream := pc.enc.Append(nil)
+	dst = binary.AppendUvarint(dst, uint64(len(stream)))
+	dst = append(dst, stream...)
+	return append(dst, pc.bw.bytes()...), nil
+}
+
+// reconstruct is the decoded value pred + q·step, rounded to float32 at
+// each step (no fused multiply-add) so that every machine decodes the
+// same bits.
+func reconstruct(pred float32, q int64, step float32) float32 {
+	return pred + float32(float32(q)*step)
+}
+
+// decodePlane decodes a plane written by appendPlane into
+// dst[t*stride+c].
+func decodePlane(src []byte, n, width int, mult float32, group int, dst []float32, stride int) error {
+	if len(src) < width {
+		return fmt.Errorf("plane: %d bytes, %d channel scales: %w", len(src), width, ErrCorrupt)
+	}
+	scales := make([]float32, width)
+	for c := range scales {
+		scales[c] = scaleOf(src[c])
+	}
+	r := bytes.NewReader(src[width:])
+	anchor := make([]float32, width)
+	if group == 0 {
+		for c := range anchor {
+			z, err := binary.ReadUvarint(r)
+			if err != nil {
+				return fmt.Errorf("plane: channel %d mean: %w", c, eofCorrupt(err))
+			}
+			q := unzigzag(z)
+			if q >= maxQ || q <= -maxQ {
+				return fmt.Errorf("plane: channel %d: mean of %d bins: %w", c, q, ErrCorrupt)
+			}
+			anchor[c] = reconstruct(0, q, mult*scales[c])
+		}
+	}
+	var tabs [2]*Table
+	for kind := range tabs {
+		t, err := ReadTable(r)
+		if err != nil {
+			return fmt.Errorf("plane: table %d: %w", kind, err)
+		}
+		if t.Len() > maxSym {
+			return fmt.Errorf("plane: table %d of %d symbols, at most %d: %w", kind, t.Len(), maxSym, ErrCorrupt)
+		}
+		tabs[kind] = t
+	}
+	sl, err := binary.ReadUvarint(r)
+	if err != nil {
+		return fmt.Errorf("plane: stream length: %w", eofCorrupt(err))
+	}
+	if sl > uint64(r.Len()) {
+		return fmt.Errorf("plane: stream of %d bytes, %d left: %w", sl, r.Len(), ErrCorrupt)
+	}
+	rest := src[len(src)-r.Len():]
+	sr := bytes.NewReader(rest[:sl])
+	br := bitReader{buf: rest[sl:]}
+	dec, err := NewDecoder(sr)
+	if err != nil {
+		return fmt.Errorf("plane: %w", err)
+	}
+	for t := 0; t < n; t++ {
+		kind := 1
+		if group > 0 && t%group == 0 {
+			kind = 0
+		}
+		row := dst[t*stride : t*stride+width]
+		for c := range row {
+			s, err := dec.Get(tabs[kind])
+			if err != nil {
+				return fmt.Errorf("plane: token %d channel %d: %w", t, c, err)
+			}
+			z := uint64(s)
+			if s >= directSyms {
+				k := s - directSyms
+				nb := uint(k/2 + 5)
+				extra, err := br.get(nb - 2)
+				if err != nil {
+					return fmt.Errorf("plane: token %d channel %d: %w", t, c, err)
+				}
+				z = (2|uint64(k&1))<<(nb-2) | extra
+			}
+			q := unzigzag(z)
+			if q >= maxQ || q <= -maxQ {
+				return fmt.Errorf("plane: token %d channel %d: difference of %d bins: %w", t, c, q, ErrCorrupt)
+			}
+			v := reconstruct(anchor[c], q, mult*scales[c])
+			if kind == 0 {
+				anchor[c] = v
+			}
+			row[c] = v
+		}
+	}
+	if err := dec.Close(); err != nil {
+		return fmt.Errorf("plane: %w", err)
+	}
+	if sr.Len() != 0 {
+		return fmt.Errorf("plane: %d stream bytes unread: %w", sr.Len(), ErrCorrupt)
+	}
+	if err := br.done(); err != nil {
+		return fmt.Errorf("plane: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,440 @@
+package kv
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/terse-llm/terse/codec"
+	"github.com/terse-llm/terse/kernel"
+	"github.com/terse-llm/terse/model"
+)
+
+// CacheGen defaults: the codec's quality, chunks of 64 tokens.
+const (
+	DefaultCacheGenBits  = codec.DefaultBits
+	DefaultCacheGenChunk = 64
+)
+
+// CodedSizer is implemented by a cache whose memory depends on what it
+// holds, as a cache of entropy-coded bitstreams: it reports the bytes it
+// coded and the key and value elements they hold, summed over its life
+// (positions truncated away and coded again count again). eval reports
+// a cache's size from it where a cache has it.
+type CodedSizer interface {
+	CodedSize() (bytes, elements int64)
+}
+
+// cachegenCache holds each layer's completed chunks of Chunk positions as
+// CacheGen bitstreams (package codec): per chunk, one plane per KV head
+// of keys and one of values, each decodable alone. The open chunk stays
+// in float32 until it is full, then it is coded and its float32 buffer
+// reused. Scores and WeightedSum decode a chunk's plane of the asked head
+// into the scratch they are handed and run the float32 kernels on it;
+// nothing decoded is kept. With Spec.Decoded, each chunk is decoded once,
+// as soon as it is coded, and kept in float32 beside its bitstream (and
+// counted in Bytes): attention sees the same values, decoded once instead
+// of on every call, for measuring the codec at the speed of the float32
+// cache.
+type cachegenCache struct {
+	sp           Spec
+	cap, hd, C   int
+	opt          codec.Options
+	kvDim, lens  []int
+	mk, mv       []float32   // per layer: bin multipliers
+	coded        [][]cgChunk // per layer: the coded chunks, in order
+	openK, openV [][]float32 // per layer: C × KV width
+	pc           codec.PlaneCoder
+	bytes, elems int64 // coded so far, over the cache's life
+	held         int64 // bytes of the chunks held now
+}
+
+// cgChunk is one coded chunk of one layer: per KV head, its key plane
+// and its value plane.
+type cgChunk struct {
+	k, v   [][]byte
+	dk, dv []float32 // with Spec.Decoded: the chunk decoded, C × KV width
+}
+
+func newCacheGenCache(cfg *model.Config, positions int, sp *Spec) (*cachegenCache, error) {
+	L := cfg.NLayers
+	c := &cachegenCache{sp: *sp, cap: positions, hd: cfg.HeadDim, C: sp.Chunk,
+		opt: codec.Options{Bits: sp.Bits, EarlyBits: sp.EarlyBits, KeyBits: sp.KeyBits, ValueBits: sp.ValueBits,
+			Group: sp.Group, PlaneWidth: cfg.HeadDim},
+		kvDim: make([]int, L), lens: make([]int, L), mk: make([]float32, L), mv: make([]float32, L),
+		coded: make([][]cgChunk, L), openK: make([][]float32, L), openV: make([][]float32, L)}
+	if sp.Group > 0 {
+		c.opt.Predict = codec.PredictAnchor
+	}
+	for l := range L {
+		c.kvDim[l] = cfg.KVDim(l)
+		if c.hd < 1 || c.kvDim[l]%c.hd != 0 {
+			return nil, fmt.Errorf("kv %s: layer %d: KV width %d is not a whole number of heads of %d", sp, l, c.kvDim[l], c.hd)
+		}
+		var err error
+		if c.mk[l], c.mv[l], err = c.opt.Bins(l, L); err != nil {
+			return nil, fmt.Errorf("kv %s: %w", sp, err)
+		}
+		n := min(c.C, positions) * c.kvDim[l]
+		c.openK[l], c.openV[l] = make([]float32, n), make([]float32, n)
+	}
+	return c, nil
+}
+
+// Append implements model.KVCache; a chunk that fills is coded.
+func (c *cachegenCache) Append(layer int, k, v []float32) error {
+	if layer < 0 || layer >= len(c.kvDim) {
+		return fmt.Errorf("kv %s: layer %d of %d", &c.sp, layer, len(c.kvDim))
+	}
+	d, pos := c.kvDim[layer], c.lens[layer]
+	if len(k) != d || len(v) != d {
+		return fmt.Errorf("kv %s: layer %d: key and value of %d and %d floats, want %d", &c.sp, layer, len(k), len(v), d)
+	}
+	if pos >= c.cap {
+		return fmt.Errorf("kv %s: layer %d: position %d outside capacity %d", &c.sp, layer, pos, c.cap)
+	}
+	o := pos - len(c.coded[layer])*c.C
+	copy(c.openK[layer][o*d:(o+1)*d], k)
+	copy(c.openV[layer][o*d:(o+1)*d], v)
+	c.lens[layer]++
+	if o+1 == c.C {
+		if err := c.codeChunk(layer); err != nil {
+			c.lens[layer]--
+			return fmt.Errorf("kv %s: layer %d: position %d: %w", &c.sp, layer, pos, err)
+		}
+	}
+	return nil
+}
+
+// codeChunk codes layer's full open chunk, head by head.
+func (c *cachegenCache) codeChunk(layer int) error {
+	d, heads := c.kvDim[layer], c.kvDim[layer]/c.hd
+	ch := cgChunk{k: make([][]byte, heads), v: make([][]byte, heads)}
+	var n int64
+	for h := 0; h < heads; h++ {
+		var err error
+		if ch.k[h], err = c.pc.AppendPlane(nil, c.openK[layer][h*c.hd:], c.C, c.hd, d, c.mk[layer], c.opt.Group); err != nil {
+			return fmt.Errorf("keys of head %d: %w", h, err)
+		}
+		if ch.v[h], err = c.pc.AppendPlane(nil, c.openV[layer][h*c.hd:], c.C, c.hd, d, c.mv[layer], c.opt.Group); err != nil {
+			return fmt.Errorf("values of head %d: %w", h, err)
+		}
+		n += int64(len(ch.k[h]) + len(ch.v[h]))
+	}
+	if c.sp.Decoded {
+		ch.dk, ch.dv = make([]float32, c.C*d), make([]float32, c.C*d)
+		for h := 0; h < heads; h++ {
+			if err := codec.DecodePlane(ch.k[h], c.C, c.hd, c.mk[layer], c.opt.Group, ch.dk[h*c.hd:], d); err != nil {
+				return fmt.Errorf("keys of head %d: %w", h, err)
+			}
+			if err := codec.DecodePlane(ch.v[h], c.C, c.hd, c.mv[layer], c.opt.Group, ch.dv[h*c.hd:], d); err != nil {
+				return fmt.Errorf("values of head %d: %w", h, err)
+			}
+		}
+		c.held += 4 * int64(len(ch.dk)+len(ch.dv))
+	}
+	c.coded[layer] = append(c.coded[layer], ch)
+	c.bytes += n
+	c.held += n
+	c.elems += 2 * int64(c.C*d)
+	return nil
+}
+
+func (c *cachegenCache) check(layer, head, n int) error {
+	if layer < 0 || layer >= len(c.kvDim) {
+		return fmt.Errorf("kv %s: layer %d of %d", &c.sp, layer, len(c.kvDim))
+	}
+	if head < 0 || (head+1)*c.hd > c.kvDim[layer] {
+		return fmt.Errorf("kv %s: layer %d: KV head %d of %d", &c.sp, layer, head, c.kvDim[layer]/c.hd)
+	}
+	if n < 0 || n > c.lens[layer] {
+		return fmt.Errorf("kv %s: layer %d: %d positions asked for, %d held", &c.sp, layer, n, c.lens[layer])
+	}
+	return nil
+}
+
+// decode decodes head's key (kv 0) or value (kv 1) plane of layer's
+// chunk j into buf (C × head_dim).
+func (c *cachegenCache) decode(layer, head, j, kv int, buf []float32) error {
+	if ch := &c.coded[layer][j]; ch.dk != nil {
+		x, d := ch.dk, c.kvDim[layer]
+		if kv == 1 {
+			x = ch.dv
+		}
+		for t := 0; t < c.C; t++ {
+			copy(buf[t*c.hd:(t+1)*c.hd], x[t*d+head*c.hd:])
+		}
+		return nil
+	}
+	src, m := c.coded[layer][j].k[head], c.mk[layer]
+	if kv == 1 {
+		src, m = c.coded[layer][j].v[head], c.mv[layer]
+	}
+	if err := codec.DecodePlane(src, c.C, c.hd, m, c.opt.Group, buf, c.hd); err != nil {
+		return fmt.Errorf("kv %s: layer %d: chunk %d head %d: %w", &c.sp, layer, j, head, err)
+	}
+	return nil
+}
+
+// Scores implements model.KVCache: each coded chunk's key plane of the
+// head is decoded into scratch and scored in float32; the open chunk is
+// scored where it lies.
+func (c *cachegenCache) Scores(layer, head int, q []float32, qs, nq, n int, scale float32, dst []float32, ds int, scratch []float32) error {
+	if err := c.check(layer, head, n); err != nil {
+		return err
+	}
+	if nq > 0 && (len(q) < (nq-1)*qs+c.hd || len(dst) < (nq-1)*ds+n) {
+		return fmt.Errorf("kv %s: layer %d: %d queries: buffers too small", &c.sp, layer, nq)
+	}
+	if len(scratch) < c.ScratchSize() {
+		return fmt.Errorf("kv %s: scratch of %d floats, want %d", &c.sp, len(scratch), c.ScratchSize())
+	}
+	if nq <= 0 || n == 0 {
+		return nil
+	}
+	buf := scratch[:c.C*c.hd]
+	done := len(c.coded[layer]) * c.C
+	for j := 0; j*c.C < min(n, done); j++ {
+		p0 := j * c.C
+		if ch := &c.coded[layer][j]; ch.dk != nil {
+			kernel.Scores(dst[p0:], ds, q, qs, nq, ch.dk[head*c.hd:], c.kvDim[layer], min(c.C, n-p0), c.hd, scale)
+			continue
+		}
+		if err := c.decode(layer, head, j, 0, buf); err != nil {
+			return err
+		}
+		kernel.Scores(dst[p0:], ds, q, qs, nq, buf, c.hd, min(c.C, n-p0), c.hd, scale)
+	}
+	if n > done {
+		d := c.kvDim[layer]
+		kernel.Scores(dst[done:], ds, q, qs, nq, c.openK[layer][head*c.hd:], d, n-done, c.hd, scale)
+	}
+	return nil
+}
+
+// WeightedSum implements model.KVCache, chunk by chunk as Scores.
+func (c *cachegenCache) WeightedSum(layer, head int, w, dst []float32, scratch []float32) error {
+	n := len(w)
+	if err := c.check(layer, head, n); err != nil {
+		return err
+	}
+	if len(dst) != c.hd {
+		return fmt.Errorf("kv %s: layer %d: output of %d floats for head_dim %d", &c.sp, layer, len(dst), c.hd)
+	}
+	if len(scratch) < c.ScratchSize() {
+		return fmt.Errorf("kv %s: scratch of %d floats, want %d", &c.sp, len(scratch), c.ScratchSize())
+	}
+	buf, part := scratch[:c.C*c.hd], scratch[c.C*c.hd:(c.C+1)*c.hd]
+	clear(dst)
+	done := len(c.coded[layer]) * c.C
+	for j := 0; j*c.C < min(n, done); j++ {
+		p0 := j * c.C
+		if ch := &c.coded[layer][j]; ch.dv != nil {
+			kernel.WeightedSum(part, w[p0:min(n, p0+c.C)], ch.dv[head*c.hd:], c.kvDim[layer])
+		} else {
+			if err := c.decode(layer, head, j, 1, buf); err != nil {
+				return err
+			}
+			kernel.WeightedSum(part, w[p0:min(n, p0+c.C)], buf, c.hd)
+		}
+		for i, x := range part {
+			dst[i] += x
+		}
+	}
+	if n > done {
+		kernel.WeightedSum(part, w[done:], c.openV[layer][head*c.hd:], c.kvDim[layer])
+		for i, x := range part {
+			dst[i] += x
+		}
+	}
+	return nil
+}
+
+// Truncate implements model.KVCache. A coded chunk that the cut falls
+// inside is decoded back into the open chunk.
+func (c *cachegenCache) Truncate(n int) error {
+	if n < 0 || n > c.Len() {
+		return fmt.Errorf("kv %s: truncate to %d of %d positions", &c.sp, n, c.Len())
+	}
+	for l, old := range c.lens {
+		if n >= old {
+			continue
+		}
+		keep, d := n/c.C, c.kvDim[l]
+		if keep < len(c.coded[l]) {
+			if n > keep*c.C {
+				buf := make([]float32, c.C*c.hd)
+				for h := 0; h < d/c.hd; h++ {
+					for kv, open := range [2][]float32{c.openK[l], c.openV[l]} {
+						if err := c.decode(l, h, keep, kv, buf); err != nil {
+							return err
+						}
+						for t := 0; t < c.C; t++ {
+							copy(open[t*d+h*c.hd:t*d+(h+1)*c.hd], buf[t*c.hd:(t+1)*c.hd])
+						}
+					}
+				}
+			}
+			for _, ch := range c.coded[l][keep:] {
+				for h := range ch.k {
+					c.held -= int64(len(ch.k[h]) + len(ch.v[h]))
+				}
+				c.held -= 4 * int64(len(ch.dk)+len(ch.dv))
+			}
+			c.coded[l] = c.coded[l][:keep]
+		}
+		c.lens[l] = n
+	}
+	return nil
+}
+
+// ReadKV implements model.KVReader: the keys and values as attention sees
+// them (decoded chunks, the open chunk as it is).
+func (c *cachegenCache) ReadKV(layer, from, to int, k, v []float32) error {
+	if layer < 0 || layer >= len(c.kvDim) {
+		return fmt.Errorf("kv %s: layer %d of %d", &c.sp, layer, len(c.kvDim))
+	}
+	d := c.kvDim[layer]
+	if from < 0 || to < from || to > c.lens[layer] {
+		return fmt.Errorf("kv %s: layer %d: positions [%d, %d) of %d held", &c.sp, layer, from, to, c.lens[layer])
+	}
+	if len(k) != (to-from)*d || len(v) != (to-from)*d {
+		return fmt.Errorf("kv %s: layer %d: buffers of %d and %d floats for %d positions of width %d", &c.sp, layer, len(k), len(v), to-from, d)
+	}
+	buf := make([]float32, c.C*c.hd)
+	done := len(c.coded[layer]) * c.C
+	for p := from; p < to; {
+		j := p / c.C
+		end := min(to, (j+1)*c.C)
+		for kv, out := range [2][]float32{k, v} {
+			if p >= done {
+				open := c.openK[layer]
+				if kv == 1 {
+					open = c.openV[layer]
+				}
+				copy(out[(p-from)*d:(end-from)*d], open[(p-done)*d:(end-done)*d])
+				continue
+			}
+			for h := 0; h < d/c.hd; h++ {
+				if err := c.decode(layer, h, j, kv, buf); err != nil {
+					return err
+				}
+				for t := p; t < end; t++ {
+					copy(out[(t-from)*d+h*c.hd:(t-from)*d+(h+1)*c.hd], buf[(t-j*c.C)*c.hd:(t-j*c.C+1)*c.hd])
+				}
+			}
+		}
+		p = end
+	}
+	return nil
+}
+
+// Len implements model.KVCache.
+func (c *cachegenCache) Len() int { return minLen(c.lens) }
+
+// Cap implements model.KVCache.
+func (c *cachegenCache) Cap() int { return c.cap }
+
+// ScratchSize implements model.KVCache: one decoded plane and a partial
+// sum.
+func (c *cachegenCache) ScratchSize() int { return (c.C + 1) * c.hd }
+
+// Bytes implements model.KVCache: the coded chunks held plus the float32
+// open chunk of every layer.
+func (c *cachegenCache) Bytes() int64 {
+	n := c.held
+	for l := range c.openK {
+		n += 4 * int64(len(c.openK[l])+len(c.openV[l]))
+	}
+	return n
+}
+
+// CodedSize implements CodedSizer.
+func (c *cachegenCache) CodedSize() (bytes, elements int64) { return c.bytes, c.elems }
+
+// parseCacheGen reads CacheGen's colon-separated fields, each at most
+// once: qB (codec quality bits, 1…12, may be fractional), cC
+// (positions per coded chunk), kX and vX (bits added to keys' and to
+// values' quality), eX (the extra bits of the early layers,
+// codec.Options.EarlyBits; e0 for none), gG (CacheGen's anchor groups of G
+// tokens instead of channel means) and d (keep chunks decoded too).
+func parseCacheGen(s, rest string) (*Spec, error) {
+	sp := &Spec{Kind: KindCacheGen, Bits: DefaultCacheGenBits, Chunk: DefaultCacheGenChunk}
+	seen := map[byte]bool{}
+	if rest == "" {
+		return sp, nil
+	}
+	for _, f := range strings.Split(rest, ":") {
+		if f == "" {
+			return nil, fmt.Errorf("kv spec %q: empty field", s)
+		}
+		if seen[f[0]] {
+			return nil, fmt.Errorf("kv spec %q: field %q given twice", s, f)
+		}
+		seen[f[0]] = true
+		var err error
+		switch f[0] {
+		case 'q':
+			sp.Bits, err = strconv.ParseFloat(f[1:], 64)
+			if err == nil && !(sp.Bits >= 1 && sp.Bits <= 12) {
+				err = fmt.Errorf("%g bits: want 1…12", sp.Bits)
+			}
+		case 'c':
+			sp.Chunk, err = parseInt(f[1:], 1, 1<<16)
+		case 'g':
+			sp.Group, err = parseInt(f[1:], 1, 1<<16)
+		case 'k', 'v', 'e':
+			var x float64
+			if x, err = strconv.ParseFloat(f[1:], 64); err == nil && !(math.Abs(x) <= 8) {
+				err = fmt.Errorf("%g: want −8…8", x)
+			}
+			switch f[0] {
+			case 'k':
+				sp.KeyBits = x
+			case 'v':
+				sp.ValueBits = x
+			default:
+				if x <= 0 {
+					x = -1 // none (0 would mean the default)
+				}
+				sp.EarlyBits = x
+			}
+		case 'd':
+			if f != "d" {
+				err = fmt.Errorf("d takes no value")
+			}
+			sp.Decoded = true
+		default:
+			err = fmt.Errorf("unknown field (want qB, cC, kX, vX, eX, gG or d)")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("kv spec %q: field %q: %w", s, f, err)
+		}
+	}
+	if _, _, err := (codec.Options{Bits: sp.Bits, EarlyBits: sp.EarlyBits, KeyBits: sp.KeyBits, ValueBits: sp.ValueBits}).Bins(0, 1); err != nil {
+		return nil, fmt.Errorf("kv spec %q: %w", s, err)
+	}
+	return sp, nil
+}
+
+// cacheGenString is a CacheGen spec in full.
+func cacheGenString(sp *Spec) string {
+	s := fmt.Sprintf("cachegen:q%g:c%d", sp.Bits, sp.Chunk)
+	if sp.KeyBits != 0 {
+		s += fmt.Sprintf(":k%g", sp.KeyBits)
+	}
+	if sp.ValueBits != 0 {
+		s += fmt.Sprintf(":v%g", sp.ValueBits)
+	}
+	if sp.EarlyBits != 0 {
+		s += fmt.Sprintf(":e%g", max(sp.EarlyBits, 0))
+	}
+	if sp.Group > 0 {
+		s += fmt.Sprintf(":g%d", sp.Group)
+	}
+	if sp.Decoded {
+		s += ":d"
+	}
+	return s
+}
