@@ -14,12 +14,15 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/terse-llm/terse/codec"
 	"github.com/terse-llm/terse/kv"
 	"github.com/terse-llm/terse/load"
+	"github.com/terse-llm/terse/model"
 	"github.com/terse-llm/terse/serve"
 	"github.com/terse-llm/terse/serve/prefix"
 	storepkg "github.com/terse-llm/terse/store"
@@ -44,6 +47,7 @@ func serveUntil(ctx context.Context, args []string, stderr io.Writer, ready chan
 	kvFlag := fs.String("kv", "f32", "KV cache of each sequence: f32, f16, q8_0, q4_0, kivi[:kBvB][:gG][:rR], … (see package kv)")
 	store := fs.String("store", "", "context store of KV blocks shared with other processes: file://ctx.db (bbolt), redis://host:port/db or s3://bucket/prefix")
 	prefixMB := fs.Int("prefix-cache-mb", 256, "memory for the prefix cache's KV blocks, in MiB (0: no prefix cache)")
+	storeCodec := fs.String("store-codec", "raw", "how blocks are written to --store: raw (float32, exact) or cachegen[:BITS] (the CacheGen bitstream, lossy, BITS 1–12, default 8)")
 	prefixBlock := fs.Int("prefix-block", prefix.DefaultBlockTokens, "tokens per prefix-cache block (only whole blocks are reused)")
 	maxSeqs := fs.Int("max-seqs", 16, "sequences decoded together in one batch")
 	queue := fs.Int("queue", 0, "requests that may wait for a free sequence before new ones get 429 (0: 4 × --max-seqs)")
@@ -75,6 +79,10 @@ func serveUntil(ctx context.Context, args []string, stderr io.Writer, ready chan
 		if err := checkStoreURL(*store); err != nil {
 			return usageError{"--store: " + err.Error()}
 		}
+	}
+	enc, dec, codecName, err := storeCodecOf(*storeCodec)
+	if err != nil {
+		return usageError{"--store-codec: " + err.Error()}
 	}
 	if _, _, err := net.SplitHostPort(*addr); err != nil {
 		return usagef("--addr %q: %v", *addr, err)
@@ -111,7 +119,8 @@ func serveUntil(ctx context.Context, args []string, stderr io.Writer, ready chan
 	var pc serve.PrefixCache
 	storeNote := "none"
 	if *prefixMB > 0 {
-		popt := prefix.Options{Namespace: modelIdentity(ck, kvSpec.String()), BlockTokens: *prefixBlock,
+		popt := prefix.Options{Namespace: modelIdentity(ck, kvSpec.String()) + "/" + codecName, BlockTokens: *prefixBlock,
+			Encode: enc, Decode: dec,
 			MemoryBytes: int64(*prefixMB) << 20,
 			OnError:     func(err error) { logger.Warn("prefix cache", "err", err) }}
 		if *store != "" {
@@ -213,4 +222,28 @@ func modelIdentity(ck *load.Checkpoint, kvSpec string) string {
 		h.Write(d[max(0, len(d)-4096):])
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// storeCodecOf parses --store-codec: nil functions for raw (the prefix
+// cache's exact float32 format), CacheGen's coder otherwise. The name
+// goes into the blocks' namespace: a lossy block never stands in for an
+// exact one.
+func storeCodecOf(s string) (enc func(*model.KVBlock) ([]byte, error), dec func([]byte) (*model.KVBlock, error), name string, err error) {
+	if s == "raw" {
+		return nil, nil, "raw", nil
+	}
+	rest, ok := strings.CutPrefix(s, "cachegen")
+	if !ok || (rest != "" && rest[0] != ':') {
+		return nil, nil, "", fmt.Errorf("%q: want raw or cachegen[:BITS]", s)
+	}
+	o := codec.Options{}
+	if rest != "" {
+		b, err := strconv.ParseFloat(rest[1:], 64)
+		if err != nil || b < 1 || b > 12 {
+			return nil, nil, "", fmt.Errorf("%q: bits %q: want a number from 1 to 12", s, rest[1:])
+		}
+		o.Bits = b
+	}
+	enc = func(b *model.KVBlock) ([]byte, error) { return codec.Encode(b, o) }
+	return enc, codec.Decode, fmt.Sprintf("cachegen-%g", o.Bits), nil
 }
