@@ -178,15 +178,35 @@ func Evolve(ctx context.Context, f *Fitness, start []int, o EvoOptions) ([]int, 
 }
 
 // mutate returns a child of parent: 1 to 3 level switches (a unit up a
-// level, another down), then repaired into the window [lo, hi]; nil when
-// the switches changed nothing.
+// level, another down: most often one of the same shape, so that the
+// switch keeps the size), then repaired into the window [lo, hi]; nil when
+// nothing changed or the child does not fit.
 func mutate(db *LevelDB, parent []int, lo, hi int64, rng *rand.Rand) []int {
 	c := slices.Clone(parent)
 	top := len(db.Levels) - 1
 	n := 1 + rng.IntN(3)
 	for i := 0; i < n; i++ {
-		up, down := rng.IntN(len(c)), rng.IntN(len(c))
-		if up == down || c[up] == top || c[down] == 0 {
+		up := rng.IntN(len(c))
+		if c[up] == top {
+			continue
+		}
+		down := -1
+		if rng.IntN(4) != 0 {
+			// A partner of the same shape, at random.
+			var same []int
+			for u := range c {
+				if u != up && c[u] > 0 && db.Units[u].Elems == db.Units[up].Elems {
+					same = append(same, u)
+				}
+			}
+			if len(same) > 0 {
+				down = same[rng.IntN(len(same))]
+			}
+		}
+		if down < 0 {
+			down = rng.IntN(len(c))
+		}
+		if down == up || c[down] == 0 {
 			continue
 		}
 		c[up]++
@@ -199,16 +219,38 @@ func mutate(db *LevelDB, parent []int, lo, hi int64, rng *rand.Rand) []int {
 	return c
 }
 
-// repair moves random units down a level while the size is above hi, then
-// up a level while it is below lo and an upgrade fits.
+// repair brings c into the window [lo, hi] with as few changes as it can:
+// above hi, the unit whose downgrade is the smallest step that brings the
+// size under hi (or else the largest step) goes down a level; below lo, a
+// random unit whose upgrade fits goes up.
 func repair(db *LevelDB, c []int, lo, hi int64, rng *rand.Rand) {
 	top := len(db.Levels) - 1
-	for tries := 0; db.Size(c) > hi && tries < 100*len(c); tries++ {
-		if u := rng.IntN(len(c)); c[u] > 0 {
-			c[u]--
+	step := func(u, from, to int) int64 { return padded(db.Units[u].Bytes[from]) - padded(db.Units[u].Bytes[to]) }
+	for size := db.Size(c); size > hi; size = db.Size(c) {
+		best, bestStep, big, bigStep := -1, int64(0), -1, int64(0)
+		off := rng.IntN(len(c))
+		for i := range c {
+			u := (i + off) % len(c)
+			if c[u] == 0 {
+				continue
+			}
+			d := step(u, c[u], c[u]-1)
+			if size-d <= hi && (best < 0 || d < bestStep) {
+				best, bestStep = u, d
+			}
+			if d > bigStep {
+				big, bigStep = u, d
+			}
 		}
+		if best < 0 {
+			best = big
+		}
+		if best < 0 {
+			return
+		}
+		c[best]--
 	}
-	for tries := 0; db.Size(c) < lo && tries < 100*len(c); tries++ {
+	for tries := 0; db.Size(c) < lo && tries < 4*len(c); tries++ {
 		u := rng.IntN(len(c))
 		if c[u] == top {
 			continue

@@ -22,11 +22,13 @@ package search
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -34,6 +36,7 @@ import (
 	"time"
 
 	"github.com/terse-llm/terse/compress"
+	"github.com/terse-llm/terse/internal/atomicfile"
 	"github.com/terse-llm/terse/load"
 	"github.com/terse-llm/terse/progress"
 	"github.com/terse-llm/terse/tensor"
@@ -163,11 +166,20 @@ func Run(ctx context.Context, ck *load.Checkpoint, o Options) (*Result, error) {
 		return nil, err
 	}
 	errChunks := min(2, fit.Chunks())
-	bar := progress.New(o.Progress, int64(len(db.Units)*(len(db.Levels)-1)+1), "unit errors", "evals")
-	e, err := UnitErrors(ctx, fit, errChunks, func() { bar.Add(1) })
-	bar.Finish()
+	ekey := fmt.Sprintf("levels %s; text %s after %d chunks of %d; %d chunks", db.LevelNames(), o.CalibFile, o.CalibChunks, o.CalibCtx, errChunks)
+	e, err := loadUnitErrors(db, ekey)
 	if err != nil {
-		return nil, err
+		bar := progress.New(o.Progress, int64(len(db.Units)*(len(db.Levels)-1)+1), "unit errors", "evals")
+		e, err = UnitErrors(ctx, fit, errChunks, func() { bar.Add(1) })
+		bar.Finish()
+		if err != nil {
+			return nil, err
+		}
+		if err := saveUnitErrors(db, ekey, e); err != nil {
+			return nil, err
+		}
+	} else {
+		logf("unit errors: reusing %s", filepath.Join(db.Dir, unitErrorsFile))
 	}
 	target := o.TargetBytes
 	if o.TargetBPW > 0 {
@@ -228,6 +240,51 @@ func Run(ctx context.Context, ck *load.Checkpoint, o Options) (*Result, error) {
 	}
 	res.Tensors, res.ByBlock, res.ByKind = Summary(db, assign)
 	return res, nil
+}
+
+// unitErrorsFile keeps the DP's per-unit errors in the level database, so
+// that searches to other budgets skip measuring them again.
+const unitErrorsFile = "unit-errors.json"
+
+type unitErrorsJSON struct {
+	Key    string      `json:"key"`
+	Units  []string    `json:"units"`
+	Errors [][]float64 `json:"kld"`
+}
+
+func loadUnitErrors(db *LevelDB, key string) ([][]float64, error) {
+	b, err := os.ReadFile(filepath.Join(db.Dir, unitErrorsFile))
+	if err != nil {
+		return nil, err
+	}
+	var j unitErrorsJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return nil, err
+	}
+	if j.Key != key || len(j.Units) != len(db.Units) || len(j.Errors) != len(db.Units) {
+		return nil, errors.New("search: unit errors of other settings")
+	}
+	for u, name := range j.Units {
+		if name != db.Units[u].Name || len(j.Errors[u]) != len(db.Levels) {
+			return nil, errors.New("search: unit errors of other units")
+		}
+	}
+	return j.Errors, nil
+}
+
+func saveUnitErrors(db *LevelDB, key string, e [][]float64) error {
+	j := unitErrorsJSON{Key: key, Errors: e}
+	for _, u := range db.Units {
+		j.Units = append(j.Units, u.Name)
+	}
+	b, err := json.Marshal(j)
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(filepath.Join(db.Dir, unitErrorsFile), func(f *atomicfile.File) error {
+		_, err := f.Write(b)
+		return err
+	})
 }
 
 // sizeForKLD finds the smallest file whose DP allocation reaches maxKLD on
