@@ -25,6 +25,18 @@
 //	                     last R. Defaults: k2v2, g32, r128 (the paper's);
 //	                     bits 2, 4 or 8; R a multiple of G (0: keys wait
 //	                     for one group only, values are quantized at once).
+//	pca[:kF][:vF]:FILE  CSKV / MatryoshkaKV-style channel reduction: each
+//	                     head's keys and values are kept as binary16
+//	                     coordinates along their leading round(F·head_dim)
+//	                     principal directions (k ≈ mean + Σ z_i·d_i), fitted
+//	                     on calibration text by "terse kvfit" into FILE (a
+//	                     PCABasis in JSON). Scores are taken in the
+//	                     projected space (the query is projected once per
+//	                     call), values are summed as coordinates and mapped
+//	                     back once. Keys are projected after RoPE, as the
+//	                     engine stores them. Defaults: k0.5, v0.5. Bytes
+//	                     counts the coordinates and the float32 means and
+//	                     directions the cache holds.
 //	sink[:S][:wW][+CACHE]
 //	                     StreamingLLM (Xiao et al. 2023, "Efficient Streaming
 //	                     Language Models with Attention Sinks"): each query

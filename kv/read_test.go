@@ -17,9 +17,18 @@ func TestReadKV(t *testing.T) {
 		specs = append(specs, ts.spec)
 	}
 	specs = append(specs, "h2o:0.5+q4_0", "sink:2:w16+kivi:k2v2:g16:r32")
+	for _, spec := range specs {
+		checkReadKV(t, spec)
+	}
+}
+
+// checkReadKV fills a cache of the spec and compares its ReadKV with what
+// its attention sees.
+func checkReadKV(t *testing.T, spec string) {
+	t.Helper()
 	cfg := &testCfg
 	const n, capacity = 77, 96
-	for _, spec := range specs {
+	{
 		sp, err := Parse(spec)
 		if err != nil {
 			t.Fatal(err)

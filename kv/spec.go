@@ -19,6 +19,9 @@ const (
 	KindBlock
 	// KindKIVI is KIVI's per-channel-key, per-token-value quantization.
 	KindKIVI
+	// KindPCA keeps keys and values as coordinates along fitted principal
+	// directions (pca:kF:vF:FILE).
+	KindPCA
 )
 
 // KIVI defaults (the paper's): 2-bit keys and values, groups of 32, a
@@ -28,6 +31,10 @@ const (
 	DefaultKIVIGroup    = 32
 	DefaultKIVIResidual = 128
 )
+
+// DefaultPCAFraction is the fraction of key and value channels a pca spec
+// keeps when it names none (CSKV's and MatryoshkaKV's half).
+const DefaultPCAFraction = 0.5
 
 // Spec is a parsed cache spec: which cache and its parameters.
 type Spec struct {
@@ -39,6 +46,12 @@ type Spec struct {
 	// Evict, when set, evicts tokens in front of the cache the rest of
 	// the spec describes (sink:…+INNER, h2o:…+INNER).
 	Evict *Evict
+	// PCAK and PCAV are the fractions of the key and value channels a
+	// KindPCA cache keeps; PCAFile is its basis file (PCABasis), read by
+	// Parse into pca.
+	PCAK, PCAV float64
+	PCAFile    string
+	pca        *PCABasis
 }
 
 // blockTypes are the element types a KindBlock cache accepts, by name:
@@ -85,10 +98,12 @@ func parseCache(s string) (*Spec, error) {
 		return &Spec{Kind: KindFloat, Type: tensor.F32}, nil
 	case name == "kivi":
 		return parseKIVI(s, rest)
+	case name == "pca":
+		return parsePCA(s, rest)
 	}
 	dt, ok := blockTypes[name]
 	if !ok {
-		return nil, fmt.Errorf("kv spec %q: unknown cache %q (want f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl or kivi)", s, name)
+		return nil, fmt.Errorf("kv spec %q: unknown cache %q (want f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, kivi or pca)", s, name)
 	}
 	if rest != "" {
 		return nil, fmt.Errorf("kv spec %q: %s takes no parameters", s, name)
@@ -141,6 +156,48 @@ func parseKIVI(s, rest string) (*Spec, error) {
 	return sp, nil
 }
 
+// parsePCA reads "[kF][:vF]:FILE" after "pca:": the fractions of key and
+// value channels kept (default DefaultPCAFraction each), then the basis
+// file, which it reads.
+func parsePCA(s, rest string) (*Spec, error) {
+	sp := &Spec{Kind: KindPCA, PCAK: DefaultPCAFraction, PCAV: DefaultPCAFraction}
+	fields := strings.Split(rest, ":")
+	seen := map[byte]bool{}
+	i := 0
+	for ; i < len(fields); i++ {
+		f := fields[i]
+		if len(f) < 2 || (f[0] != 'k' && f[0] != 'v') {
+			break
+		}
+		x, err := strconv.ParseFloat(f[1:], 64)
+		if err != nil {
+			break // not a fraction: the file name starts here
+		}
+		if seen[f[0]] {
+			return nil, fmt.Errorf("kv spec %q: field %q given twice", s, f)
+		}
+		seen[f[0]] = true
+		if !(x > 0 && x <= 1) {
+			return nil, fmt.Errorf("kv spec %q: field %q: want a fraction of the channels in (0, 1]", s, f)
+		}
+		if f[0] == 'k' {
+			sp.PCAK = x
+		} else {
+			sp.PCAV = x
+		}
+	}
+	sp.PCAFile = strings.Join(fields[i:], ":")
+	if sp.PCAFile == "" {
+		return nil, fmt.Errorf("kv spec %q: want pca[:kF][:vF]:FILE, FILE a basis written by terse kvfit", s)
+	}
+	b, err := ReadPCABasis(sp.PCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("kv spec %q: %w", s, err)
+	}
+	sp.pca = b
+	return sp, nil
+}
+
 func parseBits(s string) (int, error) {
 	b, err := parseInt(s, 1, 8)
 	if err != nil {
@@ -172,6 +229,8 @@ func (sp *Spec) String() string {
 		return "f32"
 	case KindBlock:
 		return strings.ToLower(sp.Type.String())
+	case KindPCA:
+		return fmt.Sprintf("pca:k%s:v%s:%s", strconv.FormatFloat(sp.PCAK, 'g', -1, 64), strconv.FormatFloat(sp.PCAV, 'g', -1, 64), sp.PCAFile)
 	}
 	return fmt.Sprintf("kivi:k%dv%d:g%d:r%d", sp.KBits, sp.VBits, sp.Group, sp.Residual)
 }
@@ -199,6 +258,8 @@ func (sp *Spec) New(cfg *model.Config, positions int) (model.KVCache, error) {
 		return newBlockCache(cfg, positions, sp.Type)
 	case KindKIVI:
 		return newKIVICache(cfg, positions, sp)
+	case KindPCA:
+		return newPCACache(cfg, positions, sp)
 	}
 	return nil, fmt.Errorf("kv %s: unknown kind %d", sp, sp.Kind)
 }

@@ -13,6 +13,8 @@ func summary(name string) string {
 		return "stream text from a prompt"
 	case "inspect":
 		return "architecture, parameters and per-tensor types of a checkpoint"
+	case "kvfit":
+		return "fit the PCA key/value channel projections of a pca:kF:vF:FILE cache on calibration text"
 	case "tokenize":
 		return "token ids of a text"
 	case "version":
@@ -34,6 +36,8 @@ func example(name string) string {
 		return `terse generate --model model.gguf --prompt "Once upon a time" -n 64 --temp 0.8 --stop "\n\n"`
 	case "inspect":
 		return "terse inspect --model model.gguf"
+	case "kvfit":
+		return "terse kvfit --model hf-folder --text calib.txt --out basis.json && terse eval --model hf-folder --kv pca:k0.5:v0.5:basis.json"
 	case "tokenize":
 		return `terse tokenize --model hf-folder --text "Hello, world"`
 	case "version":

@@ -43,6 +43,7 @@ var commands = map[string]command{
 	"eval":     {summary("eval"), runEval},
 	"generate": {summary("generate"), runGenerate},
 	"inspect":  {summary("inspect"), runInspect},
+	"kvfit":    {summary("kvfit"), runKVFit},
 	"tokenize": {summary("tokenize"), runTokenize},
 	"version":  {summary("version"), runVersion},
 }
