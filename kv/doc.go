@@ -25,7 +25,8 @@
 //	                     last R. Defaults: k2v2, g32, r128 (the paper's);
 //	                     bits 2, 4 or 8; R a multiple of G (0: keys wait
 //	                     for one group only, values are quantized at once).
-//	pca[:kF][:vF]:FILE  CSKV / MatryoshkaKV-style channel reduction: each
+//	pca[:kF][:vF][:bB]:FILE
+//	                     CSKV / MatryoshkaKV-style channel reduction: each
 //	                     head's keys and values are kept as binary16
 //	                     coordinates along their leading round(F·head_dim)
 //	                     principal directions (k ≈ mean + Σ z_i·d_i), fitted
@@ -34,9 +35,18 @@
 //	                     projected space (the query is projected once per
 //	                     call), values are summed as coordinates and mapped
 //	                     back once. Keys are projected after RoPE, as the
-//	                     engine stores them. Defaults: k0.5, v0.5. Bytes
-//	                     counts the coordinates and the float32 means and
-//	                     directions the cache holds.
+//	                     engine stores them. With bB the coordinates are
+//	                     quantized instead (transform coding): B bits per
+//	                     channel on average (1…8, fractional allowed), given
+//	                     bit by bit to the kept direction of largest
+//	                     variance·4^−bits (at most 8 each), each coordinate a
+//	                     uniform quantizer centred on 0 with the
+//	                     Gaussian-optimal step for its bits and fitted
+//	                     variance; no per-token scale. Defaults: k0.5, v0.5,
+//	                     binary16 coordinates. Bytes counts the coded rows
+//	                     and the float32 means and directions the cache
+//	                     holds (the basis is a per-model constant: at n_ctx
+//	                     512 it is 4 bits per element, at 4096 0.5).
 //	sink[:S][:wW][+CACHE]
 //	                     StreamingLLM (Xiao et al. 2023, "Efficient Streaming
 //	                     Language Models with Attention Sinks"): each query

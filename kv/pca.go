@@ -327,16 +327,131 @@ type pcaCache struct {
 	kvDim     []int
 	lens      []int
 	basis     [][]pcaHead // per layer, KV head
-	kz, vz    [][]byte    // per layer: heads × cap × rk (rv) binary16
+	kz, vz    [][]byte    // per layer: heads × cap coded rows (kRowB, vRowB bytes)
+	kRowB     int
+	vRowB     int
 	tmp       []float32
 	projBytes int64
 }
 
 // pcaHead is one head's leading directions, flattened: dk is rk rows of
-// hd floats, dv rv rows.
+// hd floats, dv rv rows; and the coders of its coordinates.
 type pcaHead struct {
 	mk, mv []float32
 	dk, dv []float32
+	ck, cv coordCoder
+}
+
+// coordCoder stores a row of r coordinates: as binary16 (bits nil), or
+// each coordinate i quantized to bits[i] bits with a uniform quantizer of
+// step step[i] centred on 0 (bits 0: the coordinate is dropped), packed
+// LSB first.
+type coordCoder struct {
+	r    int
+	rowB int
+	bits []uint8
+	step []float32
+}
+
+// gaussStep is the step, in standard deviations, of the uniform quantizer
+// of b bits with least mean squared error on a Gaussian (Max 1960).
+var gaussStep = [9]float64{0, 1.596, 0.9957, 0.586, 0.3352, 0.1881, 0.1041, 0.0569, 0.0308}
+
+// newCoordCoder is the binary16 coder of r coordinates (avg ≤ 0), or one
+// that spends round(avg·hd) bits on them, given bit by bit to the
+// coordinate whose quantization error (variance·4^−bits) is largest, at
+// most 8 each.
+func newCoordCoder(r, hd int, avg float64, variance []float64) coordCoder {
+	if avg <= 0 {
+		return coordCoder{r: r, rowB: 2 * r}
+	}
+	cc := coordCoder{r: r, bits: make([]uint8, r), step: make([]float32, r)}
+	total := int(math.Round(avg * float64(hd)))
+	errs := make([]float64, r)
+	for i := range errs {
+		errs[i] = max(variance[i], 1e-30)
+	}
+	for n := 0; n < total; n++ {
+		best := -1
+		for i, e := range errs {
+			if cc.bits[i] < 8 && (best < 0 || e > errs[best]) {
+				best = i
+			}
+		}
+		if best < 0 {
+			break
+		}
+		cc.bits[best]++
+		errs[best] /= 4
+	}
+	var used int
+	for i, b := range cc.bits {
+		used += int(b)
+		cc.step[i] = float32(gaussStep[b] * math.Sqrt(max(variance[i], 0)))
+	}
+	cc.rowB = (used + 7) / 8
+	return cc
+}
+
+// encode stores the coordinates z into dst (rowB bytes).
+func (cc *coordCoder) encode(dst []byte, z []float32) {
+	if cc.bits == nil {
+		putF16Row(dst, z)
+		return
+	}
+	clear(dst)
+	pos := 0
+	for i, x := range z {
+		b := int(cc.bits[i])
+		if b == 0 {
+			continue
+		}
+		levels := 1 << b
+		q := 0
+		if cc.step[i] > 0 {
+			q = int(math.Floor(float64(x/cc.step[i]))) + levels/2
+		}
+		q = max(0, min(levels-1, q))
+		for j := 0; j < b; j++ {
+			if q>>j&1 != 0 {
+				dst[(pos+j)/8] |= 1 << ((pos + j) % 8)
+			}
+		}
+		pos += b
+	}
+}
+
+// decode sets z (r floats) to the coordinates stored in src.
+func (cc *coordCoder) decode(z []float32, src []byte) {
+	if cc.bits == nil {
+		kernel.F16ToF32Row(z, src)
+		return
+	}
+	pos := 0
+	for i := range z {
+		b := int(cc.bits[i])
+		if b == 0 {
+			z[i] = 0
+			continue
+		}
+		q := 0
+		for j := 0; j < b; j++ {
+			q |= int(src[(pos+j)/8]>>((pos+j)%8)&1) << j
+		}
+		pos += b
+		z[i] = (float32(q-(1<<b)/2) + 0.5) * cc.step[i]
+	}
+}
+
+// decodeRows widens m consecutive coded rows of src into buf (m·r floats).
+func (cc *coordCoder) decodeRows(buf []float32, src []byte, m int) {
+	if cc.bits == nil {
+		kernel.F16ToF32Row(buf[:m*cc.r], src[:m*cc.rowB])
+		return
+	}
+	for p := 0; p < m; p++ {
+		cc.decode(buf[p*cc.r:(p+1)*cc.r], src[p*cc.rowB:(p+1)*cc.rowB])
+	}
 }
 
 // pcaRank is how many of hd directions a fraction keeps: round(f·hd),
@@ -357,11 +472,14 @@ func newPCACache(cfg *model.Config, positions int, sp *Spec) (*pcaCache, error) 
 	for l := range c.kvDim {
 		c.kvDim[l] = cfg.KVDim(l)
 		heads := c.kvDim[l] / hd
-		c.kz[l], c.vz[l] = make([]byte, 2*heads*positions*c.rk), make([]byte, 2*heads*positions*c.rv)
 		c.basis[l] = make([]pcaHead, heads)
 		for h := range c.basis[l] {
 			src := &sp.pca.Layers[l][h]
-			ph := pcaHead{mk: src.K.Mean, mv: src.V.Mean, dk: make([]float32, c.rk*hd), dv: make([]float32, c.rv*hd)}
+			ph := pcaHead{mk: src.K.Mean, mv: src.V.Mean, dk: make([]float32, c.rk*hd), dv: make([]float32, c.rv*hd),
+				ck: newCoordCoder(c.rk, hd, sp.PCABits, src.K.Var), cv: newCoordCoder(c.rv, hd, sp.PCABits, src.V.Var)}
+			if h > 0 && (ph.ck.rowB != c.basis[l][0].ck.rowB || ph.cv.rowB != c.basis[l][0].cv.rowB) {
+				return nil, fmt.Errorf("kv %s: layer %d: heads coded in rows of different sizes", sp, l)
+			}
 			for i := 0; i < c.rk; i++ {
 				copy(ph.dk[i*hd:], src.K.Dirs[i])
 			}
@@ -371,6 +489,8 @@ func newPCACache(cfg *model.Config, positions int, sp *Spec) (*pcaCache, error) 
 			c.basis[l][h] = ph
 			c.projBytes += 4 * int64(len(ph.mk)+len(ph.mv)+len(ph.dk)+len(ph.dv))
 		}
+		c.kRowB, c.vRowB = c.basis[l][0].ck.rowB, c.basis[l][0].cv.rowB
+		c.kz[l], c.vz[l] = make([]byte, heads*positions*c.kRowB), make([]byte, heads*positions*c.vRowB)
 	}
 	return c, nil
 }
@@ -417,23 +537,23 @@ func (c *pcaCache) Append(layer int, k, v []float32) error {
 		b := &c.basis[layer][h]
 		z := c.tmp[:c.rk]
 		project(z, k[h*hd:(h+1)*hd], b.mk, b.dk, hd)
-		putF16Row(c.kRow(layer, h, pos), z)
+		b.ck.encode(c.kRow(layer, h, pos), z)
 		z = c.tmp[:c.rv]
 		project(z, v[h*hd:(h+1)*hd], b.mv, b.dv, hd)
-		putF16Row(c.vRow(layer, h, pos), z)
+		b.cv.encode(c.vRow(layer, h, pos), z)
 	}
 	c.lens[layer]++
 	return nil
 }
 
 func (c *pcaCache) kRow(layer, h, p int) []byte {
-	off := 2 * (h*c.cap + p) * c.rk
-	return c.kz[layer][off : off+2*c.rk]
+	off := (h*c.cap + p) * c.kRowB
+	return c.kz[layer][off : off+c.kRowB]
 }
 
 func (c *pcaCache) vRow(layer, h, p int) []byte {
-	off := 2 * (h*c.cap + p) * c.rv
-	return c.vz[layer][off : off+2*c.rv]
+	off := (h*c.cap + p) * c.vRowB
+	return c.vz[layer][off : off+c.vRowB]
 }
 
 func (c *pcaCache) check(layer, head, n int) error {
@@ -469,7 +589,7 @@ func (c *pcaCache) Scores(layer, head int, q []float32, qs, nq, n int, scale flo
 	zero := scratch[:c.hd]
 	clear(zero)
 	qz, buf := scratch[c.hd:c.hd+c.rk], scratch[2*c.hd:2*c.hd+wsChunk*c.rk]
-	store := c.kz[layer][2*head*c.cap*c.rk:]
+	store := c.kz[layer][head*c.cap*c.kRowB:]
 	for i := 0; i < nq; i++ {
 		qi := q[i*qs : i*qs+c.hd]
 		project(qz, qi, zero, b.dk, c.hd)
@@ -480,7 +600,7 @@ func (c *pcaCache) Scores(layer, head int, q []float32, qs, nq, n int, scale flo
 		row := dst[i*ds : i*ds+n]
 		for p0 := 0; p0 < n; p0 += wsChunk {
 			m := min(wsChunk, n-p0)
-			kernel.F16ToF32Row(buf[:m*c.rk], store[2*p0*c.rk:2*(p0+m)*c.rk])
+			b.ck.decodeRows(buf, store[p0*c.kRowB:], m)
 			kernel.Scores(row[p0:], n, qz, c.rk, 1, buf, c.rk, m, c.rk, scale)
 		}
 		for p := range row {
@@ -506,10 +626,10 @@ func (c *pcaCache) WeightedSum(layer, head int, w, dst []float32, scratch []floa
 	acc, part, buf := scratch[:c.rv], scratch[c.hd:c.hd+c.rv], scratch[2*c.hd:2*c.hd+wsChunk*c.rv]
 	clear(acc)
 	var wsum float32
-	store := c.vz[layer][2*head*c.cap*c.rv:]
+	store := c.vz[layer][head*c.cap*c.vRowB:]
 	for p0 := 0; p0 < len(w); p0 += wsChunk {
 		m := min(wsChunk, len(w)-p0)
-		kernel.F16ToF32Row(buf[:m*c.rv], store[2*p0*c.rv:2*(p0+m)*c.rv])
+		b.cv.decodeRows(buf, store[p0*c.vRowB:], m)
 		kernel.WeightedSum(part, w[p0:p0+m], buf, c.rv)
 		for j, x := range part {
 			acc[j] += x
@@ -574,10 +694,10 @@ func (c *pcaCache) ReadKV(layer, from, to int, k, v []float32) error {
 func (c *pcaCache) rebuild(layer, h, p int, kr, vr []float32) {
 	b := &c.basis[layer][h]
 	z := c.tmp[:c.rk]
-	kernel.F16ToF32Row(z, c.kRow(layer, h, p))
+	b.ck.decode(z, c.kRow(layer, h, p))
 	unproject(kr, z, b.mk, b.dk, 1, c.hd)
 	z = c.tmp[:c.rv]
-	kernel.F16ToF32Row(z, c.vRow(layer, h, p))
+	b.cv.decode(z, c.vRow(layer, h, p))
 	unproject(vr, z, b.mv, b.dv, 1, c.hd)
 }
 

@@ -152,8 +152,23 @@ func TestPCACache(t *testing.T) {
 	cacheAttention(t, "pca:k1:v1:"+path, 2e-3)
 	checkReadKV(t, "pca:k1:v1:"+path)
 	checkReadKV(t, "pca:k0.5:v0.25:"+path)
+	checkReadKV(t, "pca:k1:v1:b3:"+path)
+	checkReadKV(t, "pca:k0.5:v1:b2.5:"+path)
 
-	sp, err := Parse("pca:k0.5:v0.5:" + path)
+	for _, tc := range []struct {
+		spec string
+		rel  float64
+	}{{"pca:k0.5:v0.5", 5e-3}, {"pca:k1:v1:b4", 0.03}, {"pca:k0.5:v0.5:b2", 0.15}} {
+		lowRankCache(t, tc.spec, path, gen, tc.rel)
+	}
+}
+
+// lowRankCache fills a cache of spec (FILE appended) with 100 positions of
+// the rank-24 data its basis was fitted on: attention agrees with the
+// stored form and the stored form is within rel of what was appended.
+func lowRankCache(t *testing.T, spec, path string, gen func(*rand.Rand) (k, v []float32), rel float64) {
+	t.Helper()
+	sp, err := Parse(spec + ":" + path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +187,7 @@ func TestPCACache(t *testing.T) {
 			}
 		}
 	}
-	checkAttention(t, "pca:k0.5:v0.5", c, rng, 100)
+	checkAttention(t, spec, c, rng, 100)
 	hd := testCfg.HeadDim
 	for h := 0; h < testCfg.NKVHeads; h++ {
 		k, v := c.(dequantizer).dequant(1, h, 100)
@@ -183,12 +198,23 @@ func TestPCACache(t *testing.T) {
 			}
 			return out
 		}
-		if e := relRMS(k, sub(ks)); e > 5e-3 {
-			t.Errorf("head %d: rank-24 keys through 32 directions: relative RMS error %.4g", h, e)
+		if e := relRMS(k, sub(ks)); e > rel {
+			t.Errorf("%s: head %d: rank-24 keys: relative RMS error %.4g > %g", spec, h, e, rel)
 		}
-		if e := relRMS(v, sub(vs)); e > 5e-3 {
-			t.Errorf("head %d: rank-24 values through 32 directions: relative RMS error %.4g", h, e)
+		if e := relRMS(v, sub(vs)); e > rel {
+			t.Errorf("%s: head %d: rank-24 values: relative RMS error %.4g > %g", spec, h, e, rel)
 		}
+	}
+	if sp.PCABits > 0 {
+		// Bytes: round(B·64) bits per head row of keys and of values,
+		// plus the float32 means and directions of every head.
+		heads := int64(testCfg.NLayers * testCfg.NKVHeads)
+		rowB := (int64(math.Round(sp.PCABits*float64(hd))) + 7) / 8
+		rk, rv := int64(pcaRank(sp.PCAK, hd)), int64(pcaRank(sp.PCAV, hd))
+		if want := heads*100*2*rowB + heads*4*int64(2*hd) + heads*4*(rk+rv)*int64(hd); c.Bytes() != want {
+			t.Errorf("%s: Bytes %d, want %d", spec, c.Bytes(), want)
+		}
+		return
 	}
 	// Bytes: binary16 coordinates of 32 + 32 directions, plus the float32
 	// means and directions of every head.
@@ -196,6 +222,52 @@ func TestPCACache(t *testing.T) {
 	want := heads*100*(32+32)*2 + heads*4*int64(2*hd+64*hd)
 	if c.Bytes() != want {
 		t.Errorf("Bytes %d, want %d", c.Bytes(), want)
+	}
+}
+
+// TestCoordCoder: the greedy allocation spends exactly the bits asked
+// for, more on the directions of larger variance, and a coordinate within
+// the quantizer's range comes back within half a step.
+func TestCoordCoder(t *testing.T) {
+	const hd = 64
+	vars := make([]float64, hd)
+	for i := range vars {
+		vars[i] = math.Pow(0.9, float64(i))
+	}
+	for _, avg := range []float64{1, 2.5, 3, 4.5, 8} {
+		cc := newCoordCoder(hd, hd, avg, vars)
+		var used int
+		for i, b := range cc.bits {
+			used += int(b)
+			if i > 0 && b > cc.bits[i-1] {
+				t.Errorf("avg %g: direction %d gets %d bits, more than direction %d's %d", avg, i, b, i-1, cc.bits[i-1])
+			}
+		}
+		if want := int(math.Round(avg * hd)); used != want || cc.rowB != (want+7)/8 {
+			t.Errorf("avg %g: %d bits in rows of %d bytes, want %d", avg, used, cc.rowB, want)
+		}
+		rng := rand.New(rand.NewPCG(2, uint64(avg*10)))
+		z, back, row := make([]float32, hd), make([]float32, hd), make([]byte, cc.rowB)
+		for trial := 0; trial < 50; trial++ {
+			for i := range z {
+				z[i] = float32(rng.NormFloat64() * math.Sqrt(vars[i]) * 0.5)
+			}
+			cc.encode(row, z)
+			cc.decode(back, row)
+			for i := range z {
+				b := int(cc.bits[i])
+				if b == 0 {
+					if back[i] != 0 {
+						t.Fatalf("avg %g: dropped direction %d decodes to %g", avg, i, back[i])
+					}
+					continue
+				}
+				lim := float32(int(1)<<b/2) * cc.step[i]
+				if z[i] >= -lim && z[i] < lim && math.Abs(float64(back[i]-z[i])) > float64(cc.step[i])/2*1.0001 {
+					t.Fatalf("avg %g: direction %d (%d bits, step %g): %g decodes to %g", avg, i, b, cc.step[i], z[i], back[i])
+				}
+			}
+		}
 	}
 }
 
@@ -217,6 +289,8 @@ func TestPCASpecErrors(t *testing.T) {
 		{"pca:k0:" + path, "fraction"},
 		{"pca:k1.5:" + path, "fraction"},
 		{"pca:k0.5:k0.5:" + path, "twice"},
+		{"pca:b0.5:" + path, "bits"},
+		{"pca:b9:" + path, "bits"},
 		{"pca:" + filepath.Join(dir, "missing.json"), "missing.json"},
 		{"pca:" + bad, "bad.json"},
 		{"pca:" + notJSON, "x.json"},
@@ -239,8 +313,14 @@ func TestPCASpecErrors(t *testing.T) {
 	if got := sp.String(); got != "pca:k0.5:v0.5:"+path {
 		t.Errorf("String %q", got)
 	}
-	back, err := Parse(sp.String())
-	if err != nil || back.String() != sp.String() {
-		t.Errorf("round trip of %q: %v, %v", sp.String(), back, err)
+	for _, spec := range []string{"pca:k0.5:v0.5:" + path, "pca:k1:v0.25:b3.5:" + path} {
+		sp, err := Parse(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := Parse(sp.String())
+		if err != nil || sp.String() != spec || back.String() != spec {
+			t.Errorf("round trip of %q: %q, %v", spec, sp.String(), err)
+		}
 	}
 }

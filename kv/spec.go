@@ -50,8 +50,11 @@ type Spec struct {
 	// KindPCA cache keeps; PCAFile is its basis file (PCABasis), read by
 	// Parse into pca.
 	PCAK, PCAV float64
-	PCAFile    string
-	pca        *PCABasis
+	// PCABits, when positive, quantizes the coordinates: PCABits bits
+	// per channel on average, allocated across the kept directions.
+	PCABits float64
+	PCAFile string
+	pca     *PCABasis
 }
 
 // blockTypes are the element types a KindBlock cache accepts, by name:
@@ -166,7 +169,7 @@ func parsePCA(s, rest string) (*Spec, error) {
 	i := 0
 	for ; i < len(fields); i++ {
 		f := fields[i]
-		if len(f) < 2 || (f[0] != 'k' && f[0] != 'v') {
+		if len(f) < 2 || (f[0] != 'k' && f[0] != 'v' && f[0] != 'b') {
 			break
 		}
 		x, err := strconv.ParseFloat(f[1:], 64)
@@ -177,6 +180,13 @@ func parsePCA(s, rest string) (*Spec, error) {
 			return nil, fmt.Errorf("kv spec %q: field %q given twice", s, f)
 		}
 		seen[f[0]] = true
+		if f[0] == 'b' {
+			if !(x >= 1 && x <= 8) {
+				return nil, fmt.Errorf("kv spec %q: field %q: want 1 to 8 bits per channel", s, f)
+			}
+			sp.PCABits = x
+			continue
+		}
 		if !(x > 0 && x <= 1) {
 			return nil, fmt.Errorf("kv spec %q: field %q: want a fraction of the channels in (0, 1]", s, f)
 		}
@@ -230,7 +240,11 @@ func (sp *Spec) String() string {
 	case KindBlock:
 		return strings.ToLower(sp.Type.String())
 	case KindPCA:
-		return fmt.Sprintf("pca:k%s:v%s:%s", strconv.FormatFloat(sp.PCAK, 'g', -1, 64), strconv.FormatFloat(sp.PCAV, 'g', -1, 64), sp.PCAFile)
+		b := ""
+		if sp.PCABits > 0 {
+			b = ":b" + strconv.FormatFloat(sp.PCABits, 'g', -1, 64)
+		}
+		return fmt.Sprintf("pca:k%s:v%s%s:%s", strconv.FormatFloat(sp.PCAK, 'g', -1, 64), strconv.FormatFloat(sp.PCAV, 'g', -1, 64), b, sp.PCAFile)
 	}
 	return fmt.Sprintf("kivi:k%dv%d:g%d:r%d", sp.KBits, sp.VBits, sp.Group, sp.Residual)
 }
