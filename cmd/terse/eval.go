@@ -141,6 +141,13 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if *ctx == 0 && res.KVInfo != nil {
+		// The window length came from the base-logits file: size the
+		// cache for it, not for the placeholder it was sized for above.
+		if res.KVInfo.BitsPerElement, res.KVInfo.BytesPerToken, err = kvSpec.Size(cfg, res.Ctx); err != nil {
+			return fmt.Errorf("--kv: %w", err)
+		}
+	}
 	if *jsonOut {
 		return res.WriteJSON(stdout)
 	}

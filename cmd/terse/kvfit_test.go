@@ -57,3 +57,30 @@ func TestKVFit(t *testing.T) {
 		}
 	}
 }
+
+// TestEvalKVSizeWithBaseLogits: with --base-logits and no --ctx, the cache
+// is sized for the file's window length (a KIVI cache's residual window
+// weighs more in a short window, so the size depends on it).
+func TestEvalKVSizeWithBaseLogits(t *testing.T) {
+	dir := testshared.Path(t, "models/pdtext-llama-28m")
+	logits := filepath.Join(t.TempDir(), "base.logits")
+	if _, errs, code := runCmd(t, "eval", "--model", dir, "--ctx", "128", "--windows", "1", "--quiet", "--save-logits", logits); code != 0 {
+		t.Fatalf("save logits: exit %d: %s", code, errs)
+	}
+	bits := func(args ...string) float64 {
+		out, errs, code := runCmd(t, append([]string{"eval", "--model", dir, "--windows", "1", "--json", "--quiet", "--kv", "kivi:k4v4:g32:r0"}, args...)...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errs)
+		}
+		var r struct {
+			Bits float64 `json:"kv_bits_per_element"`
+		}
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatal(err)
+		}
+		return r.Bits
+	}
+	if a, b := bits("--base-logits", logits), bits("--ctx", "128"); a != b {
+		t.Errorf("with --base-logits of ctx 128: %g bits per element; with --ctx 128: %g", a, b)
+	}
+}
