@@ -25,7 +25,7 @@
 //	                     last R. Defaults: k2v2, g32, r128 (the paper's);
 //	                     bits 2, 4 or 8; R a multiple of G (0: keys wait
 //	                     for one group only, values are quantized at once).
-//	pca[:kF][:vF][:bB]:FILE
+//	pca[:kF][:vF][:bB[/C]]:FILE
 //	                     CSKV / MatryoshkaKV-style channel reduction: each
 //	                     head's keys and values are kept as binary16
 //	                     coordinates along their leading round(F·head_dim)
@@ -37,7 +37,8 @@
 //	                     back once. Keys are projected after RoPE, as the
 //	                     engine stores them. With bB the coordinates are
 //	                     quantized instead (transform coding): B bits per
-//	                     channel on average (1…8, fractional allowed), given
+//	                     channel on average for keys, C for values (default
+//	                     B; 1…8, fractional allowed), given
 //	                     bit by bit to the kept direction of largest
 //	                     variance·4^−bits (at most 8 each), each coordinate a
 //	                     uniform quantizer centred on 0 with the

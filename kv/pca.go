@@ -476,7 +476,7 @@ func newPCACache(cfg *model.Config, positions int, sp *Spec) (*pcaCache, error) 
 		for h := range c.basis[l] {
 			src := &sp.pca.Layers[l][h]
 			ph := pcaHead{mk: src.K.Mean, mv: src.V.Mean, dk: make([]float32, c.rk*hd), dv: make([]float32, c.rv*hd),
-				ck: newCoordCoder(c.rk, hd, sp.PCABits, src.K.Var), cv: newCoordCoder(c.rv, hd, sp.PCABits, src.V.Var)}
+				ck: newCoordCoder(c.rk, hd, sp.PCABits, src.K.Var), cv: newCoordCoder(c.rv, hd, sp.PCAVBits, src.V.Var)}
 			if h > 0 && (ph.ck.rowB != c.basis[l][0].ck.rowB || ph.cv.rowB != c.basis[l][0].cv.rowB) {
 				return nil, fmt.Errorf("kv %s: layer %d: heads coded in rows of different sizes", sp, l)
 			}

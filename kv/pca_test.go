@@ -154,11 +154,12 @@ func TestPCACache(t *testing.T) {
 	checkReadKV(t, "pca:k0.5:v0.25:"+path)
 	checkReadKV(t, "pca:k1:v1:b3:"+path)
 	checkReadKV(t, "pca:k0.5:v1:b2.5:"+path)
+	checkReadKV(t, "pca:k1:v1:b2/3.5:"+path)
 
 	for _, tc := range []struct {
 		spec string
 		rel  float64
-	}{{"pca:k0.5:v0.5", 5e-3}, {"pca:k1:v1:b4", 0.03}, {"pca:k0.5:v0.5:b2", 0.15}} {
+	}{{"pca:k0.5:v0.5", 5e-3}, {"pca:k1:v1:b4", 0.03}, {"pca:k0.5:v0.5:b2", 0.15}, {"pca:k1:v1:b2/4", 0.15}} {
 		lowRankCache(t, tc.spec, path, gen, tc.rel)
 	}
 }
@@ -209,9 +210,10 @@ func lowRankCache(t *testing.T, spec, path string, gen func(*rand.Rand) (k, v []
 		// Bytes: round(B·64) bits per head row of keys and of values,
 		// plus the float32 means and directions of every head.
 		heads := int64(testCfg.NLayers * testCfg.NKVHeads)
-		rowB := (int64(math.Round(sp.PCABits*float64(hd))) + 7) / 8
+		kRowB := (int64(math.Round(sp.PCABits*float64(hd))) + 7) / 8
+		vRowB := (int64(math.Round(sp.PCAVBits*float64(hd))) + 7) / 8
 		rk, rv := int64(pcaRank(sp.PCAK, hd)), int64(pcaRank(sp.PCAV, hd))
-		if want := heads*100*2*rowB + heads*4*int64(2*hd) + heads*4*(rk+rv)*int64(hd); c.Bytes() != want {
+		if want := heads*100*(kRowB+vRowB) + heads*4*int64(2*hd) + heads*4*(rk+rv)*int64(hd); c.Bytes() != want {
 			t.Errorf("%s: Bytes %d, want %d", spec, c.Bytes(), want)
 		}
 		return
@@ -291,6 +293,7 @@ func TestPCASpecErrors(t *testing.T) {
 		{"pca:k0.5:k0.5:" + path, "twice"},
 		{"pca:b0.5:" + path, "bits"},
 		{"pca:b9:" + path, "bits"},
+		{"pca:b3/0:" + path, "bits"},
 		{"pca:" + filepath.Join(dir, "missing.json"), "missing.json"},
 		{"pca:" + bad, "bad.json"},
 		{"pca:" + notJSON, "x.json"},
@@ -313,7 +316,7 @@ func TestPCASpecErrors(t *testing.T) {
 	if got := sp.String(); got != "pca:k0.5:v0.5:"+path {
 		t.Errorf("String %q", got)
 	}
-	for _, spec := range []string{"pca:k0.5:v0.5:" + path, "pca:k1:v0.25:b3.5:" + path} {
+	for _, spec := range []string{"pca:k0.5:v0.5:" + path, "pca:k1:v0.25:b3.5:" + path, "pca:k1:v1:b2.5/3:" + path} {
 		sp, err := Parse(spec)
 		if err != nil {
 			t.Fatal(err)

@@ -50,11 +50,12 @@ type Spec struct {
 	// KindPCA cache keeps; PCAFile is its basis file (PCABasis), read by
 	// Parse into pca.
 	PCAK, PCAV float64
-	// PCABits, when positive, quantizes the coordinates: PCABits bits
-	// per channel on average, allocated across the kept directions.
-	PCABits float64
-	PCAFile string
-	pca     *PCABasis
+	// PCABits and PCAVBits, when positive, quantize the key and the value
+	// coordinates: that many bits per channel on average, allocated
+	// across the kept directions.
+	PCABits, PCAVBits float64
+	PCAFile           string
+	pca               *PCABasis
 }
 
 // blockTypes are the element types a KindBlock cache accepts, by name:
@@ -159,7 +160,7 @@ func parseKIVI(s, rest string) (*Spec, error) {
 	return sp, nil
 }
 
-// parsePCA reads "[kF][:vF]:FILE" after "pca:": the fractions of key and
+// parsePCA reads "[kF][:vF][:bB[/C]]:FILE" after "pca:": the fractions of key and
 // value channels kept (default DefaultPCAFraction each), then the basis
 // file, which it reads.
 func parsePCA(s, rest string) (*Spec, error) {
@@ -172,6 +173,26 @@ func parsePCA(s, rest string) (*Spec, error) {
 		if len(f) < 2 || (f[0] != 'k' && f[0] != 'v' && f[0] != 'b') {
 			break
 		}
+		if f[0] == 'b' {
+			kb, vb, two := strings.Cut(f[1:], "/")
+			x, err := strconv.ParseFloat(kb, 64)
+			y := x
+			if err == nil && two {
+				y, err = strconv.ParseFloat(vb, 64)
+			}
+			if err != nil {
+				break // not bits: the file name starts here
+			}
+			if seen['b'] {
+				return nil, fmt.Errorf("kv spec %q: field %q given twice", s, f)
+			}
+			seen['b'] = true
+			if !(x >= 1 && x <= 8 && y >= 1 && y <= 8) {
+				return nil, fmt.Errorf("kv spec %q: field %q: want 1 to 8 bits per channel", s, f)
+			}
+			sp.PCABits, sp.PCAVBits = x, y
+			continue
+		}
 		x, err := strconv.ParseFloat(f[1:], 64)
 		if err != nil {
 			break // not a fraction: the file name starts here
@@ -180,13 +201,6 @@ func parsePCA(s, rest string) (*Spec, error) {
 			return nil, fmt.Errorf("kv spec %q: field %q given twice", s, f)
 		}
 		seen[f[0]] = true
-		if f[0] == 'b' {
-			if !(x >= 1 && x <= 8) {
-				return nil, fmt.Errorf("kv spec %q: field %q: want 1 to 8 bits per channel", s, f)
-			}
-			sp.PCABits = x
-			continue
-		}
 		if !(x > 0 && x <= 1) {
 			return nil, fmt.Errorf("kv spec %q: field %q: want a fraction of the channels in (0, 1]", s, f)
 		}
@@ -243,6 +257,9 @@ func (sp *Spec) String() string {
 		b := ""
 		if sp.PCABits > 0 {
 			b = ":b" + strconv.FormatFloat(sp.PCABits, 'g', -1, 64)
+			if sp.PCAVBits != sp.PCABits {
+				b += "/" + strconv.FormatFloat(sp.PCAVBits, 'g', -1, 64)
+			}
 		}
 		return fmt.Sprintf("pca:k%s:v%s%s:%s", strconv.FormatFloat(sp.PCAK, 'g', -1, 64), strconv.FormatFloat(sp.PCAV, 'g', -1, 64), b, sp.PCAFile)
 	}
