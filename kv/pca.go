@@ -330,6 +330,8 @@ type pcaCache struct {
 	kz, vz    [][]byte    // per layer: heads × cap coded rows (kRowB, vRowB bytes)
 	kRowB     int
 	vRowB     int
+	sinks     int      // leading positions kept as binary16 rows
+	sk, sv    [][]byte // per layer: heads × sinks binary16 rows of hd
 	tmp       []float32
 	projBytes int64
 }
@@ -434,10 +436,12 @@ func (cc *coordCoder) decode(z []float32, src []byte) {
 			z[i] = 0
 			continue
 		}
-		q := 0
-		for j := 0; j < b; j++ {
-			q |= int(src[(pos+j)/8]>>((pos+j)%8)&1) << j
+		o := pos >> 3 // b ≤ 8: the code spans at most two bytes
+		w := uint(src[o])
+		if o+1 < len(src) {
+			w |= uint(src[o+1]) << 8
 		}
+		q := int(w >> (pos & 7) & (1<<b - 1))
 		pos += b
 		z[i] = (float32(q-(1<<b)/2) + 0.5) * cc.step[i]
 	}
@@ -468,7 +472,8 @@ func newPCACache(cfg *model.Config, positions int, sp *Spec) (*pcaCache, error) 
 	hd := cfg.HeadDim
 	c := &pcaCache{sp: *sp, cap: positions, hd: hd, rk: pcaRank(sp.PCAK, hd), rv: pcaRank(sp.PCAV, hd),
 		kvDim: make([]int, cfg.NLayers), lens: make([]int, cfg.NLayers), basis: make([][]pcaHead, cfg.NLayers),
-		kz: make([][]byte, cfg.NLayers), vz: make([][]byte, cfg.NLayers), tmp: make([]float32, 2*hd)}
+		kz: make([][]byte, cfg.NLayers), vz: make([][]byte, cfg.NLayers), tmp: make([]float32, 2*hd),
+		sinks: min(sp.PCASinks, positions), sk: make([][]byte, cfg.NLayers), sv: make([][]byte, cfg.NLayers)}
 	for l := range c.kvDim {
 		c.kvDim[l] = cfg.KVDim(l)
 		heads := c.kvDim[l] / hd
@@ -491,6 +496,7 @@ func newPCACache(cfg *model.Config, positions int, sp *Spec) (*pcaCache, error) 
 		}
 		c.kRowB, c.vRowB = c.basis[l][0].ck.rowB, c.basis[l][0].cv.rowB
 		c.kz[l], c.vz[l] = make([]byte, heads*positions*c.kRowB), make([]byte, heads*positions*c.vRowB)
+		c.sk[l], c.sv[l] = make([]byte, heads*c.sinks*hd*2), make([]byte, heads*c.sinks*hd*2)
 	}
 	return c, nil
 }
@@ -541,9 +547,20 @@ func (c *pcaCache) Append(layer int, k, v []float32) error {
 		z = c.tmp[:c.rv]
 		project(z, v[h*hd:(h+1)*hd], b.mv, b.dv, hd)
 		b.cv.encode(c.vRow(layer, h, pos), z)
+		if pos < c.sinks {
+			putF16Row(c.sinkRow(c.sk[layer], h, pos), k[h*hd:(h+1)*hd])
+			putF16Row(c.sinkRow(c.sv[layer], h, pos), v[h*hd:(h+1)*hd])
+		}
 	}
 	c.lens[layer]++
 	return nil
+}
+
+// sinkRow is head h's binary16 row of sink position p in a layer's sink
+// store s.
+func (c *pcaCache) sinkRow(s []byte, h, p int) []byte {
+	off := (h*c.sinks + p) * c.hd * 2
+	return s[off : off+c.hd*2]
 }
 
 func (c *pcaCache) kRow(layer, h, p int) []byte {
@@ -606,6 +623,10 @@ func (c *pcaCache) Scores(layer, head int, q []float32, qs, nq, n int, scale flo
 		for p := range row {
 			row[p] += scale * base
 		}
+		if ns := min(c.sinks, n); ns > 0 {
+			kernel.F16ToF32Row(buf[:ns*c.hd], c.sk[layer][head*c.sinks*c.hd*2:(head*c.sinks+ns)*c.hd*2])
+			kernel.Scores(row, n, qi, c.hd, 1, buf, c.hd, ns, c.hd, scale)
+		}
 	}
 	return nil
 }
@@ -627,7 +648,8 @@ func (c *pcaCache) WeightedSum(layer, head int, w, dst []float32, scratch []floa
 	clear(acc)
 	var wsum float32
 	store := c.vz[layer][head*c.cap*c.vRowB:]
-	for p0 := 0; p0 < len(w); p0 += wsChunk {
+	ns := min(c.sinks, len(w))
+	for p0 := ns; p0 < len(w); p0 += wsChunk {
 		m := min(wsChunk, len(w)-p0)
 		b.cv.decodeRows(buf, store[p0*c.vRowB:], m)
 		kernel.WeightedSum(part, w[p0:p0+m], buf, c.rv)
@@ -639,6 +661,13 @@ func (c *pcaCache) WeightedSum(layer, head int, w, dst []float32, scratch []floa
 		}
 	}
 	unproject(dst, acc, b.mv, b.dv, wsum, c.hd)
+	if ns > 0 {
+		kernel.F16ToF32Row(buf[:ns*c.hd], c.sv[layer][head*c.sinks*c.hd*2:(head*c.sinks+ns)*c.hd*2])
+		kernel.WeightedSum(part[:c.hd], w[:ns], buf, c.hd)
+		for j, x := range part[:c.hd] {
+			dst[j] += x
+		}
+	}
 	return nil
 }
 
@@ -661,14 +690,14 @@ func (c *pcaCache) Cap() int { return c.cap }
 
 // ScratchSize implements model.KVCache: a projected query (or sum), a
 // partial sum and a chunk of widened coordinates.
-func (c *pcaCache) ScratchSize() int { return 2*c.hd + wsChunk*max(c.rk, c.rv) }
+func (c *pcaCache) ScratchSize() int { return 2*c.hd + wsChunk*max(c.rk, c.rv, c.hd) }
 
 // Bytes implements model.KVCache: the binary16 coordinates of the whole
 // capacity plus the float32 means and directions the cache holds.
 func (c *pcaCache) Bytes() int64 {
 	n := c.projBytes
 	for l := range c.kz {
-		n += int64(len(c.kz[l]) + len(c.vz[l]))
+		n += int64(len(c.kz[l]) + len(c.vz[l]) + len(c.sk[l]) + len(c.sv[l]))
 	}
 	return n
 }
@@ -692,6 +721,11 @@ func (c *pcaCache) ReadKV(layer, from, to int, k, v []float32) error {
 // rebuild sets kr and vr to head h's key and value at position p as the
 // cache holds them.
 func (c *pcaCache) rebuild(layer, h, p int, kr, vr []float32) {
+	if p < c.sinks {
+		kernel.F16ToF32Row(kr, c.sinkRow(c.sk[layer], h, p))
+		kernel.F16ToF32Row(vr, c.sinkRow(c.sv[layer], h, p))
+		return
+	}
 	b := &c.basis[layer][h]
 	z := c.tmp[:c.rk]
 	b.ck.decode(z, c.kRow(layer, h, p))

@@ -155,6 +155,8 @@ func TestPCACache(t *testing.T) {
 	checkReadKV(t, "pca:k1:v1:b3:"+path)
 	checkReadKV(t, "pca:k0.5:v1:b2.5:"+path)
 	checkReadKV(t, "pca:k1:v1:b2/3.5:"+path)
+	checkReadKV(t, "pca:k0.5:v0.5:b3:s4:"+path)
+	cacheAttention(t, "pca:k1:v1:s8:"+path, 2e-3)
 
 	for _, tc := range []struct {
 		spec string
@@ -294,6 +296,8 @@ func TestPCASpecErrors(t *testing.T) {
 		{"pca:b0.5:" + path, "bits"},
 		{"pca:b9:" + path, "bits"},
 		{"pca:b3/0:" + path, "bits"},
+		{"pca:s65:" + path, "sink"},
+		{"pca:s1:s1:" + path, "twice"},
 		{"pca:" + filepath.Join(dir, "missing.json"), "missing.json"},
 		{"pca:" + bad, "bad.json"},
 		{"pca:" + notJSON, "x.json"},
@@ -316,7 +320,7 @@ func TestPCASpecErrors(t *testing.T) {
 	if got := sp.String(); got != "pca:k0.5:v0.5:"+path {
 		t.Errorf("String %q", got)
 	}
-	for _, spec := range []string{"pca:k0.5:v0.5:" + path, "pca:k1:v0.25:b3.5:" + path, "pca:k1:v1:b2.5/3:" + path} {
+	for _, spec := range []string{"pca:k0.5:v0.5:" + path, "pca:k1:v0.25:b3.5:" + path, "pca:k1:v1:b2.5/3:" + path, "pca:k1:v1:b3:s1:" + path, "pca:k0.5:v0.5:s3:" + path} {
 		sp, err := Parse(spec)
 		if err != nil {
 			t.Fatal(err)

@@ -54,8 +54,11 @@ type Spec struct {
 	// coordinates: that many bits per channel on average, allocated
 	// across the kept directions.
 	PCABits, PCAVBits float64
-	PCAFile           string
-	pca               *PCABasis
+	// PCASinks is how many leading positions a pca cache keeps whole, in
+	// binary16 (the attention sinks; at most wsChunk).
+	PCASinks int
+	PCAFile  string
+	pca      *PCABasis
 }
 
 // blockTypes are the element types a KindBlock cache accepts, by name:
@@ -160,7 +163,7 @@ func parseKIVI(s, rest string) (*Spec, error) {
 	return sp, nil
 }
 
-// parsePCA reads "[kF][:vF][:bB[/C]]:FILE" after "pca:": the fractions of key and
+// parsePCA reads "[kF][:vF][:bB[/C]][:sS]:FILE" after "pca:": the fractions of key and
 // value channels kept (default DefaultPCAFraction each), then the basis
 // file, which it reads.
 func parsePCA(s, rest string) (*Spec, error) {
@@ -170,8 +173,23 @@ func parsePCA(s, rest string) (*Spec, error) {
 	i := 0
 	for ; i < len(fields); i++ {
 		f := fields[i]
-		if len(f) < 2 || (f[0] != 'k' && f[0] != 'v' && f[0] != 'b') {
+		if len(f) < 2 || (f[0] != 'k' && f[0] != 'v' && f[0] != 'b' && f[0] != 's') {
 			break
+		}
+		if f[0] == 's' {
+			n, err := strconv.Atoi(f[1:])
+			if err != nil {
+				break // not a count: the file name starts here
+			}
+			if seen['s'] {
+				return nil, fmt.Errorf("kv spec %q: field %q given twice", s, f)
+			}
+			seen['s'] = true
+			if n < 0 || n > wsChunk {
+				return nil, fmt.Errorf("kv spec %q: field %q: want 0 to %d sink positions", s, f, wsChunk)
+			}
+			sp.PCASinks = n
+			continue
 		}
 		if f[0] == 'b' {
 			kb, vb, two := strings.Cut(f[1:], "/")
@@ -260,6 +278,9 @@ func (sp *Spec) String() string {
 			if sp.PCAVBits != sp.PCABits {
 				b += "/" + strconv.FormatFloat(sp.PCAVBits, 'g', -1, 64)
 			}
+		}
+		if sp.PCASinks > 0 {
+			b += fmt.Sprintf(":s%d", sp.PCASinks)
 		}
 		return fmt.Sprintf("pca:k%s:v%s%s:%s", strconv.FormatFloat(sp.PCAK, 'g', -1, 64), strconv.FormatFloat(sp.PCAV, 'g', -1, 64), b, sp.PCAFile)
 	}
