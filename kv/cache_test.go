@@ -145,87 +145,94 @@ func relRMS(got, want [][]float32) float64 {
 }
 
 func TestCacheAttention(t *testing.T) {
-	const positions = 200
 	for _, tc := range testSpecs {
-		t.Run(tc.spec, func(t *testing.T) {
-			sp, err := Parse(tc.spec)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := sp.New(&testCfg, positions)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rng := rand.New(rand.NewPCG(1, 2))
-			d := testCfg.KVDim(0)
-			ks, vs := [2][][]float32{}, [2][][]float32{}
-			for l := range ks {
-				ks[l], vs[l] = kvRows(rng, positions, d)
-			}
-			checks := map[int]bool{1: true, 15: true, 16: true, 31: true, 32: true, 33: true, 64: true, 100: true, 129: true, 200: true}
-			for p := 0; p < positions; p++ {
-				for l := range ks {
-					if err := c.Append(l, ks[l][p], vs[l][p]); err != nil {
-						t.Fatal(err)
-					}
-				}
-				if checks[p+1] {
-					checkAttention(t, tc.spec, c, rng, p+1)
-				}
-			}
-			if c.Len() != positions {
-				t.Fatalf("Len %d after %d appends", c.Len(), positions)
-			}
-			// The stored form is close to what was appended.
-			for l := range ks {
-				for h := 0; h < testCfg.NKVHeads; h++ {
-					k, v := c.(dequantizer).dequant(l, h, positions)
-					want := func(rows [][]float32) [][]float32 {
-						out := make([][]float32, len(rows))
-						for p, r := range rows {
-							out[p] = r[h*testCfg.HeadDim : (h+1)*testCfg.HeadDim]
-						}
-						return out
-					}
-					if e := relRMS(k, want(ks[l])); e > tc.rel {
-						t.Errorf("layer %d head %d: keys' relative RMS error %.4g > %g", l, h, e, tc.rel)
-					}
-					if e := relRMS(v, want(vs[l])); e > tc.rel {
-						t.Errorf("layer %d head %d: values' relative RMS error %.4g > %g", l, h, e, tc.rel)
-					}
-				}
-			}
-			if err := c.Append(0, ks[0][0], vs[0][0]); err == nil {
-				t.Errorf("append past capacity: no error")
-			}
-			if err := c.Scores(0, 2, make([]float32, 64), 64, 1, 1, 1, make([]float32, 1), 1, make([]float32, c.ScratchSize())); err == nil {
-				t.Errorf("Scores of KV head 2 of 2: no error")
-			}
-			if err := c.WeightedSum(0, 0, make([]float32, positions+1), make([]float32, 64), make([]float32, c.ScratchSize())); err == nil {
-				t.Errorf("WeightedSum over more positions than held: no error")
-			}
-
-			// Truncate, refill, and attention still agrees with the stored form.
-			if err := c.Truncate(45); err != nil {
-				t.Fatal(err)
-			}
-			if c.Len() != 45 {
-				t.Fatalf("Len %d after Truncate(45)", c.Len())
-			}
-			checkAttention(t, tc.spec, c, rng, 45)
-			for p := 45; p < 170; p++ {
-				for l := range ks {
-					if err := c.Append(l, ks[l][p], vs[l][p]); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
-			checkAttention(t, tc.spec, c, rng, 170)
-			if err := c.Truncate(171); err == nil {
-				t.Errorf("Truncate past Len: no error")
-			}
-		})
+		t.Run(tc.spec, func(t *testing.T) { cacheAttention(t, tc.spec, tc.rel) })
 	}
+}
+
+// cacheAttention fills a cache of the spec with 200 random positions,
+// checking its attention against its own stored form along the way, the
+// stored form against what was appended (relative RMS error at most rel),
+// bad calls, and truncation.
+func cacheAttention(t *testing.T, spec string, rel float64) {
+	const positions = 200
+	sp, err := Parse(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := sp.New(&testCfg, positions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	d := testCfg.KVDim(0)
+	ks, vs := [2][][]float32{}, [2][][]float32{}
+	for l := range ks {
+		ks[l], vs[l] = kvRows(rng, positions, d)
+	}
+	checks := map[int]bool{1: true, 15: true, 16: true, 31: true, 32: true, 33: true, 64: true, 100: true, 129: true, 200: true}
+	for p := 0; p < positions; p++ {
+		for l := range ks {
+			if err := c.Append(l, ks[l][p], vs[l][p]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if checks[p+1] {
+			checkAttention(t, spec, c, rng, p+1)
+		}
+	}
+	if c.Len() != positions {
+		t.Fatalf("Len %d after %d appends", c.Len(), positions)
+	}
+	// The stored form is close to what was appended.
+	for l := range ks {
+		for h := 0; h < testCfg.NKVHeads; h++ {
+			k, v := c.(dequantizer).dequant(l, h, positions)
+			want := func(rows [][]float32) [][]float32 {
+				out := make([][]float32, len(rows))
+				for p, r := range rows {
+					out[p] = r[h*testCfg.HeadDim : (h+1)*testCfg.HeadDim]
+				}
+				return out
+			}
+			if e := relRMS(k, want(ks[l])); e > rel {
+				t.Errorf("layer %d head %d: keys' relative RMS error %.4g > %g", l, h, e, rel)
+			}
+			if e := relRMS(v, want(vs[l])); e > rel {
+				t.Errorf("layer %d head %d: values' relative RMS error %.4g > %g", l, h, e, rel)
+			}
+		}
+	}
+	if err := c.Append(0, ks[0][0], vs[0][0]); err == nil {
+		t.Errorf("append past capacity: no error")
+	}
+	if err := c.Scores(0, 2, make([]float32, 64), 64, 1, 1, 1, make([]float32, 1), 1, make([]float32, c.ScratchSize())); err == nil {
+		t.Errorf("Scores of KV head 2 of 2: no error")
+	}
+	if err := c.WeightedSum(0, 0, make([]float32, positions+1), make([]float32, 64), make([]float32, c.ScratchSize())); err == nil {
+		t.Errorf("WeightedSum over more positions than held: no error")
+	}
+
+	// Truncate, refill, and attention still agrees with the stored form.
+	if err := c.Truncate(45); err != nil {
+		t.Fatal(err)
+	}
+	if c.Len() != 45 {
+		t.Fatalf("Len %d after Truncate(45)", c.Len())
+	}
+	checkAttention(t, spec, c, rng, 45)
+	for p := 45; p < 170; p++ {
+		for l := range ks {
+			if err := c.Append(l, ks[l][p], vs[l][p]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	checkAttention(t, spec, c, rng, 170)
+	if err := c.Truncate(171); err == nil {
+		t.Errorf("Truncate past Len: no error")
+	}
+
 }
 
 // TestBlockTruncateExact: a block cache truncated and refilled holds what a

@@ -25,6 +25,32 @@
 //	                     last R. Defaults: k2v2, g32, r128 (the paper's);
 //	                     bits 2, 4 or 8; R a multiple of G (0: keys wait
 //	                     for one group only, values are quantized at once).
+//	pca[:kF][:vF][:bB[/C]][:sS]:FILE
+//	                     CSKV / MatryoshkaKV-style channel reduction: each
+//	                     head's keys and values are kept as binary16
+//	                     coordinates along their leading round(F·head_dim)
+//	                     principal directions (k ≈ mean + Σ z_i·d_i), fitted
+//	                     on calibration text by "terse kvfit" into FILE (a
+//	                     PCABasis in JSON). Scores are taken in the
+//	                     projected space (the query is projected once per
+//	                     call), values are summed as coordinates and mapped
+//	                     back once. Keys are projected after RoPE, as the
+//	                     engine stores them. With bB the coordinates are
+//	                     quantized instead (transform coding): B bits per
+//	                     channel on average for keys, C for values (default
+//	                     B; 1…8, fractional allowed), given
+//	                     bit by bit to the kept direction of largest
+//	                     variance·4^−bits (at most 8 each), each coordinate a
+//	                     uniform quantizer centred on 0 with the
+//	                     Gaussian-optimal step for its bits and fitted
+//	                     variance; no per-token scale. sS keeps the first S
+//	                     positions (the attention sinks, at most 64) whole
+//	                     in binary16 besides. Defaults: k0.5, v0.5,
+//	                     binary16 coordinates, s0. Bytes counts the coded rows
+//	                     and the float32 means and directions the cache
+//	                     holds (the basis is a per-model constant, the same
+//	                     for every sequence; for k1:v1 on head_dim 64 it
+//	                     adds 4 bits per element at n_ctx 512, 0.5 at 4096).
 //	sink[:S][:wW][+CACHE]
 //	                     StreamingLLM (Xiao et al. 2023, "Efficient Streaming
 //	                     Language Models with Attention Sinks"): each query

@@ -21,6 +21,9 @@ const (
 	KindKIVI
 	// KindCacheGen holds chunks as CacheGen bitstreams (package codec).
 	KindCacheGen
+	// KindPCA keeps keys and values as coordinates along fitted principal
+	// directions (pca:kF:vF:FILE).
+	KindPCA
 )
 
 // KIVI defaults (the paper's): 2-bit keys and values, groups of 32, a
@@ -30,6 +33,10 @@ const (
 	DefaultKIVIGroup    = 32
 	DefaultKIVIResidual = 128
 )
+
+// DefaultPCAFraction is the fraction of key and value channels a pca spec
+// keeps when it names none (CSKV's and MatryoshkaKV's half).
+const DefaultPCAFraction = 0.5
 
 // Spec is a parsed cache spec: which cache and its parameters.
 type Spec struct {
@@ -49,6 +56,19 @@ type Spec struct {
 	// Evict, when set, evicts tokens in front of the cache the rest of
 	// the spec describes (sink:…+INNER, h2o:…+INNER).
 	Evict *Evict
+	// PCAK and PCAV are the fractions of the key and value channels a
+	// KindPCA cache keeps; PCAFile is its basis file (PCABasis), read by
+	// Parse into pca.
+	PCAK, PCAV float64
+	// PCABits and PCAVBits, when positive, quantize the key and the value
+	// coordinates: that many bits per channel on average, allocated
+	// across the kept directions.
+	PCABits, PCAVBits float64
+	// PCASinks is how many leading positions a pca cache keeps whole, in
+	// binary16 (the attention sinks; at most wsChunk).
+	PCASinks int
+	PCAFile  string
+	pca      *PCABasis
 }
 
 // blockTypes are the element types a KindBlock cache accepts, by name:
@@ -97,10 +117,12 @@ func parseCache(s string) (*Spec, error) {
 		return parseKIVI(s, rest)
 	case name == "cachegen":
 		return parseCacheGen(s, rest)
+	case name == "pca":
+		return parsePCA(s, rest)
 	}
 	dt, ok := blockTypes[name]
 	if !ok {
-		return nil, fmt.Errorf("kv spec %q: unknown cache %q (want f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, kivi or cachegen)", s, name)
+		return nil, fmt.Errorf("kv spec %q: unknown cache %q (want f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, kivi, pca or cachegen)", s, name)
 	}
 	if rest != "" {
 		return nil, fmt.Errorf("kv spec %q: %s takes no parameters", s, name)
@@ -153,6 +175,83 @@ func parseKIVI(s, rest string) (*Spec, error) {
 	return sp, nil
 }
 
+// parsePCA reads "[kF][:vF][:bB[/C]][:sS]:FILE" after "pca:": the fractions of key and
+// value channels kept (default DefaultPCAFraction each), then the basis
+// file, which it reads.
+func parsePCA(s, rest string) (*Spec, error) {
+	sp := &Spec{Kind: KindPCA, PCAK: DefaultPCAFraction, PCAV: DefaultPCAFraction}
+	fields := strings.Split(rest, ":")
+	seen := map[byte]bool{}
+	i := 0
+	for ; i < len(fields); i++ {
+		f := fields[i]
+		if len(f) < 2 || (f[0] != 'k' && f[0] != 'v' && f[0] != 'b' && f[0] != 's') {
+			break
+		}
+		if f[0] == 's' {
+			n, err := strconv.Atoi(f[1:])
+			if err != nil {
+				break // not a count: the file name starts here
+			}
+			if seen['s'] {
+				return nil, fmt.Errorf("kv spec %q: field %q given twice", s, f)
+			}
+			seen['s'] = true
+			if n < 0 || n > wsChunk {
+				return nil, fmt.Errorf("kv spec %q: field %q: want 0 to %d sink positions", s, f, wsChunk)
+			}
+			sp.PCASinks = n
+			continue
+		}
+		if f[0] == 'b' {
+			kb, vb, two := strings.Cut(f[1:], "/")
+			x, err := strconv.ParseFloat(kb, 64)
+			y := x
+			if err == nil && two {
+				y, err = strconv.ParseFloat(vb, 64)
+			}
+			if err != nil {
+				break // not bits: the file name starts here
+			}
+			if seen['b'] {
+				return nil, fmt.Errorf("kv spec %q: field %q given twice", s, f)
+			}
+			seen['b'] = true
+			if !(x >= 1 && x <= 8 && y >= 1 && y <= 8) {
+				return nil, fmt.Errorf("kv spec %q: field %q: want 1 to 8 bits per channel", s, f)
+			}
+			sp.PCABits, sp.PCAVBits = x, y
+			continue
+		}
+		x, err := strconv.ParseFloat(f[1:], 64)
+		if err != nil {
+			break // not a fraction: the file name starts here
+		}
+		if seen[f[0]] {
+			return nil, fmt.Errorf("kv spec %q: field %q given twice", s, f)
+		}
+		seen[f[0]] = true
+		if !(x > 0 && x <= 1) {
+			return nil, fmt.Errorf("kv spec %q: field %q: want a fraction of the channels in (0, 1]", s, f)
+		}
+		if f[0] == 'k' {
+			sp.PCAK = x
+		} else {
+			sp.PCAV = x
+		}
+	}
+	sp.PCAFile = strings.Join(fields[i:], ":")
+	if sp.PCAFile == "" {
+		return nil, fmt.Errorf("kv spec %q: want pca[:kF][:vF]:FILE, FILE a basis written by terse kvfit", s)
+	}
+	b, err := ReadPCABasis(sp.PCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("kv spec %q: %w", s, err)
+	}
+	sp.pca = b
+	return sp, nil
+}
+
 func parseBits(s string) (int, error) {
 	b, err := parseInt(s, 1, 8)
 	if err != nil {
@@ -186,6 +285,18 @@ func (sp *Spec) String() string {
 		return strings.ToLower(sp.Type.String())
 	case KindCacheGen:
 		return cacheGenString(sp)
+	case KindPCA:
+		b := ""
+		if sp.PCABits > 0 {
+			b = ":b" + strconv.FormatFloat(sp.PCABits, 'g', -1, 64)
+			if sp.PCAVBits != sp.PCABits {
+				b += "/" + strconv.FormatFloat(sp.PCAVBits, 'g', -1, 64)
+			}
+		}
+		if sp.PCASinks > 0 {
+			b += fmt.Sprintf(":s%d", sp.PCASinks)
+		}
+		return fmt.Sprintf("pca:k%s:v%s%s:%s", strconv.FormatFloat(sp.PCAK, 'g', -1, 64), strconv.FormatFloat(sp.PCAV, 'g', -1, 64), b, sp.PCAFile)
 	}
 	return fmt.Sprintf("kivi:k%dv%d:g%d:r%d", sp.KBits, sp.VBits, sp.Group, sp.Residual)
 }
@@ -215,6 +326,8 @@ func (sp *Spec) New(cfg *model.Config, positions int) (model.KVCache, error) {
 		return newKIVICache(cfg, positions, sp)
 	case KindCacheGen:
 		return newCacheGenCache(cfg, positions, sp)
+	case KindPCA:
+		return newPCACache(cfg, positions, sp)
 	}
 	return nil, fmt.Errorf("kv %s: unknown kind %d", sp, sp.Kind)
 }

@@ -31,7 +31,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	topK := fs.Int("save-top-k", eval.DefaultTopK, "log-probs kept per position by --save-logits")
 	threads := fs.Int("threads", 0, "worker threads (0: all cores)")
 	perPos := fs.Bool("per-position", false, "include every scored position's NLL (and KLD) in --json output")
-	kvFlag := fs.String("kv", "f32", "KV cache of --model (--base keeps f32): f32, f16, q8_0, q4_0, q5_0, kivi[:kBvB][:gG][:rR], sink[:S][:wW][+CACHE], h2o[:B][:rP][+CACHE], … (see package kv)")
+	kvFlag := fs.String("kv", "f32", "KV cache of --model (--base keeps f32): f32, f16, q8_0, q4_0, q5_0, kivi[:kBvB][:gG][:rR], sink[:S][:wW][+CACHE], h2o[:B][:rP][+CACHE], pca[:kF][:vF][:bB]:FILE (terse kvfit), … (see package kv)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	jsonOut := fs.Bool("json", false, "print one JSON object")
 	if err := parse(fs, args); err != nil {
@@ -154,6 +154,13 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	}
 	if err != nil {
 		return err
+	}
+	if *ctx == 0 && res.KVInfo != nil {
+		// The window length came from the base-logits file: size the
+		// cache for it, not for the placeholder it was sized for above.
+		if res.KVInfo.BitsPerElement, res.KVInfo.BytesPerToken, err = kvSpec.Size(cfg, res.Ctx); err != nil {
+			return fmt.Errorf("--kv: %w", err)
+		}
 	}
 	if *jsonOut {
 		return res.WriteJSON(stdout)

@@ -17,6 +17,8 @@ func summary(name string) string {
 		return "an HTML page of a model's rate–distortion curve and searched allocations"
 	case "serve":
 		return "the OpenAI-compatible HTTP API over a model, batched continuously"
+	case "kvfit":
+		return "fit the PCA key/value channel projections of a pca:kF:vF:FILE cache on calibration text"
 	case "tokenize":
 		return "token ids of a text"
 	case "version":
@@ -42,6 +44,8 @@ func example(name string) string {
 		return "terse report --out report.html eval-*.json search.json"
 	case "serve":
 		return "terse serve --model model.gguf --addr 127.0.0.1:8080 --kv q8_0 --max-seqs 16"
+	case "kvfit":
+		return "terse kvfit --model hf-folder --text calib.txt --out basis.json && terse eval --model hf-folder --kv pca:k0.5:v0.5:basis.json"
 	case "tokenize":
 		return `terse tokenize --model hf-folder --text "Hello, world"`
 	case "version":

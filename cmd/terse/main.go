@@ -46,6 +46,7 @@ var commands = map[string]command{
 	"inspect":  {summary("inspect"), runInspect},
 	"report":   {summary("report"), runReport},
 	"serve":    {summary("serve"), runServe},
+	"kvfit":    {summary("kvfit"), runKVFit},
 	"tokenize": {summary("tokenize"), runTokenize},
 	"version":  {summary("version"), runVersion},
 }

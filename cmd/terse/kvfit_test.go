@@ -1,0 +1,86 @@
+package main
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/terse-llm/terse/internal/testshared"
+)
+
+// TestKVFit fits a basis on calibration text and evaluates with it: with
+// every channel kept, the pca cache reproduces the float cache (KLD ~0);
+// with half the key channels it costs divergence. Bad flags are usage
+// errors.
+func TestKVFit(t *testing.T) {
+	dir := testshared.Path(t, "models/pdtext-llama-28m")
+	calib := testshared.Path(t, "data/pdtext-calib.txt")
+	basis := filepath.Join(t.TempDir(), "basis.json")
+	out, errs, code := runCmd(t, "kvfit", "--model", dir, "--text", calib, "--ctx", "128", "--windows", "4", "--out", basis, "--quiet")
+	if code != 0 {
+		t.Fatalf("kvfit: exit %d: %s", code, errs)
+	}
+	if !strings.Contains(out, "fitted on 512 positions per head") {
+		t.Errorf("kvfit output: %s", out)
+	}
+	type result struct {
+		KLD  float64 `json:"kld_mean"`
+		Spec string  `json:"kv_spec"`
+		Bits float64 `json:"kv_bits_per_element"`
+	}
+	eval := func(spec string) result {
+		out, errs, code := runCmd(t, "eval", "--model", dir, "--base", dir, "--ctx", "128", "--windows", "1", "--json", "--quiet", "--kv", spec)
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", spec, code, errs)
+		}
+		var r result
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		return r
+	}
+	full, half := eval("pca:k1:v1:"+basis), eval("pca:k0.5:"+basis)
+	if full.KLD > 1e-4 || full.Spec != "pca:k1:v1:"+basis {
+		t.Errorf("pca with every channel: %+v", full)
+	}
+	if !(half.KLD > full.KLD) || !(half.Bits < full.Bits) {
+		t.Errorf("pca at half the channels: %+v; with all: %+v", half, full)
+	}
+	for _, args := range [][]string{
+		{"kvfit", "--model", dir, "--out", basis},
+		{"kvfit", "--model", dir, "--text", calib},
+		{"kvfit", "--model", dir, "--text", calib, "--out", basis, "--windows", "-1"},
+	} {
+		if _, _, code := runCmd(t, args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2 (usage)", args, code)
+		}
+	}
+}
+
+// TestEvalKVSizeWithBaseLogits: with --base-logits and no --ctx, the cache
+// is sized for the file's window length (a KIVI cache's residual window
+// weighs more in a short window, so the size depends on it).
+func TestEvalKVSizeWithBaseLogits(t *testing.T) {
+	dir := testshared.Path(t, "models/pdtext-llama-28m")
+	logits := filepath.Join(t.TempDir(), "base.logits")
+	if _, errs, code := runCmd(t, "eval", "--model", dir, "--ctx", "128", "--windows", "1", "--quiet", "--save-logits", logits); code != 0 {
+		t.Fatalf("save logits: exit %d: %s", code, errs)
+	}
+	bits := func(args ...string) float64 {
+		out, errs, code := runCmd(t, append([]string{"eval", "--model", dir, "--windows", "1", "--json", "--quiet", "--kv", "kivi:k4v4:g32:r0"}, args...)...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errs)
+		}
+		var r struct {
+			Bits float64 `json:"kv_bits_per_element"`
+		}
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatal(err)
+		}
+		return r.Bits
+	}
+	if a, b := bits("--base-logits", logits), bits("--ctx", "128"); a != b {
+		t.Errorf("with --base-logits of ctx 128: %g bits per element; with --ctx 128: %g", a, b)
+	}
+}

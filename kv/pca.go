@@ -1,0 +1,747 @@
+package kv
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"sort"
+
+	"github.com/terse-llm/terse/kernel"
+	"github.com/terse-llm/terse/model"
+)
+
+// PCABasis is a set of principal-component channel projections of a
+// model's keys and values, fitted on calibration text (PCAFit): per layer
+// and KV head, the mean key and value and the orthonormal principal
+// directions in order of decreasing variance. A pca cache keeps each key
+// and value as its coordinates along the leading directions.
+type PCABasis struct {
+	// Model names the checkpoint the basis was fitted on (informational).
+	Model string `json:"model,omitempty"`
+	// HeadDim is the width of one head's key and value.
+	HeadDim int `json:"head_dim"`
+	// Positions is the number of key/value rows per head fitted.
+	Positions int64 `json:"positions"`
+	// Layers holds, per layer, one entry per KV head.
+	Layers [][]PCAHead `json:"layers"`
+}
+
+// PCAHead is one KV head's fitted projections.
+type PCAHead struct {
+	K PCAComponents `json:"k"`
+	V PCAComponents `json:"v"`
+}
+
+// PCAComponents are the mean and the principal directions of one set of
+// rows (a head's keys or its values).
+type PCAComponents struct {
+	Mean []float32 `json:"mean"`
+	// Dirs are HeadDim orthonormal directions, each HeadDim floats, in
+	// order of decreasing Var.
+	Dirs [][]float32 `json:"dirs"`
+	// Var is the variance of the rows along each direction.
+	Var []float64 `json:"var"`
+}
+
+// ReadPCABasis reads a basis written by PCABasis.Write.
+func ReadPCABasis(path string) (*PCABasis, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("pca basis: %w", err)
+	}
+	b := &PCABasis{}
+	if err := json.Unmarshal(raw, b); err != nil {
+		return nil, fmt.Errorf("pca basis %s: %w", path, err)
+	}
+	if err := b.check(); err != nil {
+		return nil, fmt.Errorf("pca basis %s: %w", path, err)
+	}
+	return b, nil
+}
+
+// Write stores the basis as JSON.
+func (b *PCABasis) Write(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	return enc.Encode(b)
+}
+
+// check reports whether the basis is well formed: every head has a mean
+// and HeadDim directions of HeadDim finite floats.
+func (b *PCABasis) check() error {
+	if b.HeadDim < 1 || b.HeadDim > 1<<12 {
+		return fmt.Errorf("head_dim %d", b.HeadDim)
+	}
+	if len(b.Layers) == 0 {
+		return fmt.Errorf("no layers")
+	}
+	hd := b.HeadDim
+	for l, heads := range b.Layers {
+		if len(heads) == 0 {
+			return fmt.Errorf("layer %d: no heads", l)
+		}
+		for h := range heads {
+			for _, pc := range []struct {
+				name string
+				c    *PCAComponents
+			}{{"k", &heads[h].K}, {"v", &heads[h].V}} {
+				c := pc.c
+				if len(c.Mean) != hd || len(c.Dirs) != hd || len(c.Var) != hd {
+					return fmt.Errorf("layer %d head %d %s: %d mean floats, %d directions, %d variances, want %d each", l, h, pc.name, len(c.Mean), len(c.Dirs), len(c.Var), hd)
+				}
+				for i, d := range c.Dirs {
+					if len(d) != hd {
+						return fmt.Errorf("layer %d head %d %s: direction %d of %d floats, want %d", l, h, pc.name, i, len(d), hd)
+					}
+					for _, x := range d {
+						if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+							return fmt.Errorf("layer %d head %d %s: direction %d is not finite", l, h, pc.name, i)
+						}
+					}
+				}
+				for _, x := range c.Mean {
+					if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+						return fmt.Errorf("layer %d head %d %s: mean is not finite", l, h, pc.name)
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// fits reports whether the basis suits cfg's shape.
+func (b *PCABasis) fits(cfg *model.Config) error {
+	if b.HeadDim != cfg.HeadDim {
+		return fmt.Errorf("basis head_dim %d, model %d", b.HeadDim, cfg.HeadDim)
+	}
+	if len(b.Layers) != cfg.NLayers {
+		return fmt.Errorf("basis of %d layers, model has %d", len(b.Layers), cfg.NLayers)
+	}
+	for l := range b.Layers {
+		if heads := cfg.KVDim(l) / cfg.HeadDim; len(b.Layers[l]) != heads {
+			return fmt.Errorf("layer %d: basis of %d KV heads, model has %d", l, len(b.Layers[l]), heads)
+		}
+	}
+	return nil
+}
+
+// PCAFit accumulates the keys and values a model appends to its caches
+// (through the caches Wrap returns) and fits their principal components.
+// It is not safe for concurrent use: the engine appends from one
+// goroutine.
+type PCAFit struct {
+	hd           int
+	n            []int64       // per layer: rows seen per head
+	kSum, vSum   [][][]float64 // per layer, head: Σ x
+	kOuter, vOut [][][]float64 // per layer, head: Σ x·xᵀ (hd·hd)
+}
+
+// NewPCAFit starts an empty fit for cfg's shape.
+func NewPCAFit(cfg *model.Config) *PCAFit {
+	f := &PCAFit{hd: cfg.HeadDim, n: make([]int64, cfg.NLayers)}
+	mk := func() [][][]float64 { return make([][][]float64, cfg.NLayers) }
+	f.kSum, f.vSum, f.kOuter, f.vOut = mk(), mk(), mk(), mk()
+	for l := 0; l < cfg.NLayers; l++ {
+		heads := cfg.KVDim(l) / cfg.HeadDim
+		for _, s := range [][][][]float64{f.kSum, f.vSum} {
+			s[l] = make([][]float64, heads)
+			for h := range s[l] {
+				s[l][h] = make([]float64, f.hd)
+			}
+		}
+		for _, s := range [][][][]float64{f.kOuter, f.vOut} {
+			s[l] = make([][]float64, heads)
+			for h := range s[l] {
+				s[l][h] = make([]float64, f.hd*f.hd)
+			}
+		}
+	}
+	return f
+}
+
+// Add accumulates one position's key and value rows of a layer.
+func (f *PCAFit) Add(layer int, k, v []float32) error {
+	if layer < 0 || layer >= len(f.n) {
+		return fmt.Errorf("pca fit: layer %d of %d", layer, len(f.n))
+	}
+	heads := len(f.kSum[layer])
+	if len(k) != heads*f.hd || len(v) != heads*f.hd {
+		return fmt.Errorf("pca fit: layer %d: rows of %d and %d floats, want %d", layer, len(k), len(v), heads*f.hd)
+	}
+	hd := f.hd
+	for h := 0; h < heads; h++ {
+		for _, a := range []struct {
+			x        []float32
+			sum, out []float64
+		}{{k[h*hd : (h+1)*hd], f.kSum[layer][h], f.kOuter[layer][h]}, {v[h*hd : (h+1)*hd], f.vSum[layer][h], f.vOut[layer][h]}} {
+			for i, xi := range a.x {
+				a.sum[i] += float64(xi)
+				row := a.out[i*hd : (i+1)*hd]
+				for j := i; j < hd; j++ { // upper triangle; mirrored in Basis
+					row[j] += float64(xi) * float64(a.x[j])
+				}
+			}
+		}
+	}
+	f.n[layer]++
+	return nil
+}
+
+// Wrap returns a cache that adds every appended row to the fit and then
+// stores it in c.
+func (f *PCAFit) Wrap(c model.KVCache) model.KVCache { return &fitCache{KVCache: c, f: f} }
+
+type fitCache struct {
+	model.KVCache
+	f *PCAFit
+}
+
+func (c *fitCache) Append(layer int, k, v []float32) error {
+	if err := c.f.Add(layer, k, v); err != nil {
+		return err
+	}
+	return c.KVCache.Append(layer, k, v)
+}
+
+// Basis computes the principal components of the rows added so far. It
+// fails when a layer has seen fewer than two rows.
+func (f *PCAFit) Basis(modelName string) (*PCABasis, error) {
+	b := &PCABasis{Model: modelName, HeadDim: f.hd, Layers: make([][]PCAHead, len(f.n))}
+	for l, n := range f.n {
+		if n < 2 {
+			return nil, fmt.Errorf("pca fit: layer %d: %d rows seen, need at least 2", l, n)
+		}
+		if b.Positions == 0 || n < b.Positions {
+			b.Positions = n
+		}
+		b.Layers[l] = make([]PCAHead, len(f.kSum[l]))
+		for h := range b.Layers[l] {
+			b.Layers[l][h].K = components(f.kSum[l][h], f.kOuter[l][h], n, f.hd)
+			b.Layers[l][h].V = components(f.vSum[l][h], f.vOut[l][h], n, f.hd)
+		}
+	}
+	return b, nil
+}
+
+// components turns the sums of n rows into their mean and the
+// eigenvectors of their covariance, by decreasing eigenvalue.
+func components(sum, outer []float64, n int64, hd int) PCAComponents {
+	mean := make([]float64, hd)
+	for i := range mean {
+		mean[i] = sum[i] / float64(n)
+	}
+	cov := make([]float64, hd*hd)
+	for i := 0; i < hd; i++ {
+		for j := i; j < hd; j++ {
+			c := outer[i*hd+j]/float64(n) - mean[i]*mean[j]
+			cov[i*hd+j], cov[j*hd+i] = c, c
+		}
+	}
+	vals, vecs := symEigen(cov, hd)
+	order := make([]int, hd)
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return vals[order[a]] > vals[order[b]] })
+	pc := PCAComponents{Mean: make([]float32, hd), Dirs: make([][]float32, hd), Var: make([]float64, hd)}
+	for i, m := range mean {
+		pc.Mean[i] = float32(m)
+	}
+	for r, i := range order {
+		pc.Var[r] = max(0, vals[i])
+		d := make([]float32, hd)
+		for j := range d {
+			d[j] = float32(vecs[j*hd+i]) // column i
+		}
+		pc.Dirs[r] = d
+	}
+	return pc
+}
+
+// symEigen diagonalizes the symmetric n×n matrix a (row-major, destroyed)
+// by cyclic Jacobi rotations: it returns the eigenvalues and a matrix whose
+// column i is the unit eigenvector of eigenvalue i.
+func symEigen(a []float64, n int) (vals, vecs []float64) {
+	vecs = make([]float64, n*n)
+	for i := 0; i < n; i++ {
+		vecs[i*n+i] = 1
+	}
+	for sweep := 0; sweep < 100; sweep++ {
+		var off, diag float64
+		for i := 0; i < n; i++ {
+			diag += a[i*n+i] * a[i*n+i]
+			for j := i + 1; j < n; j++ {
+				off += a[i*n+j] * a[i*n+j]
+			}
+		}
+		if off <= 1e-30*diag || off == 0 {
+			break
+		}
+		for p := 0; p < n; p++ {
+			for q := p + 1; q < n; q++ {
+				apq := a[p*n+q]
+				if apq == 0 {
+					continue
+				}
+				theta := (a[q*n+q] - a[p*n+p]) / (2 * apq)
+				t := 1 / (math.Abs(theta) + math.Sqrt(theta*theta+1))
+				if theta < 0 {
+					t = -t
+				}
+				c := 1 / math.Sqrt(t*t+1)
+				s := t * c
+				for k := 0; k < n; k++ { // columns p, q of a·J
+					akp, akq := a[k*n+p], a[k*n+q]
+					a[k*n+p], a[k*n+q] = c*akp-s*akq, s*akp+c*akq
+				}
+				for k := 0; k < n; k++ { // rows p, q of Jᵀ·a
+					apk, aqk := a[p*n+k], a[q*n+k]
+					a[p*n+k], a[q*n+k] = c*apk-s*aqk, s*apk+c*aqk
+				}
+				for k := 0; k < n; k++ {
+					vkp, vkq := vecs[k*n+p], vecs[k*n+q]
+					vecs[k*n+p], vecs[k*n+q] = c*vkp-s*vkq, s*vkp+c*vkq
+				}
+			}
+		}
+	}
+	vals = make([]float64, n)
+	for i := range vals {
+		vals[i] = a[i*n+i]
+	}
+	return vals, vecs
+}
+
+// pcaCache keeps each key and value of a head as its binary16 coordinates
+// along the leading rk (keys) and rv (values) principal directions of a
+// fitted basis: k ≈ μ_k + Σ_i z_i·d_i. Scores project the query once
+// (q·k ≈ q·μ_k + (Dq)·z) and score it against the stored coordinates;
+// WeightedSum sums the coordinates and maps the sum back (Σ w·v ≈
+// (Σ w)·μ_v + Dᵀ·Σ w·z).
+type pcaCache struct {
+	sp        Spec
+	cap, hd   int
+	rk, rv    int
+	kvDim     []int
+	lens      []int
+	basis     [][]pcaHead // per layer, KV head
+	kz, vz    [][]byte    // per layer: heads × cap coded rows (kRowB, vRowB bytes)
+	kRowB     int
+	vRowB     int
+	sinks     int      // leading positions kept as binary16 rows
+	sk, sv    [][]byte // per layer: heads × sinks binary16 rows of hd
+	tmp       []float32
+	projBytes int64
+}
+
+// pcaHead is one head's leading directions, flattened: dk is rk rows of
+// hd floats, dv rv rows; and the coders of its coordinates.
+type pcaHead struct {
+	mk, mv []float32
+	dk, dv []float32
+	ck, cv coordCoder
+}
+
+// coordCoder stores a row of r coordinates: as binary16 (bits nil), or
+// each coordinate i quantized to bits[i] bits with a uniform quantizer of
+// step step[i] centred on 0 (bits 0: the coordinate is dropped), packed
+// LSB first.
+type coordCoder struct {
+	r    int
+	rowB int
+	bits []uint8
+	step []float32
+}
+
+// gaussStep is the step, in standard deviations, of the uniform quantizer
+// of b bits with least mean squared error on a Gaussian (Max 1960).
+var gaussStep = [9]float64{0, 1.596, 0.9957, 0.586, 0.3352, 0.1881, 0.1041, 0.0569, 0.0308}
+
+// newCoordCoder is the binary16 coder of r coordinates (avg ≤ 0), or one
+// that spends round(avg·hd) bits on them, given bit by bit to the
+// coordinate whose quantization error (variance·4^−bits) is largest, at
+// most 8 each.
+func newCoordCoder(r, hd int, avg float64, variance []float64) coordCoder {
+	if avg <= 0 {
+		return coordCoder{r: r, rowB: 2 * r}
+	}
+	cc := coordCoder{r: r, bits: make([]uint8, r), step: make([]float32, r)}
+	total := int(math.Round(avg * float64(hd)))
+	errs := make([]float64, r)
+	for i := range errs {
+		errs[i] = max(variance[i], 1e-30)
+	}
+	for n := 0; n < total; n++ {
+		best := -1
+		for i, e := range errs {
+			if cc.bits[i] < 8 && (best < 0 || e > errs[best]) {
+				best = i
+			}
+		}
+		if best < 0 {
+			break
+		}
+		cc.bits[best]++
+		errs[best] /= 4
+	}
+	var used int
+	for i, b := range cc.bits {
+		used += int(b)
+		cc.step[i] = float32(gaussStep[b] * math.Sqrt(max(variance[i], 0)))
+	}
+	cc.rowB = (used + 7) / 8
+	return cc
+}
+
+// encode stores the coordinates z into dst (rowB bytes).
+func (cc *coordCoder) encode(dst []byte, z []float32) {
+	if cc.bits == nil {
+		putF16Row(dst, z)
+		return
+	}
+	clear(dst)
+	pos := 0
+	for i, x := range z {
+		b := int(cc.bits[i])
+		if b == 0 {
+			continue
+		}
+		levels := 1 << b
+		q := 0
+		if cc.step[i] > 0 {
+			q = int(math.Floor(float64(x/cc.step[i]))) + levels/2
+		}
+		q = max(0, min(levels-1, q))
+		for j := 0; j < b; j++ {
+			if q>>j&1 != 0 {
+				dst[(pos+j)/8] |= 1 << ((pos + j) % 8)
+			}
+		}
+		pos += b
+	}
+}
+
+// decode sets z (r floats) to the coordinates stored in src.
+func (cc *coordCoder) decode(z []float32, src []byte) {
+	if cc.bits == nil {
+		kernel.F16ToF32Row(z, src)
+		return
+	}
+	pos := 0
+	for i := range z {
+		b := int(cc.bits[i])
+		if b == 0 {
+			z[i] = 0
+			continue
+		}
+		o := pos >> 3 // b ≤ 8: the code spans at most two bytes
+		w := uint(src[o])
+		if o+1 < len(src) {
+			w |= uint(src[o+1]) << 8
+		}
+		q := int(w >> (pos & 7) & (1<<b - 1))
+		pos += b
+		z[i] = (float32(q-(1<<b)/2) + 0.5) * cc.step[i]
+	}
+}
+
+// decodeRows widens m consecutive coded rows of src into buf (m·r floats).
+func (cc *coordCoder) decodeRows(buf []float32, src []byte, m int) {
+	if cc.bits == nil {
+		kernel.F16ToF32Row(buf[:m*cc.r], src[:m*cc.rowB])
+		return
+	}
+	for p := 0; p < m; p++ {
+		cc.decode(buf[p*cc.r:(p+1)*cc.r], src[p*cc.rowB:(p+1)*cc.rowB])
+	}
+}
+
+// pcaRank is how many of hd directions a fraction keeps: round(f·hd),
+// at least 1.
+func pcaRank(f float64, hd int) int { return max(1, min(hd, int(math.Round(f*float64(hd))))) }
+
+func newPCACache(cfg *model.Config, positions int, sp *Spec) (*pcaCache, error) {
+	if sp.pca == nil {
+		return nil, fmt.Errorf("kv %s: no basis loaded", sp)
+	}
+	if err := sp.pca.fits(cfg); err != nil {
+		return nil, fmt.Errorf("kv %s: %s: %w", sp, sp.PCAFile, err)
+	}
+	hd := cfg.HeadDim
+	c := &pcaCache{sp: *sp, cap: positions, hd: hd, rk: pcaRank(sp.PCAK, hd), rv: pcaRank(sp.PCAV, hd),
+		kvDim: make([]int, cfg.NLayers), lens: make([]int, cfg.NLayers), basis: make([][]pcaHead, cfg.NLayers),
+		kz: make([][]byte, cfg.NLayers), vz: make([][]byte, cfg.NLayers), tmp: make([]float32, 2*hd),
+		sinks: min(sp.PCASinks, positions), sk: make([][]byte, cfg.NLayers), sv: make([][]byte, cfg.NLayers)}
+	for l := range c.kvDim {
+		c.kvDim[l] = cfg.KVDim(l)
+		heads := c.kvDim[l] / hd
+		c.basis[l] = make([]pcaHead, heads)
+		for h := range c.basis[l] {
+			src := &sp.pca.Layers[l][h]
+			ph := pcaHead{mk: src.K.Mean, mv: src.V.Mean, dk: make([]float32, c.rk*hd), dv: make([]float32, c.rv*hd),
+				ck: newCoordCoder(c.rk, hd, sp.PCABits, src.K.Var), cv: newCoordCoder(c.rv, hd, sp.PCAVBits, src.V.Var)}
+			if h > 0 && (ph.ck.rowB != c.basis[l][0].ck.rowB || ph.cv.rowB != c.basis[l][0].cv.rowB) {
+				return nil, fmt.Errorf("kv %s: layer %d: heads coded in rows of different sizes", sp, l)
+			}
+			for i := 0; i < c.rk; i++ {
+				copy(ph.dk[i*hd:], src.K.Dirs[i])
+			}
+			for i := 0; i < c.rv; i++ {
+				copy(ph.dv[i*hd:], src.V.Dirs[i])
+			}
+			c.basis[l][h] = ph
+			c.projBytes += 4 * int64(len(ph.mk)+len(ph.mv)+len(ph.dk)+len(ph.dv))
+		}
+		c.kRowB, c.vRowB = c.basis[l][0].ck.rowB, c.basis[l][0].cv.rowB
+		c.kz[l], c.vz[l] = make([]byte, heads*positions*c.kRowB), make([]byte, heads*positions*c.vRowB)
+		c.sk[l], c.sv[l] = make([]byte, heads*c.sinks*hd*2), make([]byte, heads*c.sinks*hd*2)
+	}
+	return c, nil
+}
+
+// project sets z[i] = d_i·(x − μ) for the r directions d (r rows of hd).
+func project(z, x, mean, d []float32, hd int) {
+	for i := range z {
+		var s float32
+		row := d[i*hd : (i+1)*hd]
+		for j, xj := range x {
+			s += row[j] * (xj - mean[j])
+		}
+		z[i] = s
+	}
+}
+
+// unproject sets x = μ·m + Σ_i z_i·d_i (m is the weight of the mean).
+func unproject(x, z, mean, d []float32, m float32, hd int) {
+	for j := range x {
+		x[j] = m * mean[j]
+	}
+	for i, zi := range z {
+		row := d[i*hd : (i+1)*hd]
+		for j := range x {
+			x[j] += zi * row[j]
+		}
+	}
+}
+
+// Append implements model.KVCache.
+func (c *pcaCache) Append(layer int, k, v []float32) error {
+	if layer < 0 || layer >= len(c.kvDim) {
+		return fmt.Errorf("kv %s: layer %d of %d", &c.sp, layer, len(c.kvDim))
+	}
+	d, pos := c.kvDim[layer], c.lens[layer]
+	if len(k) != d || len(v) != d {
+		return fmt.Errorf("kv %s: layer %d: key and value of %d and %d floats, want %d", &c.sp, layer, len(k), len(v), d)
+	}
+	if pos >= c.cap {
+		return fmt.Errorf("kv %s: layer %d: position %d outside capacity %d", &c.sp, layer, pos, c.cap)
+	}
+	hd := c.hd
+	for h := 0; h < d/hd; h++ {
+		b := &c.basis[layer][h]
+		z := c.tmp[:c.rk]
+		project(z, k[h*hd:(h+1)*hd], b.mk, b.dk, hd)
+		b.ck.encode(c.kRow(layer, h, pos), z)
+		z = c.tmp[:c.rv]
+		project(z, v[h*hd:(h+1)*hd], b.mv, b.dv, hd)
+		b.cv.encode(c.vRow(layer, h, pos), z)
+		if pos < c.sinks {
+			putF16Row(c.sinkRow(c.sk[layer], h, pos), k[h*hd:(h+1)*hd])
+			putF16Row(c.sinkRow(c.sv[layer], h, pos), v[h*hd:(h+1)*hd])
+		}
+	}
+	c.lens[layer]++
+	return nil
+}
+
+// sinkRow is head h's binary16 row of sink position p in a layer's sink
+// store s.
+func (c *pcaCache) sinkRow(s []byte, h, p int) []byte {
+	off := (h*c.sinks + p) * c.hd * 2
+	return s[off : off+c.hd*2]
+}
+
+func (c *pcaCache) kRow(layer, h, p int) []byte {
+	off := (h*c.cap + p) * c.kRowB
+	return c.kz[layer][off : off+c.kRowB]
+}
+
+func (c *pcaCache) vRow(layer, h, p int) []byte {
+	off := (h*c.cap + p) * c.vRowB
+	return c.vz[layer][off : off+c.vRowB]
+}
+
+func (c *pcaCache) check(layer, head, n int) error {
+	if layer < 0 || layer >= len(c.kvDim) {
+		return fmt.Errorf("kv %s: layer %d of %d", &c.sp, layer, len(c.kvDim))
+	}
+	if head < 0 || (head+1)*c.hd > c.kvDim[layer] {
+		return fmt.Errorf("kv %s: layer %d: KV head %d of %d", &c.sp, layer, head, c.kvDim[layer]/c.hd)
+	}
+	if n < 0 || n > c.lens[layer] {
+		return fmt.Errorf("kv %s: layer %d: %d positions asked for, %d held", &c.sp, layer, n, c.lens[layer])
+	}
+	return nil
+}
+
+// Scores implements model.KVCache in the projected space: each query is
+// projected onto the key directions once and scored against a chunk of
+// widened coordinates at a time.
+func (c *pcaCache) Scores(layer, head int, q []float32, qs, nq, n int, scale float32, dst []float32, ds int, scratch []float32) error {
+	if err := c.check(layer, head, n); err != nil {
+		return err
+	}
+	if nq > 0 && (len(q) < (nq-1)*qs+c.hd || len(dst) < (nq-1)*ds+n) {
+		return fmt.Errorf("kv %s: layer %d: %d queries: buffers too small", &c.sp, layer, nq)
+	}
+	if len(scratch) < c.ScratchSize() {
+		return fmt.Errorf("kv %s: scratch of %d floats, want %d", &c.sp, len(scratch), c.ScratchSize())
+	}
+	if nq <= 0 || n == 0 {
+		return nil
+	}
+	b := &c.basis[layer][head]
+	zero := scratch[:c.hd]
+	clear(zero)
+	qz, buf := scratch[c.hd:c.hd+c.rk], scratch[2*c.hd:2*c.hd+wsChunk*c.rk]
+	store := c.kz[layer][head*c.cap*c.kRowB:]
+	for i := 0; i < nq; i++ {
+		qi := q[i*qs : i*qs+c.hd]
+		project(qz, qi, zero, b.dk, c.hd)
+		var base float32
+		for j, x := range qi {
+			base += x * b.mk[j]
+		}
+		row := dst[i*ds : i*ds+n]
+		for p0 := 0; p0 < n; p0 += wsChunk {
+			m := min(wsChunk, n-p0)
+			b.ck.decodeRows(buf, store[p0*c.kRowB:], m)
+			kernel.Scores(row[p0:], n, qz, c.rk, 1, buf, c.rk, m, c.rk, scale)
+		}
+		for p := range row {
+			row[p] += scale * base
+		}
+		if ns := min(c.sinks, n); ns > 0 {
+			kernel.F16ToF32Row(buf[:ns*c.hd], c.sk[layer][head*c.sinks*c.hd*2:(head*c.sinks+ns)*c.hd*2])
+			kernel.Scores(row, n, qi, c.hd, 1, buf, c.hd, ns, c.hd, scale)
+		}
+	}
+	return nil
+}
+
+// WeightedSum implements model.KVCache: the weighted sum of the value
+// coordinates, mapped back through the value directions once.
+func (c *pcaCache) WeightedSum(layer, head int, w, dst []float32, scratch []float32) error {
+	if err := c.check(layer, head, len(w)); err != nil {
+		return err
+	}
+	if len(dst) != c.hd {
+		return fmt.Errorf("kv %s: layer %d: output of %d floats for head_dim %d", &c.sp, layer, len(dst), c.hd)
+	}
+	if len(scratch) < c.ScratchSize() {
+		return fmt.Errorf("kv %s: scratch of %d floats, want %d", &c.sp, len(scratch), c.ScratchSize())
+	}
+	b := &c.basis[layer][head]
+	acc, part, buf := scratch[:c.rv], scratch[c.hd:c.hd+c.rv], scratch[2*c.hd:2*c.hd+wsChunk*c.rv]
+	clear(acc)
+	var wsum float32
+	store := c.vz[layer][head*c.cap*c.vRowB:]
+	ns := min(c.sinks, len(w))
+	for p0 := ns; p0 < len(w); p0 += wsChunk {
+		m := min(wsChunk, len(w)-p0)
+		b.cv.decodeRows(buf, store[p0*c.vRowB:], m)
+		kernel.WeightedSum(part, w[p0:p0+m], buf, c.rv)
+		for j, x := range part {
+			acc[j] += x
+		}
+		for _, x := range w[p0 : p0+m] {
+			wsum += x
+		}
+	}
+	unproject(dst, acc, b.mv, b.dv, wsum, c.hd)
+	if ns > 0 {
+		kernel.F16ToF32Row(buf[:ns*c.hd], c.sv[layer][head*c.sinks*c.hd*2:(head*c.sinks+ns)*c.hd*2])
+		kernel.WeightedSum(part[:c.hd], w[:ns], buf, c.hd)
+		for j, x := range part[:c.hd] {
+			dst[j] += x
+		}
+	}
+	return nil
+}
+
+// Truncate implements model.KVCache.
+func (c *pcaCache) Truncate(n int) error {
+	if n < 0 || n > c.Len() {
+		return fmt.Errorf("kv %s: truncate to %d of %d positions", &c.sp, n, c.Len())
+	}
+	for i := range c.lens {
+		c.lens[i] = min(c.lens[i], n)
+	}
+	return nil
+}
+
+// Len implements model.KVCache.
+func (c *pcaCache) Len() int { return minLen(c.lens) }
+
+// Cap implements model.KVCache.
+func (c *pcaCache) Cap() int { return c.cap }
+
+// ScratchSize implements model.KVCache: a projected query (or sum), a
+// partial sum and a chunk of widened coordinates.
+func (c *pcaCache) ScratchSize() int { return 2*c.hd + wsChunk*max(c.rk, c.rv, c.hd) }
+
+// Bytes implements model.KVCache: the binary16 coordinates of the whole
+// capacity plus the float32 means and directions the cache holds.
+func (c *pcaCache) Bytes() int64 {
+	n := c.projBytes
+	for l := range c.kz {
+		n += int64(len(c.kz[l]) + len(c.vz[l]) + len(c.sk[l]) + len(c.sv[l]))
+	}
+	return n
+}
+
+// ReadKV implements model.KVReader: the rows rebuilt from their
+// coordinates.
+func (c *pcaCache) ReadKV(layer, from, to int, k, v []float32) error {
+	if err := checkRead(c.sp.String(), c.kvDim, c.lens, layer, from, to, k, v); err != nil {
+		return err
+	}
+	d := c.kvDim[layer]
+	for h := 0; h < d/c.hd; h++ {
+		for p := from; p < to; p++ {
+			off := (p-from)*d + h*c.hd
+			c.rebuild(layer, h, p, k[off:off+c.hd], v[off:off+c.hd])
+		}
+	}
+	return nil
+}
+
+// rebuild sets kr and vr to head h's key and value at position p as the
+// cache holds them.
+func (c *pcaCache) rebuild(layer, h, p int, kr, vr []float32) {
+	if p < c.sinks {
+		kernel.F16ToF32Row(kr, c.sinkRow(c.sk[layer], h, p))
+		kernel.F16ToF32Row(vr, c.sinkRow(c.sv[layer], h, p))
+		return
+	}
+	b := &c.basis[layer][h]
+	z := c.tmp[:c.rk]
+	b.ck.decode(z, c.kRow(layer, h, p))
+	unproject(kr, z, b.mk, b.dk, 1, c.hd)
+	z = c.tmp[:c.rv]
+	b.cv.decode(z, c.vRow(layer, h, p))
+	unproject(vr, z, b.mv, b.dv, 1, c.hd)
+}
+
+// dequant returns the first n keys and values of KV head head of layer as
+// the cache holds them, for tests.
+func (c *pcaCache) dequant(layer, head, n int) (k, v [][]float32) {
+	for p := 0; p < n; p++ {
+		kr, vr := make([]float32, c.hd), make([]float32, c.hd)
+		c.rebuild(layer, head, p, kr, vr)
+		k, v = append(k, kr), append(v, vr)
+	}
+	return k, v
+}
