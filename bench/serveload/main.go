@@ -33,7 +33,7 @@ type config struct {
 	url, model, prompt string
 	clients, requests  int
 	maxTokens          int
-	ignoreEOS          bool
+	ignoreEOS, warmup  bool
 	temperature        float64
 }
 
@@ -66,6 +66,7 @@ type summary struct {
 func main() {
 	var c config
 	flag.StringVar(&c.url, "url", "http://127.0.0.1:8080", "server base URL (the /v1 routes hang under it)")
+	flag.BoolVar(&c.warmup, "warmup", true, "send one request with the same prompt before the measured ones (a server with a prefix cache then answers every measured request from it)")
 	flag.StringVar(&c.model, "model", "", "model id to ask for (default: the first of GET /v1/models)")
 	flag.StringVar(&c.prompt, "prompt", "Once upon a time, there was a little", "prompt of every request")
 	flag.IntVar(&c.clients, "clients", 1, "concurrent clients")
@@ -101,9 +102,13 @@ func run(c config) (summary, error) {
 		}
 		c.model = m
 	}
-	// One warm-up request (page faults, first allocations) outside the clock.
-	if r := request(c); r.err != nil {
-		return summary{}, fmt.Errorf("warm-up request: %w", r.err)
+	// One warm-up request (page faults, first allocations) outside the
+	// clock; without it the first request is cold (to time a prefix
+	// cache's misses).
+	if c.warmup {
+		if r := request(c); r.err != nil {
+			return summary{}, fmt.Errorf("warm-up request: %w", r.err)
+		}
 	}
 	results := make([][]result, c.clients)
 	var wg sync.WaitGroup
