@@ -3,10 +3,10 @@ package main
 import (
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/terse-llm/terse/kv"
 	"github.com/terse-llm/terse/model"
-	"github.com/terse-llm/terse/tensor"
 
 	"github.com/terse-llm/terse/bench"
 )
@@ -19,8 +19,10 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	n := fs.Int("n", 128, "tokens for the decode test (0: skip)")
 	reps := fs.Int("reps", 5, "repetitions of each test")
 	random := fs.String("random", "", "benchmark a random-weight model of this shape instead of --model ("+bench.ShapeNames()+")")
-	typ := fs.String("type", "Q4_0", "with --random: the weights' type (F32, F16, BF16, Q8_0, Q4_0, Q4_K, ...)")
-	outType := fs.String("output-type", "", "with --random: the output matrix's type (default: Q6_K for 4-bit and smaller types, else --type)")
+	typ := fs.String("type", "Q4_0", "with --random: a llama.cpp file type (Q4_K_M, Q8_0, F16, ...: its per-tensor mix) or a ggml type (Q4_K, ...)")
+	outType := fs.String("output-type", "", "with --random: the output matrix's type (default: the file type's, or Q6_K for ggml types under 6 bits)")
+	save := fs.String("save", "", "with --random: write the random-weight model to this GGUF file (for llama.cpp and terse compress) instead of benchmarking it")
+	seed := fs.Uint64("seed", 1, "with --random: the weights' seed")
 	jsonOut := fs.Bool("json", false, "print one JSON object")
 	depth := fs.Int("d", 0, "tokens in the KV cache before each decode test (decode at context d…d+n)")
 	kvFlag := fs.String("kv", "f32", "KV cache: f32, f16, q8_0, q4_0, kivi[:kBvB][:gG][:rR], … (see package kv)")
@@ -45,25 +47,28 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usagef("--kv: %v", err)
 	}
+	if *save != "" && *random == "" {
+		return usagef("--save needs --random SHAPE: it writes a random-weight model")
+	}
 	var m *model.Model
 	var name string
 	if *random != "" {
-		dt, err := tensor.ParseDType(*typ)
-		if err != nil {
-			return usageError{err.Error()}
-		}
-		ot := dt
-		if *outType != "" {
-			if ot, err = tensor.ParseDType(*outType); err != nil {
-				return usageError{err.Error()}
+		spec := bench.Random{Shape: *random, Type: *typ, OutType: *outType, Seed: *seed}
+		if *save != "" {
+			start := time.Now()
+			fmt.Fprintf(stderr, "writing %s to %s\n", spec.Name(), *save)
+			n, err := bench.SaveRandom(*save, spec)
+			if err != nil {
+				return err
 			}
-		} else if dt.Quantized() && dt.BitsPerWeight() < 6 {
-			ot = tensor.Q6_K
+			fmt.Fprintf(stdout, "wrote %s: %s, %.1f MiB of tensors in %.1fs\n", *save, spec.Name(), float64(n)/(1<<20), time.Since(start).Seconds())
+			return nil
 		}
-		if m, err = bench.RandomModel(*random, dt, ot, 1); err != nil {
+		var err error
+		if m, err = bench.RandomModel(spec); err != nil {
 			return err
 		}
-		name = fmt.Sprintf("random-%s %s", *random, dt)
+		name = spec.Name()
 	} else {
 		ck, err := mf.open()
 		if err != nil {
