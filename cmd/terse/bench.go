@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/terse-llm/terse/kv"
@@ -26,6 +28,8 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	jsonOut := fs.Bool("json", false, "print one JSON object")
 	depth := fs.Int("d", 0, "tokens in the KV cache before each decode test (decode at context d…d+n)")
 	kvFlag := fs.String("kv", "f32", "KV cache: f32, f16, q8_0, q4_0, kivi[:kBvB][:gG][:rR], … (see package kv)")
+	batchFlag := fs.String("batch", "", "batched decode test: comma-separated sequence counts (e.g. 1,4,8,16), each advanced -n steps together at depth -d")
+	roofMiB := fs.Int("roofline-mib", bench.RooflineBytes>>20, "MiB of the read-bandwidth probe's buffer (0: skip the probe)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -42,6 +46,25 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return usagef("--threads %d: must be 0 (all cores) or a positive count", *threads)
 	case *depth < 0:
 		return usagef("-d %d: must be 0 (decode from an empty cache) or a positive depth in tokens", *depth)
+	case *roofMiB < 0:
+		return usagef("--roofline-mib %d: must be 0 (skip) or a size in MiB", *roofMiB)
+	}
+	var batch []int
+	if *batchFlag != "" {
+		for _, f := range strings.Split(*batchFlag, ",") {
+			b, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || b < 1 {
+				return usagef("--batch %q: want comma-separated sequence counts of at least 1, like 1,4,8,16", *batchFlag)
+			}
+			batch = append(batch, b)
+		}
+		if *n == 0 {
+			return usagef("--batch needs decode steps: -n must be positive")
+		}
+	}
+	roof := *roofMiB << 20
+	if roof == 0 {
+		roof = -1
 	}
 	kvSpec, err := kv.Parse(*kvFlag)
 	if err != nil {
@@ -78,7 +101,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		m, name = ck.Model, ck.Path
 	}
 	r, err := bench.Run(m, name, bench.Options{Prompt: *p, Gen: *n, Reps: *reps, Threads: *threads, Warmup: true,
-		Depth: *depth, NewCache: kvSpec.Factory(&m.Config), KVName: kvSpec.String()})
+		Depth: *depth, NewCache: kvSpec.Factory(&m.Config), KVName: kvSpec.String(), Batch: batch, RooflineBytes: roof})
 	if err != nil {
 		return err
 	}
