@@ -181,8 +181,18 @@ func (j *qJob) runTarget(tg *qTarget, lo, hi int) {
 	}
 	rb, rows, data, out, dot := tg.rb, tg.rows, tg.data, tg.out, tg.dot
 	if tg.rowsFn != nil {
-		for t := 0; t < j.n; t++ {
-			tg.rowsFn(out[t*rows+lo:t*rows+hi], data[lo*rb:hi*rb], rb, &j.acts[t])
+		// Several activations walk the rows a cache-sized tile at a time,
+		// all of them against each tile, so the weights stream from
+		// memory once per call, not once per activation.
+		tile := hi - lo
+		if j.n > 1 {
+			tile = max(4, qDecodeTileBytes/rb)
+		}
+		for r0 := lo; r0 < hi; r0 += tile {
+			r1 := min(r0+tile, hi)
+			for t := 0; t < j.n; t++ {
+				tg.rowsFn(out[t*rows+r0:t*rows+r1], data[r0*rb:r1*rb], rb, &j.acts[t])
+			}
 		}
 		return
 	}
@@ -193,6 +203,12 @@ func (j *qJob) runTarget(tg *qTarget, lo, hi int) {
 		}
 	}
 }
+
+// qDecodeTileBytes is the weight bytes the decode path dots with every
+// activation before moving on, when it has several: well inside a core's
+// L2 cache (1 MiB on the development machine) with room for the
+// activations, so that each weight byte is read from memory once.
+const qDecodeTileBytes = 128 << 10
 
 // MatMulMulti computes MatMul(outs[i], x, n, ws[i]) for every i: several
 // weight matrices with the same input (a layer's q, k and v projections,
