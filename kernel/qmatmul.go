@@ -38,6 +38,7 @@ type qTarget struct {
 	start  int // first row in the job's unit numbering
 	dot    qdotFn
 	rowsFn qrowsFn // nil: no multi-row kernel
+	gemm4  gemm4Fn // four-token kernel for several activations (Q8_0 format), or nil
 }
 
 // qJob is one integer-path call over one or more weight matrices that
@@ -116,6 +117,9 @@ func (j *qJob) setup(outs [][]float32, x []float32, n int, ws []*tensor.Tensor) 
 		g, _ := qTypeOf(w.DType)
 		j.tg[i] = qTarget{out: outs[i], data: w.Data, rows: w.Rows(), rb: rb, start: j.units,
 			dot: qdotFor(active, w.DType, g.generic), rowsFn: qrowsFor(active, w.DType)}
+		if n >= 4 && g.act == actQ8_0 && (j.cols/q8Block)%2 == 0 {
+			j.tg[i].gemm4 = gemm4For(active, w.DType)
+		}
 		j.units += w.Rows()
 	}
 	cols := j.cols
@@ -180,26 +184,42 @@ func (j *qJob) runTarget(tg *qTarget, lo, hi int) {
 		return
 	}
 	rb, rows, data, out, dot := tg.rb, tg.rows, tg.data, tg.out, tg.dot
-	if tg.rowsFn != nil {
-		// Several activations walk the rows a cache-sized tile at a time,
-		// all of them against each tile, so the weights stream from
-		// memory once per call, not once per activation.
-		tile := hi - lo
-		if j.n > 1 {
-			tile = max(4, qDecodeTileBytes/rb)
-		}
-		for r0 := lo; r0 < hi; r0 += tile {
-			r1 := min(r0+tile, hi)
+	if tg.rowsFn == nil && tg.gemm4 == nil {
+		for r := lo; r < hi; r++ {
+			w := data[r*rb : (r+1)*rb]
 			for t := 0; t < j.n; t++ {
-				tg.rowsFn(out[t*rows+r0:t*rows+r1], data[r0*rb:r1*rb], rb, &j.acts[t])
+				out[t*rows+r] = dot(w, &j.acts[t])
 			}
 		}
 		return
 	}
-	for r := lo; r < hi; r++ {
-		w := data[r*rb : (r+1)*rb]
-		for t := 0; t < j.n; t++ {
-			out[t*rows+r] = dot(w, &j.acts[t])
+	// Several activations walk the rows a cache-sized tile at a time, all
+	// of them against each tile, so the weights stream from memory once
+	// per call, not once per activation; a four-token kernel takes them
+	// four at a time, unpacking each weight block once for all four.
+	tile := hi - lo
+	if j.n > 1 {
+		tile = max(4, qDecodeTileBytes/rb)
+	}
+	nb := j.cols / q8Block
+	for r0 := lo; r0 < hi; r0 += tile {
+		r1 := min(r0+tile, hi)
+		wt := data[r0*rb : r1*rb]
+		t0 := 0
+		if tg.gemm4 != nil {
+			for ; t0+4 <= j.n; t0 += 4 {
+				tg.gemm4(out[t0*rows+r0:], r1-r0, rows, wt, rb,
+					j.qbuf[t0*j.cols:], j.cols, j.dbuf[t0*nb:], j.sbuf[t0*nb:], nb, nb)
+			}
+		}
+		for t := t0; t < j.n; t++ {
+			if tg.rowsFn != nil {
+				tg.rowsFn(out[t*rows+r0:t*rows+r1], wt, rb, &j.acts[t])
+				continue
+			}
+			for r := r0; r < r1; r++ {
+				out[t*rows+r] = dot(data[r*rb:(r+1)*rb], &j.acts[t])
+			}
 		}
 	}
 }
