@@ -55,6 +55,12 @@ type BatchResult struct {
 	TPS   float64 `json:"tg_tps"` // aggregate decode tokens/s over the B sequences, mean
 	SD    float64 `json:"tg_sd"`
 	VsOne float64 `json:"vs_b1"` // TPS / the B = 1 entry's (0 without one)
+	// CPUPerToken is the process's CPU time per decoded token (all
+	// threads), best of the repetitions: on a machine shared with other
+	// busy processes, wall-clock rates move with the load, CPU time much
+	// less. CPUVsOne is the B = 1 entry's CPUPerToken over this one's.
+	CPUPerToken float64 `json:"cpu_s_per_token"`
+	CPUVsOne    float64 `json:"cpu_vs_b1"`
 }
 
 // Result is one benchmark run.
@@ -168,20 +174,27 @@ func Run(m *model.Model, name string, opt Options) (*Result, error) {
 		if opt.Gen <= 0 {
 			return nil, fmt.Errorf("bench: the batched decode test needs a decode length (Gen)")
 		}
-		one := 0.0
+		var one *BatchResult
 		for _, b := range opt.Batch {
 			br, err := runBatch(m, opt, b, tokens)
 			if err != nil {
 				return nil, err
 			}
-			if b == 1 && one == 0 {
-				one = br.TPS
-			}
 			r.Batch = append(r.Batch, br)
 		}
 		for i := range r.Batch {
-			if one > 0 {
-				r.Batch[i].VsOne = r.Batch[i].TPS / one
+			if r.Batch[i].Seqs == 1 {
+				one = &r.Batch[i]
+				break
+			}
+		}
+		for i := range r.Batch {
+			b := &r.Batch[i]
+			if one != nil && one.TPS > 0 {
+				b.VsOne = b.TPS / one.TPS
+			}
+			if one != nil && b.CPUPerToken > 0 {
+				b.CPUVsOne = one.CPUPerToken / b.CPUPerToken
 			}
 		}
 	}
@@ -244,12 +257,14 @@ func runBatch(m *model.Model, opt Options, b int, tokens func(int) []int) (Batch
 		seqs[i] = i
 	}
 	var rates []float64
+	cpu := math.Inf(1)
 	for rep := -1; rep < opt.Reps; rep++ {
 		for i := 0; i < b; i++ {
 			if err := e.Seq(i).Truncate(opt.Depth); err != nil {
 				return BatchResult{}, err
 			}
 		}
+		c0 := cpuTime()
 		start := time.Now()
 		for step := 0; step < opt.Gen; step++ {
 			for i := range pos {
@@ -262,10 +277,14 @@ func runBatch(m *model.Model, opt Options, b int, tokens func(int) []int) (Batch
 		}
 		if rep >= 0 || !opt.Warmup {
 			rates = append(rates, float64(b*opt.Gen)/time.Since(start).Seconds())
+			cpu = min(cpu, (cpuTime()-c0).Seconds()/float64(b*opt.Gen))
 		}
 	}
 	br := BatchResult{Seqs: b}
 	br.TPS, br.SD = meanSD(rates)
+	if cpu > 0 && !math.IsInf(cpu, 1) {
+		br.CPUPerToken = cpu
+	}
 	return br, nil
 }
 
@@ -396,13 +415,16 @@ func (r *Result) WriteTable(w io.Writer) error {
 	if len(r.Batch) > 0 {
 		fmt.Fprintln(w)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintf(tw, "batched decode\tseqs\taggregate t/s\tvs B=1\n")
-		for _, b := range r.Batch {
-			vs := "-"
-			if b.VsOne > 0 {
-				vs = fmt.Sprintf("%.2f×", b.VsOne)
+		fmt.Fprintf(tw, "batched decode\tseqs\taggregate t/s\tvs B=1\tCPU ms/token\tCPU vs B=1\n")
+		x := func(v float64) string {
+			if v <= 0 {
+				return "-"
 			}
-			fmt.Fprintf(tw, "tg%d @ d%d\t%d\t%.2f ± %.2f\t%s\n", r.Gen, r.Depth, b.Seqs, b.TPS, b.SD, vs)
+			return fmt.Sprintf("%.2f×", v)
+		}
+		for _, b := range r.Batch {
+			fmt.Fprintf(tw, "tg%d @ d%d\t%d\t%.2f ± %.2f\t%s\t%.1f\t%s\n", r.Gen, r.Depth, b.Seqs, b.TPS, b.SD, x(b.VsOne),
+				1e3*b.CPUPerToken, x(b.CPUVsOne))
 		}
 		if err := tw.Flush(); err != nil {
 			return err

@@ -38,7 +38,7 @@ type qTarget struct {
 	start  int // first row in the job's unit numbering
 	dot    qdotFn
 	rowsFn qrowsFn // nil: no multi-row kernel
-	gemm4  gemm4Fn // four-token kernel for several activations (Q8_0 format), or nil
+	dec4   dec4Fn  // four-token kernel for several activations (qdec4.go), or nil
 }
 
 // qJob is one integer-path call over one or more weight matrices that
@@ -57,6 +57,8 @@ type qJob struct {
 	qbuf       []int8
 	dbuf, sbuf []float32
 	bsbuf      []int16
+	ebuf       []float32 // spread scales and lane corrections for dec4 kernels
+	lbuf       []int32
 }
 
 var (
@@ -111,6 +113,7 @@ func endQMatMul() {
 func (j *qJob) setup(outs [][]float32, x []float32, n int, ws []*tensor.Tensor) {
 	qt, _ := qTypeOf(ws[0].DType)
 	j.x, j.n, j.cols = x, n, ws[0].Cols()
+	dec4 := false
 	j.ntg, j.units = len(ws), 0
 	for i, w := range ws {
 		rb, _ := w.DType.RowBytes(j.cols)
@@ -118,7 +121,8 @@ func (j *qJob) setup(outs [][]float32, x []float32, n int, ws []*tensor.Tensor) 
 		j.tg[i] = qTarget{out: outs[i], data: w.Data, rows: w.Rows(), rb: rb, start: j.units,
 			dot: qdotFor(active, w.DType, g.generic), rowsFn: qrowsFor(active, w.DType)}
 		if n >= 4 && g.act == actQ8_0 && (j.cols/q8Block)%2 == 0 {
-			j.tg[i].gemm4 = gemm4For(active, w.DType)
+			j.tg[i].dec4 = dec4For(active, w.DType)
+			dec4 = dec4 || j.tg[i].dec4 != nil
 		}
 		j.units += w.Rows()
 	}
@@ -156,6 +160,13 @@ func (j *qJob) setup(outs [][]float32, x []float32, n int, ws []*tensor.Tensor) 
 			quantQ8_0(active, a, xt)
 		}
 	}
+	if dec4 {
+		if cap(j.ebuf) < n*cols/4 {
+			j.ebuf = make([]float32, n*cols/4)
+			j.lbuf = make([]int32, n*cols/4)
+		}
+		dec4Acts(j.ebuf, j.lbuf, j.qbuf, j.dbuf, n, cols)
+	}
 }
 
 func (j *qJob) reset() {
@@ -184,7 +195,7 @@ func (j *qJob) runTarget(tg *qTarget, lo, hi int) {
 		return
 	}
 	rb, rows, data, out, dot := tg.rb, tg.rows, tg.data, tg.out, tg.dot
-	if tg.rowsFn == nil && tg.gemm4 == nil {
+	if tg.rowsFn == nil && tg.dec4 == nil {
 		for r := lo; r < hi; r++ {
 			w := data[r*rb : (r+1)*rb]
 			for t := 0; t < j.n; t++ {
@@ -195,7 +206,7 @@ func (j *qJob) runTarget(tg *qTarget, lo, hi int) {
 	}
 	// Several activations walk the rows a cache-sized tile at a time, all
 	// of them against each tile, so the weights stream from memory once
-	// per call, not once per activation; a four-token kernel takes them
+	// per call, not once per activation; a four-token kernel (qdec4.go) takes them
 	// four at a time, unpacking each weight block once for all four.
 	tile := hi - lo
 	if j.n > 1 {
@@ -206,10 +217,11 @@ func (j *qJob) runTarget(tg *qTarget, lo, hi int) {
 		r1 := min(r0+tile, hi)
 		wt := data[r0*rb : r1*rb]
 		t0 := 0
-		if tg.gemm4 != nil {
+		if tg.dec4 != nil {
+			lanes := j.cols / 4
 			for ; t0+4 <= j.n; t0 += 4 {
-				tg.gemm4(out[t0*rows+r0:], r1-r0, rows, wt, rb,
-					j.qbuf[t0*j.cols:], j.cols, j.dbuf[t0*nb:], j.sbuf[t0*nb:], nb, nb)
+				tg.dec4(out[t0*rows+r0:], r1-r0, rows, wt, rb,
+					j.qbuf[t0*j.cols:], j.ebuf[t0*lanes:], j.lbuf[t0*lanes:], j.cols, nb)
 			}
 		}
 		for t := t0; t < j.n; t++ {
