@@ -5,6 +5,30 @@
 // It also measures the machine's memory-read bandwidth, so decode speed can
 // be judged against its roofline: decoding reads every weight once per
 // token, so weight bytes × tokens/s can never exceed the bandwidth.
+//
+// The roofline (Bandwidth) is measured as fast as the machine allows, so
+// that a decode at 80% of it means 80% of what the memory can give, not of
+// what a slow loop reads: a 2 GiB buffer (RooflineBytes, far beyond the
+// caches), one contiguous share per worker thread, read by kernel.ReadSum
+// (AVX-512 or AVX2 loads, 512 bytes per iteration into four independent
+// accumulators), best of five passes. It is reported as roofline_gbps and
+// decode as tg_roofline_frac = gbps / roofline_gbps. TestBandwidth runs it
+// beside a plain Go loop (one 64-bit load per word) and logs both; on the
+// 2-core development machine the probe read about 2× the Go loop under
+// load (timings are reported, never asserted).
+//
+// The batched decode test (Options.Batch, `terse bench --batch 1,4,8,16`)
+// advances B sequences together, each with its own KV cache at depth
+// Options.Depth, one Engine.Forward of B tokens per step, and reports the
+// aggregate tokens/s, its ratio to B = 1, and the CPU time per token
+// (steadier than wall-clock rates on a shared machine). The integer decode
+// path serves all B tokens from one pass over each weight tile
+// (kernel.MatMul), four at a time where the type has a four-token kernel.
+//
+// Random-weight models (Random, RandomModel, SaveRandom) stand in for real
+// checkpoints of a named shape: speed depends on shapes and types, not
+// values, and SaveRandom writes them as GGUF so llama.cpp runs the very
+// same weights (bench/llamacpp runs the two side by side).
 package bench
 
 import (
