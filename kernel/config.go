@@ -48,7 +48,7 @@ type Config struct {
 	QMaxBatch int
 	// QGemmMin is the smallest activation count, above QMaxBatch, that
 	// MatMul sends down the tiled integer GEMM (qgemm.go), for the weight
-	// types that have a four-token micro-kernel at the active level (Q4_0
+	// types that have a four-token micro-kernel at the active level (Q4_0 or Q8_0
 	// with AVX512_VNNI) and weights of at least 1024 columns; 0 keeps
 	// every batch above QMaxBatch on the dequantize path. Default 0 (off):
 	// on the shared 2-core development machine the GEMM measured 1.07-1.16×

@@ -278,7 +278,7 @@ func TestQMatMul(t *testing.T) {
 	r := rand.New(rand.NewPCG(25, 26))
 	defer SetThreads(0)
 	for _, dt := range qTestTypes {
-		for _, sh := range [][2]int{{1, 256}, {7, 512}, {130, 256}, {67, 1024}} {
+		for _, sh := range [][2]int{{1, 256}, {7, 512}, {130, 256}, {67, 1024}, {300, 2048}} { // 300×2048: several decode tiles
 			rows, cols := sh[0], sh[1]
 			w, err := makeWeight(r, dt, rows, cols)
 			if err != nil {
@@ -497,7 +497,7 @@ func TestMatMulMulti(t *testing.T) {
 			}
 			ws = append(ws, w)
 		}
-		for _, n := range []int{1, 3, qMaxN + 1} {
+		for _, n := range []int{1, 3, 8, qMaxN + 1} {
 			x := randVec(r, n*cols)
 			for _, th := range []int{1, 2} {
 				SetThreads(th)

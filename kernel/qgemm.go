@@ -9,7 +9,7 @@ import "github.com/terse-llm/terse/tensor"
 // loaded into L1 once and dotted with every activation in turn by the
 // decode path's row kernels (one activation against several rows per
 // call), so weights are read from memory once per call. Where the level has a
-// four-token micro-kernel (gemm4For: Q4_0 with AVX512_VNNI) it takes the
+// four-token micro-kernel (gemm4For: Q4_0 or Q8_0 with AVX512_VNNI) it takes the
 // tokens four at a time, unpacking each weight block once for all four;
 // the remaining tokens (and every token elsewhere) use the row kernels,
 // whose results equal the decode path's bit for bit. MatMul routes only

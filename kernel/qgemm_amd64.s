@@ -153,3 +153,91 @@ DATA gemmShift<>+0x28(SB)/8, $0
 DATA gemmShift<>+0x30(SB)/8, $0x0000000400000004
 DATA gemmShift<>+0x38(SB)/8, $0x0000000400000004
 GLOBL gemmShift<>(SB), RODATA|NOPTR, $64
+
+// One token's share of a two-block Q8_0 step: the activation quants at qa
+// get the weights' signs (mask K1; Z4 holds the weights' magnitudes), the
+// scale pair at da times the weight scales X1 spreads over the two
+// 256-bit halves; acc accumulates. Clobbers Z6-Z8.
+#define G8TOK(qa, da, acc) \
+	VMOVDQU8    qa, Z6; \
+	VPSUBB      Z6, Z12, K1, Z6; \
+	VMOVQ       da, X7; \
+	VMULPS      X7, X1, X7; \
+	VPERMPS     Z7, Z13, Z7; \
+	VPXORD      Z8, Z8, Z8; \
+	VPDPBUSD    Z6, Z4, Z8; \
+	VCVTDQ2PS   Z8, Z8; \
+	VFMADD231PS Z8, Z7, acc
+
+// func gemm4Q8_0VNNI(out []float32, rows, ostride int, w []byte, rb int, q []int8, qstride int, d, s []float32, dstride, nb int)
+//
+// gemm4Q4_0VNNI for Q8_0 weights (s is unused): each pair of weight
+// blocks is loaded, split into signs and magnitudes (VPDPBUSD multiplies
+// unsigned by signed bytes) and its scales widened once for four tokens.
+TEXT ·gemm4Q8_0VNNI(SB), NOSPLIT, $0-168
+	MOVQ out_base+0(FP), R8
+	MOVQ rows+24(FP), R10
+	MOVQ w_base+40(FP), R11
+	MOVQ rb+64(FP), R12
+	TESTQ R10, R10
+	JZ   g8none
+	VPXORD Z12, Z12, Z12
+	VMOVDQU64 gemmIdx<>(SB), Z13
+
+g8row:
+	MOVQ R11, SI
+	MOVQ q_base+72(FP), DI
+	MOVQ qstride+96(FP), R13
+	LEAQ (R13)(R13*2), R14
+	MOVQ d_base+104(FP), DX
+	MOVQ dstride+152(FP), BX
+	SHLQ $2, BX
+	LEAQ (BX)(BX*2), AX
+	MOVQ nb+160(FP), CX
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+
+g8loop:
+	PREFETCHT0 4096(SI)
+	// Weight scales: X1 = [f16(b0.d), f16(b1.d), 0, 0].
+	VPXOR   X1, X1, X1
+	VPINSRW $0, 0(SI), X1, X1
+	VPINSRW $1, 34(SI), X1, X1
+	VCVTPH2PS X1, X1
+	// Quants: Z4 = |b0 quants|, |b1 quants| with their signs in K1.
+	VMOVDQU 2(SI), Y4
+	VINSERTI64X4 $1, 36(SI), Z4, Z4
+	VPMOVB2M Z4, K1
+	VPABSB   Z4, Z4
+	G8TOK((DI), (DX), Z16)
+	G8TOK((DI)(R13*1), (DX)(BX*1), Z17)
+	G8TOK((DI)(R13*2), (DX)(BX*2), Z18)
+	G8TOK((DI)(R14*1), (DX)(AX*1), Z19)
+	ADDQ $68, SI
+	ADDQ $64, DI
+	ADDQ $8, DX
+	SUBQ $2, CX
+	JNZ  g8loop
+
+	MOVQ ostride+32(FP), CX
+	SHLQ $2, CX
+	LEAQ (CX)(CX*2), DX
+	GHSUM(Z16, Y16)
+	VMOVSS X8, (R8)
+	GHSUM(Z17, Y17)
+	VMOVSS X8, (R8)(CX*1)
+	GHSUM(Z18, Y18)
+	VMOVSS X8, (R8)(CX*2)
+	GHSUM(Z19, Y19)
+	VMOVSS X8, (R8)(DX*1)
+	ADDQ $4, R8
+	ADDQ R12, R11
+	DECQ R10
+	JNZ  g8row
+	VZEROUPPER
+	RET
+
+g8none:
+	RET

@@ -38,6 +38,7 @@ type qTarget struct {
 	start  int // first row in the job's unit numbering
 	dot    qdotFn
 	rowsFn qrowsFn // nil: no multi-row kernel
+	dec4   dec4Fn  // four-token kernel for several activations (qdec4.go), or nil
 }
 
 // qJob is one integer-path call over one or more weight matrices that
@@ -56,6 +57,8 @@ type qJob struct {
 	qbuf       []int8
 	dbuf, sbuf []float32
 	bsbuf      []int16
+	ebuf       []float32 // spread scales and lane corrections for dec4 kernels
+	lbuf       []int32
 }
 
 var (
@@ -110,12 +113,17 @@ func endQMatMul() {
 func (j *qJob) setup(outs [][]float32, x []float32, n int, ws []*tensor.Tensor) {
 	qt, _ := qTypeOf(ws[0].DType)
 	j.x, j.n, j.cols = x, n, ws[0].Cols()
+	dec4 := false
 	j.ntg, j.units = len(ws), 0
 	for i, w := range ws {
 		rb, _ := w.DType.RowBytes(j.cols)
 		g, _ := qTypeOf(w.DType)
 		j.tg[i] = qTarget{out: outs[i], data: w.Data, rows: w.Rows(), rb: rb, start: j.units,
 			dot: qdotFor(active, w.DType, g.generic), rowsFn: qrowsFor(active, w.DType)}
+		if n >= 4 && g.act == actQ8_0 && (j.cols/q8Block)%2 == 0 {
+			j.tg[i].dec4 = dec4For(active, w.DType)
+			dec4 = dec4 || j.tg[i].dec4 != nil
+		}
 		j.units += w.Rows()
 	}
 	cols := j.cols
@@ -152,6 +160,13 @@ func (j *qJob) setup(outs [][]float32, x []float32, n int, ws []*tensor.Tensor) 
 			quantQ8_0(active, a, xt)
 		}
 	}
+	if dec4 {
+		if cap(j.ebuf) < n*cols/4 {
+			j.ebuf = make([]float32, n*cols/4)
+			j.lbuf = make([]int32, n*cols/4)
+		}
+		dec4Acts(j.ebuf, j.lbuf, j.qbuf, j.dbuf, n, cols)
+	}
 }
 
 func (j *qJob) reset() {
@@ -180,19 +195,52 @@ func (j *qJob) runTarget(tg *qTarget, lo, hi int) {
 		return
 	}
 	rb, rows, data, out, dot := tg.rb, tg.rows, tg.data, tg.out, tg.dot
-	if tg.rowsFn != nil {
-		for t := 0; t < j.n; t++ {
-			tg.rowsFn(out[t*rows+lo:t*rows+hi], data[lo*rb:hi*rb], rb, &j.acts[t])
+	if tg.rowsFn == nil && tg.dec4 == nil {
+		for r := lo; r < hi; r++ {
+			w := data[r*rb : (r+1)*rb]
+			for t := 0; t < j.n; t++ {
+				out[t*rows+r] = dot(w, &j.acts[t])
+			}
 		}
 		return
 	}
-	for r := lo; r < hi; r++ {
-		w := data[r*rb : (r+1)*rb]
-		for t := 0; t < j.n; t++ {
-			out[t*rows+r] = dot(w, &j.acts[t])
+	// Several activations walk the rows a cache-sized tile at a time, all
+	// of them against each tile, so the weights stream from memory once
+	// per call, not once per activation; a four-token kernel (qdec4.go) takes them
+	// four at a time, unpacking each weight block once for all four.
+	tile := hi - lo
+	if j.n > 1 {
+		tile = max(4, qDecodeTileBytes/rb)
+	}
+	nb := j.cols / q8Block
+	for r0 := lo; r0 < hi; r0 += tile {
+		r1 := min(r0+tile, hi)
+		wt := data[r0*rb : r1*rb]
+		t0 := 0
+		if tg.dec4 != nil {
+			lanes := j.cols / 4
+			for ; t0+4 <= j.n; t0 += 4 {
+				tg.dec4(out[t0*rows+r0:], r1-r0, rows, wt, rb,
+					j.qbuf[t0*j.cols:], j.ebuf[t0*lanes:], j.lbuf[t0*lanes:], j.cols, nb)
+			}
+		}
+		for t := t0; t < j.n; t++ {
+			if tg.rowsFn != nil {
+				tg.rowsFn(out[t*rows+r0:t*rows+r1], wt, rb, &j.acts[t])
+				continue
+			}
+			for r := r0; r < r1; r++ {
+				out[t*rows+r] = dot(data[r*rb:(r+1)*rb], &j.acts[t])
+			}
 		}
 	}
 }
+
+// qDecodeTileBytes is the weight bytes the decode path dots with every
+// activation before moving on, when it has several: well inside a core's
+// L2 cache (1 MiB on the development machine) with room for the
+// activations, so that each weight byte is read from memory once.
+const qDecodeTileBytes = 128 << 10
 
 // MatMulMulti computes MatMul(outs[i], x, n, ws[i]) for every i: several
 // weight matrices with the same input (a layer's q, k and v projections,

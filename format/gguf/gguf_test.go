@@ -3,6 +3,7 @@ package gguf
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -590,5 +591,48 @@ func TestWriteFileKeepsOld(t *testing.T) {
 	err = WriteFile(dir, sampleMeta(), sampleTensors())
 	if err == nil || !strings.Contains(err.Error(), dir+": is a directory") {
 		t.Errorf("WriteFile onto a folder: %v", err)
+	}
+}
+
+// TestWriteStream checks that streaming the tensors' bytes writes the very
+// file Write does, that data is asked for each tensor once and in order,
+// and that a wrong length or a failing source is an error naming the tensor.
+func TestWriteStream(t *testing.T) {
+	want := writeSample(t)
+	ts := sampleTensors()
+	heads := make([]*tensor.Tensor, len(ts))
+	for i, x := range ts {
+		heads[i] = &tensor.Tensor{Name: x.Name, DType: x.DType, Shape: x.Shape}
+	}
+	next := 0
+	var buf bytes.Buffer
+	err := WriteStream(&buf, sampleMeta(), heads, func(i int) ([]byte, error) {
+		if i != next {
+			t.Fatalf("data(%d) asked for when %d was due", i, next)
+		}
+		next++
+		return ts[i].Data, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next != len(ts) || !bytes.Equal(buf.Bytes(), want) {
+		t.Fatalf("streamed %d of %d tensors; file equal to Write's: %v", next, len(ts), bytes.Equal(buf.Bytes(), want))
+	}
+	bad := []struct {
+		name string
+		data func(i int) ([]byte, error)
+		want string
+	}{
+		{"short", func(i int) ([]byte, error) { return ts[i].Data[:len(ts[i].Data)/2], nil }, `"token_embd.weight": q4_k`},
+		{"failing", func(i int) ([]byte, error) { return nil, errors.New("disk on fire") }, `tensor "token_embd.weight": disk on fire`},
+	}
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			err := WriteStream(&bytes.Buffer{}, sampleMeta(), heads, tc.data)
+			if err == nil || !strings.Contains(strings.ToLower(err.Error()), strings.ToLower(tc.want)) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
+			}
+		})
 	}
 }

@@ -21,6 +21,21 @@ const maxTensorName = 63
 // the data section is zero-padded. A tensor with an empty shape is written
 // as the one-dimensional shape [1], as ggml does.
 func Write(w io.Writer, meta []KV, tensors []*tensor.Tensor) error {
+	for _, t := range tensors {
+		if err := checkTensor(t); err != nil {
+			return fmt.Errorf("gguf write: %w", err)
+		}
+	}
+	return WriteStream(w, meta, tensors, func(i int) ([]byte, error) { return tensors[i].Data, nil })
+}
+
+// WriteStream writes a GGUF file as Write does, except that the tensors
+// need only their names, types and shapes (Data is ignored): data(i)
+// supplies the bytes of tensors[i] when the writer reaches it, in order,
+// so a file larger than memory is written one tensor at a time. The slice
+// data returns must hold exactly the tensor's ByteSize bytes; the writer
+// is done with it when data is next called.
+func WriteStream(w io.Writer, meta []KV, tensors []*tensor.Tensor, data func(i int) ([]byte, error)) error {
 	align := uint64(DefaultAlignment)
 	seen := make(map[string]bool, len(meta))
 	for _, kv := range meta {
@@ -46,16 +61,22 @@ func Write(w io.Writer, meta []KV, tensors []*tensor.Tensor) error {
 	offsets := make([]uint64, len(tensors))
 	var off uint64
 	names := make(map[string]bool, len(tensors))
+	sizes := make([]int, len(tensors))
 	for i, t := range tensors {
-		if err := checkTensor(t); err != nil {
+		if err := checkHeader(t); err != nil {
 			return fmt.Errorf("gguf write: %w", err)
 		}
+		size, err := t.ByteSize()
+		if err != nil {
+			return fmt.Errorf("gguf write: tensor %q: %w", t.Name, err)
+		}
+		sizes[i] = size
 		if names[t.Name] {
 			return fmt.Errorf("gguf write: tensor %q appears twice", t.Name)
 		}
 		names[t.Name] = true
 		offsets[i] = off
-		off += pad(uint64(len(t.Data)), align)
+		off += pad(uint64(size), align)
 	}
 
 	e := &encoder{w: bufio.NewWriterSize(w, 1<<20)}
@@ -83,9 +104,19 @@ func Write(w io.Writer, meta []KV, tensors []*tensor.Tensor) error {
 		e.u64(offsets[i])
 	}
 	e.zeros(pad(e.n, align) - e.n)
-	for _, t := range tensors {
-		e.bytes(t.Data)
-		n := uint64(len(t.Data))
+	for i, t := range tensors {
+		if e.err != nil {
+			break
+		}
+		b, err := data(i)
+		if err != nil {
+			return fmt.Errorf("gguf write: tensor %q: %w", t.Name, err)
+		}
+		if len(b) != sizes[i] {
+			return fmt.Errorf("gguf write: tensor %q: %s %v needs %d bytes, have %d", t.Name, t.DType, t.Shape, sizes[i], len(b))
+		}
+		e.bytes(b)
+		n := uint64(len(b))
 		e.zeros(pad(n, align) - n)
 	}
 	if e.err != nil {
@@ -110,10 +141,36 @@ func WriteFile(path string, meta []KV, tensors []*tensor.Tensor) error {
 	})
 }
 
+// WriteFileStream writes a GGUF file to path as WriteStream does, through
+// a temporary file renamed into place on success, as WriteFile does.
+func WriteFileStream(path string, meta []KV, tensors []*tensor.Tensor, data func(i int) ([]byte, error)) error {
+	return atomicfile.WriteFile(path, func(f *atomicfile.File) error {
+		if err := WriteStream(f, meta, tensors, data); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		return nil
+	})
+}
+
 func pad(n, align uint64) uint64 { return (n + align - 1) / align * align }
 
 // checkTensor validates a tensor for writing.
 func checkTensor(t *tensor.Tensor) error {
+	if err := checkHeader(t); err != nil {
+		return err
+	}
+	want, err := t.ByteSize()
+	if err != nil {
+		return fmt.Errorf("tensor %q: %w", t.Name, err)
+	}
+	if want != len(t.Data) {
+		return fmt.Errorf("tensor %q: %s %v needs %d bytes, have %d", t.Name, t.DType, t.Shape, want, len(t.Data))
+	}
+	return nil
+}
+
+// checkHeader validates a tensor's name, type and shape for writing.
+func checkHeader(t *tensor.Tensor) error {
 	if t == nil {
 		return fmt.Errorf("nil tensor")
 	}
@@ -128,13 +185,6 @@ func checkTensor(t *tensor.Tensor) error {
 	}
 	if len(t.Shape) > MaxDims {
 		return fmt.Errorf("tensor %q: %d dimensions, at most %d allowed", t.Name, len(t.Shape), MaxDims)
-	}
-	want, err := t.ByteSize()
-	if err != nil {
-		return fmt.Errorf("tensor %q: %w", t.Name, err)
-	}
-	if want != len(t.Data) {
-		return fmt.Errorf("tensor %q: %s %v needs %d bytes, have %d", t.Name, t.DType, t.Shape, want, len(t.Data))
 	}
 	return nil
 }
