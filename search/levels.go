@@ -147,11 +147,19 @@ func buildLevel(ctx context.Context, ck *load.Checkpoint, dt tensor.DType, opt B
 	if len(fit) == 0 {
 		return info, fmt.Errorf("level database %s: no matrix of %s can be stored as %s", opt.Dir, ck.Path, dt)
 	}
+	ov := []compress.Override{{Pattern: regexp.MustCompile("^(" + strings.Join(fit, "|") + ")$"), Type: dt}}
+	if t, ok := ggml.Lookup(dt); ok && t.NeedsImportance && !ggml.GridSupported(dt) {
+		// Calibration cannot weight the token embedding (it is looked up,
+		// not multiplied), and these types refuse to go without
+		// importance: the embedding takes Q2_K at this level, as
+		// llama.cpp's low-bit presets give it.
+		ov = append(ov, compress.Override{Pattern: regexp.MustCompile(`^token_embd\.weight$`), Type: tensor.Q2_K})
+	}
 	res, err := compress.Run(ctx, ck, compress.Options{
 		Out:         out,
 		Method:      m,
 		Preset:      "Q8_0",
-		Overrides:   []compress.Override{{Pattern: regexp.MustCompile("^(" + strings.Join(fit, "|") + ")$"), Type: dt}},
+		Overrides:   ov,
 		CalibFile:   opt.CalibFile,
 		CalibChunks: opt.CalibChunks,
 		Progress:    opt.Progress,
@@ -236,7 +244,6 @@ func openIndex(dir string, idx dbIndex, want map[string]bool) (*LevelDB, error) 
 	if len(db.Levels) < 2 {
 		return nil, fmt.Errorf("level database %s: %d levels; a search needs at least two", dir, len(db.Levels))
 	}
-	dts := make([]tensor.DType, len(db.Levels))
 	for li, l := range db.Levels {
 		path := filepath.Join(dir, l.File)
 		ck, err := load.Open(path, load.Options{})
@@ -248,7 +255,7 @@ func openIndex(dir string, idx dbIndex, want map[string]bool) (*LevelDB, error) 
 		if li == 0 {
 			db.Config = ck.Model.Config
 		}
-		if dts[li], err = tensor.ParseDType(l.Type); err != nil {
+		if _, err := tensor.ParseDType(l.Type); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("level database %s: level %q: %w", dir, l.Type, err)
 		}
@@ -258,9 +265,9 @@ func openIndex(dir string, idx dbIndex, want map[string]bool) (*LevelDB, error) 
 		}
 		db.tensors = append(db.tensors, m)
 	}
-	// The units are the matrices every level holds at its own type (a
-	// matrix whose shape a type cannot take falls back to another type
-	// in that level's file, and stays out of the search).
+	// The units are the matrices every level holds (mostly at the level's
+	// type; a matrix whose shape or role the type cannot take keeps the
+	// type the level's file gives it instead).
 	for _, t := range db.cks[0].Tensors {
 		if len(t.Shape) != 2 {
 			continue
@@ -268,7 +275,7 @@ func openIndex(dir string, idx dbIndex, want map[string]bool) (*LevelDB, error) 
 		u := Unit{Name: t.Name, Elems: int64(t.NumElements())}
 		for li := range db.Levels {
 			lt := db.tensors[li][t.Name]
-			if lt == nil || lt.DType != dts[li] {
+			if lt == nil {
 				u.Bytes = nil
 				break
 			}

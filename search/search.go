@@ -386,7 +386,7 @@ func Summary(db *LevelDB, assign []int) (types map[string]string, byBlock, byKin
 	kb, ke := map[string]float64{}, map[string]float64{}
 	for u, l := range assign {
 		un := db.Units[u]
-		types[un.Name] = db.Levels[l].Type
+		types[un.Name] = db.Tensor(u, l).DType.String()
 		block, kind := splitName(un.Name)
 		bb[block] += float64(un.Bytes[l]) * 8
 		be[block] += float64(un.Elems)
