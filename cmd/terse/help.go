@@ -41,7 +41,7 @@ func example(name string) string {
 	case "inspect":
 		return "terse inspect --model model.gguf"
 	case "report":
-		return "terse report --out report.html eval-*.json search.json"
+		return "terse report --out report.html --in 'eval-*.json' --in search.json"
 	case "serve":
 		return "terse serve --model model.gguf --addr 127.0.0.1:8080 --kv q8_0 --max-seqs 16"
 	case "kvfit":

@@ -23,17 +23,30 @@ func runReport(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "", "the HTML file to write (required)")
 	title := fs.String("title", "", "the page's title (default: terse report)")
 	jsonOut := fs.Bool("json", false, "print what the page shows as one JSON object")
+	var ins multiFlag
+	fs.Var(&ins, "in", "a JSON result to show, or a glob of them (repeatable): `terse eval --base … --json` outputs (points of the curve) and `terse compress --json` outputs (allocations)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *out == "" {
 		return usagef("--out is required")
 	}
-	if fs.NArg() == 0 {
-		return usagef("name the JSON results to show: `terse eval --json` and `terse compress --json` outputs")
+	var paths []string
+	for _, in := range ins {
+		m, err := filepath.Glob(in)
+		if err != nil {
+			return usagef("--in %q: %v", in, err)
+		}
+		if len(m) == 0 {
+			m = []string{in} // a plain name: the read below says what is wrong
+		}
+		paths = append(paths, m...)
+	}
+	if len(paths) == 0 {
+		return usagef("name the JSON results to show with --in: `terse eval --json` and `terse compress --json` outputs")
 	}
 	page := report.Page{Title: *title}
-	for _, path := range fs.Args() {
+	for _, path := range paths {
 		if err := addResult(&page, path); err != nil {
 			return err
 		}
