@@ -69,7 +69,11 @@ func Quantize(ctx context.Context, ts []*tensor.Tensor, opt QuantizeOptions) ([]
 			total += int64(t.NumElements())
 		}
 	}
-	bar := progress.New(opt.Progress, total, "compress", "w")
+	w := opt.Progress
+	if total == 0 {
+		w = nil // nothing left to compress: no empty bar
+	}
+	bar := progress.New(w, total, "compress", "w")
 	defer bar.Finish()
 	out := make([]*tensor.Tensor, 0, len(ts))
 	var reports []TensorReport
