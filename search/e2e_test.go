@@ -87,6 +87,20 @@ func TestSearchStories(t *testing.T) {
 	if math.Abs(r.KLDMean-res.FitnessKLD) > 1e-4*max(1, r.KLDMean)+0.02*r.KLDMean {
 		t.Fatalf("eval measures KLD %g for the written file, the search's objective said %g", r.KLDMean, res.FitnessKLD)
 	}
+	// A largest KLD: the smallest DP allocation that reaches the KLD the
+	// target search found is no bigger than that search's file.
+	ko := o
+	ko.TargetBytes, ko.MaxKLD, ko.Method, ko.Out = 0, res.FitnessKLD*1.0001, "dp", filepath.Join(dir, "kld.gguf")
+	kres, err := Run(context.Background(), ck, ko)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kres.FitnessKLD > ko.MaxKLD {
+		t.Fatalf("--max-kld %g gave a file of KLD %g", ko.MaxKLD, kres.FitnessKLD)
+	}
+	if kres.FileBytes > kres.TargetBytes || kres.TargetBytes > hi {
+		t.Fatalf("--max-kld: file of %d bytes for a found size of %d (all-top %d)", kres.FileBytes, kres.TargetBytes, hi)
+	}
 	// Resuming a finished search does no more generations and gives the
 	// same answer.
 	os.Remove(out)
