@@ -90,14 +90,22 @@ func (c *blockCache) Append(layer int, k, v []float32) error {
 }
 
 func (c *blockCache) check(layer, head, n int) error {
-	if layer < 0 || layer >= len(c.k) {
-		return fmt.Errorf("kv %s: layer %d of %d", c.name, layer, len(c.k))
+	return checkAccess(c.name, c.kvDim, c.lens, c.hd, layer, head, n)
+}
+
+// checkAccess validates a read of the first n positions of KV head head of
+// layer, for a cache named name whose layers are kvDim wide and hold lens
+// positions (head width hd): the check every cache's Scores and
+// WeightedSum start with.
+func checkAccess(name any, kvDim, lens []int, hd, layer, head, n int) error {
+	if layer < 0 || layer >= len(kvDim) {
+		return fmt.Errorf("kv %s: layer %d of %d", name, layer, len(kvDim))
 	}
-	if head < 0 || (head+1)*c.hd > c.kvDim[layer] {
-		return fmt.Errorf("kv %s: layer %d: KV head %d of %d", c.name, layer, head, c.kvDim[layer]/c.hd)
+	if head < 0 || (head+1)*hd > kvDim[layer] {
+		return fmt.Errorf("kv %s: layer %d: KV head %d of %d", name, layer, head, kvDim[layer]/hd)
 	}
-	if n < 0 || n > c.lens[layer] {
-		return fmt.Errorf("kv %s: layer %d: %d positions asked for, %d held", c.name, layer, n, c.lens[layer])
+	if n < 0 || n > lens[layer] {
+		return fmt.Errorf("kv %s: layer %d: %d positions asked for, %d held", name, layer, n, lens[layer])
 	}
 	return nil
 }

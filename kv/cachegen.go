@@ -142,16 +142,7 @@ func (c *cachegenCache) codeChunk(layer int) error {
 }
 
 func (c *cachegenCache) check(layer, head, n int) error {
-	if layer < 0 || layer >= len(c.kvDim) {
-		return fmt.Errorf("kv %s: layer %d of %d", &c.sp, layer, len(c.kvDim))
-	}
-	if head < 0 || (head+1)*c.hd > c.kvDim[layer] {
-		return fmt.Errorf("kv %s: layer %d: KV head %d of %d", &c.sp, layer, head, c.kvDim[layer]/c.hd)
-	}
-	if n < 0 || n > c.lens[layer] {
-		return fmt.Errorf("kv %s: layer %d: %d positions asked for, %d held", &c.sp, layer, n, c.lens[layer])
-	}
-	return nil
+	return checkAccess(&c.sp, c.kvDim, c.lens, c.hd, layer, head, n)
 }
 
 // decode decodes head's key (kv 0) or value (kv 1) plane of layer's

@@ -574,16 +574,7 @@ func (c *pcaCache) vRow(layer, h, p int) []byte {
 }
 
 func (c *pcaCache) check(layer, head, n int) error {
-	if layer < 0 || layer >= len(c.kvDim) {
-		return fmt.Errorf("kv %s: layer %d of %d", &c.sp, layer, len(c.kvDim))
-	}
-	if head < 0 || (head+1)*c.hd > c.kvDim[layer] {
-		return fmt.Errorf("kv %s: layer %d: KV head %d of %d", &c.sp, layer, head, c.kvDim[layer]/c.hd)
-	}
-	if n < 0 || n > c.lens[layer] {
-		return fmt.Errorf("kv %s: layer %d: %d positions asked for, %d held", &c.sp, layer, n, c.lens[layer])
-	}
-	return nil
+	return checkAccess(&c.sp, c.kvDim, c.lens, c.hd, layer, head, n)
 }
 
 // Scores implements model.KVCache in the projected space: each query is
