@@ -47,14 +47,12 @@ type Config struct {
 	// dequantizers are pure Go. Default 16.
 	QMaxBatch int
 	// QGemmMin is the smallest activation count, above QMaxBatch, that
-	// MatMul sends down the tiled integer GEMM (qgemm.go), for the weight
-	// types that have a four-token micro-kernel at the active level (Q4_0 or Q8_0
-	// with AVX512_VNNI) and weights of at least 1024 columns; 0 keeps
-	// every batch above QMaxBatch on the dequantize path. Default 0 (off):
-	// on the shared 2-core development machine the GEMM measured 1.07-1.16×
-	// the dequantize path on quiet runs (BenchmarkQPrefill, 2048-column
-	// weights, n = 32 and 128) but within noise under load; turn it on
-	// (e.g. 17) once a quiet run confirms it.
+	// MatMul sends down the integer prefill GEMM (qgemm.go, qgemm16.go)
+	// for Q4_0 and Q8_0 weights where the level has its sixteen-row
+	// kernels (AVX512_VNNI); 0 keeps every batch above QMaxBatch on the
+	// dequantize + float GEMM path. Default 1: measured in CPU time on the
+	// development machine (2048- and 8192-column weights, 32 and 128
+	// tokens) the GEMM ran at 1.9-3.3× the dequantize path.
 	QGemmMin int
 	// QDisabled sends quantized weights down the dequantize path at every
 	// batch size (benchmarks and tests compare the two).
@@ -93,7 +91,7 @@ func DefaultConfig() Config { return defaultConfig(os.Getenv) }
 
 func defaultConfig(getenv func(string) string) Config {
 	c := Config{Spin: defaultSpin, TileRows: defaultTileRows, KBlock: defaultKBlock,
-		SmallWork: defaultSmallWork, QMaxBatch: qMaxN, QGemmMin: 0, Level: getenv("TERSE_KERNEL")}
+		SmallWork: defaultSmallWork, QMaxBatch: qMaxN, QGemmMin: 1, Level: getenv("TERSE_KERNEL")}
 	if v, err := strconv.Atoi(getenv("TERSE_SPIN_US")); err == nil && v >= 0 {
 		c.Spin = time.Duration(v) * time.Microsecond
 	}

@@ -54,7 +54,7 @@ func MatMul(out, x []float32, n int, w *tensor.Tensor) error {
 		return nil
 	}
 	// Q4_0 and Q8_0 prefill batches: the tiled integer GEMM (qgemm.go).
-	if w.Decoder == nil && qGemmRoute(cfg, active, w.DType, n, cols) {
+	if w.Decoder == nil && qGemmRoute(cfg, active, w.DType, n) {
 		qGemm(cfg, out, x, n, w)
 		return nil
 	}

@@ -100,14 +100,14 @@ func TestQGemmRoute(t *testing.T) {
 			ok      bool // routed where the level has a kernel for dt
 		}{
 			{on, tensor.Q4_0, 32, 2048, true}, {on, tensor.Q8_0, 512, 1024, true}, {on, tensor.Q4_0, 31, 2048, false},
-			{on, tensor.Q4_0, 64, 768, false}, {on, tensor.Q4_K, 64, 2048, false}, {on, tensor.F32, 64, 2048, false},
+			{on, tensor.Q4_0, 64, 768, true}, {on, tensor.Q4_K, 64, 2048, false}, {on, tensor.F32, 64, 2048, false},
 			{&Config{QMaxBatch: qMaxN}, tensor.Q4_0, 64, 2048, false},
 			{&Config{QMaxBatch: 64, QGemmMin: 1}, tensor.Q4_0, 64, 2048, false},
 			{&Config{QMaxBatch: qMaxN, QGemmMin: 1, QDisabled: true}, tensor.Q4_0, 64, 2048, false},
 		} {
-			want := c.ok && gemm4For(l, c.dt) != nil
-			if got := qGemmRoute(c.cfg, l, c.dt, c.n, c.cols); got != want {
-				t.Errorf("qGemmRoute(%+v, %v, %s, %d, %d) = %v, want %v", *c.cfg, l, c.dt, c.n, c.cols, got, want)
+			want := c.ok && gemm16For(l, c.dt).ok()
+			if got := qGemmRoute(c.cfg, l, c.dt, c.n); got != want {
+				t.Errorf("qGemmRoute(%+v, %v, %s, %d) = %v, want %v", *c.cfg, l, c.dt, c.n, got, want)
 			}
 		}
 	}
@@ -120,7 +120,7 @@ func TestQGemmMatMul(t *testing.T) {
 	r := rand.New(rand.NewPCG(45, 46))
 	defer SetThreads(0)
 	SetThreads(2)
-	rows, cols, n := 70, qGemmMinCols, 37
+	rows, cols, n := 70, 1024, 37
 	w, err := makeWeight(r, tensor.Q4_0, rows, cols)
 	if err != nil {
 		t.Fatal(err)
@@ -143,7 +143,7 @@ func TestQGemmMatMul(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if !qGemmRoute(config.Load(), l, tensor.Q4_0, n, cols) {
+			if !qGemmRoute(config.Load(), l, tensor.Q4_0, n) {
 				return // the dequantize path: TestMatMul's business
 			}
 			for i, out := range outs {

@@ -50,9 +50,14 @@ type qJob struct {
 	units int // total rows
 	tg    [maxTargets]qTarget
 	ntg   int
-	tiled bool    // rows tile by tile (qgemm.go)
-	gemm4 gemm4Fn // four-token micro-kernel of a tiled job, or nil
-	acts  []q8Act // one per activation vector, grown on demand
+	tiled bool // rows tile by tile (qgemm.go)
+	// Sixteen-row kernels of a tiled job (qgemm16.go), the weight type they
+	// take, and the activations interleaved in token groups for them.
+	gemm16   gemm16Kernels
+	dt16     tensor.DType
+	groups16 []gemm16Group
+	abuf     []byte
+	acts     []q8Act // one per activation vector, grown on demand
 	// Backing store for acts, grown on demand and kept.
 	qbuf       []int8
 	dbuf, sbuf []float32
@@ -170,7 +175,7 @@ func (j *qJob) setup(outs [][]float32, x []float32, n int, ws []*tensor.Tensor) 
 }
 
 func (j *qJob) reset() {
-	j.x, j.tiled, j.gemm4 = nil, false, nil
+	j.x, j.tiled, j.gemm16 = nil, false, gemm16Kernels{}
 	for i := range j.tg {
 		j.tg[i] = qTarget{}
 	}

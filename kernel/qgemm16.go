@@ -1,0 +1,213 @@
+package kernel
+
+import (
+	"encoding/binary"
+	"math"
+	"sync"
+
+	"github.com/terse-llm/terse/tensor"
+)
+
+// Sixteen-row tiles for the prefill GEMM (qgemm.go). Where the level has
+// sixteen-row kernels (gemm16For: Q4_0 and Q8_0 with AVX512_VNNI), each
+// 16-row tile of the weights is repacked, once per MatMul call, into a
+// layout in which one 64-byte vector holds the same four columns of all
+// sixteen rows (packQ4_0x16, packQ8_0x16; with AVX-512 gathers), and the
+// kernels dot it with eight tokens at a time (then four, then one), every
+// VPDPBUSD advancing sixteen rows by four columns of one token
+// (qgemm16_amd64.s). The tokens' Q8_0 quants, scales and integer
+// corrections are interleaved once per call in groups (gemm16Acts), so a
+// kernel walks one pointer. The weights in memory and on disk keep their
+// ggml layout; the repacked tile lives in per-walk scratch (20 KiB for 2048
+// Q4_0 columns), so repacking costs one pass over the weights for all n
+// tokens. Results equal ggml's dot (the decode path) bit for bit.
+
+// gemm16Fn is a sixteen-row kernel: out[t*ostride+r] = row r · token t for
+// the rows packed in pack (nb blocks) and the token group at acts
+// (gemm16Acts).
+type gemm16Fn func(out []float32, ostride int, pack []byte, nb int, acts []byte)
+
+// gemm16Kernels are the sixteen-row kernels of one weight type, for groups
+// of eight, four and one token, and its repacking routine.
+type gemm16Kernels struct {
+	x8, x4, x1 gemm16Fn
+	pack       func(dst, w []byte, rb, nb int)
+}
+
+// ok reports whether the kernels exist.
+func (k gemm16Kernels) ok() bool { return k.x8 != nil && k.x4 != nil && k.x1 != nil && k.pack != nil }
+
+// gemm16Group is one group of tokens in a job's interleaved activations:
+// tokens [t, t+g) at byte offset off.
+type gemm16Group struct{ t, g, off int }
+
+// gemm16Groups splits n tokens into groups of eight, then at most one of
+// four, then ones, with their offsets for cols columns.
+func gemm16Groups(dst []gemm16Group, n, cols int) []gemm16Group {
+	dst = dst[:0]
+	off, t := 0, 0
+	for _, g := range []int{8, 4, 1} {
+		for t+g <= n {
+			dst = append(dst, gemm16Group{t, g, off})
+			off += g * cols / q8Block * 40
+			t += g
+			if g == 4 {
+				break
+			}
+		}
+	}
+	return dst
+}
+
+// gemm16Acts interleaves the n tokens' Q8_0 activations (quants q, scales
+// d, token t's at t·cols and t·nb) into acts, group by group: per block the
+// group's g×32 quants, then its g scales (float32), then its g corrections
+// mul·Σq (int32).
+func gemm16Acts(acts []byte, groups []gemm16Group, q []int8, d []float32, cols int, mul int32) {
+	nb := cols / q8Block
+	for _, gr := range groups {
+		o := acts[gr.off:]
+		for b := 0; b < nb; b++ {
+			blk := o[b*gr.g*40 : (b+1)*gr.g*40]
+			for i := 0; i < gr.g; i++ {
+				t := gr.t + i
+				src := q[t*cols+b*q8Block : t*cols+(b+1)*q8Block]
+				var s int32
+				for k, v := range src {
+					blk[i*32+k] = byte(v)
+					s += int32(v)
+				}
+				binary.LittleEndian.PutUint32(blk[gr.g*32+4*i:], math.Float32bits(d[t*nb+b]))
+				binary.LittleEndian.PutUint32(blk[gr.g*36+4*i:], uint32(mul*s))
+			}
+		}
+	}
+}
+
+// Repacked block sizes: sixteen float32 scales, then the quants.
+const (
+	pack16Q4_0 = 64 + 16*16 // 320
+	pack16Q8_0 = 64 + 16*32 // 576
+)
+
+// pack16Bytes is the repacked size of one 16-row tile of nb blocks.
+func pack16Bytes(dt tensor.DType, nb int) int {
+	if dt == tensor.Q8_0 {
+		return nb * pack16Q8_0
+	}
+	return nb * pack16Q4_0
+}
+
+// gemm16Init is the multiple of a block's quant sum that the kernels start
+// the block's integer sum from: the weights' offset as stored in a tile.
+func gemm16Init(dt tensor.DType) int32 {
+	if dt == tensor.Q8_0 {
+		return -128
+	}
+	return -8
+}
+
+// packQ4_0x16 repacks sixteen Q4_0 rows (row r at w[r*rb:]) of nb blocks
+// into dst (pack16Bytes): per block the rows' scales as float32, then four
+// vectors, vector k holding bytes 4k..4k+3 of each row's 16 quant bytes
+// (low nibbles: columns 4k..4k+3, high nibbles: 16+4k..16+4k+3).
+func packQ4_0x16(dst, w []byte, rb, nb int) {
+	for b := 0; b < nb; b++ {
+		o := dst[b*pack16Q4_0 : (b+1)*pack16Q4_0]
+		for r := 0; r < 16; r++ {
+			blk := w[r*rb+b*18 : r*rb+b*18+18]
+			binary.LittleEndian.PutUint32(o[4*r:], math.Float32bits(tensor.F16ToF32(binary.LittleEndian.Uint16(blk))))
+			for k := 0; k < 4; k++ {
+				copy(o[64+64*k+4*r:64+64*k+4*r+4], blk[2+4*k:2+4*k+4])
+			}
+		}
+	}
+}
+
+// packQ8_0x16 repacks sixteen Q8_0 rows the same way: per block the scales,
+// then eight vectors, vector k holding columns 4k..4k+3 of each row as
+// quant+128 (unsigned).
+func packQ8_0x16(dst, w []byte, rb, nb int) {
+	for b := 0; b < nb; b++ {
+		o := dst[b*pack16Q8_0 : (b+1)*pack16Q8_0]
+		for r := 0; r < 16; r++ {
+			blk := w[r*rb+b*34 : r*rb+b*34+34]
+			binary.LittleEndian.PutUint32(o[4*r:], math.Float32bits(tensor.F16ToF32(binary.LittleEndian.Uint16(blk))))
+			for k := 0; k < 8; k++ {
+				d := o[64+64*k+4*r : 64+64*k+4*r+4]
+				for i := range d {
+					d[i] = blk[2+4*k+i] ^ 0x80
+				}
+			}
+		}
+	}
+}
+
+// pack16Go repacks one tile of dt weights in Go.
+func pack16Go(dt tensor.DType, dst, w []byte, rb, nb int) {
+	if dt == tensor.Q8_0 {
+		packQ8_0x16(dst, w, rb, nb)
+		return
+	}
+	packQ4_0x16(dst, w, rb, nb)
+}
+
+// pack16Buf is the scratch of one tile walk: the repacked tile, and a
+// partial last tile's rows padded to sixteen and its outputs.
+type pack16Buf struct {
+	pack, rows []byte
+	out        []float32
+}
+
+// pack16Pool holds tile walk scratch.
+var pack16Pool = sync.Pool{New: func() any { return new(pack16Buf) }}
+
+// runTiled16 computes rows [lo, hi) of one target with the sixteen-row
+// kernels: each 16-row tile is repacked and dotted with the tokens four at
+// a time, then one at a time. A partial last tile is padded with zero rows
+// and computed into scratch, so that every row takes the same kernels.
+func (j *qJob) runTiled16(tg *qTarget, lo, hi int) {
+	nb := j.cols / q8Block
+	size := pack16Bytes(j.dt16, nb)
+	sb := pack16Pool.Get().(*pack16Buf)
+	if cap(sb.pack) < size {
+		sb.pack = make([]byte, size)
+	}
+	pk := sb.pack[:size]
+	rb, rows := tg.rb, tg.rows
+	for r0 := lo; r0 < hi; r0 += 16 {
+		out, ostride := tg.out[r0:], rows
+		if r0+16 <= hi {
+			j.gemm16.pack(pk, tg.data[r0*rb:(r0+16)*rb], rb, nb)
+		} else {
+			// Zero rows have zero scales: their lanes compute 0 and are
+			// dropped.
+			if cap(sb.rows) < 16*rb {
+				sb.rows = make([]byte, 16*rb)
+			}
+			w := sb.rows[:16*rb]
+			clear(w[copy(w, tg.data[r0*rb:hi*rb]):])
+			j.gemm16.pack(pk, w, rb, nb)
+			if cap(sb.out) < 16*j.n {
+				sb.out = make([]float32, 16*j.n)
+			}
+			out, ostride = sb.out[:16*j.n], 16
+		}
+		for _, gr := range j.groups16 {
+			k := j.gemm16.x1
+			switch gr.g {
+			case 8:
+				k = j.gemm16.x8
+			case 4:
+				k = j.gemm16.x4
+			}
+			k(out[gr.t*ostride:], ostride, pk, nb, j.abuf[gr.off:])
+		}
+		if ostride == 16 {
+			for t := 0; t < j.n; t++ {
+				copy(tg.out[t*rows+r0:t*rows+hi], out[t*16:t*16+hi-r0])
+			}
+		}
+	}
+	pack16Pool.Put(sb)
+}

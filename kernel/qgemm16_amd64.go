@@ -1,0 +1,46 @@
+//go:build amd64 && !purego
+
+package kernel
+
+import "github.com/terse-llm/terse/tensor"
+
+// Implemented in qgemm16_amd64.s.
+
+//go:noescape
+func gemm16Q4_0x8VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
+
+//go:noescape
+func gemm16Q4_0x4VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
+
+//go:noescape
+func gemm16Q4_0x1VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
+
+//go:noescape
+func gemm16Q8_0x8VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
+
+//go:noescape
+func gemm16Q8_0x4VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
+
+//go:noescape
+func gemm16Q8_0x1VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
+
+//go:noescape
+func pack16Q4_0AVX512(dst, w []byte, rb, nb int)
+
+//go:noescape
+func pack16Q8_0AVX512(dst, w []byte, rb, nb int)
+
+// gemm16For returns the sixteen-row kernels for dt weights at level l, or
+// none (ok false) where there are none.
+func gemm16For(l level, dt tensor.DType) (k gemm16Kernels) {
+	if l < levelAVX512 || !hasVNNI {
+		return k
+	}
+	switch dt {
+	case tensor.Q4_0:
+		return gemm16Kernels{x8: gemm16Q4_0x8VNNI, x4: gemm16Q4_0x4VNNI, x1: gemm16Q4_0x1VNNI, pack: pack16Q4_0AVX512}
+	case tensor.Q8_0:
+		return gemm16Kernels{x8: gemm16Q8_0x8VNNI, x4: gemm16Q8_0x4VNNI, x1: gemm16Q8_0x1VNNI, pack: pack16Q8_0AVX512}
+	}
+	return k
+}

@@ -1,0 +1,134 @@
+package kernel
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/terse-llm/terse/quant/ggml"
+	"github.com/terse-llm/terse/tensor"
+)
+
+// TestQGemm16BitExact checks the sixteen-row kernels, through qGemm, against
+// ggml's generic dot of each weight row with each token's Q8_0 activation,
+// bit for bit: random, zero, all-ones and ±65504-scale weights; tokens
+// that are normal, zero, huge, tiny or a single spike (gemmActs) and
+// extreme quants (every activation −127 or 127, and −128, which the
+// activation quantizer never writes but the kernels must take); token
+// counts that leave one to three tokens for the one-token kernel; row
+// counts with and without a partial last tile; one and two threads.
+func TestQGemm16BitExact(t *testing.T) {
+	r := rand.New(rand.NewPCG(61, 62))
+	defer SetThreads(0)
+	for _, dt := range qGemmTestTypes {
+		if !gemm16For(supported, dt).ok() {
+			t.Skipf("no sixteen-row %s kernels on this CPU (level %v, VNNI %v)", dt, supported, hasVNNI)
+		}
+		gt, _ := ggml.Lookup(dt)
+		for _, sh := range [][2]int{{16, 32}, {37, 96}, {64, 2048}, {5, 64}} {
+			rows, cols := sh[0], sh[1]
+			nb := cols / q8Block
+			rb, _ := dt.RowBytes(cols)
+			for wmode := 0; wmode < 4; wmode++ {
+				data := randBlocks(r, dt, rows*nb, wmode)
+				w, err := tensor.New("w", dt, []int{rows, cols}, data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, n := range []int{17, 18, 19, 20, 24, 29} {
+					x := gemmActs(r, n, cols)
+					for th := 1; th <= 2; th++ {
+						SetThreads(th)
+						name := fmt.Sprintf("%s %dx%d wmode=%d n=%d threads=%d", dt, rows, cols, wmode, n, th)
+						out := make([]float32, n*rows+1)
+						out[n*rows] = 42
+						var j *qJob
+						withLevel(t, supported, func() {
+							qGemm(config.Load(), out, x, n, w)
+							j = new(qJob)
+							j.setup([][]float32{make([]float32, n*rows)}, x, n, []*tensor.Tensor{w})
+						})
+						for tk := 0; tk < n; tk++ {
+							for i := 0; i < rows; i++ {
+								want := gt.Dot(data[i*rb:(i+1)*rb], &j.acts[tk])
+								if got := out[tk*rows+i]; math.Float32bits(got) != math.Float32bits(want) && !(got != got && want != want) {
+									t.Fatalf("%s: row %d token %d = %g, generic dot %g", name, i, tk, got, want)
+								}
+							}
+						}
+						if out[n*rows] != 42 {
+							t.Fatalf("%s: wrote past n*rows", name)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestQGemm16Extremes drives the kernels directly, for a group of each
+// size (13 tokens: 8 + 4 + 1), with activation quants at −128, −127 and 127
+// (the largest integer sums the lanes hold) against every weight mode,
+// comparing with the generic dot; and checks the AVX-512 repacking against
+// the Go one.
+func TestQGemm16Extremes(t *testing.T) {
+	r := rand.New(rand.NewPCG(63, 64))
+	for _, dt := range qGemmTestTypes {
+		k := gemm16For(supported, dt)
+		if !k.ok() {
+			t.Skipf("no sixteen-row %s kernels on this CPU", dt)
+		}
+		gt, _ := ggml.Lookup(dt)
+		const rows, cols, n = 16, 256, 13
+		nb := cols / q8Block
+		rb, _ := dt.RowBytes(cols)
+		for wmode := 0; wmode < 4; wmode++ {
+			data := randBlocks(r, dt, rows*nb, wmode)
+			pk := make([]byte, pack16Bytes(dt, nb))
+			k.pack(pk, data, rb, nb)
+			ref := make([]byte, len(pk))
+			pack16Go(dt, ref, data, rb, nb)
+			if !bytes.Equal(pk, ref) {
+				t.Fatalf("%s wmode=%d: AVX-512 repacking differs from packQ*x16", dt, wmode)
+			}
+			for _, qv := range []int8{-128, -127, 127} {
+				acts := make([]q8Act, n)
+				q := make([]int8, n*cols)
+				d := make([]float32, n*nb)
+				for i := range q {
+					q[i] = qv
+					if i%7 == 3 && qv != -128 {
+						q[i] = -qv
+					}
+				}
+				for i := range d {
+					d[i] = float32(r.NormFloat64())
+				}
+				for tk := range acts {
+					acts[tk] = q8Act{Q: q[tk*cols : (tk+1)*cols], D: d[tk*nb : (tk+1)*nb], S: make([]float32, nb)}
+				}
+				groups := gemm16Groups(nil, n, cols)
+				if len(groups) != 3 || groups[0].g != 8 || groups[1].g != 4 || groups[2].g != 1 {
+					t.Fatalf("gemm16Groups(%d) = %+v", n, groups)
+				}
+				ab := make([]byte, n*nb*40)
+				gemm16Acts(ab, groups, q, d, cols, gemm16Init(dt))
+				out := make([]float32, n*rows)
+				for _, gr := range groups {
+					f := map[int]gemm16Fn{8: k.x8, 4: k.x4, 1: k.x1}[gr.g]
+					f(out[gr.t*rows:], rows, pk, nb, ab[gr.off:])
+				}
+				for tk := 0; tk < n; tk++ {
+					for i := 0; i < rows; i++ {
+						want := gt.Dot(data[i*rb:(i+1)*rb], &acts[tk])
+						if got := out[tk*rows+i]; math.Float32bits(got) != math.Float32bits(want) && !(got != got && want != want) {
+							t.Fatalf("%s wmode=%d q=%d: row %d token %d = %g, generic dot %g", dt, wmode, qv, i, tk, got, want)
+						}
+					}
+				}
+			}
+		}
+	}
+}
