@@ -28,7 +28,9 @@ func qGemmRoute(cfg *Config, l level, dt tensor.DType, n int) bool {
 }
 
 // qGemmType reports whether qGemm takes dt weights.
-func qGemmType(dt tensor.DType) bool { return dt == tensor.Q4_0 || dt == tensor.Q8_0 }
+func qGemmType(dt tensor.DType) bool {
+	return dt == tensor.Q4_0 || dt == tensor.Q8_0 || dt == tensor.Q4_K || dt == tensor.Q6_K
+}
 
 // qGemm is MatMul for qGemmType weights whose size checks have passed.
 func qGemm(cfg *Config, out, x []float32, n int, w *tensor.Tensor) {
@@ -69,11 +71,11 @@ func (j *qJob) setupTiled(outs [][]float32, x []float32, n int, ws []*tensor.Ten
 	j.tiled = true
 	j.gemm16, j.dt16 = gemm16For(active, dt), dt
 	if j.gemm16.ok() {
-		if size := n * j.cols / q8Block * 40; cap(j.abuf) < size {
+		if size := n * j.cols / j.gemm16.blk * j.gemm16.actBlock; cap(j.abuf) < size {
 			j.abuf = make([]byte, size)
 		}
-		j.groups16 = gemm16Groups(j.groups16, n, j.cols)
-		gemm16Acts(j.abuf, j.groups16, j.qbuf, j.dbuf, j.cols, gemm16Init(dt))
+		j.groups16 = j.gemm16.groups(j.groups16, n, j.cols)
+		j.interleave()
 	}
 }
 

@@ -28,31 +28,50 @@ import (
 type gemm16Fn func(out []float32, ostride int, pack []byte, nb int, acts []byte)
 
 // gemm16Kernels are the sixteen-row kernels of one weight type, for groups
-// of eight, four and one token, and its repacking routine.
+// of eight, four and one token (x8 and x4 may be nil), its repacking
+// routine, and the sizes of its blocks: blk columns, tile bytes per block
+// (sixteen rows) and activation bytes per block and token.
 type gemm16Kernels struct {
-	x8, x4, x1 gemm16Fn
-	pack       func(dst, w []byte, rb, nb int)
+	x8, x4, x1          gemm16Fn
+	pack                func(dst, w []byte, rb, nb int)
+	blk, tile, actBlock int
 }
 
 // ok reports whether the kernels exist.
-func (k gemm16Kernels) ok() bool { return k.x8 != nil && k.x4 != nil && k.x1 != nil && k.pack != nil }
+func (k gemm16Kernels) ok() bool { return k.x1 != nil && k.pack != nil }
+
+// kernel returns the kernel for groups of g tokens.
+func (k gemm16Kernels) kernel(g int) gemm16Fn {
+	switch g {
+	case 8:
+		return k.x8
+	case 4:
+		return k.x4
+	}
+	return k.x1
+}
 
 // gemm16Group is one group of tokens in a job's interleaved activations:
 // tokens [t, t+g) at byte offset off.
 type gemm16Group struct{ t, g, off int }
 
-// gemm16Groups splits n tokens into groups of eight, then at most one of
-// four, then ones, with their offsets for cols columns.
-func gemm16Groups(dst []gemm16Group, n, cols int) []gemm16Group {
+// groups splits n tokens of cols columns into groups of eight, then at
+// most one of four, then ones (of the sizes the kernels take: fours all
+// the way where there is no x8), with their offsets in the interleaved
+// activations.
+func (k gemm16Kernels) groups(dst []gemm16Group, n, cols int) []gemm16Group {
 	dst = dst[:0]
 	off, t := 0, 0
 	for _, g := range []int{8, 4, 1} {
+		if k.kernel(g) == nil {
+			continue
+		}
 		for t+g <= n {
 			dst = append(dst, gemm16Group{t, g, off})
-			off += g * cols / q8Block * 40
+			off += g * cols / k.blk * k.actBlock
 			t += g
-			if g == 4 {
-				break
+			if g == 4 && k.x8 != nil {
+				break // fewer than eight tokens are left
 			}
 		}
 	}
@@ -84,19 +103,21 @@ func gemm16Acts(acts []byte, groups []gemm16Group, q []int8, d []float32, cols i
 	}
 }
 
+// interleave fills the job's interleaved activations for its weight type.
+func (j *qJob) interleave() {
+	switch j.dt16 {
+	case tensor.Q4_K, tensor.Q6_K:
+		gemm16ActsK(j.abuf, j.groups16, j.qbuf, j.dbuf, j.bsbuf, j.cols, j.dt16)
+	default:
+		gemm16Acts(j.abuf, j.groups16, j.qbuf, j.dbuf, j.cols, gemm16Init(j.dt16))
+	}
+}
+
 // Repacked block sizes: sixteen float32 scales, then the quants.
 const (
 	pack16Q4_0 = 64 + 16*16 // 320
 	pack16Q8_0 = 64 + 16*32 // 576
 )
-
-// pack16Bytes is the repacked size of one 16-row tile of nb blocks.
-func pack16Bytes(dt tensor.DType, nb int) int {
-	if dt == tensor.Q8_0 {
-		return nb * pack16Q8_0
-	}
-	return nb * pack16Q4_0
-}
 
 // gemm16Init is the multiple of a block's quant sum that the kernels start
 // the block's integer sum from: the weights' offset as stored in a tile.
@@ -145,11 +166,16 @@ func packQ8_0x16(dst, w []byte, rb, nb int) {
 
 // pack16Go repacks one tile of dt weights in Go.
 func pack16Go(dt tensor.DType, dst, w []byte, rb, nb int) {
-	if dt == tensor.Q8_0 {
+	switch dt {
+	case tensor.Q8_0:
 		packQ8_0x16(dst, w, rb, nb)
-		return
+	case tensor.Q4_K:
+		packQ4Kx16(dst, w, rb, nb)
+	case tensor.Q6_K:
+		packQ6Kx16(dst, w, rb, nb)
+	default:
+		packQ4_0x16(dst, w, rb, nb)
 	}
-	packQ4_0x16(dst, w, rb, nb)
 }
 
 // pack16Buf is the scratch of one tile walk: the repacked tile, and a
@@ -163,12 +189,11 @@ type pack16Buf struct {
 var pack16Pool = sync.Pool{New: func() any { return new(pack16Buf) }}
 
 // runTiled16 computes rows [lo, hi) of one target with the sixteen-row
-// kernels: each 16-row tile is repacked and dotted with the tokens four at
-// a time, then one at a time. A partial last tile is padded with zero rows
+// kernels: each 16-row tile is repacked and dotted with every token group. A partial last tile is padded with zero rows
 // and computed into scratch, so that every row takes the same kernels.
 func (j *qJob) runTiled16(tg *qTarget, lo, hi int) {
-	nb := j.cols / q8Block
-	size := pack16Bytes(j.dt16, nb)
+	nb := j.cols / j.gemm16.blk
+	size := nb * j.gemm16.tile
 	sb := pack16Pool.Get().(*pack16Buf)
 	if cap(sb.pack) < size {
 		sb.pack = make([]byte, size)
@@ -194,14 +219,7 @@ func (j *qJob) runTiled16(tg *qTarget, lo, hi int) {
 			out, ostride = sb.out[:16*j.n], 16
 		}
 		for _, gr := range j.groups16 {
-			k := j.gemm16.x1
-			switch gr.g {
-			case 8:
-				k = j.gemm16.x8
-			case 4:
-				k = j.gemm16.x4
-			}
-			k(out[gr.t*ostride:], ostride, pk, nb, j.abuf[gr.off:])
+			j.gemm16.kernel(gr.g)(out[gr.t*ostride:], ostride, pk, nb, j.abuf[gr.off:])
 		}
 		if ostride == 16 {
 			for t := 0; t < j.n; t++ {

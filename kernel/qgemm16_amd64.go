@@ -25,10 +25,28 @@ func gemm16Q8_0x4VNNI(out []float32, ostride int, pack []byte, nb int, acts []by
 func gemm16Q8_0x1VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
 
 //go:noescape
+func gemm16Q4_Kx4VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
+
+//go:noescape
+func gemm16Q4_Kx1VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
+
+//go:noescape
+func gemm16Q6_Kx8VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
+
+//go:noescape
+func gemm16Q6_Kx1VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
+
+//go:noescape
 func pack16Q4_0AVX512(dst, w []byte, rb, nb int)
 
 //go:noescape
 func pack16Q8_0AVX512(dst, w []byte, rb, nb int)
+
+//go:noescape
+func pack16Q4_KAVX512(dst, w []byte, rb, nb int)
+
+//go:noescape
+func pack16Q6_KAVX512(dst, w []byte, rb, nb int)
 
 // gemm16For returns the sixteen-row kernels for dt weights at level l, or
 // none (ok false) where there are none.
@@ -38,9 +56,17 @@ func gemm16For(l level, dt tensor.DType) (k gemm16Kernels) {
 	}
 	switch dt {
 	case tensor.Q4_0:
-		return gemm16Kernels{x8: gemm16Q4_0x8VNNI, x4: gemm16Q4_0x4VNNI, x1: gemm16Q4_0x1VNNI, pack: pack16Q4_0AVX512}
+		return gemm16Kernels{x8: gemm16Q4_0x8VNNI, x4: gemm16Q4_0x4VNNI, x1: gemm16Q4_0x1VNNI, pack: pack16Q4_0AVX512,
+			blk: q8Block, tile: pack16Q4_0, actBlock: 40}
 	case tensor.Q8_0:
-		return gemm16Kernels{x8: gemm16Q8_0x8VNNI, x4: gemm16Q8_0x4VNNI, x1: gemm16Q8_0x1VNNI, pack: pack16Q8_0AVX512}
+		return gemm16Kernels{x8: gemm16Q8_0x8VNNI, x4: gemm16Q8_0x4VNNI, x1: gemm16Q8_0x1VNNI, pack: pack16Q8_0AVX512,
+			blk: q8Block, tile: pack16Q8_0, actBlock: 40}
+	case tensor.Q4_K:
+		return gemm16Kernels{x4: gemm16Q4_Kx4VNNI, x1: gemm16Q4_Kx1VNNI, pack: pack16Q4_KAVX512,
+			blk: qkBlock, tile: pack16Q4K, actBlock: actBlockK}
+	case tensor.Q6_K:
+		return gemm16Kernels{x8: gemm16Q6_Kx8VNNI, x1: gemm16Q6_Kx1VNNI, pack: pack16Q6_KAVX512,
+			blk: qkBlock, tile: pack16Q6K, actBlock: actBlockK}
 	}
 	return k
 }

@@ -11,6 +11,9 @@ import (
 	"github.com/terse-llm/terse/tensor"
 )
 
+// gemm16TestTypes are the weight types with sixteen-row kernels.
+var gemm16TestTypes = []tensor.DType{tensor.Q4_0, tensor.Q8_0, tensor.Q4_K, tensor.Q6_K}
+
 // TestQGemm16BitExact checks the sixteen-row kernels, through qGemm, against
 // ggml's generic dot of each weight row with each token's Q8_0 activation,
 // bit for bit: random, zero, all-ones and ±65504-scale weights; tokens
@@ -20,16 +23,23 @@ import (
 // counts that leave one to three tokens for the one-token kernel; row
 // counts with and without a partial last tile; one and two threads.
 func TestQGemm16BitExact(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
 	r := rand.New(rand.NewPCG(61, 62))
 	defer SetThreads(0)
-	for _, dt := range qGemmTestTypes {
-		if !gemm16For(supported, dt).ok() {
+	for _, dt := range gemm16TestTypes {
+		k := gemm16For(supported, dt)
+		if !k.ok() {
 			t.Skipf("no sixteen-row %s kernels on this CPU (level %v, VNNI %v)", dt, supported, hasVNNI)
 		}
 		gt, _ := ggml.Lookup(dt)
-		for _, sh := range [][2]int{{16, 32}, {37, 96}, {64, 2048}, {5, 64}} {
-			rows, cols := sh[0], sh[1]
-			nb := cols / q8Block
+		for _, sh := range [][2]int{{16, 1}, {37, 3}, {64, 8}, {5, 2}} {
+			rows, cols := sh[0], sh[1]*k.blk
+			if k.blk == q8Block {
+				cols = sh[1] * 32
+			}
+			nb := cols / k.blk
 			rb, _ := dt.RowBytes(cols)
 			for wmode := 0; wmode < 4; wmode++ {
 				data := randBlocks(r, dt, rows*nb, wmode)
@@ -75,18 +85,18 @@ func TestQGemm16BitExact(t *testing.T) {
 // the Go one.
 func TestQGemm16Extremes(t *testing.T) {
 	r := rand.New(rand.NewPCG(63, 64))
-	for _, dt := range qGemmTestTypes {
+	for _, dt := range gemm16TestTypes {
 		k := gemm16For(supported, dt)
 		if !k.ok() {
 			t.Skipf("no sixteen-row %s kernels on this CPU", dt)
 		}
 		gt, _ := ggml.Lookup(dt)
-		const rows, cols, n = 16, 256, 13
-		nb := cols / q8Block
+		const rows, cols, n = 16, 512, 13
+		nb := cols / k.blk
 		rb, _ := dt.RowBytes(cols)
 		for wmode := 0; wmode < 4; wmode++ {
 			data := randBlocks(r, dt, rows*nb, wmode)
-			pk := make([]byte, pack16Bytes(dt, nb))
+			pk := make([]byte, nb*k.tile)
 			k.pack(pk, data, rb, nb)
 			ref := make([]byte, len(pk))
 			pack16Go(dt, ref, data, rb, nb)
@@ -94,31 +104,49 @@ func TestQGemm16Extremes(t *testing.T) {
 				t.Fatalf("%s wmode=%d: AVX-512 repacking differs from packQ*x16", dt, wmode)
 			}
 			for _, qv := range []int8{-128, -127, 127} {
-				acts := make([]q8Act, n)
-				q := make([]int8, n*cols)
-				d := make([]float32, n*nb)
-				for i := range q {
-					q[i] = qv
+				j := &qJob{n: n, cols: cols, gemm16: k, dt16: dt}
+				j.qbuf = make([]int8, n*cols)
+				j.dbuf = make([]float32, n*nb)
+				j.bsbuf = make([]int16, n*cols/16)
+				for i := range j.qbuf {
+					j.qbuf[i] = qv
 					if i%7 == 3 && qv != -128 {
-						q[i] = -qv
+						j.qbuf[i] = -qv
 					}
 				}
-				for i := range d {
-					d[i] = float32(r.NormFloat64())
+				for i := range j.dbuf {
+					j.dbuf[i] = float32(r.NormFloat64())
 				}
+				for i := range j.bsbuf {
+					for _, v := range j.qbuf[16*i : 16*i+16] {
+						j.bsbuf[i] += int16(v)
+					}
+				}
+				acts := make([]q8Act, n)
 				for tk := range acts {
-					acts[tk] = q8Act{Q: q[tk*cols : (tk+1)*cols], D: d[tk*nb : (tk+1)*nb], S: make([]float32, nb)}
+					acts[tk] = q8Act{Q: j.qbuf[tk*cols : (tk+1)*cols], D: j.dbuf[tk*nb : (tk+1)*nb], S: make([]float32, nb),
+						BS: j.bsbuf[tk*cols/16 : (tk+1)*cols/16]}
 				}
-				groups := gemm16Groups(nil, n, cols)
-				if len(groups) != 3 || groups[0].g != 8 || groups[1].g != 4 || groups[2].g != 1 {
-					t.Fatalf("gemm16Groups(%d) = %+v", n, groups)
+				j.groups16 = k.groups(nil, n, cols)
+				want := []int{8, 4, 1}
+				if k.x8 == nil {
+					want = []int{4, 4, 4, 1}
+				} else if k.x4 == nil {
+					want = []int{8, 1, 1, 1, 1, 1}
 				}
-				ab := make([]byte, n*nb*40)
-				gemm16Acts(ab, groups, q, d, cols, gemm16Init(dt))
+				if len(j.groups16) != len(want) {
+					t.Fatalf("%s: groups(%d) = %+v", dt, n, j.groups16)
+				}
+				for i, g := range want {
+					if j.groups16[i].g != g {
+						t.Fatalf("%s: groups(%d) = %+v", dt, n, j.groups16)
+					}
+				}
+				j.abuf = make([]byte, n*nb*k.actBlock)
+				j.interleave()
 				out := make([]float32, n*rows)
-				for _, gr := range groups {
-					f := map[int]gemm16Fn{8: k.x8, 4: k.x4, 1: k.x1}[gr.g]
-					f(out[gr.t*rows:], rows, pk, nb, ab[gr.off:])
+				for _, gr := range j.groups16 {
+					k.kernel(gr.g)(out[gr.t*rows:], rows, pk, nb, j.abuf[gr.off:])
 				}
 				for tk := 0; tk < n; tk++ {
 					for i := 0; i < rows; i++ {

@@ -296,3 +296,8 @@ func kMins(m *[8]int32, bs []int16) int32 {
 	}
 	return t
 }
+
+// ScaleMinK4 returns the eight 6-bit sub-block scales and mins packed in
+// the 12 bytes p of a Q4_K or Q5_K block (bytes 4..15), as ggml unpacks
+// them.
+func ScaleMinK4(p []byte) (sc, m [8]int32) { return scaleMinK4All(p) }

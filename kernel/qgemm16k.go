@@ -1,0 +1,123 @@
+package kernel
+
+import (
+	"encoding/binary"
+	"math"
+
+	"github.com/terse-llm/terse/quant/ggml"
+	"github.com/terse-llm/terse/tensor"
+)
+
+// The k-quant sixteen-row tiles (qgemm16k_amd64.s): the layout of
+// qgemm16.go with 256-column super-blocks, every weight widened to an
+// unsigned byte at repacking so the kernels unpack nothing, and the
+// sub-block scales (and Q4_K's mins) spread into 16-lane int32 vectors.
+
+// Repacked super-block sizes (sixteen rows) and the interleaved
+// activations' bytes per super-block and token: 256 quants, the scale, 16
+// int32 sums.
+const (
+	pack16Q4K  = 64 + 64 + 8*64 + 8*64 + 64*64 // d, dmin, scales, mins, quants: 5248
+	pack16Q6K  = 64 + 16*64 + 64*64            // d, scales, quants: 5184
+	actBlockK  = 256 + 4 + 64
+	pack16KQ4K = 1152 // Q4_K quants offset
+	pack16KQ6K = 1088 // Q6_K quants offset
+)
+
+// putF32 stores v at b[0:4].
+func putF32(b []byte, v float32) { binary.LittleEndian.PutUint32(b, math.Float32bits(v)) }
+
+// putI32 stores v at b[0:4].
+func putI32(b []byte, v int32) { binary.LittleEndian.PutUint32(b, uint32(v)) }
+
+// k16Quant stores the unsigned quant q of row r, column c (of 256) at the
+// tile quants o.
+func k16Quant(o []byte, r, c int, q byte) { o[(c>>2)*64+4*r+c&3] = q }
+
+// packQ4Kx16 repacks sixteen Q4_K rows (row r at w[r*rb:]) of nb
+// super-blocks into dst (nb·pack16Q4K bytes): per super-block the rows' d
+// and dmin as float32, their eight sub-block scales and mins as int32
+// vectors (vector s: sub-block s of all rows), then the quants (0..15).
+func packQ4Kx16(dst, w []byte, rb, nb int) {
+	for b := 0; b < nb; b++ {
+		o := dst[b*pack16Q4K : (b+1)*pack16Q4K]
+		for r := 0; r < 16; r++ {
+			blk := w[r*rb+b*144 : r*rb+b*144+144]
+			putF32(o[4*r:], tensor.F16ToF32(binary.LittleEndian.Uint16(blk)))
+			putF32(o[64+4*r:], tensor.F16ToF32(binary.LittleEndian.Uint16(blk[2:])))
+			sc, m := ggml.ScaleMinK4(blk[4:16])
+			for s := 0; s < 8; s++ {
+				putI32(o[128+64*s+4*r:], sc[s])
+				putI32(o[640+64*s+4*r:], m[s])
+			}
+			qo := o[pack16KQ4K:]
+			for c := 0; c < 4; c++ {
+				for l, v := range blk[16+32*c : 48+32*c] {
+					k16Quant(qo, r, 64*c+l, v&15)
+					k16Quant(qo, r, 64*c+32+l, v>>4)
+				}
+			}
+		}
+	}
+}
+
+// packQ6Kx16 repacks sixteen Q6_K rows: per super-block the rows' d as
+// float32, their sixteen sub-block scales as int32 vectors, then the
+// quants (0..63; the −32 offset is the activations' correction).
+func packQ6Kx16(dst, w []byte, rb, nb int) {
+	for b := 0; b < nb; b++ {
+		o := dst[b*pack16Q6K : (b+1)*pack16Q6K]
+		for r := 0; r < 16; r++ {
+			blk := w[r*rb+b*210 : r*rb+b*210+210]
+			putF32(o[4*r:], tensor.F16ToF32(binary.LittleEndian.Uint16(blk[208:])))
+			for j := 0; j < 16; j++ {
+				putI32(o[64+64*j+4*r:], int32(int8(blk[192+j])))
+			}
+			qo := o[pack16KQ6K:]
+			for h := 0; h < 2; h++ {
+				ql, qh := blk[64*h:64*h+64], blk[128+32*h:160+32*h]
+				for l := 0; l < 32; l++ {
+					k16Quant(qo, r, 128*h+l, ql[l]&15|(qh[l]&3)<<4)
+					k16Quant(qo, r, 128*h+32+l, ql[l+32]&15|(qh[l]>>2&3)<<4)
+					k16Quant(qo, r, 128*h+64+l, ql[l]>>4|(qh[l]>>4&3)<<4)
+					k16Quant(qo, r, 128*h+96+l, ql[l+32]>>4|(qh[l]>>6&3)<<4)
+				}
+			}
+		}
+	}
+}
+
+// gemm16ActsK interleaves the tokens' Q8_K activations (quants q, scales
+// d, 16-quant sums bs) into acts, group by group: per super-block the
+// group's g×256 quants, its g scales (float32), then 16 int32 per token:
+// for Q4_K the sums of the eight 32-column sub-blocks, for Q6_K −32 times
+// the sums of the sixteen 16-column ones.
+func gemm16ActsK(acts []byte, groups []gemm16Group, q []int8, d []float32, bs []int16, cols int, dt tensor.DType) {
+	nb := cols / qkBlock
+	for _, gr := range groups {
+		o := acts[gr.off:]
+		for b := 0; b < nb; b++ {
+			blk := o[b*gr.g*actBlockK : (b+1)*gr.g*actBlockK]
+			for i := 0; i < gr.g; i++ {
+				t := gr.t + i
+				for k, v := range q[t*cols+b*qkBlock : t*cols+(b+1)*qkBlock] {
+					blk[i*256+k] = byte(v)
+				}
+				putF32(blk[gr.g*256+4*i:], d[t*nb+b])
+				aux := blk[gr.g*260+64*i : gr.g*260+64*i+64]
+				sums := bs[(t*nb+b)*16 : (t*nb+b+1)*16]
+				for j := 0; j < 16; j++ {
+					if dt == tensor.Q4_K {
+						if j < 8 {
+							putI32(aux[4*j:], int32(sums[2*j])+int32(sums[2*j+1]))
+						} else {
+							putI32(aux[4*j:], 0)
+						}
+						continue
+					}
+					putI32(aux[4*j:], -32*int32(sums[j]))
+				}
+			}
+		}
+	}
+}
