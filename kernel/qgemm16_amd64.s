@@ -1,6 +1,7 @@
 //go:build amd64 && !purego
 
 #include "textflag.h"
+#include "qgemm16_amd64.h"
 
 // Sixteen-row integer GEMM micro-kernels for the prefill path (qgemm16.go).
 // A tile holds sixteen weight rows repacked block by block (pack16Q4_0,
@@ -112,7 +113,6 @@
 	VPXORD Z16, Z16, Z16; \
 	VPXORD Z17, Z17, Z17
 
-#define STORE(z) VMOVUPS z, (R8); ADDQ R13, R8
 
 // func gemm16Q4_0x8VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
 //
@@ -236,30 +236,17 @@ q80x1loop:
 	VZEROUPPER
 	RET
 
-// Row offsets 0..15 (multiplied by the row stride for the gathers).
-DATA iota16<>+0x00(SB)/8, $0x0000000100000000
-DATA iota16<>+0x08(SB)/8, $0x0000000300000002
-DATA iota16<>+0x10(SB)/8, $0x0000000500000004
-DATA iota16<>+0x18(SB)/8, $0x0000000700000006
-DATA iota16<>+0x20(SB)/8, $0x0000000900000008
-DATA iota16<>+0x28(SB)/8, $0x0000000b0000000a
-DATA iota16<>+0x30(SB)/8, $0x0000000d0000000c
-DATA iota16<>+0x38(SB)/8, $0x0000000f0000000e
-GLOBL iota16<>(SB), RODATA|NOPTR, $64
-
-// Gathers the dword at off within the current block of each of the sixteen
-// rows (SI: row 0's block, Z1: row offsets) into z.
-#define GATHER(off, z) \
-	KXNORW     K1, K1, K1; \
-	VPGATHERDD off(SI)(Z1*1), K1, z
-
-// Arguments: dst+0 w+24 rb+48 nb+56. Sets DI, SI, CX and Z1.
-#define PACKARGS \
-	MOVQ dst_base+0(FP), DI; \
-	MOVQ w_base+24(FP), SI; \
-	MOVQ nb+56(FP), CX; \
-	VPBROADCASTD rb+48(FP), Z1; \
-	VPMULLD    iota16<>(SB), Z1, Z1
+// Row indices 0..15, times the row stride in PACKARGS (also used by
+// qgemm16k_amd64.s).
+DATA ·gemm16RowIdx+0x00(SB)/8, $0x0000000100000000
+DATA ·gemm16RowIdx+0x08(SB)/8, $0x0000000300000002
+DATA ·gemm16RowIdx+0x10(SB)/8, $0x0000000500000004
+DATA ·gemm16RowIdx+0x18(SB)/8, $0x0000000700000006
+DATA ·gemm16RowIdx+0x20(SB)/8, $0x0000000900000008
+DATA ·gemm16RowIdx+0x28(SB)/8, $0x0000000b0000000a
+DATA ·gemm16RowIdx+0x30(SB)/8, $0x0000000d0000000c
+DATA ·gemm16RowIdx+0x38(SB)/8, $0x0000000f0000000e
+GLOBL ·gemm16RowIdx(SB), RODATA|NOPTR, $64
 
 // The sixteen rows' binary16 scales (the low halves of the dwords at the
 // blocks' starts) as float32 at 0(DI).
