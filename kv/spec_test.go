@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -58,7 +59,7 @@ func TestParse(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	for _, s := range []string{"f32", "q4_0", "kivi", "kivi:k2v2:g32:r128", "kivi:k4v4", "kivi:g16:r0", "q8_0:"} {
+	for _, s := range []string{"f32", "q4_0", "h2o", "sink:4:r64+q8_0", "kivi", "kivi:k2v2:g32:r128", "kivi:k4v4", "kivi:g16:r0", "q8_0:"} {
 		f.Add(s)
 	}
 	cfg := &model.Config{NLayers: 1, NHeads: 1, NKVHeads: 1, HeadDim: 32}
@@ -68,7 +69,7 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		again, err := Parse(sp.String())
-		if err != nil || *again != *sp {
+		if err != nil || !reflect.DeepEqual(again, sp) {
 			t.Fatalf("Parse(%q) = %s, which parses as %v, %v", s, sp, again, err)
 		}
 		if sp.Group > 64 || sp.Residual > 256 {
