@@ -29,7 +29,7 @@ func qGemmRoute(cfg *Config, l level, dt tensor.DType, n int) bool {
 
 // qGemmType reports whether qGemm takes dt weights.
 func qGemmType(dt tensor.DType) bool {
-	return dt == tensor.Q4_0 || dt == tensor.Q8_0 || dt == tensor.Q4_K || dt == tensor.Q6_K
+	return dt == tensor.Q4_0 || dt == tensor.Q8_0 || dt == tensor.Q4_K || dt == tensor.Q6_K || dt == tensor.IQ4_XS
 }
 
 // qGemm is MatMul for qGemmType weights whose size checks have passed.

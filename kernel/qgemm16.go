@@ -106,7 +106,7 @@ func gemm16Acts(acts []byte, groups []gemm16Group, q []int8, d []float32, cols i
 // interleave fills the job's interleaved activations for its weight type.
 func (j *qJob) interleave() {
 	switch j.dt16 {
-	case tensor.Q4_K, tensor.Q6_K:
+	case tensor.Q4_K, tensor.Q6_K, tensor.IQ4_XS:
 		gemm16ActsK(j.abuf, j.groups16, j.qbuf, j.dbuf, j.bsbuf, j.cols, j.dt16)
 	default:
 		gemm16Acts(j.abuf, j.groups16, j.qbuf, j.dbuf, j.cols, gemm16Init(j.dt16))
@@ -173,6 +173,8 @@ func pack16Go(dt tensor.DType, dst, w []byte, rb, nb int) {
 		packQ4Kx16(dst, w, rb, nb)
 	case tensor.Q6_K:
 		packQ6Kx16(dst, w, rb, nb)
+	case tensor.IQ4_XS:
+		packIQ4XSx16(dst, w, rb, nb)
 	default:
 		packQ4_0x16(dst, w, rb, nb)
 	}

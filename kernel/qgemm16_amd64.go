@@ -37,6 +37,18 @@ func gemm16Q6_Kx8VNNI(out []float32, ostride int, pack []byte, nb int, acts []by
 func gemm16Q6_Kx1VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
 
 //go:noescape
+func gemm16IQ4_XSx8VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
+
+//go:noescape
+func gemm16IQ4_XSx4VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
+
+//go:noescape
+func gemm16IQ4_XSx1VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
+
+//go:noescape
+func pack16IQ4_XSAVX512(dst, w []byte, rb, nb int)
+
+//go:noescape
 func pack16Q4_0AVX512(dst, w []byte, rb, nb int)
 
 //go:noescape
@@ -67,6 +79,9 @@ func gemm16For(l level, dt tensor.DType) (k gemm16Kernels) {
 	case tensor.Q6_K:
 		return gemm16Kernels{x8: gemm16Q6_Kx8VNNI, x1: gemm16Q6_Kx1VNNI, pack: pack16Q6_KAVX512,
 			blk: qkBlock, tile: pack16Q6K, actBlock: actBlockK}
+	case tensor.IQ4_XS:
+		return gemm16Kernels{x8: gemm16IQ4_XSx8VNNI, x4: gemm16IQ4_XSx4VNNI, x1: gemm16IQ4_XSx1VNNI, pack: pack16IQ4_XSAVX512,
+			blk: qkBlock, tile: pack16IQ4X, actBlock: actBlockK}
 	}
 	return k
 }

@@ -8,7 +8,8 @@ import (
 	"github.com/terse-llm/terse/tensor"
 )
 
-// The k-quant sixteen-row tiles (qgemm16k_amd64.s): the layout of
+// The k-quant (and IQ4_XS) sixteen-row tiles (qgemm16k_amd64.s,
+// qgemm16iq_amd64.s): the layout of
 // qgemm16.go with 256-column super-blocks, every weight widened to an
 // unsigned byte at repacking so the kernels unpack nothing, and the
 // sub-block scales (and Q4_K's mins) spread into 16-lane int32 vectors.
@@ -19,9 +20,11 @@ import (
 const (
 	pack16Q4K  = 64 + 64 + 8*64 + 8*64 + 64*64 // d, dmin, scales, mins, quants: 5248
 	pack16Q6K  = 64 + 16*64 + 64*64            // d, scales, quants: 5184
+	pack16IQ4X = 64 + 8*64 + 64*64             // d, scales, quants: 4672
 	actBlockK  = 256 + 4 + 64
 	pack16KQ4K = 1152 // Q4_K quants offset
 	pack16KQ6K = 1088 // Q6_K quants offset
+	pack16KIQX = 576  // IQ4_XS quants offset
 )
 
 // putF32 stores v at b[0:4].
@@ -87,11 +90,37 @@ func packQ6Kx16(dst, w []byte, rb, nb int) {
 	}
 }
 
+// packIQ4XSx16 repacks sixteen IQ4_XS rows: per super-block the rows' d
+// as float32, their eight 32-column sub-block scales (ls−32) as int32
+// vectors, then the quants as the non-linear value plus 128 (1..241; the
+// offset is the activations' correction).
+func packIQ4XSx16(dst, w []byte, rb, nb int) {
+	for b := 0; b < nb; b++ {
+		o := dst[b*pack16IQ4X : (b+1)*pack16IQ4X]
+		for r := 0; r < 16; r++ {
+			blk := w[r*rb+b*136 : r*rb+b*136+136]
+			putF32(o[4*r:], tensor.F16ToF32(binary.LittleEndian.Uint16(blk)))
+			sh := binary.LittleEndian.Uint16(blk[2:])
+			for s := 0; s < 8; s++ {
+				ls := int32(blk[4+s/2]>>(4*uint(s%2)))&15 | int32(sh>>(2*uint(s))&3)<<4
+				putI32(o[64+64*s+4*r:], ls-32)
+			}
+			qo := o[pack16KIQX:]
+			for s := 0; s < 8; s++ {
+				for l, v := range blk[8+16*s : 24+16*s] {
+					k16Quant(qo, r, 32*s+l, byte(int32(ggml.IQ4Value(v&15))+128))
+					k16Quant(qo, r, 32*s+16+l, byte(int32(ggml.IQ4Value(v>>4))+128))
+				}
+			}
+		}
+	}
+}
+
 // gemm16ActsK interleaves the tokens' Q8_K activations (quants q, scales
 // d, 16-quant sums bs) into acts, group by group: per super-block the
 // group's g×256 quants, its g scales (float32), then 16 int32 per token:
-// for Q4_K the sums of the eight 32-column sub-blocks, for Q6_K −32 times
-// the sums of the sixteen 16-column ones.
+// for Q4_K the sums of the eight 32-column sub-blocks, for IQ4_XS −128
+// times them, for Q6_K −32 times the sums of the sixteen 16-column ones.
 func gemm16ActsK(acts []byte, groups []gemm16Group, q []int8, d []float32, bs []int16, cols int, dt tensor.DType) {
 	nb := cols / qkBlock
 	for _, gr := range groups {
@@ -107,9 +136,13 @@ func gemm16ActsK(acts []byte, groups []gemm16Group, q []int8, d []float32, bs []
 				aux := blk[gr.g*260+64*i : gr.g*260+64*i+64]
 				sums := bs[(t*nb+b)*16 : (t*nb+b+1)*16]
 				for j := 0; j < 16; j++ {
-					if dt == tensor.Q4_K {
+					if dt == tensor.Q4_K || dt == tensor.IQ4_XS {
+						mul := int32(1)
+						if dt == tensor.IQ4_XS {
+							mul = -128
+						}
 						if j < 8 {
-							putI32(aux[4*j:], int32(sums[2*j])+int32(sums[2*j+1]))
+							putI32(aux[4*j:], mul*(int32(sums[2*j])+int32(sums[2*j+1])))
 						} else {
 							putI32(aux[4*j:], 0)
 						}

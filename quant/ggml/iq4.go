@@ -96,3 +96,7 @@ func packIQ4(L []uint8, q []byte) {
 		}
 	}
 }
+
+// IQ4Value returns the non-linear value of IQ4_NL and IQ4_XS index q
+// (its low four bits).
+func IQ4Value(q byte) int8 { return iq4nlValues[q&15] }
