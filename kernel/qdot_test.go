@@ -486,6 +486,8 @@ func TestMatMulMulti(t *testing.T) {
 		{tensor.Q4_0, tensor.Q6_K},   // different activation formats
 		{tensor.Q8_0, tensor.F32},    // not all integer-path
 		{tensor.Q4_1, tensor.IQ4_NL}, // no multi-row kernels
+		{tensor.Q8_0, tensor.Q8_0, tensor.Q8_0},
+		{tensor.IQ4_XS, tensor.IQ4_XS}, // one sixteen-row job at prefill sizes
 	}
 	const cols = 512
 	for _, set := range sets {
@@ -497,7 +499,7 @@ func TestMatMulMulti(t *testing.T) {
 			}
 			ws = append(ws, w)
 		}
-		for _, n := range []int{1, 3, 8, qMaxN + 1} {
+		for _, n := range []int{1, 3, 8, qMaxN + 1, 43} {
 			x := randVec(r, n*cols)
 			for _, th := range []int{1, 2} {
 				SetThreads(th)

@@ -36,10 +36,19 @@ func qGemmType(dt tensor.DType) bool {
 func qGemm(cfg *Config, out, x []float32, n int, w *tensor.Tensor) {
 	outs := [1][]float32{out}
 	ws := [1]*tensor.Tensor{w}
+	qGemmMulti(cfg, outs[:], x, n, ws[:])
+}
+
+// qGemmMulti is qGemm for several weights of one type and width with the
+// same input (multiGemmOK): the activations are quantized and interleaved
+// once for all of them, and their rows are split across the pool as one
+// job.
+func qGemmMulti(cfg *Config, outs [][]float32, x []float32, n int, ws []*tensor.Tensor) {
 	p := &thePool
 	if !p.mu.TryLock() {
 		j := qFallback.Get().(*qJob)
-		j.setupTiled(outs[:], x, n, ws[:])
+		j.setupTiled(outs, x, n, ws)
+		j.prepGroups(0, len(j.groups16))
 		j.run(0, 0, j.units)
 		j.reset()
 		qFallback.Put(j)
@@ -47,10 +56,17 @@ func qGemm(cfg *Config, out, x []float32, n int, w *tensor.Tensor) {
 	}
 	defer endQMatMul()
 	j := &theQJob
-	j.setupTiled(outs[:], x, n, ws[:])
+	j.setupTiled(outs, x, n, ws)
 	t := cfg.Threads
 	if n*j.units*j.cols < 4*cfg.SmallWork {
 		t = 1
+	}
+	// The activations, a token group per unit: quantizing and interleaving
+	// them is a few percent of the work, too much to leave to one thread.
+	if g := len(j.groups16); t > 1 && g > 1 {
+		p.runLocked(min(t, g), g, 1, (*gemmActTask)(j))
+	} else {
+		j.prepGroups(0, g)
 	}
 	// Grains are whole tiles, several per worker for balance.
 	tiles := (j.units + qGemmTile - 1) / qGemmTile
@@ -63,20 +79,61 @@ func qGemm(cfg *Config, out, x []float32, n int, w *tensor.Tensor) {
 	}
 }
 
-// setupTiled is setup for a tiled job: the activations and, where the
-// level has the sixteen-row kernels, the activations interleaved for them.
+// multiGemmOK reports whether MatMulMulti can run ws as one qGemmMulti job:
+// two or more weights of one qGemmRoute type and width whose sizes pass
+// MatMul's checks.
+func multiGemmOK(cfg *Config, x []float32, n int, outs [][]float32, ws []*tensor.Tensor) bool {
+	if len(ws) < 2 || len(ws) > maxTargets || !qGemmRoute(cfg, active, ws[0].DType, n) {
+		return false
+	}
+	cols := ws[0].Cols()
+	if len(x) < n*cols {
+		return false
+	}
+	for i, w := range ws {
+		if w.Decoder != nil || w.DType != ws[0].DType || w.Cols() != cols || w.Rows() == 0 {
+			return false
+		}
+		rb, err := w.DType.RowBytes(cols)
+		if err != nil || len(w.Data) < w.Rows()*rb || len(outs[i]) < n*w.Rows() {
+			return false
+		}
+	}
+	return true
+}
+
+// gemmActTask quantizes and interleaves the job's token groups [lo, hi).
+type gemmActTask qJob
+
+func (a *gemmActTask) run(_, lo, hi int) { (*qJob)(a).prepGroups(lo, hi) }
+
+// setupTiled is setup for a tiled job (the sixteen-row kernels of the
+// weights' type at the active level, which qGemmRoute found): the targets,
+// the token groups and the buffers; prepGroups then fills the activations.
 func (j *qJob) setupTiled(outs [][]float32, x []float32, n int, ws []*tensor.Tensor) {
-	j.setup(outs, x, n, ws)
+	j.setupTargets(outs, x, n, ws, false)
 	dt := ws[0].DType
 	j.tiled = true
 	j.gemm16, j.dt16 = gemm16For(active, dt), dt
+	j.groups16 = j.groups16[:0]
 	if j.gemm16.ok() {
 		if size := n * j.cols / j.gemm16.blk * j.gemm16.actBlock; cap(j.abuf) < size {
 			j.abuf = make([]byte, size)
 		}
 		j.groups16 = j.gemm16.groups(j.groups16, n, j.cols)
-		j.interleave()
+	} else {
+		j.quantActs(0, n) // the row-kernel fallback (runTiled)
 	}
+}
+
+// prepGroups quantizes the tokens of groups [lo, hi) and interleaves them
+// for the sixteen-row kernels; calls for disjoint ranges may run
+// concurrently.
+func (j *qJob) prepGroups(lo, hi int) {
+	for _, gr := range j.groups16[lo:hi] {
+		j.quantActs(gr.t, gr.t+gr.g)
+	}
+	j.interleave(j.groups16[lo:hi])
 }
 
 // runTiled computes rows [lo, hi) of one target tile by tile, every

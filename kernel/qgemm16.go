@@ -103,13 +103,14 @@ func gemm16Acts(acts []byte, groups []gemm16Group, q []int8, d []float32, cols i
 	}
 }
 
-// interleave fills the job's interleaved activations for its weight type.
-func (j *qJob) interleave() {
+// interleave fills the job's interleaved activations of groups (of
+// j.groups16, their tokens quantized) for its weight type.
+func (j *qJob) interleave(groups []gemm16Group) {
 	switch j.dt16 {
 	case tensor.Q4_K, tensor.Q6_K, tensor.IQ4_XS:
-		gemm16ActsK(j.abuf, j.groups16, j.qbuf, j.dbuf, j.bsbuf, j.cols, j.dt16)
+		gemm16ActsK(j.abuf, groups, j.qbuf, j.dbuf, j.bsbuf, j.cols, j.dt16)
 	default:
-		gemm16Acts(j.abuf, j.groups16, j.qbuf, j.dbuf, j.cols, gemm16Init(j.dt16))
+		gemm16Acts(j.abuf, groups, j.qbuf, j.dbuf, j.cols, gemm16Init(j.dt16))
 	}
 }
 

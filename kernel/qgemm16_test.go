@@ -143,7 +143,7 @@ func TestQGemm16Extremes(t *testing.T) {
 					}
 				}
 				j.abuf = make([]byte, n*nb*k.actBlock)
-				j.interleave()
+				j.interleave(j.groups16)
 				out := make([]float32, n*rows)
 				for _, gr := range j.groups16 {
 					k.kernel(gr.g)(out[gr.t*rows:], rows, pk, nb, j.abuf[gr.off:])

@@ -57,7 +57,8 @@ type qJob struct {
 	dt16     tensor.DType
 	groups16 []gemm16Group
 	abuf     []byte
-	acts     []q8Act // one per activation vector, grown on demand
+	act      actFormat // the activations' format
+	acts     []q8Act   // one per activation vector, grown on demand
 	// Backing store for acts, grown on demand and kept.
 	qbuf       []int8
 	dbuf, sbuf []float32
@@ -116,8 +117,23 @@ func endQMatMul() {
 
 // setup quantizes the n activations and picks the row kernels.
 func (j *qJob) setup(outs [][]float32, x []float32, n int, ws []*tensor.Tensor) {
+	dec4 := j.setupTargets(outs, x, n, ws, true)
+	j.quantActs(0, n)
+	if dec4 {
+		if cap(j.ebuf) < n*j.cols/4 {
+			j.ebuf = make([]float32, n*j.cols/4)
+			j.lbuf = make([]int32, n*j.cols/4)
+		}
+		dec4Acts(j.ebuf, j.lbuf, j.qbuf, j.dbuf, n, j.cols)
+	}
+}
+
+// setupTargets picks the row kernels (the four-token ones too where
+// withDec4, reporting whether any target takes them) and sizes the
+// activation buffers, quantizing nothing.
+func (j *qJob) setupTargets(outs [][]float32, x []float32, n int, ws []*tensor.Tensor, withDec4 bool) bool {
 	qt, _ := qTypeOf(ws[0].DType)
-	j.x, j.n, j.cols = x, n, ws[0].Cols()
+	j.x, j.n, j.cols, j.act = x, n, ws[0].Cols(), qt.act
 	dec4 := false
 	j.ntg, j.units = len(ws), 0
 	for i, w := range ws {
@@ -125,7 +141,7 @@ func (j *qJob) setup(outs [][]float32, x []float32, n int, ws []*tensor.Tensor) 
 		g, _ := qTypeOf(w.DType)
 		j.tg[i] = qTarget{out: outs[i], data: w.Data, rows: w.Rows(), rb: rb, start: j.units,
 			dot: qdotFor(active, w.DType, g.generic), rowsFn: qrowsFor(active, w.DType)}
-		if n >= 4 && g.act == actQ8_0 && (j.cols/q8Block)%2 == 0 {
+		if withDec4 && n >= 4 && g.act == actQ8_0 && (j.cols/q8Block)%2 == 0 {
 			j.tg[i].dec4 = dec4For(active, w.DType)
 			dec4 = dec4 || j.tg[i].dec4 != nil
 		}
@@ -150,12 +166,24 @@ func (j *qJob) setup(outs [][]float32, x []float32, n int, ws []*tensor.Tensor) 
 	if cap(j.bsbuf) < n*cols/16 {
 		j.bsbuf = make([]int16, n*cols/16)
 	}
-	for t := 0; t < n; t++ {
+	return dec4
+}
+
+// quantActs quantizes activations [lo, hi) into their buffers (set up by
+// setupTargets); calls for disjoint ranges may run concurrently.
+func (j *qJob) quantActs(lo, hi int) {
+	cols := j.cols
+	blk := q8Block
+	if j.act == actQ8_K {
+		blk = qkBlock
+	}
+	nb := cols / blk
+	for t := lo; t < hi; t++ {
 		a := &j.acts[t]
 		a.Q = j.qbuf[t*cols : (t+1)*cols]
 		a.D = j.dbuf[t*nb : (t+1)*nb]
-		xt := x[t*cols : (t+1)*cols]
-		if qt.act == actQ8_K {
+		xt := j.x[t*cols : (t+1)*cols]
+		if j.act == actQ8_K {
 			a.S = nil
 			a.BS = j.bsbuf[t*cols/16 : (t+1)*cols/16]
 			ggml.QuantizeActQ8_K(a, xt)
@@ -164,13 +192,6 @@ func (j *qJob) setup(outs [][]float32, x []float32, n int, ws []*tensor.Tensor) 
 			a.BS = nil
 			quantQ8_0(active, a, xt)
 		}
-	}
-	if dec4 {
-		if cap(j.ebuf) < n*cols/4 {
-			j.ebuf = make([]float32, n*cols/4)
-			j.lbuf = make([]int32, n*cols/4)
-		}
-		dec4Acts(j.ebuf, j.lbuf, j.qbuf, j.dbuf, n, cols)
 	}
 }
 
@@ -258,6 +279,10 @@ func MatMulMulti(x []float32, n int, outs [][]float32, ws []*tensor.Tensor) erro
 		return fmt.Errorf("matmul: %d outputs for %d weights", len(outs), len(ws))
 	}
 	cfg := config.Load()
+	if multiGemmOK(cfg, x, n, outs, ws) {
+		qGemmMulti(cfg, outs, x, n, ws)
+		return nil
+	}
 	if multiOK(cfg, x, n, outs, ws) {
 		qMatMulMulti(cfg, outs, x, n, ws)
 		return nil
