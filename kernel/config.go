@@ -54,6 +54,10 @@ type Config struct {
 	// development machine (2048- and 8192-column weights, 32 and 128
 	// tokens) the GEMM ran at 1.9-3.3× the dequantize path.
 	QGemmMin int
+	// NoAMX keeps the prefill GEMM off the AMX tile kernels (Q8_0 and
+	// Q4_0, qgemm16amx_amd64.s) on CPUs that have them: they give the same
+	// results as the VNNI kernels, bit for bit. Default: TERSE_NOAMX=1.
+	NoAMX bool
 	// QDisabled sends quantized weights down the dequantize path at every
 	// batch size (benchmarks and tests compare the two).
 	QDisabled bool
@@ -91,7 +95,8 @@ func DefaultConfig() Config { return defaultConfig(os.Getenv) }
 
 func defaultConfig(getenv func(string) string) Config {
 	c := Config{Spin: defaultSpin, TileRows: defaultTileRows, KBlock: defaultKBlock,
-		SmallWork: defaultSmallWork, QMaxBatch: qMaxN, QGemmMin: 1, Level: getenv("TERSE_KERNEL")}
+		SmallWork: defaultSmallWork, QMaxBatch: qMaxN, QGemmMin: 1, Level: getenv("TERSE_KERNEL"),
+		NoAMX: getenv("TERSE_NOAMX") == "1"}
 	if v, err := strconv.Atoi(getenv("TERSE_SPIN_US")); err == nil && v >= 0 {
 		c.Spin = time.Duration(v) * time.Microsecond
 	}

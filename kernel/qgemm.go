@@ -47,7 +47,7 @@ func qGemmMulti(cfg *Config, outs [][]float32, x []float32, n int, ws []*tensor.
 	p := &thePool
 	if !p.mu.TryLock() {
 		j := qFallback.Get().(*qJob)
-		j.setupTiled(outs, x, n, ws)
+		j.setupTiled(cfg, outs, x, n, ws)
 		j.prepGroups(0, len(j.groups16))
 		j.run(0, 0, j.units)
 		j.reset()
@@ -56,7 +56,7 @@ func qGemmMulti(cfg *Config, outs [][]float32, x []float32, n int, ws []*tensor.
 	}
 	defer endQMatMul()
 	j := &theQJob
-	j.setupTiled(outs, x, n, ws)
+	j.setupTiled(cfg, outs, x, n, ws)
 	t := cfg.Threads
 	if n*j.units*j.cols < 4*cfg.SmallWork {
 		t = 1
@@ -110,11 +110,14 @@ func (a *gemmActTask) run(_, lo, hi int) { (*qJob)(a).prepGroups(lo, hi) }
 // setupTiled is setup for a tiled job (the sixteen-row kernels of the
 // weights' type at the active level, which qGemmRoute found): the targets,
 // the token groups and the buffers; prepGroups then fills the activations.
-func (j *qJob) setupTiled(outs [][]float32, x []float32, n int, ws []*tensor.Tensor) {
+func (j *qJob) setupTiled(cfg *Config, outs [][]float32, x []float32, n int, ws []*tensor.Tensor) {
 	j.setupTargets(outs, x, n, ws, false)
 	dt := ws[0].DType
 	j.tiled = true
 	j.gemm16, j.dt16 = gemm16For(active, dt), dt
+	if !cfg.NoAMX {
+		j.gemm16 = gemm16AMX(j.gemm16, dt)
+	}
 	j.groups16 = j.groups16[:0]
 	if j.gemm16.ok() {
 		if size := n * j.cols / j.gemm16.blk * j.gemm16.actBlock; cap(j.abuf) < size {

@@ -32,9 +32,10 @@ type gemm16Fn func(out []float32, ostride int, pack []byte, nb int, acts []byte)
 // routine, and the sizes of its blocks: blk columns, tile bytes per block
 // (sixteen rows) and activation bytes per block and token.
 type gemm16Kernels struct {
-	x8, x4, x1          gemm16Fn
+	x16, x8, x4, x1     gemm16Fn
 	pack                func(dst, w []byte, rb, nb int)
 	blk, tile, actBlock int
+	wide                bool // Q4_0 tiles widened to the Q8_0 layout (gemm16AMX)
 }
 
 // ok reports whether the kernels exist.
@@ -43,6 +44,8 @@ func (k gemm16Kernels) ok() bool { return k.x1 != nil && k.pack != nil }
 // kernel returns the kernel for groups of g tokens.
 func (k gemm16Kernels) kernel(g int) gemm16Fn {
 	switch g {
+	case 16:
+		return k.x16
 	case 8:
 		return k.x8
 	case 4:
@@ -62,7 +65,7 @@ type gemm16Group struct{ t, g, off int }
 func (k gemm16Kernels) groups(dst []gemm16Group, n, cols int) []gemm16Group {
 	dst = dst[:0]
 	off, t := 0, 0
-	for _, g := range []int{8, 4, 1} {
+	for _, g := range []int{16, 8, 4, 1} {
 		if k.kernel(g) == nil {
 			continue
 		}
@@ -165,8 +168,14 @@ func packQ8_0x16(dst, w []byte, rb, nb int) {
 	}
 }
 
-// pack16Go repacks one tile of dt weights in Go.
-func pack16Go(dt tensor.DType, dst, w []byte, rb, nb int) {
+// pack16Go repacks one tile of dt weights in Go (Q4_0 widened to the Q8_0
+// layout where wide).
+func pack16Go(dt tensor.DType, dst, w []byte, rb, nb int, wide bool) {
+	switch {
+	case wide:
+		packQ4_0x16Wide(dst, w, rb, nb)
+		return
+	}
 	switch dt {
 	case tensor.Q8_0:
 		packQ8_0x16(dst, w, rb, nb)
@@ -181,6 +190,26 @@ func pack16Go(dt tensor.DType, dst, w []byte, rb, nb int) {
 	}
 }
 
+// packQ4_0x16Wide repacks sixteen Q4_0 rows into the Q8_0 tile layout:
+// per block the rows' scales as float32, then eight vectors, vector k
+// holding columns 4k..4k+3 of each row as quants 0..15.
+func packQ4_0x16Wide(dst, w []byte, rb, nb int) {
+	for b := 0; b < nb; b++ {
+		o := dst[b*pack16Q8_0 : (b+1)*pack16Q8_0]
+		for r := 0; r < 16; r++ {
+			blk := w[r*rb+b*18 : r*rb+b*18+18]
+			binary.LittleEndian.PutUint32(o[4*r:], math.Float32bits(tensor.F16ToF32(binary.LittleEndian.Uint16(blk))))
+			for c := 0; c < 32; c++ {
+				q := blk[2+c%16] & 15
+				if c >= 16 {
+					q = blk[2+c%16] >> 4
+				}
+				o[64+64*(c/4)+4*r+c%4] = q
+			}
+		}
+	}
+}
+
 // pack16Buf is the scratch of one tile walk: the repacked tile, and a
 // partial last tile's rows padded to sixteen and its outputs.
 type pack16Buf struct {
@@ -191,42 +220,64 @@ type pack16Buf struct {
 // pack16Pool holds tile walk scratch.
 var pack16Pool = sync.Pool{New: func() any { return new(pack16Buf) }}
 
+// gemm16Band is how many 16-row tiles runTiled16 repacks before dotting
+// them with the token groups: each group's activations are then read once
+// per band, from L1, instead of once per tile (for 8192 columns and 256
+// tokens they are 2.6 MB, more than L2 holds).
+const gemm16Band = 4
+
 // runTiled16 computes rows [lo, hi) of one target with the sixteen-row
-// kernels: each 16-row tile is repacked and dotted with every token group. A partial last tile is padded with zero rows
-// and computed into scratch, so that every row takes the same kernels.
+// kernels: bands of up to gemm16Band 16-row tiles are repacked and dotted
+// with every token group. A partial last tile is padded with zero rows and
+// computed into scratch, so that every row takes the same kernels.
 func (j *qJob) runTiled16(tg *qTarget, lo, hi int) {
 	nb := j.cols / j.gemm16.blk
 	size := nb * j.gemm16.tile
 	sb := pack16Pool.Get().(*pack16Buf)
-	if cap(sb.pack) < size {
-		sb.pack = make([]byte, size)
+	if cap(sb.pack) < gemm16Band*size {
+		sb.pack = make([]byte, gemm16Band*size)
 	}
-	pk := sb.pack[:size]
 	rb, rows := tg.rb, tg.rows
-	for r0 := lo; r0 < hi; r0 += 16 {
-		out, ostride := tg.out[r0:], rows
-		if r0+16 <= hi {
-			j.gemm16.pack(pk, tg.data[r0*rb:(r0+16)*rb], rb, nb)
-		} else {
+	for b0 := lo; b0 < hi; b0 += gemm16Band * 16 {
+		b1 := min(b0+gemm16Band*16, hi)
+		ntile := (b1 - b0 + 15) / 16
+		partial := false
+		for i := 0; i < ntile; i++ {
+			r0 := b0 + 16*i
+			pk := sb.pack[i*size : (i+1)*size]
+			if r0+16 <= b1 {
+				j.gemm16.pack(pk, tg.data[r0*rb:(r0+16)*rb], rb, nb)
+				continue
+			}
 			// Zero rows have zero scales: their lanes compute 0 and are
 			// dropped.
 			if cap(sb.rows) < 16*rb {
 				sb.rows = make([]byte, 16*rb)
 			}
 			w := sb.rows[:16*rb]
-			clear(w[copy(w, tg.data[r0*rb:hi*rb]):])
+			clear(w[copy(w, tg.data[r0*rb:b1*rb]):])
 			j.gemm16.pack(pk, w, rb, nb)
 			if cap(sb.out) < 16*j.n {
 				sb.out = make([]float32, 16*j.n)
 			}
-			out, ostride = sb.out[:16*j.n], 16
+			partial = true
 		}
 		for _, gr := range j.groups16 {
-			j.gemm16.kernel(gr.g)(out[gr.t*ostride:], ostride, pk, nb, j.abuf[gr.off:])
+			kern, acts := j.gemm16.kernel(gr.g), j.abuf[gr.off:]
+			for i := 0; i < ntile; i++ {
+				r0 := b0 + 16*i
+				pk := sb.pack[i*size : (i+1)*size]
+				if partial && i == ntile-1 {
+					kern(sb.out[gr.t*16:], 16, pk, nb, acts)
+				} else {
+					kern(tg.out[gr.t*rows+r0:], rows, pk, nb, acts)
+				}
+			}
 		}
-		if ostride == 16 {
+		if partial {
+			r0 := b0 + 16*(ntile-1)
 			for t := 0; t < j.n; t++ {
-				copy(tg.out[t*rows+r0:t*rows+hi], out[t*16:t*16+hi-r0])
+				copy(tg.out[t*rows+r0:t*rows+b1], sb.out[t*16:t*16+b1-r0])
 			}
 		}
 	}

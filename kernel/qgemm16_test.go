@@ -33,6 +33,21 @@ func TestQGemm16BitExact(t *testing.T) {
 		if !k.ok() {
 			t.Skipf("no sixteen-row %s kernels on this CPU (level %v, VNNI %v)", dt, supported, hasVNNI)
 		}
+		for _, noAMX := range []bool{false, true} {
+			if !noAMX && gemm16AMX(k, dt).x16 == nil {
+				continue
+			}
+			testQGemm16Type(t, r, dt, k, noAMX)
+		}
+	}
+}
+
+// testQGemm16Type is TestQGemm16BitExact for one weight type, with the AMX
+// kernels or without.
+func testQGemm16Type(t *testing.T, r *rand.Rand, dt tensor.DType, k gemm16Kernels, noAMX bool) {
+	cfg := *config.Load()
+	cfg.NoAMX = noAMX
+	{
 		gt, _ := ggml.Lookup(dt)
 		for _, sh := range [][2]int{{16, 1}, {37, 3}, {64, 8}, {5, 2}} {
 			rows, cols := sh[0], sh[1]*k.blk
@@ -47,16 +62,17 @@ func TestQGemm16BitExact(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				for _, n := range []int{17, 18, 19, 20, 24, 29} {
+				for _, n := range []int{17, 18, 19, 20, 24, 29, 32, 35} {
 					x := gemmActs(r, n, cols)
 					for th := 1; th <= 2; th++ {
 						SetThreads(th)
-						name := fmt.Sprintf("%s %dx%d wmode=%d n=%d threads=%d", dt, rows, cols, wmode, n, th)
+						name := fmt.Sprintf("%s %dx%d wmode=%d n=%d threads=%d noAMX=%v", dt, rows, cols, wmode, n, th, noAMX)
 						out := make([]float32, n*rows+1)
 						out[n*rows] = 42
 						var j *qJob
 						withLevel(t, supported, func() {
-							qGemm(config.Load(), out, x, n, w)
+							cfg.Threads = th
+							qGemm(&cfg, out, x, n, w)
 							j = new(qJob)
 							j.setup([][]float32{make([]float32, n*rows)}, x, n, []*tensor.Tensor{w})
 						})
@@ -90,8 +106,25 @@ func TestQGemm16Extremes(t *testing.T) {
 		if !k.ok() {
 			t.Skipf("no sixteen-row %s kernels on this CPU", dt)
 		}
+		kernels := []gemm16Kernels{k}
+		if ka := gemm16AMX(k, dt); ka.x16 != nil {
+			kernels = append(kernels, ka)
+		}
+		for _, k := range kernels {
+			for _, n := range []int{13, 29} {
+				testQGemm16Extremes(t, r, dt, k, n)
+			}
+		}
+	}
+}
+
+// testQGemm16Extremes is TestQGemm16Extremes for one set of kernels and n
+// tokens (13: 8 + 4 + 1; 29: 16 + 8 + 4 + 1 where there are sixteen-token
+// kernels).
+func testQGemm16Extremes(t *testing.T, r *rand.Rand, dt tensor.DType, k gemm16Kernels, n int) {
+	{
 		gt, _ := ggml.Lookup(dt)
-		const rows, cols, n = 16, 512, 13
+		const rows, cols = 16, 512
 		nb := cols / k.blk
 		rb, _ := dt.RowBytes(cols)
 		for wmode := 0; wmode < 4; wmode++ {
@@ -99,7 +132,7 @@ func TestQGemm16Extremes(t *testing.T) {
 			pk := make([]byte, nb*k.tile)
 			k.pack(pk, data, rb, nb)
 			ref := make([]byte, len(pk))
-			pack16Go(dt, ref, data, rb, nb)
+			pack16Go(dt, ref, data, rb, nb, k.wide)
 			if !bytes.Equal(pk, ref) {
 				t.Fatalf("%s wmode=%d: AVX-512 repacking differs from packQ*x16", dt, wmode)
 			}
@@ -128,11 +161,17 @@ func TestQGemm16Extremes(t *testing.T) {
 						BS: j.bsbuf[tk*cols/16 : (tk+1)*cols/16]}
 				}
 				j.groups16 = k.groups(nil, n, cols)
-				want := []int{8, 4, 1}
+				want := map[[2]bool][]int{ // {x16, x4} present (every set has x8 or x4)
+					{false, true}: {8, 4, 1}, {true, true}: {8, 4, 1}, {false, false}: {8, 1, 1, 1, 1, 1}}[[2]bool{k.x16 != nil, k.x4 != nil}]
 				if k.x8 == nil {
 					want = []int{4, 4, 4, 1}
-				} else if k.x4 == nil {
-					want = []int{8, 1, 1, 1, 1, 1}
+				}
+				if n == 29 {
+					want = map[[2]bool][]int{{false, true}: {8, 8, 8, 4, 1}, {true, true}: {16, 8, 4, 1},
+						{false, false}: {8, 8, 8, 1, 1, 1, 1, 1}}[[2]bool{k.x16 != nil, k.x4 != nil}]
+					if k.x8 == nil {
+						want = []int{4, 4, 4, 4, 4, 4, 4, 1}
+					}
 				}
 				if len(j.groups16) != len(want) {
 					t.Fatalf("%s: groups(%d) = %+v", dt, n, j.groups16)
@@ -152,7 +191,7 @@ func TestQGemm16Extremes(t *testing.T) {
 					for i := 0; i < rows; i++ {
 						want := gt.Dot(data[i*rb:(i+1)*rb], &acts[tk])
 						if got := out[tk*rows+i]; math.Float32bits(got) != math.Float32bits(want) && !(got != got && want != want) {
-							t.Fatalf("%s wmode=%d q=%d: row %d token %d = %g, generic dot %g", dt, wmode, qv, i, tk, got, want)
+							t.Fatalf("%s wmode=%d q=%d n=%d x16=%v: row %d token %d = %g, generic dot %g", dt, wmode, qv, n, k.x16 != nil, i, tk, got, want)
 						}
 					}
 				}
