@@ -1,0 +1,90 @@
+package kernel
+
+import "fmt"
+
+// F64MulAdd adds (sub false) or subtracts (sub true) the float64 matrix
+// product A·B to or from C: C[i][j] ±= Σ_p A[i][p]·B[p][j] for i < m,
+// j < n, p < k, all three row-major with row strides lda, ldb and ldc
+// (in elements). It runs on the calling goroutine (callers split the work
+// between threads), in 4×8 register tiles over k-blocks of 256 so that a
+// block of B stays in cache; the AVX2 and AVX-512 levels use a fused
+// multiply-add tile kernel, so their sums are rounded differently from the
+// generic level's (within ordinary float64 accumulation error; each level
+// is deterministic).
+func F64MulAdd(c []float64, ldc int, a []float64, lda int, b []float64, ldb int, m, n, k int, sub bool) error {
+	if m < 0 || n < 0 || k < 0 || ldc < n || lda < k || ldb < n {
+		return fmt.Errorf("f64 matmul: %d×%d by %d×%d with strides %d, %d, %d", m, k, k, n, lda, ldb, ldc)
+	}
+	if m == 0 || n == 0 || k == 0 {
+		return nil
+	}
+	if len(a) < (m-1)*lda+k || len(b) < (k-1)*ldb+n || len(c) < (m-1)*ldc+n {
+		return fmt.Errorf("f64 matmul: %d×%d by %d×%d: buffers of %d, %d and %d values too small", m, k, k, n, len(a), len(b), len(c))
+	}
+	f64MulAdd(active, c, ldc, a, lda, b, ldb, m, n, k, sub)
+	return nil
+}
+
+// f64KBlock is the k-block of F64MulAdd.
+const f64KBlock = 256
+
+func f64MulAdd(lvl level, c []float64, ldc int, a []float64, lda int, b []float64, ldb int, m, n, k int, sub bool) {
+	var acc [32]float64
+	sign := 1.0
+	if sub {
+		sign = -1
+	}
+	for p0 := 0; p0 < k; p0 += f64KBlock {
+		kk := min(f64KBlock, k-p0)
+		for i := 0; i < m; i += 4 {
+			mi := min(4, m-i)
+			for j := 0; j < n; j += 8 {
+				nj := min(8, n-j)
+				if mi == 4 && nj == 8 {
+					f64Tile(lvl, a[i*lda+p0:], lda, b[p0*ldb+j:], ldb, kk, &acc)
+				} else {
+					f64TileEdge(a[i*lda+p0:], lda, b[p0*ldb+j:], ldb, kk, mi, nj, &acc)
+				}
+				for r := 0; r < mi; r++ {
+					row := c[(i+r)*ldc+j : (i+r)*ldc+j+nj]
+					for s := range row {
+						row[s] += sign * acc[8*r+s]
+					}
+				}
+			}
+		}
+	}
+}
+
+// f64Tile4x8Generic is the 4×8 tile kernel in plain Go: out[8r+s] =
+// Σ_p a[r·lda+p]·b[p·ldb+s], p < k, summed in order of p.
+func f64Tile4x8Generic(a []float64, lda int, b []float64, ldb int, k int, out *[32]float64) {
+	var c [32]float64
+	a0, a1, a2, a3 := a[:k], a[lda:lda+k], a[2*lda:2*lda+k], a[3*lda:3*lda+k]
+	for p := 0; p < k; p++ {
+		bp := b[p*ldb : p*ldb+8]
+		x0, x1, x2, x3 := a0[p], a1[p], a2[p], a3[p]
+		for s, y := range bp {
+			c[s] += x0 * y
+			c[8+s] += x1 * y
+			c[16+s] += x2 * y
+			c[24+s] += x3 * y
+		}
+	}
+	*out = c
+}
+
+// f64TileEdge is an mi×nj (at most 4×8) tile in plain Go, for the edges.
+func f64TileEdge(a []float64, lda int, b []float64, ldb int, k, mi, nj int, out *[32]float64) {
+	*out = [32]float64{}
+	for r := 0; r < mi; r++ {
+		ar := a[r*lda : r*lda+k]
+		o := out[8*r : 8*r+nj]
+		for p, x := range ar {
+			bp := b[p*ldb : p*ldb+nj]
+			for s, y := range bp {
+				o[s] += x * y
+			}
+		}
+	}
+}
