@@ -114,19 +114,57 @@ func NewFactor(h []float64, cols int, cfg Config) (*Factor, error) {
 // factorisation. This costs one Cholesky and one triangular inverse
 // (n³/3 multiply-adds) instead of the reference's Cholesky, inverse and
 // second Cholesky.
+//
+// X = L⁻¹ is formed in blocks of factorBlock columns, which are
+// independent and go to the kernel pool's goroutines: the diagonal blocks
+// X_II = L_II⁻¹ by substitution, then down each block column C,
+// X_IC = −X_II·(L_I,C..I−1 · X_C..I−1,C), two kernel.F64MulAdd products.
+// U = J·X·J is X's values in reverse order, so X's memory becomes U.
 func invFactor(l []float64, n int) []float64 {
-	u := make([]float64, n*n)
-	parallelDynamic(n, func(c int, x []float64) {
-		// Column c of L⁻¹ by forward substitution: x[i] for i ≥ c.
-		x[c] = 1 / l[c*n+c]
-		u[(n-1-c)*n+(n-1-c)] = x[c]
-		for i := c + 1; i < n; i++ {
-			v := -dot(l[i*n+c:i*n+i], x[c:i]) / l[i*n+i]
-			x[i] = v
-			u[(n-1-i)*n+(n-1-c)] = v
+	const nb = factorBlock
+	x := make([]float64, n*n)
+	blocks := (n + nb - 1) / nb
+	// The diagonal blocks, column by column: X_ii = 1/L_ii, and down the
+	// column X_ic = −(L_i,c..i−1 · X_c..i−1,c)/L_ii.
+	parallelDynamic(blocks, func(b int, col []float64) {
+		b0, b1 := b*nb, min(b*nb+nb, n)
+		for c := b0; c < b1; c++ {
+			col[c] = 1 / l[c*n+c]
+			x[c*n+c] = col[c]
+			for i := c + 1; i < b1; i++ {
+				v := -dot(l[i*n+c:i*n+i], col[c:i]) / l[i*n+i]
+				col[i] = v
+				x[i*n+c] = v
+			}
 		}
 	}, n)
-	return u
+	// Block columns, widest first; each needs only L and its own blocks.
+	parallelDynamic(blocks, func(b int, t []float64) {
+		c0, c1 := b*nb, min(b*nb+nb, n)
+		w := c1 - c0
+		for i0 := c1; i0 < n; i0 += nb {
+			i1 := min(i0+nb, n)
+			h := i1 - i0
+			// T = L[i0:i1, c0:i0] · X[c0:i0, c0:c1]
+			tt := t[:h*w]
+			clear(tt)
+			mustMulAdd(tt, w, l[i0*n+c0:], n, x[c0*n+c0:], n, h, w, i0-c0, false)
+			// X[i0:i1, c0:c1] = −X[i0:i1, i0:i1] · T (X_II lower, zero above).
+			mustMulAdd(x[i0*n+c0:], n, x[i0*n+i0:], n, tt, w, h, w, h, true)
+		}
+	}, nb*nb)
+	slices.Reverse(x)
+	return x
+}
+
+// factorBlock is the block size of cholesky and invFactor.
+const factorBlock = 64
+
+// mustMulAdd is kernel.F64MulAdd on operands the caller sized.
+func mustMulAdd(c []float64, ldc int, a []float64, lda int, b []float64, ldb int, m, n, k int, sub bool) {
+	if err := kernel.F64MulAdd(c, ldc, a, lda, b, ldb, m, n, k, sub); err != nil {
+		panic("gptq: " + err.Error()) // sizes are the caller's own: a bug
+	}
 }
 
 // cholesky factors the symmetric positive-definite a (n×n, row-major, lower
@@ -134,37 +172,75 @@ func invFactor(l []float64, n int) []float64 {
 // the strict upper triangle is left as it was. It reports false when a is
 // not positive definite.
 //
-// Rows are done in bands of 64: the part of a band left of its diagonal
-// block depends only on finished bands, so its rows run in parallel; the
-// small diagonal block is then finished serially.
+// It is right-looking in blocks of factorBlock columns: the diagonal block
+// is factored by the row-oriented (Cholesky–Crout) recurrence, the rows
+// below it are solved against it in parallel, and the trailing lower
+// triangle is then updated, A_IJ −= L_IK·L_JKᵀ, in tiles handed to the
+// kernel pool's goroutines (kernel.F64MulAdd over a transposed copy of
+// the panel).
 func cholesky(a []float64, n int) bool {
-	const nb = 64
+	const nb = factorBlock
 	row := func(i int) []float64 { return a[i*n : i*n+n] }
-	for b0 := 0; b0 < n; b0 += nb {
-		b1 := min(b0+nb, n)
-		if b0 > 0 {
-			kernel.Parallel(b1-b0, func(lo, hi int) {
-				for i := b0 + lo; i < b0+hi; i++ {
-					ri := row(i)
-					for j := 0; j < b0; j++ {
-						rj := row(j)
-						ri[j] = (ri[j] - dot(ri[:j], rj[:j])) / rj[j]
-					}
-				}
-			})
-		}
-		for i := b0; i < b1; i++ {
+	var pt []float64 // the panel L[k1:n, k0:k1], transposed
+	for k0 := 0; k0 < n; k0 += nb {
+		k1 := min(k0+nb, n)
+		for i := k0; i < k1; i++ {
 			ri := row(i)
-			for j := b0; j < i; j++ {
+			for j := k0; j < i; j++ {
 				rj := row(j)
-				ri[j] = (ri[j] - dot(ri[:j], rj[:j])) / rj[j]
+				ri[j] = (ri[j] - dot(ri[k0:j], rj[k0:j])) / rj[j]
 			}
-			s := ri[i] - dot(ri[:i], ri[:i])
+			s := ri[i] - dot(ri[k0:i], ri[k0:i])
 			if !(s > 0) || math.IsInf(s, 0) {
 				return false
 			}
 			ri[i] = math.Sqrt(s)
 		}
+		if k1 == n {
+			break
+		}
+		rest := n - k1
+		kernel.Parallel(rest, func(lo, hi int) {
+			for i := k1 + lo; i < k1+hi; i++ {
+				ri := row(i)
+				for j := k0; j < k1; j++ {
+					rj := row(j)
+					ri[j] = (ri[j] - dot(ri[k0:j], rj[k0:j])) / rj[j]
+				}
+			}
+		})
+		w := k1 - k0
+		if cap(pt) < w*rest {
+			pt = make([]float64, w*rest)
+		}
+		pt = pt[:w*rest]
+		for i := k1; i < n; i++ {
+			for k, v := range a[i*n+k0 : i*n+k1] {
+				pt[k*rest+i-k1] = v
+			}
+		}
+		// Trailing tiles (I, J), J ≤ I, of nb×nb: row band I needs I+1
+		// tiles, so bands go out widest-last-first through a counter.
+		bands := (rest + nb - 1) / nb
+		parallelDynamic(bands, func(q int, tile []float64) {
+			bI := bands - 1 - q
+			i0, i1 := k1+bI*nb, min(k1+bI*nb+nb, n)
+			h := i1 - i0
+			// Off-diagonal tiles in one product: columns k1..i0.
+			if i0 > k1 {
+				mustMulAdd(a[i0*n+k1:], n, a[i0*n+k0:], n, pt, rest, h, i0-k1, w, true)
+			}
+			// The diagonal tile: its lower triangle only.
+			d := tile[:h*h]
+			clear(d)
+			mustMulAdd(d, h, a[i0*n+k0:], n, pt[i0-k1:], rest, h, h, w, false)
+			for r := 0; r < h; r++ {
+				ri := a[(i0+r)*n+i0 : (i0+r)*n+i0+r+1]
+				for c := range ri {
+					ri[c] -= d[r*h+c]
+				}
+			}
+		}, nb*nb)
 	}
 	return true
 }

@@ -33,8 +33,8 @@
 // columns); StaticGroups fits every group from the original weights up
 // front, as the reference's static_groups option.
 //
-// Rows are independent given U, so rows are quantized in parallel, four at
-// a time per goroutine to share the loads of U.
+// Rows are independent given U, so rows are quantized in parallel, sixteen
+// at a time per goroutine to share the loads of U.
 package gptq
 
 import (
@@ -134,7 +134,9 @@ func (f *Factor) Quantize(w []float32, rows int, grid Grid, cfg Config) (*Result
 	r := &Result{Rows: rows, Cols: n, GroupSize: gs, Values: make([]float32, rows*n)}
 	ng := r.Groups()
 	r.Params = make([]Params, rows*ng)
-	const tile = 4
+	// Rows go sixteen to a tile: each block of U is then read once per
+	// sixteen rows rather than four (every row's arithmetic is the same).
+	const tile = 16
 	tiles := (rows + tile - 1) / tile
 	losses := make([]float64, tiles)
 	parallelDynamicRange(tiles, func(lo, hi int) {
