@@ -69,6 +69,9 @@ type group struct {
 	rows   int64
 	hess   []float64 // upper triangle of XᵀX; nil when nobody asked
 	calls  int64     // observations of the leader
+	// mirrored is calls when SharedStats last filled hess's lower
+	// triangle (0: never).
+	mirrored int64
 }
 
 type member struct {
@@ -310,6 +313,35 @@ func (c *Collector) Hessian(name string) ([]float64, int) {
 		}
 	}
 	return h, int(m.g.rows)
+}
+
+// SharedStats is Stats without the copy of the Hessian: its Hessian is the
+// collector's own accumulation, made symmetric in place (the lower triangle
+// filled from the upper), and is the same slice for every tensor that
+// shares the input. It is valid until the next Observe or Release, and
+// must not be modified. Layer-by-layer compression uses it so that a wide
+// input's Hessian (8·cols² bytes, 512 MiB at 8192 columns) is held once.
+func (c *Collector) SharedStats(name string) *quant.Stats {
+	imp := c.Importance(name)
+	if imp == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g := c.members[name].g
+	if g.hess == nil {
+		return &quant.Stats{Importance: imp}
+	}
+	if g.mirrored != g.calls {
+		n := g.cols
+		for i := 0; i < n; i++ {
+			for j := i + 1; j < n; j++ {
+				g.hess[j*n+i] = g.hess[i*n+j]
+			}
+		}
+		g.mirrored = g.calls
+	}
+	return &quant.Stats{Importance: imp, Hessian: g.hess, Samples: int(g.rows)}
 }
 
 // Stats gathers what was collected for name for a quantizer (nil when

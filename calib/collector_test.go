@@ -159,6 +159,14 @@ func TestCollectorMatchesBruteForce(t *testing.T) {
 		if err := st.Check(cols); err != nil {
 			t.Error(err)
 		}
+		// SharedStats: the same statistics, the Hessian bit for bit.
+		sh := c.SharedStats(name)
+		if !slices.Equal(sh.Importance, st.Importance) || sh.Samples != st.Samples || !slices.Equal(sh.Hessian, st.Hessian) {
+			t.Errorf("%s: SharedStats differ from Stats", name)
+		}
+		if lead := c.SharedStats(c.SharedWith(name)); &lead.Hessian[0] != &sh.Hessian[0] {
+			t.Errorf("%s: SharedStats Hessian is not its group's", name)
+		}
 	}
 	for _, c2 := range [][2]string{
 		{"blk.1.attn_k.weight", "blk.1.attn_q.weight"},

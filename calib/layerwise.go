@@ -3,6 +3,7 @@ package calib
 import (
 	"context"
 	"fmt"
+	"runtime/debug"
 
 	"github.com/terse-llm/terse/model"
 )
@@ -143,6 +144,9 @@ func RunLayerwise(ctx context.Context, m *model.Model, tokens []int, chunkCtx in
 			}
 		}
 		col.Release()
+		// Hand the stage's statistics (hundreds of MiB for a wide input)
+		// back before the next stage allocates its own.
+		debug.FreeOSMemory()
 		if stage == L || !opt.Sequential {
 			continue
 		}
