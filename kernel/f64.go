@@ -88,3 +88,43 @@ func f64TileEdge(a []float64, lda int, b []float64, ldb int, k, mi, nj int, out 
 		}
 	}
 }
+
+// F64SubScaled4 subtracts e[0]·u0 + e[1]·u1 + e[2]·u2 + e[3]·u3 from dst,
+// element by element: dst[j] −= ((e0·u0[j] + e1·u1[j]) + e2·u2[j]) +
+// e3·u3[j], with every product and sum rounded as that Go expression
+// rounds it (no fused multiply-add), so every level gives the same bits.
+// The u slices must be at least as long as dst.
+func F64SubScaled4(dst, u0, u1, u2, u3 []float64, e *[4]float64) {
+	n := len(dst)
+	if n == 0 {
+		return
+	}
+	u0, u1, u2, u3 = u0[:n], u1[:n], u2[:n], u3[:n]
+	f64SubScaled4(active, dst, u0, u1, u2, u3, e)
+}
+
+// F64SubScaled subtracts e·u from dst element by element (dst[j] −= e·u[j],
+// the product rounded before the difference, as Go rounds it), the same
+// bits at every level. u must be at least as long as dst.
+func F64SubScaled(dst, u []float64, e float64) {
+	n := len(dst)
+	if n == 0 {
+		return
+	}
+	f64SubScaled(active, dst, u[:n], e)
+}
+
+func f64SubScaled4Generic(dst, u0, u1, u2, u3 []float64, e *[4]float64) {
+	e0, e1, e2, e3 := e[0], e[1], e[2], e[3]
+	u0, u1, u2, u3 = u0[:len(dst)], u1[:len(dst)], u2[:len(dst)], u3[:len(dst)]
+	for j := range dst {
+		dst[j] -= e0*u0[j] + e1*u1[j] + e2*u2[j] + e3*u3[j]
+	}
+}
+
+func f64SubScaledGeneric(dst, u []float64, e float64) {
+	u = u[:len(dst)]
+	for j, v := range u {
+		dst[j] -= e * v
+	}
+}

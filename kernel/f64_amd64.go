@@ -3,6 +3,12 @@
 package kernel
 
 //go:noescape
+func f64SubScaled4AVX2(dst, u0, u1, u2, u3 *float64, n int, e *[4]float64)
+
+//go:noescape
+func f64SubScaledAVX2(dst, u *float64, n int, e float64)
+
+//go:noescape
 func f64Tile4x8AVX2(a *float64, lda int, b *float64, ldb int, k int, out *[32]float64)
 
 // f64Tile is the 4×8 tile kernel of level lvl; a holds 3·lda+k values and b
@@ -15,4 +21,20 @@ func f64Tile(lvl level, a []float64, lda int, b []float64, ldb int, k int, out *
 		return
 	}
 	f64Tile4x8Generic(a, lda, b, ldb, k, out)
+}
+
+func f64SubScaled4(lvl level, dst, u0, u1, u2, u3 []float64, e *[4]float64) {
+	if lvl >= levelAVX2 {
+		f64SubScaled4AVX2(&dst[0], &u0[0], &u1[0], &u2[0], &u3[0], len(dst), e)
+		return
+	}
+	f64SubScaled4Generic(dst, u0, u1, u2, u3, e)
+}
+
+func f64SubScaled(lvl level, dst, u []float64, e float64) {
+	if lvl >= levelAVX2 {
+		f64SubScaledAVX2(&dst[0], &u[0], len(dst), e)
+		return
+	}
+	f64SubScaledGeneric(dst, u, e)
 }

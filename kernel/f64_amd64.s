@@ -64,3 +64,101 @@ done:
 	VMOVUPD Y7, 224(DX)
 	VZEROUPPER
 	RET
+
+// func f64SubScaled4AVX2(dst, u0, u1, u2, u3 *float64, n int, e *[4]float64)
+//
+// dst[j] -= ((e0·u0[j] + e1·u1[j]) + e2·u2[j]) + e3·u3[j], separate
+// multiplies and adds (bit-identical with the Go loop), four lanes at a
+// time, then one at a time.
+TEXT ·f64SubScaled4AVX2(SB), NOSPLIT, $0-56
+	MOVQ         dst+0(FP), DI
+	MOVQ         u0+8(FP), R8
+	MOVQ         u1+16(FP), R9
+	MOVQ         u2+24(FP), R10
+	MOVQ         u3+32(FP), R11
+	MOVQ         n+40(FP), CX
+	MOVQ         e+48(FP), AX
+	VBROADCASTSD (AX), Y12
+	VBROADCASTSD 8(AX), Y13
+	VBROADCASTSD 16(AX), Y14
+	VBROADCASTSD 24(AX), Y15
+	XORQ         BX, BX
+	MOVQ         CX, DX
+	ANDQ         $-4, DX
+
+vec4:
+	CMPQ    BX, DX
+	JGE     tail4
+	VMULPD  (R8)(BX*8), Y12, Y0
+	VMULPD  (R9)(BX*8), Y13, Y1
+	VADDPD  Y1, Y0, Y0
+	VMULPD  (R10)(BX*8), Y14, Y2
+	VADDPD  Y2, Y0, Y0
+	VMULPD  (R11)(BX*8), Y15, Y3
+	VADDPD  Y3, Y0, Y0
+	VMOVUPD (DI)(BX*8), Y4
+	VSUBPD  Y0, Y4, Y4
+	VMOVUPD Y4, (DI)(BX*8)
+	ADDQ    $4, BX
+	JMP     vec4
+
+tail4:
+	CMPQ   BX, CX
+	JGE    done4
+	VMOVSD (R8)(BX*8), X0
+	VMULSD X12, X0, X0
+	VMOVSD (R9)(BX*8), X1
+	VMULSD X13, X1, X1
+	VADDSD X1, X0, X0
+	VMOVSD (R10)(BX*8), X2
+	VMULSD X14, X2, X2
+	VADDSD X2, X0, X0
+	VMOVSD (R11)(BX*8), X3
+	VMULSD X15, X3, X3
+	VADDSD X3, X0, X0
+	VMOVSD (DI)(BX*8), X4
+	VSUBSD X0, X4, X4
+	VMOVSD X4, (DI)(BX*8)
+	INCQ   BX
+	JMP    tail4
+
+done4:
+	VZEROUPPER
+	RET
+
+// func f64SubScaledAVX2(dst, u *float64, n int, e float64)
+//
+// dst[j] -= e·u[j], multiply then subtract, four lanes at a time.
+TEXT ·f64SubScaledAVX2(SB), NOSPLIT, $0-32
+	MOVQ         dst+0(FP), DI
+	MOVQ         u+8(FP), SI
+	MOVQ         n+16(FP), CX
+	VBROADCASTSD e+24(FP), Y12
+	XORQ         BX, BX
+	MOVQ         CX, DX
+	ANDQ         $-4, DX
+
+vec1:
+	CMPQ    BX, DX
+	JGE     tail1
+	VMULPD  (SI)(BX*8), Y12, Y0
+	VMOVUPD (DI)(BX*8), Y4
+	VSUBPD  Y0, Y4, Y4
+	VMOVUPD Y4, (DI)(BX*8)
+	ADDQ    $4, BX
+	JMP     vec1
+
+tail1:
+	CMPQ   BX, CX
+	JGE    done1
+	VMOVSD (SI)(BX*8), X0
+	VMULSD X12, X0, X0
+	VMOVSD (DI)(BX*8), X4
+	VSUBSD X0, X4, X4
+	VMOVSD X4, (DI)(BX*8)
+	INCQ   BX
+	JMP    tail1
+
+done1:
+	VZEROUPPER
+	RET

@@ -124,3 +124,50 @@ func BenchmarkF64MulAdd(b *testing.B) {
 		})
 	}
 }
+
+// F64SubScaled4 and F64SubScaled give, at every level, the bits of the Go
+// expressions with every product and sum rounded on its own (explicit
+// conversions forbid fusing), for every length around the vector width
+// and adversarial values (zeros, ±65504, huge, tiny, signed zeros).
+func TestF64SubScaledExact(t *testing.T) {
+	fills := map[string]func(r *rand.Rand, i int) float64{
+		"random":   func(r *rand.Rand, _ int) float64 { return r.NormFloat64() },
+		"extremes": func(_ *rand.Rand, i int) float64 { return []float64{65504, -65504, 0, math.Copysign(0, -1), 1e-310, 1e300}[i%6] },
+		"cancel":   func(r *rand.Rand, i int) float64 { return float64(1+i%3) * (1 + 1e-15*r.Float64()) },
+	}
+	for _, l := range levels() {
+		for name, fill := range fills {
+			for n := 0; n <= 19; n++ {
+				r := rand.New(rand.NewPCG(uint64(n), 5))
+				gen := func() []float64 {
+					v := make([]float64, n+2)
+					for i := range v {
+						v[i] = fill(r, i)
+					}
+					return v
+				}
+				u0, u1, u2, u3, d := gen(), gen(), gen(), gen(), gen()
+				e := [4]float64{fill(r, 1), -fill(r, 2), fill(r, 3) * 0.5, fill(r, 4)}
+				want, want1 := append([]float64(nil), d...), append([]float64(nil), d...)
+				for j := 0; j < n; j++ {
+					s := float64(float64(float64(e[0]*u0[j])+float64(e[1]*u1[j]))+float64(e[2]*u2[j])) + float64(e[3]*u3[j])
+					want[j] = want[j] - s
+					want1[j] = want1[j] - float64(e[1]*u1[j])
+				}
+				got, got1 := append([]float64(nil), d...), append([]float64(nil), d...)
+				withLevel(t, l, func() {
+					F64SubScaled4(got[:n], u0, u1, u2, u3, &e)
+					F64SubScaled(got1[:n], u1, e[1])
+				})
+				for j := range want {
+					if math.Float64bits(got[j]) != math.Float64bits(want[j]) {
+						t.Fatalf("%s %s n=%d: F64SubScaled4 [%d] = %g, want %g", l, name, n, j, got[j], want[j])
+					}
+					if math.Float64bits(got1[j]) != math.Float64bits(want1[j]) {
+						t.Fatalf("%s %s n=%d: F64SubScaled [%d] = %g, want %g", l, name, n, j, got1[j], want1[j])
+					}
+				}
+			}
+		}
+	}
+}
