@@ -131,9 +131,11 @@ func BenchmarkF64MulAdd(b *testing.B) {
 // and adversarial values (zeros, ±65504, huge, tiny, signed zeros).
 func TestF64SubScaledExact(t *testing.T) {
 	fills := map[string]func(r *rand.Rand, i int) float64{
-		"random":   func(r *rand.Rand, _ int) float64 { return r.NormFloat64() },
-		"extremes": func(_ *rand.Rand, i int) float64 { return []float64{65504, -65504, 0, math.Copysign(0, -1), 1e-310, 1e300}[i%6] },
-		"cancel":   func(r *rand.Rand, i int) float64 { return float64(1+i%3) * (1 + 1e-15*r.Float64()) },
+		"random": func(r *rand.Rand, _ int) float64 { return r.NormFloat64() },
+		"extremes": func(_ *rand.Rand, i int) float64 {
+			return []float64{65504, -65504, 0, math.Copysign(0, -1), 1e-310, 1e300}[i%6]
+		},
+		"cancel": func(r *rand.Rand, i int) float64 { return float64(1+i%3) * (1 + 1e-15*r.Float64()) },
 	}
 	for _, l := range levels() {
 		for name, fill := range fills {
