@@ -491,6 +491,10 @@ func (j *job) layerwise(ctx context.Context, tokens []int, n int) (*calib.IMatri
 				return nil, err
 			}
 			j.done[t.Name] = quantized{nt, r}
+			// The original is not read again (at most once more, in
+			// sequential mode, if nothing replaces it): let a mapped
+			// checkpoint's pages go.
+			evict(t.Data)
 			if opt.Sequential && stage < m.Config.NLayers {
 				l, err := compressedLinear(m, stage, nt)
 				if err != nil {
