@@ -108,53 +108,110 @@ func NewFactor(h []float64, cols int, cfg Config) (*Factor, error) {
 }
 
 // invFactor turns L, the lower Cholesky factor of A = J·H·J (J the
-// order-reversing permutation), into U, the upper Cholesky factor of H⁻¹:
-// H = J·L·Lᵀ·J gives H⁻¹ = (J·L⁻ᵀ·J)(J·L⁻¹·J), and U = J·L⁻¹·J is upper
-// triangular with a positive diagonal, so H⁻¹ = UᵀU is its Cholesky
-// factorisation. This costs one Cholesky and one triangular inverse
-// (n³/3 multiply-adds) instead of the reference's Cholesky, inverse and
-// second Cholesky.
+// order-reversing permutation), held in the lower triangle of l, into U,
+// the upper Cholesky factor of H⁻¹, in place: H = J·L·Lᵀ·J gives H⁻¹ =
+// (J·L⁻ᵀ·J)(J·L⁻¹·J), and U = J·L⁻¹·J is upper triangular with a positive
+// diagonal, so H⁻¹ = UᵀU is its Cholesky factorisation. This costs one
+// Cholesky and one triangular inverse (n³/3 multiply-adds) instead of the
+// reference's Cholesky, inverse and second Cholesky. It returns l, whose
+// upper triangle and diagonal are then U (its strict lower triangle is
+// left meaningless), so a factor costs one n×n matrix, not two.
 //
-// X = L⁻¹ is formed in blocks of factorBlock columns, which are
-// independent and go to the kernel pool's goroutines: the diagonal blocks
-// X_II = L_II⁻¹ by substitution, then down each block column C,
-// X_IC = −X_II·(L_I,C..I−1 · X_C..I−1,C), two kernel.F64MulAdd products.
-// U = J·X·J is X's values in reverse order, so X's memory becomes U.
+// X = L⁻¹ is formed transposed, Xᵀ in the strict upper triangle of l
+// (which L does not use) and its diagonal aside, in blocks of factorBlock
+// columns of X, which are independent and go to the kernel pool's
+// goroutines: the diagonal blocks X_II = L_II⁻¹ by substitution, then down
+// each block column C, X_IC = −X_II·(L_I,C..I−1 · X_C..I−1,C), as
+// X_ICᵀ = −(X_C..I−1,Cᵀ · L_I,C..I−1ᵀ)·X_IIᵀ, two kernel.F64MulAdd
+// products. U = J·X·J is then Xᵀ reversed and transposed.
 func invFactor(l []float64, n int) []float64 {
 	const nb = factorBlock
-	x := make([]float64, n*n)
 	blocks := (n + nb - 1) / nb
-	// The diagonal blocks, column by column: X_ii = 1/L_ii, and down the
-	// column X_ic = −(L_i,c..i−1 · X_c..i−1,c)/L_ii.
+	d := make([]float64, n) // X's diagonal
+	// The diagonal blocks, column by column: X_cc = 1/L_cc, and down the
+	// column X_ic = −(L_i,c..i−1 · X_c..i−1,c)/L_ii, written at [c][i].
 	parallelDynamic(blocks, func(b int, col []float64) {
 		b0, b1 := b*nb, min(b*nb+nb, n)
 		for c := b0; c < b1; c++ {
 			col[c] = 1 / l[c*n+c]
-			x[c*n+c] = col[c]
+			d[c] = col[c]
 			for i := c + 1; i < b1; i++ {
 				v := -dot(l[i*n+c:i*n+i], col[c:i]) / l[i*n+i]
 				col[i] = v
-				x[i*n+c] = v
+				l[c*n+i] = v
 			}
 		}
 	}, n)
-	// Block columns, widest first; each needs only L and its own blocks.
-	parallelDynamic(blocks, func(b int, t []float64) {
+	// Each diagonal block's X_IIᵀ as its own upper-triangular nb×nb
+	// matrix, zeros below the diagonal.
+	diagT := make([]float64, blocks*nb*nb)
+	for b := 0; b < blocks; b++ {
+		b0, b1 := b*nb, min(b*nb+nb, n)
+		t := diagT[b*nb*nb : (b+1)*nb*nb]
+		for r := b0; r < b1; r++ {
+			t[(r-b0)*nb+(r-b0)] = d[r]
+			copy(t[(r-b0)*nb+(r-b0)+1:(r-b0)*nb+(b1-b0)], l[r*n+r+1:r*n+b1])
+		}
+	}
+	// Block columns of X (block rows of Xᵀ), widest first; each reads L,
+	// the diagonal blocks and its own rows of Xᵀ, and writes its own rows.
+	parallelDynamic(blocks, func(b int, buf []float64) {
 		c0, c1 := b*nb, min(b*nb+nb, n)
 		w := c1 - c0
+		pk, tt := buf[:n*nb], buf[n*nb:]
+		xcc := diagT[b*nb*nb:]
 		for i0 := c1; i0 < n; i0 += nb {
 			i1 := min(i0+nb, n)
 			h := i1 - i0
-			// T = L[i0:i1, c0:i0] · X[c0:i0, c0:c1]
-			tt := t[:h*w]
-			clear(tt)
-			mustMulAdd(tt, w, l[i0*n+c0:], n, x[c0*n+c0:], n, h, w, i0-c0, false)
-			// X[i0:i1, c0:c1] = −X[i0:i1, i0:i1] · T (X_II lower, zero above).
-			mustMulAdd(x[i0*n+c0:], n, x[i0*n+i0:], n, tt, w, h, w, h, true)
+			k := i0 - c0
+			// pk = L[i0:i1, c0:i0]ᵀ, k×h.
+			for j := 0; j < h; j++ {
+				for p, v := range l[(i0+j)*n+c0 : (i0+j)*n+i0] {
+					pk[p*h+j] = v
+				}
+			}
+			// Tᵀ = Xᵀ[c0:c1, c0:i0] · pk: the diagonal block from xcc,
+			// the rest from l's upper triangle.
+			t := tt[:w*h]
+			clear(t)
+			mustMulAdd(t, h, xcc, nb, pk, h, w, h, w, false)
+			if k > w {
+				mustMulAdd(t, h, l[c0*n+c1:], n, pk[w*h:], h, w, h, k-w, false)
+			}
+			// Xᵀ[c0:c1, i0:i1] = −Tᵀ · X_IIᵀ.
+			dst := l[c0*n+i0:]
+			for r := 0; r < w; r++ {
+				clear(dst[r*n : r*n+h])
+			}
+			mustMulAdd(dst, n, t, h, diagT[(i0/nb)*nb*nb:], nb, w, h, h, true)
 		}
-	}, nb*nb)
-	slices.Reverse(x)
-	return x
+	}, n*nb+nb*nb)
+	// U[p][q] = X[n−1−p][n−1−q], held at [n−1−q][n−1−p]: reverse, then
+	// transpose, then U's diagonal.
+	slices.Reverse(l)
+	transpose(l, n)
+	for p := 0; p < n; p++ {
+		l[p*n+p] = d[n-1-p]
+	}
+	return l
+}
+
+// transpose transposes the n×n row-major a in place, in tiles handed to
+// the kernel pool's goroutines.
+func transpose(a []float64, n int) {
+	const tb = 64
+	tiles := (n + tb - 1) / tb
+	parallelDynamic(tiles, func(bi int, _ []float64) {
+		i0, i1 := bi*tb, min(bi*tb+tb, n)
+		for j0 := i0; j0 < n; j0 += tb {
+			j1 := min(j0+tb, n)
+			for i := i0; i < i1; i++ {
+				for j := max(j0, i+1); j < j1; j++ {
+					a[i*n+j], a[j*n+i] = a[j*n+i], a[i*n+j]
+				}
+			}
+		}
+	}, 0)
 }
 
 // factorBlock is the block size of cholesky and invFactor.
