@@ -120,8 +120,8 @@ func NewFactor(h []float64, cols int, cfg Config) (*Factor, error) {
 // X = L⁻¹ is formed transposed, Xᵀ in the strict upper triangle of l
 // (which L does not use) and its diagonal aside, in blocks of factorBlock
 // columns of X, which are independent and go to the kernel pool's
-// goroutines: the diagonal blocks X_II = L_II⁻¹ by substitution, then down
-// each block column C, X_IC = −X_II·(L_I,C..I−1 · X_C..I−1,C), as
+// goroutines: the diagonal blocks X_II = L_II⁻¹ by substitution, then,
+// block row after block row, X_IC = −X_II·(L_I,C..I−1 · X_C..I−1,C), as
 // X_ICᵀ = −(X_C..I−1,Cᵀ · L_I,C..I−1ᵀ)·X_IIᵀ, two kernel.F64MulAdd
 // products. U = J·X·J is then Xᵀ reversed and transposed.
 func invFactor(l []float64, n int) []float64 {
@@ -153,39 +153,41 @@ func invFactor(l []float64, n int) []float64 {
 			copy(t[(r-b0)*nb+(r-b0)+1:(r-b0)*nb+(b1-b0)], l[r*n+r+1:r*n+b1])
 		}
 	}
-	// Block columns of X (block rows of Xᵀ), widest first; each reads L,
-	// the diagonal blocks and its own rows of Xᵀ, and writes its own rows.
-	parallelDynamic(blocks, func(b int, buf []float64) {
-		c0, c1 := b*nb, min(b*nb+nb, n)
-		w := c1 - c0
-		pk, tt := buf[:n*nb], buf[n*nb:]
-		xcc := diagT[b*nb*nb:]
-		for i0 := c1; i0 < n; i0 += nb {
-			i1 := min(i0+nb, n)
-			h := i1 - i0
-			k := i0 - c0
-			// pk = L[i0:i1, c0:i0]ᵀ, k×h.
-			for j := 0; j < h; j++ {
-				for p, v := range l[(i0+j)*n+c0 : (i0+j)*n+i0] {
-					pk[p*h+j] = v
-				}
+	// Block rows I of X in order; for each, its blocks X_IC, C < I, are
+	// independent (they need L, the diagonal blocks and the Xᵀ rows of C
+	// made for earlier I) and go to the kernel pool's goroutines, widest
+	// first, sharing one transposed copy of L[I, 0:i0].
+	pk := make([]float64, n*nb)
+	for bi := 1; bi < blocks; bi++ {
+		i0, i1 := bi*nb, min(bi*nb+nb, n)
+		h := i1 - i0
+		// pk = L[i0:i1, 0:i0]ᵀ, i0×h.
+		for j := 0; j < h; j++ {
+			for p, v := range l[(i0+j)*n : (i0+j)*n+i0] {
+				pk[p*h+j] = v
 			}
-			// Tᵀ = Xᵀ[c0:c1, c0:i0] · pk: the diagonal block from xcc,
-			// the rest from l's upper triangle.
-			t := tt[:w*h]
+		}
+		xii := diagT[bi*nb*nb:]
+		parallelDynamic(bi, func(b int, t []float64) {
+			c0, c1 := b*nb, min(b*nb+nb, n)
+			w := c1 - c0
+			k := i0 - c0
+			// Tᵀ = Xᵀ[c0:c1, c0:i0] · L[i0:i1, c0:i0]ᵀ: the diagonal block
+			// from diagT, the rest from l's upper triangle.
+			t = t[:w*h]
 			clear(t)
-			mustMulAdd(t, h, xcc, nb, pk, h, w, h, w, false)
+			mustMulAdd(t, h, diagT[b*nb*nb:], nb, pk[c0*h:], h, w, h, w, false)
 			if k > w {
-				mustMulAdd(t, h, l[c0*n+c1:], n, pk[w*h:], h, w, h, k-w, false)
+				mustMulAdd(t, h, l[c0*n+c1:], n, pk[c1*h:], h, w, h, k-w, false)
 			}
 			// Xᵀ[c0:c1, i0:i1] = −Tᵀ · X_IIᵀ.
 			dst := l[c0*n+i0:]
 			for r := 0; r < w; r++ {
 				clear(dst[r*n : r*n+h])
 			}
-			mustMulAdd(dst, n, t, h, diagT[(i0/nb)*nb*nb:], nb, w, h, h, true)
-		}
-	}, n*nb+nb*nb)
+			mustMulAdd(dst, n, t, h, xii, nb, w, h, h, true)
+		}, nb*nb)
+	}
 	// U[p][q] = X[n−1−p][n−1−q], held at [n−1−q][n−1−p]: reverse, then
 	// transpose, then U's diagonal.
 	slices.Reverse(l)
