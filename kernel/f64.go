@@ -6,9 +6,9 @@ import "fmt"
 // product A·B to or from C: C[i][j] ±= Σ_p A[i][p]·B[p][j] for i < m,
 // j < n, p < k, all three row-major with row strides lda, ldb and ldc
 // (in elements). It runs on the calling goroutine (callers split the work
-// between threads), in 4×8 register tiles over k-blocks of 256 so that a
-// block of B stays in cache; the AVX2 and AVX-512 levels use a fused
-// multiply-add tile kernel, so their sums are rounded differently from the
+// between threads), in register tiles of 4 rows by 8 columns (16 at the
+// AVX-512 level) over k-blocks of 256 so that a block of B stays in cache;
+// the AVX2 and AVX-512 levels use fused multiply-add tile kernels, so their sums are rounded differently from the
 // generic level's (within ordinary float64 accumulation error; each level
 // is deterministic).
 func F64MulAdd(c []float64, ldc int, a []float64, lda int, b []float64, ldb int, m, n, k int, sub bool) error {
@@ -29,26 +29,27 @@ func F64MulAdd(c []float64, ldc int, a []float64, lda int, b []float64, ldb int,
 const f64KBlock = 256
 
 func f64MulAdd(lvl level, c []float64, ldc int, a []float64, lda int, b []float64, ldb int, m, n, k int, sub bool) {
-	var acc [32]float64
+	var acc [64]float64
 	sign := 1.0
 	if sub {
 		sign = -1
 	}
+	tw := f64TileWidth(lvl)
 	for p0 := 0; p0 < k; p0 += f64KBlock {
 		kk := min(f64KBlock, k-p0)
 		for i := 0; i < m; i += 4 {
 			mi := min(4, m-i)
-			for j := 0; j < n; j += 8 {
-				nj := min(8, n-j)
-				if mi == 4 && nj == 8 {
+			for j := 0; j < n; j += tw {
+				nj := min(tw, n-j)
+				if mi == 4 && nj == tw {
 					f64Tile(lvl, a[i*lda+p0:], lda, b[p0*ldb+j:], ldb, kk, &acc)
 				} else {
-					f64TileEdge(a[i*lda+p0:], lda, b[p0*ldb+j:], ldb, kk, mi, nj, &acc)
+					f64TileEdge(a[i*lda+p0:], lda, b[p0*ldb+j:], ldb, kk, mi, nj, tw, &acc)
 				}
 				for r := 0; r < mi; r++ {
 					row := c[(i+r)*ldc+j : (i+r)*ldc+j+nj]
 					for s := range row {
-						row[s] += sign * acc[8*r+s]
+						row[s] += sign * acc[tw*r+s]
 					}
 				}
 			}
@@ -58,7 +59,7 @@ func f64MulAdd(lvl level, c []float64, ldc int, a []float64, lda int, b []float6
 
 // f64Tile4x8Generic is the 4×8 tile kernel in plain Go: out[8r+s] =
 // Σ_p a[r·lda+p]·b[p·ldb+s], p < k, summed in order of p.
-func f64Tile4x8Generic(a []float64, lda int, b []float64, ldb int, k int, out *[32]float64) {
+func f64Tile4x8Generic(a []float64, lda int, b []float64, ldb int, k int, out *[64]float64) {
 	var c [32]float64
 	a0, a1, a2, a3 := a[:k], a[lda:lda+k], a[2*lda:2*lda+k], a[3*lda:3*lda+k]
 	for p := 0; p < k; p++ {
@@ -71,15 +72,16 @@ func f64Tile4x8Generic(a []float64, lda int, b []float64, ldb int, k int, out *[
 			c[24+s] += x3 * y
 		}
 	}
-	*out = c
+	copy(out[:32], c[:])
 }
 
-// f64TileEdge is an mi×nj (at most 4×8) tile in plain Go, for the edges.
-func f64TileEdge(a []float64, lda int, b []float64, ldb int, k, mi, nj int, out *[32]float64) {
-	*out = [32]float64{}
+// f64TileEdge is an mi×nj tile (at most 4×tw, tw ≤ 16) in plain Go, for
+// the edges: out[tw·r+s].
+func f64TileEdge(a []float64, lda int, b []float64, ldb int, k, mi, nj, tw int, out *[64]float64) {
+	*out = [64]float64{}
 	for r := 0; r < mi; r++ {
 		ar := a[r*lda : r*lda+k]
-		o := out[8*r : 8*r+nj]
+		o := out[tw*r : tw*r+nj]
 		for p, x := range ar {
 			bp := b[p*ldb : p*ldb+nj]
 			for s, y := range bp {

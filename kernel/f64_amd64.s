@@ -2,7 +2,7 @@
 
 #include "textflag.h"
 
-// func f64Tile4x8AVX2(a *float64, lda int, b *float64, ldb int, k int, out *[32]float64)
+// func f64Tile4x8AVX2(a *float64, lda int, b *float64, ldb int, k int, out *[64]float64)
 //
 // out[8r+s] = Σ_p a[r·lda+p]·b[p·ldb+s] for r < 4, s < 8, p < k ≥ 1: eight
 // YMM accumulators (two per row of the tile), one broadcast of A and two
@@ -160,5 +160,67 @@ tail1:
 	JMP    tail1
 
 done1:
+	VZEROUPPER
+	RET
+
+// func f64Tile4x16AVX512(a *float64, lda int, b *float64, ldb int, k int, out *[64]float64)
+//
+// out[16r+s] = Σ_p a[r·lda+p]·b[p·ldb+s] for r < 4, s < 16, p < k ≥ 1:
+// the AVX2 kernel's scheme on ZMM registers.
+TEXT ·f64Tile4x16AVX512(SB), NOSPLIT, $0-48
+	MOVQ a+0(FP), SI
+	MOVQ lda+8(FP), R8
+	SHLQ $3, R8
+	MOVQ b+16(FP), DI
+	MOVQ ldb+24(FP), R9
+	SHLQ $3, R9
+	MOVQ k+32(FP), CX
+	MOVQ out+40(FP), DX
+	LEAQ (SI)(R8*1), R10
+	LEAQ (R10)(R8*1), R11
+	LEAQ (R11)(R8*1), R12
+	VPXORQ Z0, Z0, Z0
+	VPXORQ Z1, Z1, Z1
+	VPXORQ Z2, Z2, Z2
+	VPXORQ Z3, Z3, Z3
+	VPXORQ Z4, Z4, Z4
+	VPXORQ Z5, Z5, Z5
+	VPXORQ Z6, Z6, Z6
+	VPXORQ Z7, Z7, Z7
+	TESTQ  CX, CX
+	JZ     done16
+
+loop16:
+	VMOVUPD      (DI), Z8
+	VMOVUPD      64(DI), Z9
+	VBROADCASTSD (SI), Z10
+	VFMADD231PD  Z8, Z10, Z0
+	VFMADD231PD  Z9, Z10, Z1
+	VBROADCASTSD (R10), Z11
+	VFMADD231PD  Z8, Z11, Z2
+	VFMADD231PD  Z9, Z11, Z3
+	VBROADCASTSD (R11), Z12
+	VFMADD231PD  Z8, Z12, Z4
+	VFMADD231PD  Z9, Z12, Z5
+	VBROADCASTSD (R12), Z13
+	VFMADD231PD  Z8, Z13, Z6
+	VFMADD231PD  Z9, Z13, Z7
+	ADDQ         $8, SI
+	ADDQ         $8, R10
+	ADDQ         $8, R11
+	ADDQ         $8, R12
+	ADDQ         R9, DI
+	DECQ         CX
+	JNZ          loop16
+
+done16:
+	VMOVUPD Z0, (DX)
+	VMOVUPD Z1, 64(DX)
+	VMOVUPD Z2, 128(DX)
+	VMOVUPD Z3, 192(DX)
+	VMOVUPD Z4, 256(DX)
+	VMOVUPD Z5, 320(DX)
+	VMOVUPD Z6, 384(DX)
+	VMOVUPD Z7, 448(DX)
 	VZEROUPPER
 	RET
