@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"text/tabwriter"
@@ -118,6 +119,12 @@ func runCompress(args []string, stdout, stderr io.Writer) error {
 		return sf.run(mf, *out, *calibFile, *calibCtx, *calibChunks, *threads, set, *quiet, *jsonOut, stdout, stderr)
 	}
 	kernel.SetThreads(*threads)
+	// Compression holds a few large pointer-free buffers at a time (a
+	// block's Hessians and factors, hundreds of MiB at a 1B model's
+	// widths), which the collector scans in no time; collecting at 25%
+	// growth instead of 100% keeps the garbage of one matrix from adding
+	// its size again to the peak memory.
+	defer debug.SetGCPercent(debug.SetGCPercent(25))
 
 	opt := compress.Options{Out: *out, Method: m, Preset: *typ, Overrides: ovs, IMatrixFile: *imatrix,
 		CalibFile: *calibFile, CalibChunks: *calibChunks, SaveIMatrix: *saveImatrix, Sequential: *sequential, AllowRequantize: *allowRequant,
