@@ -182,6 +182,11 @@ func (g GPTQ) compress(t *tensor.Tensor, target tensor.DType, stats *quant.Stats
 		if err := widenRows(t, r0, r1, w); err != nil {
 			return nil, err
 		}
+		if t.Decoder == nil {
+			// The slab is not read again here: a mapped checkpoint's
+			// pages of it may go (a 128256-row embedding is 500 MiB).
+			evict(t.Data[r0*len(t.Data)/rows : r1*len(t.Data)/rows])
+		}
 		b, _, err := gptqggml.QuantizeFactor(target, f, w, r1-r0, cfg)
 		if err != nil {
 			return nil, err

@@ -6,6 +6,9 @@ package kernel
 func f64SubScaled4AVX2(dst, u0, u1, u2, u3 *float64, n int, e *[4]float64)
 
 //go:noescape
+func f64SubScaled4AVX512(dst, u0, u1, u2, u3 *float64, n int, e *[4]float64)
+
+//go:noescape
 func f64SubScaledAVX2(dst, u *float64, n int, e float64)
 
 //go:noescape
@@ -40,6 +43,13 @@ func f64Tile(lvl level, a []float64, lda int, b []float64, ldb int, k int, out *
 }
 
 func f64SubScaled4(lvl level, dst, u0, u1, u2, u3 []float64, e *[4]float64) {
+	if n8 := len(dst) &^ 7; lvl >= levelAVX512 && n8 > 0 {
+		f64SubScaled4AVX512(&dst[0], &u0[0], &u1[0], &u2[0], &u3[0], n8, e)
+		if n8 == len(dst) {
+			return
+		}
+		dst, u0, u1, u2, u3 = dst[n8:], u0[n8:], u1[n8:], u2[n8:], u3[n8:]
+	}
 	if lvl >= levelAVX2 {
 		f64SubScaled4AVX2(&dst[0], &u0[0], &u1[0], &u2[0], &u3[0], len(dst), e)
 		return

@@ -224,3 +224,41 @@ done16:
 	VMOVUPD Z7, 448(DX)
 	VZEROUPPER
 	RET
+
+// func f64SubScaled4AVX512(dst, u0, u1, u2, u3 *float64, n int, e *[4]float64)
+//
+// f64SubScaled4AVX2's arithmetic, eight lanes at a time; n is a multiple
+// of 8.
+TEXT ·f64SubScaled4AVX512(SB), NOSPLIT, $0-56
+	MOVQ         dst+0(FP), DI
+	MOVQ         u0+8(FP), R8
+	MOVQ         u1+16(FP), R9
+	MOVQ         u2+24(FP), R10
+	MOVQ         u3+32(FP), R11
+	MOVQ         n+40(FP), CX
+	MOVQ         e+48(FP), AX
+	VBROADCASTSD (AX), Z12
+	VBROADCASTSD 8(AX), Z13
+	VBROADCASTSD 16(AX), Z14
+	VBROADCASTSD 24(AX), Z15
+	XORQ         BX, BX
+
+vec8:
+	CMPQ    BX, CX
+	JGE     done8
+	VMULPD  (R8)(BX*8), Z12, Z0
+	VMULPD  (R9)(BX*8), Z13, Z1
+	VADDPD  Z1, Z0, Z0
+	VMULPD  (R10)(BX*8), Z14, Z2
+	VADDPD  Z2, Z0, Z0
+	VMULPD  (R11)(BX*8), Z15, Z3
+	VADDPD  Z3, Z0, Z0
+	VMOVUPD (DI)(BX*8), Z4
+	VSUBPD  Z0, Z4, Z4
+	VMOVUPD Z4, (DI)(BX*8)
+	ADDQ    $8, BX
+	JMP     vec8
+
+done8:
+	VZEROUPPER
+	RET
