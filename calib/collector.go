@@ -69,6 +69,9 @@ type group struct {
 	rows   int64
 	hess   []float64 // upper triangle of XᵀX; nil when nobody asked
 	calls  int64     // observations of the leader
+	// mirrored is calls when SharedStats last filled hess's lower
+	// triangle (0: never).
+	mirrored int64
 }
 
 type member struct {
@@ -182,29 +185,47 @@ func (c *Collector) addHessianF32(g *group, x []float32, n int) {
 	if cap(c.xt32) < n*cols {
 		c.xt32 = make([]float32, n*cols)
 	}
-	if cap(c.h32) < cols*cols {
-		c.h32 = make([]float32, cols*cols)
-	}
-	xt, h32 := c.xt32[:n*cols], c.h32[:cols*cols]
+	xt := c.xt32[:n*cols]
 	for t := 0; t < n; t++ {
 		for j, v := range x[t*cols : (t+1)*cols] {
 			xt[j*n+t] = v
 		}
 	}
-	// Xᵀ as a cols×n weight matrix times the cols vectors of Xᵀ gives XᵀX.
-	w := &tensor.Tensor{Name: "XᵀX", DType: tensor.F32, Shape: []int{cols, n},
-		Data: unsafe.Slice((*byte)(unsafe.Pointer(&xt[0])), 4*len(xt))}
-	if err := kernel.MatMul(h32, xt, cols, w); err != nil {
-		c.fail(err)
-		return
+	band := min(cols, hessianBand)
+	if cap(c.h32) < band*cols {
+		c.h32 = make([]float32, band*cols)
 	}
-	for i := 0; i < cols; i++ {
-		row, src := g.hess[i*cols:(i+1)*cols], h32[i*cols:(i+1)*cols]
-		for j := i; j < cols; j++ {
-			row[j] += float64(src[j])
+	// Only the upper triangle is formed, a band of rows at a time: rows
+	// [i0, i1) of XᵀX, columns from i0 on, are the vectors i0..i1−1 of Xᵀ
+	// times Xᵀ's rows from i0 on as a weight matrix. Each entry is the same
+	// float32 dot product (same operands, same order) as in the whole
+	// product, so the sums are bit for bit those of one cols×cols product,
+	// at a little over half the work.
+	for i0 := 0; i0 < cols; i0 += band {
+		i1 := min(i0+band, cols)
+		w := &tensor.Tensor{Name: "XᵀX", DType: tensor.F32, Shape: []int{cols - i0, n},
+			Data: unsafe.Slice((*byte)(unsafe.Pointer(&xt[i0*n])), 4*(cols-i0)*n)}
+		wide := cols - i0
+		h32 := c.h32[:(i1-i0)*wide]
+		if err := kernel.MatMul(h32, xt[i0*n:i1*n], i1-i0, w); err != nil {
+			c.fail(err)
+			return
+		}
+		for i := i0; i < i1; i++ {
+			row, src := g.hess[i*cols+i:(i+1)*cols], h32[(i-i0)*wide+(i-i0):(i-i0+1)*wide]
+			src = src[:len(row)]
+			for j, v := range src {
+				row[j] += float64(v)
+			}
 		}
 	}
 }
+
+// hessianBand is the number of Hessian rows addHessianF32 forms per
+// product: small enough that the part of the lower triangle it computes
+// needlessly (half a band per band) stays a few percent of an 8192-wide
+// input's work, and its float32 scratch (band × cols) small.
+const hessianBand = 256
 
 func (c *Collector) fail(err error) {
 	if c.err == nil {
@@ -292,6 +313,35 @@ func (c *Collector) Hessian(name string) ([]float64, int) {
 		}
 	}
 	return h, int(m.g.rows)
+}
+
+// SharedStats is Stats without the copy of the Hessian: its Hessian is the
+// collector's own accumulation, made symmetric in place (the lower triangle
+// filled from the upper), and is the same slice for every tensor that
+// shares the input. It is valid until the next Observe or Release, and
+// must not be modified. Layer-by-layer compression uses it so that a wide
+// input's Hessian (8·cols² bytes, 512 MiB at 8192 columns) is held once.
+func (c *Collector) SharedStats(name string) *quant.Stats {
+	imp := c.Importance(name)
+	if imp == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g := c.members[name].g
+	if g.hess == nil {
+		return &quant.Stats{Importance: imp}
+	}
+	if g.mirrored != g.calls {
+		n := g.cols
+		for i := 0; i < n; i++ {
+			for j := i + 1; j < n; j++ {
+				g.hess[j*n+i] = g.hess[i*n+j]
+			}
+		}
+		g.mirrored = g.calls
+	}
+	return &quant.Stats{Importance: imp, Hessian: g.hess, Samples: int(g.rows)}
 }
 
 // Stats gathers what was collected for name for a quantizer (nil when

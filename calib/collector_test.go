@@ -6,7 +6,9 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"unsafe"
 
+	"github.com/terse-llm/terse/kernel"
 	"github.com/terse-llm/terse/model"
 	"github.com/terse-llm/terse/tensor"
 )
@@ -156,6 +158,14 @@ func TestCollectorMatchesBruteForce(t *testing.T) {
 		}
 		if err := st.Check(cols); err != nil {
 			t.Error(err)
+		}
+		// SharedStats: the same statistics, the Hessian bit for bit.
+		sh := c.SharedStats(name)
+		if !slices.Equal(sh.Importance, st.Importance) || sh.Samples != st.Samples || !slices.Equal(sh.Hessian, st.Hessian) {
+			t.Errorf("%s: SharedStats differ from Stats", name)
+		}
+		if lead := c.SharedStats(c.SharedWith(name)); &lead.Hessian[0] != &sh.Hessian[0] {
+			t.Errorf("%s: SharedStats Hessian is not its group's", name)
 		}
 	}
 	for _, c2 := range [][2]string{
@@ -357,6 +367,96 @@ func TestHessianFastPath(t *testing.T) {
 			scale := math.Sqrt(slow.hess[i*cols+i] * slow.hess[j*cols+j])
 			if math.Abs(got-want) > 1e-5*scale {
 				t.Fatalf("H[%d,%d] = %g, exact %g", i, j, got, want)
+			}
+		}
+	}
+}
+
+// fullHessianF32 is the reference for addHessianF32: one whole cols×cols
+// float32 product XᵀX (the same engine kernel), upper triangle added.
+func fullHessianF32(t *testing.T, h []float64, x []float32, n, cols int) {
+	t.Helper()
+	xt := make([]float32, n*cols)
+	for tk := 0; tk < n; tk++ {
+		for j := 0; j < cols; j++ {
+			xt[j*n+tk] = x[tk*cols+j]
+		}
+	}
+	h32 := make([]float32, cols*cols)
+	w := &tensor.Tensor{Name: "ref", DType: tensor.F32, Shape: []int{cols, n},
+		Data: unsafe.Slice((*byte)(unsafe.Pointer(&xt[0])), 4*len(xt))}
+	if err := kernel.MatMul(h32, xt, cols, w); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < cols; i++ {
+		for j := i; j < cols; j++ {
+			h[i*cols+j] += float64(h32[i*cols+j])
+		}
+	}
+}
+
+// The banded upper-triangle products of addHessianF32 give bit for bit
+// the sums of one whole product, at every kernel level, for widths below,
+// at and across band edges, token counts off every tile size and past the
+// kernel's k-block, and adversarial values (zeros, float16-range extremes,
+// tiny values).
+func TestHessianBandsMatchWholeProduct(t *testing.T) {
+	saved := kernel.CurrentConfig()
+	defer func() {
+		if err := kernel.Configure(saved); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	cases := []struct {
+		name    string
+		cols, n int
+		fill    func(i int) float32
+	}{
+		{"random", 3*hessianBand + 37, 513, nil},
+		{"one band", hessianBand, 96, nil},
+		{"narrow", 20, 33, nil},
+		{"past k-block", hessianBand + 5, 2100, nil},
+		{"zeros", hessianBand + 17, 64, func(int) float32 { return 0 }},
+		{"extremes", hessianBand + 3, 40, func(i int) float32 {
+			return []float32{65504, -65504, 0, 6e-8, -1}[i%5]
+		}},
+	}
+	for _, lvl := range []string{"generic", "avx2", "avx512"} {
+		cfg := saved
+		cfg.Level = lvl
+		if err := kernel.Configure(cfg); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range cases {
+			if testing.Short() && tc.n > 1000 {
+				continue
+			}
+			x := make([]float32, tc.n*tc.cols)
+			r := rand.New(rand.NewPCG(uint64(tc.cols), uint64(tc.n)))
+			for i := range x {
+				if tc.fill != nil {
+					x[i] = tc.fill(i)
+				} else {
+					x[i] = float32(r.NormFloat64())
+				}
+			}
+			want := make([]float64, tc.cols*tc.cols)
+			fullHessianF32(t, want, x, tc.n, tc.cols)
+			c := &Collector{}
+			g := &group{cols: tc.cols, hess: make([]float64, tc.cols*tc.cols)}
+			c.addHessianF32(g, x, tc.n)
+			c.addHessianF32(g, x, tc.n) // twice: sums, and scratch reuse
+			fullHessianF32(t, want, x, tc.n, tc.cols)
+			if err := c.Err(); err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < tc.cols; i++ {
+				for j := 0; j < tc.cols; j++ {
+					got, w := g.hess[i*tc.cols+j], want[i*tc.cols+j]
+					if math.Float64bits(got) != math.Float64bits(w) {
+						t.Fatalf("%s, %s (%s): H[%d,%d] = %g, whole product %g", lvl, tc.name, kernel.Kernel(), i, j, got, w)
+					}
+				}
 			}
 		}
 	}

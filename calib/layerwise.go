@@ -3,6 +3,7 @@ package calib
 import (
 	"context"
 	"fmt"
+	"runtime/debug"
 
 	"github.com/terse-llm/terse/model"
 )
@@ -100,7 +101,7 @@ func RunLayerwise(ctx context.Context, m *model.Model, tokens []int, chunkCtx in
 			opt.Progress(done, total)
 		}
 	}
-	var scratch, logits []float32
+	var scratch []float32
 	if opt.Sequential {
 		scratch = make([]float32, chunkCtx*dim)
 	}
@@ -118,12 +119,9 @@ func RunLayerwise(ctx context.Context, m *model.Model, tokens []int, chunkCtx in
 			var err error
 			switch {
 			case stage == L:
-				// The logits are not needed, but computing them is what
-				// Run does, so the observed input is the same.
-				if logits == nil {
-					logits = make([]float32, chunkCtx*cfg.VocabSize)
-				}
-				err = br.Head(x, chunkCtx, logits, col)
+				// Only the head's input is observed; its logits are not
+				// needed (Head with nil logits skips the product).
+				err = br.Head(x, chunkCtx, nil, col)
 			case opt.Sequential:
 				copy(scratch, x)
 				err = br.Run(ctx, stage, scratch, chunkCtx, col)
@@ -146,6 +144,9 @@ func RunLayerwise(ctx context.Context, m *model.Model, tokens []int, chunkCtx in
 			}
 		}
 		col.Release()
+		// Hand the stage's statistics (hundreds of MiB for a wide input)
+		// back before the next stage allocates its own.
+		debug.FreeOSMemory()
 		if stage == L || !opt.Sequential {
 			continue
 		}

@@ -32,6 +32,9 @@ type QuantizeOptions struct {
 	// done holds the tensors Run already compressed layer by layer during
 	// calibration; they pass through with their reports.
 	done map[string]quantized
+	// factors, when set, lets GPTQ share a factor between tensors whose
+	// statistics hold the same Hessian slice (one stage's SharedStats).
+	factors factorCache
 }
 
 // quantized is one tensor compressed ahead of Quantize.
@@ -122,14 +125,14 @@ func quantizeTensor(t *tensor.Tensor, dt tensor.DType, opt QuantizeOptions) (*te
 	if err := stats.Check(t.Cols()); err != nil {
 		return nil, TensorReport{}, fmt.Errorf("compress: tensor %q: %w", t.Name, err)
 	}
-	nt, how, err := quantizeOne(t, dt, m, stats)
+	nt, how, err := quantizeOne(t, dt, m, stats, opt.factors)
 	if err != nil {
 		return nil, TensorReport{}, fmt.Errorf("compress: tensor %q to %s with %s: %w", t.Name, dt, m.Name(), err)
 	}
 	return nt, report(t, nt, how, stats, time.Since(start)), nil
 }
 
-func quantizeOne(t *tensor.Tensor, dt tensor.DType, m Method, stats *quant.Stats) (*tensor.Tensor, string, error) {
+func quantizeOne(t *tensor.Tensor, dt tensor.DType, m Method, stats *quant.Stats, factors factorCache) (*tensor.Tensor, string, error) {
 	switch {
 	case dt == t.DType && t.Decoder == nil:
 		return t, "copy", nil
@@ -137,7 +140,16 @@ func quantizeOne(t *tensor.Tensor, dt tensor.DType, m Method, stats *quant.Stats
 		nt, err := ggmlQuantize(t, dt, nil)
 		return nt, "convert", err
 	}
-	c, err := m.Compress(t, dt, stats)
+	var c *Compressed
+	var err error
+	switch g := m.(type) {
+	case GPTQ:
+		c, err = g.compress(t, dt, stats, factors)
+	case *GPTQ:
+		c, err = g.compress(t, dt, stats, factors)
+	default:
+		c, err = m.Compress(t, dt, stats)
+	}
 	if err != nil {
 		return nil, "", err
 	}

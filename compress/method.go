@@ -125,18 +125,75 @@ func (GPTQ) Output() Output { return GGUF }
 
 // Compress runs GPTQ when stats has a Hessian, RTN otherwise.
 func (g GPTQ) Compress(t *tensor.Tensor, target tensor.DType, stats *quant.Stats) (*Compressed, error) {
+	return g.compress(t, target, stats, nil)
+}
+
+// factorCache shares GPTQ factors between the matrices of one stage whose
+// statistics hold the very same Hessian slice (calib.Collector.SharedStats
+// gives attn_q, attn_k and attn_v one; ffn_gate and ffn_up another). It
+// must not outlive the Hessians it is keyed by.
+type factorCache map[*float64]*gptq.Factor
+
+// gptqSlab is the number of weights GPTQ.Compress widens to float32 at a
+// time: rows are independent given the factor, so a tall matrix (a
+// 128256-row embedding) goes through in slabs of rows instead of as one
+// float32 copy with its per-block grids.
+const gptqSlab = 1 << 24
+
+// compress is Compress with the factor taken from, or put in, cache (nil:
+// no sharing). The result is the same either way: a shared factor is the
+// one the matrix's own Hessian would give, with the matrix's own
+// importance.
+func (g GPTQ) compress(t *tensor.Tensor, target tensor.DType, stats *quant.Stats, cache factorCache) (*Compressed, error) {
 	if stats == nil || stats.Hessian == nil || !target.Quantized() {
 		return RTN{}.Compress(t, target, stats)
 	}
-	src, err := widen(t)
+	rows, cols := t.Rows(), t.Cols()
+	if bs := target.BlockSize(); bs <= 1 || cols%bs != 0 {
+		return nil, fmt.Errorf("gptqggml: %s: row length %d is not a multiple of the block size %d", target, cols, bs)
+	}
+	rb, err := target.RowBytes(cols)
 	if err != nil {
 		return nil, err
 	}
-	b, err := gptqggml.QuantizeMatrix(target, src, t.Rows(), t.Cols(), stats, gptq.Config{Damp: g.Damp})
-	if err != nil {
-		return nil, err
+	cfg := gptq.Config{Damp: g.Damp}
+	var f *gptq.Factor
+	if cache != nil && len(stats.Hessian) > 0 {
+		if shared := cache[&stats.Hessian[0]]; shared != nil && shared.Cols == cols {
+			c := *shared
+			c.Importance = gptqggml.Importance(stats, cols)
+			f = &c
+		}
 	}
-	nt := &tensor.Tensor{Name: t.Name, DType: target, Shape: append([]int(nil), t.Shape...), Data: b}
+	if f == nil {
+		if f, err = gptqggml.NewFactor(stats, cols, cfg); err != nil {
+			return nil, err
+		}
+		if cache != nil {
+			cache[&stats.Hessian[0]] = f
+		}
+	}
+	out := make([]byte, rows*rb)
+	slab := max(1, min(rows, gptqSlab/cols))
+	buf := make([]float32, slab*cols)
+	for r0 := 0; r0 < rows; r0 += slab {
+		r1 := min(r0+slab, rows)
+		w := buf[:(r1-r0)*cols]
+		if err := widenRows(t, r0, r1, w); err != nil {
+			return nil, err
+		}
+		if t.Decoder == nil {
+			// The slab is not read again here: a mapped checkpoint's
+			// pages of it may go (a 128256-row embedding is 500 MiB).
+			evict(t.Data[r0*len(t.Data)/rows : r1*len(t.Data)/rows])
+		}
+		b, _, err := gptqggml.QuantizeFactor(target, f, w, r1-r0, cfg)
+		if err != nil {
+			return nil, err
+		}
+		copy(out[r0*rb:r1*rb], b)
+	}
+	nt := &tensor.Tensor{Name: t.Name, DType: target, Shape: append([]int(nil), t.Shape...), Data: out}
 	return &Compressed{Tensor: nt, How: MethodGPTQ}, nil
 }
 
@@ -227,6 +284,30 @@ func ggmlQuantize(t *tensor.Tensor, dt tensor.DType, imp []float32) (*tensor.Ten
 		return nil, firstErr
 	}
 	return nt, nil
+}
+
+// widenRows writes rows [r0, r1) of t as float32 into dst.
+func widenRows(t *tensor.Tensor, r0, r1 int, dst []float32) error {
+	cols := t.Cols()
+	if t.Decoder != nil {
+		for r := r0; r < r1; r++ {
+			if err := t.Decoder.DecodeRow(r, dst[(r-r0)*cols:(r-r0+1)*cols]); err != nil {
+				return fmt.Errorf("tensor %q: row %d: %w", t.Name, r, err)
+			}
+		}
+		return nil
+	}
+	rb, err := t.DType.RowBytes(cols)
+	if err != nil {
+		return fmt.Errorf("tensor %q: %w", t.Name, err)
+	}
+	if len(t.Data) != t.Rows()*rb {
+		return fmt.Errorf("tensor %q: %s %v needs %d bytes, have %d", t.Name, t.DType, t.Shape, t.Rows()*rb, len(t.Data))
+	}
+	if err := ggml.Dequantize(t.DType, t.Data[r0*rb:r1*rb], dst[:(r1-r0)*cols]); err != nil {
+		return fmt.Errorf("tensor %q: %w", t.Name, err)
+	}
+	return nil
 }
 
 // widen is t's values as float32: decoded row by row for a coded tensor,

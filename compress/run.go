@@ -465,7 +465,11 @@ func (j *job) layerwise(ctx context.Context, tokens []int, n int) (*calib.IMatri
 			im.Entries = append(im.Entries, part.Entries...)
 			im.LastChunk = max(im.LastChunk, part.LastChunk)
 		}
-		qopt.Stats = func(name string) *quant.Stats { return j.statsFrom(col, name) }
+		// The stage's Hessians are used where the collector holds them, and
+		// each distinct one is factored once.
+		qopt.Stats = func(name string) *quant.Stats { return j.statsWith(col.SharedStats, name) }
+		qopt.factors = factorCache{}
+		defer func() { qopt.factors = nil }()
 		collected := map[string]bool{}
 		for _, name := range col.Names() {
 			collected[name] = true
@@ -487,6 +491,10 @@ func (j *job) layerwise(ctx context.Context, tokens []int, n int) (*calib.IMatri
 				return nil, err
 			}
 			j.done[t.Name] = quantized{nt, r}
+			// The original is not read again (at most once more, in
+			// sequential mode, if nothing replaces it): let a mapped
+			// checkpoint's pages go.
+			evict(t.Data)
 			if opt.Sequential && stage < m.Config.NLayers {
 				l, err := compressedLinear(m, stage, nt)
 				if err != nil {
@@ -575,6 +583,15 @@ func (j *job) stats(name string) *quant.Stats { return j.statsFrom(j.col, name) 
 // statsFrom is stats with the calibration's statistics from col (nil:
 // none).
 func (j *job) statsFrom(col *calib.Collector, name string) *quant.Stats {
+	if col == nil {
+		return j.statsWith(nil, name)
+	}
+	return j.statsWith(col.Stats, name)
+}
+
+// statsWith is stats with the calibration's statistics from get (nil:
+// none).
+func (j *job) statsWith(get func(string) *quant.Stats, name string) *quant.Stats {
 	var imp []float32
 	if j.imat != nil {
 		imp = j.imat.Importance(name)
@@ -583,8 +600,8 @@ func (j *job) statsFrom(col *calib.Collector, name string) *quant.Stats {
 		return &quant.Stats{Importance: j.emb}
 	}
 	var s *quant.Stats
-	if col != nil {
-		s = col.Stats(name)
+	if get != nil {
+		s = get(name)
 	}
 	if imp != nil {
 		if s == nil {

@@ -70,14 +70,23 @@ func (r *BlockRunner) Run(ctx context.Context, layer int, x []float32, n int, ob
 
 // Head applies the final norm and output projection to the n activations
 // x, writing n × VocabSize logits, with obs (when not nil) seeing the
-// projection's input.
+// projection's input. With logits nil it only normalises x and shows obs
+// the projection's input, skipping the product (calibration needs the
+// input, not the logits).
 func (r *BlockRunner) Head(x []float32, n int, logits []float32, obs Observer) error {
 	c := &r.e.m.Config
-	if n < 1 || n > r.e.maxBatch || len(x) < n*c.Dim || len(logits) < n*c.VocabSize {
+	if n < 1 || n > r.e.maxBatch || len(x) < n*c.Dim || (logits != nil && len(logits) < n*c.VocabSize) {
 		return fmt.Errorf("block runner: head over %d tokens (at most %d): buffers too small", n, r.e.maxBatch)
 	}
 	xb := r.e.xb[:n*c.Dim]
 	rmsNorm(xb, x[:n*c.Dim], r.e.m.Weights.OutNorm, c.Dim, c.NormEps)
+	if logits == nil {
+		if obs != nil {
+			out := r.e.m.Weights.Output
+			obs.Observe(out.Name(), xb[:n*out.Cols()], n)
+		}
+		return nil
+	}
 	r.e.Observer = obs
 	err := r.e.matmuls(n, xb, mm{logits, r.e.m.Weights.Output})
 	r.e.Observer = nil

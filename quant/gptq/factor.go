@@ -108,25 +108,122 @@ func NewFactor(h []float64, cols int, cfg Config) (*Factor, error) {
 }
 
 // invFactor turns L, the lower Cholesky factor of A = J·H·J (J the
-// order-reversing permutation), into U, the upper Cholesky factor of H⁻¹:
-// H = J·L·Lᵀ·J gives H⁻¹ = (J·L⁻ᵀ·J)(J·L⁻¹·J), and U = J·L⁻¹·J is upper
-// triangular with a positive diagonal, so H⁻¹ = UᵀU is its Cholesky
-// factorisation. This costs one Cholesky and one triangular inverse
-// (n³/3 multiply-adds) instead of the reference's Cholesky, inverse and
-// second Cholesky.
+// order-reversing permutation), held in the lower triangle of l, into U,
+// the upper Cholesky factor of H⁻¹, in place: H = J·L·Lᵀ·J gives H⁻¹ =
+// (J·L⁻ᵀ·J)(J·L⁻¹·J), and U = J·L⁻¹·J is upper triangular with a positive
+// diagonal, so H⁻¹ = UᵀU is its Cholesky factorisation. This costs one
+// Cholesky and one triangular inverse (n³/3 multiply-adds) instead of the
+// reference's Cholesky, inverse and second Cholesky. It returns l, whose
+// upper triangle and diagonal are then U (its strict lower triangle is
+// left meaningless), so a factor costs one n×n matrix, not two.
+//
+// X = L⁻¹ is formed transposed, Xᵀ in the strict upper triangle of l
+// (which L does not use) and its diagonal aside, in blocks of factorBlock
+// columns of X, which are independent and go to the kernel pool's
+// goroutines: the diagonal blocks X_II = L_II⁻¹ by substitution, then,
+// block row after block row, X_IC = −X_II·(L_I,C..I−1 · X_C..I−1,C), as
+// X_ICᵀ = −(X_C..I−1,Cᵀ · L_I,C..I−1ᵀ)·X_IIᵀ, two kernel.F64MulAdd
+// products. U = J·X·J is then Xᵀ reversed and transposed.
 func invFactor(l []float64, n int) []float64 {
-	u := make([]float64, n*n)
-	parallelDynamic(n, func(c int, x []float64) {
-		// Column c of L⁻¹ by forward substitution: x[i] for i ≥ c.
-		x[c] = 1 / l[c*n+c]
-		u[(n-1-c)*n+(n-1-c)] = x[c]
-		for i := c + 1; i < n; i++ {
-			v := -dot(l[i*n+c:i*n+i], x[c:i]) / l[i*n+i]
-			x[i] = v
-			u[(n-1-i)*n+(n-1-c)] = v
+	const nb = factorBlock
+	blocks := (n + nb - 1) / nb
+	d := make([]float64, n) // X's diagonal
+	// The diagonal blocks, column by column: X_cc = 1/L_cc, and down the
+	// column X_ic = −(L_i,c..i−1 · X_c..i−1,c)/L_ii, written at [c][i].
+	parallelDynamic(blocks, func(b int, col []float64) {
+		b0, b1 := b*nb, min(b*nb+nb, n)
+		for c := b0; c < b1; c++ {
+			col[c] = 1 / l[c*n+c]
+			d[c] = col[c]
+			for i := c + 1; i < b1; i++ {
+				v := -dot(l[i*n+c:i*n+i], col[c:i]) / l[i*n+i]
+				col[i] = v
+				l[c*n+i] = v
+			}
 		}
 	}, n)
-	return u
+	// Each diagonal block's X_IIᵀ as its own upper-triangular nb×nb
+	// matrix, zeros below the diagonal.
+	diagT := make([]float64, blocks*nb*nb)
+	for b := 0; b < blocks; b++ {
+		b0, b1 := b*nb, min(b*nb+nb, n)
+		t := diagT[b*nb*nb : (b+1)*nb*nb]
+		for r := b0; r < b1; r++ {
+			t[(r-b0)*nb+(r-b0)] = d[r]
+			copy(t[(r-b0)*nb+(r-b0)+1:(r-b0)*nb+(b1-b0)], l[r*n+r+1:r*n+b1])
+		}
+	}
+	// Block rows I of X in order; for each, its blocks X_IC, C < I, are
+	// independent (they need L, the diagonal blocks and the Xᵀ rows of C
+	// made for earlier I) and go to the kernel pool's goroutines, widest
+	// first, sharing one transposed copy of L[I, 0:i0].
+	pk := make([]float64, n*nb)
+	for bi := 1; bi < blocks; bi++ {
+		i0, i1 := bi*nb, min(bi*nb+nb, n)
+		h := i1 - i0
+		// pk = L[i0:i1, 0:i0]ᵀ, i0×h.
+		for j := 0; j < h; j++ {
+			for p, v := range l[(i0+j)*n : (i0+j)*n+i0] {
+				pk[p*h+j] = v
+			}
+		}
+		xii := diagT[bi*nb*nb:]
+		parallelDynamic(bi, func(b int, t []float64) {
+			c0, c1 := b*nb, min(b*nb+nb, n)
+			w := c1 - c0
+			k := i0 - c0
+			// Tᵀ = Xᵀ[c0:c1, c0:i0] · L[i0:i1, c0:i0]ᵀ: the diagonal block
+			// from diagT, the rest from l's upper triangle.
+			t = t[:w*h]
+			clear(t)
+			mustMulAdd(t, h, diagT[b*nb*nb:], nb, pk[c0*h:], h, w, h, w, false)
+			if k > w {
+				mustMulAdd(t, h, l[c0*n+c1:], n, pk[c1*h:], h, w, h, k-w, false)
+			}
+			// Xᵀ[c0:c1, i0:i1] = −Tᵀ · X_IIᵀ.
+			dst := l[c0*n+i0:]
+			for r := 0; r < w; r++ {
+				clear(dst[r*n : r*n+h])
+			}
+			mustMulAdd(dst, n, t, h, xii, nb, w, h, h, true)
+		}, nb*nb)
+	}
+	// U[p][q] = X[n−1−p][n−1−q], held at [n−1−q][n−1−p]: reverse, then
+	// transpose, then U's diagonal.
+	slices.Reverse(l)
+	transpose(l, n)
+	for p := 0; p < n; p++ {
+		l[p*n+p] = d[n-1-p]
+	}
+	return l
+}
+
+// transpose transposes the n×n row-major a in place, in tiles handed to
+// the kernel pool's goroutines.
+func transpose(a []float64, n int) {
+	const tb = 64
+	tiles := (n + tb - 1) / tb
+	parallelDynamic(tiles, func(bi int, _ []float64) {
+		i0, i1 := bi*tb, min(bi*tb+tb, n)
+		for j0 := i0; j0 < n; j0 += tb {
+			j1 := min(j0+tb, n)
+			for i := i0; i < i1; i++ {
+				for j := max(j0, i+1); j < j1; j++ {
+					a[i*n+j], a[j*n+i] = a[j*n+i], a[i*n+j]
+				}
+			}
+		}
+	}, 0)
+}
+
+// factorBlock is the block size of cholesky and invFactor.
+const factorBlock = 64
+
+// mustMulAdd is kernel.F64MulAdd on operands the caller sized.
+func mustMulAdd(c []float64, ldc int, a []float64, lda int, b []float64, ldb int, m, n, k int, sub bool) {
+	if err := kernel.F64MulAdd(c, ldc, a, lda, b, ldb, m, n, k, sub); err != nil {
+		panic("gptq: " + err.Error()) // sizes are the caller's own: a bug
+	}
 }
 
 // cholesky factors the symmetric positive-definite a (n×n, row-major, lower
@@ -134,37 +231,75 @@ func invFactor(l []float64, n int) []float64 {
 // the strict upper triangle is left as it was. It reports false when a is
 // not positive definite.
 //
-// Rows are done in bands of 64: the part of a band left of its diagonal
-// block depends only on finished bands, so its rows run in parallel; the
-// small diagonal block is then finished serially.
+// It is right-looking in blocks of factorBlock columns: the diagonal block
+// is factored by the row-oriented (Cholesky–Crout) recurrence, the rows
+// below it are solved against it in parallel, and the trailing lower
+// triangle is then updated, A_IJ −= L_IK·L_JKᵀ, in tiles handed to the
+// kernel pool's goroutines (kernel.F64MulAdd over a transposed copy of
+// the panel).
 func cholesky(a []float64, n int) bool {
-	const nb = 64
+	const nb = factorBlock
 	row := func(i int) []float64 { return a[i*n : i*n+n] }
-	for b0 := 0; b0 < n; b0 += nb {
-		b1 := min(b0+nb, n)
-		if b0 > 0 {
-			kernel.Parallel(b1-b0, func(lo, hi int) {
-				for i := b0 + lo; i < b0+hi; i++ {
-					ri := row(i)
-					for j := 0; j < b0; j++ {
-						rj := row(j)
-						ri[j] = (ri[j] - dot(ri[:j], rj[:j])) / rj[j]
-					}
-				}
-			})
-		}
-		for i := b0; i < b1; i++ {
+	var pt []float64 // the panel L[k1:n, k0:k1], transposed
+	for k0 := 0; k0 < n; k0 += nb {
+		k1 := min(k0+nb, n)
+		for i := k0; i < k1; i++ {
 			ri := row(i)
-			for j := b0; j < i; j++ {
+			for j := k0; j < i; j++ {
 				rj := row(j)
-				ri[j] = (ri[j] - dot(ri[:j], rj[:j])) / rj[j]
+				ri[j] = (ri[j] - dot(ri[k0:j], rj[k0:j])) / rj[j]
 			}
-			s := ri[i] - dot(ri[:i], ri[:i])
+			s := ri[i] - dot(ri[k0:i], ri[k0:i])
 			if !(s > 0) || math.IsInf(s, 0) {
 				return false
 			}
 			ri[i] = math.Sqrt(s)
 		}
+		if k1 == n {
+			break
+		}
+		rest := n - k1
+		kernel.Parallel(rest, func(lo, hi int) {
+			for i := k1 + lo; i < k1+hi; i++ {
+				ri := row(i)
+				for j := k0; j < k1; j++ {
+					rj := row(j)
+					ri[j] = (ri[j] - dot(ri[k0:j], rj[k0:j])) / rj[j]
+				}
+			}
+		})
+		w := k1 - k0
+		if cap(pt) < w*rest {
+			pt = make([]float64, w*rest)
+		}
+		pt = pt[:w*rest]
+		for i := k1; i < n; i++ {
+			for k, v := range a[i*n+k0 : i*n+k1] {
+				pt[k*rest+i-k1] = v
+			}
+		}
+		// Trailing tiles (I, J), J ≤ I, of nb×nb: row band I needs I+1
+		// tiles, so bands go out widest-last-first through a counter.
+		bands := (rest + nb - 1) / nb
+		parallelDynamic(bands, func(q int, tile []float64) {
+			bI := bands - 1 - q
+			i0, i1 := k1+bI*nb, min(k1+bI*nb+nb, n)
+			h := i1 - i0
+			// Off-diagonal tiles in one product: columns k1..i0.
+			if i0 > k1 {
+				mustMulAdd(a[i0*n+k1:], n, a[i0*n+k0:], n, pt, rest, h, i0-k1, w, true)
+			}
+			// The diagonal tile: its lower triangle only.
+			d := tile[:h*h]
+			clear(d)
+			mustMulAdd(d, h, a[i0*n+k0:], n, pt[i0-k1:], rest, h, h, w, false)
+			for r := 0; r < h; r++ {
+				ri := a[(i0+r)*n+i0 : (i0+r)*n+i0+r+1]
+				for c := range ri {
+					ri[c] -= d[r*h+c]
+				}
+			}
+		}, nb*nb)
 	}
 	return true
 }
