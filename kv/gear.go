@@ -259,10 +259,9 @@ func (g *gearCache) Scores(layer, head int, q []float32, qs, nq, n int, scale fl
 	}
 	hd, r := g.hd, g.r
 	nc := min(n, g.compressed(g.lens[layer]))
-	sums, bq, row := scratch[:hd], scratch[hd:hd+r], scratch[hd+r:2*hd+r]
+	bq, row := scratch[hd:hd+r], scratch[hd+r:2*hd+r]
 	for j := 0; j < nq; j++ {
 		qi := q[j*qs : j*qs+hd]
-		sums = g.f.groupSums(sums[:hd], qi)
 		out := dst[j*ds : j*ds+n]
 		for ch := 0; ch*g.c < nc; ch++ {
 			a, b := g.factors(layer, 0, head, ch)
@@ -274,7 +273,7 @@ func (g *gearCache) Scores(layer, head int, q []float32, qs, nq, n int, scale fl
 				bq[k] = s
 			}
 			for p := ch * g.c; p < min(nc, (ch+1)*g.c); p++ {
-				s := g.f.dot(qi, sums, g.qRow(layer, 0, head, p))
+				s := g.f.dot(qi, g.qRow(layer, 0, head, p))
 				o := g.outRow(layer, 0, head, p)
 				for e := 0; e < g.nOut; e++ {
 					s += qi[o[3*e]] * f16At(o[3*e+1:], 0)

@@ -42,7 +42,11 @@ func (f rowFmt) quant(dst []byte, x []float32) {
 		for _, v := range xs {
 			lo, hi = min(lo, v), max(hi, v)
 		}
-		s, m := groupParams(lo, hi, levels, b[0:2], b[2:4])
+		// A step past binary16's range (only 1 to 2 bits over a group
+		// spanning ±65504) is held at its largest value; the top
+		// codes then clamp.
+		st := min((hi-lo)/float32(levels), 65504)
+		s, m := groupParams(lo, lo+st*float32(levels), levels, b[0:2], b[2:4])
 		codes := b[4:]
 		clear(codes)
 		for i, v := range xs {
@@ -60,82 +64,50 @@ func (f rowFmt) dequant(dst []float32, src []byte) {
 		return
 	}
 	gb := f.groupBytes()
+	mask := uint64(1)<<f.bits - 1
 	for g := 0; g*f.group < len(dst); g++ {
 		b := src[g*gb : (g+1)*gb]
 		s, m := f16At(b, 0), f16At(b, 1)
 		codes := b[4:]
-		for i := 0; i < f.group; i++ {
-			dst[g*f.group+i] = m + s*float32(getBits(codes, i*f.bits, f.bits))
+		out := dst[g*f.group : (g+1)*f.group]
+		var acc uint64
+		have, next := 0, 0
+		for i := range out {
+			for have < f.bits {
+				acc |= uint64(codes[next]) << have
+				next++
+				have += 8
+			}
+			out[i] = m + s*float32(acc&mask)
+			acc >>= f.bits
+			have -= f.bits
 		}
 	}
 }
 
-// dot is q · the row stored in src: per group, scale·Σ q·code + min·Σ q,
-// the dequantized row's dot product regrouped (qsum holds Σ q per group,
-// from groupSums).
-func (f rowFmt) dot(q []float32, qsum []float32, src []byte) float32 {
-	if f.bits == 16 {
-		var s float32
-		for i, x := range q {
-			s += x * f16At(src, i)
-		}
-		return s
+// dot is q · the row stored in src (at most 256 channels).
+func (f rowFmt) dot(q []float32, src []byte) float32 {
+	var buf [256]float32
+	x := buf[:len(q)]
+	f.dequant(x, src)
+	var s float32
+	for i, v := range q {
+		s += v * x[i]
 	}
-	gb := f.groupBytes()
-	var total float32
-	for g := 0; g*f.group < len(q); g++ {
-		b := src[g*gb : (g+1)*gb]
-		s, m := f16At(b, 0), f16At(b, 1)
-		codes := b[4:]
-		qs := q[g*f.group : (g+1)*f.group]
-		var acc float32
-		for i, x := range qs {
-			acc += x * float32(getBits(codes, i*f.bits, f.bits))
-		}
-		total += s*acc + m*qsum[g]
-	}
-	return total
+	return s
 }
 
-// axpy adds w · the row stored in src to dst.
+// axpy adds w · the row stored in src to dst (at most 256 channels).
 func (f rowFmt) axpy(dst []float32, w float32, src []byte) {
 	if w == 0 {
 		return
 	}
-	if f.bits == 16 {
-		for i := range dst {
-			dst[i] += w * f16At(src, i)
-		}
-		return
+	var buf [256]float32
+	x := buf[:len(dst)]
+	f.dequant(x, src)
+	for i, v := range x {
+		dst[i] += w * v
 	}
-	gb := f.groupBytes()
-	for g := 0; g*f.group < len(dst); g++ {
-		b := src[g*gb : (g+1)*gb]
-		ws, wm := w*f16At(b, 0), w*f16At(b, 1)
-		codes := b[4:]
-		out := dst[g*f.group : (g+1)*f.group]
-		for i := range out {
-			out[i] += wm + ws*float32(getBits(codes, i*f.bits, f.bits))
-		}
-	}
-}
-
-// groupSums sets out[g] to the sum of q over each group of f (one entry
-// for binary16).
-func (f rowFmt) groupSums(out, q []float32) []float32 {
-	if f.bits == 16 {
-		return out[:0]
-	}
-	ng := len(q) / f.group
-	out = out[:ng]
-	for g := range out {
-		var s float32
-		for _, x := range q[g*f.group : (g+1)*f.group] {
-			s += x
-		}
-		out[g] = s
-	}
-	return out
 }
 
 // putBits stores the low n bits of v at bit offset off of b (least
@@ -146,15 +118,6 @@ func putBits(b []byte, off, n, v int) {
 			b[(off+i)>>3] |= 1 << ((off + i) & 7)
 		}
 	}
-}
-
-// getBits reads n bits at bit offset off of b.
-func getBits(b []byte, off, n int) int {
-	v := 0
-	for i := 0; i < n; i++ {
-		v |= int(b[(off+i)>>3]>>((off+i)&7)&1) << i
-	}
-	return v
 }
 
 // rotation is a randomized Walsh–Hadamard transform of one head's

@@ -3,6 +3,7 @@ package kv
 import (
 	"fmt"
 
+	"github.com/terse-llm/terse/kernel"
 	"github.com/terse-llm/terse/model"
 )
 
@@ -176,8 +177,9 @@ func (c *tqCache) check(layer, head, n int) error {
 	return checkAccess(c.name, c.kvDim, c.lens, c.hd, layer, head, n)
 }
 
-// Scores implements model.KVCache: the query is rotated once, its group
-// sums taken once per level, and each key scored on its codes.
+// Scores implements model.KVCache: the queries are rotated once, and the
+// keys are widened a chunk of positions at a time into scratch and scored
+// there by kernel.Scores.
 func (c *tqCache) Scores(layer, head int, q []float32, qs, nq, n int, scale float32, dst []float32, ds int, scratch []float32) error {
 	if err := c.check(layer, head, n); err != nil {
 		return err
@@ -189,33 +191,35 @@ func (c *tqCache) Scores(layer, head int, q []float32, qs, nq, n int, scale floa
 		return fmt.Errorf("kv %s: scratch of %d floats, want %d", c.name, len(scratch), c.ScratchSize())
 	}
 	hd := c.hd
-	qr := scratch[:hd]
-	sums := make([][]float32, len(c.levels))
-	for i := range c.levels {
-		sums[i] = scratch[hd*(1+i) : hd*(2+i)]
-	}
+	buf, qr := scratch[:wsChunk*hd], scratch[wsChunk*hd:(wsChunk+tqQueries)*hd]
 	lvl, slot := c.lvl[layer], c.slot[layer]
-	for j := 0; j < nq; j++ {
-		qi := q[j*qs : j*qs+hd]
-		if c.rot != nil {
-			c.rot.forward(qr, qi)
-		} else {
-			copy(qr, qi)
+	for j0 := 0; j0 < nq; j0 += tqQueries {
+		m := min(tqQueries, nq-j0)
+		for j := 0; j < m; j++ {
+			qi, out := q[(j0+j)*qs:(j0+j)*qs+hd], qr[j*hd:(j+1)*hd]
+			if c.rot != nil {
+				c.rot.forward(out, qi)
+			} else {
+				copy(out, qi)
+			}
 		}
-		for i, lv := range c.levels {
-			sums[i] = lv.k.groupSums(sums[i][:cap(sums[i])], qr)
-		}
-		row := dst[j*ds : j*ds+n]
-		for p := range row {
-			i := int(lvl[p])
-			row[p] = scale * c.levels[i].k.dot(qr, sums[i], c.kRow(layer, i, head, int(slot[p])))
+		for p0 := 0; p0 < n; p0 += wsChunk {
+			k := min(wsChunk, n-p0)
+			for p := p0; p < p0+k; p++ {
+				i := int(lvl[p])
+				c.levels[i].k.dequant(buf[(p-p0)*hd:(p-p0+1)*hd], c.kRow(layer, i, head, int(slot[p])))
+			}
+			kernel.Scores(dst[j0*ds+p0:], ds, qr, hd, m, buf, hd, k, hd, scale)
 		}
 	}
 	return nil
 }
 
-// WeightedSum implements model.KVCache: values are summed in the rotated
-// space and the sum rotated back.
+// tqQueries is how many rotated queries Scores holds in scratch at once.
+const tqQueries = 4
+
+// WeightedSum implements model.KVCache: values are widened a chunk at a
+// time, summed in the rotated space, and the sum rotated back.
 func (c *tqCache) WeightedSum(layer, head int, w, dst []float32, scratch []float32) error {
 	if err := c.check(layer, head, len(w)); err != nil {
 		return err
@@ -226,12 +230,20 @@ func (c *tqCache) WeightedSum(layer, head int, w, dst []float32, scratch []float
 	if len(scratch) < c.ScratchSize() {
 		return fmt.Errorf("kv %s: scratch of %d floats, want %d", c.name, len(scratch), c.ScratchSize())
 	}
-	acc := scratch[:c.hd]
+	hd := c.hd
+	buf, acc, part := scratch[:wsChunk*hd], scratch[wsChunk*hd:(wsChunk+1)*hd], scratch[(wsChunk+1)*hd:(wsChunk+2)*hd]
 	clear(acc)
 	lvl, slot := c.lvl[layer], c.slot[layer]
-	for p, wp := range w {
-		i := int(lvl[p])
-		c.levels[i].v.axpy(acc, wp, c.vRow(layer, i, head, int(slot[p])))
+	for p0 := 0; p0 < len(w); p0 += wsChunk {
+		k := min(wsChunk, len(w)-p0)
+		for p := p0; p < p0+k; p++ {
+			i := int(lvl[p])
+			c.levels[i].v.dequant(buf[(p-p0)*hd:(p-p0+1)*hd], c.vRow(layer, i, head, int(slot[p])))
+		}
+		kernel.WeightedSum(part, w[p0:p0+k], buf, hd)
+		for j, x := range part {
+			acc[j] += x
+		}
 	}
 	if c.rot != nil {
 		c.rot.inverse(dst, acc)
@@ -263,9 +275,9 @@ func (c *tqCache) Len() int { return minLen(c.lens) }
 // Cap implements model.KVCache.
 func (c *tqCache) Cap() int { return c.cap }
 
-// ScratchSize implements model.KVCache: the rotated query (or the
-// rotated sum) and one row of group sums per level.
-func (c *tqCache) ScratchSize() int { return (1 + len(c.levels)) * c.hd }
+// ScratchSize implements model.KVCache: a chunk of widened rows and the
+// rotated queries (or the rotated sum and a partial one).
+func (c *tqCache) ScratchSize() int { return (wsChunk + tqQueries) * c.hd }
 
 // Bytes implements model.KVCache: every level's rows for its slots, and
 // each position's level, slot and free-list entry.
