@@ -38,6 +38,17 @@ var testSpecs = []struct {
 	{"kivi:k2v2:g32:r128", 0.5},
 	{"kivi:k2v2:g16:r32", 0.5},
 	{"kivi:k4v4:g32:r256", 0.15}, // a window longer than the capacity
+	{"zip", 0.5},
+	{"zip:h8:l4:f0.5:g32:s4", 0.15},
+	{"zip:h4:l2:f0.3:g64:s1:p", 0.5},
+	{"stair", 0.5},
+	{"stair:b8/4/3:w16/32:g16:s2", 0.3},
+	{"stair:b16/8:w40:g64:p", 0.01},
+	{"stair:b3", 0.3},
+	{"gear", 0.15},
+	{"gear:b2:g16:o5:r4:c16", 0.5},
+	{"gear:b3:g64:o0:r0:c64", 0.3},
+	{"gear:b8:o10:r8:c48", 0.01},
 }
 
 // kvRows are random key and value rows with a few outlier channels (as

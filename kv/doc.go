@@ -72,6 +72,40 @@
 //	                     head (the paper's multi-head setting; a GQA model
 //	                     would keep the union of its group's sets).
 //	                     Defaults: 0.5, r50.
+//	zip[:hH][:lL][:fF][:gG][:sS][:p]
+//	                     ZipCache (He et al. 2024, "ZipCache: Accurate and
+//	                     Efficient KV Cache Quantization with Salient Token
+//	                     Identification"): token-wise quantization, H bits
+//	                     for the fraction F of tokens with the highest
+//	                     normalized attention (attention received over the
+//	                     number of queries that could see the token), L for
+//	                     the rest; asymmetric binary16 scale and minimum per
+//	                     G channels. A token's saliency at layer l comes from
+//	                     layer l−1's attention of the same pass (the cache
+//	                     stores a layer's keys before its attention runs; at
+//	                     layer 0, from layer 0 in earlier passes; none yet:
+//	                     L bits). Rows are rotated (randomized Hadamard)
+//	                     before quantization unless p is given, in place of
+//	                     ZipCache's channel-separable divisors. The first S
+//	                     positions stay binary16. Defaults: h4, l2, f0.4,
+//	                     g32, s0.
+//	stair[:bB1/B2/…][:wW1/W2/…][:gG][:sS][:p]
+//	                     staircase (SAQ's): the newest W1 positions at B1
+//	                     bits, the W2 before them at B2, …, older ones at the
+//	                     last band's bits, requantized from their stored form
+//	                     as they age; rows quantized token-wise as zip's.
+//	                     Defaults: b4/2, w128 per band boundary, g32, s0.
+//	gear[:bB][:gG][:oO][:rR][:cC]
+//	                     GEAR (Kang et al. 2024, "GEAR: An Efficient KV Cache
+//	                     Compression Recipe for Near-Lossless Generative
+//	                     Inference of LLM"): per chunk of C positions, keys
+//	                     and values as D̂ + S + L: O per cent of each row's
+//	                     entries (the extremes) kept as binary16 outliers
+//	                     with their channel, the rest quantized token-wise to
+//	                     B bits in groups of G, and a rank-R binary16
+//	                     factorization of the chunk's residual; the open
+//	                     chunk stays binary16. Defaults: b4, g32, o2, r2,
+//	                     c64.
 //	cachegen[:qB][:cC][:kX][:vX][:eX][:gG][:d]
 //	                     CacheGen (Liu et al. 2024, "CacheGen: KV Cache
 //	                     Compression and Streaming for Fast Large Language
@@ -91,6 +125,29 @@
 //	                     fast as f32 and sees the same values. Defaults:
 //	                     q8, c64, k0, v0, e1. eval reports its size from
 //	                     the bitstreams it coded (kv.CodedSizer).
+//
+//	snapkv[:B][:wW][:kK][+CACHE]
+//	                     SnapKV (Li et al. 2024, "SnapKV: LLM Knows What You
+//	                     are Looking for Before Generation"): a budget of B
+//	                     positions (as h2o's); past it, the position with
+//	                     the fewest votes — attention from the last W
+//	                     queries (the observation window), average-pooled
+//	                     over K neighbouring positions — is evicted, the
+//	                     last W positions always kept. SnapKV selects once
+//	                     at the end of the prompt; here the budget holds at
+//	                     every query, so it selects as it goes (one position
+//	                     per step past the budget). Defaults: 0.5, w32, k5.
+//	ems[:B][:wW][+CACHE] EMS (Li et al. 2024, "EMS: Adaptive Evict-then-Merge
+//	                     Strategy for Head-wise KV Cache Compression Based on
+//	                     Global-Local Importance"), its eviction: a budget
+//	                     of B positions per head; past it, the position of
+//	                     the least global-local score is evicted: its
+//	                     accumulated attention over the number of queries
+//	                     that saw it (global, free of the causal mask's
+//	                     bias) plus its mean attention from the last W
+//	                     queries (local). EMS's merging of evicted tokens
+//	                     into class centres and its adaptive head-wise
+//	                     budgets are not implemented. Defaults: 0.5, w32.
 //
 // An eviction spec stores its positions in CACHE (default f32; any spec
 // above but another eviction): "h2o:0.5+q8_0". Evicted positions are

@@ -16,6 +16,10 @@ const (
 	DefaultSinkWindow   = 256
 	DefaultH2OBudget    = 0.5
 	DefaultH2ORecentPct = 50
+	// SnapKV's observation window and pooling kernel (its code's
+	// defaults); EMS's local window.
+	DefaultSnapWindow = 32
+	DefaultSnapKernel = 5
 )
 
 // Evict is the token-eviction part of a spec: which positions attention
@@ -32,24 +36,51 @@ type Evict struct {
 	// hitters.
 	Budget    float64
 	RecentPct int
+	// Score, when not "", replaces H2O's accumulated attention as the
+	// eviction score (the budget and Budget's meaning stay): "snapkv" or
+	// "ems". ObsWindow is their window of recent queries (and SnapKV's
+	// always-kept window of recent positions), Kernel SnapKV's pooling
+	// width.
+	Score             string
+	ObsWindow, Kernel int
 }
 
 // parseEvict reads "sink[:S][:wW]" or "h2o[:B][:rP]" (rest after the name).
 func parseEvict(s, name, rest string) (*Evict, error) {
-	e := &Evict{H2O: name == "h2o", Sinks: DefaultSinks, Window: DefaultSinkWindow, Budget: DefaultH2OBudget, RecentPct: DefaultH2ORecentPct}
+	e := &Evict{H2O: name != "sink", Sinks: DefaultSinks, Window: DefaultSinkWindow, Budget: DefaultH2OBudget, RecentPct: DefaultH2ORecentPct}
+	if name == "snapkv" || name == "ems" {
+		e.Score, e.ObsWindow, e.Kernel, e.RecentPct = name, DefaultSnapWindow, DefaultSnapKernel, 0
+		if name == "ems" {
+			e.Kernel = 0
+		}
+	}
 	if rest == "" {
 		return e, nil
 	}
+	seen := map[byte]bool{}
 	for i, f := range strings.Split(rest, ":") {
 		var err error
+		if f != "" && i > 0 {
+			if seen[f[0]] {
+				return nil, fmt.Errorf("kv spec %q: field %q given twice", s, f)
+			}
+			seen[f[0]] = true
+		}
 		switch {
 		case f == "":
 			err = fmt.Errorf("empty field")
+		case e.Score != "" && f[0] == 'w':
+			e.ObsWindow, err = parseInt(f[1:], 1, 1<<16)
+		case e.Score == "snapkv" && f[0] == 'k':
+			e.Kernel, err = parseInt(f[1:], 1, 255)
+			if err == nil && e.Kernel%2 == 0 {
+				err = fmt.Errorf("pooling kernel %d: want an odd width", e.Kernel)
+			}
 		case !e.H2O && f[0] == 'w':
 			e.Window, err = parseInt(f[1:], 1, 1<<24)
 		case !e.H2O && i == 0:
 			e.Sinks, err = parseInt(f, 0, 1<<20)
-		case e.H2O && f[0] == 'r':
+		case e.H2O && e.Score == "" && f[0] == 'r':
 			e.RecentPct, err = parseInt(f[1:], 0, 100)
 		case e.H2O && i == 0:
 			e.Budget, err = strconv.ParseFloat(f, 64)
@@ -67,6 +98,12 @@ func parseEvict(s, name, rest string) (*Evict, error) {
 }
 
 func (e *Evict) String() string {
+	switch e.Score {
+	case "snapkv":
+		return fmt.Sprintf("snapkv:%s:w%d:k%d", strconv.FormatFloat(e.Budget, 'g', -1, 64), e.ObsWindow, e.Kernel)
+	case "ems":
+		return fmt.Sprintf("ems:%s:w%d", strconv.FormatFloat(e.Budget, 'g', -1, 64), e.ObsWindow)
+	}
 	if e.H2O {
 		return fmt.Sprintf("h2o:%s:r%d", strconv.FormatFloat(e.Budget, 'g', -1, 64), e.RecentPct)
 	}
@@ -107,17 +144,33 @@ type h2oHead struct {
 	gone  []bool
 	nkept int
 	next  int // positions added so far
+	// SnapKV and EMS: the attention rows of the last ObsWindow queries
+	// (a ring) and their sum per position (local votes).
+	ring  [][]float32
+	local []float64
+	rows  int // queries observed
 }
 
 func newEvictCache(inner model.KVCache, cfg *model.Config, e Evict) *evictCache {
 	c := &evictCache{KVCache: inner, e: e, budget: e.kept(inner.Cap())}
 	if e.H2O {
 		c.recent = max(1, c.budget*e.RecentPct/100)
+		if e.Score != "" {
+			c.recent = max(1, min(e.ObsWindow, c.budget))
+		}
 		c.heads = make([][]h2oHead, cfg.NLayers)
 		for l := range c.heads {
 			c.heads[l] = make([]h2oHead, cfg.Layer(l).NHeads)
 			for h := range c.heads[l] {
-				c.heads[l][h] = h2oHead{acc: make([]float32, inner.Cap()), gone: make([]bool, inner.Cap())}
+				st := h2oHead{acc: make([]float32, inner.Cap()), gone: make([]bool, inner.Cap())}
+				if e.Score != "" {
+					st.local = make([]float64, inner.Cap())
+					st.ring = make([][]float32, e.ObsWindow)
+					for i := range st.ring {
+						st.ring[i] = make([]float32, inner.Cap())
+					}
+				}
+				c.heads[l][h] = st
 			}
 		}
 	}
@@ -132,6 +185,9 @@ func (c *evictCache) Mask(layer, qhead, pos int, row []float32) {
 			return
 		}
 		lower(row, func(p int) bool { return p >= lo && p <= hi })
+		if m, ok := c.KVCache.(model.AttentionMasker); ok {
+			m.Mask(layer, qhead, pos, row)
+		}
 		return
 	}
 	st := &c.heads[layer][qhead]
@@ -141,10 +197,12 @@ func (c *evictCache) Mask(layer, qhead, pos int, row []float32) {
 		st.acc[p], st.gone[p] = 0, false
 		st.nkept++
 		if st.nkept > c.budget {
-			victim, best := -1, float32(0)
+			victim, best := -1, 0.0
 			for q := 0; q <= p-c.recent; q++ {
-				if !st.gone[q] && (victim < 0 || st.acc[q] < best) {
-					victim, best = q, st.acc[q]
+				if !st.gone[q] {
+					if x := c.score(st, q, p); victim < 0 || x < best {
+						victim, best = q, x
+					}
 				}
 			}
 			if victim >= 0 {
@@ -154,6 +212,34 @@ func (c *evictCache) Mask(layer, qhead, pos int, row []float32) {
 		}
 	}
 	lower(row, func(p int) bool { return st.gone[p] })
+	if m, ok := c.KVCache.(model.AttentionMasker); ok {
+		m.Mask(layer, qhead, pos, row)
+	}
+}
+
+// score is position q's eviction score for a head whose newest position
+// is p: H2O's accumulated attention; SnapKV's votes of the last ObsWindow
+// queries, average-pooled over Kernel neighbouring positions; EMS's
+// global-local score, the accumulated attention divided by the number of
+// queries that saw the position (the causal mask's bias removed, as in
+// EMS's global score) plus the mean attention of the last ObsWindow
+// queries (its local score).
+func (c *evictCache) score(st *h2oHead, q, p int) float64 {
+	switch c.e.Score {
+	case "snapkv":
+		h := c.e.Kernel / 2
+		lo, hi := max(0, q-h), min(p-1, q+h)
+		var s float64
+		for i := lo; i <= hi; i++ {
+			s += st.local[i]
+		}
+		return s / float64(c.e.Kernel)
+	case "ems":
+		n := max(1, st.rows-q)
+		w := max(1, min(st.rows, c.e.ObsWindow))
+		return float64(st.acc[q])/float64(n) + st.local[q]/float64(w)
+	}
+	return float64(st.acc[q])
 }
 
 // lower sets the scores of the positions out says are evicted 1e4 below the
@@ -179,6 +265,9 @@ func (c *evictCache) Observe(layer, qhead, pos int, row []float32, inv float32) 
 		if hi := pos - c.e.Window; hi >= c.e.Sinks {
 			clear(row[c.e.Sinks : hi+1])
 		}
+		if m, ok := c.KVCache.(model.AttentionMasker); ok {
+			m.Observe(layer, qhead, pos, row, inv)
+		}
 		return
 	}
 	st := &c.heads[layer][qhead]
@@ -188,6 +277,24 @@ func (c *evictCache) Observe(layer, qhead, pos int, row []float32, inv float32) 
 		} else {
 			st.acc[p] += w * inv
 		}
+	}
+	if st.ring != nil {
+		// The row leaving the window goes out of the local votes.
+		old := st.ring[st.rows%len(st.ring)]
+		if st.rows >= len(st.ring) {
+			for p, w := range old {
+				st.local[p] -= float64(w)
+			}
+		}
+		clear(old)
+		for p, w := range row {
+			old[p] = w * inv
+			st.local[p] += float64(old[p])
+		}
+		st.rows = pos + 1
+	}
+	if m, ok := c.KVCache.(model.AttentionMasker); ok {
+		m.Observe(layer, qhead, pos, row, inv)
 	}
 }
 
@@ -200,6 +307,14 @@ func (c *evictCache) Truncate(n int) error {
 	for l := range c.heads {
 		for h := range c.heads[l] {
 			st := &c.heads[l][h]
+			if st.ring != nil && st.rows > n {
+				// The local votes of queries past n go.
+				for _, r := range st.ring {
+					clear(r)
+				}
+				clear(st.local)
+				st.rows = 0
+			}
 			if st.next > n {
 				st.next, st.nkept = n, 0
 				for p := 0; p < n; p++ {

@@ -48,7 +48,8 @@ func TestParseEvict(t *testing.T) {
 func TestEvictAttention(t *testing.T) {
 	cfg := testCfg
 	const n = 96
-	for _, spec := range []string{"sink:4:w16", "sink:0:w8", "h2o:24", "h2o:0.25:r25", "h2o:0.5:r0", "sink:4:w100", "h2o:1.0"} {
+	for _, spec := range []string{"sink:4:w16", "sink:0:w8", "h2o:24", "h2o:0.25:r25", "h2o:0.5:r0", "sink:4:w100", "h2o:1.0",
+		"snapkv:24:w8:k5", "snapkv:0.5:w4:k1", "snapkv:30:w40:k3", "ems:24:w8", "ems:0.3:w1"} {
 		t.Run(spec, func(t *testing.T) {
 			sp, err := Parse(spec)
 			if err != nil {
@@ -75,6 +76,30 @@ func TestEvictAttention(t *testing.T) {
 				kvh := qh / (cfg.NHeads / cfg.NKVHeads)
 				var kept []int // the reference's kept positions
 				acc := map[int]float64{}
+				var weights []map[int]float64 // each query's weights
+				// refScore is the eviction score of position q at the
+				// query of position pos, from the method's definition.
+				refScore := func(q, pos int) float64 {
+					e := sp.Evict
+					local := func(p int) float64 {
+						var s float64
+						for i := max(0, pos-e.ObsWindow); i < pos; i++ {
+							s += weights[i][p]
+						}
+						return s
+					}
+					switch e.Score {
+					case "snapkv":
+						var s float64
+						for i := max(0, q-e.Kernel/2); i <= min(pos-1, q+e.Kernel/2); i++ {
+							s += local(i)
+						}
+						return s / float64(e.Kernel)
+					case "ems":
+						return acc[q]/float64(max(1, pos-q)) + local(q)/float64(max(1, min(pos, e.ObsWindow)))
+					}
+					return acc[q]
+				}
 				for pos := 0; pos < n; pos++ {
 					q := make([]float32, hd)
 					for i := range q {
@@ -97,9 +122,10 @@ func TestEvictAttention(t *testing.T) {
 						kept = append(kept, pos)
 						if len(kept) > ec.budget {
 							victim := -1
+							best := 0.0
 							for i, p := range kept {
-								if p <= pos-ec.recent && (victim < 0 || acc[p] < acc[kept[victim]]) {
-									victim = i
+								if x := refScore(p, pos); p <= pos-ec.recent && (victim < 0 || x < best) {
+									victim, best = i, x
 								}
 							}
 							if victim >= 0 {
@@ -137,9 +163,12 @@ func TestEvictAttention(t *testing.T) {
 							t.Fatalf("head %d, position %d, channel %d: %v, want %v (%d kept)", qh, pos, j, g, want, len(kept))
 						}
 					}
+					wq := map[int]float64{}
 					for i, p := range kept {
 						acc[p] += s[i] / z
+						wq[p] = s[i] / z
 					}
+					weights = append(weights, wq)
 					for p, w := range row {
 						if w != 0 && !slices.Contains(kept, p) {
 							t.Fatalf("head %d, position %d: evicted position %d has weight %g", qh, pos, p, w)

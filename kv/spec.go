@@ -24,6 +24,13 @@ const (
 	// KindPCA keeps keys and values as coordinates along fitted principal
 	// directions (pca:kF:vF:FILE).
 	KindPCA
+	// KindZip is ZipCache's salient-token mixed precision (zip:…).
+	KindZip
+	// KindStair is the staircase: older tokens in fewer bits (stair:…).
+	KindStair
+	// KindGEAR is GEAR: quantization, sparse outliers and a low-rank
+	// residual (gear:…).
+	KindGEAR
 )
 
 // KIVI defaults (the paper's): 2-bit keys and values, groups of 32, a
@@ -69,6 +76,23 @@ type Spec struct {
 	PCASinks int
 	PCAFile  string
 	pca      *PCABasis
+	// ZipHi and ZipLo are a zip cache's bits for salient and other
+	// tokens, ZipFrac the fraction of tokens that are salient.
+	ZipHi, ZipLo int
+	ZipFrac      float64
+	// StairBits are a stair cache's bits per band, newest first, and
+	// StairWidths the positions of every band but the last.
+	StairBits, StairWidths []int
+	// TQSinks is how many leading positions a zip, stair or gear cache
+	// keeps whole in binary16; Rotate rotates rows before they are
+	// quantized (zip and stair; the spec's p field turns it off).
+	TQSinks int
+	Rotate  bool
+	// GearOutlier is the percentage of each row a gear cache keeps as
+	// sparse full-precision outliers, GearRank the rank of its low-rank
+	// residual per chunk of Chunk positions.
+	GearOutlier float64
+	GearRank    int
 }
 
 // blockTypes are the element types a KindBlock cache accepts, by name:
@@ -83,7 +107,7 @@ var blockTypes = map[string]tensor.DType{
 func Parse(s string) (*Spec, error) {
 	head, innerSpec, plus := strings.Cut(s, "+")
 	name, rest, _ := strings.Cut(head, ":")
-	if n := strings.ToLower(name); n == "sink" || n == "h2o" {
+	if n := strings.ToLower(name); n == "sink" || n == "h2o" || n == "snapkv" || n == "ems" {
 		e, err := parseEvict(s, n, rest)
 		if err != nil {
 			return nil, err
@@ -98,7 +122,7 @@ func Parse(s string) (*Spec, error) {
 		return inner, nil
 	}
 	if plus {
-		return nil, fmt.Errorf("kv spec %q: only sink and h2o take a +CACHE after them", s)
+		return nil, fmt.Errorf("kv spec %q: only sink, h2o, snapkv and ems take a +CACHE after them", s)
 	}
 	return parseCache(s)
 }
@@ -119,6 +143,10 @@ func parseCache(s string) (*Spec, error) {
 		return parseCacheGen(s, rest)
 	case name == "pca":
 		return parsePCA(s, rest)
+	case name == "zip" || name == "stair":
+		return parseTQ(s, name, rest)
+	case name == "gear":
+		return parseGEAR(s, rest)
 	}
 	dt, ok := blockTypes[name]
 	if !ok {
@@ -285,6 +313,10 @@ func (sp *Spec) String() string {
 		return strings.ToLower(sp.Type.String())
 	case KindCacheGen:
 		return cacheGenString(sp)
+	case KindZip, KindStair:
+		return tqString(sp)
+	case KindGEAR:
+		return gearString(sp)
 	case KindPCA:
 		b := ""
 		if sp.PCABits > 0 {
@@ -328,6 +360,12 @@ func (sp *Spec) New(cfg *model.Config, positions int) (model.KVCache, error) {
 		return newCacheGenCache(cfg, positions, sp)
 	case KindPCA:
 		return newPCACache(cfg, positions, sp)
+	case KindZip:
+		return newZipCache(cfg, positions, sp)
+	case KindStair:
+		return newStairCache(cfg, positions, sp)
+	case KindGEAR:
+		return newGEARCache(cfg, positions, sp)
 	}
 	return nil, fmt.Errorf("kv %s: unknown kind %d", sp, sp.Kind)
 }

@@ -25,6 +25,19 @@ func TestParse(t *testing.T) {
 		{"kivi:k2v2:g32:r128", "kivi:k2v2:g32:r128"},
 		{"kivi:r64:g16:k4v2", "kivi:k4v2:g16:r64"},
 		{"kivi:k8v8:g64:r0", "kivi:k8v8:g64:r0"},
+		{"zip", "zip:h4:l2:f0.4:g32:s0"},
+		{"zip:f0.25:h8:l3:s4:p", "zip:h8:l3:f0.25:g32:s4:p"},
+		{"stair", "stair:b4/2:w128:g32:s0"},
+		{"stair:b8/4/2", "stair:b8/4/2:w128/128:g32:s0"},
+		{"stair:b3:g64", "stair:b3:g64:s0"},
+		{"stair:b16/3:w32:s1:p", "stair:b16/3:w32:g32:s1:p"},
+		{"gear", "gear:b4:g32:o2:r2:c64"},
+		{"gear:b2:o0:r4:c128:g16", "gear:b2:g16:o0:r4:c128"},
+		{"snapkv", "snapkv:0.5:w32:k5+f32"},
+		{"snapkv:0.25:w16:k7+kivi:k4v4", "snapkv:0.25:w16:k7+kivi:k4v4:g32:r128"},
+		{"ems", "ems:0.5:w32+f32"},
+		{"ems:256:w8+q4_0", "ems:256:w8+q4_0"},
+		{"h2o:0.5+zip", "h2o:0.5:r50+zip:h4:l2:f0.4:g32:s0"},
 	}
 	for _, c := range good {
 		sp, err := Parse(c.in)
@@ -49,6 +62,20 @@ func TestParse(t *testing.T) {
 		{"kivi:x1", "unknown field"},
 		{"kivi::g32", "empty field"},
 		{"kivi:r-32", "integer in"},
+		{"zip:h9", "1 to 8, or 16"},
+		{"zip:f1.5", "fraction"},
+		{"zip:h4:h2", "twice"},
+		{"zip:x", "unknown field"},
+		{"stair:b4/2/2:w64", "need 2 widths"},
+		{"stair:b4/", "bits: want"},
+		{"gear:o60", "percentage"},
+		{"gear:r65", "integer in"},
+		{"gear:q4", "unknown field"},
+		{"snapkv:0.5:k4", "odd width"},
+		{"snapkv:0.5:r50", "unknown field"},
+		{"ems:0.5:w0", "integer in"},
+		{"ems:0.5:w8:w9", "twice"},
+		{"zip+q4_0", "take a +CACHE"},
 	}
 	for _, c := range bad {
 		_, err := Parse(c.in)
@@ -59,7 +86,8 @@ func TestParse(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	for _, s := range []string{"f32", "q4_0", "h2o", "sink:4:r64+q8_0", "kivi", "kivi:k2v2:g32:r128", "kivi:k4v4", "kivi:g16:r0", "q8_0:"} {
+	for _, s := range []string{"f32", "q4_0", "h2o", "sink:4:r64+q8_0", "kivi", "kivi:k2v2:g32:r128", "kivi:k4v4", "kivi:g16:r0", "q8_0:",
+		"zip", "zip:h8:l3:f0.25:s4:p", "stair:b8/4/2:w16/32", "gear:b2:o5:r4:c16", "snapkv:0.25:w8:k3+zip", "ems:12:w4+stair:b3"} {
 		f.Add(s)
 	}
 	cfg := &model.Config{NLayers: 1, NHeads: 1, NKVHeads: 1, HeadDim: 32}
