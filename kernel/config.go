@@ -54,6 +54,17 @@ type Config struct {
 	// development machine (2048- and 8192-column weights, 32 and 128
 	// tokens) the GEMM ran at 1.9-3.3× the dequantize path.
 	QGemmMin int
+	// QTileMin is the smallest activation count, at most QMaxBatch, for
+	// which the integer decode path dots Q4_0, Q8_0, Q4_K and Q6_K weights
+	// through the sixteen-row kernels (qgemm16.go, where the level has
+	// them: AVX512_VNNI) instead of row by row: each 16-row weight tile is
+	// repacked once and dotted with every token, and the results are ggml's
+	// dot bit for bit. 0 keeps the row kernels at every decode batch size.
+	// Default 2: measured in CPU time on the development machine (one
+	// thread, 8192×2048 weights) the tiles ran at 1.1-1.4× the row kernels
+	// for two and three tokens and 1.7-3.2× for eight, every type; one
+	// token stays on the row kernels (1.3-1.4× faster there).
+	QTileMin int
 	// QDisabled sends quantized weights down the dequantize path at every
 	// batch size (benchmarks and tests compare the two).
 	QDisabled bool
@@ -72,6 +83,7 @@ const (
 	defaultKBlock    = 2048
 	defaultSmallWork = 1 << 15
 	qMaxN            = 16 // the default QMaxBatch
+	defaultQTileMin  = 2
 	maxThreads       = 1024
 )
 
@@ -91,7 +103,7 @@ func DefaultConfig() Config { return defaultConfig(os.Getenv) }
 
 func defaultConfig(getenv func(string) string) Config {
 	c := Config{Spin: defaultSpin, TileRows: defaultTileRows, KBlock: defaultKBlock,
-		SmallWork: defaultSmallWork, QMaxBatch: qMaxN, QGemmMin: 1, Level: getenv("TERSE_KERNEL")}
+		SmallWork: defaultSmallWork, QMaxBatch: qMaxN, QGemmMin: 1, QTileMin: defaultQTileMin, Level: getenv("TERSE_KERNEL")}
 	if v, err := strconv.Atoi(getenv("TERSE_SPIN_US")); err == nil && v >= 0 {
 		c.Spin = time.Duration(v) * time.Microsecond
 	}
@@ -118,6 +130,8 @@ func Configure(c Config) error {
 		return fmt.Errorf("kernel config: quantized-path max batch %d is negative", c.QMaxBatch)
 	case c.QGemmMin < 0:
 		return fmt.Errorf("kernel config: integer GEMM min batch %d is negative", c.QGemmMin)
+	case c.QTileMin < 0:
+		return fmt.Errorf("kernel config: decode tile min batch %d is negative", c.QTileMin)
 	}
 	if _, ok := parseLevel(c.Level); !ok {
 		return fmt.Errorf("kernel config: unknown level %q (generic, avx2, avx512 or auto)", c.Level)

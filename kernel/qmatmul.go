@@ -79,13 +79,32 @@ func qMatMul(cfg *Config, out, x []float32, n int, w *tensor.Tensor, rb int) {
 	qMatMulMulti(cfg, outs[:], x, n, ws[:])
 }
 
+// qTileRoute reports whether the integer decode path takes n activations
+// of dt weights through the sixteen-row kernels (qgemm16.go) under cfg at
+// level l: the weights stream once per call for all n tokens, and each
+// VPDPBUSD advances sixteen rows at once.
+func qTileRoute(cfg *Config, l level, dt tensor.DType, n int) bool {
+	return cfg.QTileMin > 0 && n >= cfg.QTileMin && qGemmType(dt) && gemm16For(l, dt).ok()
+}
+
 // qMatMulMulti runs the integer path for weights that all pass MatMul's
-// checks, route to it and share an activation format.
+// checks, route to it and share an activation format. Weights of one type
+// that take the sixteen-row kernels run as one tiled job; where only some
+// of several weights take them, or their types differ, each runs alone.
 func qMatMulMulti(cfg *Config, outs [][]float32, x []float32, n int, ws []*tensor.Tensor) {
+	tiled := qTileRoute(cfg, active, ws[0].DType, n)
+	for _, w := range ws[1:] {
+		if w.DType != ws[0].DType && (tiled || qTileRoute(cfg, active, w.DType, n)) {
+			for i := range ws {
+				qMatMulMulti(cfg, outs[i:i+1], x, n, ws[i:i+1])
+			}
+			return
+		}
+	}
 	p := &thePool
 	if !p.mu.TryLock() {
 		j := qFallback.Get().(*qJob)
-		j.setup(outs, x, n, ws)
+		j.setupFor(tiled, outs, x, n, ws)
 		j.run(0, 0, j.units)
 		j.reset()
 		qFallback.Put(j)
@@ -93,17 +112,31 @@ func qMatMulMulti(cfg *Config, outs [][]float32, x []float32, n int, ws []*tenso
 	}
 	defer endQMatMul()
 	j := &theQJob
-	j.setup(outs, x, n, ws)
+	j.setupFor(tiled, outs, x, n, ws)
 	t := cfg.Threads
 	if n*j.units*j.cols < 4*cfg.SmallWork {
 		t = 1
 	}
 	grain := max(16, (j.units+4*t-1)/(4*t))
+	if tiled {
+		// Whole tiles, several per worker for balance.
+		tiles := (j.units + qGemmTile - 1) / qGemmTile
+		grain = qGemmTile * max(1, (tiles+4*t-1)/(4*t))
+	}
 	k := max(1, min(t, (j.units+grain-1)/grain))
 	if k == 1 {
 		j.run(0, 0, j.units)
 	} else {
 		p.runLocked(k, j.units, grain, j)
+	}
+}
+
+// setupFor is setupTiled where tiled is set, setup otherwise.
+func (j *qJob) setupFor(tiled bool, outs [][]float32, x []float32, n int, ws []*tensor.Tensor) {
+	if tiled {
+		j.setupTiled(outs, x, n, ws)
+	} else {
+		j.setup(outs, x, n, ws)
 	}
 }
 
