@@ -140,6 +140,7 @@ func qMatMulMulti(cfg *Config, outs [][]float32, x []float32, n int, ws []*tenso
 // setupFor is setupTiled where tiled is set, setup otherwise.
 func (j *qJob) setupFor(tiled bool, outs [][]float32, x []float32, n int, ws []*tensor.Tensor) {
 	if tiled {
+		j.tiled = true // before setup: the tiles take no four-token kernels
 		j.setupTiled(outs, x, n, ws)
 	} else {
 		j.setup(outs, x, n, ws)
@@ -164,7 +165,7 @@ func (j *qJob) setup(outs [][]float32, x []float32, n int, ws []*tensor.Tensor) 
 		g, _ := qTypeOf(w.DType)
 		j.tg[i] = qTarget{out: outs[i], data: w.Data, rows: w.Rows(), rb: rb, start: j.units,
 			dot: qdotFor(active, w.DType, g.generic), rowsFn: qrowsFor(active, w.DType)}
-		if n >= 4 && g.act == actQ8_0 && (j.cols/q8Block)%2 == 0 {
+		if !j.tiled && n >= 4 && g.act == actQ8_0 && (j.cols/q8Block)%2 == 0 {
 			j.tg[i].dec4 = dec4For(active, w.DType)
 			dec4 = dec4 || j.tg[i].dec4 != nil
 		}
