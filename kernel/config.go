@@ -61,9 +61,10 @@ type Config struct {
 	// repacked once and dotted with every token, and the results are ggml's
 	// dot bit for bit. 0 keeps the row kernels at every decode batch size.
 	// Default 2: measured in CPU time on the development machine (one
-	// thread, 8192×2048 weights) the tiles ran at 1.1-1.4× the row kernels
-	// for two and three tokens and 1.7-3.2× for eight, every type; one
-	// token stays on the row kernels (1.3-1.4× faster there).
+	// thread, 8192×2048 weights, BenchmarkQTileMin) the tiles ran at
+	// 1.2-1.4× the row kernels for two and three tokens and 1.7-3.1× for
+	// eight, every type; one token stays on the row kernels (1.2-1.4×
+	// faster there).
 	QTileMin int
 	// QDisabled sends quantized weights down the dequantize path at every
 	// batch size (benchmarks and tests compare the two).
