@@ -12,12 +12,13 @@ import (
 // vectors, MatMul quantizes each activation once (qact.go) and dots every
 // weight row with it in integer arithmetic (qdot.go, qdot_amd64.s) straight
 // from storage, instead of widening rows to float32. From Config.QTileMin
-// activations on (batched decode of several sequences), Q4_0, Q8_0, Q4_K
-// and Q6_K weights go through the prefill GEMM's sixteen-row tiles instead
+// activations on (by default, every decode batch), Q4_0, Q8_0, Q4_K and
+// Q6_K weights go through the prefill GEMM's sixteen-row tiles instead
 // (qgemm16.go, where the level has them): each tile is repacked once and
 // dotted with all the tokens, so the weights stream from memory once per
-// call and each VPDPBUSD advances sixteen rows; the results are ggml's dot
-// bit for bit, where the row kernels of one token may round differently.
+// call and each VPDPBUSD advances sixteen rows. The results are ggml's dot
+// bit for bit whatever the batch size (the row kernels round differently),
+// so batched decode gives every sequence the logits it gets alone.
 
 // qRoute reports whether MatMul should use the integer path for n
 // activations of weights of type dt under the current settings.

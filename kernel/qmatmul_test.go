@@ -37,7 +37,7 @@ func TestQTileRoute(t *testing.T) {
 	}
 }
 
-// TestQTileDecodeBitExact checks decode-size batches (2..16 tokens) that
+// TestQTileDecodeBitExact checks decode-size batches (1..16 tokens) that
 // take the sixteen-row kernels, through MatMul and MatMulMulti (one type,
 // and Q4_K mixed with Q6_K, which run weight by weight), against ggml's
 // generic dot of each weight row with each token's activation, bit for
@@ -48,7 +48,7 @@ func TestQTileRoute(t *testing.T) {
 func TestQTileDecodeBitExact(t *testing.T) {
 	r := rand.New(rand.NewPCG(71, 72))
 	defer SetThreads(0)
-	defer withConfig(func(c *Config) { c.QDisabled, c.QTileMin = false, 2 })()
+	defer withConfig(func(c *Config) { c.QDisabled, c.QTileMin = false, 1 })()
 	for _, dt := range gemm16TestTypes {
 		if !gemm16For(supported, dt).ok() {
 			t.Skipf("no sixteen-row %s kernels on this CPU (level %v, VNNI %v)", dt, supported, hasVNNI)
@@ -80,7 +80,7 @@ func TestQTileDecodeBitExact(t *testing.T) {
 				}
 				ws[i] = w
 			}
-			for _, n := range []int{2, 3, 4, 5, 8, 11, qMaxN} {
+			for _, n := range []int{1, 2, 3, 4, 5, 8, 11, qMaxN} {
 				x := gemmActs(r, n, tc.cols)
 				for th := 1; th <= 2; th++ {
 					SetThreads(th)
