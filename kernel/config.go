@@ -58,6 +58,21 @@ type Config struct {
 	// Q4_0, qgemm16amx_amd64.s) on CPUs that have them: they give the same
 	// results as the VNNI kernels, bit for bit. Default: TERSE_NOAMX=1.
 	NoAMX bool
+	// QTileMin is the smallest activation count, at most QMaxBatch, for
+	// which the integer decode path dots Q4_0, Q8_0, Q4_K and Q6_K weights
+	// through the sixteen-row kernels (qgemm16.go, where the level has
+	// them: AVX512_VNNI) instead of row by row: each 16-row weight tile is
+	// repacked once and dotted with every token, and the results are ggml's
+	// dot bit for bit at every batch size, so a sequence decoded in a batch
+	// gets the logits it gets alone (the server's greedy equality relies on
+	// it; the row kernels round differently from the tiles). 0 keeps the
+	// row kernels at every decode batch size. Default 1: measured in CPU
+	// time on the development machine (one thread, 8192×2048 weights,
+	// BenchmarkQTileMin) the tiles ran at 1.2-1.4× the row kernels for two
+	// and three tokens and 1.7-3.1× for eight, every type; for one token,
+	// a Llama-3.2-1B decode on two threads ran 16% faster for Q8_0, 1%
+	// slower for Q4_0 and 8% slower for Q4_K_M than on the row kernels.
+	QTileMin int
 	// QDisabled sends quantized weights down the dequantize path at every
 	// batch size (benchmarks and tests compare the two).
 	QDisabled bool
@@ -76,6 +91,7 @@ const (
 	defaultKBlock    = 2048
 	defaultSmallWork = 1 << 15
 	qMaxN            = 16 // the default QMaxBatch
+	defaultQTileMin  = 1
 	maxThreads       = 1024
 )
 
@@ -95,7 +111,7 @@ func DefaultConfig() Config { return defaultConfig(os.Getenv) }
 
 func defaultConfig(getenv func(string) string) Config {
 	c := Config{Spin: defaultSpin, TileRows: defaultTileRows, KBlock: defaultKBlock,
-		SmallWork: defaultSmallWork, QMaxBatch: qMaxN, QGemmMin: 1, Level: getenv("TERSE_KERNEL"),
+		SmallWork: defaultSmallWork, QMaxBatch: qMaxN, QGemmMin: 1, QTileMin: defaultQTileMin, Level: getenv("TERSE_KERNEL"),
 		NoAMX: getenv("TERSE_NOAMX") == "1"}
 	if v, err := strconv.Atoi(getenv("TERSE_SPIN_US")); err == nil && v >= 0 {
 		c.Spin = time.Duration(v) * time.Microsecond
@@ -123,6 +139,8 @@ func Configure(c Config) error {
 		return fmt.Errorf("kernel config: quantized-path max batch %d is negative", c.QMaxBatch)
 	case c.QGemmMin < 0:
 		return fmt.Errorf("kernel config: integer GEMM min batch %d is negative", c.QGemmMin)
+	case c.QTileMin < 0:
+		return fmt.Errorf("kernel config: decode tile min batch %d is negative", c.QTileMin)
 	}
 	if _, ok := parseLevel(c.Level); !ok {
 		return fmt.Errorf("kernel config: unknown level %q (generic, avx2, avx512 or auto)", c.Level)

@@ -36,7 +36,7 @@ func TestDefaultConfig(t *testing.T) {
 	} {
 		c := defaultConfig(func(k string) string { return tc.env[k] })
 		if c.Spin != tc.spin || c.Level != tc.lvl || c.TileRows != defaultTileRows || c.KBlock != defaultKBlock ||
-			c.SmallWork != defaultSmallWork || c.QMaxBatch != qMaxN || c.QDisabled {
+			c.SmallWork != defaultSmallWork || c.QMaxBatch != qMaxN || c.QTileMin != defaultQTileMin || c.QDisabled {
 			t.Errorf("env %v: %+v", tc.env, c)
 		}
 	}
@@ -60,6 +60,7 @@ func TestConfigure(t *testing.T) {
 		{"k block", func(c *Config) { c.KBlock = 0 }, "k block 0"},
 		{"small work", func(c *Config) { c.SmallWork = -1 }, "small work"},
 		{"q max", func(c *Config) { c.QMaxBatch = -1 }, "max batch"},
+		{"q tile min", func(c *Config) { c.QTileMin = -1 }, "decode tile min"},
 		{"level", func(c *Config) { c.Level = "sse9" }, `unknown level "sse9"`},
 		{"generic", func(c *Config) { c.Level = "generic" }, ""},
 	} {

@@ -19,3 +19,71 @@
 	MOVQ nb+56(FP), CX; \
 	VPBROADCASTD rb+48(FP), Z1; \
 	VPMULLD    ·gemm16RowIdx(SB), Z1, Z1
+
+// ROWREGS sets the row-stride multiples ROWS4 addresses the sixteen rows
+// by, relative to SI: AX = rb, BX = 3rb, DX = 5rb, R8 = 7rb, R9 = 9rb,
+// R10 = 11rb, R11 = 13rb, R12 = 15rb (rb+48(FP): a repacking routine's).
+#define ROWREGS \
+	MOVQ rb+48(FP), AX; \
+	LEAQ (AX)(AX*2), BX; \
+	LEAQ (AX)(AX*4), DX; \
+	LEAQ (BX)(AX*4), R8; \
+	LEAQ (AX)(AX*8), R9; \
+	LEAQ (R9)(AX*2), R10; \
+	LEAQ (R10)(AX*2), R11; \
+	LEAQ (R11)(AX*2), R12
+
+// GATHER4 is GATHER(off, t0), GATHER(off+4, t1), GATHER(off+8, t2),
+// GATHER(off+12, t3) (ROWREGS set) by a transpose instead of gathers:
+// each tg gets the 16 bytes at off of rows g, 4+g, 8+g and 12+g in its
+// four 128-bit lanes, and two rounds of unpacks turn the four 4×4 dword
+// blocks around, so that dword r of t0 is row r's first dword, and so on.
+// s0-s3 are scratch.
+#define GATHER4(off, t0, t1, t2, t3, s0, s1, s2, s3) \
+	VBROADCASTI32X4 off(SI), t0; \
+	VINSERTI32X4    $1, off(SI)(AX*4), t0, t0; \
+	VINSERTI32X4    $2, off(SI)(AX*8), t0, t0; \
+	VINSERTI32X4    $3, off(SI)(BX*4), t0, t0; \
+	VBROADCASTI32X4 off(SI)(AX*1), t1; \
+	VINSERTI32X4    $1, off(SI)(DX*1), t1, t1; \
+	VINSERTI32X4    $2, off(SI)(R9*1), t1, t1; \
+	VINSERTI32X4    $3, off(SI)(R11*1), t1, t1; \
+	VBROADCASTI32X4 off(SI)(AX*2), t2; \
+	VINSERTI32X4    $1, off(SI)(BX*2), t2, t2; \
+	VINSERTI32X4    $2, off(SI)(DX*2), t2, t2; \
+	VINSERTI32X4    $3, off(SI)(R8*2), t2, t2; \
+	VBROADCASTI32X4 off(SI)(BX*1), t3; \
+	VINSERTI32X4    $1, off(SI)(R8*1), t3, t3; \
+	VINSERTI32X4    $2, off(SI)(R10*1), t3, t3; \
+	VINSERTI32X4    $3, off(SI)(R12*1), t3, t3; \
+	VPUNPCKLDQ      t1, t0, s0; \
+	VPUNPCKHDQ      t1, t0, s1; \
+	VPUNPCKLDQ      t3, t2, s2; \
+	VPUNPCKHDQ      t3, t2, s3; \
+	VPUNPCKLQDQ     s2, s0, t0; \
+	VPUNPCKHQDQ     s2, s0, t1; \
+	VPUNPCKLQDQ     s3, s1, t2; \
+	VPUNPCKHQDQ     s3, s1, t3
+
+// PREFETCHNEXT prefetches the bytes at SI + R13 (R13 = 16·rb: the same
+// block of the next tile's rows, which follow the tile's in memory) in
+// each of sixteen rows (ROWREGS set; clobbers R14), so that the next
+// tile streams from memory while this one is repacked and multiplied.
+#define PREFETCHNEXT \
+	LEAQ       (SI)(R13*1), R14; \
+	PREFETCHT2 (R14); \
+	PREFETCHT2 (R14)(AX*1); \
+	PREFETCHT2 (R14)(AX*2); \
+	PREFETCHT2 (R14)(BX*1); \
+	PREFETCHT2 (R14)(AX*4); \
+	PREFETCHT2 (R14)(DX*1); \
+	PREFETCHT2 (R14)(BX*2); \
+	PREFETCHT2 (R14)(R8*1); \
+	PREFETCHT2 (R14)(AX*8); \
+	PREFETCHT2 (R14)(R9*1); \
+	PREFETCHT2 (R14)(DX*2); \
+	PREFETCHT2 (R14)(R10*1); \
+	PREFETCHT2 (R14)(BX*4); \
+	PREFETCHT2 (R14)(R11*1); \
+	PREFETCHT2 (R14)(R8*2); \
+	PREFETCHT2 (R14)(R12*1)

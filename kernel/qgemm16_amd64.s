@@ -258,19 +258,20 @@ GLOBL ·gemm16RowIdx(SB), RODATA|NOPTR, $64
 
 // func pack16Q4_0AVX512(dst, w []byte, rb, nb int)
 //
-// packQ4_0x16 with gathers: dst gets nb·320 bytes.
+// packQ4_0x16 with transposes (GATHER4): dst gets nb·320 bytes.
 TEXT ·pack16Q4_0AVX512(SB), NOSPLIT, $0-64
 	PACKARGS
+	ROWREGS
+	MOVQ AX, R13
+	SHLQ $4, R13
 
 pq4loop:
+	PREFETCHNEXT
 	PACKSCALES
-	GATHER(2, Z4)
+	GATHER4(2, Z4, Z5, Z6, Z7, Z16, Z17, Z18, Z19)
 	VMOVDQU32 Z4, 64(DI)
-	GATHER(6, Z5)
 	VMOVDQU32 Z5, 128(DI)
-	GATHER(10, Z6)
 	VMOVDQU32 Z6, 192(DI)
-	GATHER(14, Z7)
 	VMOVDQU32 Z7, 256(DI)
 	ADDQ $18, SI
 	ADDQ $320, DI
@@ -279,29 +280,34 @@ pq4loop:
 	VZEROUPPER
 	RET
 
-#define PQ8(off, dst) \
-	GATHER(off, Z4); \
-	VPXORD    Z9, Z4, Z4; \
-	VMOVDQU32 Z4, dst(DI)
+#define PQ8(z, dst) \
+	VPXORD    Z9, z, z; \
+	VMOVDQU32 z, dst(DI)
 
 // func pack16Q8_0AVX512(dst, w []byte, rb, nb int)
 //
-// packQ8_0x16 with gathers: dst gets nb·576 bytes.
+// packQ8_0x16 with transposes (GATHER4): dst gets nb·576 bytes.
 TEXT ·pack16Q8_0AVX512(SB), NOSPLIT, $0-64
 	PACKARGS
 	MOVL $0x80808080, AX
 	VPBROADCASTD AX, Z9
+	ROWREGS
+	MOVQ AX, R13
+	SHLQ $4, R13
 
 pq8loop:
+	PREFETCHNEXT
 	PACKSCALES
-	PQ8(2, 64)
-	PQ8(6, 128)
-	PQ8(10, 192)
-	PQ8(14, 256)
-	PQ8(18, 320)
-	PQ8(22, 384)
-	PQ8(26, 448)
-	PQ8(30, 512)
+	GATHER4(2, Z4, Z5, Z6, Z7, Z16, Z17, Z18, Z19)
+	GATHER4(18, Z20, Z21, Z22, Z23, Z16, Z17, Z18, Z19)
+	PQ8(Z4, 64)
+	PQ8(Z5, 128)
+	PQ8(Z6, 192)
+	PQ8(Z7, 256)
+	PQ8(Z20, 320)
+	PQ8(Z21, 384)
+	PQ8(Z22, 448)
+	PQ8(Z23, 512)
 	ADDQ $34, SI
 	ADDQ $576, DI
 	DECQ CX

@@ -11,7 +11,14 @@ import (
 // The integer decode path: for quantized weights and few activation
 // vectors, MatMul quantizes each activation once (qact.go) and dots every
 // weight row with it in integer arithmetic (qdot.go, qdot_amd64.s) straight
-// from storage, instead of widening rows to float32.
+// from storage, instead of widening rows to float32. From Config.QTileMin
+// activations on (by default, every decode batch), Q4_0, Q8_0, Q4_K and
+// Q6_K weights go through the prefill GEMM's sixteen-row tiles instead
+// (qgemm16.go, where the level has them): each tile is repacked once and
+// dotted with all the tokens, so the weights stream from memory once per
+// call and each VPDPBUSD advances sixteen rows. The results are ggml's dot
+// bit for bit whatever the batch size (the row kernels round differently),
+// so batched decode gives every sequence the logits it gets alone.
 
 // qRoute reports whether MatMul should use the integer path for n
 // activations of weights of type dt under the current settings.
@@ -80,9 +87,32 @@ func qMatMul(cfg *Config, out, x []float32, n int, w *tensor.Tensor, rb int) {
 	qMatMulMulti(cfg, outs[:], x, n, ws[:])
 }
 
+// qTileRoute reports whether the integer decode path takes n activations
+// of dt weights through the sixteen-row kernels (qgemm16.go) under cfg at
+// level l: the weights stream once per call for all n tokens, and each
+// VPDPBUSD advances sixteen rows at once.
+func qTileRoute(cfg *Config, l level, dt tensor.DType, n int) bool {
+	return cfg.QTileMin > 0 && n >= cfg.QTileMin && qGemmType(dt) && gemm16For(l, dt).ok()
+}
+
 // qMatMulMulti runs the integer path for weights that all pass MatMul's
-// checks, route to it and share an activation format.
+// checks, route to it and share an activation format. Weights of one type
+// that take the sixteen-row kernels run as one tiled job; where only some
+// of several weights take them, or their types differ, each runs alone.
 func qMatMulMulti(cfg *Config, outs [][]float32, x []float32, n int, ws []*tensor.Tensor) {
+	tiled := qTileRoute(cfg, active, ws[0].DType, n)
+	for _, w := range ws[1:] {
+		if w.DType != ws[0].DType && (tiled || qTileRoute(cfg, active, w.DType, n)) {
+			for i := range ws {
+				qMatMulMulti(cfg, outs[i:i+1], x, n, ws[i:i+1])
+			}
+			return
+		}
+	}
+	if tiled {
+		qGemmMulti(cfg, outs, x, n, ws)
+		return
+	}
 	p := &thePool
 	if !p.mu.TryLock() {
 		j := qFallback.Get().(*qJob)
