@@ -18,6 +18,18 @@ func dotIQ4XSAVX2(w []byte, q []int8, d []float32) float32
 //go:noescape
 func dotIQ4NLAVX2(w []byte, q []int8, d []float32) float32
 
+//go:noescape
+func dotQ5KAVX2(w []byte, q []int8, d []float32, bs []int16) float32
+
+//go:noescape
+func dotQ5_0AVX2(w []byte, q []int8, d []float32) float32
+
+//go:noescape
+func dotQ5_1AVX2(w []byte, q []int8, d, s []float32) float32
+
+func dotQ5KAVX2Row(w []byte, a *q8Act) float32  { return dotQ5KAVX2(w, a.Q, a.D, a.BS) }
+func dotQ5_0AVX2Row(w []byte, a *q8Act) float32 { return dotQ5_0AVX2(w, a.Q, a.D) }
+func dotQ5_1AVX2Row(w []byte, a *q8Act) float32 { return dotQ5_1AVX2(w, a.Q, a.D, a.S) }
 func dotIQ4XSAVX2Row(w []byte, a *q8Act) float32 { return dotIQ4XSAVX2(w, a.Q, a.D) }
 func dotIQ4NLAVX2Row(w []byte, a *q8Act) float32 { return dotIQ4NLAVX2(w, a.Q, a.D) }
 
@@ -25,4 +37,7 @@ func dotIQ4NLAVX2Row(w []byte, a *q8Act) float32 { return dotIQ4NLAVX2(w, a.Q, a
 func init() {
 	registerQKernel(tensor.IQ4_XS, qKernel{min: levelAVX2, dot: dotIQ4XSAVX2Row})
 	registerQKernel(tensor.IQ4_NL, qKernel{min: levelAVX2, dot: dotIQ4NLAVX2Row})
+	registerQKernel(tensor.Q5_K, qKernel{min: levelAVX2, dot: dotQ5KAVX2Row})
+	registerQKernel(tensor.Q5_0, qKernel{min: levelAVX2, dot: dotQ5_0AVX2Row})
+	registerQKernel(tensor.Q5_1, qKernel{min: levelAVX2, dot: dotQ5_1AVX2Row})
 }
