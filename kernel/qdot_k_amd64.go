@@ -27,9 +27,9 @@ func dotQ5_0AVX2(w []byte, q []int8, d []float32) float32
 //go:noescape
 func dotQ5_1AVX2(w []byte, q []int8, d, s []float32) float32
 
-func dotQ5KAVX2Row(w []byte, a *q8Act) float32  { return dotQ5KAVX2(w, a.Q, a.D, a.BS) }
-func dotQ5_0AVX2Row(w []byte, a *q8Act) float32 { return dotQ5_0AVX2(w, a.Q, a.D) }
-func dotQ5_1AVX2Row(w []byte, a *q8Act) float32 { return dotQ5_1AVX2(w, a.Q, a.D, a.S) }
+func dotQ5KAVX2Row(w []byte, a *q8Act) float32   { return dotQ5KAVX2(w, a.Q, a.D, a.BS) }
+func dotQ5_0AVX2Row(w []byte, a *q8Act) float32  { return dotQ5_0AVX2(w, a.Q, a.D) }
+func dotQ5_1AVX2Row(w []byte, a *q8Act) float32  { return dotQ5_1AVX2(w, a.Q, a.D, a.S) }
 func dotIQ4XSAVX2Row(w []byte, a *q8Act) float32 { return dotIQ4XSAVX2(w, a.Q, a.D) }
 func dotIQ4NLAVX2Row(w []byte, a *q8Act) float32 { return dotIQ4NLAVX2(w, a.Q, a.D) }
 
