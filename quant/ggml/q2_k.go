@@ -173,11 +173,37 @@ var q2KGrid = &gridFuncs{
 	},
 }
 
+// dotQ2K is the reference dot product (Type.Dot), as
+// ggml_vec_dot_q2_K_q8_K: per block dy·d·Σ_s sc_s·Σ q·qy minus
+// dy·dmin·Σ_s m_s·(sum of activation sub-block s).
+func dotQ2K(w []byte, a *ActRow) float32 {
+	var sum float32
+	for b, dy := range a.D {
+		blk := w[b*q2KBytes : (b+1)*q2KBytes]
+		q := a.Q[b*qkK : (b+1)*qkK]
+		bs := a.BS[b*16 : b*16+16]
+		var sumi, summ int32
+		for s := 0; s < 16; s++ {
+			half, shift, part := s/8, 2*uint(s%8/2), s%2
+			qs := blk[16+32*half+16*part : 16+32*half+16*part+16]
+			qy := q[16*s : 16*s+16]
+			var t int32
+			for l, v := range qs {
+				t += int32(v>>shift&3) * int32(qy[l])
+			}
+			sumi += int32(blk[s]&15) * t
+			summ += int32(blk[s]>>4) * int32(bs[s])
+		}
+		sum += dy*f16(blk[80:])*float32(sumi) - dy*f16(blk[82:])*float32(summ)
+	}
+	return sum
+}
+
 func init() {
 	register(&Type{
 		DType: tensor.Q2_K, BlockSize: qkK, BlockBytes: q2KBytes, Scales: []int{80, 82},
 		Dequantize: dequantQ2K, Quantize: quantQ2KRef, QuantizeWeighted: quantQ2KImpl,
-		Act: ActNone, Dot: nil,
+		Act: ActQ8_K, Dot: dotQ2K,
 		grid: q2KGrid,
 	})
 }

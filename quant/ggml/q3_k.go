@@ -217,11 +217,37 @@ var q3KGrid = &gridFuncs{
 	},
 }
 
+// dotQ3K is the reference dot product (Type.Dot), as
+// ggml_vec_dot_q3_K_q8_K: per block dy·d·Σ_s scale_s·Σ value·qy.
+func dotQ3K(w []byte, a *ActRow) float32 {
+	var sum float32
+	for b, dy := range a.D {
+		blk := w[b*q3KBytes : (b+1)*q3KBytes]
+		q := a.Q[b*qkK : (b+1)*qkK]
+		hmask := blk[0:32]
+		var sumi int32
+		for s := 0; s < 16; s++ {
+			half, shift, part := s/8, 2*uint(s%8/2), s%2
+			hbit := uint(s / 2) // run pair
+			qs := blk[32+32*half+16*part : 32+32*half+16*part+16]
+			hm := hmask[16*part : 16*part+16]
+			qy := q[16*s : 16*s+16]
+			var t int32
+			for l, v := range qs {
+				t += (int32(v>>shift&3|(hm[l]>>hbit&1)<<2) - 4) * int32(qy[l])
+			}
+			sumi += int32(q3KScale(s, blk[96:108])) * t
+		}
+		sum += dy * f16(blk[108:]) * float32(sumi)
+	}
+	return sum
+}
+
 func init() {
 	register(&Type{
 		DType: tensor.Q3_K, BlockSize: qkK, BlockBytes: q3KBytes, Scales: []int{108},
 		Dequantize: dequantQ3K, Quantize: quantQ3KRef, QuantizeWeighted: quantQ3KImpl,
-		Act: ActNone, Dot: nil,
+		Act: ActQ8_K, Dot: dotQ3K,
 		grid: q3KGrid,
 	})
 }

@@ -17,8 +17,8 @@ import (
 //	8      16    qs     low nibbles
 //
 // Element = float32(q)*d + m, the product rounded before the sum. ggml
-// pairs Q5_1 with Q8_1 activations, which terse's integer path does not
-// have: it has no Dot.
+// pairs Q5_1 with Q8_1 activations: the integer path's Q8_0 format with
+// its block sums S (as Q4_1).
 const q5_1Bytes = 24
 
 func dequantQ5_1(src []byte, dst []float32) {
@@ -110,11 +110,30 @@ var q5_1Grid = &gridFuncs{
 	},
 }
 
+// dotQ5_1 is the reference dot product (Type.Dot), as
+// ggml_vec_dot_q5_1_q8_1: per block d·dy·Σ q·qy + m·s.
+func dotQ5_1(w []byte, a *ActRow) float32 {
+	var sum float32
+	for b, dy := range a.D {
+		blk := w[b*q5_1Bytes : (b+1)*q5_1Bytes]
+		q := a.Q[b*q5Elems : (b+1)*q5Elems]
+		qh := binary.LittleEndian.Uint32(blk[4:8])
+		var s int32
+		for j, v := range blk[8:24] {
+			lo := int32(v&15) | int32(qh>>uint(j)&1)<<4
+			hi := int32(v>>4) | int32(qh>>uint(j+16)&1)<<4
+			s += lo*int32(q[j]) + hi*int32(q[j+16])
+		}
+		sum += float32(s)*(f16(blk)*dy) + f16(blk[2:])*a.S[b]
+	}
+	return sum
+}
+
 func init() {
 	register(&Type{
 		DType: tensor.Q5_1, BlockSize: q5Elems, BlockBytes: q5_1Bytes, Scales: []int{0, 2},
 		Dequantize: dequantQ5_1, Quantize: quantQ5_1Ref, QuantizeWeighted: quantQ5_1Impl,
-		Act: ActNone, Dot: nil,
+		Act: ActQ8_0, Dot: dotQ5_1,
 		grid: q5_1Grid,
 	})
 }

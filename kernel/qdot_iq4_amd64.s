@@ -1,0 +1,243 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// AVX2 dot products of IQ4_XS and IQ4_NL weight rows with Q8_K and Q8_0
+// activations (see qdot.go). Nibbles index the 16 non-linear levels with
+// VPSHUFB; the signed levels times signed activations are formed as
+// |w| (unsigned) × sign(w)·q with VPSIGNB and VPMADDUBSW, whose int16 pair
+// sums cannot saturate (|w|, |q| <= 127).
+
+// The 16 IQ4 levels (iq4nlValues) as int8, in both 128-bit lanes.
+DATA iq4Tab<>+0x00(SB)/8, $0xf6eaddcfbfad9881
+DATA iq4Tab<>+0x08(SB)/8, $0x7159453526190d01
+DATA iq4Tab<>+0x10(SB)/8, $0xf6eaddcfbfad9881
+DATA iq4Tab<>+0x18(SB)/8, $0x7159453526190d01
+GLOBL iq4Tab<>(SB), RODATA|NOPTR, $32
+
+// VPSHUFB masks: entry g (32 bytes) broadcasts int16 word g of each
+// 128-bit lane to every word of that lane (IQ4_XS group scales).
+DATA iq4xsShuf<>+0x00(SB)/8, $0x0100010001000100
+DATA iq4xsShuf<>+0x08(SB)/8, $0x0100010001000100
+DATA iq4xsShuf<>+0x10(SB)/8, $0x0100010001000100
+DATA iq4xsShuf<>+0x18(SB)/8, $0x0100010001000100
+DATA iq4xsShuf<>+0x20(SB)/8, $0x0302030203020302
+DATA iq4xsShuf<>+0x28(SB)/8, $0x0302030203020302
+DATA iq4xsShuf<>+0x30(SB)/8, $0x0302030203020302
+DATA iq4xsShuf<>+0x38(SB)/8, $0x0302030203020302
+DATA iq4xsShuf<>+0x40(SB)/8, $0x0504050405040504
+DATA iq4xsShuf<>+0x48(SB)/8, $0x0504050405040504
+DATA iq4xsShuf<>+0x50(SB)/8, $0x0504050405040504
+DATA iq4xsShuf<>+0x58(SB)/8, $0x0504050405040504
+DATA iq4xsShuf<>+0x60(SB)/8, $0x0706070607060706
+DATA iq4xsShuf<>+0x68(SB)/8, $0x0706070607060706
+DATA iq4xsShuf<>+0x70(SB)/8, $0x0706070607060706
+DATA iq4xsShuf<>+0x78(SB)/8, $0x0706070607060706
+DATA iq4xsShuf<>+0x80(SB)/8, $0x0908090809080908
+DATA iq4xsShuf<>+0x88(SB)/8, $0x0908090809080908
+DATA iq4xsShuf<>+0x90(SB)/8, $0x0908090809080908
+DATA iq4xsShuf<>+0x98(SB)/8, $0x0908090809080908
+DATA iq4xsShuf<>+0xa0(SB)/8, $0x0b0a0b0a0b0a0b0a
+DATA iq4xsShuf<>+0xa8(SB)/8, $0x0b0a0b0a0b0a0b0a
+DATA iq4xsShuf<>+0xb0(SB)/8, $0x0b0a0b0a0b0a0b0a
+DATA iq4xsShuf<>+0xb8(SB)/8, $0x0b0a0b0a0b0a0b0a
+DATA iq4xsShuf<>+0xc0(SB)/8, $0x0d0c0d0c0d0c0d0c
+DATA iq4xsShuf<>+0xc8(SB)/8, $0x0d0c0d0c0d0c0d0c
+DATA iq4xsShuf<>+0xd0(SB)/8, $0x0d0c0d0c0d0c0d0c
+DATA iq4xsShuf<>+0xd8(SB)/8, $0x0d0c0d0c0d0c0d0c
+DATA iq4xsShuf<>+0xe0(SB)/8, $0x0f0e0f0e0f0e0f0e
+DATA iq4xsShuf<>+0xe8(SB)/8, $0x0f0e0f0e0f0e0f0e
+DATA iq4xsShuf<>+0xf0(SB)/8, $0x0f0e0f0e0f0e0f0e
+DATA iq4xsShuf<>+0xf8(SB)/8, $0x0f0e0f0e0f0e0f0e
+GLOBL iq4xsShuf<>(SB), RODATA|NOPTR, $256
+
+// Word multipliers moving scales_h bits 2g..2g+1 to bits 14..15 of word g.
+DATA iq4xsHiMul<>+0x00(SB)/8, $0x0100040010004000
+DATA iq4xsHiMul<>+0x08(SB)/8, $0x0001000400100040
+GLOBL iq4xsHiMul<>(SB), RODATA|NOPTR, $16
+
+// Horizontal sum of Y0 into the low lane of X0 (clobbers X1).
+#define IQHSUM_Y0 \
+	VEXTRACTF128 $1, Y0, X1; \
+	VADDPS       X1, X0, X0; \
+	VMOVHLPS     X0, X0, X1; \
+	VADDPS       X1, X0, X0; \
+	VMOVSHDUP    X0, X1; \
+	VADDSS       X1, X0, X0
+
+// Signed levels in Y register w times the activations at m, as 16 int16
+// pair sums in w (t is a temporary).
+#define IQ4MUL(w, m, t) \
+	VMOVDQU    m, t; \
+	VPSIGNB    w, t, t; \
+	VPABSB     w, w; \
+	VPMADDUBSW t, w, w
+
+// Groups 2p and 2p+1 of an IQ4_XS block at SI: weighted by their scales
+// (words of Y6, broadcast with the masks at R11), added to Y5. Y14: 0x0f
+// bytes, Y13: the level table.
+#define IQ4XSPAIR(p) \
+	VMOVDQU    (8+32*p)(SI), Y1; \
+	VPSRLW     $4, Y1, Y2; \
+	VPAND      Y14, Y1, Y1; \
+	VPAND      Y14, Y2, Y2; \
+	VPSHUFB    Y1, Y13, Y1; \
+	VPSHUFB    Y2, Y13, Y2; \
+	VPERM2I128 $0x20, Y2, Y1, Y3; \
+	VPERM2I128 $0x31, Y2, Y1, Y4; \
+	IQ4MUL(Y3, (64*p)(DI), Y7); \
+	IQ4MUL(Y4, (64*p+32)(DI), Y8); \
+	VPSHUFB    (64*p)(R11), Y6, Y1; \
+	VPSHUFB    (64*p+32)(R11), Y6, Y2; \
+	VPMADDWD   Y1, Y3, Y3; \
+	VPMADDWD   Y2, Y4, Y4; \
+	VPADDD     Y3, Y5, Y5; \
+	VPADDD     Y4, Y5, Y5
+
+// func dotIQ4XSAVX2(w []byte, q []int8, d []float32) float32
+TEXT ·dotIQ4XSAVX2(SB), NOSPLIT, $0-76
+	MOVQ w_base+0(FP), SI
+	MOVQ q_base+24(FP), DI
+	MOVQ d_base+48(FP), DX
+	MOVQ d_len+56(FP), CX
+	LEAQ iq4xsShuf<>(SB), R11
+	VXORPS  Y0, Y0, Y0
+	MOVL    $0x0f0f0f0f, AX
+	VMOVD   AX, X14
+	VPBROADCASTD X14, Y14
+	VMOVDQU iq4Tab<>(SB), Y13
+	VMOVDQU iq4xsHiMul<>(SB), X12
+	MOVL    $0x00200020, AX
+	VMOVD   AX, X11
+	VPBROADCASTD X11, X11 // 32 in every word
+
+iq4xsloop:
+	TESTQ CX, CX
+	JZ    iq4xsdone
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4224(SI)
+
+	// Group scales ls-32 as 8 int16 in both lanes of Y6: low four bits
+	// from the nibbles of the bytes at 4(SI), high two from the word at
+	// 2(SI).
+	VMOVD       4(SI), X1
+	VPSRLW      $4, X1, X2
+	VPUNPCKLBW  X2, X1, X1
+	VPAND       X14, X1, X1
+	VPMOVZXBW   X1, X1
+	MOVWLZX     2(SI), AX
+	VMOVD       AX, X2
+	VPBROADCASTW X2, X2
+	VPMULLW     X12, X2, X2
+	VPSRLW      $14, X2, X2
+	VPSLLW      $4, X2, X2
+	VPOR        X2, X1, X1
+	VPSUBW      X11, X1, X1
+	VINSERTI128 $1, X1, Y1, Y6
+
+	VPXOR Y5, Y5, Y5
+	IQ4XSPAIR(0)
+	IQ4XSPAIR(1)
+	IQ4XSPAIR(2)
+	IQ4XSPAIR(3)
+
+	MOVWLZX      (SI), AX
+	VMOVD        AX, X1
+	VCVTPH2PS    X1, X1
+	VMULSS       (DX), X1, X1
+	VBROADCASTSS X1, Y1
+	VCVTDQ2PS    Y5, Y5
+	VFMADD231PS  Y5, Y1, Y0
+
+	ADDQ $136, SI
+	ADDQ $256, DI
+	ADDQ $4, DX
+	DECQ CX
+	JMP  iq4xsloop
+
+iq4xsdone:
+	IQHSUM_Y0
+	VMOVSS X0, ret+72(FP)
+	VZEROUPPER
+	RET
+
+// func dotIQ4NLAVX2(w []byte, q []int8, d []float32) float32
+TEXT ·dotIQ4NLAVX2(SB), NOSPLIT, $0-76
+	MOVQ w_base+0(FP), SI
+	MOVQ q_base+24(FP), DI
+	MOVQ d_base+48(FP), DX
+	MOVQ d_len+56(FP), CX
+	VXORPS  Y0, Y0, Y0
+	VXORPS  Y9, Y9, Y9
+	MOVL    $0x0f0f0f0f, AX
+	VMOVD   AX, X14
+	VPBROADCASTD X14, Y14
+	MOVL    $0x00010001, AX
+	VMOVD   AX, X15
+	VPBROADCASTD X15, Y15
+	VMOVDQU iq4Tab<>(SB), Y13
+
+	// Two blocks per step, two accumulators.
+iq4nlloop2:
+	CMPQ CX, $2
+	JLT  iq4nltail
+	PREFETCHT0 4096(SI)
+	VMOVDQU     2(SI), X1
+	VPSRLW      $4, X1, X2
+	VINSERTI128 $1, X2, Y1, Y1
+	VPAND       Y14, Y1, Y1
+	VPSHUFB     Y1, Y13, Y1
+	IQ4MUL(Y1, (DI), Y7)
+	VPMADDWD    Y15, Y1, Y1
+	VMOVDQU     20(SI), X2
+	VPSRLW      $4, X2, X3
+	VINSERTI128 $1, X3, Y2, Y2
+	VPAND       Y14, Y2, Y2
+	VPSHUFB     Y2, Y13, Y2
+	IQ4MUL(Y2, 32(DI), Y8)
+	VPMADDWD    Y15, Y2, Y2
+	MOVWLZX      (SI), AX
+	VMOVD        AX, X3
+	VCVTPH2PS    X3, X3
+	VMULSS       (DX), X3, X3
+	VBROADCASTSS X3, Y3
+	MOVWLZX      18(SI), AX
+	VMOVD        AX, X4
+	VCVTPH2PS    X4, X4
+	VMULSS       4(DX), X4, X4
+	VBROADCASTSS X4, Y4
+	VCVTDQ2PS    Y1, Y1
+	VCVTDQ2PS    Y2, Y2
+	VFMADD231PS  Y1, Y3, Y0
+	VFMADD231PS  Y2, Y4, Y9
+	ADDQ $36, SI
+	ADDQ $64, DI
+	ADDQ $8, DX
+	SUBQ $2, CX
+	JMP  iq4nlloop2
+
+iq4nltail:
+	TESTQ CX, CX
+	JZ    iq4nldone
+	VMOVDQU     2(SI), X1
+	VPSRLW      $4, X1, X2
+	VINSERTI128 $1, X2, Y1, Y1
+	VPAND       Y14, Y1, Y1
+	VPSHUFB     Y1, Y13, Y1
+	IQ4MUL(Y1, (DI), Y7)
+	VPMADDWD    Y15, Y1, Y1
+	MOVWLZX      (SI), AX
+	VMOVD        AX, X3
+	VCVTPH2PS    X3, X3
+	VMULSS       (DX), X3, X3
+	VBROADCASTSS X3, Y3
+	VCVTDQ2PS    Y1, Y1
+	VFMADD231PS  Y1, Y3, Y0
+
+iq4nldone:
+	VADDPS Y9, Y0, Y0
+	IQHSUM_Y0
+	VMOVSS X0, ret+72(FP)
+	VZEROUPPER
+	RET

@@ -1,0 +1,43 @@
+//go:build amd64 && !purego
+
+package kernel
+
+import "github.com/terse-llm/terse/tensor"
+
+// Row dots for the k-quants and IQ4 types that qdot_amd64.go does not
+// cover: IQ4_XS and IQ4_NL (qdot_iq4_amd64.s), Q5_K, Q3_K, Q2_K, Q5_0 and
+// Q5_1 (qdot_k_amd64.s). Each computes the reference dot's exact integer
+// block sums; only the float32 scaling and accumulation order differ.
+// Argument conventions are those of qdot_amd64.go: the block count is
+// len(d), q holds 32 (Q8_0) or 256 (Q8_K) quants per block, s one Q8_0
+// block sum d·Σq per block and bs 16 sums per Q8_K block.
+
+//go:noescape
+func dotIQ4XSAVX2(w []byte, q []int8, d []float32) float32
+
+//go:noescape
+func dotIQ4NLAVX2(w []byte, q []int8, d []float32) float32
+
+//go:noescape
+func dotQ5KAVX2(w []byte, q []int8, d []float32, bs []int16) float32
+
+//go:noescape
+func dotQ5_0AVX2(w []byte, q []int8, d []float32) float32
+
+//go:noescape
+func dotQ5_1AVX2(w []byte, q []int8, d, s []float32) float32
+
+func dotQ5KAVX2Row(w []byte, a *q8Act) float32   { return dotQ5KAVX2(w, a.Q, a.D, a.BS) }
+func dotQ5_0AVX2Row(w []byte, a *q8Act) float32  { return dotQ5_0AVX2(w, a.Q, a.D) }
+func dotQ5_1AVX2Row(w []byte, a *q8Act) float32  { return dotQ5_1AVX2(w, a.Q, a.D, a.S) }
+func dotIQ4XSAVX2Row(w []byte, a *q8Act) float32 { return dotIQ4XSAVX2(w, a.Q, a.D) }
+func dotIQ4NLAVX2Row(w []byte, a *q8Act) float32 { return dotIQ4NLAVX2(w, a.Q, a.D) }
+
+// init registers the AVX2 row dots of this file's types.
+func init() {
+	registerQKernel(tensor.IQ4_XS, qKernel{min: levelAVX2, dot: dotIQ4XSAVX2Row})
+	registerQKernel(tensor.IQ4_NL, qKernel{min: levelAVX2, dot: dotIQ4NLAVX2Row})
+	registerQKernel(tensor.Q5_K, qKernel{min: levelAVX2, dot: dotQ5KAVX2Row})
+	registerQKernel(tensor.Q5_0, qKernel{min: levelAVX2, dot: dotQ5_0AVX2Row})
+	registerQKernel(tensor.Q5_1, qKernel{min: levelAVX2, dot: dotQ5_1AVX2Row})
+}
