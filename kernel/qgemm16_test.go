@@ -31,7 +31,7 @@ func TestQGemm16BitExact(t *testing.T) {
 	for _, dt := range gemm16TestTypes {
 		k := gemm16For(supported, dt)
 		if !k.ok() {
-			t.Skipf("no sixteen-row %s kernels on this CPU (level %v, VNNI %v)", dt, supported, hasVNNI)
+			t.Skipf("no sixteen-row %s kernels on this CPU (level %v)", dt, supported)
 		}
 		for _, noAMX := range []bool{false, true} {
 			if !noAMX && gemm16AMX(k, dt).x16 == nil {

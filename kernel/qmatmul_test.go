@@ -51,7 +51,7 @@ func TestQTileDecodeBitExact(t *testing.T) {
 	defer withConfig(func(c *Config) { c.QDisabled, c.QTileMin = false, 1 })()
 	for _, dt := range gemm16TestTypes {
 		if !gemm16For(supported, dt).ok() {
-			t.Skipf("no sixteen-row %s kernels on this CPU (level %v, VNNI %v)", dt, supported, hasVNNI)
+			t.Skipf("no sixteen-row %s kernels on this CPU (level %v)", dt, supported)
 		}
 	}
 	type target struct {
