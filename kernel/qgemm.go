@@ -83,19 +83,11 @@ func qGemmMulti(cfg *Config, outs [][]float32, x []float32, n int, ws []*tensor.
 // two or more weights of one qGemmRoute type and width whose sizes pass
 // MatMul's checks.
 func multiGemmOK(cfg *Config, x []float32, n int, outs [][]float32, ws []*tensor.Tensor) bool {
-	if len(ws) < 2 || len(ws) > maxTargets || !qGemmRoute(cfg, active, ws[0].DType, n) {
+	if !multiSizesOK(x, n, outs, ws) || !qGemmRoute(cfg, active, ws[0].DType, n) {
 		return false
 	}
-	cols := ws[0].Cols()
-	if len(x) < n*cols {
-		return false
-	}
-	for i, w := range ws {
-		if w.Decoder != nil || w.DType != ws[0].DType || w.Cols() != cols || w.Rows() == 0 {
-			return false
-		}
-		rb, err := w.DType.RowBytes(cols)
-		if err != nil || len(w.Data) < w.Rows()*rb || len(outs[i]) < n*w.Rows() {
+	for _, w := range ws[1:] {
+		if w.DType != ws[0].DType {
 			return false
 		}
 	}

@@ -87,3 +87,13 @@
 	PREFETCHT2 (R14)(R11*1); \
 	PREFETCHT2 (R14)(R8*2); \
 	PREFETCHT2 (R14)(R12*1)
+
+// Arguments: out+0 ostride+24 pack+32 nb+56 acts+64. Sets R8 (out), R13
+// (ostride bytes), SI (tile), DI (acts), CX (super-blocks).
+#define KARGS \
+	MOVQ out_base+0(FP), R8; \
+	MOVQ ostride+24(FP), R13; \
+	SHLQ $2, R13; \
+	MOVQ pack_base+32(FP), SI; \
+	MOVQ acts_base+64(FP), DI; \
+	MOVQ nb+56(FP), CX

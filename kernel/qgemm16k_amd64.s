@@ -19,15 +19,6 @@
 // epilogue per super-block repeats the generic dot's operations in its
 // order, so results equal it bit for bit.
 
-// Arguments: out+0 ostride+24 pack+32 nb+56 acts+64. Sets R8 (out), R13
-// (ostride bytes), SI (tile), DI (acts), CX (super-blocks).
-#define KARGS \
-	MOVQ out_base+0(FP), R8; \
-	MOVQ ostride+24(FP), R13; \
-	SHLQ $2, R13; \
-	MOVQ pack_base+32(FP), SI; \
-	MOVQ acts_base+64(FP), DI; \
-	MOVQ nb+56(FP), CX
 
 
 // func gemm16Q4_Kx4VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)

@@ -327,22 +327,37 @@ func MatMulMulti(x []float32, n int, outs [][]float32, ws []*tensor.Tensor) erro
 
 // multiOK reports whether MatMulMulti can run ws as one integer-path job.
 func multiOK(cfg *Config, x []float32, n int, outs [][]float32, ws []*tensor.Tensor) bool {
-	if len(ws) < 2 || len(ws) > maxTargets || n < 1 {
-		return false
-	}
-	cols := ws[0].Cols()
-	if len(x) < n*cols {
+	if !multiSizesOK(x, n, outs, ws) {
 		return false
 	}
 	var act actFormat
 	for i, w := range ws {
-		if w.Decoder != nil || !qRouteCfg(cfg, w.DType, n) || w.Cols() != cols {
+		if !qRouteCfg(cfg, w.DType, n) {
 			return false
 		}
 		qt, _ := qTypeOf(w.DType)
 		if i == 0 {
 			act = qt.act
 		} else if qt.act != act {
+			return false
+		}
+	}
+	return true
+}
+
+// multiSizesOK reports whether ws, two to maxTargets stored (not codebook)
+// weights of one width, pass MatMul's size checks for input x and outputs
+// outs at n activations.
+func multiSizesOK(x []float32, n int, outs [][]float32, ws []*tensor.Tensor) bool {
+	if len(ws) < 2 || len(ws) > maxTargets || n < 1 || len(outs) != len(ws) {
+		return false
+	}
+	cols := ws[0].Cols()
+	if len(x) < n*cols {
+		return false
+	}
+	for i, w := range ws {
+		if w.Decoder != nil || w.Cols() != cols {
 			return false
 		}
 		rb, err := w.DType.RowBytes(cols)
