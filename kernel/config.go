@@ -105,8 +105,8 @@ var (
 
 func init() { config.Store(normalize(DefaultConfig())) }
 
-// DefaultConfig returns the default settings, with TERSE_SPIN_US and
-// TERSE_KERNEL applied.
+// DefaultConfig returns the default settings, with TERSE_SPIN_US,
+// TERSE_KERNEL, TERSE_NOAMX and TERSE_QTILEMIN (Config.QTileMin) applied.
 func DefaultConfig() Config { return defaultConfig(os.Getenv) }
 
 func defaultConfig(getenv func(string) string) Config {
@@ -115,6 +115,9 @@ func defaultConfig(getenv func(string) string) Config {
 		NoAMX: getenv("TERSE_NOAMX") == "1"}
 	if v, err := strconv.Atoi(getenv("TERSE_SPIN_US")); err == nil && v >= 0 {
 		c.Spin = time.Duration(v) * time.Microsecond
+	}
+	if v, err := strconv.Atoi(getenv("TERSE_QTILEMIN")); err == nil && v >= 0 {
+		c.QTileMin = v
 	}
 	return c
 }
