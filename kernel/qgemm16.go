@@ -211,10 +211,13 @@ func packQ4_0x16Wide(dst, w []byte, rb, nb int) {
 }
 
 // pack16Buf is the scratch of one tile walk: the repacked tile, and a
-// partial last tile's rows padded to sixteen and its outputs.
+// partial last tile's rows padded to sixteen and its outputs. sink keeps
+// the checksums of the band reads (see runTiled16) so that they are not
+// dead code.
 type pack16Buf struct {
 	pack, rows []byte
 	out        []float32
+	sink       uint64
 }
 
 // pack16Pool holds tile walk scratch.
@@ -230,6 +233,15 @@ const gemm16Band = 4
 // kernels: bands of up to gemm16Band 16-row tiles are repacked and dotted
 // with every token group. A partial last tile is padded with zero rows and
 // computed into scratch, so that every row takes the same kernels.
+//
+// Each band's weights are first read once in address order (ReadSum):
+// the repacking routines read sixteen rows at once, a few dozen bytes from
+// each, which the hardware prefetchers of some CPUs do not follow. On an
+// AMD Zen 4 (one thread, eight 8192×2048 Q4_K matrices, weights from
+// memory: BenchmarkQDecodeDRAM) the sequential read first, with no
+// software prefetch in the repacking, cut a one-token tile pass from ~2.0
+// to ~1.4 ms and a Llama-3.2-1B batch-8 decode step by a quarter; the
+// repacking then reads from cache.
 func (j *qJob) runTiled16(tg *qTarget, lo, hi int) {
 	nb := j.cols / j.gemm16.blk
 	size := nb * j.gemm16.tile
@@ -242,6 +254,7 @@ func (j *qJob) runTiled16(tg *qTarget, lo, hi int) {
 		b1 := min(b0+gemm16Band*16, hi)
 		ntile := (b1 - b0 + 15) / 16
 		partial := false
+		sb.sink += ReadSum(tg.data[b0*rb : b1*rb])
 		for i := 0; i < ntile; i++ {
 			r0 := b0 + 16*i
 			pk := sb.pack[i*size : (i+1)*size]

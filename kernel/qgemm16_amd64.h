@@ -65,29 +65,6 @@
 	VPUNPCKLQDQ     s3, s1, t2; \
 	VPUNPCKHQDQ     s3, s1, t3
 
-// PREFETCHNEXT prefetches the bytes at SI + R13 (R13 = 16·rb: the same
-// block of the next tile's rows, which follow the tile's in memory) in
-// each of sixteen rows (ROWREGS set; clobbers R14), so that the next
-// tile streams from memory while this one is repacked and multiplied.
-#define PREFETCHNEXT \
-	LEAQ       (SI)(R13*1), R14; \
-	PREFETCHT2 (R14); \
-	PREFETCHT2 (R14)(AX*1); \
-	PREFETCHT2 (R14)(AX*2); \
-	PREFETCHT2 (R14)(BX*1); \
-	PREFETCHT2 (R14)(AX*4); \
-	PREFETCHT2 (R14)(DX*1); \
-	PREFETCHT2 (R14)(BX*2); \
-	PREFETCHT2 (R14)(R8*1); \
-	PREFETCHT2 (R14)(AX*8); \
-	PREFETCHT2 (R14)(R9*1); \
-	PREFETCHT2 (R14)(DX*2); \
-	PREFETCHT2 (R14)(R10*1); \
-	PREFETCHT2 (R14)(BX*4); \
-	PREFETCHT2 (R14)(R11*1); \
-	PREFETCHT2 (R14)(R8*2); \
-	PREFETCHT2 (R14)(R12*1)
-
 // Arguments: out+0 ostride+24 pack+32 nb+56 acts+64. Sets R8 (out), R13
 // (ostride bytes), SI (tile), DI (acts), CX (super-blocks).
 #define KARGS \

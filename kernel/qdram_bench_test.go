@@ -1,0 +1,71 @@
+//go:build unix
+
+package kernel
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"syscall"
+	"testing"
+
+	"github.com/terse-llm/terse/tensor"
+)
+
+// BenchmarkQDecodeDRAM is BenchmarkQTileMin on weights that do not fit in
+// the last-level cache: each op multiplies by the next of eight 8192×2048
+// matrices of one type (70-140 MB in all), as a decode step walks a
+// model's layers, so the weights stream from memory. One thread; rows and
+// tiles alternate so that a loaded machine slows both alike; tok/s counts
+// activations.
+func BenchmarkQDecodeDRAM(b *testing.B) {
+	defer SetThreads(0)
+	const rows, cols, nw = 8192, 2048, 8
+	for _, dt := range []tensor.DType{tensor.Q8_0, tensor.Q4_0, tensor.Q4_K, tensor.Q6_K, tensor.IQ4_XS} {
+		if !gemm16For(active, dt).ok() {
+			continue
+		}
+		ws := make([]*tensor.Tensor, nw)
+		for i := range ws {
+			w, err := makeWeight(rand.New(rand.NewPCG(uint64(i), uint64(dt))), dt, rows, cols)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ws[i] = w
+		}
+		for _, n := range []int{1, 4, 8, 16} {
+			x := randVec(rand.New(rand.NewPCG(1, uint64(n))), n*cols)
+			out := make([]float32, n*rows)
+			for _, route := range []string{"rows", "tiles"} {
+				b.Run(fmt.Sprintf("%s/n=%d/%s", dt, n, route), func(b *testing.B) {
+					defer withConfig(func(c *Config) {
+						c.Threads, c.QTileMin = 1, 0
+						if route == "tiles" {
+							c.QTileMin = 1
+						}
+					})()
+					b.SetBytes(int64(len(ws[0].Data)))
+					i := 0
+					c0 := cpuTime()
+					for b.Loop() {
+						if err := MatMul(out, x, n, ws[i%nw]); err != nil {
+							b.Fatal(err)
+						}
+						i++
+					}
+					b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "tok/s")
+					b.ReportMetric(float64(cpuTime()-c0)/float64(b.N), "cpu-ns/op")
+				})
+			}
+		}
+	}
+}
+
+// cpuTime is the process's user+system CPU time in nanoseconds (0 where
+// getrusage is unavailable).
+func cpuTime() int64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
