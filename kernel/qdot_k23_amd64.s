@@ -1,0 +1,279 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// AVX2 dot products of Q2_K and Q3_K weight rows with Q8_K activations
+// (qdot_k23_amd64.go). Each super-block's integer sums are formed exactly
+// in vectors (2- and 3-bit quants are unsigned bytes for VPMADDUBSW: Q3_K's
+// quants carry +4, taken off through the activation block sums) and reduced
+// to scalars; the float32 products and the running sum then follow the
+// reference dot (quant/ggml dotQ2K, dotQ3K) operation by operation, so the
+// result is the reference's bit for bit.
+
+// VPSHUFB masks: entry k (32 bytes) zero-extends byte 2k of each 128-bit
+// lane into every int16 of that lane. With the sixteen scale bytes in the
+// low lane and the same bytes moved down one in the high lane, entry k
+// gives sub-block 2k's scale in the low eight words and 2k+1's in the high.
+
+DATA k23Shuf<>+0x00(SB)/8, $0x8000800080008000
+DATA k23Shuf<>+0x08(SB)/8, $0x8000800080008000
+DATA k23Shuf<>+0x10(SB)/8, $0x8000800080008000
+DATA k23Shuf<>+0x18(SB)/8, $0x8000800080008000
+DATA k23Shuf<>+0x20(SB)/8, $0x8002800280028002
+DATA k23Shuf<>+0x28(SB)/8, $0x8002800280028002
+DATA k23Shuf<>+0x30(SB)/8, $0x8002800280028002
+DATA k23Shuf<>+0x38(SB)/8, $0x8002800280028002
+DATA k23Shuf<>+0x40(SB)/8, $0x8004800480048004
+DATA k23Shuf<>+0x48(SB)/8, $0x8004800480048004
+DATA k23Shuf<>+0x50(SB)/8, $0x8004800480048004
+DATA k23Shuf<>+0x58(SB)/8, $0x8004800480048004
+DATA k23Shuf<>+0x60(SB)/8, $0x8006800680068006
+DATA k23Shuf<>+0x68(SB)/8, $0x8006800680068006
+DATA k23Shuf<>+0x70(SB)/8, $0x8006800680068006
+DATA k23Shuf<>+0x78(SB)/8, $0x8006800680068006
+DATA k23Shuf<>+0x80(SB)/8, $0x8008800880088008
+DATA k23Shuf<>+0x88(SB)/8, $0x8008800880088008
+DATA k23Shuf<>+0x90(SB)/8, $0x8008800880088008
+DATA k23Shuf<>+0x98(SB)/8, $0x8008800880088008
+DATA k23Shuf<>+0xa0(SB)/8, $0x800a800a800a800a
+DATA k23Shuf<>+0xa8(SB)/8, $0x800a800a800a800a
+DATA k23Shuf<>+0xb0(SB)/8, $0x800a800a800a800a
+DATA k23Shuf<>+0xb8(SB)/8, $0x800a800a800a800a
+DATA k23Shuf<>+0xc0(SB)/8, $0x800c800c800c800c
+DATA k23Shuf<>+0xc8(SB)/8, $0x800c800c800c800c
+DATA k23Shuf<>+0xd0(SB)/8, $0x800c800c800c800c
+DATA k23Shuf<>+0xd8(SB)/8, $0x800c800c800c800c
+DATA k23Shuf<>+0xe0(SB)/8, $0x800e800e800e800e
+DATA k23Shuf<>+0xe8(SB)/8, $0x800e800e800e800e
+DATA k23Shuf<>+0xf0(SB)/8, $0x800e800e800e800e
+DATA k23Shuf<>+0xf8(SB)/8, $0x800e800e800e800e
+GLOBL k23Shuf<>(SB), RODATA|NOPTR, $256
+
+// HSUMD reduces the eight int32 of Y register y (x its low half, t an X
+// temporary) to the 32-bit register r.
+#define HSUMD(y, x, t, r) \
+	VEXTRACTI128 $1, y, t; \
+	VPADDD       t, x, x; \
+	VPSHUFD      $0x4e, x, t; \
+	VPADDD       t, x, x; \
+	VPSHUFD      $0xb1, x, t; \
+	VPADDD       t, x, x; \
+	VMOVD        x, r
+
+// BCAST8 broadcasts byte c into every byte of Y register y (x its low half;
+// clobbers AX).
+#define BCAST8(c, x, y) \
+	MOVL         c, AX; \
+	VMOVD        AX, x; \
+	VPBROADCASTB x, y
+
+// SCALEPAIRS sets Y6 = [X6, X6 moved down one byte] for the k23Shuf masks
+// (clobbers X8).
+#define SCALEPAIRS \
+	VPSRLDQ     $1, X6, X8; \
+	VINSERTI128 $1, X8, Y6, Y6
+
+// HALFSCALE loads binary16 at off(SI) times the activation scale at (DX)
+// into X register x (clobbers AX and X register t): dy·d, in that order.
+#define HALFSCALE(off, x, t) \
+	MOVWLZX   off(SI), AX; \
+	VMOVD     AX, x; \
+	VCVTPH2PS x, x; \
+	VMOVSS    (DX), t; \
+	VMULSS    x, t, x
+
+// Q2KSUB adds sub-blocks 8h+2j and 8h+2j+1 to Y5: the quants at shift 2j
+// of Y10 (the 32 bytes of half h) times the activations at off(DI), by
+// the scales through mask m (Y14: 0x03 bytes; clobbers Y1, Y2).
+#define Q2KSUB(sh, off, m) \
+	VPSRLW     $sh, Y10, Y1; \
+	VPAND      Y14, Y1, Y1; \
+	VPMADDUBSW off(DI), Y1, Y1; \
+	VPSHUFB    m(R11), Y6, Y2; \
+	VPMADDWD   Y2, Y1, Y1; \
+	VPADDD     Y1, Y5, Y5
+
+// func dotQ2KAVX2(w []byte, q []int8, d []float32, bs []int16) float32
+TEXT ·dotQ2KAVX2(SB), NOSPLIT, $0-100
+	MOVQ w_base+0(FP), SI
+	MOVQ q_base+24(FP), DI
+	MOVQ d_base+48(FP), DX
+	MOVQ d_len+56(FP), CX
+	MOVQ bs_base+72(FP), BX
+	LEAQ k23Shuf<>(SB), R11
+	VXORPS X0, X0, X0
+	BCAST8($0x03, X14, Y14)
+	BCAST8($0x0f, X13, Y13)
+
+q2kloop:
+	TESTQ CX, CX
+	JZ    q2kdone
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4160(SI)
+
+	// Scales (low nibbles) to Y6, mins (high nibbles) times the block
+	// sums to R9.
+	VMOVDQU   (SI), X6
+	VPSRLW    $4, X6, X7
+	VPAND     X13, X7, X7
+	VPAND     X13, X6, X6
+	SCALEPAIRS
+	VPMOVZXBW X7, Y7
+	VPMADDWD  (BX), Y7, Y7
+	HSUMD(Y7, X7, X8, R9)
+
+	VPXOR   Y5, Y5, Y5
+	VMOVDQU 16(SI), Y10
+
+	Q2KSUB(0, 0, 0)
+	Q2KSUB(2, 32, 32)
+	Q2KSUB(4, 64, 64)
+	Q2KSUB(6, 96, 96)
+	VMOVDQU 48(SI), Y10
+	Q2KSUB(0, 128, 128)
+	Q2KSUB(2, 160, 160)
+	Q2KSUB(4, 192, 192)
+	Q2KSUB(6, 224, 224)
+	HSUMD(Y5, X5, X8, R8)
+
+	// sum += dy·d·sumi − dy·dmin·summ, as the reference rounds it.
+	HALFSCALE(80, X1, X3)
+	HALFSCALE(82, X2, X3)
+	VCVTSI2SSL R8, X4, X4
+	VMULSS    X4, X1, X1
+	VCVTSI2SSL R9, X4, X4
+	VMULSS    X4, X2, X2
+	VSUBSS    X2, X1, X1
+	VADDSS    X1, X0, X0
+
+	ADDQ $84, SI
+	ADDQ $256, DI
+	ADDQ $4, DX
+	ADDQ $32, BX
+	DECQ CX
+	JMP  q2kloop
+
+q2kdone:
+	VMOVSS X0, ret+96(FP)
+	VZEROUPPER
+	RET
+
+// Q3KSUB adds sub-blocks 8h+2j and 8h+2j+1 (k = 4h+j) to Y5: the low bits
+// at shift 2j of Y10 (the 32 bytes of half h) and high bit k of the hmask
+// bytes in Y9 at bit 2 (hop $hn: the shift that puts it there), times the
+// activations at off(DI), by the scales through mask m less 32 (Y14: 0x03
+// bytes, Y12: 0x04 bytes, Y11: int16 32s; clobbers Y1, Y2).
+#define Q3KSUB(sh, hop, hn, off, m) \
+	VPSRLW     $sh, Y10, Y1; \
+	VPAND      Y14, Y1, Y1; \
+	hop        $hn, Y9, Y2; \
+	VPAND      Y12, Y2, Y2; \
+	VPOR       Y2, Y1, Y1; \
+	VPMADDUBSW off(DI), Y1, Y1; \
+	VPSHUFB    m(R11), Y6, Y2; \
+	VPSUBW     Y11, Y2, Y2; \
+	VPMADDWD   Y2, Y1, Y1; \
+	VPADDD     Y1, Y5, Y5
+
+// func dotQ3KAVX2(w []byte, q []int8, d []float32, bs []int16) float32
+//
+// A quant is ((qs>>shift)&3 | hbit<<2) − 4 and a scale its 6-bit field
+// − 32: with u the unbiased quant, Σ sc·Σ(u−4)·q = Σ sc·Σu·q − 4·Σ sc·bs.
+TEXT ·dotQ3KAVX2(SB), NOSPLIT, $0-100
+	MOVQ w_base+0(FP), SI
+	MOVQ q_base+24(FP), DI
+	MOVQ d_base+48(FP), DX
+	MOVQ d_len+56(FP), CX
+	MOVQ bs_base+72(FP), BX
+	LEAQ k23Shuf<>(SB), R11
+	VXORPS X0, X0, X0
+	BCAST8($0x03, X14, Y14)
+	BCAST8($0x04, X12, Y12)
+	MOVL         $32, AX
+	VMOVD        AX, X11
+	VPBROADCASTW X11, Y11
+
+q3kloop:
+	TESTQ CX, CX
+	JZ    q3kdone
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4160(SI)
+
+	// The sixteen 6-bit scale fields (+32) of the 12 bytes at 96(SI), as
+	// bytes in X6: low nibbles from bytes 0-7, high pairs from 8-11.
+	MOVL 96(SI), R8
+	MOVL 100(SI), R9
+	MOVL 104(SI), R10
+	MOVL R10, R12
+	ANDL $0x03030303, R12
+	SHLL $4, R12
+	MOVL R8, R13
+	ANDL $0x0f0f0f0f, R13
+	ORL  R12, R13
+	VMOVD R13, X6
+	MOVL R10, R12
+	SHRL $2, R12
+	ANDL $0x03030303, R12
+	SHLL $4, R12
+	MOVL R9, R13
+	ANDL $0x0f0f0f0f, R13
+	ORL  R12, R13
+	VPINSRD $1, R13, X6, X6
+	MOVL R10, R12
+	SHRL $4, R12
+	ANDL $0x03030303, R12
+	SHLL $4, R12
+	MOVL R8, R13
+	SHRL $4, R13
+	ANDL $0x0f0f0f0f, R13
+	ORL  R12, R13
+	VPINSRD $2, R13, X6, X6
+	SHRL $6, R10
+	ANDL $0x03030303, R10
+	SHLL $4, R10
+	SHRL $4, R9
+	ANDL $0x0f0f0f0f, R9
+	ORL  R10, R9
+	VPINSRD $3, R9, X6, X6
+
+	// Σ sc·bs into R9.
+	VPMOVZXBW X6, Y7
+	VPSUBW    Y11, Y7, Y7
+	VPMADDWD  (BX), Y7, Y7
+	HSUMD(Y7, X7, X8, R9)
+	SCALEPAIRS
+
+	VMOVDQU (SI), Y9
+	VPXOR   Y5, Y5, Y5
+	VMOVDQU 32(SI), Y10
+
+	Q3KSUB(0, VPSLLW, 2, 0, 0)
+	Q3KSUB(2, VPSLLW, 1, 32, 32)
+	Q3KSUB(4, VPSRLW, 0, 64, 64)
+	Q3KSUB(6, VPSRLW, 1, 96, 96)
+	VMOVDQU 64(SI), Y10
+	Q3KSUB(0, VPSRLW, 2, 128, 128)
+	Q3KSUB(2, VPSRLW, 3, 160, 160)
+	Q3KSUB(4, VPSRLW, 4, 192, 192)
+	Q3KSUB(6, VPSRLW, 5, 224, 224)
+	HSUMD(Y5, X5, X8, R8)
+	SHLL $2, R9
+	SUBL R9, R8
+
+	// sum += dy·d·sumi, as the reference rounds it.
+	HALFSCALE(108, X1, X3)
+	VCVTSI2SSL R8, X4, X4
+	VMULSS    X4, X1, X1
+	VADDSS    X1, X0, X0
+
+	ADDQ $110, SI
+	ADDQ $256, DI
+	ADDQ $4, DX
+	ADDQ $32, BX
+	DECQ CX
+	JMP  q3kloop
+
+q3kdone:
+	VMOVSS X0, ret+96(FP)
+	VZEROUPPER
+	RET
