@@ -24,19 +24,25 @@ func withConfig(change func(*Config)) (restore func()) {
 
 func TestDefaultConfig(t *testing.T) {
 	for _, tc := range []struct {
-		env  map[string]string
-		spin time.Duration
-		lvl  string
+		env   map[string]string
+		spin  time.Duration
+		lvl   string
+		tile  int
+		noAMX bool
 	}{
-		{env: nil, spin: defaultSpin},
-		{env: map[string]string{"TERSE_SPIN_US": "0"}, spin: 0},
-		{env: map[string]string{"TERSE_SPIN_US": "250", "TERSE_KERNEL": "generic"}, spin: 250 * time.Microsecond, lvl: "generic"},
-		{env: map[string]string{"TERSE_SPIN_US": "-4"}, spin: defaultSpin},
-		{env: map[string]string{"TERSE_SPIN_US": "x"}, spin: defaultSpin},
+		{env: nil, spin: defaultSpin, tile: defaultQTileMin},
+		{env: map[string]string{"TERSE_SPIN_US": "0"}, spin: 0, tile: defaultQTileMin},
+		{env: map[string]string{"TERSE_SPIN_US": "250", "TERSE_KERNEL": "generic"}, spin: 250 * time.Microsecond, lvl: "generic", tile: defaultQTileMin},
+		{env: map[string]string{"TERSE_SPIN_US": "-4"}, spin: defaultSpin, tile: defaultQTileMin},
+		{env: map[string]string{"TERSE_SPIN_US": "x"}, spin: defaultSpin, tile: defaultQTileMin},
+		{env: map[string]string{"TERSE_QTILEMIN": "0", "TERSE_NOAMX": "1"}, spin: defaultSpin, tile: 0, noAMX: true},
+		{env: map[string]string{"TERSE_QTILEMIN": "5"}, spin: defaultSpin, tile: 5},
+		{env: map[string]string{"TERSE_QTILEMIN": "-1"}, spin: defaultSpin, tile: defaultQTileMin},
+		{env: map[string]string{"TERSE_QTILEMIN": "two"}, spin: defaultSpin, tile: defaultQTileMin},
 	} {
 		c := defaultConfig(func(k string) string { return tc.env[k] })
 		if c.Spin != tc.spin || c.Level != tc.lvl || c.TileRows != defaultTileRows || c.KBlock != defaultKBlock ||
-			c.SmallWork != defaultSmallWork || c.QMaxBatch != qMaxN || c.QTileMin != defaultQTileMin || c.QDisabled {
+			c.SmallWork != defaultSmallWork || c.QMaxBatch != qMaxN || c.QTileMin != tc.tile || c.NoAMX != tc.noAMX || c.QDisabled {
 			t.Errorf("env %v: %+v", tc.env, c)
 		}
 	}
