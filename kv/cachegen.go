@@ -46,8 +46,10 @@ type cachegenCache struct {
 	coded        [][]cgChunk // per layer: the coded chunks, in order
 	openK, openV [][]float32 // per layer: C × KV width
 	pc           codec.PlaneCoder
-	bytes, elems int64 // coded so far, over the cache's life
-	held         int64 // bytes of the chunks held now
+	cfg          *model.Config
+	rot          []float32 // keys of the chunk being coded, before RoPE
+	bytes, elems int64     // coded so far, over the cache's life
+	held         int64     // bytes of the chunks held now
 }
 
 // cgChunk is one coded chunk of one layer: per KV head, its key plane
@@ -59,7 +61,7 @@ type cgChunk struct {
 
 func newCacheGenCache(cfg *model.Config, positions int, sp *Spec) (*cachegenCache, error) {
 	L := cfg.NLayers
-	c := &cachegenCache{sp: *sp, cap: positions, hd: cfg.HeadDim, C: sp.Chunk,
+	c := &cachegenCache{sp: *sp, cap: positions, hd: cfg.HeadDim, C: sp.Chunk, cfg: cfg,
 		opt: codec.Options{Bits: sp.Bits, EarlyBits: sp.EarlyBits, KeyBits: sp.KeyBits, ValueBits: sp.ValueBits,
 			Group: sp.Group, PlaneWidth: cfg.HeadDim},
 		kvDim: make([]int, L), lens: make([]int, L), mk: make([]float32, L), mv: make([]float32, L),
@@ -112,9 +114,14 @@ func (c *cachegenCache) codeChunk(layer int) error {
 	d, heads := c.kvDim[layer], c.kvDim[layer]/c.hd
 	ch := cgChunk{k: make([][]byte, heads), v: make([][]byte, heads)}
 	var n int64
+	// Keys are coded before RoPE (each rotated back through its
+	// position's angle): a channel's mean then predicts it, where after
+	// RoPE it turns with the position. Decoding rotates them again.
+	c.rot = append(c.rot[:0], c.openK[layer]...)
+	c.rope(c.rot, d, len(c.coded[layer])*c.C, c.C, true)
 	for h := 0; h < heads; h++ {
 		var err error
-		if ch.k[h], err = c.pc.AppendPlane(nil, c.openK[layer][h*c.hd:], c.C, c.hd, d, c.mk[layer], c.opt.Group); err != nil {
+		if ch.k[h], err = c.pc.AppendPlane(nil, c.rot[h*c.hd:], c.C, c.hd, d, c.mk[layer], c.opt.Group); err != nil {
 			return fmt.Errorf("keys of head %d: %w", h, err)
 		}
 		if ch.v[h], err = c.pc.AppendPlane(nil, c.openV[layer][h*c.hd:], c.C, c.hd, d, c.mv[layer], c.opt.Group); err != nil {
@@ -132,6 +139,7 @@ func (c *cachegenCache) codeChunk(layer int) error {
 				return fmt.Errorf("values of head %d: %w", h, err)
 			}
 		}
+		c.rope(ch.dk, d, len(c.coded[layer])*c.C, c.C, false)
 		c.held += 4 * int64(len(ch.dk)+len(ch.dv))
 	}
 	c.coded[layer] = append(c.coded[layer], ch)
@@ -165,7 +173,26 @@ func (c *cachegenCache) decode(layer, head, j, kv int, buf []float32) error {
 	if err := codec.DecodePlane(src, c.C, c.hd, m, c.opt.Group, buf, c.hd); err != nil {
 		return fmt.Errorf("kv %s: layer %d: chunk %d head %d: %w", &c.sp, layer, j, head, err)
 	}
+	if kv == 0 {
+		c.rope(buf, c.hd, j*c.C, c.C, false)
+	}
 	return nil
+}
+
+// rope rotates n rows of width d (whole heads), the first at position
+// pos, back to position 0 (undo) or from position 0 to their own.
+func (c *cachegenCache) rope(x []float32, d, pos, n int, undo bool) {
+	if !(c.cfg.RopeTheta > 0) { // no RoPE to undo
+		return
+	}
+	for t := 0; t < n; t++ {
+		b := &model.KVBlock{Start: pos + t, Len: 1, KVDim: []int{d}, K: [][]float32{x[t*d : (t+1)*d]}, V: [][]float32{nil}}
+		to := 0
+		if !undo {
+			b.Start, to = 0, pos+t
+		}
+		model.ShiftKeys(c.cfg, b, to)
+	}
 }
 
 // Scores implements model.KVCache: each coded chunk's key plane of the

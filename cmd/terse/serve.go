@@ -245,5 +245,5 @@ func storeCodecOf(s string) (enc func(*model.KVBlock) ([]byte, error), dec func(
 		o.Bits = b
 	}
 	enc = func(b *model.KVBlock) ([]byte, error) { return codec.Encode(b, o) }
-	return enc, codec.Decode, fmt.Sprintf("cachegen-%g", o.Bits), nil
+	return enc, codec.Decode, fmt.Sprintf("cachegen-v%d-%g", codec.Version, o.Bits), nil
 }
