@@ -508,3 +508,236 @@ func TestCGPred(t *testing.T) {
 		fmt.Fprintf(os.Stderr, "layer %d: V from K same layer: %.3f bits\n", l, gv)
 	}
 }
+
+// fitLS fits Y (n×q) ≈ [X 1] B by ridge least squares; B is (p+1)×q.
+func fitLS(X []float64, p int, Y []float64, q int, n int) []float64 {
+	p1 := p + 1
+	A := make([]float64, p1*p1)
+	B := make([]float64, p1*q)
+	row := make([]float64, p1)
+	for t := 0; t < n; t++ {
+		copy(row, X[t*p:(t+1)*p])
+		row[p] = 1
+		for i := 0; i < p1; i++ {
+			ri := row[i]
+			for j := 0; j < p1; j++ {
+				A[i*p1+j] += ri * row[j]
+			}
+			for c := 0; c < q; c++ {
+				B[i*q+c] += ri * Y[t*q+c]
+			}
+		}
+	}
+	var tr float64
+	for i := 0; i < p; i++ {
+		tr += A[i*p1+i]
+	}
+	for i := 0; i < p; i++ {
+		A[i*p1+i] += 1e-3 * tr / float64(p)
+	}
+	cholSolve(A, p1, B, q)
+	return B
+}
+
+// captureKV runs windows of text through m with a recording cache: per
+// layer, keys before RoPE and values, token-major.
+func captureKV(t *testing.T, m *model.Model, stream []int, bos, windows int) (K, V [][]float64) {
+	cfg := &m.Config
+	L := cfg.NLayers
+	K, V = make([][]float64, L), make([][]float64, L)
+	r := model.NewRunner(m, 0)
+	r.NewCache = func(n int) (model.KVCache, error) {
+		c := &expCache{cfg: cfg, C: 64, k: make([][]float32, L), v: make([][]float32, L), lens: make([]int, L)}
+		c.quant = func(l, p0 int, k, v []float32) float64 {
+			d := cfg.KVDim(l)
+			kk := append([]float32(nil), k[:c.C*d]...)
+			unrope(cfg, kk, d, p0, c.C, true)
+			for i := range c.C * d {
+				K[l] = append(K[l], float64(kk[i]))
+				V[l] = append(V[l], float64(v[i]))
+			}
+			return 0
+		}
+		return c, nil
+	}
+	if _, err := eval.Evaluate(r, stream, eval.Options{Protocol: eval.ProtocolLlamaCpp, Ctx: 512, Windows: windows, BOS: bos}); err != nil {
+		t.Fatal(err)
+	}
+	return K, V
+}
+
+func unrope(cfg *model.Config, x []float32, d, pos, n int, undo bool) {
+	for t := 0; t < n; t++ {
+		b := &model.KVBlock{Start: pos + t, Len: 1, KVDim: []int{d}, K: [][]float32{x[t*d : (t+1)*d]}, V: [][]float32{nil}}
+		to := 0
+		if !undo {
+			b.Start, to = 0, pos+t
+		}
+		model.ShiftKeys(cfg, b, to)
+	}
+}
+
+// TestCGCross measures cross-layer linear prediction through the meter:
+// predictors fitted on pdtext-calib (keys of layer l from layer l−1's
+// decoded keys and values; values from the same layer's decoded keys and
+// layer l−1's), residuals coded with one step per plane tied to the
+// original's RMS. CGCROSS=step,step,... (relative steps, ×2^−offsets of
+// KOFF/VOFF per layer); CGCROSS_NOPRED=1 codes without prediction.
+func TestCGCross(t *testing.T) {
+	if os.Getenv("CGCROSS") == "" {
+		t.Skip()
+	}
+	ck, err := load.Open(testshared.Path(t, "models/pdtext-llama-28m"), load.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	m := ck.Model
+	cfg := &m.Config
+	L, d, hd := cfg.NLayers, cfg.KVDim(0), cfg.HeadDim
+	rawc, _ := os.ReadFile(testshared.Path(t, "data/pdtext-calib.txt"))
+	calib := eval.Stream(ck.Tokenizer, string(rawc), "")
+	K, V := captureKV(t, m, calib, ck.Tokenizer.BOS(), int(envF("CALWIN", 8)))
+	n := len(K[0]) / d
+	cat := func(a ...[]float64) ([]float64, int) {
+		w := 0
+		for _, x := range a {
+			w += len(x) / n
+		}
+		out := make([]float64, 0, n*w)
+		for tk := 0; tk < n; tk++ {
+			for _, x := range a {
+				q := len(x) / n
+				out = append(out, x[tk*q:(tk+1)*q]...)
+			}
+		}
+		return out, w
+	}
+	predK, predV := make([][]float64, L), make([][]float64, L)
+	for l := range L {
+		if l > 0 {
+			X, p := cat(K[l-1], V[l-1])
+			predK[l] = fitLS(X, p, K[l], d, n)
+			X, p = cat(K[l], K[l-1], V[l-1])
+			predV[l] = fitLS(X, p, V[l], d, n)
+		} else {
+			predV[l] = fitLS(K[0], d, V[0], d, n)
+		}
+	}
+	t.Logf("fitted on %d tokens", n)
+	raw, _ := os.ReadFile(testshared.Path(t, "data/pdtext-val.txt"))
+	stream := eval.Stream(ck.Tokenizer, string(raw), "")
+	nopred := os.Getenv("CGCROSS_NOPRED") != ""
+	offs := func(env string) []float64 {
+		o := make([]float64, L)
+		for l, x := range strings.Split(os.Getenv(env), ":") {
+			if l < L {
+				o[l], _ = strconv.ParseFloat(x, 64)
+			}
+		}
+		return o
+	}
+	koff, voff := offs("KOFF"), offs("VOFF")
+	for _, ss := range strings.Split(os.Getenv("CGCROSS"), ",") {
+		st, _ := strconv.ParseFloat(ss, 64)
+		var bitsK, bitsV, el float64
+		r := model.NewRunner(m, 0)
+		r.NewCache = func(np int) (model.KVCache, error) {
+			c := &expCache{cfg: cfg, C: 64, k: make([][]float32, L), v: make([][]float32, L), lens: make([]int, L)}
+			pre := make([][]float32, L) // decoded keys before RoPE, per layer (the current chunk)
+			buf := make([]int64, 0, 64)
+			c.quant = func(l, p0 int, k, v []float32) float64 {
+				C := c.C
+				unrope(cfg, k, d, p0, C, true)
+				feat := func(parts ...[]float32) ([]float64, int) {
+					w := 0
+					for _, x := range parts {
+						w += len(x) / C
+					}
+					out := make([]float64, 0, C*w)
+					for tk := 0; tk < C; tk++ {
+						for _, x := range parts {
+							q := len(x) / C
+							for _, f := range x[tk*q : (tk+1)*q] {
+								out = append(out, float64(f))
+							}
+						}
+					}
+					return out, w
+				}
+				code := func(x []float32, B []float64, X []float64, p int, step0 float64, kind int) float64 {
+					pred := make([]float64, C*d)
+					if B != nil && !nopred {
+						for tk := 0; tk < C; tk++ {
+							for c2 := 0; c2 < d; c2++ {
+								s := B[p*d+c2]
+								for i := 0; i < p; i++ {
+									s += X[tk*p+i] * B[i*d+c2]
+								}
+								pred[tk*d+c2] = s
+							}
+						}
+					}
+					var bits float64
+					res := make([]float32, C)
+					for h := 0; h < d/hd; h++ {
+						var ss float64
+						for ch := 0; ch < hd; ch++ {
+							var mu, s2 float64
+							for tk := 0; tk < C; tk++ {
+								mu += float64(x[tk*d+h*hd+ch])
+							}
+							mu /= float64(C)
+							for tk := 0; tk < C; tk++ {
+								e := float64(x[tk*d+h*hd+ch]) - mu
+								s2 += e * e
+							}
+							ss += s2
+						}
+						step := step0 * math.Sqrt(ss/float64(C*hd))
+						for ch := 0; ch < hd; ch++ {
+							i0 := h*hd + ch
+							for tk := 0; tk < C; tk++ {
+								res[tk] = float32(float64(x[tk*d+i0]) - pred[tk*d+i0])
+							}
+							bits += codeChannel(res, C, 1, step, buf)
+							for tk := 0; tk < C; tk++ {
+								x[tk*d+i0] = float32(pred[tk*d+i0] + float64(res[tk]))
+							}
+						}
+					}
+					if kind == 0 {
+						bitsK += bits
+					} else {
+						bitsV += bits
+					}
+					return bits
+				}
+				var bits float64
+				if l > 0 {
+					X, p := feat(pre[l-1], c.v[l-1][p0*d:(p0+C)*d])
+					bits += code(k, predK[l], X, p, st*math.Exp2(-koff[l]), 0)
+					pre[l] = append(pre[l][:0], k[:C*d]...)
+					X, p = feat(pre[l], pre[l-1], c.v[l-1][p0*d:(p0+C)*d])
+					bits += code(v, predV[l], X, p, st*math.Exp2(-voff[l]), 1)
+				} else {
+					bits += code(k, nil, nil, 0, st*math.Exp2(-koff[l]), 0)
+					pre[l] = append(pre[l][:0], k[:C*d]...)
+					X, p := feat(pre[l])
+					bits += code(v, predV[l], X, p, st*math.Exp2(-voff[l]), 1)
+				}
+				unrope(cfg, k, d, p0, C, false)
+				el += float64(2 * C * d)
+				return bits
+			}
+			return c, nil
+		}
+		opt := eval.Options{Protocol: eval.ProtocolLlamaCpp, Ctx: 512, Windows: int(envF("WIN", 4)), BOS: ck.Tokenizer.BOS()}
+		opt.Base, opt.BaseName = model.NewRunner(m, 0), "f32"
+		res, err := eval.Evaluate(r, stream, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(os.Stderr, "step %g nopred %v: bits %.3f (K %.3f V %.3f)  KLD %.6f\n", st, nopred, (bitsK+bitsV)/el, 2*bitsK/el, 2*bitsV/el, res.KLDMean)
+	}
+}

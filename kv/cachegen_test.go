@@ -184,23 +184,27 @@ func (f *floatView) dequant(layer, head, n int) (k, v [][]float32) {
 // TestCacheGenDecoded: keeping chunks decoded changes the speed, not a
 // bit of what attention sees.
 func TestCacheGenDecoded(t *testing.T) {
-	a, _ := Parse("cachegen:q5:c16")
-	b, _ := Parse("cachegen:q5:c16:d")
-	ca, _ := a.New(&testCfg, 80)
-	cb, _ := b.New(&testCfg, 80)
-	fill(t, rand.New(rand.NewPCG(1, 1)), 75, ca, cb)
-	for l := 0; l < testCfg.NLayers; l++ {
-		for h := 0; h < testCfg.NKVHeads; h++ {
-			ka, va := ca.(*cachegenCache).dequant(l, h, 75)
-			kb, vb := cb.(*cachegenCache).dequant(l, h, 75)
-			if relRMS(ka, kb) != 0 || relRMS(va, vb) != 0 {
-				t.Fatalf("layer %d head %d: decoded and coded caches differ", l, h)
+	rope := testCfg
+	rope.RopeTheta = 10000
+	for _, cfg := range []*model.Config{&testCfg, &rope} {
+		a, _ := Parse("cachegen:q5:c16")
+		b, _ := Parse("cachegen:q5:c16:d")
+		ca, _ := a.New(cfg, 80)
+		cb, _ := b.New(cfg, 80)
+		fill(t, rand.New(rand.NewPCG(1, 1)), 75, ca, cb)
+		for l := 0; l < cfg.NLayers; l++ {
+			for h := 0; h < cfg.NKVHeads; h++ {
+				ka, va := ca.(*cachegenCache).dequant(l, h, 75)
+				kb, vb := cb.(*cachegenCache).dequant(l, h, 75)
+				if relRMS(ka, kb) != 0 || relRMS(va, vb) != 0 {
+					t.Fatalf("RoPE θ %g: layer %d head %d: decoded and coded caches differ", cfg.RopeTheta, l, h)
+				}
 			}
 		}
-	}
-	ba, bb := ca.Bytes(), cb.Bytes()
-	if bb-ba != 4*2*4*16*int64(testCfg.KVDim(0))*int64(testCfg.NLayers) {
-		t.Errorf("decoded chunks counted as %d bytes more, want their float32 size", bb-ba)
+		ba, bb := ca.Bytes(), cb.Bytes()
+		if bb-ba != 4*2*4*16*int64(cfg.KVDim(0))*int64(cfg.NLayers) {
+			t.Errorf("decoded chunks counted as %d bytes more, want their float32 size", bb-ba)
+		}
 	}
 }
 
