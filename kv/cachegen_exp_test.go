@@ -1,5 +1,15 @@
 package kv
 
+// Measurement tools for the CacheGen coder, skipped unless their
+// environment variable is set (each runs pdtext-llama-28m through eval,
+// tens of seconds): TestCGExp codes full chunks with a reference
+// quantizer in a float cache and reports estimated bits (ideal code
+// lengths under per-channel Laplace/Gaussian models plus headers) and
+// KLD; TestCGPred the held-out gain of linear prediction across layers;
+// TestCGCross that prediction through the meter. See the functions for
+// their variables (CGEXP, KOFF, VOFF, KW, KEEP0, CH, WIN, CGPRED,
+// CGCROSS, CGCROSS_NOPRED, CALWIN).
+
 import (
 	"fmt"
 	"math"
@@ -151,7 +161,7 @@ func runExp(t *testing.T, m *model.Model, stream []int, base eval.Options, p exp
 	var caches []*expCache
 	r.NewCache = func(n int) (model.KVCache, error) {
 		L := cfg.NLayers
-		c := &expCache{cfg: cfg, C: 64, k: make([][]float32, L), v: make([][]float32, L), lens: make([]int, L)}
+		c := &expCache{cfg: cfg, C: int(envF("CH", 64)), k: make([][]float32, L), v: make([][]float32, L), lens: make([]int, L)}
 		if stats {
 			c.qq, c.nq = make([][][]float64, L), make([][]float64, L)
 			for l := range L {
@@ -167,6 +177,12 @@ func runExp(t *testing.T, m *model.Model, stream []int, base eval.Options, p exp
 			d := cfg.KVDim(l)
 			hd := cfg.HeadDim
 			var bits float64
+			var keep0k, keep0v []float32
+			if p0 == 0 && os.Getenv("KEEP0") != "" {
+				keep0k, keep0v = append([]float32(nil), k[:d]...), append([]float32(nil), v[:d]...)
+				defer func() { copy(k, keep0k); copy(v, keep0v) }()
+				bits += 2 * 32 * float64(d)
+			}
 			if p.preRope && !p.onlyV {
 				for tk := 0; tk < c.C; tk++ {
 					b := &model.KVBlock{Start: p0 + tk, Len: 1, KVDim: []int{d}, K: [][]float32{k[tk*d : (tk+1)*d]}, V: [][]float32{nil}}
