@@ -30,7 +30,9 @@ type CodedSizer interface {
 // CacheGen bitstreams (package codec): per chunk, one plane per KV head
 // of keys and one of values, each decodable alone. The open chunk stays
 // in float32 until it is full, then it is coded and its float32 buffer
-// reused. Scores and WeightedSum decode a chunk's plane of the asked head
+// reused. Keys are coded before RoPE (rotated back through each
+// position's angle, and forward again when decoded) where the config has
+// RoPE. Scores and WeightedSum decode a chunk's plane of the asked head
 // into the scratch they are handed and run the float32 kernels on it;
 // nothing decoded is kept. With Spec.Decoded, each chunk is decoded once,
 // as soon as it is coded, and kept in float32 beside its bitstream (and
