@@ -50,6 +50,7 @@ type cachegenCache struct {
 	pc           codec.PlaneCoder
 	cfg          *model.Config
 	rot          []float32 // keys of the chunk being coded, before RoPE
+	cs           []float32 // per position coded so far: RoPE's cosines, then sines
 	bytes, elems int64     // coded so far, over the cache's life
 	held         int64     // bytes of the chunks held now
 }
@@ -187,14 +188,57 @@ func (c *cachegenCache) rope(x []float32, d, pos, n int, undo bool) {
 	if !(c.cfg.RopeTheta > 0) { // no RoPE to undo
 		return
 	}
+	half := c.hd / 2
 	for t := 0; t < n; t++ {
-		b := &model.KVBlock{Start: pos + t, Len: 1, KVDim: []int{d}, K: [][]float32{x[t*d : (t+1)*d]}, V: [][]float32{nil}}
-		to := 0
-		if !undo {
-			b.Start, to = 0, pos+t
+		cs := c.angles(pos + t)
+		cos, sin := cs[:half], cs[half:]
+		for h := 0; h+c.hd <= d; h += c.hd {
+			v := x[t*d+h : t*d+h+c.hd]
+			for i := range half {
+				a, b := 2*i, 2*i+1
+				if c.cfg.RopeStyle == model.RopeHalf {
+					a, b = i, i+half
+				}
+				x0, x1 := v[a], v[b]
+				if undo {
+					v[a] = x0*cos[i] + x1*sin[i]
+					v[b] = x1*cos[i] - x0*sin[i]
+				} else {
+					v[a] = x0*cos[i] - x1*sin[i]
+					v[b] = x0*sin[i] + x1*cos[i]
+				}
+			}
 		}
-		model.ShiftKeys(c.cfg, b, to)
 	}
+}
+
+// angles returns position p's RoPE cosines and sines (head_dim/2 each),
+// the engine's own: read off model.ShiftKeys turning unit pairs from
+// position 0 to p, once per position, then kept.
+func (c *cachegenCache) angles(p int) []float32 {
+	half := c.hd / 2
+	for len(c.cs) <= p*c.hd {
+		q := len(c.cs) / c.hd
+		probe := make([]float32, c.hd)
+		for i := range half {
+			if c.cfg.RopeStyle == model.RopeHalf {
+				probe[i] = 1
+			} else {
+				probe[2*i] = 1
+			}
+		}
+		model.ShiftKeys(c.cfg, &model.KVBlock{Len: 1, KVDim: []int{c.hd}, K: [][]float32{probe}, V: [][]float32{nil}}, q)
+		cs := make([]float32, c.hd)
+		for i := range half {
+			a, b := 2*i, 2*i+1
+			if c.cfg.RopeStyle == model.RopeHalf {
+				a, b = i, i+half
+			}
+			cs[i], cs[half+i] = probe[a], probe[b]
+		}
+		c.cs = append(c.cs, cs...)
+	}
+	return c.cs[p*c.hd : (p+1)*c.hd]
 }
 
 // Scores implements model.KVCache: each coded chunk's key plane of the
