@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"math"
 	"math/rand/v2"
+	"sort"
 	"strings"
 	"testing"
 
@@ -51,8 +52,10 @@ func testBlock(seed uint64, layers, n int, dims []int) *model.KVBlock {
 	return b
 }
 
-// planeScales reads a plane's per-channel scales (its first W bytes, as
-// the format says) of layer l, keys (kv 0) or values, head h.
+// planeScales reads a plane's scales (as the format says: an anchor
+// plane's first W bytes, one per channel; a mean plane's first byte, its
+// one scale, returned in the first of W) of layer l, keys (kv 0) or
+// values, head h.
 func planeScales(t *testing.T, data []byte, b *model.KVBlock, l, kv, h, w int) []float32 {
 	t.Helper()
 	r := bytes.NewReader(data[len(Magic)+1:])
@@ -81,7 +84,11 @@ func planeScales(t *testing.T, data []byte, b *model.KVBlock, l, kv, h, w int) [
 				r.Read(p)
 				if ll == l && k == kv && hh == h {
 					s := make([]float32, w)
+					group := planeGroup(t, data)
 					for c := range s {
+						if group == 0 && c > 0 {
+							break
+						}
 						e := p[c]
 						s[c] = float32(math.Ldexp(1+float64(e&7)/8, int(e>>3)-16))
 					}
@@ -92,6 +99,20 @@ func planeScales(t *testing.T, data []byte, b *model.KVBlock, l, kv, h, w int) [
 	}
 	t.Fatal("plane not found")
 	return nil
+}
+
+// planeGroup reads a stream's group field.
+func planeGroup(t *testing.T, data []byte) int {
+	t.Helper()
+	r := bytes.NewReader(data[len(Magic)+1:])
+	var g uint64
+	for range 4 {
+		var err error
+		if g, err = binary.ReadUvarint(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return int(g)
 }
 
 func TestRoundTrip(t *testing.T) {
@@ -141,6 +162,36 @@ func TestRoundTrip(t *testing.T) {
 					x, y := pair[0], pair[1]
 					for h := 0; h < d/w && tc.n > 0; h++ {
 						sc := planeScales(t, data, b, l, kv, h, w)
+						if o.Predict == PredictMean {
+							// One scale for the plane: the root mean square
+							// of its channels' deviations, each variance
+							// clipped at 16× the median's, floored so the
+							// largest magnitude is within 2^22 bins.
+							vars := make([]float64, w)
+							var amax float64
+							for c := range vars {
+								var s1, s2 float64
+								for p := 0; p < tc.n; p++ {
+									v := float64(x[p*d+h*w+c])
+									s1, s2, amax = s1+v, s2+v*v, max(amax, math.Abs(v))
+								}
+								m := s1 / float64(tc.n)
+								vars[c] = max(0, s2/float64(tc.n)-m*m)
+							}
+							sorted := append([]float64(nil), vars...)
+							sort.Float64s(sorted)
+							var sum float64
+							for _, v := range vars {
+								sum += min(v, 16*sorted[w/2])
+							}
+							want := max(math.Sqrt(sum/float64(w)), amax/(float64(m)*(1<<22)))
+							if r := float64(sc[0]) / want; want > 1e-4 && (r < 1/1.07 || r > 1.07) {
+								t.Fatalf("layer %d head %d: plane scale %g, want %g", l, h, sc[0], want)
+							}
+							for c := 1; c < w; c++ {
+								sc[c] = sc[0]
+							}
+						}
 						for c := 0; c < w; c++ {
 							// The scale is the channel's deviation to within
 							// the exponent's 1/16 rounding, floored.
@@ -150,23 +201,31 @@ func TestRoundTrip(t *testing.T) {
 								s1, s2, amax = s1+v, s2+v*v, max(amax, math.Abs(v))
 							}
 							sd := max(math.Sqrt(max(0, s2/float64(tc.n)-(s1/float64(tc.n))*(s1/float64(tc.n)))), amax/1024)
-							if r := float64(sc[c]) / sd; sd > 1e-4 && (r < 1/1.07 || r > 1.07) {
+							if r := float64(sc[c]) / sd; o.Predict == PredictAnchor && sd > 1e-4 && (r < 1/1.07 || r > 1.07) {
 								t.Fatalf("layer %d channel %d: scale %g for deviation %g", l, h*w+c, sc[c], sd)
 							}
 							step := m * sc[c]
 							for p := 0; p < tc.n; p++ {
 								i := p*d + h*w + c
 								e := math.Abs(float64(x[i] - y[i]))
-								if e > float64(step)/2*(1+1e-4)+4e-7*math.Abs(float64(x[i])) {
+								if e > float64(step)/2*(1+1e-4)+4e-7*math.Abs(float64(x[i]))+2.4e-7*math.Abs(s1/float64(tc.n)) {
 									t.Fatalf("layer %d token %d channel %d: %v decoded as %v, bin %g", l, p, h*w+c, x[i], y[i], step)
 								}
 								if o.Predict == PredictMean {
 									// The plain reference quantizer: the nearest
-									// multiple of the bin (either one at a tie).
-									r := float64(x[i]) / float64(step)
-									ref := float32(math.Round(r)) * step
+									// point of the bin's grid (either one at a
+									// tie).
+									// Its grid is offset by the channel's mean
+									// (to an eighth of a bin).
+									fine := step / 8
+									mu := float32(float32(math.Round(s1/float64(tc.n)/float64(fine))) * fine)
+									r := float64(x[i]-mu) / float64(step)
+									ref := mu + float32(math.Round(r))*step
 									tie := math.Abs(math.Abs(r-math.Trunc(r))-0.5) < 1e-3
-									if !tie && math.Abs(float64(ref-y[i])) > 1e-5*float64(step)+1e-6*math.Abs(float64(ref)) {
+									// (Up to float32 rounding of the mean plus
+									// the difference.)
+									mean := math.Abs(s1 / float64(tc.n))
+									if !tie && math.Abs(float64(ref-y[i])) > 1e-5*float64(step)+1e-6*math.Abs(float64(ref))+2.4e-7*mean {
 										t.Fatalf("layer %d token %d channel %d: %v, the reference quantizer %v", l, p, h*w+c, y[i], ref)
 									}
 								}
@@ -180,10 +239,11 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestRate(t *testing.T) {
-	// Finer bins cost more, about a bit per bit of quality.
+	// Finer bins cost more, about a bit per bit of quality (above the
+	// coarsest, where channels of small spread cost next to nothing).
 	b := testBlock(5, 2, 256, []int{64})
 	var prev int
-	for bits := 2.0; bits <= 10; bits += 2 {
+	for bits := 4.0; bits <= 10; bits += 2 {
 		data, err := Encode(b, Options{Bits: bits, EarlyBits: -1})
 		if err != nil {
 			t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"slices"
 )
 
 // A plane is n tokens × width channels of keys (or of values) of one
@@ -83,6 +84,9 @@ type planeCoder struct {
 // 0 every token is predicted from its channel's mean, rounded to the bin
 // grid and stored after the scales.
 func (pc *planeCoder) appendPlane(dst []byte, x []float32, n, width, stride int, mult float32, group int) ([]byte, error) {
+	if group == 0 {
+		return pc.appendMeanPlane(dst, x, n, width, stride, mult)
+	}
 	// Per-channel scales: the standard deviation over the plane's tokens,
 	// floored at 2^-10 of the channel's largest magnitude.
 	scales := make([]float32, width)
@@ -183,6 +187,9 @@ func reconstruct(pred float32, q int64, step float32) float32 {
 // decodePlane decodes a plane written by appendPlane into
 // dst[t*stride+c].
 func decodePlane(src []byte, n, width int, mult float32, group int, dst []float32, stride int) error {
+	if group == 0 {
+		return decodeMeanPlane(src, n, width, mult, dst, stride)
+	}
 	if len(src) < width {
 		return fmt.Errorf("plane: %d bytes, %d channel scales: %w", len(src), width, ErrCorrupt)
 	}
@@ -260,6 +267,182 @@ func decodePlane(src []byte, n, width int, mult float32, group int, dst []float3
 				anchor[c] = v
 			}
 			row[c] = v
+		}
+	}
+	if err := dec.Close(); err != nil {
+		return fmt.Errorf("plane: %w", err)
+	}
+	if sr.Len() != 0 {
+		return fmt.Errorf("plane: %d stream bytes unread: %w", sr.Len(), ErrCorrupt)
+	}
+	if err := br.done(); err != nil {
+		return fmt.Errorf("plane: %w", err)
+	}
+	return nil
+}
+
+// meanSteps is the resolution of a mean plane's channel means: eighths
+// of a bin, so that a channel narrower than a bin is not pushed off its
+// centre (which would cost it a bit per element).
+const meanSteps = 8
+
+// appendMeanPlane codes a plane predicted from channel means (group 0):
+// one bin for the whole plane, mult × the plane's scale (the root mean
+// square of every channel's deviation from its mean, floored so the
+// plane's largest magnitude is within 2^22 bins), so that bits go where
+// the variance is; per channel its mean in eighths of a bin and a model
+// code; one rANS stream under each channel's model.
+func (pc *planeCoder) appendMeanPlane(dst []byte, x []float32, n, width, stride int, mult float32) ([]byte, error) {
+	means, vars := make([]float64, width), make([]float64, width)
+	var amax float64
+	for c := 0; c < width; c++ {
+		var sum, ss float64
+		for t := 0; t < n; t++ {
+			v := float64(x[t*stride+c])
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return nil, fmt.Errorf("token %d channel %d: %v is not finite", t, c, v)
+			}
+			sum += v
+			amax = max(amax, math.Abs(v))
+		}
+		means[c] = sum / float64(max(n, 1))
+		for t := 0; t < n; t++ {
+			d := float64(x[t*stride+c]) - means[c]
+			ss += d * d
+		}
+		vars[c] = ss / float64(max(n, 1))
+	}
+	e := scaleCode(max(planeScale(vars), amax/(float64(mult)*(1<<22))))
+	dst = append(dst, e)
+	step := mult * scaleOf(e)
+	fine := step / meanSteps
+	if cap(pc.q) < n*width {
+		pc.q = make([]int64, n*width)
+	}
+	q := pc.q[:n*width] // channel-major here
+	syms := make([]uint8, n)
+	codes := make([]byte, width)
+	for c := 0; c < width; c++ {
+		qf := math.Round(means[c] / float64(fine))
+		if !(math.Abs(qf) < meanSteps*maxQ) {
+			return nil, fmt.Errorf("channel %d: mean %g is %g bins of %g, beyond %d", c, means[c], qf, fine, meanSteps*maxQ)
+		}
+		dst = binary.AppendUvarint(dst, zigzag(int64(qf)))
+		mu := reconstruct(0, int64(qf), fine)
+		var sa, s2 float64
+		for t := 0; t < n; t++ {
+			d := float64(x[t*stride+c]) - float64(mu)
+			qt := math.Round(d / float64(step))
+			if !(math.Abs(qt) < maxQ) {
+				return nil, fmt.Errorf("token %d channel %d: %v is %g bins of %g from its prediction, beyond %d", t, c, x[t*stride+c], qt, step, maxQ)
+			}
+			q[c*n+t] = int64(qt)
+			s, _, _ := symbolOf(zigzag(int64(qt)))
+			syms[t] = uint8(s)
+			sa += math.Abs(qt)
+			s2 += qt * qt
+		}
+		codes[c] = chooseModel(syms, sa/float64(max(n, 1)), math.Sqrt(s2/float64(max(n, 1))))
+	}
+	dst = append(dst, codes...)
+	pc.enc.Reset()
+	pc.bw = bitWriter{buf: pc.bw.buf[:0]}
+	for t := 0; t < n; t++ {
+		for c := 0; c < width; c++ {
+			s, extra, ne := symbolOf(zigzag(q[c*n+t]))
+			if err := pc.enc.Put(modelTable(codes[c]), s); err != nil {
+				return nil, err
+			}
+			pc.bw.put(extra, ne)
+		}
+	}
+	stream := pc.enc.Append(nil)
+	dst = binary.AppendUvarint(dst, uint64(len(stream)))
+	dst = append(dst, stream...)
+	return append(dst, pc.bw.bytes()...), nil
+}
+
+// planeScale is the root mean square of the channels' deviations, each
+// channel's variance clipped at 16 times the median channel's, so that a
+// channel with a spike does not coarsen the bins of every other.
+func planeScale(vars []float64) float64 {
+	if len(vars) == 0 {
+		return 0
+	}
+	s := slices.Clone(vars)
+	slices.Sort(s)
+	med, sum := s[len(s)/2], 0.0
+	for _, v := range s {
+		sum += min(v, 16*med)
+	}
+	return math.Sqrt(sum / float64(len(s)))
+}
+
+// decodeMeanPlane decodes a plane written by appendMeanPlane into
+// dst[t*stride+c].
+func decodeMeanPlane(src []byte, n, width int, mult float32, dst []float32, stride int) error {
+	if len(src) < 1 {
+		return fmt.Errorf("plane: no scale: %w", ErrCorrupt)
+	}
+	step := mult * scaleOf(src[0])
+	fine := step / meanSteps
+	r := bytes.NewReader(src[1:])
+	means := make([]float32, width)
+	for c := range means {
+		z, err := binary.ReadUvarint(r)
+		if err != nil {
+			return fmt.Errorf("plane: channel %d mean: %w", c, eofCorrupt(err))
+		}
+		q := unzigzag(z)
+		if q >= meanSteps*maxQ || q <= -meanSteps*maxQ {
+			return fmt.Errorf("plane: channel %d: mean of %d eighths of a bin: %w", c, q, ErrCorrupt)
+		}
+		means[c] = reconstruct(0, q, fine)
+	}
+	tabs := make([]*Table, width)
+	for c := range tabs {
+		m, err := r.ReadByte()
+		if err != nil {
+			return fmt.Errorf("plane: channel %d model: %w", c, eofCorrupt(err))
+		}
+		tabs[c] = modelTable(m)
+	}
+	sl, err := binary.ReadUvarint(r)
+	if err != nil {
+		return fmt.Errorf("plane: stream length: %w", eofCorrupt(err))
+	}
+	if sl > uint64(r.Len()) {
+		return fmt.Errorf("plane: stream of %d bytes, %d left: %w", sl, r.Len(), ErrCorrupt)
+	}
+	rest := src[len(src)-r.Len():]
+	sr := bytes.NewReader(rest[:sl])
+	br := bitReader{buf: rest[sl:]}
+	dec, err := NewDecoder(sr)
+	if err != nil {
+		return fmt.Errorf("plane: %w", err)
+	}
+	for t := 0; t < n; t++ {
+		row := dst[t*stride : t*stride+width]
+		for c := range row {
+			s, err := dec.Get(tabs[c])
+			if err != nil {
+				return fmt.Errorf("plane: token %d channel %d: %w", t, c, err)
+			}
+			z := uint64(s)
+			if s >= directSyms {
+				k := s - directSyms
+				nb := uint(k/2 + 5)
+				extra, err := br.get(nb - 2)
+				if err != nil {
+					return fmt.Errorf("plane: token %d channel %d: %w", t, c, err)
+				}
+				z = (2|uint64(k&1))<<(nb-2) | extra
+			}
+			q := unzigzag(z)
+			if q >= maxQ || q <= -maxQ {
+				return fmt.Errorf("plane: token %d channel %d: difference of %d bins: %w", t, c, q, ErrCorrupt)
+			}
+			row[c] = reconstruct(means[c], q, step)
 		}
 	}
 	if err := dec.Close(); err != nil {

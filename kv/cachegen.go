@@ -30,7 +30,9 @@ type CodedSizer interface {
 // CacheGen bitstreams (package codec): per chunk, one plane per KV head
 // of keys and one of values, each decodable alone. The open chunk stays
 // in float32 until it is full, then it is coded and its float32 buffer
-// reused. Scores and WeightedSum decode a chunk's plane of the asked head
+// reused. Keys are coded before RoPE (rotated back through each
+// position's angle, and forward again when decoded) where the config has
+// RoPE. Scores and WeightedSum decode a chunk's plane of the asked head
 // into the scratch they are handed and run the float32 kernels on it;
 // nothing decoded is kept. With Spec.Decoded, each chunk is decoded once,
 // as soon as it is coded, and kept in float32 beside its bitstream (and
@@ -46,8 +48,11 @@ type cachegenCache struct {
 	coded        [][]cgChunk // per layer: the coded chunks, in order
 	openK, openV [][]float32 // per layer: C × KV width
 	pc           codec.PlaneCoder
-	bytes, elems int64 // coded so far, over the cache's life
-	held         int64 // bytes of the chunks held now
+	cfg          *model.Config
+	rot          []float32 // keys of the chunk being coded, before RoPE
+	cs           []float32 // per position coded so far: RoPE's cosines, then sines
+	bytes, elems int64     // coded so far, over the cache's life
+	held         int64     // bytes of the chunks held now
 }
 
 // cgChunk is one coded chunk of one layer: per KV head, its key plane
@@ -59,7 +64,7 @@ type cgChunk struct {
 
 func newCacheGenCache(cfg *model.Config, positions int, sp *Spec) (*cachegenCache, error) {
 	L := cfg.NLayers
-	c := &cachegenCache{sp: *sp, cap: positions, hd: cfg.HeadDim, C: sp.Chunk,
+	c := &cachegenCache{sp: *sp, cap: positions, hd: cfg.HeadDim, C: sp.Chunk, cfg: cfg,
 		opt: codec.Options{Bits: sp.Bits, EarlyBits: sp.EarlyBits, KeyBits: sp.KeyBits, ValueBits: sp.ValueBits,
 			Group: sp.Group, PlaneWidth: cfg.HeadDim},
 		kvDim: make([]int, L), lens: make([]int, L), mk: make([]float32, L), mv: make([]float32, L),
@@ -112,9 +117,14 @@ func (c *cachegenCache) codeChunk(layer int) error {
 	d, heads := c.kvDim[layer], c.kvDim[layer]/c.hd
 	ch := cgChunk{k: make([][]byte, heads), v: make([][]byte, heads)}
 	var n int64
+	// Keys are coded before RoPE (each rotated back through its
+	// position's angle): a channel's mean then predicts it, where after
+	// RoPE it turns with the position. Decoding rotates them again.
+	c.rot = append(c.rot[:0], c.openK[layer]...)
+	c.rope(c.rot, d, len(c.coded[layer])*c.C, c.C, true)
 	for h := 0; h < heads; h++ {
 		var err error
-		if ch.k[h], err = c.pc.AppendPlane(nil, c.openK[layer][h*c.hd:], c.C, c.hd, d, c.mk[layer], c.opt.Group); err != nil {
+		if ch.k[h], err = c.pc.AppendPlane(nil, c.rot[h*c.hd:], c.C, c.hd, d, c.mk[layer], c.opt.Group); err != nil {
 			return fmt.Errorf("keys of head %d: %w", h, err)
 		}
 		if ch.v[h], err = c.pc.AppendPlane(nil, c.openV[layer][h*c.hd:], c.C, c.hd, d, c.mv[layer], c.opt.Group); err != nil {
@@ -132,6 +142,7 @@ func (c *cachegenCache) codeChunk(layer int) error {
 				return fmt.Errorf("values of head %d: %w", h, err)
 			}
 		}
+		c.rope(ch.dk, d, len(c.coded[layer])*c.C, c.C, false)
 		c.held += 4 * int64(len(ch.dk)+len(ch.dv))
 	}
 	c.coded[layer] = append(c.coded[layer], ch)
@@ -165,7 +176,69 @@ func (c *cachegenCache) decode(layer, head, j, kv int, buf []float32) error {
 	if err := codec.DecodePlane(src, c.C, c.hd, m, c.opt.Group, buf, c.hd); err != nil {
 		return fmt.Errorf("kv %s: layer %d: chunk %d head %d: %w", &c.sp, layer, j, head, err)
 	}
+	if kv == 0 {
+		c.rope(buf, c.hd, j*c.C, c.C, false)
+	}
 	return nil
+}
+
+// rope rotates n rows of width d (whole heads), the first at position
+// pos, back to position 0 (undo) or from position 0 to their own.
+func (c *cachegenCache) rope(x []float32, d, pos, n int, undo bool) {
+	if !(c.cfg.RopeTheta > 0) { // no RoPE to undo
+		return
+	}
+	half := c.hd / 2
+	for t := 0; t < n; t++ {
+		cs := c.angles(pos + t)
+		cos, sin := cs[:half], cs[half:]
+		for h := 0; h+c.hd <= d; h += c.hd {
+			v := x[t*d+h : t*d+h+c.hd]
+			for i := range half {
+				a, b := 2*i, 2*i+1
+				if c.cfg.RopeStyle == model.RopeHalf {
+					a, b = i, i+half
+				}
+				x0, x1 := v[a], v[b]
+				if undo {
+					v[a] = x0*cos[i] + x1*sin[i]
+					v[b] = x1*cos[i] - x0*sin[i]
+				} else {
+					v[a] = x0*cos[i] - x1*sin[i]
+					v[b] = x0*sin[i] + x1*cos[i]
+				}
+			}
+		}
+	}
+}
+
+// angles returns position p's RoPE cosines and sines (head_dim/2 each),
+// the engine's own: read off model.ShiftKeys turning unit pairs from
+// position 0 to p, once per position, then kept.
+func (c *cachegenCache) angles(p int) []float32 {
+	half := c.hd / 2
+	for len(c.cs) <= p*c.hd {
+		q := len(c.cs) / c.hd
+		probe := make([]float32, c.hd)
+		for i := range half {
+			if c.cfg.RopeStyle == model.RopeHalf {
+				probe[i] = 1
+			} else {
+				probe[2*i] = 1
+			}
+		}
+		model.ShiftKeys(c.cfg, &model.KVBlock{Len: 1, KVDim: []int{c.hd}, K: [][]float32{probe}, V: [][]float32{nil}}, q)
+		cs := make([]float32, c.hd)
+		for i := range half {
+			a, b := 2*i, 2*i+1
+			if c.cfg.RopeStyle == model.RopeHalf {
+				a, b = i, i+half
+			}
+			cs[i], cs[half+i] = probe[a], probe[b]
+		}
+		c.cs = append(c.cs, cs...)
+	}
+	return c.cs[p*c.hd : (p+1)*c.hd]
 }
 
 // Scores implements model.KVCache: each coded chunk's key plane of the

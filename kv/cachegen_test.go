@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -88,7 +89,7 @@ func TestCacheGenAttention(t *testing.T) {
 					}
 					for kv, pair := range [2][2][][]float32{{k, fk}, {v, fv}} {
 						m := [2]float32{mk, mv}[kv]
-						checkBins(t, pair[0], pair[1], cg.C, m)
+						checkBins(t, pair[0], pair[1], cg.C, m, cg.opt.Group > 0)
 					}
 					w := make([]float32, n)
 					for p := range w {
@@ -113,12 +114,17 @@ func TestCacheGenAttention(t *testing.T) {
 
 // checkBins checks that decoded rows are within half a bin of the
 // originals, chunk by chunk; positions past the last full chunk are exact.
-func checkBins(t *testing.T, got, want [][]float32, C int, mult float32) {
+func checkBins(t *testing.T, got, want [][]float32, C int, mult float32, anchors bool) {
 	t.Helper()
 	n, hd := len(want), len(want[0])
 	for p0 := 0; p0 < n; p0 += C {
 		p1 := min(n, p0+C)
 		full := p1-p0 == C
+		// Channel means: one bin for the whole plane (head), mult × the
+		// root mean square of the channels' deviations, each variance
+		// clipped at 16× the median's. Anchors: a bin per channel.
+		sds := make([]float64, hd)
+		var pamax float64
 		for ch := 0; ch < hd; ch++ {
 			var s1, s2, amax float64
 			for p := p0; p < p1; p++ {
@@ -126,7 +132,27 @@ func checkBins(t *testing.T, got, want [][]float32, C int, mult float32) {
 				s1, s2, amax = s1+x, s2+x*x, max(amax, math.Abs(x))
 			}
 			m := float64(p1 - p0)
-			sd := max(math.Sqrt(max(0, s2/m-(s1/m)*(s1/m))), amax/1024)
+			sds[ch] = max(math.Sqrt(max(0, s2/m-(s1/m)*(s1/m))), amax/1024)
+			pamax = max(pamax, amax)
+		}
+		var plane float64
+		if !anchors {
+			vars := make([]float64, hd)
+			for ch, sd := range sds {
+				vars[ch] = sd * sd
+			}
+			sorted := slices.Clone(vars)
+			slices.Sort(sorted)
+			for _, v := range vars {
+				plane += min(v, 16*sorted[hd/2])
+			}
+			plane = max(math.Sqrt(plane/float64(hd)), pamax/(float64(mult)*(1<<22)))
+		}
+		for ch := 0; ch < hd; ch++ {
+			sd := sds[ch]
+			if !anchors {
+				sd = plane
+			}
 			half := float64(mult) * sd * 1.07 / 2
 			for p := p0; p < p1; p++ {
 				e := math.Abs(float64(got[p][ch] - want[p][ch]))
@@ -158,23 +184,27 @@ func (f *floatView) dequant(layer, head, n int) (k, v [][]float32) {
 // TestCacheGenDecoded: keeping chunks decoded changes the speed, not a
 // bit of what attention sees.
 func TestCacheGenDecoded(t *testing.T) {
-	a, _ := Parse("cachegen:q5:c16")
-	b, _ := Parse("cachegen:q5:c16:d")
-	ca, _ := a.New(&testCfg, 80)
-	cb, _ := b.New(&testCfg, 80)
-	fill(t, rand.New(rand.NewPCG(1, 1)), 75, ca, cb)
-	for l := 0; l < testCfg.NLayers; l++ {
-		for h := 0; h < testCfg.NKVHeads; h++ {
-			ka, va := ca.(*cachegenCache).dequant(l, h, 75)
-			kb, vb := cb.(*cachegenCache).dequant(l, h, 75)
-			if relRMS(ka, kb) != 0 || relRMS(va, vb) != 0 {
-				t.Fatalf("layer %d head %d: decoded and coded caches differ", l, h)
+	rope := testCfg
+	rope.RopeTheta = 10000
+	for _, cfg := range []*model.Config{&testCfg, &rope} {
+		a, _ := Parse("cachegen:q5:c16")
+		b, _ := Parse("cachegen:q5:c16:d")
+		ca, _ := a.New(cfg, 80)
+		cb, _ := b.New(cfg, 80)
+		fill(t, rand.New(rand.NewPCG(1, 1)), 75, ca, cb)
+		for l := 0; l < cfg.NLayers; l++ {
+			for h := 0; h < cfg.NKVHeads; h++ {
+				ka, va := ca.(*cachegenCache).dequant(l, h, 75)
+				kb, vb := cb.(*cachegenCache).dequant(l, h, 75)
+				if relRMS(ka, kb) != 0 || relRMS(va, vb) != 0 {
+					t.Fatalf("RoPE θ %g: layer %d head %d: decoded and coded caches differ", cfg.RopeTheta, l, h)
+				}
 			}
 		}
-	}
-	ba, bb := ca.Bytes(), cb.Bytes()
-	if bb-ba != 4*2*4*16*int64(testCfg.KVDim(0))*int64(testCfg.NLayers) {
-		t.Errorf("decoded chunks counted as %d bytes more, want their float32 size", bb-ba)
+		ba, bb := ca.Bytes(), cb.Bytes()
+		if bb-ba != 4*2*4*16*int64(cfg.KVDim(0))*int64(cfg.NLayers) {
+			t.Errorf("decoded chunks counted as %d bytes more, want their float32 size", bb-ba)
+		}
 	}
 }
 
@@ -265,7 +295,7 @@ func TestCacheGenSize(t *testing.T) {
 
 func TestCacheGenParse(t *testing.T) {
 	for _, tc := range []struct{ in, want, err string }{
-		{"cachegen", "cachegen:q8:c64", ""},
+		{"cachegen", "cachegen:q7.5:c64", ""},
 		{"CacheGen:q5.5:c32", "cachegen:q5.5:c32", ""},
 		{"cachegen:c16:q4:g8:d", "cachegen:q4:c16:g8:d", ""},
 		{"cachegen:q0", "", "want 1…12"},
@@ -420,4 +450,69 @@ func FuzzCacheGenParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestCacheGenPreRoPE: with RoPE in the config, keys are coded before
+// RoPE. Keys that are one key turned by RoPE to each position (plus
+// noise) then decode with a far smaller error than the same keys coded
+// where they lie (a config without RoPE), in about the same bytes.
+func TestCacheGenPreRoPE(t *testing.T) {
+	rope := testCfg
+	rope.RopeTheta = 10000
+	const n = 128
+	rng := rand.New(rand.NewPCG(3, 4))
+	d := rope.KVDim(0)
+	base := make([]float32, d)
+	for i := range base {
+		base[i] = float32(rng.NormFloat64() * 4)
+	}
+	keys := make([][]float32, n)
+	for p := range keys {
+		k := make([]float32, d)
+		for i := range k {
+			k[i] = base[i] + float32(rng.NormFloat64()*0.05)
+		}
+		model.ShiftKeys(&rope, &model.KVBlock{Len: 1, KVDim: []int{d}, K: [][]float32{k}, V: [][]float32{nil}}, p)
+		keys[p] = k
+	}
+	sp, err := Parse("cachegen:q6:c64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	size, rms := map[float64]int64{}, map[float64]float64{}
+	for _, theta := range []float64{0, 10000} {
+		cfg := testCfg
+		cfg.RopeTheta = theta
+		c, err := sp.New(&cfg, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p := range n {
+			for l := range cfg.NLayers {
+				if err := c.Append(l, keys[p], keys[p]); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		cg := c.(*cachegenCache)
+		size[theta], _ = cg.CodedSize()
+		got := make([]float32, n*d)
+		if err := cg.ReadKV(0, 0, n, got, make([]float32, n*d)); err != nil {
+			t.Fatal(err)
+		}
+		var se float64
+		for p := range n {
+			for i := range d {
+				e := float64(got[p*d+i] - keys[p][i])
+				se += e * e
+			}
+		}
+		rms[theta] = math.Sqrt(se / float64(n*d))
+	}
+	// The bins follow the spread the coder sees: before RoPE only the
+	// noise, so a far smaller error in about the same bytes.
+	if !(rms[10000] < rms[0]/10 && float64(size[10000]) < 1.3*float64(size[0])) {
+		t.Errorf("coded before RoPE: %d bytes, RMS error %.3g; where they lie: %d bytes, %.3g", size[10000], rms[10000], size[0], rms[0])
+	}
+	t.Logf("coded before RoPE: %d bytes, RMS error %.3g; where they lie: %d bytes, %.3g", size[10000], rms[10000], size[0], rms[0])
 }

@@ -112,18 +112,20 @@
 //	                     Model Serving"; package codec): every full chunk
 //	                     of C positions of a layer is entropy-coded as one
 //	                     bitstream per KV head of keys and of values, at
-//	                     quality B bits (bins of 2^(3−B) of a channel's
-//	                     deviation; X bits more or less for keys, values;
-//	                     X extra for the first third of the layers, half
-//	                     of it for the middle third); gG predicts tokens
-//	                     from anchors every G tokens, as the paper does,
-//	                     instead of from channel means. The open chunk
+//	                     quality B bits (bins of 2^(3−B) of the root mean
+//	                     square deviation of a head's channels; X bits
+//	                     more or less for keys, values; eX: layer l's
+//	                     values get X·2^−l extra, its keys a quarter of
+//	                     that); keys are coded before RoPE; gG predicts
+//	                     tokens from anchors every G tokens, as the paper
+//	                     does, with a bin per channel, instead of from
+//	                     channel means. The open chunk
 //	                     stays float32. Scores and WeightedSum decode a
 //	                     chunk's plane into their scratch on every call;
 //	                     d keeps each chunk decoded beside its bitstream
 //	                     instead (float32, counted in Bytes), which is as
 //	                     fast as f32 and sees the same values. Defaults:
-//	                     q8, c64, k0, v0, e1. eval reports its size from
+//	                     q7.5, c64, k0, v0, e1.5. eval reports its size from
 //	                     the bitstreams it coded (kv.CodedSizer).
 //
 //	snapkv[:B][:wW][:kK][+CACHE]

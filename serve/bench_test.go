@@ -2,14 +2,25 @@ package serve
 
 import (
 	"fmt"
+	"os"
 	"sync"
 	"testing"
+
+	"github.com/terse-llm/terse/load"
 )
 
-// BenchmarkStreams measures the server end to end on stories260K: c
-// streaming clients at once, 128 tokens each (ignore_eos), per iteration.
+// BenchmarkStreams measures the server end to end on stories260K (or the
+// checkpoint $TERSE_BENCH_MODEL names): c streaming clients at once, 128
+// tokens each (ignore_eos), per iteration.
 func BenchmarkStreams(b *testing.B) {
 	ck := openStories(b)
+	if p := os.Getenv("TERSE_BENCH_MODEL"); p != "" {
+		var err error
+		if ck, err = load.Open(p, load.Options{}); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { ck.Close() })
+	}
 	for _, c := range []int{1, 16} {
 		b.Run(fmt.Sprintf("clients=%d", c), func(b *testing.B) {
 			_, hs := newTestServer(b, ck, Options{})

@@ -47,7 +47,7 @@ func serveUntil(ctx context.Context, args []string, stderr io.Writer, ready chan
 	kvFlag := fs.String("kv", "f32", "KV cache of each sequence: f32, f16, q8_0, q4_0, kivi[:kBvB][:gG][:rR], … (see package kv)")
 	store := fs.String("store", "", "context store of KV blocks shared with other processes: file://ctx.db (bbolt), redis://host:port/db or s3://bucket/prefix")
 	prefixMB := fs.Int("prefix-cache-mb", 256, "memory for the prefix cache's KV blocks, in MiB (0: no prefix cache)")
-	storeCodec := fs.String("store-codec", "raw", "how blocks are written to --store: raw (float32, exact) or cachegen[:BITS] (the CacheGen bitstream, lossy, BITS 1–12, default 8)")
+	storeCodec := fs.String("store-codec", "raw", "how blocks are written to --store: raw (float32, exact) or cachegen[:BITS] (the CacheGen bitstream, lossy, BITS 1–12, default 7.5)")
 	prefixBlock := fs.Int("prefix-block", prefix.DefaultBlockTokens, "tokens per prefix-cache block (only whole blocks are reused)")
 	maxSeqs := fs.Int("max-seqs", 16, "sequences decoded together in one batch")
 	queue := fs.Int("queue", 0, "requests that may wait for a free sequence before new ones get 429 (0: 4 × --max-seqs)")
@@ -245,5 +245,5 @@ func storeCodecOf(s string) (enc func(*model.KVBlock) ([]byte, error), dec func(
 		o.Bits = b
 	}
 	enc = func(b *model.KVBlock) ([]byte, error) { return codec.Encode(b, o) }
-	return enc, codec.Decode, fmt.Sprintf("cachegen-%g", o.Bits), nil
+	return enc, codec.Decode, fmt.Sprintf("cachegen-v%d-%g", codec.Version, o.Bits), nil
 }
