@@ -91,7 +91,7 @@ const (
 	defaultKBlock    = 2048
 	defaultSmallWork = 1 << 15
 	qMaxN            = 16 // the default QMaxBatch
-	defaultQTileMin  = 1
+	defaultQTileMin  = 2
 	maxThreads       = 1024
 )
 

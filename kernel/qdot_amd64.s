@@ -5,8 +5,13 @@
 // Integer dot products of quantized weight rows with quantized activations
 // (see qdot.go). Products of unsigned by signed bytes use VPMADDUBSW (pairs
 // summed to int16 without saturation for the value ranges involved), then
-// VPMADDWD to int32; the int32 block sums are converted to float32 and
-// scaled with fused multiply-add.
+// VPMADDWD to int32. The AVX2 k-quant kernels (Q4_K, Q6_K) reduce each
+// block's int32 partial sums to the block sum exactly and then do the
+// reference dot's float32 operations in its order, so that their results
+// equal ggml.Type.Dot bit for bit (the one-token decode on the rows then
+// equals the batched decode on the sixteen-row tiles); the VNNI kernels
+// convert the int32 partial sums to float32 and scale them with fused
+// multiply-adds, which rounds differently.
 //
 // The row loops prefetch the weights 4 KiB ahead: rows are read once per
 // token, from memory for models larger than the caches, and the prefetches
@@ -27,130 +32,6 @@
 	MOVL         c, AX; \
 	VMOVD        AX, x; \
 	VPBROADCASTD x, y
-
-// Scale for one Q8_0-style block: Y = f16(w at off(SI)) · d at doff(DX),
-// broadcast (clobbers AX, X).
-#define BLKSCALE(off, doff, x, y) \
-	MOVWLZX   off(SI), AX; \
-	VMOVD     AX, x; \
-	VCVTPH2PS x, x; \
-	VMULSS    doff(DX), x, x; \
-	VBROADCASTSS x, y
-
-// Signed int8 dot of Y register a (weights) with Y register b (activations)
-// into 8 int32 in Y register a; Y15 holds int16 ones; t is a temporary.
-#define SDOT8(a, b, t) \
-	VPSIGNB    a, b, b; \
-	VPSIGNB    a, a, t; \
-	VPMADDUBSW b, t, t; \
-	VPMADDWD   Y15, t, a
-
-// func dotQ8_0AVX2(w []byte, q []int8, d []float32) float32
-TEXT ·dotQ8_0AVX2(SB), NOSPLIT, $0-76
-	MOVQ w_base+0(FP), SI
-	MOVQ q_base+24(FP), DI
-	MOVQ d_base+48(FP), DX
-	MOVQ d_len+56(FP), CX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y8, Y8, Y8
-	BCAST32($0x00010001, X15, Y15)
-
-q8loop2:
-	CMPQ CX, $2
-	JLT  q8tail
-	BLKSCALE(0, 0, X2, Y2)
-	BLKSCALE(34, 4, X3, Y3)
-	VMOVDQU 2(SI), Y4
-	VMOVDQU (DI), Y5
-	VMOVDQU 36(SI), Y6
-	VMOVDQU 32(DI), Y7
-	SDOT8(Y4, Y5, Y9)
-	SDOT8(Y6, Y7, Y10)
-	VCVTDQ2PS Y4, Y4
-	VCVTDQ2PS Y6, Y6
-	VFMADD231PS Y4, Y2, Y0
-	VFMADD231PS Y6, Y3, Y8
-	ADDQ $68, SI
-	ADDQ $64, DI
-	ADDQ $8, DX
-	SUBQ $2, CX
-	JMP  q8loop2
-
-q8tail:
-	TESTQ CX, CX
-	JZ    q8done
-	BLKSCALE(0, 0, X2, Y2)
-	VMOVDQU 2(SI), Y4
-	VMOVDQU (DI), Y5
-	SDOT8(Y4, Y5, Y9)
-	VCVTDQ2PS Y4, Y4
-	VFMADD231PS Y4, Y2, Y0
-
-q8done:
-	VADDPS Y8, Y0, Y0
-	QHSUM_Y0
-	VMOVSS X0, ret+72(FP)
-	VZEROUPPER
-	RET
-
-// Q4_0 block at off(SI) to 32 int8 in -8..7 in Y register y (Y14: 0x0f
-// bytes, Y13: 8s; x is y's low half, t a temporary X register).
-#define Q4UNPACK(off, x, y, t) \
-	VMOVDQU     off(SI), x; \
-	VPSRLW      $4, x, t; \
-	VINSERTI128 $1, t, y, y; \
-	VPAND       Y14, y, y; \
-	VPSUBB      Y13, y, y
-
-// func dotQ4_0AVX2(w []byte, q []int8, d []float32) float32
-TEXT ·dotQ4_0AVX2(SB), NOSPLIT, $0-76
-	MOVQ w_base+0(FP), SI
-	MOVQ q_base+24(FP), DI
-	MOVQ d_base+48(FP), DX
-	MOVQ d_len+56(FP), CX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y8, Y8, Y8
-	BCAST32($0x00010001, X15, Y15)
-	BCAST32($0x0f0f0f0f, X14, Y14)
-	BCAST32($0x08080808, X13, Y13)
-
-q4loop2:
-	CMPQ CX, $2
-	JLT  q4tail
-	BLKSCALE(0, 0, X2, Y2)
-	BLKSCALE(18, 4, X3, Y3)
-	Q4UNPACK(2, X4, Y4, X11)
-	Q4UNPACK(20, X6, Y6, X12)
-	VMOVDQU (DI), Y5
-	VMOVDQU 32(DI), Y7
-	SDOT8(Y4, Y5, Y9)
-	SDOT8(Y6, Y7, Y10)
-	VCVTDQ2PS Y4, Y4
-	VCVTDQ2PS Y6, Y6
-	VFMADD231PS Y4, Y2, Y0
-	VFMADD231PS Y6, Y3, Y8
-	ADDQ $36, SI
-	ADDQ $64, DI
-	ADDQ $8, DX
-	SUBQ $2, CX
-	JMP  q4loop2
-
-q4tail:
-	TESTQ CX, CX
-	JZ    q4done
-	BLKSCALE(0, 0, X2, Y2)
-	Q4UNPACK(2, X4, Y4, X11)
-	VMOVDQU (DI), Y5
-	SDOT8(Y4, Y5, Y9)
-	VCVTDQ2PS Y4, Y4
-	VFMADD231PS Y4, Y2, Y0
-
-q4done:
-	VADDPS Y8, Y0, Y0
-	QHSUM_Y0
-	VMOVSS X0, ret+72(FP)
-	VZEROUPPER
-	RET
 
 // VPSHUFB masks: entry 2c+k (32 bytes) zero-extends byte 2c+k of each
 // 128-bit lane into every int16 of that lane (Q4_K scale broadcast).
@@ -206,6 +87,22 @@ GLOBL q4kShuf<>(SB), RODATA|NOPTR, $256
 	VPADDD       Y1, Y5, Y5; \
 	VPADDD       Y2, Y5, Y5
 
+// The float32 part of one Q4_K block, in the reference dot's order
+// (ggml.Type.Dot): Y5's 8 int32 partial sums of scale·quant·activation
+// and X7's 4 int32 partial sums of min·bs reduce exactly to sumi and
+// summ; then X0 += (d·dy)·float32(sumi) − (dmin·dy)·float32(summ), X11
+// holding [d·dy, dmin·dy] (clobbers X1, X5).
+#define Q4KBLOCKSUM \
+	VEXTRACTI128 $1, Y5, X1; \
+	VPADDD       X1, X5, X5; \
+	VPHADDD      X7, X5, X5; \
+	VPHADDD      X5, X5, X5; \
+	VCVTDQ2PS    X5, X5; \
+	VMULPS       X11, X5, X5; \
+	VMOVSHDUP    X5, X1; \
+	VSUBSS       X1, X5, X5; \
+	VADDSS       X5, X0, X0
+
 // func dotQ4KAVX2(w []byte, q []int8, d []float32, bs []int16) float32
 TEXT ·dotQ4KAVX2(SB), NOSPLIT, $0-100
 	MOVQ w_base+0(FP), SI
@@ -214,8 +111,7 @@ TEXT ·dotQ4KAVX2(SB), NOSPLIT, $0-100
 	MOVQ d_len+56(FP), CX
 	MOVQ bs_base+72(FP), BX
 	LEAQ q4kShuf<>(SB), R11
-	VXORPS Y0, Y0, Y0
-	VXORPS X10, X10, X10
+	VXORPS X0, X0, X0
 	BCAST32($0x0f0f0f0f, X14, Y14)
 
 q4kloop:
@@ -257,9 +153,7 @@ q4kloop:
 	VMOVD        AX, X1
 	VCVTPH2PS    X1, X1
 	VBROADCASTSS (DX), X2
-	VMULPS       X2, X1, X1
-	VBROADCASTSS X1, Y11
-	VSHUFPS      $0x55, X1, X1, X12
+	VMULPS       X2, X1, X11
 
 	// Mins: Σ m[s]·(bs[2s]+bs[2s+1]) into X10, weighted by dmin.
 	VMOVDQU      (BX), X7
@@ -267,16 +161,13 @@ q4kloop:
 	VPHADDW      X8, X7, X7
 	VEXTRACTI128 $1, Y9, X9
 	VPMADDWD     X9, X7, X7
-	VCVTDQ2PS    X7, X7
-	VFMADD231PS  X7, X12, X10
 
 	VPXOR Y5, Y5, Y5
 	Q4KCHUNK(0)
 	Q4KCHUNK(1)
 	Q4KCHUNK(2)
 	Q4KCHUNK(3)
-	VCVTDQ2PS   Y5, Y5
-	VFMADD231PS Y5, Y11, Y0
+	Q4KBLOCKSUM
 
 	ADDQ $144, SI
 	ADDQ $256, DI
@@ -286,8 +177,6 @@ q4kloop:
 	JMP  q4kloop
 
 q4kdone:
-	VSUBPS Y10, Y0, Y0 // Y10's upper half is zero (VEX.128 writes clear it)
-	QHSUM_Y0
 	VMOVSS X0, ret+96(FP)
 	VZEROUPPER
 	RET
@@ -351,6 +240,21 @@ GLOBL q6kShuf<>(SB), RODATA|NOPTR, $128
 	Q6KSCALE(4*h+2, Y1); \
 	Q6KSCALE(4*h+3, Y2)
 
+// The float32 part of a k-quant block whose dot is dy·d·float32(sumi)
+// (Q6_K, IQ4_XS), in the reference dot's order: Y5's 8 int32 partial sums
+// reduce exactly to sumi, then X0 += X1·float32(sumi), X1 holding d·dy
+// in its low lane (clobbers X2, X5).
+#define KBLOCKSUM \
+	VEXTRACTI128 $1, Y5, X2; \
+	VPADDD       X2, X5, X5; \
+	VPSHUFD      $0x4e, X5, X2; \
+	VPADDD       X2, X5, X5; \
+	VPSHUFD      $0xb1, X5, X2; \
+	VPADDD       X2, X5, X5; \
+	VCVTDQ2PS    X5, X5; \
+	VMULSS       X1, X5, X5; \
+	VADDSS       X5, X0, X0
+
 // func dotQ6KAVX2(w []byte, q []int8, d []float32, bs []int16) float32
 //
 // Quants are used unsigned (0..63); the -32 offset is taken off at the end
@@ -387,9 +291,7 @@ q6kloop:
 	VMOVD        AX, X1
 	VCVTPH2PS    X1, X1
 	VMULSS       (DX), X1, X1
-	VBROADCASTSS X1, Y1
-	VCVTDQ2PS    Y5, Y5
-	VFMADD231PS  Y5, Y1, Y0
+	KBLOCKSUM
 
 	ADDQ $210, SI
 	ADDQ $256, DI
@@ -399,7 +301,6 @@ q6kloop:
 	JMP  q6kloop
 
 q6kdone:
-	QHSUM_Y0
 	VMOVSS X0, ret+96(FP)
 	VZEROUPPER
 	RET
@@ -1211,8 +1112,7 @@ r4krow:
 	MOVQ d_base+80(FP), DX
 	MOVQ d_len+88(FP), CX
 	MOVQ bs_base+104(FP), BX
-	VXORPS Y0, Y0, Y0
-	VXORPS X10, X10, X10
+	VXORPS X0, X0, X0
 
 r4kloop:
 	TESTQ CX, CX
@@ -1253,9 +1153,7 @@ r4kloop:
 	VMOVD        AX, X1
 	VCVTPH2PS    X1, X1
 	VBROADCASTSS (DX), X2
-	VMULPS       X2, X1, X1
-	VBROADCASTSS X1, Y11
-	VSHUFPS      $0x55, X1, X1, X12
+	VMULPS       X2, X1, X11
 
 	// Mins: Σ m[s]·(bs[2s]+bs[2s+1]) into X10, weighted by dmin.
 	VMOVDQU      (BX), X7
@@ -1263,16 +1161,13 @@ r4kloop:
 	VPHADDW      X8, X7, X7
 	VEXTRACTI128 $1, Y9, X9
 	VPMADDWD     X9, X7, X7
-	VCVTDQ2PS    X7, X7
-	VFMADD231PS  X7, X12, X10
 
 	VPXOR Y5, Y5, Y5
 	Q4KCHUNK(0)
 	Q4KCHUNK(1)
 	Q4KCHUNK(2)
 	Q4KCHUNK(3)
-	VCVTDQ2PS   Y5, Y5
-	VFMADD231PS Y5, Y11, Y0
+	Q4KBLOCKSUM
 
 	ADDQ $144, SI
 	ADDQ $256, DI
@@ -1282,8 +1177,6 @@ r4kloop:
 	JMP  r4kloop
 
 r4kdone:
-	VSUBPS Y10, Y0, Y0
-	QHSUM_Y0
 	MOVQ o-16(SP), AX
 	VMOVSS X0, (AX)
 	ADDQ $4, AX
@@ -1340,9 +1233,7 @@ r6kloop:
 	VMOVD        AX, X1
 	VCVTPH2PS    X1, X1
 	VMULSS       (DX), X1, X1
-	VBROADCASTSS X1, Y1
-	VCVTDQ2PS    Y5, Y5
-	VFMADD231PS  Y5, Y1, Y0
+	KBLOCKSUM
 
 	ADDQ $210, SI
 	ADDQ $256, DI
@@ -1352,7 +1243,6 @@ r6kloop:
 	JMP  r6kloop
 
 r6kdone:
-	QHSUM_Y0
 	MOVQ o-16(SP), AX
 	VMOVSS X0, (AX)
 	ADDQ $4, AX

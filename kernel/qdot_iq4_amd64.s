@@ -142,13 +142,21 @@ iq4xsloop:
 	IQ4XSPAIR(2)
 	IQ4XSPAIR(3)
 
+	// X0 += (d·dy)·float32(sumi), the reference dot's order, with sumi
+	// the exact sum of Y5's 8 int32 lanes.
+	VEXTRACTI128 $1, Y5, X2
+	VPADDD       X2, X5, X5
+	VPSHUFD      $0x4e, X5, X2
+	VPADDD       X2, X5, X5
+	VPSHUFD      $0xb1, X5, X2
+	VPADDD       X2, X5, X5
+	VCVTDQ2PS    X5, X5
 	MOVWLZX      (SI), AX
 	VMOVD        AX, X1
 	VCVTPH2PS    X1, X1
 	VMULSS       (DX), X1, X1
-	VBROADCASTSS X1, Y1
-	VCVTDQ2PS    Y5, Y5
-	VFMADD231PS  Y5, Y1, Y0
+	VMULSS       X1, X5, X5
+	VADDSS       X5, X0, X0
 
 	ADDQ $136, SI
 	ADDQ $256, DI
@@ -157,7 +165,6 @@ iq4xsloop:
 	JMP  iq4xsloop
 
 iq4xsdone:
-	IQHSUM_Y0
 	VMOVSS X0, ret+72(FP)
 	VZEROUPPER
 	RET
