@@ -69,6 +69,45 @@ func dotQ4_0AVX2Row(w []byte, a *q8Act) float32 {
 }
 
 //go:noescape
+func rowsQ8_0VNNIX(out []float32, w []byte, rb int, q []int8, d []float32)
+
+//go:noescape
+func rowsQ4_0VNNIX(out []float32, w []byte, rb int, q []int8, d []float32)
+
+// vnnixMaxBlocks is the most activation blocks the exact VNNI kernels
+// take (their frame holds one int32 per block); longer rows use the AVX2
+// kernels, which give the same results.
+const vnnixMaxBlocks = 1024
+
+func rowsQ8_0VNNIXAct(out []float32, w []byte, rb int, a *q8Act) {
+	if len(a.D) > vnnixMaxBlocks {
+		rowsQ8_0AVX2(out, w, rb, a.Q, a.D)
+		return
+	}
+	rowsQ8_0VNNIX(out, w, rb, a.Q, a.D)
+}
+
+func rowsQ4_0VNNIXAct(out []float32, w []byte, rb int, a *q8Act) {
+	if len(a.D) > vnnixMaxBlocks {
+		rowsQ4_0AVX2(out, w, rb, a.Q, a.D)
+		return
+	}
+	rowsQ4_0VNNIX(out, w, rb, a.Q, a.D)
+}
+
+func dotQ8_0VNNIXRow(w []byte, a *q8Act) float32 {
+	var o [1]float32
+	rowsQ8_0VNNIXAct(o[:], w, len(w), a)
+	return o[0]
+}
+
+func dotQ4_0VNNIXRow(w []byte, a *q8Act) float32 {
+	var o [1]float32
+	rowsQ4_0VNNIXAct(o[:], w, len(w), a)
+	return o[0]
+}
+
+//go:noescape
 func rowsQ4_0VNNI(out []float32, w []byte, rb int, q []int8, d, s []float32)
 
 //go:noescape
@@ -132,6 +171,8 @@ func init() {
 	registerQKernel(tensor.Q4_0, qKernel{min: levelAVX512, dequant: dequantQ4_0AVX512})
 	registerQKernel(tensor.Q8_0, qKernel{min: levelAVX512, dequant: dequantQ8_0AVX512})
 	if hasVNNI {
+		registerQKernel(tensor.Q4_0, qKernel{min: levelAVX512, dot: dotQ4_0VNNIXRow, rows: rowsQ4_0VNNIXAct})
+		registerQKernel(tensor.Q8_0, qKernel{min: levelAVX512, dot: dotQ8_0VNNIXRow, rows: rowsQ8_0VNNIXAct})
 		registerQKernel(tensor.Q4_1, qKernel{min: levelAVX512, dot: dotQ4_1VNNIRow})
 	}
 }
