@@ -18,12 +18,6 @@ func dotQ4KAVX2(w []byte, q []int8, d []float32, bs []int16) float32
 func dotQ6KAVX2(w []byte, q []int8, d []float32, bs []int16) float32
 
 //go:noescape
-func dotQ4_0VNNI(w []byte, q []int8, d, s []float32) float32
-
-//go:noescape
-func dotQ8_0VNNI(w []byte, q []int8, d []float32) float32
-
-//go:noescape
 func dotQ4_1VNNI(w []byte, q []int8, d, s []float32) float32
 
 //go:noescape
@@ -108,12 +102,6 @@ func dotQ4_0VNNIXRow(w []byte, a *q8Act) float32 {
 }
 
 //go:noescape
-func rowsQ4_0VNNI(out []float32, w []byte, rb int, q []int8, d, s []float32)
-
-//go:noescape
-func rowsQ8_0VNNI(out []float32, w []byte, rb int, q []int8, d []float32)
-
-//go:noescape
 func rowsQ4KAVX2(out []float32, w []byte, rb int, q []int8, d []float32, bs []int16)
 
 //go:noescape
@@ -127,23 +115,13 @@ func rowsQ6KAVX2Act(out []float32, w []byte, rb int, a *q8Act) {
 	rowsQ6KAVX2(out, w, rb, a.Q, a.D, a.BS)
 }
 
-func rowsQ4_0VNNIAct(out []float32, w []byte, rb int, a *q8Act) {
-	rowsQ4_0VNNI(out, w, rb, a.Q, a.D, a.S)
-}
-
-func rowsQ8_0VNNIAct(out []float32, w []byte, rb int, a *q8Act) {
-	rowsQ8_0VNNI(out, w, rb, a.Q, a.D)
-}
-
 //go:noescape
 func dequantQ4_0AVX512(dst []float32, w []byte)
 
 //go:noescape
 func dequantQ8_0AVX512(dst []float32, w []byte)
 
-func dotQ8_0VNNIRow(w []byte, a *q8Act) float32 { return dotQ8_0VNNI(w, a.Q, a.D) }
 func dotQ4_1VNNIRow(w []byte, a *q8Act) float32 { return dotQ4_1VNNI(w, a.Q, a.D, a.S) }
-func dotQ4_0VNNIRow(w []byte, a *q8Act) float32 { return dotQ4_0VNNI(w, a.Q, a.D, a.S) }
 func dotQ4KAVX2Row(w []byte, a *q8Act) float32  { return dotQ4KAVX2(w, a.Q, a.D, a.BS) }
 func dotQ6KAVX2Row(w []byte, a *q8Act) float32  { return dotQ6KAVX2(w, a.Q, a.D, a.BS) }
 
@@ -162,7 +140,8 @@ var hasVNNI = func() bool {
 // init registers the SIMD overrides of the integer path, ascending in
 // level (the last one usable at a level wins): AVX2 row kernels, AVX-512
 // row dequantizers and, where the CPU has AVX512_VNNI, the VPDPBUSD
-// kernels on top of levelAVX512.
+// kernels on top of levelAVX512. The Q8_0, Q4_0, Q4_K and Q6_K row
+// kernels of every level give the reference dot bit for bit.
 func init() {
 	registerQKernel(tensor.Q8_0, qKernel{min: levelAVX2, dot: dotQ8_0AVX2Row, rows: rowsQ8_0AVX2Act})
 	registerQKernel(tensor.Q4_0, qKernel{min: levelAVX2, dot: dotQ4_0AVX2Row, rows: rowsQ4_0AVX2Act})
