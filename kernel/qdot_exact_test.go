@@ -45,7 +45,7 @@ func TestQRowsExact(t *testing.T) {
 		qt, _ := qTypeOf(dt)
 		nbs := []int{1, 2, 3, 5}
 		if qt.act == actQ8_0 {
-			nbs = []int{1, 7, 8, 9, 16, 23, 64, 67, 1030}
+			nbs = []int{1, 7, 8, 9, 16, 23, 64, 67, 1030, 1024}
 		}
 		for k, nb := range nbs {
 			cols := nb * dt.BlockSize()
