@@ -21,12 +21,19 @@ func threadCPU(b *testing.B) time.Duration {
 }
 
 // BenchmarkQRowsCPU times a one-token decode MatMul on the row kernels
-// (QTileMin 0, one thread) of an 8192×2048 weight of each type with a
-// sixteen-row kernel, at each level from AVX2 up, and reports the
+// (QTileMin 0, one thread) of an 8192×2048 and a 32×2048 weight of each
+// type with a sixteen-row kernel, at each level from AVX2 up, and reports the
 // thread's CPU time per call (cpu-µs/op) beside the wall time: on a
 // machine shared with other busy processes the CPU time moves less.
 func BenchmarkQRowsCPU(b *testing.B) {
-	const rows, cols = 8192, 2048
+	for _, sh := range [][2]int{{8192, 2048}, {32, 2048}} {
+		benchQRowsCPU(b, sh[0], sh[1])
+	}
+}
+
+// benchQRowsCPU is BenchmarkQRowsCPU for one weight shape (32×2048: in
+// L2, the kernels' compute alone).
+func benchQRowsCPU(b *testing.B, rows, cols int) {
 	for _, dt := range []tensor.DType{tensor.Q8_0, tensor.Q4_0, tensor.Q4_K, tensor.Q6_K, tensor.IQ4_XS} {
 		w := qBenchWeight(b, dt, rows, cols)
 		x := randVec(rand.New(rand.NewPCG(1, 1)), cols)
@@ -35,7 +42,7 @@ func BenchmarkQRowsCPU(b *testing.B) {
 			if l < levelAVX2 {
 				continue
 			}
-			b.Run(fmt.Sprintf("%s/%v", dt, l), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%dx%d/%s/%v", rows, cols, dt, l), func(b *testing.B) {
 				defer withConfig(func(c *Config) { c.Threads, c.QTileMin, c.QDisabled = 1, 0, false })()
 				runtime.LockOSThread()
 				defer runtime.UnlockOSThread()
