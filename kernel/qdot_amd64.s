@@ -104,6 +104,21 @@ GLOBL q4kShuf<>(SB), RODATA|NOPTR, $256
 	VSUBSS       X1, X5, X5; \
 	VADDSS       X5, X0, X0
 
+// Q4KBLOCKSUM for the pending block of the multi-row kernel, whose sums
+// and scales wait in Y15, X10 and X12 (consumed; clobbers X13): done one
+// block late, in the middle of the next block's integer work, so that the
+// float32 chain does not hold back that block's loads.
+#define Q4KBLOCKSUMP \
+	VEXTRACTI128 $1, Y15, X13; \
+	VPADDD       X13, X15, X15; \
+	VPHADDD      X10, X15, X15; \
+	VPHADDD      X15, X15, X15; \
+	VCVTDQ2PS    X15, X15; \
+	VMULPS       X12, X15, X15; \
+	VMOVSHDUP    X15, X13; \
+	VSUBSS       X13, X15, X15; \
+	VADDSS       X15, X0, X0
+
 // func dotQ4KAVX2(w []byte, q []int8, d []float32, bs []int16) float32
 TEXT ·dotQ4KAVX2(SB), NOSPLIT, $0-100
 	MOVQ w_base+0(FP), SI
@@ -255,6 +270,20 @@ GLOBL q6kShuf<>(SB), RODATA|NOPTR, $128
 	VCVTDQ2PS    X5, X5; \
 	VMULSS       X1, X5, X5; \
 	VADDSS       X5, X0, X0
+
+// KBLOCKSUM for the pending block of the Q6_K multi-row kernel: sums in
+// Y10, d·dy in X11 (consumed; clobbers X15), one block late as
+// Q4KBLOCKSUMP.
+#define KBLOCKSUMP \
+	VEXTRACTI128 $1, Y10, X15; \
+	VPADDD       X15, X10, X10; \
+	VPSHUFD      $0x4e, X10, X15; \
+	VPADDD       X15, X10, X10; \
+	VPSHUFD      $0xb1, X10, X15; \
+	VPADDD       X15, X10, X10; \
+	VCVTDQ2PS    X10, X10; \
+	VMULSS       X11, X10, X10; \
+	VADDSS       X10, X0, X0
 
 // func dotQ6KAVX2(w []byte, q []int8, d []float32, bs []int16) float32
 //
@@ -582,6 +611,9 @@ r4krow:
 	MOVQ d_len+88(FP), CX
 	MOVQ bs_base+104(FP), BX
 	VXORPS X0, X0, X0
+	VPXOR  Y15, Y15, Y15 // pending block: sum partials (none yet: zeros)
+	VPXOR  X10, X10, X10
+	VXORPS X12, X12, X12
 
 r4kloop:
 	TESTQ CX, CX
@@ -633,10 +665,13 @@ r4kloop:
 
 	VPXOR Y5, Y5, Y5
 	Q4KCHUNK(0)
+	Q4KBLOCKSUMP
 	Q4KCHUNK(1)
 	Q4KCHUNK(2)
 	Q4KCHUNK(3)
-	Q4KBLOCKSUM
+	VMOVDQA Y5, Y15
+	VMOVDQA X7, X10
+	VMOVAPS X11, X12
 
 	ADDQ $144, SI
 	ADDQ $256, DI
@@ -646,6 +681,7 @@ r4kloop:
 	JMP  r4kloop
 
 r4kdone:
+	Q4KBLOCKSUMP
 	MOVQ o-16(SP), AX
 	VMOVSS X0, (AX)
 	ADDQ $4, AX
@@ -680,6 +716,8 @@ r6krow:
 	MOVQ d_len+88(FP), CX
 	MOVQ bs_base+104(FP), BX
 	VXORPS Y0, Y0, Y0
+	VPXOR  Y10, Y10, Y10 // pending block: sum partials (none yet: zeros)
+	VXORPS X11, X11, X11
 
 r6kloop:
 	TESTQ CX, CX
@@ -696,13 +734,14 @@ r6kloop:
 	VPSUBD    Y9, Y5, Y5
 
 	Q6KHALF(0)
+	KBLOCKSUMP
 	Q6KHALF(1)
 
 	MOVWLZX      208(SI), AX
-	VMOVD        AX, X1
-	VCVTPH2PS    X1, X1
-	VMULSS       (DX), X1, X1
-	KBLOCKSUM
+	VMOVD        AX, X11
+	VCVTPH2PS    X11, X11
+	VMULSS       (DX), X11, X11
+	VMOVDQA      Y5, Y10
 
 	ADDQ $210, SI
 	ADDQ $256, DI
@@ -712,6 +751,7 @@ r6kloop:
 	JMP  r6kloop
 
 r6kdone:
+	KBLOCKSUMP
 	MOVQ o-16(SP), AX
 	VMOVSS X0, (AX)
 	ADDQ $4, AX
