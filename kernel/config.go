@@ -59,19 +59,26 @@ type Config struct {
 	// results as the VNNI kernels, bit for bit. Default: TERSE_NOAMX=1.
 	NoAMX bool
 	// QTileMin is the smallest activation count, at most QMaxBatch, for
-	// which the integer decode path dots Q4_0, Q8_0, Q4_K and Q6_K weights
-	// through the sixteen-row kernels (qgemm16.go, where the level has
-	// them: AVX512_VNNI) instead of row by row: each 16-row weight tile is
-	// repacked once and dotted with every token, and the results are ggml's
-	// dot bit for bit at every batch size, so a sequence decoded in a batch
-	// gets the logits it gets alone (the server's greedy equality relies on
-	// it; the row kernels round differently from the tiles). 0 keeps the
-	// row kernels at every decode batch size. Default 1: measured in CPU
-	// time on the development machine (one thread, 8192×2048 weights,
-	// BenchmarkQTileMin) the tiles ran at 1.2-1.4× the row kernels for two
-	// and three tokens and 1.7-3.1× for eight, every type; for one token,
-	// a Llama-3.2-1B decode on two threads ran 16% faster for Q8_0, 1%
-	// slower for Q4_0 and 8% slower for Q4_K_M than on the row kernels.
+	// which the integer decode path dots Q4_0, Q8_0, Q4_K, Q6_K and IQ4_XS
+	// weights through the sixteen-row kernels (qgemm16.go, where the level
+	// has them: AVX512_VNNI) instead of row by row: each 16-row weight tile
+	// is repacked once and dotted with every token. Both routes give ggml's
+	// dot bit for bit (the row kernels of these types do the reference's
+	// float32 operations in its order; TestQDecodeRowsEqualTiles), so a
+	// sequence decoded in a batch gets the logits it gets alone, which the
+	// server's greedy equality relies on. That holds for QTileMin 1 to 4:
+	// batches of four or more that stay off the tiles take the four-token
+	// kernels (qdec4.go), which round differently. 0 keeps the row kernels
+	// at every decode batch size. Default 2: one token takes the rows, which
+	// read each weight row once without the per-call repacking. Measured on
+	// the development machine (AMD EPYC Zen 4, shared with other jobs at
+	// load 12-24 on 2 cores, so only ratios mean much): one thread,
+	// 8192×2048 weights, BenchmarkQTileMin, the tiles ran at 1.2-1.4× the
+	// row kernels for two and three tokens and 1.7-3.1× for eight (earlier
+	// measurement), while for one token the rows ran at 1.1-3× the tiles;
+	// a Llama-3.2-1B-shaped decode on two threads (terse bench -n 32) ran
+	// 1.5-3× faster on the rows than on the tiles for Q4_K_M, Q8_0, Q4_0
+	// and Q6_K.
 	QTileMin int
 	// QDisabled sends quantized weights down the dequantize path at every
 	// batch size (benchmarks and tests compare the two).
@@ -91,7 +98,7 @@ const (
 	defaultKBlock    = 2048
 	defaultSmallWork = 1 << 15
 	qMaxN            = 16 // the default QMaxBatch
-	defaultQTileMin  = 1
+	defaultQTileMin  = 2
 	maxThreads       = 1024
 )
 

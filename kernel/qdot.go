@@ -14,8 +14,11 @@ import (
 // registry (ggml.Type.Dot): a weight type takes the integer path when its
 // descriptor has one. The SIMD files (qdot_amd64.go) register overrides in
 // qKernels for the types and levels they accelerate; they compute the same
-// integer block sums and differ only in how the float32 scaling and
-// accumulation are ordered. Kernels are chosen once per weight matrix.
+// integer block sums. For the types with sixteen-row kernels (Q8_0, Q4_0,
+// Q4_K, Q6_K, IQ4_XS: qExactTypes in the tests) the overrides also do the
+// float32 scaling and accumulation in the reference's order, so they give
+// its result bit for bit; the others may order them differently. Kernels
+// are chosen once per weight matrix.
 
 // q8Act is one quantized activation row (ggml.ActRow).
 type q8Act = ggml.ActRow

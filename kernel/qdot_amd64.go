@@ -12,22 +12,10 @@ import (
 // sums per Q8_K block.
 
 //go:noescape
-func dotQ8_0AVX2(w []byte, q []int8, d []float32) float32
-
-//go:noescape
-func dotQ4_0AVX2(w []byte, q []int8, d []float32) float32
-
-//go:noescape
 func dotQ4KAVX2(w []byte, q []int8, d []float32, bs []int16) float32
 
 //go:noescape
 func dotQ6KAVX2(w []byte, q []int8, d []float32, bs []int16) float32
-
-//go:noescape
-func dotQ4_0VNNI(w []byte, q []int8, d, s []float32) float32
-
-//go:noescape
-func dotQ8_0VNNI(w []byte, q []int8, d []float32) float32
 
 //go:noescape
 func dotQ4_1VNNI(w []byte, q []int8, d, s []float32) float32
@@ -46,11 +34,72 @@ func quantQ8_0(l level, a *q8Act, x []float32) {
 	ggml.QuantizeActQ8_0(a, x)
 }
 
-//go:noescape
-func rowsQ4_0VNNI(out []float32, w []byte, rb int, q []int8, d, s []float32)
+// Implemented in qdot_b32_amd64.s: bit for bit the reference dot.
 
 //go:noescape
-func rowsQ8_0VNNI(out []float32, w []byte, rb int, q []int8, d []float32)
+func rowsQ8_0AVX2(out []float32, w []byte, rb int, q []int8, d []float32)
+
+//go:noescape
+func rowsQ4_0AVX2(out []float32, w []byte, rb int, q []int8, d []float32)
+
+func rowsQ8_0AVX2Act(out []float32, w []byte, rb int, a *q8Act) {
+	rowsQ8_0AVX2(out, w, rb, a.Q, a.D)
+}
+
+func rowsQ4_0AVX2Act(out []float32, w []byte, rb int, a *q8Act) {
+	rowsQ4_0AVX2(out, w, rb, a.Q, a.D)
+}
+
+func dotQ8_0AVX2Row(w []byte, a *q8Act) float32 {
+	var o [1]float32
+	rowsQ8_0AVX2(o[:], w, len(w), a.Q, a.D)
+	return o[0]
+}
+
+func dotQ4_0AVX2Row(w []byte, a *q8Act) float32 {
+	var o [1]float32
+	rowsQ4_0AVX2(o[:], w, len(w), a.Q, a.D)
+	return o[0]
+}
+
+//go:noescape
+func rowsQ8_0VNNIX(out []float32, w []byte, rb int, q []int8, d []float32)
+
+//go:noescape
+func rowsQ4_0VNNIX(out []float32, w []byte, rb int, q []int8, d []float32)
+
+// vnnixMaxBlocks is the most activation blocks the exact VNNI kernels
+// take (their frame holds one int32 per block); longer rows use the AVX2
+// kernels, which give the same results.
+const vnnixMaxBlocks = 1024
+
+func rowsQ8_0VNNIXAct(out []float32, w []byte, rb int, a *q8Act) {
+	if len(a.D) > vnnixMaxBlocks {
+		rowsQ8_0AVX2(out, w, rb, a.Q, a.D)
+		return
+	}
+	rowsQ8_0VNNIX(out, w, rb, a.Q, a.D)
+}
+
+func rowsQ4_0VNNIXAct(out []float32, w []byte, rb int, a *q8Act) {
+	if len(a.D) > vnnixMaxBlocks {
+		rowsQ4_0AVX2(out, w, rb, a.Q, a.D)
+		return
+	}
+	rowsQ4_0VNNIX(out, w, rb, a.Q, a.D)
+}
+
+func dotQ8_0VNNIXRow(w []byte, a *q8Act) float32 {
+	var o [1]float32
+	rowsQ8_0VNNIXAct(o[:], w, len(w), a)
+	return o[0]
+}
+
+func dotQ4_0VNNIXRow(w []byte, a *q8Act) float32 {
+	var o [1]float32
+	rowsQ4_0VNNIXAct(o[:], w, len(w), a)
+	return o[0]
+}
 
 //go:noescape
 func rowsQ4KAVX2(out []float32, w []byte, rb int, q []int8, d []float32, bs []int16)
@@ -66,25 +115,13 @@ func rowsQ6KAVX2Act(out []float32, w []byte, rb int, a *q8Act) {
 	rowsQ6KAVX2(out, w, rb, a.Q, a.D, a.BS)
 }
 
-func rowsQ4_0VNNIAct(out []float32, w []byte, rb int, a *q8Act) {
-	rowsQ4_0VNNI(out, w, rb, a.Q, a.D, a.S)
-}
-
-func rowsQ8_0VNNIAct(out []float32, w []byte, rb int, a *q8Act) {
-	rowsQ8_0VNNI(out, w, rb, a.Q, a.D)
-}
-
 //go:noescape
 func dequantQ4_0AVX512(dst []float32, w []byte)
 
 //go:noescape
 func dequantQ8_0AVX512(dst []float32, w []byte)
 
-func dotQ8_0VNNIRow(w []byte, a *q8Act) float32 { return dotQ8_0VNNI(w, a.Q, a.D) }
 func dotQ4_1VNNIRow(w []byte, a *q8Act) float32 { return dotQ4_1VNNI(w, a.Q, a.D, a.S) }
-func dotQ4_0VNNIRow(w []byte, a *q8Act) float32 { return dotQ4_0VNNI(w, a.Q, a.D, a.S) }
-func dotQ8_0AVX2Row(w []byte, a *q8Act) float32 { return dotQ8_0AVX2(w, a.Q, a.D) }
-func dotQ4_0AVX2Row(w []byte, a *q8Act) float32 { return dotQ4_0AVX2(w, a.Q, a.D) }
 func dotQ4KAVX2Row(w []byte, a *q8Act) float32  { return dotQ4KAVX2(w, a.Q, a.D, a.BS) }
 func dotQ6KAVX2Row(w []byte, a *q8Act) float32  { return dotQ6KAVX2(w, a.Q, a.D, a.BS) }
 
@@ -103,17 +140,18 @@ var hasVNNI = func() bool {
 // init registers the SIMD overrides of the integer path, ascending in
 // level (the last one usable at a level wins): AVX2 row kernels, AVX-512
 // row dequantizers and, where the CPU has AVX512_VNNI, the VPDPBUSD
-// kernels on top of levelAVX512.
+// kernels on top of levelAVX512. The Q8_0, Q4_0, Q4_K and Q6_K row
+// kernels of every level give the reference dot bit for bit.
 func init() {
-	registerQKernel(tensor.Q8_0, qKernel{min: levelAVX2, dot: dotQ8_0AVX2Row})
-	registerQKernel(tensor.Q4_0, qKernel{min: levelAVX2, dot: dotQ4_0AVX2Row})
+	registerQKernel(tensor.Q8_0, qKernel{min: levelAVX2, dot: dotQ8_0AVX2Row, rows: rowsQ8_0AVX2Act})
+	registerQKernel(tensor.Q4_0, qKernel{min: levelAVX2, dot: dotQ4_0AVX2Row, rows: rowsQ4_0AVX2Act})
 	registerQKernel(tensor.Q4_K, qKernel{min: levelAVX2, dot: dotQ4KAVX2Row, rows: rowsQ4KAVX2Act})
 	registerQKernel(tensor.Q6_K, qKernel{min: levelAVX2, dot: dotQ6KAVX2Row, rows: rowsQ6KAVX2Act})
 	registerQKernel(tensor.Q4_0, qKernel{min: levelAVX512, dequant: dequantQ4_0AVX512})
 	registerQKernel(tensor.Q8_0, qKernel{min: levelAVX512, dequant: dequantQ8_0AVX512})
 	if hasVNNI {
-		registerQKernel(tensor.Q4_0, qKernel{min: levelAVX512, dot: dotQ4_0VNNIRow, rows: rowsQ4_0VNNIAct})
-		registerQKernel(tensor.Q8_0, qKernel{min: levelAVX512, dot: dotQ8_0VNNIRow, rows: rowsQ8_0VNNIAct})
+		registerQKernel(tensor.Q4_0, qKernel{min: levelAVX512, dot: dotQ4_0VNNIXRow, rows: rowsQ4_0VNNIXAct})
+		registerQKernel(tensor.Q8_0, qKernel{min: levelAVX512, dot: dotQ8_0VNNIXRow, rows: rowsQ8_0VNNIXAct})
 		registerQKernel(tensor.Q4_1, qKernel{min: levelAVX512, dot: dotQ4_1VNNIRow})
 	}
 }

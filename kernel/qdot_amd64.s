@@ -5,8 +5,14 @@
 // Integer dot products of quantized weight rows with quantized activations
 // (see qdot.go). Products of unsigned by signed bytes use VPMADDUBSW (pairs
 // summed to int16 without saturation for the value ranges involved), then
-// VPMADDWD to int32; the int32 block sums are converted to float32 and
-// scaled with fused multiply-add.
+// VPMADDWD to int32. The AVX2 k-quant kernels (Q4_K, Q6_K) reduce each
+// block's int32 partial sums to the block sum exactly and then do the
+// reference dot's float32 operations in its order, so that their results
+// equal ggml.Type.Dot bit for bit (the one-token decode on the rows then
+// equals the batched decode on the sixteen-row tiles); the VNNI kernels
+// of this file (Q4_1) convert the int32 partial sums to float32 and scale
+// them with fused multiply-adds, which rounds differently. The exact
+// Q8_0 and Q4_0 kernels are in qdot_b32_amd64.s.
 //
 // The row loops prefetch the weights 4 KiB ahead: rows are read once per
 // token, from memory for models larger than the caches, and the prefetches
@@ -27,130 +33,6 @@
 	MOVL         c, AX; \
 	VMOVD        AX, x; \
 	VPBROADCASTD x, y
-
-// Scale for one Q8_0-style block: Y = f16(w at off(SI)) · d at doff(DX),
-// broadcast (clobbers AX, X).
-#define BLKSCALE(off, doff, x, y) \
-	MOVWLZX   off(SI), AX; \
-	VMOVD     AX, x; \
-	VCVTPH2PS x, x; \
-	VMULSS    doff(DX), x, x; \
-	VBROADCASTSS x, y
-
-// Signed int8 dot of Y register a (weights) with Y register b (activations)
-// into 8 int32 in Y register a; Y15 holds int16 ones; t is a temporary.
-#define SDOT8(a, b, t) \
-	VPSIGNB    a, b, b; \
-	VPSIGNB    a, a, t; \
-	VPMADDUBSW b, t, t; \
-	VPMADDWD   Y15, t, a
-
-// func dotQ8_0AVX2(w []byte, q []int8, d []float32) float32
-TEXT ·dotQ8_0AVX2(SB), NOSPLIT, $0-76
-	MOVQ w_base+0(FP), SI
-	MOVQ q_base+24(FP), DI
-	MOVQ d_base+48(FP), DX
-	MOVQ d_len+56(FP), CX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y8, Y8, Y8
-	BCAST32($0x00010001, X15, Y15)
-
-q8loop2:
-	CMPQ CX, $2
-	JLT  q8tail
-	BLKSCALE(0, 0, X2, Y2)
-	BLKSCALE(34, 4, X3, Y3)
-	VMOVDQU 2(SI), Y4
-	VMOVDQU (DI), Y5
-	VMOVDQU 36(SI), Y6
-	VMOVDQU 32(DI), Y7
-	SDOT8(Y4, Y5, Y9)
-	SDOT8(Y6, Y7, Y10)
-	VCVTDQ2PS Y4, Y4
-	VCVTDQ2PS Y6, Y6
-	VFMADD231PS Y4, Y2, Y0
-	VFMADD231PS Y6, Y3, Y8
-	ADDQ $68, SI
-	ADDQ $64, DI
-	ADDQ $8, DX
-	SUBQ $2, CX
-	JMP  q8loop2
-
-q8tail:
-	TESTQ CX, CX
-	JZ    q8done
-	BLKSCALE(0, 0, X2, Y2)
-	VMOVDQU 2(SI), Y4
-	VMOVDQU (DI), Y5
-	SDOT8(Y4, Y5, Y9)
-	VCVTDQ2PS Y4, Y4
-	VFMADD231PS Y4, Y2, Y0
-
-q8done:
-	VADDPS Y8, Y0, Y0
-	QHSUM_Y0
-	VMOVSS X0, ret+72(FP)
-	VZEROUPPER
-	RET
-
-// Q4_0 block at off(SI) to 32 int8 in -8..7 in Y register y (Y14: 0x0f
-// bytes, Y13: 8s; x is y's low half, t a temporary X register).
-#define Q4UNPACK(off, x, y, t) \
-	VMOVDQU     off(SI), x; \
-	VPSRLW      $4, x, t; \
-	VINSERTI128 $1, t, y, y; \
-	VPAND       Y14, y, y; \
-	VPSUBB      Y13, y, y
-
-// func dotQ4_0AVX2(w []byte, q []int8, d []float32) float32
-TEXT ·dotQ4_0AVX2(SB), NOSPLIT, $0-76
-	MOVQ w_base+0(FP), SI
-	MOVQ q_base+24(FP), DI
-	MOVQ d_base+48(FP), DX
-	MOVQ d_len+56(FP), CX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y8, Y8, Y8
-	BCAST32($0x00010001, X15, Y15)
-	BCAST32($0x0f0f0f0f, X14, Y14)
-	BCAST32($0x08080808, X13, Y13)
-
-q4loop2:
-	CMPQ CX, $2
-	JLT  q4tail
-	BLKSCALE(0, 0, X2, Y2)
-	BLKSCALE(18, 4, X3, Y3)
-	Q4UNPACK(2, X4, Y4, X11)
-	Q4UNPACK(20, X6, Y6, X12)
-	VMOVDQU (DI), Y5
-	VMOVDQU 32(DI), Y7
-	SDOT8(Y4, Y5, Y9)
-	SDOT8(Y6, Y7, Y10)
-	VCVTDQ2PS Y4, Y4
-	VCVTDQ2PS Y6, Y6
-	VFMADD231PS Y4, Y2, Y0
-	VFMADD231PS Y6, Y3, Y8
-	ADDQ $36, SI
-	ADDQ $64, DI
-	ADDQ $8, DX
-	SUBQ $2, CX
-	JMP  q4loop2
-
-q4tail:
-	TESTQ CX, CX
-	JZ    q4done
-	BLKSCALE(0, 0, X2, Y2)
-	Q4UNPACK(2, X4, Y4, X11)
-	VMOVDQU (DI), Y5
-	SDOT8(Y4, Y5, Y9)
-	VCVTDQ2PS Y4, Y4
-	VFMADD231PS Y4, Y2, Y0
-
-q4done:
-	VADDPS Y8, Y0, Y0
-	QHSUM_Y0
-	VMOVSS X0, ret+72(FP)
-	VZEROUPPER
-	RET
 
 // VPSHUFB masks: entry 2c+k (32 bytes) zero-extends byte 2c+k of each
 // 128-bit lane into every int16 of that lane (Q4_K scale broadcast).
@@ -206,6 +88,37 @@ GLOBL q4kShuf<>(SB), RODATA|NOPTR, $256
 	VPADDD       Y1, Y5, Y5; \
 	VPADDD       Y2, Y5, Y5
 
+// The float32 part of one Q4_K block, in the reference dot's order
+// (ggml.Type.Dot): Y5's 8 int32 partial sums of scale·quant·activation
+// and X7's 4 int32 partial sums of min·bs reduce exactly to sumi and
+// summ; then X0 += (d·dy)·float32(sumi) − (dmin·dy)·float32(summ), X11
+// holding [d·dy, dmin·dy] (clobbers X1, X5).
+#define Q4KBLOCKSUM \
+	VEXTRACTI128 $1, Y5, X1; \
+	VPADDD       X1, X5, X5; \
+	VPHADDD      X7, X5, X5; \
+	VPHADDD      X5, X5, X5; \
+	VCVTDQ2PS    X5, X5; \
+	VMULPS       X11, X5, X5; \
+	VMOVSHDUP    X5, X1; \
+	VSUBSS       X1, X5, X5; \
+	VADDSS       X5, X0, X0
+
+// Q4KBLOCKSUM for the pending block of the multi-row kernel, whose sums
+// and scales wait in Y15, X10 and X12 (consumed; clobbers X13): done one
+// block late, in the middle of the next block's integer work, so that the
+// float32 chain does not hold back that block's loads.
+#define Q4KBLOCKSUMP \
+	VEXTRACTI128 $1, Y15, X13; \
+	VPADDD       X13, X15, X15; \
+	VPHADDD      X10, X15, X15; \
+	VPHADDD      X15, X15, X15; \
+	VCVTDQ2PS    X15, X15; \
+	VMULPS       X12, X15, X15; \
+	VMOVSHDUP    X15, X13; \
+	VSUBSS       X13, X15, X15; \
+	VADDSS       X15, X0, X0
+
 // func dotQ4KAVX2(w []byte, q []int8, d []float32, bs []int16) float32
 TEXT ·dotQ4KAVX2(SB), NOSPLIT, $0-100
 	MOVQ w_base+0(FP), SI
@@ -214,8 +127,7 @@ TEXT ·dotQ4KAVX2(SB), NOSPLIT, $0-100
 	MOVQ d_len+56(FP), CX
 	MOVQ bs_base+72(FP), BX
 	LEAQ q4kShuf<>(SB), R11
-	VXORPS Y0, Y0, Y0
-	VXORPS X10, X10, X10
+	VXORPS X0, X0, X0
 	BCAST32($0x0f0f0f0f, X14, Y14)
 
 q4kloop:
@@ -257,9 +169,7 @@ q4kloop:
 	VMOVD        AX, X1
 	VCVTPH2PS    X1, X1
 	VBROADCASTSS (DX), X2
-	VMULPS       X2, X1, X1
-	VBROADCASTSS X1, Y11
-	VSHUFPS      $0x55, X1, X1, X12
+	VMULPS       X2, X1, X11
 
 	// Mins: Σ m[s]·(bs[2s]+bs[2s+1]) into X10, weighted by dmin.
 	VMOVDQU      (BX), X7
@@ -267,16 +177,13 @@ q4kloop:
 	VPHADDW      X8, X7, X7
 	VEXTRACTI128 $1, Y9, X9
 	VPMADDWD     X9, X7, X7
-	VCVTDQ2PS    X7, X7
-	VFMADD231PS  X7, X12, X10
 
 	VPXOR Y5, Y5, Y5
 	Q4KCHUNK(0)
 	Q4KCHUNK(1)
 	Q4KCHUNK(2)
 	Q4KCHUNK(3)
-	VCVTDQ2PS   Y5, Y5
-	VFMADD231PS Y5, Y11, Y0
+	Q4KBLOCKSUM
 
 	ADDQ $144, SI
 	ADDQ $256, DI
@@ -286,8 +193,6 @@ q4kloop:
 	JMP  q4kloop
 
 q4kdone:
-	VSUBPS Y10, Y0, Y0 // Y10's upper half is zero (VEX.128 writes clear it)
-	QHSUM_Y0
 	VMOVSS X0, ret+96(FP)
 	VZEROUPPER
 	RET
@@ -351,6 +256,35 @@ GLOBL q6kShuf<>(SB), RODATA|NOPTR, $128
 	Q6KSCALE(4*h+2, Y1); \
 	Q6KSCALE(4*h+3, Y2)
 
+// The float32 part of a k-quant block whose dot is dy·d·float32(sumi)
+// (Q6_K, IQ4_XS), in the reference dot's order: Y5's 8 int32 partial sums
+// reduce exactly to sumi, then X0 += X1·float32(sumi), X1 holding d·dy
+// in its low lane (clobbers X2, X5).
+#define KBLOCKSUM \
+	VEXTRACTI128 $1, Y5, X2; \
+	VPADDD       X2, X5, X5; \
+	VPSHUFD      $0x4e, X5, X2; \
+	VPADDD       X2, X5, X5; \
+	VPSHUFD      $0xb1, X5, X2; \
+	VPADDD       X2, X5, X5; \
+	VCVTDQ2PS    X5, X5; \
+	VMULSS       X1, X5, X5; \
+	VADDSS       X5, X0, X0
+
+// KBLOCKSUM for the pending block of the Q6_K multi-row kernel: sums in
+// Y10, d·dy in X11 (consumed; clobbers X15), one block late as
+// Q4KBLOCKSUMP.
+#define KBLOCKSUMP \
+	VEXTRACTI128 $1, Y10, X15; \
+	VPADDD       X15, X10, X10; \
+	VPSHUFD      $0x4e, X10, X15; \
+	VPADDD       X15, X10, X10; \
+	VPSHUFD      $0xb1, X10, X15; \
+	VPADDD       X15, X10, X10; \
+	VCVTDQ2PS    X10, X10; \
+	VMULSS       X11, X10, X10; \
+	VADDSS       X10, X0, X0
+
 // func dotQ6KAVX2(w []byte, q []int8, d []float32, bs []int16) float32
 //
 // Quants are used unsigned (0..63); the -32 offset is taken off at the end
@@ -387,9 +321,7 @@ q6kloop:
 	VMOVD        AX, X1
 	VCVTPH2PS    X1, X1
 	VMULSS       (DX), X1, X1
-	VBROADCASTSS X1, Y1
-	VCVTDQ2PS    Y5, Y5
-	VFMADD231PS  Y5, Y1, Y0
+	KBLOCKSUM
 
 	ADDQ $210, SI
 	ADDQ $256, DI
@@ -399,13 +331,12 @@ q6kloop:
 	JMP  q6kloop
 
 q6kdone:
-	QHSUM_Y0
 	VMOVSS X0, ret+96(FP)
 	VZEROUPPER
 	RET
 
 // Permutation indices [0 ×8, 1 ×8] and dword shift counts [0 ×4, 4 ×4] ×2
-// for the two-block AVX-512 Q4_0 kernel.
+// for the two-block AVX-512 Q4_1 kernel.
 DATA q4Idx<>+0x00(SB)/8, $0
 DATA q4Idx<>+0x08(SB)/8, $0
 DATA q4Idx<>+0x10(SB)/8, $0
@@ -416,16 +347,6 @@ DATA q4Idx<>+0x30(SB)/8, $0x0000000100000001
 DATA q4Idx<>+0x38(SB)/8, $0x0000000100000001
 GLOBL q4Idx<>(SB), RODATA|NOPTR, $64
 
-DATA q4Idx23<>+0x00(SB)/8, $0x0000000200000002
-DATA q4Idx23<>+0x08(SB)/8, $0x0000000200000002
-DATA q4Idx23<>+0x10(SB)/8, $0x0000000200000002
-DATA q4Idx23<>+0x18(SB)/8, $0x0000000200000002
-DATA q4Idx23<>+0x20(SB)/8, $0x0000000300000003
-DATA q4Idx23<>+0x28(SB)/8, $0x0000000300000003
-DATA q4Idx23<>+0x30(SB)/8, $0x0000000300000003
-DATA q4Idx23<>+0x38(SB)/8, $0x0000000300000003
-GLOBL q4Idx23<>(SB), RODATA|NOPTR, $64
-
 DATA q4Shift<>+0x00(SB)/8, $0
 DATA q4Shift<>+0x08(SB)/8, $0
 DATA q4Shift<>+0x10(SB)/8, $0x0000000400000004
@@ -435,255 +356,6 @@ DATA q4Shift<>+0x28(SB)/8, $0
 DATA q4Shift<>+0x30(SB)/8, $0x0000000400000004
 DATA q4Shift<>+0x38(SB)/8, $0x0000000400000004
 GLOBL q4Shift<>(SB), RODATA|NOPTR, $64
-
-// func dotQ4_0VNNI(w []byte, q []int8, d, s []float32) float32
-//
-// AVX-512 + VNNI, two blocks per step. Nibbles are used unsigned (0..15)
-// with VPDPBUSD; the -8 offset is taken off at the end as
-// 8·Σ f16(w.d)·s, s being the activation's d·Σq per block.
-TEXT ·dotQ4_0VNNI(SB), NOSPLIT, $0-100
-	MOVQ w_base+0(FP), SI
-	MOVQ q_base+24(FP), DI
-	MOVQ d_base+48(FP), DX
-	MOVQ d_len+56(FP), CX
-	MOVQ s_base+72(FP), R9
-	VPXORD Z0, Z0, Z0   // Σ scale·isum
-	VPXORD Z8, Z8, Z8   // second accumulator
-	VXORPS X12, X12, X12 // Σ f16(w.d)·s
-	MOVL   $0x0f0f0f0f, AX
-	VPBROADCASTD AX, Z14
-	VMOVDQU64 q4Idx<>(SB), Z13
-	VMOVDQU64 q4Shift<>(SB), Z11
-	VMOVDQU64 q4Idx23<>(SB), Z10
-
-	// Four blocks per step, two accumulators.
-q4v4loop:
-	CMPQ CX, $4
-	JLT  q4v4done
-	PREFETCHT0 4096(SI)
-	MOVWLZX 0(SI), AX
-	VMOVD   AX, X1
-	VPINSRW $1, 18(SI), X1, X1
-	VPINSRW $2, 36(SI), X1, X1
-	VPINSRW $3, 54(SI), X1, X1
-	VCVTPH2PS X1, X1
-	VFMADD231PS (R9), X1, X12
-	VMULPS  (DX), X1, X2
-	VPERMPS Z2, Z13, Z3
-	VPERMPS Z2, Z10, Z2
-	VBROADCASTI32X4 2(SI), Y4
-	VBROADCASTI32X4 20(SI), Y5
-	VINSERTI64X4 $1, Y5, Z4, Z4
-	VBROADCASTI32X4 38(SI), Y5
-	VBROADCASTI32X4 56(SI), Y7
-	VINSERTI64X4 $1, Y7, Z5, Z5
-	VPSRLVD Z11, Z4, Z4
-	VPSRLVD Z11, Z5, Z5
-	VPANDD  Z14, Z4, Z4
-	VPANDD  Z14, Z5, Z5
-	VPXORD  Z6, Z6, Z6
-	VPXORD  Z7, Z7, Z7
-	VPDPBUSD (DI), Z4, Z6
-	VPDPBUSD 64(DI), Z5, Z7
-	VCVTDQ2PS Z6, Z6
-	VCVTDQ2PS Z7, Z7
-	VFMADD231PS Z6, Z3, Z0
-	VFMADD231PS Z7, Z2, Z8
-	ADDQ $72, SI
-	ADDQ $128, DI
-	ADDQ $16, DX
-	ADDQ $16, R9
-	SUBQ $4, CX
-	JMP  q4v4loop
-
-q4v4done:
-	// The tail below writes Y8, which clears Z8's upper half.
-	VADDPS Z8, Z0, Z0
-	VPXORD Z8, Z8, Z8
-
-q4vloop:
-	CMPQ CX, $2
-	JLT  q4vtail
-	// Scales: X1 = [f16(w0.d), f16(w1.d)], X2 = X1·[d0, d1], Z2 = [X2[0] ×8, X2[1] ×8].
-	MOVWLZX 0(SI), AX
-	MOVWLZX 18(SI), BX
-	SHLL    $16, BX
-	ORL     BX, AX
-	VMOVD   AX, X1
-	VCVTPH2PS X1, X1
-	VMOVQ   (R9), X3
-	VFMADD231PS X3, X1, X12
-	VMOVQ   (DX), X2
-	VMULPS  X2, X1, X2
-	VPERMPS Z2, Z13, Z2
-	// Nibbles: Z4 = [b0 lo, b0 hi, b1 lo, b1 hi] as 16-byte lanes.
-	VBROADCASTI32X4 2(SI), Y4
-	VBROADCASTI32X4 20(SI), Y5
-	VINSERTI64X4 $1, Y5, Z4, Z4
-	VPSRLVD Z11, Z4, Z4
-	VPANDD  Z14, Z4, Z4
-	VPXORD  Z6, Z6, Z6
-	VPDPBUSD (DI), Z4, Z6
-	VCVTDQ2PS Z6, Z6
-	VFMADD231PS Z6, Z2, Z0
-	ADDQ $36, SI
-	ADDQ $64, DI
-	ADDQ $8, DX
-	ADDQ $8, R9
-	SUBQ $2, CX
-	JMP  q4vloop
-
-q4vtail:
-	TESTQ CX, CX
-	JZ    q4vdone
-	MOVWLZX 0(SI), AX
-	VMOVD   AX, X1
-	VCVTPH2PS X1, X1
-	VMOVSS  (R9), X3
-	VFMADD231SS X3, X1, X12
-	VMULSS  (DX), X1, X2
-	VBROADCASTSS X2, Y2
-	VBROADCASTI32X4 2(SI), Y4
-	VPSRLVD Y11, Y4, Y4
-	VPANDD  Y14, Y4, Y4
-	VPXORD  Y6, Y6, Y6
-	VPDPBUSD (DI), Y4, Y6
-	VCVTDQ2PS Y6, Y6
-	VFMADD231PS Y6, Y2, Y8
-
-q4vdone:
-	VADDPS Z8, Z0, Z0
-	VEXTRACTF64X4 $1, Z0, Y1
-	VADDPS Y1, Y0, Y0
-	QHSUM_Y0
-	// Subtract 8·Σ X12.
-	VMOVHLPS X12, X12, X1
-	VADDPS  X1, X12, X12
-	VMOVSHDUP X12, X1
-	VADDSS  X1, X12, X12
-	MOVL    $0x41000000, AX // 8.0
-	VMOVD   AX, X1
-	VFNMADD231SS X1, X12, X0
-	VMOVSS X0, ret+96(FP)
-	VZEROUPPER
-	RET
-
-// func dotQ8_0VNNI(w []byte, q []int8, d []float32) float32
-//
-// AVX-512 + VNNI, two blocks per step. VPDPBUSD multiplies unsigned by
-// signed bytes, so the weights are used as |w| and the activations take
-// w's sign (masked negation), which keeps the block sums exact.
-TEXT ·dotQ8_0VNNI(SB), NOSPLIT, $0-76
-	MOVQ w_base+0(FP), SI
-	MOVQ q_base+24(FP), DI
-	MOVQ d_base+48(FP), DX
-	MOVQ d_len+56(FP), CX
-	VPXORD Z0, Z0, Z0   // Σ scale·isum
-	VPXORD Z8, Z8, Z8   // tail accumulator
-	VPXORD Z9, Z9, Z9   // zero
-	VMOVDQU64 q4Idx<>(SB), Z13
-	VMOVDQU64 q4Idx23<>(SB), Z10
-
-	// Four blocks per step, two accumulators.
-q8v4loop:
-	CMPQ CX, $4
-	JLT  q8v4done
-	PREFETCHT0 4096(SI)
-	PREFETCHT0 4160(SI)
-	MOVWLZX 0(SI), AX
-	VMOVD   AX, X1
-	VPINSRW $1, 34(SI), X1, X1
-	VPINSRW $2, 68(SI), X1, X1
-	VPINSRW $3, 102(SI), X1, X1
-	VCVTPH2PS X1, X1
-	VMULPS  (DX), X1, X2
-	VPERMPS Z2, Z13, Z3
-	VPERMPS Z2, Z10, Z2
-	VMOVDQU 2(SI), Y4
-	VINSERTI64X4 $1, 36(SI), Z4, Z4
-	VMOVDQU 70(SI), Y5
-	VINSERTI64X4 $1, 104(SI), Z5, Z5
-	VMOVDQU8 (DI), Z6
-	VMOVDQU8 64(DI), Z7
-	VPMOVB2M Z4, K1
-	VPMOVB2M Z5, K2
-	VPABSB  Z4, Z4
-	VPABSB  Z5, Z5
-	VPSUBB  Z6, Z9, K1, Z6
-	VPSUBB  Z7, Z9, K2, Z7
-	VPXORD  Z16, Z16, Z16
-	VPXORD  Z17, Z17, Z17
-	VPDPBUSD Z6, Z4, Z16
-	VPDPBUSD Z7, Z5, Z17
-	VCVTDQ2PS Z16, Z16
-	VCVTDQ2PS Z17, Z17
-	VFMADD231PS Z16, Z3, Z0
-	VFMADD231PS Z17, Z2, Z8
-	ADDQ $136, SI
-	ADDQ $128, DI
-	ADDQ $16, DX
-	SUBQ $4, CX
-	JMP  q8v4loop
-
-q8v4done:
-	// The tail below writes Y8, which clears Z8's upper half.
-	VADDPS Z8, Z0, Z0
-	VPXORD Z8, Z8, Z8
-
-q8vloop:
-	CMPQ CX, $2
-	JLT  q8vtail
-	MOVWLZX 0(SI), AX
-	MOVWLZX 34(SI), BX
-	SHLL    $16, BX
-	ORL     BX, AX
-	VMOVD   AX, X1
-	VCVTPH2PS X1, X1
-	VMOVQ   (DX), X2
-	VMULPS  X2, X1, X2
-	VPERMPS Z2, Z13, Z2
-	VMOVDQU 2(SI), Y4
-	VINSERTI64X4 $1, 36(SI), Z4, Z4
-	VMOVDQU8 (DI), Z5
-	VPMOVB2M Z4, K1
-	VPABSB  Z4, Z4
-	VPSUBB  Z5, Z9, K1, Z5
-	VPXORD  Z6, Z6, Z6
-	VPDPBUSD Z5, Z4, Z6
-	VCVTDQ2PS Z6, Z6
-	VFMADD231PS Z6, Z2, Z0
-	ADDQ $68, SI
-	ADDQ $64, DI
-	ADDQ $8, DX
-	SUBQ $2, CX
-	JMP  q8vloop
-
-q8vtail:
-	TESTQ CX, CX
-	JZ    q8vdone
-	MOVWLZX 0(SI), AX
-	VMOVD   AX, X1
-	VCVTPH2PS X1, X1
-	VMULSS  (DX), X1, X2
-	VBROADCASTSS X2, Y2
-	VMOVDQU 2(SI), Y4
-	VMOVDQU (DI), Y5
-	VPMOVB2M Y4, K1
-	VPABSB  Y4, Y4
-	VPSUBB  Y5, Y9, K1, Y5
-	VPXORD  Y6, Y6, Y6
-	VPDPBUSD Y5, Y4, Y6
-	VCVTDQ2PS Y6, Y6
-	VFMADD231PS Y6, Y2, Y8
-
-q8vdone:
-	VADDPS Z8, Z0, Z0
-	VEXTRACTF64X4 $1, Z0, Y1
-	VADDPS Y1, Y0, Y0
-	QHSUM_Y0
-	VMOVSS X0, ret+72(FP)
-	VZEROUPPER
-	RET
 
 // func dotQ4_1VNNI(w []byte, q []int8, d, s []float32) float32
 //
@@ -917,279 +589,6 @@ dq80done:
 	VZEROUPPER
 	RET
 
-// Multi-row forms of the VNNI kernels: out[i] = row i · activation for the
-// len(out) rows of rb bytes starting at w, in one call (decode calls them
-// for whole row ranges, saving a Go call per row).
-
-// func rowsQ4_0VNNI(out []float32, w []byte, rb int, q []int8, d, s []float32)
-TEXT ·rowsQ4_0VNNI(SB), NOSPLIT, $0-128
-	MOVQ out_base+0(FP), R8
-	MOVQ out_len+8(FP), R10
-	MOVQ w_base+24(FP), R11
-	MOVQ rb+48(FP), R12
-	TESTQ R10, R10
-	JZ   r40none
-	MOVL   $0x0f0f0f0f, AX
-	VPBROADCASTD AX, Z14
-	VMOVDQU64 q4Idx<>(SB), Z13
-	VMOVDQU64 q4Shift<>(SB), Z11
-	VMOVDQU64 q4Idx23<>(SB), Z10
-
-r40row:
-	MOVQ R11, SI
-	MOVQ q_base+56(FP), DI
-	MOVQ d_base+80(FP), DX
-	MOVQ d_len+88(FP), CX
-	MOVQ s_base+104(FP), R9
-	VPXORD Z0, Z0, Z0
-	VPXORD Z8, Z8, Z8
-	VXORPS X12, X12, X12
-
-rq4v4loop:
-	CMPQ CX, $4
-	JLT  rq4v4done
-	PREFETCHT0 4096(SI)
-	MOVWLZX 0(SI), AX
-	VMOVD   AX, X1
-	VPINSRW $1, 18(SI), X1, X1
-	VPINSRW $2, 36(SI), X1, X1
-	VPINSRW $3, 54(SI), X1, X1
-	VCVTPH2PS X1, X1
-	VFMADD231PS (R9), X1, X12
-	VMULPS  (DX), X1, X2
-	VPERMPS Z2, Z13, Z3
-	VPERMPS Z2, Z10, Z2
-	VBROADCASTI32X4 2(SI), Y4
-	VBROADCASTI32X4 20(SI), Y5
-	VINSERTI64X4 $1, Y5, Z4, Z4
-	VBROADCASTI32X4 38(SI), Y5
-	VBROADCASTI32X4 56(SI), Y7
-	VINSERTI64X4 $1, Y7, Z5, Z5
-	VPSRLVD Z11, Z4, Z4
-	VPSRLVD Z11, Z5, Z5
-	VPANDD  Z14, Z4, Z4
-	VPANDD  Z14, Z5, Z5
-	VPXORD  Z6, Z6, Z6
-	VPXORD  Z7, Z7, Z7
-	VPDPBUSD (DI), Z4, Z6
-	VPDPBUSD 64(DI), Z5, Z7
-	VCVTDQ2PS Z6, Z6
-	VCVTDQ2PS Z7, Z7
-	VFMADD231PS Z6, Z3, Z0
-	VFMADD231PS Z7, Z2, Z8
-	ADDQ $72, SI
-	ADDQ $128, DI
-	ADDQ $16, DX
-	ADDQ $16, R9
-	SUBQ $4, CX
-	JMP  rq4v4loop
-
-rq4v4done:
-	// The tail below writes Y8, which clears Z8's upper half.
-	VADDPS Z8, Z0, Z0
-	VPXORD Z8, Z8, Z8
-
-rq4vloop:
-	CMPQ CX, $2
-	JLT  rq4vtail
-	// Scales: X1 = [f16(w0.d), f16(w1.d)], X2 = X1·[d0, d1], Z2 = [X2[0] ×8, X2[1] ×8].
-	MOVWLZX 0(SI), AX
-	MOVWLZX 18(SI), BX
-	SHLL    $16, BX
-	ORL     BX, AX
-	VMOVD   AX, X1
-	VCVTPH2PS X1, X1
-	VMOVQ   (R9), X3
-	VFMADD231PS X3, X1, X12
-	VMOVQ   (DX), X2
-	VMULPS  X2, X1, X2
-	VPERMPS Z2, Z13, Z2
-	// Nibbles: Z4 = [b0 lo, b0 hi, b1 lo, b1 hi] as 16-byte lanes.
-	VBROADCASTI32X4 2(SI), Y4
-	VBROADCASTI32X4 20(SI), Y5
-	VINSERTI64X4 $1, Y5, Z4, Z4
-	VPSRLVD Z11, Z4, Z4
-	VPANDD  Z14, Z4, Z4
-	VPXORD  Z6, Z6, Z6
-	VPDPBUSD (DI), Z4, Z6
-	VCVTDQ2PS Z6, Z6
-	VFMADD231PS Z6, Z2, Z0
-	ADDQ $36, SI
-	ADDQ $64, DI
-	ADDQ $8, DX
-	ADDQ $8, R9
-	SUBQ $2, CX
-	JMP  rq4vloop
-
-rq4vtail:
-	TESTQ CX, CX
-	JZ    rq4vdone
-	MOVWLZX 0(SI), AX
-	VMOVD   AX, X1
-	VCVTPH2PS X1, X1
-	VMOVSS  (R9), X3
-	VFMADD231SS X3, X1, X12
-	VMULSS  (DX), X1, X2
-	VBROADCASTSS X2, Y2
-	VBROADCASTI32X4 2(SI), Y4
-	VPSRLVD Y11, Y4, Y4
-	VPANDD  Y14, Y4, Y4
-	VPXORD  Y6, Y6, Y6
-	VPDPBUSD (DI), Y4, Y6
-	VCVTDQ2PS Y6, Y6
-	VFMADD231PS Y6, Y2, Y8
-
-rq4vdone:
-	VADDPS Z8, Z0, Z0
-	VEXTRACTF64X4 $1, Z0, Y1
-	VADDPS Y1, Y0, Y0
-	QHSUM_Y0
-	// Subtract 8·Σ X12.
-	VMOVHLPS X12, X12, X1
-	VADDPS  X1, X12, X12
-	VMOVSHDUP X12, X1
-	VADDSS  X1, X12, X12
-	MOVL    $0x41000000, AX // 8.0
-	VMOVD   AX, X1
-	VFNMADD231SS X1, X12, X0
-	VMOVSS X0, (R8)
-	ADDQ $4, R8
-	ADDQ R12, R11
-	DECQ R10
-	JNZ  r40row
-	VZEROUPPER
-	RET
-
-r40none:
-	RET
-
-// func rowsQ8_0VNNI(out []float32, w []byte, rb int, q []int8, d []float32)
-TEXT ·rowsQ8_0VNNI(SB), NOSPLIT, $0-104
-	MOVQ out_base+0(FP), R8
-	MOVQ out_len+8(FP), R10
-	MOVQ w_base+24(FP), R11
-	MOVQ rb+48(FP), R12
-	TESTQ R10, R10
-	JZ   r80none
-	VPXORD Z9, Z9, Z9   // zero
-	VMOVDQU64 q4Idx<>(SB), Z13
-	VMOVDQU64 q4Idx23<>(SB), Z10
-
-r80row:
-	MOVQ R11, SI
-	MOVQ q_base+56(FP), DI
-	MOVQ d_base+80(FP), DX
-	MOVQ d_len+88(FP), CX
-	VPXORD Z0, Z0, Z0
-	VPXORD Z8, Z8, Z8
-
-rq8v4loop:
-	CMPQ CX, $4
-	JLT  rq8v4done
-	PREFETCHT0 4096(SI)
-	PREFETCHT0 4160(SI)
-	MOVWLZX 0(SI), AX
-	VMOVD   AX, X1
-	VPINSRW $1, 34(SI), X1, X1
-	VPINSRW $2, 68(SI), X1, X1
-	VPINSRW $3, 102(SI), X1, X1
-	VCVTPH2PS X1, X1
-	VMULPS  (DX), X1, X2
-	VPERMPS Z2, Z13, Z3
-	VPERMPS Z2, Z10, Z2
-	VMOVDQU 2(SI), Y4
-	VINSERTI64X4 $1, 36(SI), Z4, Z4
-	VMOVDQU 70(SI), Y5
-	VINSERTI64X4 $1, 104(SI), Z5, Z5
-	VMOVDQU8 (DI), Z6
-	VMOVDQU8 64(DI), Z7
-	VPMOVB2M Z4, K1
-	VPMOVB2M Z5, K2
-	VPABSB  Z4, Z4
-	VPABSB  Z5, Z5
-	VPSUBB  Z6, Z9, K1, Z6
-	VPSUBB  Z7, Z9, K2, Z7
-	VPXORD  Z16, Z16, Z16
-	VPXORD  Z17, Z17, Z17
-	VPDPBUSD Z6, Z4, Z16
-	VPDPBUSD Z7, Z5, Z17
-	VCVTDQ2PS Z16, Z16
-	VCVTDQ2PS Z17, Z17
-	VFMADD231PS Z16, Z3, Z0
-	VFMADD231PS Z17, Z2, Z8
-	ADDQ $136, SI
-	ADDQ $128, DI
-	ADDQ $16, DX
-	SUBQ $4, CX
-	JMP  rq8v4loop
-
-rq8v4done:
-	// The tail below writes Y8, which clears Z8's upper half.
-	VADDPS Z8, Z0, Z0
-	VPXORD Z8, Z8, Z8
-
-rq8vloop:
-	CMPQ CX, $2
-	JLT  rq8vtail
-	MOVWLZX 0(SI), AX
-	MOVWLZX 34(SI), BX
-	SHLL    $16, BX
-	ORL     BX, AX
-	VMOVD   AX, X1
-	VCVTPH2PS X1, X1
-	VMOVQ   (DX), X2
-	VMULPS  X2, X1, X2
-	VPERMPS Z2, Z13, Z2
-	VMOVDQU 2(SI), Y4
-	VINSERTI64X4 $1, 36(SI), Z4, Z4
-	VMOVDQU8 (DI), Z5
-	VPMOVB2M Z4, K1
-	VPABSB  Z4, Z4
-	VPSUBB  Z5, Z9, K1, Z5
-	VPXORD  Z6, Z6, Z6
-	VPDPBUSD Z5, Z4, Z6
-	VCVTDQ2PS Z6, Z6
-	VFMADD231PS Z6, Z2, Z0
-	ADDQ $68, SI
-	ADDQ $64, DI
-	ADDQ $8, DX
-	SUBQ $2, CX
-	JMP  rq8vloop
-
-rq8vtail:
-	TESTQ CX, CX
-	JZ    rq8vdone
-	MOVWLZX 0(SI), AX
-	VMOVD   AX, X1
-	VCVTPH2PS X1, X1
-	VMULSS  (DX), X1, X2
-	VBROADCASTSS X2, Y2
-	VMOVDQU 2(SI), Y4
-	VMOVDQU (DI), Y5
-	VPMOVB2M Y4, K1
-	VPABSB  Y4, Y4
-	VPSUBB  Y5, Y9, K1, Y5
-	VPXORD  Y6, Y6, Y6
-	VPDPBUSD Y5, Y4, Y6
-	VCVTDQ2PS Y6, Y6
-	VFMADD231PS Y6, Y2, Y8
-
-rq8vdone:
-	VADDPS Z8, Z0, Z0
-	VEXTRACTF64X4 $1, Z0, Y1
-	VADDPS Y1, Y0, Y0
-	QHSUM_Y0
-	VMOVSS X0, (R8)
-	ADDQ $4, R8
-	ADDQ R12, R11
-	DECQ R10
-	JNZ  r80row
-	VZEROUPPER
-	RET
-
-r80none:
-	RET
-
 // func rowsQ4KAVX2(out []float32, w []byte, rb int, q []int8, d []float32, bs []int16)
 //
 // dotQ4KAVX2 over len(out) consecutive rows of rb bytes, with the same
@@ -1211,8 +610,10 @@ r4krow:
 	MOVQ d_base+80(FP), DX
 	MOVQ d_len+88(FP), CX
 	MOVQ bs_base+104(FP), BX
-	VXORPS Y0, Y0, Y0
-	VXORPS X10, X10, X10
+	VXORPS X0, X0, X0
+	VPXOR  Y15, Y15, Y15 // pending block: sum partials (none yet: zeros)
+	VPXOR  X10, X10, X10
+	VXORPS X12, X12, X12
 
 r4kloop:
 	TESTQ CX, CX
@@ -1253,9 +654,7 @@ r4kloop:
 	VMOVD        AX, X1
 	VCVTPH2PS    X1, X1
 	VBROADCASTSS (DX), X2
-	VMULPS       X2, X1, X1
-	VBROADCASTSS X1, Y11
-	VSHUFPS      $0x55, X1, X1, X12
+	VMULPS       X2, X1, X11
 
 	// Mins: Σ m[s]·(bs[2s]+bs[2s+1]) into X10, weighted by dmin.
 	VMOVDQU      (BX), X7
@@ -1263,16 +662,16 @@ r4kloop:
 	VPHADDW      X8, X7, X7
 	VEXTRACTI128 $1, Y9, X9
 	VPMADDWD     X9, X7, X7
-	VCVTDQ2PS    X7, X7
-	VFMADD231PS  X7, X12, X10
 
 	VPXOR Y5, Y5, Y5
 	Q4KCHUNK(0)
+	Q4KBLOCKSUMP
 	Q4KCHUNK(1)
 	Q4KCHUNK(2)
 	Q4KCHUNK(3)
-	VCVTDQ2PS   Y5, Y5
-	VFMADD231PS Y5, Y11, Y0
+	VMOVDQA Y5, Y15
+	VMOVDQA X7, X10
+	VMOVAPS X11, X12
 
 	ADDQ $144, SI
 	ADDQ $256, DI
@@ -1282,8 +681,7 @@ r4kloop:
 	JMP  r4kloop
 
 r4kdone:
-	VSUBPS Y10, Y0, Y0
-	QHSUM_Y0
+	Q4KBLOCKSUMP
 	MOVQ o-16(SP), AX
 	VMOVSS X0, (AX)
 	ADDQ $4, AX
@@ -1318,6 +716,8 @@ r6krow:
 	MOVQ d_len+88(FP), CX
 	MOVQ bs_base+104(FP), BX
 	VXORPS Y0, Y0, Y0
+	VPXOR  Y10, Y10, Y10 // pending block: sum partials (none yet: zeros)
+	VXORPS X11, X11, X11
 
 r6kloop:
 	TESTQ CX, CX
@@ -1334,15 +734,14 @@ r6kloop:
 	VPSUBD    Y9, Y5, Y5
 
 	Q6KHALF(0)
+	KBLOCKSUMP
 	Q6KHALF(1)
 
 	MOVWLZX      208(SI), AX
-	VMOVD        AX, X1
-	VCVTPH2PS    X1, X1
-	VMULSS       (DX), X1, X1
-	VBROADCASTSS X1, Y1
-	VCVTDQ2PS    Y5, Y5
-	VFMADD231PS  Y5, Y1, Y0
+	VMOVD        AX, X11
+	VCVTPH2PS    X11, X11
+	VMULSS       (DX), X11, X11
+	VMOVDQA      Y5, Y10
 
 	ADDQ $210, SI
 	ADDQ $256, DI
@@ -1352,7 +751,7 @@ r6kloop:
 	JMP  r6kloop
 
 r6kdone:
-	QHSUM_Y0
+	KBLOCKSUMP
 	MOVQ o-16(SP), AX
 	VMOVSS X0, (AX)
 	ADDQ $4, AX

@@ -94,6 +94,22 @@ GLOBL iq4xsHiMul<>(SB), RODATA|NOPTR, $16
 	VPADDD     Y3, Y5, Y5; \
 	VPADDD     Y4, Y5, Y5
 
+// X0 += (d·dy)·float32(sumi) for the pending IQ4_XS block, the
+// reference dot's order: sumi the exact sum of the 8 int32 lanes of Y9,
+// d·dy in X10 (consumed; clobbers X15). Done one block late, in the
+// middle of the next block's integer work, so that the float32 chain does
+// not hold back that block's loads.
+#define IQ4XSBLOCKSUMP \
+	VEXTRACTI128 $1, Y9, X15; \
+	VPADDD       X15, X9, X9; \
+	VPSHUFD      $0x4e, X9, X15; \
+	VPADDD       X15, X9, X9; \
+	VPSHUFD      $0xb1, X9, X15; \
+	VPADDD       X15, X9, X9; \
+	VCVTDQ2PS    X9, X9; \
+	VMULSS       X10, X9, X9; \
+	VADDSS       X9, X0, X0
+
 // func dotIQ4XSAVX2(w []byte, q []int8, d []float32) float32
 TEXT ·dotIQ4XSAVX2(SB), NOSPLIT, $0-76
 	MOVQ w_base+0(FP), SI
@@ -102,6 +118,8 @@ TEXT ·dotIQ4XSAVX2(SB), NOSPLIT, $0-76
 	MOVQ d_len+56(FP), CX
 	LEAQ iq4xsShuf<>(SB), R11
 	VXORPS  Y0, Y0, Y0
+	VPXOR   Y9, Y9, Y9 // pending block: sum partials (none yet: zeros)
+	VXORPS  X10, X10, X10
 	MOVL    $0x0f0f0f0f, AX
 	VMOVD   AX, X14
 	VPBROADCASTD X14, Y14
@@ -138,17 +156,17 @@ iq4xsloop:
 
 	VPXOR Y5, Y5, Y5
 	IQ4XSPAIR(0)
+	IQ4XSBLOCKSUMP
 	IQ4XSPAIR(1)
 	IQ4XSPAIR(2)
 	IQ4XSPAIR(3)
 
+	// The block's sums and d·dy wait for IQ4XSBLOCKSUMP.
 	MOVWLZX      (SI), AX
-	VMOVD        AX, X1
-	VCVTPH2PS    X1, X1
-	VMULSS       (DX), X1, X1
-	VBROADCASTSS X1, Y1
-	VCVTDQ2PS    Y5, Y5
-	VFMADD231PS  Y5, Y1, Y0
+	VMOVD        AX, X10
+	VCVTPH2PS    X10, X10
+	VMULSS       (DX), X10, X10
+	VMOVDQA      Y5, Y9
 
 	ADDQ $136, SI
 	ADDQ $256, DI
@@ -157,7 +175,7 @@ iq4xsloop:
 	JMP  iq4xsloop
 
 iq4xsdone:
-	IQHSUM_Y0
+	IQ4XSBLOCKSUMP
 	VMOVSS X0, ret+72(FP)
 	VZEROUPPER
 	RET

@@ -7,7 +7,9 @@ import "github.com/terse-llm/terse/tensor"
 // Row dots for the k-quants and IQ4 types that qdot_amd64.go does not
 // cover: IQ4_XS and IQ4_NL (qdot_iq4_amd64.s), Q5_K, Q3_K, Q2_K, Q5_0 and
 // Q5_1 (qdot_k_amd64.s). Each computes the reference dot's exact integer
-// block sums; only the float32 scaling and accumulation order differ.
+// block sums; IQ4_XS also does the float32 scaling and accumulation in the
+// reference's order (bit for bit ggml.Type.Dot, as the sixteen-row
+// kernels), the others order them differently.
 // Argument conventions are those of qdot_amd64.go: the block count is
 // len(d), q holds 32 (Q8_0) or 256 (Q8_K) quants per block, s one Q8_0
 // block sum d·Σq per block and bs 16 sums per Q8_K block.

@@ -1,0 +1,644 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// Row dots of Q8_0 and Q4_0 weights (32-element blocks) with Q8_0
+// activations that give the reference dot (ggml.Type.Dot) bit for bit:
+// per block, sum += float32(s)·(d·dy) in block order, s being the block's
+// exact int32 sum of weight quant × activation quant. Eight blocks at a
+// time, each block's 8 int32 partial sums are reduced by a transpose-add
+// (VPHADDD) into one vector of eight block sums, which are converted,
+// scaled by the eight d·dy products and then added into the row's float32
+// sum lane by lane, in block order.
+
+// Int32 sums of 32 weight int8 at woff(SI) (Q8_0) times the activations at
+// qoff(DI), as 8 int32 in Y register y (Y15: int16 ones; t, u temporaries).
+// |w| ≤ 128 and |q| ≤ 127 keep VPMADDUBSW's int16 pair sums exact.
+#define Q8BLK(woff, qoff, y, t, u) \
+	VMOVDQU    woff(SI), y; \
+	VMOVDQU    qoff(DI), t; \
+	VPSIGNB    y, t, t; \
+	VPSIGNB    y, y, u; \
+	VPMADDUBSW t, u, u; \
+	VPMADDWD   Y15, u, y
+
+// Q4_0 quants at woff(SI) (16 bytes) as 32 int8 in -8..7 in Y register y
+// (x its low half; Y14: 0x0f bytes, Y13: 8s), times the activations at
+// qoff(DI), as 8 int32 in y (t, u temporaries, tx t's low half).
+#define Q4BLK(woff, qoff, x, y, tx, t, u) \
+	VMOVDQU     woff(SI), x; \
+	VPSRLW      $4, x, tx; \
+	VINSERTI128 $1, tx, y, y; \
+	VPAND       Y14, y, y; \
+	VPSUBB      Y13, y, y; \
+	VMOVDQU     qoff(DI), t; \
+	VPSIGNB     y, t, t; \
+	VPSIGNB     y, y, u; \
+	VPMADDUBSW  t, u, u; \
+	VPMADDWD    Y15, u, y
+
+// Add the four float32 lanes of X register x to X0 in lane order (t is a
+// temporary).
+#define ADD4(x, t) \
+	VADDSS    x, X0, X0; \
+	VMOVSHDUP x, t; \
+	VADDSS    t, X0, X0; \
+	VMOVHLPS  x, x, t; \
+	VADDSS    t, X0, X0; \
+	VPERMILPS $0xff, x, t; \
+	VADDSS    t, X0, X0
+
+// The float32 part of eight blocks, blocks of bb bytes with their binary16
+// scale first: Y1 and Y2 hold the transpose-added int32 sums
+// [s0..3 of blocks 0-3 | s4..7 of blocks 0-3] and the same for blocks 4-7.
+// X0 += float32(s_b)·(d_b·dy_b) for b = 0..7 in order (clobbers Y3-Y5).
+#define GROUP8(bb) \
+	VPERM2I128   $0x20, Y2, Y1, Y3; \
+	VPERM2I128   $0x31, Y2, Y1, Y4; \
+	VPADDD       Y4, Y3, Y3; \
+	VCVTDQ2PS    Y3, Y3; \
+	MOVWLZX      0(SI), AX; \
+	VMOVD        AX, X5; \
+	VPINSRW      $1, (bb)(SI), X5, X5; \
+	VPINSRW      $2, (2*bb)(SI), X5, X5; \
+	VPINSRW      $3, (3*bb)(SI), X5, X5; \
+	VPINSRW      $4, (4*bb)(SI), X5, X5; \
+	VPINSRW      $5, (5*bb)(SI), X5, X5; \
+	VPINSRW      $6, (6*bb)(SI), X5, X5; \
+	VPINSRW      $7, (7*bb)(SI), X5, X5; \
+	VCVTPH2PS    X5, Y5; \
+	VMULPS       (DX), Y5, Y5; \
+	VMULPS       Y5, Y3, Y3; \
+	ADD4(X3, X4); \
+	VEXTRACTF128 $1, Y3, X3; \
+	ADD4(X3, X4)
+
+// One block's float32 part: the 8 int32 partial sums in Y1 reduce to s,
+// X0 += float32(s)·(d·dy) with d the binary16 at (SI) and dy at (DX)
+// (clobbers X2, X3).
+#define BLOCK1 \
+	VEXTRACTI128 $1, Y1, X2; \
+	VPADDD       X2, X1, X1; \
+	VPSHUFD      $0x4e, X1, X2; \
+	VPADDD       X2, X1, X1; \
+	VPSHUFD      $0xb1, X1, X2; \
+	VPADDD       X2, X1, X1; \
+	VCVTDQ2PS    X1, X1; \
+	MOVWLZX      (SI), AX; \
+	VMOVD        AX, X3; \
+	VCVTPH2PS    X3, X3; \
+	VMULSS       (DX), X3, X3; \
+	VMULSS       X3, X1, X1; \
+	VADDSS       X1, X0, X0
+
+// func rowsQ8_0AVX2(out []float32, w []byte, rb int, q []int8, d []float32)
+//
+// out[i] = row i · activation for the len(out) rows of rb bytes at w, each
+// of len(d) Q8_0 blocks.
+TEXT ·rowsQ8_0AVX2(SB), NOSPLIT, $0-104
+	MOVQ  out_base+0(FP), R8
+	MOVQ  out_len+8(FP), R10
+	MOVQ  w_base+24(FP), R11
+	MOVQ  rb+48(FP), R12
+	TESTQ R10, R10
+	JZ    r8xnone
+	MOVL         $0x00010001, AX
+	VMOVD        AX, X15
+	VPBROADCASTD X15, Y15
+
+r8xrow:
+	MOVQ   R11, SI
+	MOVQ   q_base+56(FP), DI
+	MOVQ   d_base+80(FP), DX
+	MOVQ   d_len+88(FP), CX
+	VXORPS X0, X0, X0
+
+r8xloop8:
+	CMPQ CX, $8
+	JLT  r8xtail
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4224(SI)
+	PREFETCHT0 4288(SI)
+	PREFETCHT0 4352(SI)
+	Q8BLK(2, 0, Y1, Y9, Y10)
+	Q8BLK(36, 32, Y2, Y11, Y12)
+	VPHADDD Y2, Y1, Y1
+	Q8BLK(70, 64, Y2, Y9, Y10)
+	Q8BLK(104, 96, Y3, Y11, Y12)
+	VPHADDD Y3, Y2, Y2
+	VPHADDD Y2, Y1, Y1
+	Q8BLK(138, 128, Y2, Y9, Y10)
+	Q8BLK(172, 160, Y3, Y11, Y12)
+	VPHADDD Y3, Y2, Y2
+	Q8BLK(206, 192, Y3, Y9, Y10)
+	Q8BLK(240, 224, Y4, Y11, Y12)
+	VPHADDD Y4, Y3, Y3
+	VPHADDD Y3, Y2, Y2
+	GROUP8(34)
+	ADDQ $272, SI
+	ADDQ $256, DI
+	ADDQ $32, DX
+	SUBQ $8, CX
+	JMP  r8xloop8
+
+r8xtail:
+	TESTQ CX, CX
+	JZ    r8xdone
+	Q8BLK(2, 0, Y1, Y9, Y10)
+	BLOCK1
+	ADDQ $34, SI
+	ADDQ $32, DI
+	ADDQ $4, DX
+	DECQ CX
+	JMP  r8xtail
+
+r8xdone:
+	VMOVSS X0, (R8)
+	ADDQ   $4, R8
+	ADDQ   R12, R11
+	DECQ   R10
+	JNZ    r8xrow
+	VZEROUPPER
+
+r8xnone:
+	RET
+
+// func rowsQ4_0AVX2(out []float32, w []byte, rb int, q []int8, d []float32)
+//
+// out[i] = row i · activation for the len(out) rows of rb bytes at w, each
+// of len(d) Q4_0 blocks.
+TEXT ·rowsQ4_0AVX2(SB), NOSPLIT, $0-104
+	MOVQ  out_base+0(FP), R8
+	MOVQ  out_len+8(FP), R10
+	MOVQ  w_base+24(FP), R11
+	MOVQ  rb+48(FP), R12
+	TESTQ R10, R10
+	JZ    r4xnone
+	MOVL         $0x00010001, AX
+	VMOVD        AX, X15
+	VPBROADCASTD X15, Y15
+	MOVL         $0x0f0f0f0f, AX
+	VMOVD        AX, X14
+	VPBROADCASTD X14, Y14
+	MOVL         $0x08080808, AX
+	VMOVD        AX, X13
+	VPBROADCASTD X13, Y13
+
+r4xrow:
+	MOVQ   R11, SI
+	MOVQ   q_base+56(FP), DI
+	MOVQ   d_base+80(FP), DX
+	MOVQ   d_len+88(FP), CX
+	VXORPS X0, X0, X0
+
+r4xloop8:
+	CMPQ CX, $8
+	JLT  r4xtail
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4224(SI)
+	Q4BLK(2, 0, X1, Y1, X9, Y9, Y10)
+	Q4BLK(20, 32, X2, Y2, X11, Y11, Y12)
+	VPHADDD Y2, Y1, Y1
+	Q4BLK(38, 64, X2, Y2, X9, Y9, Y10)
+	Q4BLK(56, 96, X3, Y3, X11, Y11, Y12)
+	VPHADDD Y3, Y2, Y2
+	VPHADDD Y2, Y1, Y1
+	Q4BLK(74, 128, X2, Y2, X9, Y9, Y10)
+	Q4BLK(92, 160, X3, Y3, X11, Y11, Y12)
+	VPHADDD Y3, Y2, Y2
+	Q4BLK(110, 192, X3, Y3, X9, Y9, Y10)
+	Q4BLK(128, 224, X4, Y4, X11, Y11, Y12)
+	VPHADDD Y4, Y3, Y3
+	VPHADDD Y3, Y2, Y2
+	GROUP8(18)
+	ADDQ $144, SI
+	ADDQ $256, DI
+	ADDQ $32, DX
+	SUBQ $8, CX
+	JMP  r4xloop8
+
+r4xtail:
+	TESTQ CX, CX
+	JZ    r4xdone
+	Q4BLK(2, 0, X1, Y1, X9, Y9, Y10)
+	BLOCK1
+	ADDQ $18, SI
+	ADDQ $32, DI
+	ADDQ $4, DX
+	DECQ CX
+	JMP  r4xtail
+
+r4xdone:
+	VMOVSS X0, (R8)
+	ADDQ   $4, R8
+	ADDQ   R12, R11
+	DECQ   R10
+	JNZ    r4xrow
+	VZEROUPPER
+
+r4xnone:
+	RET
+
+// The VNNI forms take the weight quants as unsigned bytes for VPDPBUSD:
+// Q4_0 nibbles n (0..15), with Σ(n−8)·q = Σn·q − 8·Σq, and Q8_0 quants as
+// w+128 (w XOR 0x80), with Σw·q = Σ(w+128)·q − 128·Σq. The activation
+// terms −m·Σq (m = 8 or 128) are the same for every row: they are formed
+// once per call, one int32 per block in the frame, and seed lane 0 of
+// each block's accumulator, so that its 8 lanes sum to the exact block
+// sum. At most 1024 blocks (the Go wrappers check).
+
+// Frame words (SP) = −m·Σq per block, m·q summed by VPDPBUSD with Y13
+// (m in every byte) over the len(d) activation blocks at q (clobbers
+// AX, CX, DI, R9, Y6, Y7).
+#define ACTSUMS \
+	MOVQ  q_base+56(FP), DI; \
+	MOVQ  d_len+88(FP), CX; \
+	LEAQ  (SP), R9; \
+	TESTQ CX, CX; \
+	JZ    actsumsdone; \
+actsumsloop: \
+	VPXOR        Y6, Y6, Y6; \
+	VPDPBUSD     (DI), Y13, Y6; \
+	VEXTRACTI128 $1, Y6, X7; \
+	VPADDD       X7, X6, X6; \
+	VPSHUFD      $0x4e, X6, X7; \
+	VPADDD       X7, X6, X6; \
+	VPSHUFD      $0xb1, X6, X7; \
+	VPADDD       X7, X6, X6; \
+	VPXOR        X7, X7, X7; \
+	VPSUBD       X6, X7, X6; \
+	VMOVD        X6, (R9); \
+	ADDQ         $32, DI; \
+	ADDQ         $4, R9; \
+	DECQ         CX; \
+	JNZ          actsumsloop; \
+actsumsdone:
+
+// Block sum of Q4_0 quants at woff(SI) times the activations at qoff(DI)
+// as 8 int32 in Y register accy (accx its low half), seeded with the
+// frame word at coff(R9); nx/ny, tx are temporaries (Y14: 0x0f bytes).
+#define Q4VBLK(woff, qoff, coff, accx, accy, nx, ny, tx) \
+	VMOVDQU     woff(SI), nx; \
+	VPSRLW      $4, nx, tx; \
+	VINSERTI128 $1, tx, ny, ny; \
+	VPAND       Y14, ny, ny; \
+	VMOVD       coff(R9), accx; \
+	VPDPBUSD    qoff(DI), ny, accy
+
+// Block sum of Q8_0 quants at woff(SI) times the activations at qoff(DI)
+// as 8 int32 in accy (accx its low half), seeded with the frame word at
+// coff(R9); t is a temporary (Y13: 0x80 bytes).
+#define Q8VBLK(woff, qoff, coff, accx, accy, t) \
+	VPXOR    woff(SI), Y13, t; \
+	VMOVD    coff(R9), accx; \
+	VPDPBUSD qoff(DI), t, accy
+
+// Eight rows at a time (the VNNI forms): lanes are rows. Row k of the
+// group starts at (SI), (SI)(BX*1), (SI)(BX*2), (SI)(R13*1) for k = 0-3
+// and at the same offsets from R12 for k = 4-7 (BX = rb, R13 = 3·rb).
+// For one block, the 8 rows' block sums are transpose-added into one
+// vector, converted, scaled by the rows' d times the block's dy and added
+// to Y0: lane k gets the reference dot's operations of row k, in order.
+
+// The float32 part of one block for eight rows: Y1, Y2 as in GROUP8 (here
+// rows 0-3 and 4-7), binary16 scales at off from the row starts, dy at
+// doff(DX) (clobbers AX, Y3-Y6).
+#define ROWS8F(off, doff) \
+	VPERM2I128   $0x20, Y2, Y1, Y3; \
+	VPERM2I128   $0x31, Y2, Y1, Y4; \
+	VPADDD       Y4, Y3, Y3; \
+	VCVTDQ2PS    Y3, Y3; \
+	MOVWLZX      off(SI), AX; \
+	VMOVD        AX, X5; \
+	VPINSRW      $1, off(SI)(BX*1), X5, X5; \
+	VPINSRW      $2, off(SI)(BX*2), X5, X5; \
+	VPINSRW      $3, off(SI)(R13*1), X5, X5; \
+	VPINSRW      $4, off(R12), X5, X5; \
+	VPINSRW      $5, off(R12)(BX*1), X5, X5; \
+	VPINSRW      $6, off(R12)(BX*2), X5, X5; \
+	VPINSRW      $7, off(R12)(R13*1), X5, X5; \
+	VCVTPH2PS    X5, Y5; \
+	VBROADCASTSS doff(DX), Y6; \
+	VMULPS       Y6, Y5, Y5; \
+	VMULPS       Y5, Y3, Y3; \
+	VADDPS       Y3, Y0, Y0
+
+// Q4VBLK with the weights at the memory operand m.
+#define Q4VBLKM(m, qoff, coff, accx, accy, nx, ny, tx) \
+	VMOVDQU     m, nx; \
+	VPSRLW      $4, nx, tx; \
+	VINSERTI128 $1, tx, ny, ny; \
+	VPAND       Y14, ny, ny; \
+	VMOVD       coff(R9), accx; \
+	VPDPBUSD    qoff(DI), ny, accy
+
+// One Q4_0 block (at off in each row) of eight rows.
+#define Q4ROWS8(off, qoff, coff, doff) \
+	Q4VBLKM((off+2)(SI), qoff, coff, X1, Y1, X9, Y9, X10); \
+	Q4VBLKM((off+2)(SI)(BX*1), qoff, coff, X2, Y2, X11, Y11, X12); \
+	VPHADDD Y2, Y1, Y1; \
+	Q4VBLKM((off+2)(SI)(BX*2), qoff, coff, X2, Y2, X9, Y9, X10); \
+	Q4VBLKM((off+2)(SI)(R13*1), qoff, coff, X3, Y3, X11, Y11, X12); \
+	VPHADDD Y3, Y2, Y2; \
+	VPHADDD Y2, Y1, Y1; \
+	Q4VBLKM((off+2)(R12), qoff, coff, X2, Y2, X9, Y9, X10); \
+	Q4VBLKM((off+2)(R12)(BX*1), qoff, coff, X3, Y3, X11, Y11, X12); \
+	VPHADDD Y3, Y2, Y2; \
+	Q4VBLKM((off+2)(R12)(BX*2), qoff, coff, X3, Y3, X9, Y9, X10); \
+	Q4VBLKM((off+2)(R12)(R13*1), qoff, coff, X4, Y4, X11, Y11, X12); \
+	VPHADDD Y4, Y3, Y3; \
+	VPHADDD Y3, Y2, Y2; \
+	ROWS8F(off, doff)
+
+// Q8VBLK with the weights at the memory operand m.
+#define Q8VBLKM(m, qoff, coff, accx, accy, t) \
+	VPXOR    m, Y13, t; \
+	VMOVD    coff(R9), accx; \
+	VPDPBUSD qoff(DI), t, accy
+
+// One Q8_0 block (at off in each row) of eight rows.
+#define Q8ROWS8(off, qoff, coff, doff) \
+	Q8VBLKM((off+2)(SI), qoff, coff, X1, Y1, Y9); \
+	Q8VBLKM((off+2)(SI)(BX*1), qoff, coff, X2, Y2, Y10); \
+	VPHADDD Y2, Y1, Y1; \
+	Q8VBLKM((off+2)(SI)(BX*2), qoff, coff, X2, Y2, Y11); \
+	Q8VBLKM((off+2)(SI)(R13*1), qoff, coff, X3, Y3, Y12); \
+	VPHADDD Y3, Y2, Y2; \
+	VPHADDD Y2, Y1, Y1; \
+	Q8VBLKM((off+2)(R12), qoff, coff, X2, Y2, Y9); \
+	Q8VBLKM((off+2)(R12)(BX*1), qoff, coff, X3, Y3, Y10); \
+	VPHADDD Y3, Y2, Y2; \
+	Q8VBLKM((off+2)(R12)(BX*2), qoff, coff, X3, Y3, Y11); \
+	Q8VBLKM((off+2)(R12)(R13*1), qoff, coff, X4, Y4, Y12); \
+	VPHADDD Y4, Y3, Y3; \
+	VPHADDD Y3, Y2, Y2; \
+	ROWS8F(off, doff)
+
+// Prefetch into L2 the next eight rows' weights at dist bytes on from the
+// current offset (clobbers AX): the rows of the group being read are
+// streamed by the hardware prefetcher; fetching the next group's ahead
+// measured faster than prefetching the current rows (8192×2048 weights,
+// BenchmarkQRowsCPU), and into L2 rather than L1 for Q8_0, whose two
+// groups together outgrow L1.
+#define PREFETCH8(dist) \
+	LEAQ       (R12)(BX*4), AX; \
+	PREFETCHT1 dist(AX); \
+	PREFETCHT1 dist(AX)(BX*1); \
+	PREFETCHT1 dist(AX)(BX*2); \
+	PREFETCHT1 dist(AX)(R13*1); \
+	LEAQ       (AX)(BX*4), AX; \
+	PREFETCHT1 dist(AX); \
+	PREFETCHT1 dist(AX)(BX*1); \
+	PREFETCHT1 dist(AX)(BX*2); \
+	PREFETCHT1 dist(AX)(R13*1)
+
+// func rowsQ4_0VNNIX(out []float32, w []byte, rb int, q []int8, d []float32)
+//
+// rowsQ4_0AVX2 with VPDPBUSD (AVX512_VNNI on 256-bit registers), bit for
+// bit the same; len(d) <= 1024.
+TEXT ·rowsQ4_0VNNIX(SB), 0, $4096-104
+	MOVQ  out_len+8(FP), R10
+	TESTQ R10, R10
+	JZ    r4vnone
+	MOVL         $0x08080808, AX
+	VMOVD        AX, X13
+	VPBROADCASTD X13, Y13
+	ACTSUMS
+	MOVQ  out_base+0(FP), R8
+	MOVQ  w_base+24(FP), R11
+	MOVQ  rb+48(FP), BX
+	LEAQ  (BX)(BX*2), R13
+	MOVL         $0x0f0f0f0f, AX
+	VMOVD        AX, X14
+	VPBROADCASTD X14, Y14
+
+r4v8:
+	CMPQ R10, $8
+	JLT  r4vrow
+	MOVQ R11, SI
+	LEAQ (R11)(BX*4), R12
+	MOVQ q_base+56(FP), DI
+	MOVQ d_base+80(FP), DX
+	MOVQ d_len+88(FP), CX
+	LEAQ (SP), R9
+	VXORPS Y0, Y0, Y0
+
+r4v8loop4:
+	CMPQ CX, $4
+	JLT  r4v8tail
+	PREFETCH8(0)
+	Q4ROWS8(0, 0, 0, 0)
+	Q4ROWS8(18, 32, 4, 4)
+	Q4ROWS8(36, 64, 8, 8)
+	Q4ROWS8(54, 96, 12, 12)
+	ADDQ $72, SI
+	ADDQ $72, R12
+	ADDQ $128, DI
+	ADDQ $16, DX
+	ADDQ $16, R9
+	SUBQ $4, CX
+	JMP  r4v8loop4
+
+r4v8tail:
+	TESTQ CX, CX
+	JZ    r4v8done
+	Q4ROWS8(0, 0, 0, 0)
+	ADDQ $18, SI
+	ADDQ $18, R12
+	ADDQ $32, DI
+	ADDQ $4, DX
+	ADDQ $4, R9
+	DECQ CX
+	JMP  r4v8tail
+
+r4v8done:
+	VMOVUPS Y0, (R8)
+	ADDQ    $32, R8
+	LEAQ    (R11)(BX*8), R11
+	SUBQ    $8, R10
+	JMP     r4v8
+
+r4vrow:
+	TESTQ R10, R10
+	JZ    r4vend
+	MOVQ   R11, SI
+	MOVQ   q_base+56(FP), DI
+	MOVQ   d_base+80(FP), DX
+	MOVQ   d_len+88(FP), CX
+	LEAQ   (SP), R9
+	VXORPS X0, X0, X0
+
+r4vloop8:
+	CMPQ CX, $8
+	JLT  r4vtail
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4224(SI)
+	Q4VBLK(2, 0, 0, X1, Y1, X9, Y9, X10)
+	Q4VBLK(20, 32, 4, X2, Y2, X11, Y11, X12)
+	VPHADDD Y2, Y1, Y1
+	Q4VBLK(38, 64, 8, X2, Y2, X9, Y9, X10)
+	Q4VBLK(56, 96, 12, X3, Y3, X11, Y11, X12)
+	VPHADDD Y3, Y2, Y2
+	VPHADDD Y2, Y1, Y1
+	Q4VBLK(74, 128, 16, X2, Y2, X9, Y9, X10)
+	Q4VBLK(92, 160, 20, X3, Y3, X11, Y11, X12)
+	VPHADDD Y3, Y2, Y2
+	Q4VBLK(110, 192, 24, X3, Y3, X9, Y9, X10)
+	Q4VBLK(128, 224, 28, X4, Y4, X11, Y11, X12)
+	VPHADDD Y4, Y3, Y3
+	VPHADDD Y3, Y2, Y2
+	GROUP8(18)
+	ADDQ $144, SI
+	ADDQ $256, DI
+	ADDQ $32, DX
+	ADDQ $32, R9
+	SUBQ $8, CX
+	JMP  r4vloop8
+
+r4vtail:
+	TESTQ CX, CX
+	JZ    r4vdone
+	Q4VBLK(2, 0, 0, X1, Y1, X9, Y9, X10)
+	BLOCK1
+	ADDQ $18, SI
+	ADDQ $32, DI
+	ADDQ $4, DX
+	ADDQ $4, R9
+	DECQ CX
+	JMP  r4vtail
+
+r4vdone:
+	VMOVSS X0, (R8)
+	ADDQ   $4, R8
+	ADDQ   BX, R11
+	DECQ   R10
+	JMP    r4vrow
+
+r4vend:
+	VZEROUPPER
+
+r4vnone:
+	RET
+
+// func rowsQ8_0VNNIX(out []float32, w []byte, rb int, q []int8, d []float32)
+//
+// rowsQ8_0AVX2 with VPDPBUSD (AVX512_VNNI on 256-bit registers), bit for
+// bit the same; len(d) <= 1024.
+TEXT ·rowsQ8_0VNNIX(SB), 0, $4096-104
+	MOVQ  out_len+8(FP), R10
+	TESTQ R10, R10
+	JZ    r8vnone
+	MOVL         $0x80808080, AX
+	VMOVD        AX, X13
+	VPBROADCASTD X13, Y13
+	ACTSUMS
+	MOVQ  out_base+0(FP), R8
+	MOVQ  w_base+24(FP), R11
+	MOVQ  rb+48(FP), BX
+	LEAQ  (BX)(BX*2), R13
+
+r8v8:
+	CMPQ R10, $8
+	JLT  r8vrow
+	MOVQ R11, SI
+	LEAQ (R11)(BX*4), R12
+	MOVQ q_base+56(FP), DI
+	MOVQ d_base+80(FP), DX
+	MOVQ d_len+88(FP), CX
+	LEAQ (SP), R9
+	VXORPS Y0, Y0, Y0
+
+r8v8loop2:
+	CMPQ CX, $2
+	JLT  r8v8tail
+	PREFETCH8(0)
+	PREFETCH8(64)
+	Q8ROWS8(0, 0, 0, 0)
+	Q8ROWS8(34, 32, 4, 4)
+	ADDQ $68, SI
+	ADDQ $68, R12
+	ADDQ $64, DI
+	ADDQ $8, DX
+	ADDQ $8, R9
+	SUBQ $2, CX
+	JMP  r8v8loop2
+
+r8v8tail:
+	TESTQ CX, CX
+	JZ    r8v8done
+	Q8ROWS8(0, 0, 0, 0)
+
+r8v8done:
+	VMOVUPS Y0, (R8)
+	ADDQ    $32, R8
+	LEAQ    (R11)(BX*8), R11
+	SUBQ    $8, R10
+	JMP     r8v8
+
+r8vrow:
+	TESTQ R10, R10
+	JZ    r8vend
+	MOVQ   R11, SI
+	MOVQ   q_base+56(FP), DI
+	MOVQ   d_base+80(FP), DX
+	MOVQ   d_len+88(FP), CX
+	LEAQ   (SP), R9
+	VXORPS X0, X0, X0
+
+r8vloop8:
+	CMPQ CX, $8
+	JLT  r8vtail
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4224(SI)
+	PREFETCHT0 4288(SI)
+	PREFETCHT0 4352(SI)
+	Q8VBLK(2, 0, 0, X1, Y1, Y9)
+	Q8VBLK(36, 32, 4, X2, Y2, Y10)
+	VPHADDD Y2, Y1, Y1
+	Q8VBLK(70, 64, 8, X2, Y2, Y9)
+	Q8VBLK(104, 96, 12, X3, Y3, Y10)
+	VPHADDD Y3, Y2, Y2
+	VPHADDD Y2, Y1, Y1
+	Q8VBLK(138, 128, 16, X2, Y2, Y9)
+	Q8VBLK(172, 160, 20, X3, Y3, Y10)
+	VPHADDD Y3, Y2, Y2
+	Q8VBLK(206, 192, 24, X3, Y3, Y9)
+	Q8VBLK(240, 224, 28, X4, Y4, Y10)
+	VPHADDD Y4, Y3, Y3
+	VPHADDD Y3, Y2, Y2
+	GROUP8(34)
+	ADDQ $272, SI
+	ADDQ $256, DI
+	ADDQ $32, DX
+	ADDQ $32, R9
+	SUBQ $8, CX
+	JMP  r8vloop8
+
+r8vtail:
+	TESTQ CX, CX
+	JZ    r8vdone
+	Q8VBLK(2, 0, 0, X1, Y1, Y9)
+	BLOCK1
+	ADDQ $34, SI
+	ADDQ $32, DI
+	ADDQ $4, DX
+	ADDQ $4, R9
+	DECQ CX
+	JMP  r8vtail
+
+r8vdone:
+	VMOVSS X0, (R8)
+	ADDQ   $4, R8
+	ADDQ   BX, R11
+	DECQ   R10
+	JMP    r8vrow
+
+r8vend:
+	VZEROUPPER
+
+r8vnone:
+	RET
