@@ -106,6 +106,24 @@
 //	                     factorization of the chunk's residual; the open
 //	                     chunk stays binary16. Defaults: b4, g32, o2, r2,
 //	                     c64.
+//	rq[:kB][:vB][:sS][:p]
+//	                     rotated rows with a Gaussian codebook: each KV
+//	                     head's key and value is rotated by a randomized
+//	                     Walsh–Hadamard transform (keys after RoPE; q·k is
+//	                     unchanged, so scores rotate the query once and
+//	                     value sums are rotated back once), which spreads
+//	                     outlier channels so that a row's channels are
+//	                     near-Gaussian with one variance; the row is then
+//	                     stored as one binary16 scale (its root mean
+//	                     square, refitted by least squares) and one
+//	                     Lloyd–Max code per channel (the optimal quantizer
+//	                     of a unit Gaussian, Max 1960). B is bits per
+//	                     element, 1 to 8 with fractions (⌈B⌉ bits for a
+//	                     share of the channels, ⌊B⌋ for the rest) or 16
+//	                     (binary16), for every layer or one per layer
+//	                     ("k4/3/3/…"); v defaults to k's. The first S
+//	                     positions stay binary16 (the attention sink); p
+//	                     turns the rotation off. Defaults: k3, v = k, s1.
 //	cachegen[:qB][:cC][:kX][:vX][:eX][:gG][:d]
 //	                     CacheGen (Liu et al. 2024, "CacheGen: KV Cache
 //	                     Compression and Streaming for Fast Large Language

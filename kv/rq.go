@@ -1,0 +1,605 @@
+package kv
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/terse-llm/terse/kernel"
+	"github.com/terse-llm/terse/model"
+	"github.com/terse-llm/terse/tensor"
+)
+
+// rq defaults: 3-bit keys, 3-bit values, the first position (BOS, the
+// attention sink) kept in binary16, rows rotated.
+const (
+	DefaultRQBits  = 3
+	DefaultRQSinks = 1
+)
+
+// lloydMax is the Lloyd–Max quantizer of the standard normal distribution
+// with 2^bits levels: the levels (reconstruction points, ascending) and the
+// thresholds between neighbouring levels (their midpoints), the codebook
+// that minimizes the mean squared error of a unit Gaussian.
+type lloydMax struct {
+	level, thr []float32
+}
+
+var (
+	lmOnce  sync.Once
+	lmBooks [9]lloydMax // by bits, 1…8
+)
+
+// lmBook is the Lloyd–Max codebook of bits bits (1…8).
+func lmBook(bits int) *lloydMax {
+	lmOnce.Do(func() {
+		for b := 1; b <= 8; b++ {
+			lv := lloydMaxLevels(b)
+			lm := lloydMax{level: make([]float32, len(lv)), thr: make([]float32, len(lv)-1)}
+			for i, x := range lv {
+				lm.level[i] = float32(x)
+			}
+			for i := range lm.thr {
+				lm.thr[i] = float32((lv[i] + lv[i+1]) / 2)
+			}
+			lmBooks[b] = lm
+		}
+	})
+	return &lmBooks[bits]
+}
+
+// lloydMaxLevels runs Lloyd's iteration on the standard normal density
+// for 2^bits levels: thresholds at the midpoints of neighbouring levels,
+// each level the conditional mean of its cell, E[X | a < X < b] =
+// (φ(a)−φ(b))/(Φ(b)−Φ(a)). The levels are symmetric about 0.
+func lloydMaxLevels(bits int) []float64 {
+	n := 1 << bits
+	lv := make([]float64, n)
+	for i := range lv { // start from a uniform quantizer over ±3σ
+		lv[i] = -3 + 6*(float64(i)+0.5)/float64(n)
+	}
+	pdf := func(x float64) float64 { return math.Exp(-x*x/2) / math.Sqrt(2*math.Pi) }
+	cdf := func(x float64) float64 { return 0.5 * math.Erfc(-x/math.Sqrt2) }
+	next := make([]float64, n)
+	for it := 0; it < 20000; it++ {
+		moved := 0.0
+		for i := range lv {
+			a, b := math.Inf(-1), math.Inf(1)
+			if i > 0 {
+				a = (lv[i-1] + lv[i]) / 2
+			}
+			if i < n-1 {
+				b = (lv[i] + lv[i+1]) / 2
+			}
+			pa, pb := 0.0, 0.0
+			if !math.IsInf(a, 0) {
+				pa = pdf(a)
+			}
+			if !math.IsInf(b, 0) {
+				pb = pdf(b)
+			}
+			next[i] = (pa - pb) / (cdf(b) - cdf(a))
+			moved = max(moved, math.Abs(next[i]-lv[i]))
+		}
+		lv, next = next, lv
+		if moved < 1e-12 {
+			break
+		}
+	}
+	for i := 0; i < n/2; i++ { // exact symmetry
+		m := (lv[n-1-i] - lv[i]) / 2
+		lv[i], lv[n-1-i] = -m, m
+	}
+	return lv
+}
+
+// index is the code of x in the codebook: the level nearest x.
+func (lm *lloydMax) index(x float32) int {
+	lo, hi := 0, len(lm.thr) // first threshold above x
+	for lo < hi {
+		m := (lo + hi) / 2
+		if x > lm.thr[m] {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
+// rqFmt is how an rq cache stores one head's (rotated) key or value row:
+// bits 16 is binary16; otherwise a binary16 scale s followed by one
+// Lloyd–Max code per channel, packed least significant bit first,
+// channels [0, nHi) of hi bits and the rest of lo bits (x_i ≈
+// s·level[code_i]). A fractional rate b is held as nHi = round((b−⌊b⌋)·hd)
+// channels of ⌈b⌉ bits and the rest of ⌊b⌋; after the rotation every
+// channel carries the same variance, so which channels get the extra bit
+// does not matter.
+type rqFmt struct{ hi, lo, nHi int }
+
+// newRQFmt is the format of rate bits (1…8, or 16) over hd channels.
+func newRQFmt(bits float64, hd int) rqFmt {
+	if bits == 16 {
+		return rqFmt{hi: 16, lo: 16, nHi: hd}
+	}
+	lo := int(math.Floor(bits))
+	n := int(math.Round((bits - float64(lo)) * float64(hd)))
+	if n == 0 {
+		return rqFmt{hi: lo, lo: lo}
+	}
+	if n == hd {
+		return rqFmt{hi: lo + 1, lo: lo + 1, nHi: hd}
+	}
+	return rqFmt{hi: lo + 1, lo: lo, nHi: n}
+}
+
+// bits is channel i's bit width.
+func (f rqFmt) bits(i int) int {
+	if i < f.nHi {
+		return f.hi
+	}
+	return f.lo
+}
+
+// bytes is the size of one row of hd channels.
+func (f rqFmt) bytes(hd int) int {
+	if f.hi == 16 {
+		return 2 * hd
+	}
+	return 2 + (f.nHi*f.hi+(hd-f.nHi)*f.lo+7)/8
+}
+
+// quant stores x into dst (bytes(len(x)) bytes, which it overwrites).
+// The scale starts at x's root mean square (the codebook is for a unit
+// Gaussian), is refitted by least squares to the codes it gives, rounded
+// to binary16, and the codes are taken again under the rounded scale.
+func (f rqFmt) quant(dst []byte, x []float32) {
+	if f.hi == 16 {
+		putF16Row(dst, x)
+		return
+	}
+	var ss float64
+	for _, v := range x {
+		ss += float64(v) * float64(v)
+	}
+	codes := dst[2:]
+	clear(codes)
+	if ss == 0 {
+		putU16(dst, 0)
+		return
+	}
+	hb, lb := lmBook(f.hi), lmBook(f.lo)
+	s := float32(math.Sqrt(ss / float64(len(x))))
+	var num, den float64
+	for i, v := range x {
+		b := lb
+		if i < f.nHi {
+			b = hb
+		}
+		c := b.level[b.index(v/s)]
+		num += float64(v) * float64(c)
+		den += float64(c) * float64(c)
+	}
+	if den > 0 && num > 0 {
+		s = float32(num / den)
+	}
+	h := tensor.F32ToF16(min(s, 65504))
+	putU16(dst, h)
+	if s = tensor.F16ToF32(h); s == 0 {
+		return
+	}
+	off := 0
+	for i, v := range x {
+		b, n := lb, f.lo
+		if i < f.nHi {
+			b, n = hb, f.hi
+		}
+		putBits(codes, off, n, b.index(v/s))
+		off += n
+	}
+}
+
+// dequant widens a row stored in format f into dst (hd channels).
+func (f rqFmt) dequant(dst []float32, src []byte) {
+	if f.hi == 16 {
+		for i := range dst {
+			dst[i] = f16At(src, i)
+		}
+		return
+	}
+	s := tensor.F16ToF32(binary.LittleEndian.Uint16(src))
+	codes := src[2:]
+	off := unpackScaled(dst[:f.nHi], codes, 0, f.hi, s)
+	unpackScaled(dst[f.nHi:], codes, off, f.lo, s)
+}
+
+// unpackScaled sets dst[i] = s·level[code i] for the len(dst) codes of n
+// bits at bit offset off of codes, and returns the offset past them.
+func unpackScaled(dst []float32, codes []byte, off, n int, s float32) int {
+	if len(dst) == 0 {
+		return off
+	}
+	lv := lmBook(n).level
+	var tab [256]float32
+	for j, x := range lv {
+		tab[j] = s * x
+	}
+	next := off >> 3
+	var acc uint64
+	have := 0
+	if r := off & 7; r != 0 {
+		acc = uint64(codes[next]) >> r
+		have = 8 - r
+		next++
+	}
+	mask := uint64(1)<<n - 1
+	i := 0
+	for i < len(dst) {
+		if have < n {
+			// refill up to 56 bits at once
+			for have <= 56 && next < len(codes) {
+				acc |= uint64(codes[next]) << have
+				next++
+				have += 8
+			}
+		}
+		for have >= n && i < len(dst) {
+			dst[i] = tab[acc&mask]
+			acc >>= n
+			have -= n
+			i++
+		}
+	}
+	return off + n*len(dst)
+}
+
+// rqCache stores each KV head's key and value rows rotated by a
+// randomized Walsh–Hadamard transform (rotation) and quantized row by row
+// with one scale and Lloyd–Max codes (rqFmt), at bits that may differ
+// between keys and values and from layer to layer. The rotation makes a
+// row's channels near-Gaussian with equal variance (an outlier channel's
+// energy is spread over all of them), which is what the Gaussian codebook
+// and a single scale per row need; scores are taken against the rotated
+// keys with the query rotated once per call, and values are summed in the
+// rotated space and the sum rotated back once. The first sinks positions
+// are kept in binary16 (rotated too).
+type rqCache struct {
+	name         string
+	cap, hd      int
+	sinks        int
+	kf, vf       []rqFmt // per layer
+	rot          *rotation
+	kvDim, lens  []int
+	k, v         [][]byte // per layer: heads × (cap−sinks) rows
+	sk, sv       [][]byte // per layer: heads × sinks binary16 rows
+	tmpK, tmpV   []float32
+	sinkF        rqFmt
+	rowK, rowV   []int // per layer: bytes of a key and a value row
+	sinkRowBytes int
+}
+
+func newRQCache(cfg *model.Config, positions int, sp *Spec) (*rqCache, error) {
+	hd := cfg.HeadDim
+	name := sp.String()
+	if hd > 256 {
+		return nil, fmt.Errorf("kv %s: head dimension %d above 256", name, hd)
+	}
+	kb, err := perLayer(sp.RQKBits, cfg.NLayers)
+	if err != nil {
+		return nil, fmt.Errorf("kv %s: key bits: %w", name, err)
+	}
+	vb, err := perLayer(sp.RQVBits, cfg.NLayers)
+	if err != nil {
+		return nil, fmt.Errorf("kv %s: value bits: %w", name, err)
+	}
+	s := min(sp.TQSinks, positions)
+	c := &rqCache{name: name, cap: positions, hd: hd, sinks: s, kvDim: make([]int, cfg.NLayers), lens: make([]int, cfg.NLayers),
+		kf: make([]rqFmt, cfg.NLayers), vf: make([]rqFmt, cfg.NLayers), rowK: make([]int, cfg.NLayers), rowV: make([]int, cfg.NLayers),
+		k: make([][]byte, cfg.NLayers), v: make([][]byte, cfg.NLayers), sk: make([][]byte, cfg.NLayers), sv: make([][]byte, cfg.NLayers),
+		tmpK: make([]float32, hd), tmpV: make([]float32, hd), sinkF: rqFmt{hi: 16, lo: 16, nHi: hd}, sinkRowBytes: 2 * hd}
+	if sp.Rotate {
+		if c.rot = newRotation(hd); c.rot == nil {
+			return nil, fmt.Errorf("kv %s: rotation needs a power-of-two head dimension, not %d", name, hd)
+		}
+	}
+	for l := range c.k {
+		c.kvDim[l] = cfg.KVDim(l)
+		heads := c.kvDim[l] / hd
+		c.kf[l], c.vf[l] = newRQFmt(kb[l], hd), newRQFmt(vb[l], hd)
+		c.rowK[l], c.rowV[l] = c.kf[l].bytes(hd), c.vf[l].bytes(hd)
+		c.k[l] = make([]byte, heads*(positions-s)*c.rowK[l])
+		c.v[l] = make([]byte, heads*(positions-s)*c.rowV[l])
+		c.sk[l] = make([]byte, heads*s*c.sinkRowBytes)
+		c.sv[l] = make([]byte, heads*s*c.sinkRowBytes)
+	}
+	return c, nil
+}
+
+// perLayer spreads one rate over every layer, or checks a list has one
+// per layer.
+func perLayer(bits []float64, layers int) ([]float64, error) {
+	if len(bits) == 1 {
+		out := make([]float64, layers)
+		for i := range out {
+			out[i] = bits[0]
+		}
+		return out, nil
+	}
+	if len(bits) != layers {
+		return nil, fmt.Errorf("%d rates for %d layers (give one, or one per layer)", len(bits), layers)
+	}
+	return bits, nil
+}
+
+// keyRow and valRow are KV head h's stored rows at position p of a layer
+// and their format.
+func (c *rqCache) keyRow(layer, h, p int) ([]byte, rqFmt) {
+	if p < c.sinks {
+		off := (h*c.sinks + p) * c.sinkRowBytes
+		return c.sk[layer][off : off+c.sinkRowBytes], c.sinkF
+	}
+	b := c.rowK[layer]
+	off := (h*(c.cap-c.sinks) + p - c.sinks) * b
+	return c.k[layer][off : off+b], c.kf[layer]
+}
+
+func (c *rqCache) valRow(layer, h, p int) ([]byte, rqFmt) {
+	if p < c.sinks {
+		off := (h*c.sinks + p) * c.sinkRowBytes
+		return c.sv[layer][off : off+c.sinkRowBytes], c.sinkF
+	}
+	b := c.rowV[layer]
+	off := (h*(c.cap-c.sinks) + p - c.sinks) * b
+	return c.v[layer][off : off+b], c.vf[layer]
+}
+
+// Append implements model.KVCache.
+func (c *rqCache) Append(layer int, k, v []float32) error {
+	if layer < 0 || layer >= len(c.kvDim) {
+		return fmt.Errorf("kv %s: layer %d of %d", c.name, layer, len(c.kvDim))
+	}
+	d, pos := c.kvDim[layer], c.lens[layer]
+	if len(k) != d || len(v) != d {
+		return fmt.Errorf("kv %s: layer %d: key and value of %d and %d floats, want %d", c.name, layer, len(k), len(v), d)
+	}
+	if pos >= c.cap {
+		return fmt.Errorf("kv %s: layer %d: position %d outside capacity %d", c.name, layer, pos, c.cap)
+	}
+	for h := 0; h < d/c.hd; h++ {
+		kr, vr := k[h*c.hd:(h+1)*c.hd], v[h*c.hd:(h+1)*c.hd]
+		if c.rot != nil {
+			c.rot.forward(c.tmpK, kr)
+			c.rot.forward(c.tmpV, vr)
+			kr, vr = c.tmpK, c.tmpV
+		}
+		dk, fk := c.keyRow(layer, h, pos)
+		fk.quant(dk, kr)
+		dv, fv := c.valRow(layer, h, pos)
+		fv.quant(dv, vr)
+	}
+	c.lens[layer]++
+	return nil
+}
+
+func (c *rqCache) check(layer, head, n int) error {
+	return checkAccess(c.name, c.kvDim, c.lens, c.hd, layer, head, n)
+}
+
+// Scores implements model.KVCache: the queries are rotated once, and the
+// keys are widened a chunk of positions at a time into scratch and scored
+// there by kernel.Scores.
+func (c *rqCache) Scores(layer, head int, q []float32, qs, nq, n int, scale float32, dst []float32, ds int, scratch []float32) error {
+	if err := c.check(layer, head, n); err != nil {
+		return err
+	}
+	if nq > 0 && (len(q) < (nq-1)*qs+c.hd || len(dst) < (nq-1)*ds+n) {
+		return fmt.Errorf("kv %s: layer %d: %d queries: buffers too small", c.name, layer, nq)
+	}
+	if len(scratch) < c.ScratchSize() {
+		return fmt.Errorf("kv %s: scratch of %d floats, want %d", c.name, len(scratch), c.ScratchSize())
+	}
+	hd := c.hd
+	buf, qr := scratch[:wsChunk*hd], scratch[wsChunk*hd:(wsChunk+tqQueries)*hd]
+	for j0 := 0; j0 < nq; j0 += tqQueries {
+		m := min(tqQueries, nq-j0)
+		for j := 0; j < m; j++ {
+			qi, out := q[(j0+j)*qs:(j0+j)*qs+hd], qr[j*hd:(j+1)*hd]
+			if c.rot != nil {
+				c.rot.forward(out, qi)
+			} else {
+				copy(out, qi)
+			}
+		}
+		for p0 := 0; p0 < n; p0 += wsChunk {
+			k := min(wsChunk, n-p0)
+			for p := p0; p < p0+k; p++ {
+				row, f := c.keyRow(layer, head, p)
+				f.dequant(buf[(p-p0)*hd:(p-p0+1)*hd], row)
+			}
+			kernel.Scores(dst[j0*ds+p0:], ds, qr, hd, m, buf, hd, k, hd, scale)
+		}
+	}
+	return nil
+}
+
+// WeightedSum implements model.KVCache: values are widened a chunk at a
+// time, summed in the rotated space, and the sum rotated back.
+func (c *rqCache) WeightedSum(layer, head int, w, dst []float32, scratch []float32) error {
+	if err := c.check(layer, head, len(w)); err != nil {
+		return err
+	}
+	if len(dst) != c.hd {
+		return fmt.Errorf("kv %s: layer %d: output of %d floats for head_dim %d", c.name, layer, len(dst), c.hd)
+	}
+	if len(scratch) < c.ScratchSize() {
+		return fmt.Errorf("kv %s: scratch of %d floats, want %d", c.name, len(scratch), c.ScratchSize())
+	}
+	hd := c.hd
+	buf, acc, part := scratch[:wsChunk*hd], scratch[wsChunk*hd:(wsChunk+1)*hd], scratch[(wsChunk+1)*hd:(wsChunk+2)*hd]
+	clear(acc)
+	for p0 := 0; p0 < len(w); p0 += wsChunk {
+		k := min(wsChunk, len(w)-p0)
+		for p := p0; p < p0+k; p++ {
+			row, f := c.valRow(layer, head, p)
+			f.dequant(buf[(p-p0)*hd:(p-p0+1)*hd], row)
+		}
+		kernel.WeightedSum(part, w[p0:p0+k], buf, hd)
+		for j, x := range part {
+			acc[j] += x
+		}
+	}
+	if c.rot != nil {
+		c.rot.inverse(dst, acc)
+	} else {
+		copy(dst, acc)
+	}
+	return nil
+}
+
+// Truncate implements model.KVCache.
+func (c *rqCache) Truncate(n int) error {
+	if n < 0 || n > c.Len() {
+		return fmt.Errorf("kv %s: truncate to %d of %d positions", c.name, n, c.Len())
+	}
+	for l := range c.lens {
+		c.lens[l] = min(c.lens[l], n)
+	}
+	return nil
+}
+
+// Len implements model.KVCache.
+func (c *rqCache) Len() int { return minLen(c.lens) }
+
+// Cap implements model.KVCache.
+func (c *rqCache) Cap() int { return c.cap }
+
+// ScratchSize implements model.KVCache: a chunk of widened rows and the
+// rotated queries (or the sum and a partial one).
+func (c *rqCache) ScratchSize() int { return (wsChunk + tqQueries) * c.hd }
+
+// Bytes implements model.KVCache: every row (codes and scale) for the
+// capacity, the binary16 sink rows. The rotation's signs and the
+// codebooks are package constants, the same for every cache.
+func (c *rqCache) Bytes() int64 {
+	var n int64
+	for l := range c.k {
+		n += int64(len(c.k[l]) + len(c.v[l]) + len(c.sk[l]) + len(c.sv[l]))
+	}
+	return n
+}
+
+// row widens KV head h's key and value at position p of a layer as
+// attention sees them (rotated back).
+func (c *rqCache) row(layer, h, p int, k, v []float32) {
+	kr, fk := c.keyRow(layer, h, p)
+	fk.dequant(k, kr)
+	vr, fv := c.valRow(layer, h, p)
+	fv.dequant(v, vr)
+	if c.rot != nil {
+		c.rot.inverse(k, k)
+		c.rot.inverse(v, v)
+	}
+}
+
+// ReadKV implements model.KVReader.
+func (c *rqCache) ReadKV(layer, from, to int, k, v []float32) error {
+	if err := checkRead(c.name, c.kvDim, c.lens, layer, from, to, k, v); err != nil {
+		return err
+	}
+	d := c.kvDim[layer]
+	for h := 0; h < d/c.hd; h++ {
+		for p := from; p < to; p++ {
+			off := (p-from)*d + h*c.hd
+			c.row(layer, h, p, k[off:off+c.hd], v[off:off+c.hd])
+		}
+	}
+	return nil
+}
+
+// dequant returns the first n keys and values of KV head head of layer as
+// the cache holds them, for tests.
+func (c *rqCache) dequant(layer, head, n int) (k, v [][]float32) {
+	for p := 0; p < n; p++ {
+		kr, vr := make([]float32, c.hd), make([]float32, c.hd)
+		c.row(layer, head, p, kr, vr)
+		k, v = append(k, kr), append(v, vr)
+	}
+	return k, v
+}
+
+// parseRQ reads "[kB][:vB][:sS][:p]" after "rq:": B a rate in bits per
+// element (1 to 8, fractions allowed, or 16 for binary16), or one rate per
+// layer separated by "/"; v defaults to k's rates.
+func parseRQ(s, rest string) (*Spec, error) {
+	sp := &Spec{Kind: KindRQ, RQKBits: []float64{DefaultRQBits}, TQSinks: DefaultRQSinks, Rotate: true}
+	seen := map[byte]bool{}
+	if rest != "" {
+		for _, f := range strings.Split(rest, ":") {
+			if f == "" {
+				return nil, fmt.Errorf("kv spec %q: empty field", s)
+			}
+			if seen[f[0]] {
+				return nil, fmt.Errorf("kv spec %q: field %q given twice", s, f)
+			}
+			seen[f[0]] = true
+			var err error
+			switch {
+			case f == "p":
+				sp.Rotate = false
+			case f[0] == 's':
+				sp.TQSinks, err = parseInt(f[1:], 0, 1<<12)
+			case f[0] == 'k':
+				sp.RQKBits, err = parseRates(f[1:])
+			case f[0] == 'v':
+				sp.RQVBits, err = parseRates(f[1:])
+			default:
+				err = fmt.Errorf("unknown field (want kB, vB, sS or p)")
+			}
+			if err != nil {
+				return nil, fmt.Errorf("kv spec %q: field %q: %w", s, f, err)
+			}
+		}
+	}
+	if sp.RQVBits == nil {
+		sp.RQVBits = append([]float64(nil), sp.RQKBits...)
+	}
+	return sp, nil
+}
+
+// parseRates reads "B" or "B1/B2/…": rates of 1 to 8 bits, or 16.
+func parseRates(s string) ([]float64, error) {
+	var out []float64
+	for _, f := range strings.Split(s, "/") {
+		x, err := strconv.ParseFloat(f, 64)
+		if err != nil || !(x == 16 || (x >= 1 && x <= 8)) {
+			return nil, fmt.Errorf("%q bits: want 1 to 8 (fractions allowed), or 16", f)
+		}
+		out = append(out, x)
+	}
+	if len(out) > 1024 {
+		return nil, fmt.Errorf("%d rates: at most 1024 layers", len(out))
+	}
+	return out, nil
+}
+
+// rqString is an rq spec in full.
+func rqString(sp *Spec) string {
+	rates := func(x []float64) string {
+		var b strings.Builder
+		for i, r := range x {
+			if i > 0 {
+				b.WriteByte('/')
+			}
+			b.WriteString(strconv.FormatFloat(r, 'g', -1, 64))
+		}
+		return b.String()
+	}
+	out := fmt.Sprintf("rq:k%s:v%s:s%d", rates(sp.RQKBits), rates(sp.RQVBits), sp.TQSinks)
+	if !sp.Rotate {
+		out += ":p"
+	}
+	return out
+}
