@@ -114,8 +114,9 @@
 //	                     value sums are rotated back once), which spreads
 //	                     outlier channels so that a row's channels are
 //	                     near-Gaussian with one variance; the row is then
-//	                     stored as one binary16 scale (its root mean
-//	                     square, refitted by least squares) and one
+//	                     stored as one one-byte scale (a power of 2^(1/8)
+//	                     near its root mean square refitted by least
+//	                     squares, the best of three) and one
 //	                     Lloyd–Max code per channel (the optimal quantizer
 //	                     of a unit Gaussian, Max 1960). B is bits per
 //	                     element, 1 to 8 with fractions (⌈B⌉ bits for a
@@ -123,7 +124,7 @@
 //	                     (binary16), for every layer or one per layer
 //	                     ("k4/3/3/…"); v defaults to k's. The first S
 //	                     positions stay binary16 (the attention sink); p
-//	                     turns the rotation off. Defaults: k3, v = k, s1.
+//	                     turns the rotation off. Defaults: k3, v = k, s0.
 //	cachegen[:qB][:cC][:kX][:vX][:eX][:gG][:d]
 //	                     CacheGen (Liu et al. 2024, "CacheGen: KV Cache
 //	                     Compression and Streaming for Fast Large Language

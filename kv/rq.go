@@ -1,7 +1,6 @@
 package kv
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math"
 	"strconv"
@@ -10,14 +9,14 @@ import (
 
 	"github.com/terse-llm/terse/kernel"
 	"github.com/terse-llm/terse/model"
-	"github.com/terse-llm/terse/tensor"
 )
 
-// rq defaults: 3-bit keys, 3-bit values, the first position (BOS, the
-// attention sink) kept in binary16, rows rotated.
+// rq defaults: 3-bit keys, 3-bit values, no binary16 sinks (on
+// pdtext-llama-28m keeping BOS whole changes nothing measurable), rows
+// rotated.
 const (
 	DefaultRQBits  = 3
-	DefaultRQSinks = 1
+	DefaultRQSinks = 0
 )
 
 // lloydMax is the Lloyd–Max quantizer of the standard normal distribution
@@ -111,9 +110,9 @@ func (lm *lloydMax) index(x float32) int {
 }
 
 // rqFmt is how an rq cache stores one head's (rotated) key or value row:
-// bits 16 is binary16; otherwise a binary16 scale s followed by one
-// Lloyd–Max code per channel, packed least significant bit first,
-// channels [0, nHi) of hi bits and the rest of lo bits (x_i ≈
+// bits 16 is binary16; otherwise a one-byte logarithmic scale s (rqScale)
+// followed by one Lloyd–Max code per channel, packed least significant bit
+// first, channels [0, nHi) of hi bits and the rest of lo bits (x_i ≈
 // s·level[code_i]). A fractional rate b is held as nHi = round((b−⌊b⌋)·hd)
 // channels of ⌈b⌉ bits and the rest of ⌊b⌋; after the rotation every
 // channel carries the same variance, so which channels get the extra bit
@@ -149,13 +148,59 @@ func (f rqFmt) bytes(hd int) int {
 	if f.hi == 16 {
 		return 2 * hd
 	}
-	return 2 + (f.nHi*f.hi+(hd-f.nHi)*f.lo+7)/8
+	return 1 + (f.nHi*f.hi+(hd-f.nHi)*f.lo+7)/8
+}
+
+// rqScale is the scale a one-byte scale code e stands for: 0 for e = 0,
+// else 2^((e−128)/8), from about 1.7e-5 to 5.9e4 in steps of 2^(1/8).
+func rqScale(e uint8) float32 { return rqScales[e] }
+
+var rqScales = func() (t [256]float32) {
+	for e := 1; e < 256; e++ {
+		t[e] = float32(math.Exp2(float64(e-128) / 8))
+	}
+	return t
+}()
+
+// rqScaleCode is the code of the scale nearest s in the logarithm (s > 0).
+func rqScaleCode(s float32) int {
+	e := int(math.Round(8*math.Log2(float64(s)))) + 128
+	return max(1, min(255, e))
+}
+
+// codes sets the codes of x under scale s (s > 0) and returns the squared
+// error of the reconstruction, and Σ x·level and Σ level² (the least
+// squares scale is their ratio).
+func (f rqFmt) codes(dst []byte, x []float32, s float32) (se, xc, cc float64) {
+	hb, lb := lmBook(f.hi), lmBook(f.lo)
+	if dst != nil {
+		clear(dst)
+	}
+	off := 0
+	for i, v := range x {
+		b, n := lb, f.lo
+		if i < f.nHi {
+			b, n = hb, f.hi
+		}
+		j := b.index(v / s)
+		c := b.level[j]
+		d := float64(v) - float64(s)*float64(c)
+		se += d * d
+		xc += float64(v) * float64(c)
+		cc += float64(c) * float64(c)
+		if dst != nil {
+			putBits(dst, off, n, j)
+		}
+		off += n
+	}
+	return se, xc, cc
 }
 
 // quant stores x into dst (bytes(len(x)) bytes, which it overwrites).
 // The scale starts at x's root mean square (the codebook is for a unit
-// Gaussian), is refitted by least squares to the codes it gives, rounded
-// to binary16, and the codes are taken again under the rounded scale.
+// Gaussian) and is refitted by least squares to the codes it gives; of the
+// scale codes next to that fit, the one whose codes reconstruct x with the
+// least squared error is kept.
 func (f rqFmt) quant(dst []byte, x []float32) {
 	if f.hi == 16 {
 		putF16Row(dst, x)
@@ -165,41 +210,24 @@ func (f rqFmt) quant(dst []byte, x []float32) {
 	for _, v := range x {
 		ss += float64(v) * float64(v)
 	}
-	codes := dst[2:]
-	clear(codes)
-	if ss == 0 {
-		putU16(dst, 0)
+	dst[0] = 0
+	if ss == 0 || math.IsInf(ss, 0) || math.IsNaN(ss) {
+		clear(dst[1:])
 		return
 	}
-	hb, lb := lmBook(f.hi), lmBook(f.lo)
 	s := float32(math.Sqrt(ss / float64(len(x))))
-	var num, den float64
-	for i, v := range x {
-		b := lb
-		if i < f.nHi {
-			b = hb
+	if _, xc, cc := f.codes(nil, x, s); xc > 0 {
+		s = float32(xc / cc)
+	}
+	e0 := rqScaleCode(s)
+	best, bestE := math.Inf(1), e0
+	for e := max(1, e0-1); e <= min(255, e0+1); e++ {
+		if se, _, _ := f.codes(nil, x, rqScale(uint8(e))); se < best {
+			best, bestE = se, e
 		}
-		c := b.level[b.index(v/s)]
-		num += float64(v) * float64(c)
-		den += float64(c) * float64(c)
 	}
-	if den > 0 && num > 0 {
-		s = float32(num / den)
-	}
-	h := tensor.F32ToF16(min(s, 65504))
-	putU16(dst, h)
-	if s = tensor.F16ToF32(h); s == 0 {
-		return
-	}
-	off := 0
-	for i, v := range x {
-		b, n := lb, f.lo
-		if i < f.nHi {
-			b, n = hb, f.hi
-		}
-		putBits(codes, off, n, b.index(v/s))
-		off += n
-	}
+	dst[0] = uint8(bestE)
+	f.codes(dst[1:], x, rqScale(uint8(bestE)))
 }
 
 // dequant widens a row stored in format f into dst (hd channels).
@@ -210,8 +238,8 @@ func (f rqFmt) dequant(dst []float32, src []byte) {
 		}
 		return
 	}
-	s := tensor.F16ToF32(binary.LittleEndian.Uint16(src))
-	codes := src[2:]
+	s := rqScale(src[0])
+	codes := src[1:]
 	off := unpackScaled(dst[:f.nHi], codes, 0, f.hi, s)
 	unpackScaled(dst[f.nHi:], codes, off, f.lo, s)
 }
@@ -258,14 +286,16 @@ func unpackScaled(dst []float32, codes []byte, off, n int, s float32) int {
 
 // rqCache stores each KV head's key and value rows rotated by a
 // randomized Walsh–Hadamard transform (rotation) and quantized row by row
-// with one scale and Lloyd–Max codes (rqFmt), at bits that may differ
+// with one logarithmic scale and Lloyd–Max codes (rqFmt), at bits that may differ
 // between keys and values and from layer to layer. The rotation makes a
 // row's channels near-Gaussian with equal variance (an outlier channel's
 // energy is spread over all of them), which is what the Gaussian codebook
 // and a single scale per row need; scores are taken against the rotated
 // keys with the query rotated once per call, and values are summed in the
 // rotated space and the sum rotated back once. The first sinks positions
-// are kept in binary16 (rotated too).
+// are kept in binary16 (rotated too). A row's scale costs one byte (a
+// power of 2^(1/8)), so a 64-channel head pays 0.125 bits per element
+// for it.
 type rqCache struct {
 	name         string
 	cap, hd      int

@@ -4,8 +4,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
-
-	"github.com/terse-llm/terse/tensor"
 )
 
 // TestLloydMax checks the fitted Gaussian codebooks against Max's
@@ -59,9 +57,9 @@ func TestLloydMax(t *testing.T) {
 	}
 }
 
-// refRQ is a plain reference of rqFmt: the scale by the same three steps
-// (root mean square, least squares on the codes, binary16 rounding), each
-// code by a linear search for the nearest level.
+// refRQ is a plain reference of rqFmt: the scale by the same steps (root
+// mean square, least squares on the codes, the best of the three nearest
+// one-byte scales), each code by a linear search for the nearest level.
 func refRQ(f rqFmt, x []float32) []float32 {
 	out := make([]float32, len(x))
 	if f.hi == 16 {
@@ -97,9 +95,24 @@ func refRQ(f rqFmt, x []float32) []float32 {
 	if num > 0 {
 		s = float32(num / den)
 	}
-	s = tensor.F16ToF32(tensor.F32ToF16(min(s, 65504)))
+	e0 := max(1, min(255, int(math.Round(8*math.Log2(float64(s))))+128))
+	best, bestS := math.Inf(1), float32(0)
+	for e := e0 - 1; e <= e0+1; e++ {
+		if e < 1 || e > 255 {
+			continue
+		}
+		sc := float32(math.Pow(2, float64(e-128)/8))
+		var se float64
+		for i, v := range x {
+			d := float64(v) - float64(sc)*float64(nearest(i, v/sc))
+			se += d * d
+		}
+		if se < best {
+			best, bestS = se, sc
+		}
+	}
 	for i, v := range x {
-		out[i] = s * nearest(i, v/s)
+		out[i] = bestS * nearest(i, v/bestS)
 	}
 	return out
 }
@@ -125,7 +138,7 @@ func TestRQFmt(t *testing.T) {
 		if f != c.want {
 			t.Fatalf("newRQFmt(%g, %d) = %+v, want %+v", c.bits, c.hd, f, c.want)
 		}
-		wantBytes := 2 + (f.nHi*f.hi+(c.hd-f.nHi)*f.lo+7)/8
+		wantBytes := 1 + (f.nHi*f.hi+(c.hd-f.nHi)*f.lo+7)/8
 		if f.hi == 16 {
 			wantBytes = 2 * c.hd
 		}
@@ -141,7 +154,7 @@ func TestRQFmt(t *testing.T) {
 			case 0:
 				clear(x)
 			case 1:
-				x[0] = 1e6 // beyond binary16 for the scale
+				x[0] = 1e6 // a large scale
 			}
 			row := make([]byte, f.bytes(c.hd))
 			for i := range row {
@@ -153,7 +166,7 @@ func TestRQFmt(t *testing.T) {
 			want := refRQ(f, x)
 			for i := range got {
 				if got[i] != want[i] {
-					t.Fatalf("%+v trial %d: channel %d = %g, reference %g (x %g, scale %g)", f, trial, i, got[i], want[i], x[i], f16At(row, 0))
+					t.Fatalf("%+v trial %d: channel %d = %g, reference %g (x %g, scale code %d)", f, trial, i, got[i], want[i], x[i], row[0])
 				}
 			}
 		}

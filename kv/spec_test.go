@@ -38,10 +38,10 @@ func TestParse(t *testing.T) {
 		{"ems", "ems:0.5:w32+f32"},
 		{"ems:256:w8+q4_0", "ems:256:w8+q4_0"},
 		{"h2o:0.5+zip", "h2o:0.5:r50+zip:h4:l2:f0.4:g32:s0"},
-		{"rq", "rq:k3:v3:s1"},
-		{"rq:k4:v2.5", "rq:k4:v2.5:s1"},
+		{"rq", "rq:k3:v3:s0"},
+		{"rq:k4:v2.5:s1", "rq:k4:v2.5:s1"},
 		{"rq:v16:s0:p:k3/4/2.75", "rq:k3/4/2.75:v16:s0:p"},
-		{"h2o:0.5+rq:k2", "h2o:0.5:r50+rq:k2:v2:s1"},
+		{"h2o:0.5+rq:k2", "h2o:0.5:r50+rq:k2:v2:s0"},
 	}
 	for _, c := range good {
 		sp, err := Parse(c.in)
