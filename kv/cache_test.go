@@ -53,6 +53,9 @@ var testSpecs = []struct {
 	{"rq:k4:v2.5:s2", 0.4},
 	{"rq:k8:v16:s0", 0.01},
 	{"rq:k3/5:v2/4.5:p", 0.6},
+	{"rq:m", 0.25},
+	{"rq:k2.5:v4:s40:m", 0.4},
+	{"rq:k4:m:p", 0.3},
 }
 
 // kvRows are random key and value rows with a few outlier channels (as

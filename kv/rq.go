@@ -309,6 +309,68 @@ type rqCache struct {
 	sinkF        rqFmt
 	rowK, rowV   []int // per layer: bytes of a key and a value row
 	sinkRowBytes int
+	// mean, when the key mean is removed: per layer, heads × len(rqEpochs)
+	// rotated mean keys (binary16-rounded); mean e is subtracted from
+	// the keys of positions from rqEpochs[e] on.
+	mean [][]float32
+}
+
+// rqEpochs are the positions from which an rq cache with key-mean removal
+// subtracts a new mean key: the mean of the keys it holds before that
+// position (as stored, so a truncated and refilled cache holds the same
+// means as a fresh one). Keys of earlier positions are stored whole.
+var rqEpochs = []int{32, 128}
+
+// epoch is the mean position p's key is stored against, or −1.
+func (c *rqCache) epoch(p int) int {
+	if c.mean == nil || p < c.sinks {
+		return -1
+	}
+	e := -1
+	for i, b := range rqEpochs {
+		if p >= b {
+			e = i
+		}
+	}
+	return e
+}
+
+// meanKey is KV head h's mean e of a layer (rotated).
+func (c *rqCache) meanKey(layer, h, e int) []float32 {
+	off := (h*len(rqEpochs) + e) * c.hd
+	return c.mean[layer][off : off+c.hd]
+}
+
+// fitMean sets mean e of every KV head of a layer to the mean of the
+// stored keys of the positions before rqEpochs[e].
+func (c *rqCache) fitMean(layer, e int) {
+	n := rqEpochs[e]
+	acc := make([]float64, c.hd)
+	for h := 0; h < c.kvDim[layer]/c.hd; h++ {
+		clear(acc)
+		for p := 0; p < n; p++ {
+			c.rotatedKey(layer, h, p, c.tmpK)
+			for i, x := range c.tmpK {
+				acc[i] += float64(x)
+			}
+		}
+		m := c.meanKey(layer, h, e)
+		for i, x := range acc {
+			m[i] = f16Round(float32(x / float64(n)))
+		}
+	}
+}
+
+// rotatedKey widens KV head h's key at position p of a layer in the
+// rotated space, its mean added back.
+func (c *rqCache) rotatedKey(layer, h, p int, dst []float32) {
+	row, f := c.keyRow(layer, h, p)
+	f.dequant(dst, row)
+	if e := c.epoch(p); e >= 0 {
+		for i, x := range c.meanKey(layer, h, e) {
+			dst[i] += x
+		}
+	}
 }
 
 func newRQCache(cfg *model.Config, positions int, sp *Spec) (*rqCache, error) {
@@ -344,6 +406,12 @@ func newRQCache(cfg *model.Config, positions int, sp *Spec) (*rqCache, error) {
 		c.v[l] = make([]byte, heads*(positions-s)*c.rowV[l])
 		c.sk[l] = make([]byte, heads*s*c.sinkRowBytes)
 		c.sv[l] = make([]byte, heads*s*c.sinkRowBytes)
+	}
+	if sp.RQMean {
+		c.mean = make([][]float32, cfg.NLayers)
+		for l := range c.mean {
+			c.mean[l] = make([]float32, c.kvDim[l]/hd*len(rqEpochs)*hd)
+		}
 	}
 	return c, nil
 }
@@ -398,12 +466,25 @@ func (c *rqCache) Append(layer int, k, v []float32) error {
 	if pos >= c.cap {
 		return fmt.Errorf("kv %s: layer %d: position %d outside capacity %d", c.name, layer, pos, c.cap)
 	}
+	e := c.epoch(pos)
+	if e >= 0 && pos == rqEpochs[e] {
+		c.fitMean(layer, e)
+	}
 	for h := 0; h < d/c.hd; h++ {
 		kr, vr := k[h*c.hd:(h+1)*c.hd], v[h*c.hd:(h+1)*c.hd]
 		if c.rot != nil {
 			c.rot.forward(c.tmpK, kr)
 			c.rot.forward(c.tmpV, vr)
 			kr, vr = c.tmpK, c.tmpV
+		}
+		if e >= 0 {
+			if c.rot == nil {
+				copy(c.tmpK, kr)
+				kr = c.tmpK
+			}
+			for i, x := range c.meanKey(layer, h, e) {
+				kr[i] -= x
+			}
 		}
 		dk, fk := c.keyRow(layer, h, pos)
 		fk.quant(dk, kr)
@@ -450,6 +531,33 @@ func (c *rqCache) Scores(layer, head int, q []float32, qs, nq, n int, scale floa
 				f.dequant(buf[(p-p0)*hd:(p-p0+1)*hd], row)
 			}
 			kernel.Scores(dst[j0*ds+p0:], ds, qr, hd, m, buf, hd, k, hd, scale)
+		}
+		if c.mean == nil {
+			continue
+		}
+		// q·(m_e + r) = q·m_e + q·r: each query's dot with a mean is
+		// taken once and added to the positions stored against it.
+		for e, b := range rqEpochs {
+			lo := max(b, c.sinks)
+			if lo >= n {
+				break
+			}
+			hi := n
+			if e+1 < len(rqEpochs) {
+				hi = min(n, rqEpochs[e+1])
+			}
+			mk := c.meanKey(layer, head, e)
+			for j := 0; j < m; j++ {
+				var qm float32
+				for i, x := range qr[j*hd : (j+1)*hd] {
+					qm += x * mk[i]
+				}
+				qm *= scale
+				row := dst[(j0+j)*ds:]
+				for p := lo; p < hi; p++ {
+					row[p] += qm
+				}
+			}
 		}
 	}
 	return nil
@@ -517,6 +625,9 @@ func (c *rqCache) Bytes() int64 {
 	var n int64
 	for l := range c.k {
 		n += int64(len(c.k[l]) + len(c.v[l]) + len(c.sk[l]) + len(c.sv[l]))
+		if c.mean != nil {
+			n += 2 * int64(len(c.mean[l])) // binary16 values
+		}
 	}
 	return n
 }
@@ -524,8 +635,7 @@ func (c *rqCache) Bytes() int64 {
 // row widens KV head h's key and value at position p of a layer as
 // attention sees them (rotated back).
 func (c *rqCache) row(layer, h, p int, k, v []float32) {
-	kr, fk := c.keyRow(layer, h, p)
-	fk.dequant(k, kr)
+	c.rotatedKey(layer, h, p, k)
 	vr, fv := c.valRow(layer, h, p)
 	fv.dequant(v, vr)
 	if c.rot != nil {
@@ -579,6 +689,8 @@ func parseRQ(s, rest string) (*Spec, error) {
 			switch {
 			case f == "p":
 				sp.Rotate = false
+			case f == "m":
+				sp.RQMean = true
 			case f[0] == 's':
 				sp.TQSinks, err = parseInt(f[1:], 0, 1<<12)
 			case f[0] == 'k':
@@ -586,7 +698,7 @@ func parseRQ(s, rest string) (*Spec, error) {
 			case f[0] == 'v':
 				sp.RQVBits, err = parseRates(f[1:])
 			default:
-				err = fmt.Errorf("unknown field (want kB, vB, sS or p)")
+				err = fmt.Errorf("unknown field (want kB, vB, sS, m or p)")
 			}
 			if err != nil {
 				return nil, fmt.Errorf("kv spec %q: field %q: %w", s, f, err)
@@ -628,6 +740,9 @@ func rqString(sp *Spec) string {
 		return b.String()
 	}
 	out := fmt.Sprintf("rq:k%s:v%s:s%d", rates(sp.RQKBits), rates(sp.RQVBits), sp.TQSinks)
+	if sp.RQMean {
+		out += ":m"
+	}
 	if !sp.Rotate {
 		out += ":p"
 	}

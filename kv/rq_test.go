@@ -208,3 +208,64 @@ func TestRQError(t *testing.T) {
 		t.Errorf("relative RMS error: rotated 3 bits %.4f, unrotated %.4f, rotated 4 bits %.4f", r3, p3, r4)
 	}
 }
+
+// TestRQMean checks key-mean removal: on keys with a common offset (the
+// outlier channels of kvRows) the stored keys past the first epoch are
+// closer to the appended ones than without it, and a cache truncated
+// below an epoch and refilled holds exactly what a fresh one holds.
+func TestRQMean(t *testing.T) {
+	const n = 200
+	rng := rand.New(rand.NewPCG(11, 12))
+	d := testCfg.KVDim(0)
+	ks, vs := kvRows(rng, n, d)
+	fill := func(spec string, trunc int) *rqCache {
+		sp, err := Parse(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := sp.New(&testCfg, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p := 0; p < n; p++ {
+			for l := 0; l < testCfg.NLayers; l++ {
+				if err := c.Append(l, ks[p], vs[p]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if p+1 == 150 && trunc > 0 {
+				if err := c.Truncate(trunc); err != nil {
+					t.Fatal(err)
+				}
+				p = trunc - 1
+				trunc = 0
+			}
+		}
+		return c.(*rqCache)
+	}
+	errOf := func(c *rqCache) float64 {
+		k, _ := c.dequant(1, 1, n)
+		want := make([][]float32, n)
+		for p := range want {
+			want[p] = ks[p][64:128]
+		}
+		return relRMS(k[rqEpochs[0]:], want[rqEpochs[0]:])
+	}
+	plain, mean := fill("rq:k3", 0), fill("rq:k3:m", 0)
+	if ep, em := errOf(plain), errOf(mean); !(em < 0.9*ep) {
+		t.Errorf("keys' relative RMS error with the mean removed %.4f, without %.4f", em, ep)
+	}
+	again := fill("rq:k3:m", 20)
+	for l := 0; l < testCfg.NLayers; l++ {
+		for h := 0; h < testCfg.NKVHeads; h++ {
+			ka, va := mean.dequant(l, h, n)
+			kb, vb := again.dequant(l, h, n)
+			if relRMS(ka, kb) != 0 || relRMS(va, vb) != 0 {
+				t.Fatalf("layer %d head %d: truncated and refilled cache differs from a fresh one", l, h)
+			}
+		}
+	}
+	if got, want := mean.Bytes()-plain.Bytes(), int64(testCfg.NLayers*testCfg.NKVHeads*len(rqEpochs)*64*2); got != want {
+		t.Errorf("means cost %d bytes, want %d", got, want)
+	}
+}

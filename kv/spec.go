@@ -99,6 +99,8 @@ type Spec struct {
 	// RQKBits and RQVBits are an rq cache's key and value rates in bits
 	// per element: one for every layer, or one per layer.
 	RQKBits, RQVBits []float64
+	// RQMean removes the running mean key (rq's m field).
+	RQMean bool
 }
 
 // blockTypes are the element types a KindBlock cache accepts, by name:
