@@ -124,7 +124,11 @@
 //	                     (binary16), for every layer or one per layer
 //	                     ("k4/3/3/…"); v defaults to k's. The first S
 //	                     positions stay binary16 (the attention sink); p
-//	                     turns the rotation off. Defaults: k3, v = k, s0.
+//	                     turns the rotation off; m subtracts a running mean
+//	                     key (of the stored keys of positions 1…31 from
+//	                     position 32 on, of 1…127 from 128 on; softmax
+//	                     does not see it, scores add q·mean back once per
+//	                     query). Defaults: k3, v = k, s0, no m.
 //	cachegen[:qB][:cC][:kX][:vX][:eX][:gG][:d]
 //	                     CacheGen (Liu et al. 2024, "CacheGen: KV Cache
 //	                     Compression and Streaming for Fast Large Language

@@ -345,10 +345,11 @@ func (c *rqCache) meanKey(layer, h, e int) []float32 {
 // stored keys of the positions before rqEpochs[e].
 func (c *rqCache) fitMean(layer, e int) {
 	n := rqEpochs[e]
+	from := max(1, c.sinks) // not BOS (nor the sinks): its key is an outlier
 	acc := make([]float64, c.hd)
 	for h := 0; h < c.kvDim[layer]/c.hd; h++ {
 		clear(acc)
-		for p := 0; p < n; p++ {
+		for p := from; p < n; p++ {
 			c.rotatedKey(layer, h, p, c.tmpK)
 			for i, x := range c.tmpK {
 				acc[i] += float64(x)
@@ -356,7 +357,7 @@ func (c *rqCache) fitMean(layer, e int) {
 		}
 		m := c.meanKey(layer, h, e)
 		for i, x := range acc {
-			m[i] = f16Round(float32(x / float64(n)))
+			m[i] = f16Round(float32(x / float64(n-from)))
 		}
 	}
 }
