@@ -129,6 +129,16 @@
 //	                     position 32 on, of 1…127 from 128 on; softmax
 //	                     does not see it, scores add q·mean back once per
 //	                     query). Defaults: k3, v = k, s0, no m.
+//	                     On pdtext-llama-28m (llama.cpp protocol, n_ctx
+//	                     512) the early layers are the sensitive ones and
+//	                     keys more than values; rates allocated from a
+//	                     sweep of one layer at 3 bits at a time,
+//	                     b_l = B + ½·log2(kld_l / geometric mean), are
+//	                     rq:k5.125/5/4.25/4.375/4.375/4.375/4/4.375:
+//	                     v5/4.875/4/4.125/4.125/4.125/3.75/4.125 (4.5 bits
+//	                     per element) and rq:k3.625/3.5/2.75/2.875/2.875/
+//	                     2.875/2.5/2.875:v3.5/3.375/2.5/2.625/2.625/2.625/
+//	                     2.25/2.625 (3.0); m measured worse there.
 //	cachegen[:qB][:cC][:kX][:vX][:eX][:gG][:d]
 //	                     CacheGen (Liu et al. 2024, "CacheGen: KV Cache
 //	                     Compression and Streaming for Fast Large Language
