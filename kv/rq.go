@@ -28,24 +28,23 @@ type lloydMax struct {
 }
 
 var (
-	lmOnce  sync.Once
+	lmOnce  [9]sync.Once
 	lmBooks [9]lloydMax // by bits, 1…8
 )
 
-// lmBook is the Lloyd–Max codebook of bits bits (1…8).
+// lmBook is the Lloyd–Max codebook of bits bits (1…8), fitted on first
+// use.
 func lmBook(bits int) *lloydMax {
-	lmOnce.Do(func() {
-		for b := 1; b <= 8; b++ {
-			lv := lloydMaxLevels(b)
-			lm := lloydMax{level: make([]float32, len(lv)), thr: make([]float32, len(lv)-1)}
-			for i, x := range lv {
-				lm.level[i] = float32(x)
-			}
-			for i := range lm.thr {
-				lm.thr[i] = float32((lv[i] + lv[i+1]) / 2)
-			}
-			lmBooks[b] = lm
+	lmOnce[bits].Do(func() {
+		lv := lloydMaxLevels(bits)
+		lm := lloydMax{level: make([]float32, len(lv)), thr: make([]float32, len(lv)-1)}
+		for i, x := range lv {
+			lm.level[i] = float32(x)
 		}
+		for i := range lm.thr {
+			lm.thr[i] = float32((lv[i] + lv[i+1]) / 2)
+		}
+		lmBooks[bits] = lm
 	})
 	return &lmBooks[bits]
 }
@@ -63,7 +62,7 @@ func lloydMaxLevels(bits int) []float64 {
 	pdf := func(x float64) float64 { return math.Exp(-x*x/2) / math.Sqrt(2*math.Pi) }
 	cdf := func(x float64) float64 { return 0.5 * math.Erfc(-x/math.Sqrt2) }
 	next := make([]float64, n)
-	for it := 0; it < 20000; it++ {
+	for it := 0; it < 5000; it++ {
 		moved := 0.0
 		for i := range lv {
 			a, b := math.Inf(-1), math.Inf(1)
@@ -84,7 +83,7 @@ func lloydMaxLevels(bits int) []float64 {
 			moved = max(moved, math.Abs(next[i]-lv[i]))
 		}
 		lv, next = next, lv
-		if moved < 1e-12 {
+		if moved < 1e-10 {
 			break
 		}
 	}
