@@ -250,7 +250,13 @@ func unpackScaled(dst []float32, codes []byte, off, n int, s float32) int {
 		return off
 	}
 	lv := lmBook(n).level
-	var tab [256]float32
+	var small [32]float32
+	tab := small[:]
+	if n > 5 {
+		var big [256]float32
+		tab = big[:]
+	}
+	tab = tab[:len(lv)]
 	for j, x := range lv {
 		tab[j] = s * x
 	}
