@@ -49,6 +49,13 @@ var testSpecs = []struct {
 	{"gear:b2:g16:o5:r4:c16", 0.5},
 	{"gear:b3:g64:o0:r0:c64", 0.3},
 	{"gear:b8:o10:r8:c48", 0.01},
+	{"rq", 0.25},
+	{"rq:k4:v2.5:s2", 0.4},
+	{"rq:k8:v16:s0", 0.01},
+	{"rq:k3/5:v2/4.5:p", 0.6},
+	{"rq:m", 0.25},
+	{"rq:k2.5:v4:s40:m", 0.4},
+	{"rq:k4:m:p", 0.3},
 }
 
 // kvRows are random key and value rows with a few outlier channels (as

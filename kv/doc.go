@@ -106,6 +106,39 @@
 //	                     factorization of the chunk's residual; the open
 //	                     chunk stays binary16. Defaults: b4, g32, o2, r2,
 //	                     c64.
+//	rq[:kB][:vB][:sS][:p]
+//	                     rotated rows with a Gaussian codebook: each KV
+//	                     head's key and value is rotated by a randomized
+//	                     Walsh–Hadamard transform (keys after RoPE; q·k is
+//	                     unchanged, so scores rotate the query once and
+//	                     value sums are rotated back once), which spreads
+//	                     outlier channels so that a row's channels are
+//	                     near-Gaussian with one variance; the row is then
+//	                     stored as one one-byte scale (a power of 2^(1/8)
+//	                     near its root mean square refitted by least
+//	                     squares, the best of three) and one
+//	                     Lloyd–Max code per channel (the optimal quantizer
+//	                     of a unit Gaussian, Max 1960). B is bits per
+//	                     element, 1 to 8 with fractions (⌈B⌉ bits for a
+//	                     share of the channels, ⌊B⌋ for the rest) or 16
+//	                     (binary16), for every layer or one per layer
+//	                     ("k4/3/3/…"); v defaults to k's. The first S
+//	                     positions stay binary16 (the attention sink); p
+//	                     turns the rotation off; m subtracts a running mean
+//	                     key (of the stored keys of positions 1…31 from
+//	                     position 32 on, of 1…127 from 128 on; softmax
+//	                     does not see it, scores add q·mean back once per
+//	                     query). Defaults: k3, v = k, s0, no m.
+//	                     On pdtext-llama-28m (llama.cpp protocol, n_ctx
+//	                     512) the early layers are the sensitive ones and
+//	                     keys more than values; rates allocated from a
+//	                     sweep of one layer at 3 bits at a time,
+//	                     b_l = B + ½·log2(kld_l / geometric mean), are
+//	                     rq:k5.125/5/4.25/4.375/4.375/4.375/4/4.375:
+//	                     v5/4.875/4/4.125/4.125/4.125/3.75/4.125 (4.5 bits
+//	                     per element) and rq:k3.625/3.5/2.75/2.875/2.875/
+//	                     2.875/2.5/2.875:v3.5/3.375/2.5/2.625/2.625/2.625/
+//	                     2.25/2.625 (3.0); m measured worse there.
 //	cachegen[:qB][:cC][:kX][:vX][:eX][:gG][:d]
 //	                     CacheGen (Liu et al. 2024, "CacheGen: KV Cache
 //	                     Compression and Streaming for Fast Large Language

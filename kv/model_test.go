@@ -45,7 +45,7 @@ func TestModelKLD(t *testing.T) {
 		t.Fatal(err)
 	}
 	kld := map[string]float64{}
-	for _, spec := range []string{"f32", "f16", "q8_0", "q4_0", "kivi:k8v8", "kivi:k4v4", "kivi:k2v2", "kivi:k2v2:g32:r0"} {
+	for _, spec := range []string{"f32", "f16", "q8_0", "q4_0", "kivi:k8v8", "kivi:k4v4", "kivi:k2v2", "kivi:k2v2:g32:r0", "rq:k4.375", "rq:k3"} {
 		sp, err := Parse(spec)
 		if err != nil {
 			t.Fatal(err)
@@ -67,7 +67,10 @@ func TestModelKLD(t *testing.T) {
 	if kld["f16"] > 1e-4 {
 		t.Errorf("f16 cache: KLD %g, want under 1e-4", kld["f16"])
 	}
-	for _, o := range [][2]string{{"f16", "q8_0"}, {"q8_0", "q4_0"}, {"kivi:k8v8", "kivi:k4v4"}, {"kivi:k4v4", "kivi:k2v2"}, {"kivi:k2v2", "kivi:k2v2:g32:r0"}} {
+	for _, o := range [][2]string{{"f16", "q8_0"}, {"q8_0", "q4_0"}, {"kivi:k8v8", "kivi:k4v4"}, {"kivi:k4v4", "kivi:k2v2"}, {"kivi:k2v2", "kivi:k2v2:g32:r0"},
+		// rq at 4.5 bits per element (4.375 of codes, one byte of scale
+		// per 64) beats q4_0's 4.5; at 3.125 it beats KIVI-2's 3.5 or so.
+		{"rq:k4.375", "q4_0"}, {"rq:k4.375", "rq:k3"}, {"rq:k3", "kivi:k2v2"}} {
 		if !(kld[o[0]] < kld[o[1]]) {
 			t.Errorf("KLD of %s (%g) not below %s's (%g)", o[0], kld[o[0]], o[1], kld[o[1]])
 		}

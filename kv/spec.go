@@ -31,6 +31,9 @@ const (
 	// KindGEAR is GEAR: quantization, sparse outliers and a low-rank
 	// residual (gear:…).
 	KindGEAR
+	// KindRQ is rotated rows with one scale and Lloyd–Max codes each
+	// (rq:…).
+	KindRQ
 )
 
 // KIVI defaults (the paper's): 2-bit keys and values, groups of 32, a
@@ -93,6 +96,11 @@ type Spec struct {
 	// residual per chunk of Chunk positions.
 	GearOutlier float64
 	GearRank    int
+	// RQKBits and RQVBits are an rq cache's key and value rates in bits
+	// per element: one for every layer, or one per layer.
+	RQKBits, RQVBits []float64
+	// RQMean removes the running mean key (rq's m field).
+	RQMean bool
 }
 
 // blockTypes are the element types a KindBlock cache accepts, by name:
@@ -147,10 +155,12 @@ func parseCache(s string) (*Spec, error) {
 		return parseTQ(s, name, rest)
 	case name == "gear":
 		return parseGEAR(s, rest)
+	case name == "rq":
+		return parseRQ(s, rest)
 	}
 	dt, ok := blockTypes[name]
 	if !ok {
-		return nil, fmt.Errorf("kv spec %q: unknown cache %q (want f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, kivi, pca or cachegen)", s, name)
+		return nil, fmt.Errorf("kv spec %q: unknown cache %q (want f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, kivi, pca, cachegen, zip, stair, gear or rq)", s, name)
 	}
 	if rest != "" {
 		return nil, fmt.Errorf("kv spec %q: %s takes no parameters", s, name)
@@ -317,6 +327,8 @@ func (sp *Spec) String() string {
 		return tqString(sp)
 	case KindGEAR:
 		return gearString(sp)
+	case KindRQ:
+		return rqString(sp)
 	case KindPCA:
 		b := ""
 		if sp.PCABits > 0 {
@@ -366,6 +378,8 @@ func (sp *Spec) New(cfg *model.Config, positions int) (model.KVCache, error) {
 		return newStairCache(cfg, positions, sp)
 	case KindGEAR:
 		return newGEARCache(cfg, positions, sp)
+	case KindRQ:
+		return newRQCache(cfg, positions, sp)
 	}
 	return nil, fmt.Errorf("kv %s: unknown kind %d", sp, sp.Kind)
 }

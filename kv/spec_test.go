@@ -38,6 +38,11 @@ func TestParse(t *testing.T) {
 		{"ems", "ems:0.5:w32+f32"},
 		{"ems:256:w8+q4_0", "ems:256:w8+q4_0"},
 		{"h2o:0.5+zip", "h2o:0.5:r50+zip:h4:l2:f0.4:g32:s0"},
+		{"rq", "rq:k3:v3:s0"},
+		{"rq:k4:v2.5:s1", "rq:k4:v2.5:s1"},
+		{"rq:v16:s0:p:k3/4/2.75", "rq:k3/4/2.75:v16:s0:p"},
+		{"h2o:0.5+rq:k2", "h2o:0.5:r50+rq:k2:v2:s0"},
+		{"rq:m:k4", "rq:k4:v4:s0:m"},
 	}
 	for _, c := range good {
 		sp, err := Parse(c.in)
@@ -76,6 +81,13 @@ func TestParse(t *testing.T) {
 		{"ems:0.5:w0", "integer in"},
 		{"ems:0.5:w8:w9", "twice"},
 		{"zip+q4_0", "take a +CACHE"},
+		{"rq:k9", "1 to 8"},
+		{"rq:k0.5", "1 to 8"},
+		{"rq:k3/", "1 to 8"},
+		{"rq:v4:v4", "twice"},
+		{"rq:m:m", "twice"},
+		{"rq:g32", "unknown field"},
+		{"rq:s-1", "integer in"},
 	}
 	for _, c := range bad {
 		_, err := Parse(c.in)
@@ -87,7 +99,8 @@ func TestParse(t *testing.T) {
 
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{"f32", "q4_0", "h2o", "sink:4:r64+q8_0", "kivi", "kivi:k2v2:g32:r128", "kivi:k4v4", "kivi:g16:r0", "q8_0:",
-		"zip", "zip:h8:l3:f0.25:s4:p", "stair:b8/4/2:w16/32", "gear:b2:o5:r4:c16", "snapkv:0.25:w8:k3+zip", "ems:12:w4+stair:b3"} {
+		"zip", "zip:h8:l3:f0.25:s4:p", "stair:b8/4/2:w16/32", "gear:b2:o5:r4:c16", "snapkv:0.25:w8:k3+zip", "ems:12:w4+stair:b3",
+		"rq", "rq:k2.5:v4:s0:p", "rq:m:s3", "rq:k3/4", "h2o:0.5+rq:k16:v1"} {
 		f.Add(s)
 	}
 	cfg := &model.Config{NLayers: 1, NHeads: 1, NKVHeads: 1, HeadDim: 32}
@@ -103,7 +116,7 @@ func FuzzParse(f *testing.F) {
 		if sp.Group > 64 || sp.Residual > 256 {
 			return
 		}
-		if _, err := sp.New(cfg, 4); err != nil && !strings.Contains(err.Error(), "head dimension") {
+		if _, err := sp.New(cfg, 4); err != nil && !strings.Contains(err.Error(), "head dimension") && !strings.Contains(err.Error(), "layers") {
 			t.Fatalf("%s.New: %v", sp, err)
 		}
 	})
