@@ -145,7 +145,9 @@ const gptqSlab = 1 << 24
 // one the matrix's own Hessian would give, with the matrix's own
 // importance.
 func (g GPTQ) compress(t *tensor.Tensor, target tensor.DType, stats *quant.Stats, cache factorCache) (*Compressed, error) {
-	if stats == nil || stats.Hessian == nil || !target.Quantized() {
+	if stats == nil || stats.Hessian == nil || !target.Quantized() || !gptqggml.Supported(target) {
+		// no Hessian (the token embedding), a float type, or a type GPTQ
+		// has no grid for (IQ1_S, IQ1_M, the ternary types)
 		return RTN{}.Compress(t, target, stats)
 	}
 	rows, cols := t.Rows(), t.Cols()
