@@ -42,15 +42,23 @@ type latticeFormat struct {
 	grid         []uint64 // each entry dim magnitudes, a byte each
 	// scale is run r's scale db, computed as the dequantizer does.
 	scale func(b []byte, r int) float32
-	read  func(b []byte, r int) RunCode
-	write func(b []byte, r int, c RunCode)
+	// scaleRuns runs share one 4-bit sub-block scale ls; getLS and setLS
+	// read and write that of run r.
+	scaleRuns int
+	getLS     func(b []byte, r int) int
+	setLS     func(b []byte, r, ls int)
+	read      func(b []byte, r int) RunCode
+	write     func(b []byte, r int, c RunCode)
 
 	// Built on first use: the distinct magnitudes of the grid, ascending,
 	// and every entry's magnitudes as indices into them.
-	once   sync.Once
-	mags   []uint8
-	levels [][8]uint8
+	once sync.Once
+	mags []uint8
+	offs [][8]uint8 // entry k, element j: j·len(mags) + its magnitude's index
 }
+
+// latticeMaxMags bounds the distinct magnitudes of a grid.
+const latticeMaxMags = 16
 
 func (f *latticeFormat) init() {
 	f.once.Do(func() {
@@ -67,10 +75,20 @@ func (f *latticeFormat) init() {
 				f.mags = append(f.mags, uint8(v))
 			}
 		}
-		f.levels = make([][8]uint8, len(f.grid))
+		if len(f.mags) > latticeMaxMags {
+			panic("ggml: lattice grid with more than 16 magnitudes")
+		}
+		nm := len(f.mags)
+		f.offs = make([][8]uint8, len(f.grid))
 		for k, g := range f.grid {
 			for j := 0; j < f.dim; j++ {
-				f.levels[k][j] = at[gridByte(g, j)]
+				f.offs[k][j] = uint8(j*nm) + at[gridByte(g, j)]
+			}
+			if f.dim == 4 {
+				// the second half's elements are 4…7
+				for j := 0; j < 4; j++ {
+					f.offs[k][4+j] = uint8((4+j)*nm) + at[gridByte(g, j)]
+				}
 			}
 		}
 	})
@@ -88,6 +106,12 @@ func gridOf64(g []uint32) []uint64 {
 var latticeFormats = map[tensor.DType]*latticeFormat{
 	tensor.IQ2_XXS: {
 		elems: iq2xxsElems, bytes: iq2xxsBytes, dim: 8, parity: true, grid: iq2xxsGrid[:],
+		scaleRuns: 4,
+		getLS:     func(b []byte, r int) int { return int(binary.LittleEndian.Uint32(b[2+8*(r/4)+4:]) >> 28) },
+		setLS: func(b []byte, r, ls int) {
+			o := 2 + 8*(r/4) + 4
+			binary.LittleEndian.PutUint32(b[o:], binary.LittleEndian.Uint32(b[o:])&0x0fffffff|uint32(ls)<<28)
+		},
 		scale: func(b []byte, r int) float32 {
 			d := f16(b)
 			a1 := binary.LittleEndian.Uint32(b[2+8*(r/4)+4:])
@@ -108,6 +132,9 @@ var latticeFormats = map[tensor.DType]*latticeFormat{
 	},
 	tensor.IQ2_XS: {
 		elems: iq2xsElems, bytes: iq2xsBytes, dim: 8, parity: true, grid: iq2xsGrid[:],
+		scaleRuns: 2,
+		getLS:     func(b []byte, r int) int { return nibble(b[66+r/4], r%4/2) },
+		setLS:     func(b []byte, r, ls int) { setNibble(&b[66+r/4], r%4/2, ls) },
 		scale: func(b []byte, r int) float32 {
 			d := f16(b)
 			sc := b[66+r/4]
@@ -126,6 +153,9 @@ var latticeFormats = map[tensor.DType]*latticeFormat{
 	},
 	tensor.IQ2_S: {
 		elems: iq2sElems, bytes: iq2sBytes, dim: 8, grid: iq2sGrid[:],
+		scaleRuns: 2,
+		getLS:     func(b []byte, r int) int { return nibble(b[74+r/4], r%4/2) },
+		setLS:     func(b []byte, r, ls int) { setNibble(&b[74+r/4], r%4/2, ls) },
 		scale: func(b []byte, r int) float32 {
 			d := f16(b)
 			sc := b[74+r/4]
@@ -146,6 +176,12 @@ var latticeFormats = map[tensor.DType]*latticeFormat{
 	},
 	tensor.IQ3_XXS: {
 		elems: iq3xxsElems, bytes: iq3xxsBytes, dim: 4, parity: true, grid: gridOf64(iq3xxsGrid[:]),
+		scaleRuns: 4,
+		getLS:     func(b []byte, r int) int { return int(binary.LittleEndian.Uint32(b[66+4*(r/4):]) >> 28) },
+		setLS: func(b []byte, r, ls int) {
+			o := 66 + 4*(r/4)
+			binary.LittleEndian.PutUint32(b[o:], binary.LittleEndian.Uint32(b[o:])&0x0fffffff|uint32(ls)<<28)
+		},
 		scale: func(b []byte, r int) float32 {
 			d := f16(b)
 			ss := binary.LittleEndian.Uint32(b[66+4*(r/4):])
@@ -167,6 +203,9 @@ var latticeFormats = map[tensor.DType]*latticeFormat{
 	},
 	tensor.IQ3_S: {
 		elems: iq3sElems, bytes: iq3sBytes, dim: 4, grid: gridOf64(iq3sGrid[:]),
+		scaleRuns: 4,
+		getLS:     func(b []byte, r int) int { return nibble(b[106+r/8], r/4%2) },
+		setLS:     func(b []byte, r, ls int) { setNibble(&b[106+r/8], r/4%2, ls) },
 		scale: func(b []byte, r int) float32 {
 			return f16(b) * float32(iq3sScale(b, r/4))
 		},
@@ -184,6 +223,13 @@ var latticeFormats = map[tensor.DType]*latticeFormat{
 			b[74+r] = c.Signs
 		},
 	},
+}
+
+func nibble(b byte, hi int) int { return int(b>>(4*uint(hi))) & 0xf }
+
+func setNibble(b *byte, hi, v int) {
+	sh := 4 * uint(hi)
+	*b = *b&^(0xf<<sh) | byte(v&0xf)<<sh
 }
 
 // LatticeSupported reports whether LatticeBlock handles type dt.
@@ -226,6 +272,24 @@ func (lb *LatticeBlock) Runs() int { return lb.f.elems / LatticeRun }
 
 // Scale is run r's scale db.
 func (lb *LatticeBlock) Scale(r int) float32 { return lb.db[r] }
+
+// ScaleRuns is the number of consecutive runs that share one sub-block
+// scale (2 for IQ2_XS and IQ2_S, 4 for the others).
+func (lb *LatticeBlock) ScaleRuns() int { return lb.f.scaleRuns }
+
+// ScaleIndex reads the 4-bit sub-block scale ls of run r from blk.
+func (lb *LatticeBlock) ScaleIndex(blk []byte, r int) int { return lb.f.getLS(blk, r) }
+
+// SetScaleIndex writes ls (0..15) as the sub-block scale of run r (and of
+// the runs sharing it) into blk and updates their scales in lb.
+func (lb *LatticeBlock) SetScaleIndex(blk []byte, r, ls int) {
+	f := lb.f
+	f.setLS(blk, r, ls)
+	r0 := r / f.scaleRuns * f.scaleRuns
+	for q := r0; q < r0+f.scaleRuns; q++ {
+		lb.db[q] = f.scale(blk, q)
+	}
+}
 
 // Code reads run r's code from the encoded block blk.
 func (lb *LatticeBlock) Code(blk []byte, r int) RunCode { return lb.f.read(blk, r) }
@@ -293,85 +357,87 @@ func (lb *LatticeBlock) Nearest(r int, x, w []float32, m []float64, cand int, v 
 	cand = max(1, min(cand, latticeMaxCand))
 	f := lb.f
 	db := lb.db[r]
-	// Per element and magnitude: the cost with the better sign, the
-	// extra cost of the other sign, and whether the better sign is '−'.
+	// Every magnitude is positive, so the better sign of element j is
+	// the same for all of them: '−' where x_j and db differ in sign. Per
+	// element and magnitude (flattened, j·len(mags) + magnitude): the
+	// weighted error with the better sign, and the extra error of the
+	// other sign.
 	nm := len(f.mags)
-	var base, pen [LatticeRun][16]float64
-	var neg [LatticeRun][16]bool
+	var base, pen [LatticeRun * latticeMaxMags]float64
+	var signs uint8
 	for j := 0; j < LatticeRun; j++ {
 		xj, wj := float64(x[j]), float64(w[j])
-		for li, mg := range f.mags[:nm] {
-			a := float64(db * float32(mg))
-			d := math.Abs(xj) - math.Abs(a)
-			base[j][li] = wj * d * d
-			pen[j][li] = 4 * wj * math.Abs(xj*a)
-			neg[j][li] = xj*a < 0
+		if xj*float64(db) < 0 {
+			signs |= 1 << uint(j)
+		}
+		for li, mg := range f.mags {
+			a := math.Abs(float64(db * float32(mg)))
+			d := math.Abs(xj) - a
+			base[j*nm+li] = wj * d * d
+			pen[j*nm+li] = 4 * wj * math.Abs(xj) * a
 		}
 	}
 	var best topK
+	odd := f.parity && oddBits(signs)
 	if f.dim == 8 {
-		for k, lv := range f.levels {
-			var cost, minPen float64
-			minPen = math.Inf(1)
-			var signs uint8
-			mj := 0
-			for j := 0; j < LatticeRun; j++ {
-				li := lv[j]
-				cost += base[j][li]
-				if neg[j][li] {
-					signs |= 1 << uint(j)
-				}
-				if p := pen[j][li]; p < minPen {
-					minPen, mj = p, j
-				}
+		thresh := math.Inf(1)
+		for k := range f.offs {
+			o := &f.offs[k]
+			cost := base[o[0]] + base[o[1]] + base[o[2]] + base[o[3]] +
+				base[o[4]] + base[o[5]] + base[o[6]] + base[o[7]]
+			if cost >= thresh {
+				continue // the parity penalty only adds
 			}
-			if f.parity && oddBits(signs) {
-				cost += minPen
-				signs ^= 1 << uint(mj)
+			sg := signs
+			if odd {
+				mp, mj := pen[o[0]], 0
+				for j := 1; j < LatticeRun; j++ {
+					if p := pen[o[j]]; p < mp {
+						mp, mj = p, j
+					}
+				}
+				cost += mp
+				sg ^= 1 << uint(mj)
 			}
-			best.add(cand, RunCode{Index: [2]uint16{uint16(k)}, Signs: signs}, cost)
+			best.add(cand, RunCode{Index: [2]uint16{uint16(k)}, Signs: sg}, cost)
+			if best.n == cand {
+				thresh = best.c[cand-1].cost
+			}
 		}
 	} else {
-		// Two halves of 4: each half's cheapest points, and its cheapest
-		// with one sign flipped, then every pair of those.
+		// Two halves of 4: each half's cheapest points with the better
+		// signs and its cheapest with one sign flipped; then every pair
+		// of those whose signs meet the parity rule.
 		type half struct {
-			top      topK
-			flip     latticeCand // cheapest cost + flip penalty
-			flipPen  [16]float64
-			flipElem [16]int
+			top  topK
+			flip latticeCand // cheapest error + flip penalty, flipped
 		}
 		var hs [2]half
 		hk := min(cand, 6)
 		for h := 0; h < 2; h++ {
 			hs[h].flip.cost = math.Inf(1)
-			for k, lv := range f.levels {
-				var cost float64
-				minPen := math.Inf(1)
-				var signs uint8
-				mj := 0
-				for jj := 0; jj < 4; jj++ {
-					j := 4*h + jj
-					li := lv[jj]
-					cost += base[j][li]
-					if neg[j][li] {
-						signs |= 1 << uint(j)
-					}
-					if p := pen[j][li]; p < minPen {
-						minPen, mj = p, j
-					}
-				}
-				c := RunCode{Signs: signs}
+			hsg := signs & (0xf << uint(4*h))
+			for k := range f.offs {
+				o := f.offs[k][4*h : 4*h+4]
+				cost := base[o[0]] + base[o[1]] + base[o[2]] + base[o[3]]
+				c := RunCode{Signs: hsg}
 				c.Index[h] = uint16(k)
 				hs[h].top.add(hk, c, cost)
-				if cost+minPen < hs[h].flip.cost {
-					fc := c
-					fc.Signs ^= 1 << uint(mj)
-					hs[h].flip = latticeCand{fc, cost + minPen}
+				if !f.parity || cost >= hs[h].flip.cost {
+					continue
+				}
+				mp, mj := pen[o[0]], 0
+				for j := 1; j < 4; j++ {
+					if p := pen[o[j]]; p < mp {
+						mp, mj = p, j
+					}
+				}
+				if cost+mp < hs[h].flip.cost {
+					c.Signs ^= 1 << uint(4*h+mj)
+					hs[h].flip = latticeCand{c, cost + mp}
 				}
 			}
 		}
-		// Candidate lists per half: the top points with their signs, and
-		// the cheapest flipped point (already flipped).
 		for a := 0; a <= hs[0].top.n; a++ {
 			for b := 0; b <= hs[1].top.n; b++ {
 				var ca, cb latticeCand
@@ -410,8 +476,7 @@ func (lb *LatticeBlock) Nearest(r int, x, w []float32, m []float64, cand int, v 
 			for j := range e {
 				e[j] = float64(x[j]) - float64(vv[j])
 			}
-			q := quadForm(m, &e)
-			if q < bq {
+			if q := quadForm(m, &e); q < bq {
 				bq, bc = q, cd.c
 			}
 		}

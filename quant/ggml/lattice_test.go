@@ -245,3 +245,28 @@ func TestLatticeReset(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkLatticeNearest places one run with the metric, per type.
+func BenchmarkLatticeNearest(b *testing.B) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, dt := range latticeTestTypes {
+		b.Run(dt.String(), func(b *testing.B) {
+			t := &testing.T{}
+			x, imp, blk := latticeTestBlock(t, r, dt)
+			var lb LatticeBlock
+			if err := lb.Reset(dt, blk); err != nil {
+				b.Fatal(err)
+			}
+			var m [64]float64
+			for j := 0; j < 8; j++ {
+				m[j*8+j] = float64(imp[j])
+			}
+			var v [8]float32
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				run := i % lb.Runs()
+				lb.Nearest(run, x[8*run:8*run+8], imp[8*run:8*run+8], m[:], 16, v[:])
+			}
+		})
+	}
+}

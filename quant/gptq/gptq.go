@@ -206,13 +206,14 @@ type scratch struct {
 	// (Factor.runMetrics), a run's current values and, per tile row, the
 	// values its current run was placed at.
 	rl      int
+	gs, b1  int // the group size and the current lazy block's end
 	metrics []float64
 	rx      []float32
 	rq      [][]float32
 }
 
 func newScratch(n, block, gs, tile, rl int) *scratch {
-	s := &scratch{gw: make([]float32, gs), rl: rl, rx: make([]float32, rl)}
+	s := &scratch{gw: make([]float32, gs), rl: rl, gs: gs, rx: make([]float32, max(rl, min(gs, block)))}
 	for i := 0; i < tile; i++ {
 		s.w = append(s.w, make([]float64, n))
 		s.err = append(s.err, make([]float64, block))
@@ -253,6 +254,7 @@ func (f *Factor) quantizeRows(s *scratch, w []float32, res *Result, r0, r1 int, 
 	var loss float64
 	for b0 := 0; b0 < n; b0 += cfg.BlockSize {
 		b1 := min(b0+cfg.BlockSize, n)
+		s.b1 = b1
 		for p := b0; p < b1; p++ {
 			d := u[p*n+p]
 			c := f.Perm[p]
@@ -307,11 +309,13 @@ func (f *Factor) runValue(s *scratch, k int, row []float64, p int, pp Params, i 
 			}
 			return s.rq[k][0]
 		}
-		x := s.rx
+		// the run and the rest of its group inside the lazy block
+		end := min(p-i+s.gs, s.b1)
+		x := s.rx[:end-p]
 		for t := range x {
 			x[t] = float32(row[p+t])
 		}
-		rp.QuantizeRun(i/rl, x, s.metrics[p*rl:(p+rl)*rl], s.rq[k])
+		rp.QuantizeRun(i/rl, x, s.metrics[p*rl:end*rl], s.rq[k])
 	}
 	return s.rq[k][j]
 }
