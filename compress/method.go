@@ -98,8 +98,10 @@ func (RTN) Compress(t *tensor.Tensor, target tensor.DType, stats *quant.Stats) (
 
 // GPTQ runs GPTQ onto a ggml block grid (quant/gptqggml: the scales of each
 // block are chosen by llama.cpp's own search on the error-compensated
-// weights). A matrix without a Hessian (the token embedding, whose input
-// is not a product) is quantized as RTN does.
+// weights); onto the lattice types (IQ2_XXS … IQ3_S) it places runs of 8
+// weights at a time (block LDLQ). A matrix without a Hessian (the token
+// embedding, whose input is not a product) and the types GPTQ has no
+// grid for (IQ1_S, IQ1_M, TQ1_0, TQ2_0) are quantized as RTN does.
 type GPTQ struct {
 	// Damp is the Hessian damping as a fraction of its mean diagonal, in
 	// [0, 1); 0 means gptq's default (0.01).
