@@ -239,9 +239,23 @@ func TestLatticeReset(t *testing.T) {
 	if err := lb.Reset(tensor.IQ2_XS, make([]byte, 10)); err == nil {
 		t.Error("a 10-byte IQ2_XS block accepted")
 	}
+	r := rand.New(rand.NewPCG(9, 9))
 	for _, dt := range latticeTestTypes {
 		if !LatticeSupported(dt) {
 			t.Errorf("%s not supported", dt)
+		}
+		// non-finite values: some valid code, no panic
+		_, _, blk := latticeTestBlock(t, r, dt)
+		if err := lb.Reset(dt, blk); err != nil {
+			t.Fatal(err)
+		}
+		nan := float32(math.NaN())
+		x := []float32{nan, 1, 2, nan, 0, 0, 0, 0}
+		w := []float32{1, 1, 1, 1, 1, 1, 1, 1}
+		var v [8]float32
+		c := lb.Nearest(0, x, w, nil, 4, v[:])
+		if latticeFormats[dt].parity && oddBits(c.Signs) {
+			t.Errorf("%s: odd signs for non-finite values", dt)
 		}
 	}
 }
