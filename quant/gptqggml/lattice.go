@@ -46,7 +46,12 @@ func (g Grid) fitLattice(w, importance []float32) *LatticeParams {
 	p := &LatticeParams{blk: make([]byte, g.dt.BlockBytes())}
 	imp := importance
 	if allZero(imp) {
-		imp = nil
+		// no column of the block ever saw an input: any weights do, but
+		// the 2-bit types refuse to go without
+		imp = make([]float32, len(w))
+		for i := range imp {
+			imp[i] = 1
+		}
 	}
 	if n := g.dt.BlockSize(); len(w) != n {
 		p.err = fmt.Errorf("gptqggml: %s block of %d values, want %d", g.dt, len(w), n)

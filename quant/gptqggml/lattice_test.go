@@ -182,3 +182,30 @@ func TestLatticeDiagonalHessian(t *testing.T) {
 		}
 	}
 }
+
+// TestLatticeDeadBlock: a block none of whose columns saw an input (zero
+// importance, zero Hessian rows) is still written, for the types that
+// need importance too.
+func TestLatticeDeadBlock(t *testing.T) {
+	l := newLayer(10, 4, 512, 600)
+	for i := 0; i < 256; i++ {
+		for j := 0; j < l.cols; j++ {
+			l.h[i*l.cols+j], l.h[j*l.cols+i] = 0, 0
+		}
+	}
+	stats := &quant.Stats{Hessian: l.h, Samples: l.samples}
+	for _, dt := range latticeTypes {
+		data, err := QuantizeMatrix(dt, l.w, l.rows, l.cols, stats, gptq.Config{})
+		if err != nil {
+			t.Fatalf("%s: %v", dt, err)
+		}
+		y := dequant(t, dt, data, len(l.w))
+		for r := 0; r < l.rows; r++ {
+			for j := 0; j < 256; j++ {
+				if y[r*l.cols+j] != 0 {
+					t.Fatalf("%s: dead column %d is %g, want 0", dt, j, y[r*l.cols+j])
+				}
+			}
+		}
+	}
+}
