@@ -98,16 +98,10 @@ func BuildLevels(ctx context.Context, ck *load.Checkpoint, opt BuildOptions) (*L
 	// method this terse uses for its type (a lattice level quantized by
 	// llama.cpp's quantizer before lattice GPTQ existed is made again).
 	have := map[string]bool{}
-	kept := idx.Levels[:0]
+	idx.Levels = keptLevels(opt.Dir, idx.Levels)
 	for _, l := range idx.Levels {
-		_, err := os.Stat(filepath.Join(opt.Dir, l.File))
-		dt, perr := tensor.ParseDType(l.Type)
-		if err == nil && (perr != nil || l.Method == levelMethod(dt)) {
-			have[l.Type] = true
-			kept = append(kept, l)
-		}
+		have[l.Type] = true
 	}
-	idx.Levels = kept
 	for _, dt := range opt.Types {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("level database %s: stopped before level %s: %w", opt.Dir, dt, err)
@@ -180,6 +174,21 @@ func buildLevel(ctx context.Context, ck *load.Checkpoint, dt tensor.DType, opt B
 	}
 	info.Bytes = res.FileBytes
 	return info, nil
+}
+
+// keptLevels returns the levels of the index that a build keeps: those
+// whose file is in dir and that were made by the method levelMethod gives
+// their type now.
+func keptLevels(dir string, levels []LevelInfo) []LevelInfo {
+	var kept []LevelInfo
+	for _, l := range levels {
+		_, err := os.Stat(filepath.Join(dir, l.File))
+		dt, perr := tensor.ParseDType(l.Type)
+		if err == nil && (perr != nil || l.Method == levelMethod(dt)) {
+			kept = append(kept, l)
+		}
+	}
+	return kept
 }
 
 // levelMethod is the method BuildLevels compresses a level of type dt
