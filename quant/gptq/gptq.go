@@ -33,6 +33,14 @@
 // columns); StaticGroups fits every group from the original weights up
 // front, as the reference's static_groups option.
 //
+// Lattice codebooks, whose points are runs of several columns (RunGrid),
+// are placed a run at a time: block LDLQ. Each run is placed at its grid
+// point nearest its current values in the metric of the run's diagonal
+// block of U (the Hessian of the run given that the later columns
+// compensate), and each column of the run then spreads its error as
+// above, which carries the run's error e to the later columns as
+// e·U_rr⁻¹·U_r,later.
+//
 // Rows are independent given U, so rows are quantized in parallel, sixteen
 // at a time per goroutine to share the loads of U.
 package gptq
