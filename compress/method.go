@@ -98,8 +98,10 @@ func (RTN) Compress(t *tensor.Tensor, target tensor.DType, stats *quant.Stats) (
 
 // GPTQ runs GPTQ onto a ggml block grid (quant/gptqggml: the scales of each
 // block are chosen by llama.cpp's own search on the error-compensated
-// weights). A matrix without a Hessian (the token embedding, whose input
-// is not a product) is quantized as RTN does.
+// weights); onto the lattice types (IQ2_XXS … IQ3_S) it places runs of 8
+// weights at a time (block LDLQ). A matrix without a Hessian (the token
+// embedding, whose input is not a product) and the types GPTQ has no
+// grid for (IQ1_S, IQ1_M, TQ1_0, TQ2_0) are quantized as RTN does.
 type GPTQ struct {
 	// Damp is the Hessian damping as a fraction of its mean diagonal, in
 	// [0, 1); 0 means gptq's default (0.01).
@@ -145,7 +147,9 @@ const gptqSlab = 1 << 24
 // one the matrix's own Hessian would give, with the matrix's own
 // importance.
 func (g GPTQ) compress(t *tensor.Tensor, target tensor.DType, stats *quant.Stats, cache factorCache) (*Compressed, error) {
-	if stats == nil || stats.Hessian == nil || !target.Quantized() {
+	if stats == nil || stats.Hessian == nil || !target.Quantized() || !gptqggml.Supported(target) {
+		// no Hessian (the token embedding), a float type, or a type GPTQ
+		// has no grid for (IQ1_S, IQ1_M, the ternary types)
 		return RTN{}.Compress(t, target, stats)
 	}
 	rows, cols := t.Rows(), t.Cols()

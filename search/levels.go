@@ -17,6 +17,7 @@ import (
 	"github.com/terse-llm/terse/load"
 	"github.com/terse-llm/terse/model"
 	"github.com/terse-llm/terse/quant/ggml"
+	"github.com/terse-llm/terse/quant/gptqggml"
 	"github.com/terse-llm/terse/tensor"
 )
 
@@ -65,9 +66,11 @@ type BuildOptions struct {
 }
 
 // BuildLevels compresses every matrix of the checkpoint once per level
-// type and records the files in Dir. Grid types (the k-quants, legacy
-// types) are compressed with GPTQ, the lattice types (i-quants) with
-// llama.cpp's importance-weighted quantizer, both on the calibration text.
+// type and records the files in Dir. Types GPTQ can target (the k-quants,
+// legacy types, IQ4 and the lattice types IQ2_XXS … IQ3_S, the latter by
+// block LDLQ) are compressed with GPTQ, the others (IQ1_S, IQ1_M, the
+// ternary types) with llama.cpp's importance-weighted quantizer, both on
+// the calibration text.
 func BuildLevels(ctx context.Context, ck *load.Checkpoint, opt BuildOptions) (*LevelDB, error) {
 	if opt.Dir == "" {
 		return nil, errors.New("level database: no folder named")
@@ -91,11 +94,13 @@ func BuildLevels(ctx context.Context, ck *load.Checkpoint, opt BuildOptions) (*L
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
+	// A level is kept when its file is there and it was made by the
+	// method this terse uses for its type (a lattice level quantized by
+	// llama.cpp's quantizer before lattice GPTQ existed is made again).
 	have := map[string]bool{}
+	idx.Levels = keptLevels(opt.Dir, idx.Levels)
 	for _, l := range idx.Levels {
-		if _, err := os.Stat(filepath.Join(opt.Dir, l.File)); err == nil {
-			have[l.Type] = true
-		}
+		have[l.Type] = true
 	}
 	for _, dt := range opt.Types {
 		if err := ctx.Err(); err != nil {
@@ -128,7 +133,7 @@ func BuildLevels(ctx context.Context, ck *load.Checkpoint, opt BuildOptions) (*L
 func buildLevel(ctx context.Context, ck *load.Checkpoint, dt tensor.DType, opt BuildOptions) (LevelInfo, error) {
 	info := LevelInfo{Type: dt.String(), File: dt.String() + ".gguf", Method: compress.MethodRTN}
 	var m compress.Method = compress.RTN{}
-	if ggml.GridSupported(dt) {
+	if levelMethod(dt) == compress.MethodGPTQ {
 		g, err := compress.NewGPTQ(opt.Damp)
 		if err != nil {
 			return info, err
@@ -169,6 +174,30 @@ func buildLevel(ctx context.Context, ck *load.Checkpoint, dt tensor.DType, opt B
 	}
 	info.Bytes = res.FileBytes
 	return info, nil
+}
+
+// keptLevels returns the levels of the index that a build keeps: those
+// whose file is in dir and that were made by the method levelMethod gives
+// their type now.
+func keptLevels(dir string, levels []LevelInfo) []LevelInfo {
+	var kept []LevelInfo
+	for _, l := range levels {
+		_, err := os.Stat(filepath.Join(dir, l.File))
+		dt, perr := tensor.ParseDType(l.Type)
+		if err == nil && (perr != nil || l.Method == levelMethod(dt)) {
+			kept = append(kept, l)
+		}
+	}
+	return kept
+}
+
+// levelMethod is the method BuildLevels compresses a level of type dt
+// with.
+func levelMethod(dt tensor.DType) string {
+	if gptqggml.Supported(dt) {
+		return compress.MethodGPTQ
+	}
+	return compress.MethodRTN
 }
 
 func readIndex(dir string) (dbIndex, error) {
@@ -345,6 +374,17 @@ func (db *LevelDB) LevelNames() string {
 	var s []string
 	for _, l := range db.Levels {
 		s = append(s, l.Type)
+	}
+	return strings.Join(s, ",")
+}
+
+// levelKey names the levels with their methods and sizes, so that
+// measurements kept in the database (the unit errors) are not reused for
+// levels made again another way.
+func (db *LevelDB) levelKey() string {
+	var s []string
+	for _, l := range db.Levels {
+		s = append(s, fmt.Sprintf("%s:%s:%d", l.Type, l.Method, l.Bytes))
 	}
 	return strings.Join(s, ",")
 }

@@ -166,7 +166,7 @@ func Run(ctx context.Context, ck *load.Checkpoint, o Options) (*Result, error) {
 		return nil, err
 	}
 	errChunks := min(2, fit.Chunks())
-	ekey := fmt.Sprintf("levels %s; text %s after %d chunks of %d; %d chunks", db.LevelNames(), o.CalibFile, o.CalibChunks, o.CalibCtx, errChunks)
+	ekey := fmt.Sprintf("levels %s; text %s after %d chunks of %d; %d chunks", db.levelKey(), o.CalibFile, o.CalibChunks, o.CalibCtx, errChunks)
 	e, err := loadUnitErrors(db, ekey)
 	if err != nil {
 		bar := progress.New(o.Progress, int64(len(db.Units)*(len(db.Levels)-1)+1), "unit errors", "evals")

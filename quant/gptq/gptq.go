@@ -33,6 +33,14 @@
 // columns); StaticGroups fits every group from the original weights up
 // front, as the reference's static_groups option.
 //
+// Lattice codebooks, whose points are runs of several columns (RunGrid),
+// are placed a run at a time: block LDLQ. Each run is placed at its grid
+// point nearest its current values in the metric of the run's diagonal
+// block of U (the Hessian of the run given that the later columns
+// compensate), and each column of the run then spreads its error as
+// above, which carries the run's error e to the later columns as
+// e·U_rr⁻¹·U_r,later.
+//
 // Rows are independent given U, so rows are quantized in parallel, sixteen
 // at a time per goroutine to share the loads of U.
 package gptq
@@ -65,6 +73,32 @@ type Params interface {
 	// Quantize returns the grid point for element i of the group (its
 	// index within the group) nearest to x.
 	Quantize(i int, x float32) float32
+}
+
+// RunGrid is a Grid whose points are runs of RunLen consecutive columns
+// of a group rather than single values: a lattice codebook, as the i-quants
+// code groups of 8 weights. GPTQ onto it is block LDLQ (QuIP#, Tseng et
+// al., arXiv:2402.04396): each run is placed at once, on values that hold
+// the error feedback of every earlier column, and its error goes to the
+// later columns through the run's block of the factor.
+//
+// A RunGrid with RunLen() ≤ 1 is an ordinary Grid.
+type RunGrid interface {
+	Grid
+	// RunLen is the number of columns of one run; it divides GroupSize.
+	RunLen() int
+}
+
+// RunParams is the Params of a RunGrid's group.
+type RunParams interface {
+	Params
+	// QuantizeRun places run r of the group (its elements r·RunLen …
+	// r·RunLen+RunLen−1) at the grid point nearest x, the run's current
+	// values, in the metric m (RunLen×RunLen, row-major: the increase of
+	// GPTQ's proxy loss for a run error e, with the later columns free to
+	// compensate, is eᵀ·m·e), remembers its code and writes its values
+	// into q.
+	QuantizeRun(r int, x []float32, m []float64, q []float32)
 }
 
 // RTN is the uniform round-to-nearest grid of package rtn; its Params are
@@ -132,8 +166,23 @@ func (f *Factor) Quantize(w []float32, rows int, grid Grid, cfg Config) (*Result
 	if gs <= 0 || gs > n {
 		gs = n
 	}
+	rl := 1
+	if rg, ok := grid.(RunGrid); ok && rg.RunLen() > 1 {
+		rl = rg.RunLen()
+		switch {
+		case f.permuted():
+			return nil, fmt.Errorf("gptq: runs of %d columns need the natural column order; act-order is not supported", rl)
+		case n%rl != 0 || gs%rl != 0:
+			return nil, fmt.Errorf("gptq: runs of %d columns do not tile %d columns in groups of %d", rl, n, gs)
+		}
+		cfg.BlockSize = (cfg.BlockSize + rl - 1) / rl * rl
+	}
 	r := &Result{Rows: rows, Cols: n, GroupSize: gs, Values: make([]float32, rows*n)}
 	ng := r.Groups()
+	var metrics []float64
+	if rl > 1 {
+		metrics = f.runMetrics(rl)
+	}
 	r.Params = make([]Params, rows*ng)
 	// Rows go sixteen to a tile: each block of U is then read once per
 	// sixteen rows rather than four (every row's arithmetic is the same).
@@ -141,7 +190,8 @@ func (f *Factor) Quantize(w []float32, rows int, grid Grid, cfg Config) (*Result
 	tiles := (rows + tile - 1) / tile
 	losses := make([]float64, tiles)
 	parallelDynamicRange(tiles, func(lo, hi int) {
-		s := newScratch(n, cfg.BlockSize, gs, tile)
+		s := newScratch(n, cfg.BlockSize, gs, tile, rl)
+		s.metrics = metrics
 		for t := lo; t < hi; t++ {
 			r0, r1 := t*tile, min(t*tile+tile, rows)
 			losses[t] = f.quantizeRows(s, w, r, r0, r1, grid, cfg)
@@ -159,14 +209,24 @@ type scratch struct {
 	err    [][]float64 // per tile row: the block's scaled errors
 	fitted [][]bool    // per tile row: which groups have parameters
 	gw     []float32   // a group's values for Grid.Fit
+
+	// Runs (RunGrid with RunLen > 1): the run length, each run's metric
+	// (Factor.runMetrics), a run's current values and, per tile row, the
+	// values its current run was placed at.
+	rl      int
+	gs, b1  int // the group size and the current lazy block's end
+	metrics []float64
+	rx      []float32
+	rq      [][]float32
 }
 
-func newScratch(n, block, gs, tile int) *scratch {
-	s := &scratch{gw: make([]float32, gs)}
+func newScratch(n, block, gs, tile, rl int) *scratch {
+	s := &scratch{gw: make([]float32, gs), rl: rl, gs: gs, rx: make([]float32, max(rl, min(gs, block)))}
 	for i := 0; i < tile; i++ {
 		s.w = append(s.w, make([]float64, n))
 		s.err = append(s.err, make([]float64, block))
 		s.fitted = append(s.fitted, make([]bool, (n+gs-1)/gs))
+		s.rq = append(s.rq, make([]float32, rl))
 	}
 	return s
 }
@@ -202,6 +262,7 @@ func (f *Factor) quantizeRows(s *scratch, w []float32, res *Result, r0, r1 int, 
 	var loss float64
 	for b0 := 0; b0 < n; b0 += cfg.BlockSize {
 		b1 := min(b0+cfg.BlockSize, n)
+		s.b1 = b1
 		for p := b0; p < b1; p++ {
 			d := u[p*n+p]
 			c := f.Perm[p]
@@ -213,7 +274,12 @@ func (f *Factor) quantizeRows(s *scratch, w []float32, res *Result, r0, r1 int, 
 					f.fitGroup(s, k, g, p, b0, b1, res, r0+k, grid)
 				}
 				x := row[p]
-				q := res.Params[(r0+k)*ng+g].Quantize(c-g*gs, float32(x))
+				var q float32
+				if s.rl > 1 {
+					q = f.runValue(s, k, row, p, res.Params[(r0+k)*ng+g], c-g*gs)
+				} else {
+					q = res.Params[(r0+k)*ng+g].Quantize(c-g*gs, float32(x))
+				}
 				res.Values[(r0+k)*n+c] = q
 				e := (x - float64(q)) / d
 				loss += e * e / 2
@@ -228,6 +294,91 @@ func (f *Factor) quantizeRows(s *scratch, w []float32, res *Result, r0, r1 int, 
 		}
 	}
 	return loss
+}
+
+// runValue returns the value GPTQ gives column p (element i of its group,
+// parameters pp) of tile row k under a RunGrid: at the first column of a
+// run the whole run is placed from its current values (which hold every
+// earlier column's feedback), and each of its columns then takes its
+// placed value, its error going on to the columns after it as GPTQ's.
+// Within the run that feedback reaches values already placed, so the
+// errors GPTQ records for the run's columns are (x−q)·U_rr⁻¹, x the run's
+// values when it was placed: its block of the factor carries the run's
+// error to the later columns, as block LDLQ does.
+func (f *Factor) runValue(s *scratch, k int, row []float64, p int, pp Params, i int) float32 {
+	rl := s.rl
+	j := p % rl
+	if j == 0 {
+		rp, ok := pp.(RunParams)
+		if !ok {
+			// a RunGrid whose group is not a RunParams: column by column
+			for t := 0; t < rl; t++ {
+				s.rq[k][t] = pp.Quantize(i+t, float32(row[p+t]))
+			}
+			return s.rq[k][0]
+		}
+		// the run and the rest of its group inside the lazy block
+		end := min(p-i+s.gs, s.b1)
+		x := s.rx[:end-p]
+		for t := range x {
+			x[t] = float32(row[p+t])
+		}
+		rp.QuantizeRun(i/rl, x, s.metrics[p*rl:end*rl], s.rq[k])
+	}
+	return s.rq[k][j]
+}
+
+// permuted reports whether the factor's column order is not the natural
+// one.
+func (f *Factor) permuted() bool {
+	for p, j := range f.Perm {
+		if p != j {
+			return true
+		}
+	}
+	return false
+}
+
+// runMetrics returns, for each run of rl columns starting at p (a multiple
+// of rl), the rl×rl metric M = U_rr⁻¹·U_rr⁻ᵀ, U_rr the run's diagonal
+// block of U: with the run's error e = x − q, GPTQ's scaled errors are
+// e·U_rr⁻¹ and its proxy loss grows by their squared norm, eᵀ·M·e (up to
+// GPTQ's factor ½). M is the inverse of the run's block of H⁻¹, that is
+// the Hessian of the run with every later column free to compensate: the
+// block-diagonal factor D of block LDLQ. Runs of M are stored at
+// [p·rl, (p+rl)·rl).
+func (f *Factor) runMetrics(rl int) []float64 {
+	n, u := f.Cols, f.u
+	out := make([]float64, n*rl)
+	t := make([]float64, rl*rl)
+	for p := 0; p+rl <= n; p += rl {
+		// T = U_rr⁻¹, upper triangular, by back substitution column by
+		// column: U·T = I.
+		clear(t)
+		for c := 0; c < rl; c++ {
+			for i := c; i >= 0; i-- {
+				v := 0.0
+				if i == c {
+					v = 1
+				}
+				for l := i + 1; l <= c; l++ {
+					v -= u[(p+i)*n+p+l] * t[l*rl+c]
+				}
+				t[i*rl+c] = v / u[(p+i)*n+p+i]
+			}
+		}
+		m := out[p*rl : (p+rl)*rl]
+		for i := 0; i < rl; i++ {
+			for j := 0; j < rl; j++ {
+				var v float64
+				for l := max(i, j); l < rl; l++ {
+					v += t[i*rl+l] * t[j*rl+l]
+				}
+				m[i*rl+j] = v
+			}
+		}
+	}
+	return out
 }
 
 // fitGroup fits group g of tile row k when column p (in block [b0, b1)) is

@@ -57,15 +57,30 @@ type Grid struct {
 	dt tensor.DType
 }
 
-var _ gptq.Grid = Grid{}
+var _ gptq.RunGrid = Grid{}
+
+// Supported reports whether NewGrid handles type dt.
+func Supported(dt tensor.DType) bool {
+	return (ggml.GridSupported(dt) || ggml.LatticeSupported(dt)) && ggml.QuantizeSupported(dt)
+}
 
 // NewGrid returns the grid of block type dt: one of Q8_0, Q4_0, Q4_1, Q5_0,
-// Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS.
+// Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, or one of the
+// lattice types IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S (see Lattice).
 func NewGrid(dt tensor.DType) (Grid, error) {
-	if !ggml.GridSupported(dt) || !ggml.QuantizeSupported(dt) {
+	if !Supported(dt) {
 		return Grid{}, fmt.Errorf("gptqggml: type %s is not a supported block type", dt)
 	}
 	return Grid{dt}, nil
+}
+
+// RunLen is 8 (ggml.LatticeRun) for the lattice types, whose runs of 8
+// are GPTQ's unit (block LDLQ), and 1 for the others.
+func (g Grid) RunLen() int {
+	if ggml.LatticeSupported(g.dt) {
+		return ggml.LatticeRun
+	}
+	return 1
 }
 
 // DType is the grid's block type.
@@ -81,6 +96,9 @@ func (g Grid) GroupSize() int { return g.dt.BlockSize() }
 // quant_weights; all-zero importance counts as none) and returns its
 // grid. w must hold exactly one block of values.
 func (g Grid) Fit(w, importance []float32) gptq.Params {
+	if ggml.LatticeSupported(g.dt) {
+		return g.fitLattice(w, importance)
+	}
 	nb, n := g.dt.BlockBytes(), g.dt.BlockSize()
 	buf := make([]byte, nb+n)
 	p := &Params{blk: buf[:nb:nb], codes: buf[nb:]}
@@ -132,6 +150,15 @@ func (p *Params) Quantize(i int, x float32) float32 {
 	c, v := p.grid.Nearest(i, x)
 	p.codes[i] = uint8(c)
 	return v
+}
+
+func (p *Params) dtype() tensor.DType { return p.grid.DType() }
+
+// blockParams is what Assemble needs of a fitted block.
+type blockParams interface {
+	Err() error
+	AppendBlock(dst []byte) []byte
+	dtype() tensor.DType
 }
 
 // Grid is the block's grid.
@@ -249,12 +276,12 @@ func Assemble(dt tensor.DType, r *gptq.Result) ([]byte, error) {
 	}
 	out := make([]byte, 0, r.Rows*rowBytes)
 	for i, pp := range r.Params {
-		p, ok := pp.(*Params)
-		if !ok || p.grid.DType() != dt {
+		p, ok := pp.(blockParams)
+		if !ok || p.dtype() != dt {
 			return nil, fmt.Errorf("gptqggml: group %d was not fitted by the %s grid", i, dt)
 		}
-		if p.err != nil {
-			return nil, fmt.Errorf("gptqggml: row %d block %d: %w", i/r.Groups(), i%r.Groups(), p.err)
+		if err := p.Err(); err != nil {
+			return nil, fmt.Errorf("gptqggml: row %d block %d: %w", i/r.Groups(), i%r.Groups(), err)
 		}
 		out = p.AppendBlock(out)
 	}
@@ -263,7 +290,7 @@ func Assemble(dt tensor.DType, r *gptq.Result) ([]byte, error) {
 
 func checkShape(dt tensor.DType, w []float32, rows, cols int) error {
 	bs := dt.BlockSize()
-	if bs <= 1 || !ggml.GridSupported(dt) {
+	if bs <= 1 || !Supported(dt) {
 		return fmt.Errorf("gptqggml: type %s is not a supported block type", dt)
 	}
 	if rows < 0 || cols <= 0 || len(w) != rows*cols {
