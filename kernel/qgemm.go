@@ -29,7 +29,11 @@ func qGemmRoute(cfg *Config, l level, dt tensor.DType, n int) bool {
 
 // qGemmType reports whether qGemm takes dt weights.
 func qGemmType(dt tensor.DType) bool {
-	return dt == tensor.Q4_0 || dt == tensor.Q8_0 || dt == tensor.Q4_K || dt == tensor.Q6_K || dt == tensor.IQ4_XS
+	switch dt {
+	case tensor.Q4_0, tensor.Q8_0, tensor.Q2_K, tensor.Q3_K, tensor.Q4_K, tensor.Q5_K, tensor.Q6_K, tensor.IQ4_XS:
+		return true
+	}
+	return false
 }
 
 // qGemm is MatMul for qGemmType weights whose size checks have passed.

@@ -110,7 +110,7 @@ func gemm16Acts(acts []byte, groups []gemm16Group, q []int8, d []float32, cols i
 // j.groups16, their tokens quantized) for its weight type.
 func (j *qJob) interleave(groups []gemm16Group) {
 	switch j.dt16 {
-	case tensor.Q4_K, tensor.Q6_K, tensor.IQ4_XS:
+	case tensor.Q2_K, tensor.Q3_K, tensor.Q4_K, tensor.Q5_K, tensor.Q6_K, tensor.IQ4_XS:
 		gemm16ActsK(j.abuf, groups, j.qbuf, j.dbuf, j.bsbuf, j.cols, j.dt16)
 	default:
 		gemm16Acts(j.abuf, groups, j.qbuf, j.dbuf, j.cols, gemm16Init(j.dt16))
@@ -179,8 +179,14 @@ func pack16Go(dt tensor.DType, dst, w []byte, rb, nb int, wide bool) {
 	switch dt {
 	case tensor.Q8_0:
 		packQ8_0x16(dst, w, rb, nb)
+	case tensor.Q2_K:
+		packQ2Kx16(dst, w, rb, nb)
+	case tensor.Q3_K:
+		packQ3Kx16(dst, w, rb, nb)
 	case tensor.Q4_K:
 		packQ4Kx16(dst, w, rb, nb)
+	case tensor.Q5_K:
+		packQ5Kx16(dst, w, rb, nb)
 	case tensor.Q6_K:
 		packQ6Kx16(dst, w, rb, nb)
 	case tensor.IQ4_XS:

@@ -12,7 +12,7 @@ import (
 )
 
 // gemm16TestTypes are the weight types with sixteen-row kernels.
-var gemm16TestTypes = []tensor.DType{tensor.Q4_0, tensor.Q8_0, tensor.Q4_K, tensor.Q6_K, tensor.IQ4_XS}
+var gemm16TestTypes = []tensor.DType{tensor.Q4_0, tensor.Q8_0, tensor.Q2_K, tensor.Q3_K, tensor.Q4_K, tensor.Q5_K, tensor.Q6_K, tensor.IQ4_XS}
 
 // TestQGemm16BitExact checks the sixteen-row kernels, through qGemm, against
 // ggml's generic dot of each weight row with each token's Q8_0 activation,

@@ -25,7 +25,7 @@ func TestQTileRoute(t *testing.T) {
 		{on, supported, tensor.Q8_0, 16, true},
 		{on, supported, tensor.Q4_K, 8, true},
 		{on, supported, tensor.Q6_K, 3, true},
-		{on, supported, tensor.Q5_K, 8, false}, // no sixteen-row kernels
+		{on, supported, tensor.IQ2_XS, 8, false}, // no sixteen-row kernels
 		{on, levelGeneric, tensor.Q4_0, 8, false},
 		{&Config{QMaxBatch: qMaxN}, supported, tensor.Q4_0, 8, false},
 		{&Config{QMaxBatch: qMaxN, QTileMin: 9}, supported, tensor.Q8_0, 8, false},
