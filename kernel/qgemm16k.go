@@ -24,9 +24,9 @@ const (
 	pack16Q6K  = 64 + 16*64 + 64*64            // d, scales, quants: 5184
 	pack16IQ4X = 64 + 8*64 + 64*64             // d, scales, quants: 4672
 	actBlockK  = 256 + 4 + 64
-	pack16KQ4K = 1152 // Q4_K quants offset
-	pack16KQ6K = 1088 // Q6_K quants offset
-	pack16KIQX = 576  // IQ4_XS quants offset
+	pack16KQ4K = 1152                   // Q4_K quants offset
+	pack16KQ6K = 1088                   // Q6_K quants offset
+	pack16KIQX = 576                    // IQ4_XS quants offset
 	pack16Q2K  = 64 + 64 + 8*64 + 64*64 // d, dmin, mins, quants: 4736
 	pack16KQ2K = 640                    // Q2_K quants offset
 )
