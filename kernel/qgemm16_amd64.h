@@ -11,6 +11,14 @@
 	KXNORW     K1, K1, K1; \
 	VPGATHERDD off(SI)(Z1*1), K1, z
 
+// The sixteen rows' binary16 scales (the low halves of the dwords at the
+// blocks' starts) as float32 at 0(DI) (PACKARGS set).
+#define PACKSCALES \
+	GATHER(0, Z2); \
+	VPMOVDW    Z2, Y3; \
+	VCVTPH2PS  Y3, Z3; \
+	VMOVUPS    Z3, 0(DI)
+
 // PACKARGS loads a repacking routine's arguments (dst+0 w+24 rb+48 nb+56):
 // DI, SI, CX, and Z1 = the sixteen rows' byte offsets (·gemm16RowIdx × rb).
 #define PACKARGS \

@@ -910,7 +910,7 @@ pq2kloop:
 	VMOVDQU32 Z2, 576(DI)
 	GATHER4(16, Z16, Z17, Z18, Z19, Z20, Z21, Z22, Z23)
 	// sub-block 0: Z8 = its scale in every byte of a row, Z9 = twice it
-	VPSHUFB   ·q2kScaleIdx+0(SB), Z4, Z8
+	VPSHUFB   ·gemm16ByteBcst+0(SB), Z4, Z8
 	VPANDD    Z13, Z8, Z8
 	VPADDB    Z8, Z8, Z9
 	VPTESTMB  Z24, Z16, K2
@@ -934,7 +934,7 @@ pq2kloop:
 	VPADDB    Z9, Z2, K3, Z2
 	VMOVDQU32 Z2, 832(DI)
 	// sub-block 2: Z8 = its scale in every byte of a row, Z9 = twice it
-	VPSHUFB   ·q2kScaleIdx+128(SB), Z4, Z8
+	VPSHUFB   ·gemm16ByteBcst+128(SB), Z4, Z8
 	VPANDD    Z13, Z8, Z8
 	VPADDB    Z8, Z8, Z9
 	VPTESTMB  Z26, Z16, K2
@@ -958,7 +958,7 @@ pq2kloop:
 	VPADDB    Z9, Z2, K3, Z2
 	VMOVDQU32 Z2, 1344(DI)
 	// sub-block 4: Z8 = its scale in every byte of a row, Z9 = twice it
-	VPSHUFB   ·q2kScaleIdx+0(SB), Z5, Z8
+	VPSHUFB   ·gemm16ByteBcst+0(SB), Z5, Z8
 	VPANDD    Z13, Z8, Z8
 	VPADDB    Z8, Z8, Z9
 	VPTESTMB  Z28, Z16, K2
@@ -982,7 +982,7 @@ pq2kloop:
 	VPADDB    Z9, Z2, K3, Z2
 	VMOVDQU32 Z2, 1856(DI)
 	// sub-block 6: Z8 = its scale in every byte of a row, Z9 = twice it
-	VPSHUFB   ·q2kScaleIdx+128(SB), Z5, Z8
+	VPSHUFB   ·gemm16ByteBcst+128(SB), Z5, Z8
 	VPANDD    Z13, Z8, Z8
 	VPADDB    Z8, Z8, Z9
 	VPTESTMB  Z30, Z16, K2
@@ -1007,7 +1007,7 @@ pq2kloop:
 	VMOVDQU32 Z2, 2368(DI)
 	GATHER4(32, Z16, Z17, Z18, Z19, Z20, Z21, Z22, Z23)
 	// sub-block 1: Z8 = its scale in every byte of a row, Z9 = twice it
-	VPSHUFB   ·q2kScaleIdx+64(SB), Z4, Z8
+	VPSHUFB   ·gemm16ByteBcst+64(SB), Z4, Z8
 	VPANDD    Z13, Z8, Z8
 	VPADDB    Z8, Z8, Z9
 	VPTESTMB  Z24, Z16, K2
@@ -1031,7 +1031,7 @@ pq2kloop:
 	VPADDB    Z9, Z2, K3, Z2
 	VMOVDQU32 Z2, 1088(DI)
 	// sub-block 3: Z8 = its scale in every byte of a row, Z9 = twice it
-	VPSHUFB   ·q2kScaleIdx+192(SB), Z4, Z8
+	VPSHUFB   ·gemm16ByteBcst+192(SB), Z4, Z8
 	VPANDD    Z13, Z8, Z8
 	VPADDB    Z8, Z8, Z9
 	VPTESTMB  Z26, Z16, K2
@@ -1055,7 +1055,7 @@ pq2kloop:
 	VPADDB    Z9, Z2, K3, Z2
 	VMOVDQU32 Z2, 1600(DI)
 	// sub-block 5: Z8 = its scale in every byte of a row, Z9 = twice it
-	VPSHUFB   ·q2kScaleIdx+64(SB), Z5, Z8
+	VPSHUFB   ·gemm16ByteBcst+64(SB), Z5, Z8
 	VPANDD    Z13, Z8, Z8
 	VPADDB    Z8, Z8, Z9
 	VPTESTMB  Z28, Z16, K2
@@ -1079,7 +1079,7 @@ pq2kloop:
 	VPADDB    Z9, Z2, K3, Z2
 	VMOVDQU32 Z2, 2112(DI)
 	// sub-block 7: Z8 = its scale in every byte of a row, Z9 = twice it
-	VPSHUFB   ·q2kScaleIdx+192(SB), Z5, Z8
+	VPSHUFB   ·gemm16ByteBcst+192(SB), Z5, Z8
 	VPANDD    Z13, Z8, Z8
 	VPADDB    Z8, Z8, Z9
 	VPTESTMB  Z30, Z16, K2
@@ -1104,7 +1104,7 @@ pq2kloop:
 	VMOVDQU32 Z2, 2624(DI)
 	GATHER4(48, Z16, Z17, Z18, Z19, Z20, Z21, Z22, Z23)
 	// sub-block 8: Z8 = its scale in every byte of a row, Z9 = twice it
-	VPSHUFB   ·q2kScaleIdx+0(SB), Z6, Z8
+	VPSHUFB   ·gemm16ByteBcst+0(SB), Z6, Z8
 	VPANDD    Z13, Z8, Z8
 	VPADDB    Z8, Z8, Z9
 	VPTESTMB  Z24, Z16, K2
@@ -1128,7 +1128,7 @@ pq2kloop:
 	VPADDB    Z9, Z2, K3, Z2
 	VMOVDQU32 Z2, 2880(DI)
 	// sub-block 10: Z8 = its scale in every byte of a row, Z9 = twice it
-	VPSHUFB   ·q2kScaleIdx+128(SB), Z6, Z8
+	VPSHUFB   ·gemm16ByteBcst+128(SB), Z6, Z8
 	VPANDD    Z13, Z8, Z8
 	VPADDB    Z8, Z8, Z9
 	VPTESTMB  Z26, Z16, K2
@@ -1152,7 +1152,7 @@ pq2kloop:
 	VPADDB    Z9, Z2, K3, Z2
 	VMOVDQU32 Z2, 3392(DI)
 	// sub-block 12: Z8 = its scale in every byte of a row, Z9 = twice it
-	VPSHUFB   ·q2kScaleIdx+0(SB), Z7, Z8
+	VPSHUFB   ·gemm16ByteBcst+0(SB), Z7, Z8
 	VPANDD    Z13, Z8, Z8
 	VPADDB    Z8, Z8, Z9
 	VPTESTMB  Z28, Z16, K2
@@ -1176,7 +1176,7 @@ pq2kloop:
 	VPADDB    Z9, Z2, K3, Z2
 	VMOVDQU32 Z2, 3904(DI)
 	// sub-block 14: Z8 = its scale in every byte of a row, Z9 = twice it
-	VPSHUFB   ·q2kScaleIdx+128(SB), Z7, Z8
+	VPSHUFB   ·gemm16ByteBcst+128(SB), Z7, Z8
 	VPANDD    Z13, Z8, Z8
 	VPADDB    Z8, Z8, Z9
 	VPTESTMB  Z30, Z16, K2
@@ -1201,7 +1201,7 @@ pq2kloop:
 	VMOVDQU32 Z2, 4416(DI)
 	GATHER4(64, Z16, Z17, Z18, Z19, Z20, Z21, Z22, Z23)
 	// sub-block 9: Z8 = its scale in every byte of a row, Z9 = twice it
-	VPSHUFB   ·q2kScaleIdx+64(SB), Z6, Z8
+	VPSHUFB   ·gemm16ByteBcst+64(SB), Z6, Z8
 	VPANDD    Z13, Z8, Z8
 	VPADDB    Z8, Z8, Z9
 	VPTESTMB  Z24, Z16, K2
@@ -1225,7 +1225,7 @@ pq2kloop:
 	VPADDB    Z9, Z2, K3, Z2
 	VMOVDQU32 Z2, 3136(DI)
 	// sub-block 11: Z8 = its scale in every byte of a row, Z9 = twice it
-	VPSHUFB   ·q2kScaleIdx+192(SB), Z6, Z8
+	VPSHUFB   ·gemm16ByteBcst+192(SB), Z6, Z8
 	VPANDD    Z13, Z8, Z8
 	VPADDB    Z8, Z8, Z9
 	VPTESTMB  Z26, Z16, K2
@@ -1249,7 +1249,7 @@ pq2kloop:
 	VPADDB    Z9, Z2, K3, Z2
 	VMOVDQU32 Z2, 3648(DI)
 	// sub-block 13: Z8 = its scale in every byte of a row, Z9 = twice it
-	VPSHUFB   ·q2kScaleIdx+64(SB), Z7, Z8
+	VPSHUFB   ·gemm16ByteBcst+64(SB), Z7, Z8
 	VPANDD    Z13, Z8, Z8
 	VPADDB    Z8, Z8, Z9
 	VPTESTMB  Z28, Z16, K2
@@ -1273,7 +1273,7 @@ pq2kloop:
 	VPADDB    Z9, Z2, K3, Z2
 	VMOVDQU32 Z2, 4160(DI)
 	// sub-block 15: Z8 = its scale in every byte of a row, Z9 = twice it
-	VPSHUFB   ·q2kScaleIdx+192(SB), Z7, Z8
+	VPSHUFB   ·gemm16ByteBcst+192(SB), Z7, Z8
 	VPANDD    Z13, Z8, Z8
 	VPADDB    Z8, Z8, Z9
 	VPTESTMB  Z30, Z16, K2
@@ -1303,41 +1303,42 @@ pq2kloop:
 	VZEROUPPER
 	RET
 
-// q2kScaleIdx are VPSHUFB controls: table b copies byte b of each dword
-// to all four bytes of that dword.
-DATA ·q2kScaleIdx+0x000(SB)/8, $0x0404040400000000
-DATA ·q2kScaleIdx+0x008(SB)/8, $0x0c0c0c0c08080808
-DATA ·q2kScaleIdx+0x010(SB)/8, $0x0404040400000000
-DATA ·q2kScaleIdx+0x018(SB)/8, $0x0c0c0c0c08080808
-DATA ·q2kScaleIdx+0x020(SB)/8, $0x0404040400000000
-DATA ·q2kScaleIdx+0x028(SB)/8, $0x0c0c0c0c08080808
-DATA ·q2kScaleIdx+0x030(SB)/8, $0x0404040400000000
-DATA ·q2kScaleIdx+0x038(SB)/8, $0x0c0c0c0c08080808
-DATA ·q2kScaleIdx+0x040(SB)/8, $0x0505050501010101
-DATA ·q2kScaleIdx+0x048(SB)/8, $0x0d0d0d0d09090909
-DATA ·q2kScaleIdx+0x050(SB)/8, $0x0505050501010101
-DATA ·q2kScaleIdx+0x058(SB)/8, $0x0d0d0d0d09090909
-DATA ·q2kScaleIdx+0x060(SB)/8, $0x0505050501010101
-DATA ·q2kScaleIdx+0x068(SB)/8, $0x0d0d0d0d09090909
-DATA ·q2kScaleIdx+0x070(SB)/8, $0x0505050501010101
-DATA ·q2kScaleIdx+0x078(SB)/8, $0x0d0d0d0d09090909
-DATA ·q2kScaleIdx+0x080(SB)/8, $0x0606060602020202
-DATA ·q2kScaleIdx+0x088(SB)/8, $0x0e0e0e0e0a0a0a0a
-DATA ·q2kScaleIdx+0x090(SB)/8, $0x0606060602020202
-DATA ·q2kScaleIdx+0x098(SB)/8, $0x0e0e0e0e0a0a0a0a
-DATA ·q2kScaleIdx+0x0a0(SB)/8, $0x0606060602020202
-DATA ·q2kScaleIdx+0x0a8(SB)/8, $0x0e0e0e0e0a0a0a0a
-DATA ·q2kScaleIdx+0x0b0(SB)/8, $0x0606060602020202
-DATA ·q2kScaleIdx+0x0b8(SB)/8, $0x0e0e0e0e0a0a0a0a
-DATA ·q2kScaleIdx+0x0c0(SB)/8, $0x0707070703030303
-DATA ·q2kScaleIdx+0x0c8(SB)/8, $0x0f0f0f0f0b0b0b0b
-DATA ·q2kScaleIdx+0x0d0(SB)/8, $0x0707070703030303
-DATA ·q2kScaleIdx+0x0d8(SB)/8, $0x0f0f0f0f0b0b0b0b
-DATA ·q2kScaleIdx+0x0e0(SB)/8, $0x0707070703030303
-DATA ·q2kScaleIdx+0x0e8(SB)/8, $0x0f0f0f0f0b0b0b0b
-DATA ·q2kScaleIdx+0x0f0(SB)/8, $0x0707070703030303
-DATA ·q2kScaleIdx+0x0f8(SB)/8, $0x0f0f0f0f0b0b0b0b
-GLOBL ·q2kScaleIdx(SB), RODATA|NOPTR, $256
+// gemm16ByteBcst holds four VPSHUFB controls: control b (at 64b) copies
+// byte b of each dword to all four bytes of that dword (also used by
+// qgemm16l_amd64.s).
+DATA ·gemm16ByteBcst+0x000(SB)/8, $0x0404040400000000
+DATA ·gemm16ByteBcst+0x008(SB)/8, $0x0c0c0c0c08080808
+DATA ·gemm16ByteBcst+0x010(SB)/8, $0x0404040400000000
+DATA ·gemm16ByteBcst+0x018(SB)/8, $0x0c0c0c0c08080808
+DATA ·gemm16ByteBcst+0x020(SB)/8, $0x0404040400000000
+DATA ·gemm16ByteBcst+0x028(SB)/8, $0x0c0c0c0c08080808
+DATA ·gemm16ByteBcst+0x030(SB)/8, $0x0404040400000000
+DATA ·gemm16ByteBcst+0x038(SB)/8, $0x0c0c0c0c08080808
+DATA ·gemm16ByteBcst+0x040(SB)/8, $0x0505050501010101
+DATA ·gemm16ByteBcst+0x048(SB)/8, $0x0d0d0d0d09090909
+DATA ·gemm16ByteBcst+0x050(SB)/8, $0x0505050501010101
+DATA ·gemm16ByteBcst+0x058(SB)/8, $0x0d0d0d0d09090909
+DATA ·gemm16ByteBcst+0x060(SB)/8, $0x0505050501010101
+DATA ·gemm16ByteBcst+0x068(SB)/8, $0x0d0d0d0d09090909
+DATA ·gemm16ByteBcst+0x070(SB)/8, $0x0505050501010101
+DATA ·gemm16ByteBcst+0x078(SB)/8, $0x0d0d0d0d09090909
+DATA ·gemm16ByteBcst+0x080(SB)/8, $0x0606060602020202
+DATA ·gemm16ByteBcst+0x088(SB)/8, $0x0e0e0e0e0a0a0a0a
+DATA ·gemm16ByteBcst+0x090(SB)/8, $0x0606060602020202
+DATA ·gemm16ByteBcst+0x098(SB)/8, $0x0e0e0e0e0a0a0a0a
+DATA ·gemm16ByteBcst+0x0a0(SB)/8, $0x0606060602020202
+DATA ·gemm16ByteBcst+0x0a8(SB)/8, $0x0e0e0e0e0a0a0a0a
+DATA ·gemm16ByteBcst+0x0b0(SB)/8, $0x0606060602020202
+DATA ·gemm16ByteBcst+0x0b8(SB)/8, $0x0e0e0e0e0a0a0a0a
+DATA ·gemm16ByteBcst+0x0c0(SB)/8, $0x0707070703030303
+DATA ·gemm16ByteBcst+0x0c8(SB)/8, $0x0f0f0f0f0b0b0b0b
+DATA ·gemm16ByteBcst+0x0d0(SB)/8, $0x0707070703030303
+DATA ·gemm16ByteBcst+0x0d8(SB)/8, $0x0f0f0f0f0b0b0b0b
+DATA ·gemm16ByteBcst+0x0e0(SB)/8, $0x0707070703030303
+DATA ·gemm16ByteBcst+0x0e8(SB)/8, $0x0f0f0f0f0b0b0b0b
+DATA ·gemm16ByteBcst+0x0f0(SB)/8, $0x0707070703030303
+DATA ·gemm16ByteBcst+0x0f8(SB)/8, $0x0f0f0f0f0b0b0b0b
+GLOBL ·gemm16ByteBcst(SB), RODATA|NOPTR, $256
 
 // func gemm16Q2_Kx8VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
 //
