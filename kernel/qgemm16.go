@@ -128,8 +128,8 @@ func (j *qJob) interleave(groups []gemm16Group) {
 
 // Repacked block sizes: sixteen float32 scales, then the quants.
 const (
-	pack16Q4_0 = 64 + 16*16 // 320
-	pack16Q8_0 = 64 + 16*32 // 576
+	pack16Q4_0 = 64 + 16*16  // 320
+	pack16Q8_0 = 64 + 16*32  // 576
 	pack16Q4_1 = 128 + 16*32 // 640: scales, mins, quants (Q4_1, Q5_1)
 )
 
