@@ -2,7 +2,7 @@ package kernel
 
 import "github.com/terse-llm/terse/tensor"
 
-// The integer prefill path: for Q4_0 and Q8_0 weights and batches too
+// The integer prefill path: for qGemmType weights and batches too
 // large for the decode path (n > Config.QMaxBatch, n >= Config.QGemmMin),
 // on CPUs with the sixteen-row micro-kernels (qgemm16.go: AVX512_VNNI),
 // qGemm quantizes the n activations once to Q8_0 (qJob.setup, ggml's
@@ -29,7 +29,11 @@ func qGemmRoute(cfg *Config, l level, dt tensor.DType, n int) bool {
 
 // qGemmType reports whether qGemm takes dt weights.
 func qGemmType(dt tensor.DType) bool {
-	return dt == tensor.Q4_0 || dt == tensor.Q8_0 || dt == tensor.Q4_K || dt == tensor.Q6_K || dt == tensor.IQ4_XS
+	switch dt {
+	case tensor.Q4_0, tensor.Q4_1, tensor.Q5_0, tensor.Q5_1, tensor.Q8_0, tensor.IQ4_NL, tensor.Q2_K, tensor.Q3_K, tensor.Q4_K, tensor.Q5_K, tensor.Q6_K, tensor.IQ4_XS:
+		return true
+	}
+	return false
 }
 
 // qGemm is MatMul for qGemmType weights whose size checks have passed.

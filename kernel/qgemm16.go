@@ -5,17 +5,19 @@ import (
 	"math"
 	"sync"
 
+	"github.com/terse-llm/terse/quant/ggml"
 	"github.com/terse-llm/terse/tensor"
 )
 
 // Sixteen-row tiles for the prefill GEMM (qgemm.go). Where the level has
-// sixteen-row kernels (gemm16For: Q4_0 and Q8_0 with AVX512_VNNI), each
+// sixteen-row kernels (gemm16For, with AVX512_VNNI: Q4_0, Q4_1, Q5_0,
+// Q5_1, Q8_0, IQ4_NL here, the k-quants and IQ4_XS in qgemm16k.go), each
 // 16-row tile of the weights is repacked, once per MatMul call, into a
 // layout in which one 64-byte vector holds the same four columns of all
 // sixteen rows (packQ4_0x16, packQ8_0x16; with AVX-512 gathers), and the
 // kernels dot it with eight tokens at a time (then four, then one), every
 // VPDPBUSD advancing sixteen rows by four columns of one token
-// (qgemm16_amd64.s). The tokens' Q8_0 quants, scales and integer
+// (qgemm16_amd64.s, qgemm16l_amd64.s). The tokens' Q8_0 quants, scales and integer
 // corrections are interleaved once per call in groups (gemm16Acts), so a
 // kernel walks one pointer. The weights in memory and on disk keep their
 // ggml layout; the repacked tile lives in per-walk scratch (20 KiB for 2048
@@ -84,8 +86,9 @@ func (k gemm16Kernels) groups(dst []gemm16Group, n, cols int) []gemm16Group {
 // gemm16Acts interleaves the n tokens' Q8_0 activations (quants q, scales
 // d, token t's at t·cols and t·nb) into acts, group by group: per block the
 // group's g×32 quants, then its g scales (float32), then its g corrections
-// mul·Σq (int32).
-func gemm16Acts(acts []byte, groups []gemm16Group, q []int8, d []float32, cols int, mul int32) {
+// mul·Σq (int32), or where sums is not nil (Q4_1, Q5_1) the tokens' block
+// sums (float32, token t's at t·nb).
+func gemm16Acts(acts []byte, groups []gemm16Group, q []int8, d, sums []float32, cols int, mul int32) {
 	nb := cols / q8Block
 	for _, gr := range groups {
 		o := acts[gr.off:]
@@ -100,6 +103,10 @@ func gemm16Acts(acts []byte, groups []gemm16Group, q []int8, d []float32, cols i
 					s += int32(v)
 				}
 				binary.LittleEndian.PutUint32(blk[gr.g*32+4*i:], math.Float32bits(d[t*nb+b]))
+				if sums != nil {
+					binary.LittleEndian.PutUint32(blk[gr.g*36+4*i:], math.Float32bits(sums[t*nb+b]))
+					continue
+				}
 				binary.LittleEndian.PutUint32(blk[gr.g*36+4*i:], uint32(mul*s))
 			}
 		}
@@ -110,24 +117,30 @@ func gemm16Acts(acts []byte, groups []gemm16Group, q []int8, d []float32, cols i
 // j.groups16, their tokens quantized) for its weight type.
 func (j *qJob) interleave(groups []gemm16Group) {
 	switch j.dt16 {
-	case tensor.Q4_K, tensor.Q6_K, tensor.IQ4_XS:
+	case tensor.Q2_K, tensor.Q3_K, tensor.Q4_K, tensor.Q5_K, tensor.Q6_K, tensor.IQ4_XS:
 		gemm16ActsK(j.abuf, groups, j.qbuf, j.dbuf, j.bsbuf, j.cols, j.dt16)
+	case tensor.Q4_1, tensor.Q5_1:
+		gemm16Acts(j.abuf, groups, j.qbuf, j.dbuf, j.sbuf, j.cols, 0)
 	default:
-		gemm16Acts(j.abuf, groups, j.qbuf, j.dbuf, j.cols, gemm16Init(j.dt16))
+		gemm16Acts(j.abuf, groups, j.qbuf, j.dbuf, nil, j.cols, gemm16Init(j.dt16))
 	}
 }
 
 // Repacked block sizes: sixteen float32 scales, then the quants.
 const (
-	pack16Q4_0 = 64 + 16*16 // 320
-	pack16Q8_0 = 64 + 16*32 // 576
+	pack16Q4_0 = 64 + 16*16  // 320
+	pack16Q8_0 = 64 + 16*32  // 576
+	pack16Q4_1 = 128 + 16*32 // 640: scales, mins, quants (Q4_1, Q5_1)
 )
 
 // gemm16Init is the multiple of a block's quant sum that the kernels start
 // the block's integer sum from: the weights' offset as stored in a tile.
 func gemm16Init(dt tensor.DType) int32 {
-	if dt == tensor.Q8_0 {
+	switch dt {
+	case tensor.Q8_0, tensor.IQ4_NL:
 		return -128
+	case tensor.Q5_0:
+		return -16
 	}
 	return -8
 }
@@ -168,6 +181,47 @@ func packQ8_0x16(dst, w []byte, rb, nb int) {
 	}
 }
 
+// packLegacyx16 repacks sixteen Q4_1, Q5_0, Q5_1 or IQ4_NL rows into the
+// Q8_0 tile layout (packQ8_0x16; Q4_1 and Q5_1 with the rows' mins as
+// float32 after the scales, pack16Q4_1 bytes a block), the quants widened
+// to unsigned bytes: Q4_1 0..15, Q5_0 and Q5_1 0..31, IQ4_NL the value
+// plus 128.
+func packLegacyx16(dt tensor.DType, dst, w []byte, rb, nb int) {
+	bb, tile, qo := dt.BlockBytes(), pack16Q8_0, 64
+	if dt == tensor.Q4_1 || dt == tensor.Q5_1 {
+		tile, qo = pack16Q4_1, 128
+	}
+	for b := 0; b < nb; b++ {
+		o := dst[b*tile : (b+1)*tile]
+		for r := 0; r < 16; r++ {
+			blk := w[r*rb+b*bb : r*rb+(b+1)*bb]
+			putF32(o[4*r:], tensor.F16ToF32(binary.LittleEndian.Uint16(blk)))
+			if qo == 128 {
+				putF32(o[64+4*r:], tensor.F16ToF32(binary.LittleEndian.Uint16(blk[2:])))
+			}
+			var qh uint32
+			qs := blk[len(blk)-16:]
+			switch dt {
+			case tensor.Q5_0:
+				qh = binary.LittleEndian.Uint32(blk[2:])
+			case tensor.Q5_1:
+				qh = binary.LittleEndian.Uint32(blk[4:])
+			}
+			for c := 0; c < 32; c++ {
+				q := qs[c%16] & 15
+				if c >= 16 {
+					q = qs[c%16] >> 4
+				}
+				q |= byte(qh>>uint(c)&1) << 4
+				if dt == tensor.IQ4_NL {
+					q = byte(int32(ggml.IQ4Value(q)) + 128)
+				}
+				o[qo+64*(c/4)+4*r+c%4] = q
+			}
+		}
+	}
+}
+
 // pack16Go repacks one tile of dt weights in Go (Q4_0 widened to the Q8_0
 // layout where wide).
 func pack16Go(dt tensor.DType, dst, w []byte, rb, nb int, wide bool) {
@@ -179,8 +233,16 @@ func pack16Go(dt tensor.DType, dst, w []byte, rb, nb int, wide bool) {
 	switch dt {
 	case tensor.Q8_0:
 		packQ8_0x16(dst, w, rb, nb)
+	case tensor.Q4_1, tensor.Q5_0, tensor.Q5_1, tensor.IQ4_NL:
+		packLegacyx16(dt, dst, w, rb, nb)
+	case tensor.Q2_K:
+		packQ2Kx16(dst, w, rb, nb)
+	case tensor.Q3_K:
+		packQ3Kx16(dst, w, rb, nb)
 	case tensor.Q4_K:
 		packQ4Kx16(dst, w, rb, nb)
+	case tensor.Q5_K:
+		packQ5Kx16(dst, w, rb, nb)
 	case tensor.Q6_K:
 		packQ6Kx16(dst, w, rb, nb)
 	case tensor.IQ4_XS:

@@ -45,6 +45,47 @@ func gemm16IQ4_XSx4VNNI(out []float32, ostride int, pack []byte, nb int, acts []
 //go:noescape
 func gemm16IQ4_XSx1VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
 
+// Implemented in qgemm16l_amd64.s (and pack16IQ4_NLAVX512 in
+// qgemm16iq_amd64.s).
+
+//go:noescape
+func gemm16Q4_1x8VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
+
+//go:noescape
+func gemm16Q4_1x4VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
+
+//go:noescape
+func gemm16Q4_1x1VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
+
+//go:noescape
+func pack16Q4_1AVX512(dst, w []byte, rb, nb int)
+
+//go:noescape
+func pack16Q5_0AVX512(dst, w []byte, rb, nb int)
+
+//go:noescape
+func pack16Q5_1AVX512(dst, w []byte, rb, nb int)
+
+//go:noescape
+func pack16IQ4_NLAVX512(dst, w []byte, rb, nb int)
+
+// Implemented in qgemm16k2_amd64.s.
+
+//go:noescape
+func gemm16Q2_Kx8VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
+
+//go:noescape
+func gemm16Q2_Kx1VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
+
+//go:noescape
+func pack16Q2_KAVX512(dst, w []byte, rb, nb int)
+
+//go:noescape
+func pack16Q3_KAVX512(dst, w []byte, rb, nb int)
+
+//go:noescape
+func pack16Q5_KAVX512(dst, w []byte, rb, nb int)
+
 //go:noescape
 func pack16IQ4_XSAVX512(dst, w []byte, rb, nb int)
 
@@ -73,9 +114,30 @@ func gemm16For(l level, dt tensor.DType) (k gemm16Kernels) {
 	case tensor.Q8_0:
 		return gemm16Kernels{x8: gemm16Q8_0x8VNNI, x4: gemm16Q8_0x4VNNI, x1: gemm16Q8_0x1VNNI, pack: pack16Q8_0AVX512,
 			blk: q8Block, tile: pack16Q8_0, actBlock: 40}
+	case tensor.Q5_0: // the Q8_0 tile layout and kernels
+		return gemm16Kernels{x8: gemm16Q8_0x8VNNI, x4: gemm16Q8_0x4VNNI, x1: gemm16Q8_0x1VNNI, pack: pack16Q5_0AVX512,
+			blk: q8Block, tile: pack16Q8_0, actBlock: 40}
+	case tensor.IQ4_NL: // the Q8_0 tile layout and kernels
+		return gemm16Kernels{x8: gemm16Q8_0x8VNNI, x4: gemm16Q8_0x4VNNI, x1: gemm16Q8_0x1VNNI, pack: pack16IQ4_NLAVX512,
+			blk: q8Block, tile: pack16Q8_0, actBlock: 40}
+	case tensor.Q4_1:
+		return gemm16Kernels{x8: gemm16Q4_1x8VNNI, x4: gemm16Q4_1x4VNNI, x1: gemm16Q4_1x1VNNI, pack: pack16Q4_1AVX512,
+			blk: q8Block, tile: pack16Q4_1, actBlock: 40}
+	case tensor.Q5_1: // the Q4_1 tile layout and kernels
+		return gemm16Kernels{x8: gemm16Q4_1x8VNNI, x4: gemm16Q4_1x4VNNI, x1: gemm16Q4_1x1VNNI, pack: pack16Q5_1AVX512,
+			blk: q8Block, tile: pack16Q4_1, actBlock: 40}
 	case tensor.Q4_K:
 		return gemm16Kernels{x4: gemm16Q4_Kx4VNNI, x1: gemm16Q4_Kx1VNNI, pack: pack16Q4_KAVX512,
 			blk: qkBlock, tile: pack16Q4K, actBlock: actBlockK}
+	case tensor.Q5_K: // the Q4_K tile layout and kernels
+		return gemm16Kernels{x4: gemm16Q4_Kx4VNNI, x1: gemm16Q4_Kx1VNNI, pack: pack16Q5_KAVX512,
+			blk: qkBlock, tile: pack16Q4K, actBlock: actBlockK}
+	case tensor.Q3_K: // the Q6_K tile layout and kernels
+		return gemm16Kernels{x8: gemm16Q6_Kx8VNNI, x1: gemm16Q6_Kx1VNNI, pack: pack16Q3_KAVX512,
+			blk: qkBlock, tile: pack16Q6K, actBlock: actBlockK}
+	case tensor.Q2_K:
+		return gemm16Kernels{x8: gemm16Q2_Kx8VNNI, x1: gemm16Q2_Kx1VNNI, pack: pack16Q2_KAVX512,
+			blk: qkBlock, tile: pack16Q2K, actBlock: actBlockK}
 	case tensor.Q6_K:
 		return gemm16Kernels{x8: gemm16Q6_Kx8VNNI, x1: gemm16Q6_Kx1VNNI, pack: pack16Q6_KAVX512,
 			blk: qkBlock, tile: pack16Q6K, actBlock: actBlockK}

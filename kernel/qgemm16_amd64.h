@@ -11,6 +11,14 @@
 	KXNORW     K1, K1, K1; \
 	VPGATHERDD off(SI)(Z1*1), K1, z
 
+// The sixteen rows' binary16 scales (the low halves of the dwords at the
+// blocks' starts) as float32 at 0(DI) (PACKARGS set).
+#define PACKSCALES \
+	GATHER(0, Z2); \
+	VPMOVDW    Z2, Y3; \
+	VCVTPH2PS  Y3, Z3; \
+	VMOVUPS    Z3, 0(DI)
+
 // PACKARGS loads a repacking routine's arguments (dst+0 w+24 rb+48 nb+56):
 // DI, SI, CX, and Z1 = the sixteen rows' byte offsets (·gemm16RowIdx × rb).
 #define PACKARGS \
@@ -74,3 +82,98 @@
 	MOVQ pack_base+32(FP), SI; \
 	MOVQ acts_base+64(FP), DI; \
 	MOVQ nb+56(FP), CX
+
+// K4HEAD repacks the 16-byte head of a Q4_K or Q5_K super-block (d, dmin,
+// the packed 6-bit scales and mins) of the sixteen rows at SI into the tile
+// at DI: d and dmin as float32 at 0 and 64, the eight scales as int32
+// vectors at 128, the eight mins at 640 (ROWREGS set; Z9 = 63, Z10 = 15,
+// Z11 = 3 in every dword; clobbers Z2-Z7, Z16-Z19).
+#define K4HEAD \
+	GATHER4(0, Z2, Z5, Z6, Z7, Z16, Z17, Z18, Z19); \
+	VPMOVDW   Z2, Y3; \
+	VCVTPH2PS Y3, Z3; \
+	VMOVUPS   Z3, 0(DI); \
+	VPSRLD    $16, Z2, Z4; \
+	VPMOVDW   Z4, Y4; \
+	VCVTPH2PS Y4, Z4; \
+	VMOVUPS   Z4, 64(DI); \
+	VPSRLD $0, Z5, Z2; \
+	VPANDD Z9, Z2, Z2; \
+	VMOVDQU32 Z2, 128(DI); \
+	VPSRLD $0, Z6, Z2; \
+	VPANDD Z9, Z2, Z2; \
+	VMOVDQU32 Z2, 640(DI); \
+	VPSRLD $0, Z7, Z2; \
+	VPANDD Z10, Z2, Z2; \
+	VPSRLD $6, Z5, Z3; \
+	VPANDD Z11, Z3, Z3; \
+	VPSLLD $4, Z3, Z3; \
+	VPORD  Z3, Z2, Z2; \
+	VMOVDQU32 Z2, 384(DI); \
+	VPSRLD $4, Z7, Z2; \
+	VPANDD Z10, Z2, Z2; \
+	VPSRLD $6, Z6, Z3; \
+	VPANDD Z11, Z3, Z3; \
+	VPSLLD $4, Z3, Z3; \
+	VPORD  Z3, Z2, Z2; \
+	VMOVDQU32 Z2, 896(DI); \
+	VPSRLD $8, Z5, Z2; \
+	VPANDD Z9, Z2, Z2; \
+	VMOVDQU32 Z2, 192(DI); \
+	VPSRLD $8, Z6, Z2; \
+	VPANDD Z9, Z2, Z2; \
+	VMOVDQU32 Z2, 704(DI); \
+	VPSRLD $8, Z7, Z2; \
+	VPANDD Z10, Z2, Z2; \
+	VPSRLD $14, Z5, Z3; \
+	VPANDD Z11, Z3, Z3; \
+	VPSLLD $4, Z3, Z3; \
+	VPORD  Z3, Z2, Z2; \
+	VMOVDQU32 Z2, 448(DI); \
+	VPSRLD $12, Z7, Z2; \
+	VPANDD Z10, Z2, Z2; \
+	VPSRLD $14, Z6, Z3; \
+	VPANDD Z11, Z3, Z3; \
+	VPSLLD $4, Z3, Z3; \
+	VPORD  Z3, Z2, Z2; \
+	VMOVDQU32 Z2, 960(DI); \
+	VPSRLD $16, Z5, Z2; \
+	VPANDD Z9, Z2, Z2; \
+	VMOVDQU32 Z2, 256(DI); \
+	VPSRLD $16, Z6, Z2; \
+	VPANDD Z9, Z2, Z2; \
+	VMOVDQU32 Z2, 768(DI); \
+	VPSRLD $16, Z7, Z2; \
+	VPANDD Z10, Z2, Z2; \
+	VPSRLD $22, Z5, Z3; \
+	VPANDD Z11, Z3, Z3; \
+	VPSLLD $4, Z3, Z3; \
+	VPORD  Z3, Z2, Z2; \
+	VMOVDQU32 Z2, 512(DI); \
+	VPSRLD $20, Z7, Z2; \
+	VPANDD Z10, Z2, Z2; \
+	VPSRLD $22, Z6, Z3; \
+	VPANDD Z11, Z3, Z3; \
+	VPSLLD $4, Z3, Z3; \
+	VPORD  Z3, Z2, Z2; \
+	VMOVDQU32 Z2, 1024(DI); \
+	VPSRLD $24, Z5, Z2; \
+	VPANDD Z9, Z2, Z2; \
+	VMOVDQU32 Z2, 320(DI); \
+	VPSRLD $24, Z6, Z2; \
+	VPANDD Z9, Z2, Z2; \
+	VMOVDQU32 Z2, 832(DI); \
+	VPSRLD $24, Z7, Z2; \
+	VPANDD Z10, Z2, Z2; \
+	VPSRLD $30, Z5, Z3; \
+	VPANDD Z11, Z3, Z3; \
+	VPSLLD $4, Z3, Z3; \
+	VPORD  Z3, Z2, Z2; \
+	VMOVDQU32 Z2, 576(DI); \
+	VPSRLD $28, Z7, Z2; \
+	VPANDD Z10, Z2, Z2; \
+	VPSRLD $30, Z6, Z3; \
+	VPANDD Z11, Z3, Z3; \
+	VPSLLD $4, Z3, Z3; \
+	VPORD  Z3, Z2, Z2; \
+	VMOVDQU32 Z2, 1088(DI)

@@ -248,14 +248,6 @@ DATA ·gemm16RowIdx+0x30(SB)/8, $0x0000000d0000000c
 DATA ·gemm16RowIdx+0x38(SB)/8, $0x0000000f0000000e
 GLOBL ·gemm16RowIdx(SB), RODATA|NOPTR, $64
 
-// The sixteen rows' binary16 scales (the low halves of the dwords at the
-// blocks' starts) as float32 at 0(DI).
-#define PACKSCALES \
-	GATHER(0, Z2); \
-	VPMOVDW    Z2, Y3; \
-	VCVTPH2PS  Y3, Z3; \
-	VMOVUPS    Z3, 0(DI)
-
 // func pack16Q4_0AVX512(dst, w []byte, rb, nb int)
 //
 // packQ4_0x16 with transposes (GATHER4): dst gets nb·320 bytes.

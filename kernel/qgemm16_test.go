@@ -12,7 +12,7 @@ import (
 )
 
 // gemm16TestTypes are the weight types with sixteen-row kernels.
-var gemm16TestTypes = []tensor.DType{tensor.Q4_0, tensor.Q8_0, tensor.Q4_K, tensor.Q6_K, tensor.IQ4_XS}
+var gemm16TestTypes = []tensor.DType{tensor.Q4_0, tensor.Q4_1, tensor.Q5_0, tensor.Q5_1, tensor.Q8_0, tensor.IQ4_NL, tensor.Q2_K, tensor.Q3_K, tensor.Q4_K, tensor.Q5_K, tensor.Q6_K, tensor.IQ4_XS}
 
 // TestQGemm16BitExact checks the sixteen-row kernels, through qGemm, against
 // ggml's generic dot of each weight row with each token's Q8_0 activation,
@@ -147,8 +147,10 @@ func testQGemm16Extremes(t *testing.T, r *rand.Rand, dt tensor.DType, k gemm16Ke
 						j.qbuf[i] = -qv
 					}
 				}
+				j.sbuf = make([]float32, n*nb)
 				for i := range j.dbuf {
 					j.dbuf[i] = float32(r.NormFloat64())
+					j.sbuf[i] = float32(r.NormFloat64()) * 100
 				}
 				for i := range j.bsbuf {
 					for _, v := range j.qbuf[16*i : 16*i+16] {
@@ -157,7 +159,7 @@ func testQGemm16Extremes(t *testing.T, r *rand.Rand, dt tensor.DType, k gemm16Ke
 				}
 				acts := make([]q8Act, n)
 				for tk := range acts {
-					acts[tk] = q8Act{Q: j.qbuf[tk*cols : (tk+1)*cols], D: j.dbuf[tk*nb : (tk+1)*nb], S: make([]float32, nb),
+					acts[tk] = q8Act{Q: j.qbuf[tk*cols : (tk+1)*cols], D: j.dbuf[tk*nb : (tk+1)*nb], S: j.sbuf[tk*nb : (tk+1)*nb],
 						BS: j.bsbuf[tk*cols/16 : (tk+1)*cols/16]}
 				}
 				j.groups16 = k.groups(nil, n, cols)

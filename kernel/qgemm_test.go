@@ -100,7 +100,7 @@ func TestQGemmRoute(t *testing.T) {
 			ok      bool // routed where the level has a kernel for dt
 		}{
 			{on, tensor.Q4_0, 32, 2048, true}, {on, tensor.Q8_0, 512, 1024, true}, {on, tensor.Q4_0, 31, 2048, false},
-			{on, tensor.Q4_0, 64, 768, true}, {on, tensor.Q4_K, 64, 2048, true}, {on, tensor.Q5_K, 64, 2048, false}, {on, tensor.F32, 64, 2048, false},
+			{on, tensor.Q4_0, 64, 768, true}, {on, tensor.Q4_K, 64, 2048, true}, {on, tensor.IQ2_XS, 64, 2048, false}, {on, tensor.F32, 64, 2048, false},
 			{&Config{QMaxBatch: qMaxN}, tensor.Q4_0, 64, 2048, false},
 			{&Config{QMaxBatch: 64, QGemmMin: 1}, tensor.Q4_0, 64, 2048, false},
 			{&Config{QMaxBatch: qMaxN, QGemmMin: 1, QDisabled: true}, tensor.Q4_0, 64, 2048, false},

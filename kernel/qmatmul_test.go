@@ -25,7 +25,7 @@ func TestQTileRoute(t *testing.T) {
 		{on, supported, tensor.Q8_0, 16, true},
 		{on, supported, tensor.Q4_K, 8, true},
 		{on, supported, tensor.Q6_K, 3, true},
-		{on, supported, tensor.Q5_K, 8, false}, // no sixteen-row kernels
+		{on, supported, tensor.IQ2_XS, 8, false}, // no sixteen-row kernels
 		{on, levelGeneric, tensor.Q4_0, 8, false},
 		{&Config{QMaxBatch: qMaxN}, supported, tensor.Q4_0, 8, false},
 		{&Config{QMaxBatch: qMaxN, QTileMin: 9}, supported, tensor.Q8_0, 8, false},
@@ -39,7 +39,7 @@ func TestQTileRoute(t *testing.T) {
 
 // TestQTileDecodeBitExact checks decode-size batches (1..16 tokens) that
 // take the sixteen-row kernels, through MatMul and MatMulMulti (one type,
-// and Q4_K mixed with Q6_K, which run weight by weight), against ggml's
+// and mixed types, which run weight by weight), against ggml's
 // generic dot of each weight row with each token's activation, bit for
 // bit: random, zero, all-ones and ±65504-scale weights (randBlocks), normal,
 // zero, huge, tiny and single-spike tokens (gemmActs), row counts with a
@@ -69,6 +69,9 @@ func TestQTileDecodeBitExact(t *testing.T) {
 		{1024, []target{{tensor.Q8_0, 64}, {tensor.Q8_0, 16}, {tensor.Q8_0, 16}}},
 		{256, []target{{tensor.Q4_0, 48}, {tensor.Q4_0, 300}}},
 		{512, []target{{tensor.Q4_K, 32}, {tensor.Q4_K, 16}, {tensor.Q6_K, 16}}},
+		{512, []target{{tensor.Q5_K, 21}, {tensor.Q5_K, 16}}},
+		{512, []target{{tensor.Q3_K, 16}, {tensor.Q2_K, 37}}},
+		{256, []target{{tensor.Q4_1, 17}, {tensor.Q5_1, 16}, {tensor.Q5_0, 16}, {tensor.IQ4_NL, 16}}},
 	} {
 		for wmode := 0; wmode < 4; wmode++ {
 			ws := make([]*tensor.Tensor, len(tc.tgs))

@@ -1,0 +1,44 @@
+package kernel
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// BenchmarkQGemm16Types times n = 1, 4 and 64 activations through MatMul
+// on 2048×2048 weights of every type with sixteen-row kernels, one thread,
+// on the tiles ("tiles") and on the row kernels ("rows"), so each type's
+// tiles can be compared with the row kernels they replace (QTileMin);
+// SetBytes counts weight bytes.
+func BenchmarkQGemm16Types(b *testing.B) {
+	const rows, cols = 2048, 2048
+	for _, dt := range gemm16TestTypes {
+		if !gemm16For(supported, dt).ok() {
+			b.Skipf("no sixteen-row %s kernels on this CPU", dt)
+		}
+		w := qBenchWeight(b, dt, rows, cols)
+		for _, n := range []int{1, 4, 64} {
+			x := randVec(rand.New(rand.NewPCG(1, 3)), n*cols)
+			out := make([]float32, n*rows)
+			for _, path := range []string{"tiles", "rows"} {
+				b.Run(fmt.Sprintf("%s/n=%d/%s", dt, n, path), func(b *testing.B) {
+					defer withConfig(func(c *Config) {
+						c.Threads = 1
+						c.QMaxBatch = 1 << 20 // the integer decode path
+						c.QTileMin = 1        // tiles
+						if path == "rows" {
+							c.QTileMin = 0
+						}
+					})()
+					b.SetBytes(int64(len(w.Data)))
+					for b.Loop() {
+						if err := MatMul(out, x, n, w); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+		}
+	}
+}

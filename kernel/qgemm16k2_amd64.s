@@ -1,0 +1,625 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+#include "qgemm16_amd64.h"
+
+// Sixteen-row tiles for Q5_K, Q3_K and Q2_K (qgemm16k.go). Q5_K tiles
+// take the Q4_K layout and kernels (quants 0..31 instead of 0..15), Q3_K
+// tiles the Q6_K layout and kernels (quants 0..7, the activations'
+// correction −4 times the sub-block sums instead of −32). Q2_K tiles hold
+// each quant multiplied by its sub-block scale (0..45, exact in a byte), so
+// the Q2_K kernels sum all 256 products of a super-block with VPDPBUSD
+// into one int32 per row and token, equal to ggml's Σ_s sc_s·Σ q·y; the
+// mins, as int16 pairs, meet the tokens' sixteen 16-column sums in eight
+// VPDPWSSD. The float epilogue per super-block is ggml's:
+// sum += dy·d·sumi − dy·dmin·summ.
+
+// Q5KQ stores the low and the high nibbles of the quant bytes q (Z13: 0x0f
+// bytes), each with its fifth bit from the qh bytes h moved to bit 4
+// (shifted by lop $ls and by hop $hs; Z12: 0x10 bytes), at lo(DI) and
+// hi(DI).
+#define Q5KQ(q, h, lop, ls, hop, hs, lo, hi) \
+	VPANDD     Z13, q, Z2; \
+	lop        $ls, h, Z3; \
+	VPTERNLOGD $0xf8, Z12, Z3, Z2; \
+	VMOVDQU32  Z2, lo(DI); \
+	VPSRLW     $4, q, Z2; \
+	VPANDD     Z13, Z2, Z2; \
+	hop        $hs, h, Z3; \
+	VPTERNLOGD $0xf8, Z12, Z3, Z2; \
+	VMOVDQU32  Z2, hi(DI)
+
+// Q3KSC stores a Q3_K sub-block scale, its low four bits at bit ls of src
+// and its high two at bit hs of Z7, minus 32, as int32 at off(DI) (Z10 = 15,
+// Z11 = 3, Z12 = 32 in every dword).
+#define Q3KSC(src, ls, hs, off) \
+	VPSRLD    $ls, src, Z2; \
+	VPANDD    Z10, Z2, Z2; \
+	VPSRLD    $hs, Z7, Z3; \
+	VPANDD    Z11, Z3, Z3; \
+	VPSLLD    $4, Z3, Z3; \
+	VPORD     Z3, Z2, Z2; \
+	VPSUBD    Z12, Z2, Z2; \
+	VMOVDQU32 Z2, off(DI)
+
+// Q3KQ stores the 2-bit fields at bit qs of the quant bytes q (Z14: 0x03
+// bytes), each with its third bit from the hmask bytes hm moved to bit 2
+// (shifted by hop $hs; Z15: 0x04 bytes), at off(DI).
+#define Q3KQ(q, qs, hm, hop, hs, off) \
+	VPSRLW     $qs, q, Z2; \
+	VPANDD     Z14, Z2, Z2; \
+	hop        $hs, hm, Z3; \
+	VPTERNLOGD $0xf8, Z15, Z3, Z2; \
+	VMOVDQU32  Z2, off(DI)
+
+// Q2KMIN stores the 4-bit mins of the scale bytes 2j and 2j+1 of src
+// (shifted right by ls and by hop $hs) as an int16 pair at off(DI) (Z10 =
+// 15, Z11 = 0x000f0000 in every dword).
+#define Q2KMIN(src, ls, hop, hs, off) \
+	VPSRLD     $ls, src, Z2; \
+	VPANDD     Z10, Z2, Z2; \
+	hop        $hs, src, Z3; \
+	VPTERNLOGD $0xf8, Z11, Z3, Z2; \
+	VMOVDQU32  Z2, off(DI)
+
+// Q2KSC sets Z8 to the 4-bit scale in byte b of each dword of src (the
+// control at ctl of gemm16ByteBcst; Z13: 0x0f bytes) in all four bytes, Z9
+// to twice it.
+#define Q2KSC(ctl, src) \
+	VPSHUFB ·gemm16ByteBcst+ctl(SB), src, Z8; \
+	VPANDD  Z13, Z8, Z8; \
+	VPADDB  Z8, Z8, Z9
+
+// Q2KQ stores the 2-bit fields of the quant bytes q whose low and high bits
+// are b0 and b1 (bit masks), times the scale (Q2KSC), at off(DI).
+#define Q2KQ(b0, b1, q, off) \
+	VPTESTMB   b0, q, K2; \
+	VPTESTMB   b1, q, K3; \
+	VMOVDQU8.Z Z8, K2, Z2; \
+	VPADDB     Z9, Z2, K3, Z2; \
+	VMOVDQU32  Z2, off(DI)
+
+// Q2KDOT adds to acc the products of the quant vectors Z0-Z3 with the
+// activation quants at a(R14).
+#define Q2KDOT(a, acc) \
+	VPDPBUSD.BCST a+0(R14), Z0, acc; \
+	VPDPBUSD.BCST a+4(R14), Z1, acc; \
+	VPDPBUSD.BCST a+8(R14), Z2, acc; \
+	VPDPBUSD.BCST a+12(R14), Z3, acc
+
+// Q2KMINS adds to acc the products of the min pairs Z0-Z3 with the
+// activation sub-block sum pairs at a(DI).
+#define Q2KMINS(a, acc) \
+	VPDPWSSD.BCST a+0(DI), Z0, acc; \
+	VPDPWSSD.BCST a+4(DI), Z1, acc; \
+	VPDPWSSD.BCST a+8(DI), Z2, acc; \
+	VPDPWSSD.BCST a+12(DI), Z3, acc
+
+// Q2KEPI adds dy·d·float32(sumi) − dy·dmin·float32(summ) to acc, as ggml
+// (d in Z28, dmin in Z29, dy at dy(DI); summ is overwritten).
+#define Q2KEPI(dy, sumi, summ, acc) \
+	VMULPS.BCST dy(DI), Z28, Z30; \
+	VCVTDQ2PS   sumi, Z31; \
+	VMULPS      Z31, Z30, Z30; \
+	VMULPS.BCST dy(DI), Z29, Z31; \
+	VCVTDQ2PS   summ, summ; \
+	VMULPS      summ, Z31, Z31; \
+	VSUBPS      Z31, Z30, Z30; \
+	VADDPS      Z30, acc, acc
+
+// func pack16Q5_KAVX512(dst, w []byte, rb, nb int)
+//
+// packQ5Kx16 with AVX-512: dst gets nb·5248 bytes (the Q4_K tile layout).
+TEXT ·pack16Q5_KAVX512(SB), NOSPLIT, $0-64
+	PACKARGS
+	MOVL $63, AX
+	VPBROADCASTD AX, Z9
+	MOVL $15, AX
+	VPBROADCASTD AX, Z10
+	MOVL $3, AX
+	VPBROADCASTD AX, Z11
+	MOVL $0x10101010, AX
+	VPBROADCASTD AX, Z12
+	MOVL $0x0f0f0f0f, AX
+	VPBROADCASTD AX, Z13
+	ROWREGS
+
+pq5kloop:
+	K4HEAD
+	// qh: bytes 0..15 in Z24-Z27, 16..31 in Z28-Z31
+	GATHER4(16, Z24, Z25, Z26, Z27, Z16, Z17, Z18, Z19)
+	GATHER4(32, Z28, Z29, Z30, Z31, Z16, Z17, Z18, Z19)
+	GATHER4(48, Z16, Z17, Z18, Z19, Z20, Z21, Z22, Z23)
+	Q5KQ(Z16, Z24, VPSLLW, 4, VPSLLW, 3, 1152, 1664)
+	Q5KQ(Z17, Z25, VPSLLW, 4, VPSLLW, 3, 1216, 1728)
+	Q5KQ(Z18, Z26, VPSLLW, 4, VPSLLW, 3, 1280, 1792)
+	Q5KQ(Z19, Z27, VPSLLW, 4, VPSLLW, 3, 1344, 1856)
+	GATHER4(64, Z16, Z17, Z18, Z19, Z20, Z21, Z22, Z23)
+	Q5KQ(Z16, Z28, VPSLLW, 4, VPSLLW, 3, 1408, 1920)
+	Q5KQ(Z17, Z29, VPSLLW, 4, VPSLLW, 3, 1472, 1984)
+	Q5KQ(Z18, Z30, VPSLLW, 4, VPSLLW, 3, 1536, 2048)
+	Q5KQ(Z19, Z31, VPSLLW, 4, VPSLLW, 3, 1600, 2112)
+	GATHER4(80, Z16, Z17, Z18, Z19, Z20, Z21, Z22, Z23)
+	Q5KQ(Z16, Z24, VPSLLW, 2, VPSLLW, 1, 2176, 2688)
+	Q5KQ(Z17, Z25, VPSLLW, 2, VPSLLW, 1, 2240, 2752)
+	Q5KQ(Z18, Z26, VPSLLW, 2, VPSLLW, 1, 2304, 2816)
+	Q5KQ(Z19, Z27, VPSLLW, 2, VPSLLW, 1, 2368, 2880)
+	GATHER4(96, Z16, Z17, Z18, Z19, Z20, Z21, Z22, Z23)
+	Q5KQ(Z16, Z28, VPSLLW, 2, VPSLLW, 1, 2432, 2944)
+	Q5KQ(Z17, Z29, VPSLLW, 2, VPSLLW, 1, 2496, 3008)
+	Q5KQ(Z18, Z30, VPSLLW, 2, VPSLLW, 1, 2560, 3072)
+	Q5KQ(Z19, Z31, VPSLLW, 2, VPSLLW, 1, 2624, 3136)
+	GATHER4(112, Z16, Z17, Z18, Z19, Z20, Z21, Z22, Z23)
+	Q5KQ(Z16, Z24, VPSLLW, 0, VPSRLW, 1, 3200, 3712)
+	Q5KQ(Z17, Z25, VPSLLW, 0, VPSRLW, 1, 3264, 3776)
+	Q5KQ(Z18, Z26, VPSLLW, 0, VPSRLW, 1, 3328, 3840)
+	Q5KQ(Z19, Z27, VPSLLW, 0, VPSRLW, 1, 3392, 3904)
+	GATHER4(128, Z16, Z17, Z18, Z19, Z20, Z21, Z22, Z23)
+	Q5KQ(Z16, Z28, VPSLLW, 0, VPSRLW, 1, 3456, 3968)
+	Q5KQ(Z17, Z29, VPSLLW, 0, VPSRLW, 1, 3520, 4032)
+	Q5KQ(Z18, Z30, VPSLLW, 0, VPSRLW, 1, 3584, 4096)
+	Q5KQ(Z19, Z31, VPSLLW, 0, VPSRLW, 1, 3648, 4160)
+	GATHER4(144, Z16, Z17, Z18, Z19, Z20, Z21, Z22, Z23)
+	Q5KQ(Z16, Z24, VPSRLW, 2, VPSRLW, 3, 4224, 4736)
+	Q5KQ(Z17, Z25, VPSRLW, 2, VPSRLW, 3, 4288, 4800)
+	Q5KQ(Z18, Z26, VPSRLW, 2, VPSRLW, 3, 4352, 4864)
+	Q5KQ(Z19, Z27, VPSRLW, 2, VPSRLW, 3, 4416, 4928)
+	GATHER4(160, Z16, Z17, Z18, Z19, Z20, Z21, Z22, Z23)
+	Q5KQ(Z16, Z28, VPSRLW, 2, VPSRLW, 3, 4480, 4992)
+	Q5KQ(Z17, Z29, VPSRLW, 2, VPSRLW, 3, 4544, 5056)
+	Q5KQ(Z18, Z30, VPSRLW, 2, VPSRLW, 3, 4608, 5120)
+	Q5KQ(Z19, Z31, VPSRLW, 2, VPSRLW, 3, 4672, 5184)
+	ADDQ $176, SI
+	ADDQ $5248, DI
+	DECQ CX
+	JNZ  pq5kloop
+	VZEROUPPER
+	RET
+
+// func pack16Q3_KAVX512(dst, w []byte, rb, nb int)
+//
+// packQ3Kx16 with AVX-512: dst gets nb·5184 bytes (the Q6_K tile layout).
+TEXT ·pack16Q3_KAVX512(SB), NOSPLIT, $0-64
+	PACKARGS
+	MOVL $15, AX
+	VPBROADCASTD AX, Z10
+	MOVL $3, AX
+	VPBROADCASTD AX, Z11
+	MOVL $32, AX
+	VPBROADCASTD AX, Z12
+	MOVL $0x03030303, AX
+	VPBROADCASTD AX, Z14
+	MOVL $0x04040404, AX
+	VPBROADCASTD AX, Z15
+	ROWREGS
+
+pq3kloop:
+	// d: the high half of the dword at 106 (the block's last two bytes).
+	GATHER(106, Z2)
+	VPSRLD    $16, Z2, Z2
+	VPMOVDW   Z2, Y3
+	VCVTPH2PS Y3, Z3
+	VMOVUPS   Z3, 0(DI)
+	// scales: Z5 = bytes 96..99, Z6 = 100..103, Z7 = 104..107 (Z4: qs, unused)
+	GATHER4(92, Z4, Z5, Z6, Z7, Z16, Z17, Z18, Z19)
+	Q3KSC(Z5, 0, 0, 64)
+	Q3KSC(Z5, 8, 8, 128)
+	Q3KSC(Z5, 16, 16, 192)
+	Q3KSC(Z5, 24, 24, 256)
+	Q3KSC(Z6, 0, 2, 320)
+	Q3KSC(Z6, 8, 10, 384)
+	Q3KSC(Z6, 16, 18, 448)
+	Q3KSC(Z6, 24, 26, 512)
+	Q3KSC(Z5, 4, 4, 576)
+	Q3KSC(Z5, 12, 12, 640)
+	Q3KSC(Z5, 20, 20, 704)
+	Q3KSC(Z5, 28, 28, 768)
+	Q3KSC(Z6, 4, 6, 832)
+	Q3KSC(Z6, 12, 14, 896)
+	Q3KSC(Z6, 20, 22, 960)
+	Q3KSC(Z6, 28, 30, 1024)
+	// hmask: bytes 0..15 in Z24-Z27, 16..31 in Z28-Z31
+	GATHER4(0, Z24, Z25, Z26, Z27, Z16, Z17, Z18, Z19)
+	GATHER4(16, Z28, Z29, Z30, Z31, Z16, Z17, Z18, Z19)
+	GATHER4(32, Z16, Z17, Z18, Z19, Z20, Z21, Z22, Z23)
+	Q3KQ(Z16, 0, Z24, VPSLLW, 2, 1088)
+	Q3KQ(Z17, 0, Z25, VPSLLW, 2, 1152)
+	Q3KQ(Z18, 0, Z26, VPSLLW, 2, 1216)
+	Q3KQ(Z19, 0, Z27, VPSLLW, 2, 1280)
+	Q3KQ(Z16, 2, Z24, VPSLLW, 1, 1600)
+	Q3KQ(Z17, 2, Z25, VPSLLW, 1, 1664)
+	Q3KQ(Z18, 2, Z26, VPSLLW, 1, 1728)
+	Q3KQ(Z19, 2, Z27, VPSLLW, 1, 1792)
+	Q3KQ(Z16, 4, Z24, VPSLLW, 0, 2112)
+	Q3KQ(Z17, 4, Z25, VPSLLW, 0, 2176)
+	Q3KQ(Z18, 4, Z26, VPSLLW, 0, 2240)
+	Q3KQ(Z19, 4, Z27, VPSLLW, 0, 2304)
+	Q3KQ(Z16, 6, Z24, VPSRLW, 1, 2624)
+	Q3KQ(Z17, 6, Z25, VPSRLW, 1, 2688)
+	Q3KQ(Z18, 6, Z26, VPSRLW, 1, 2752)
+	Q3KQ(Z19, 6, Z27, VPSRLW, 1, 2816)
+	GATHER4(48, Z16, Z17, Z18, Z19, Z20, Z21, Z22, Z23)
+	Q3KQ(Z16, 0, Z28, VPSLLW, 2, 1344)
+	Q3KQ(Z17, 0, Z29, VPSLLW, 2, 1408)
+	Q3KQ(Z18, 0, Z30, VPSLLW, 2, 1472)
+	Q3KQ(Z19, 0, Z31, VPSLLW, 2, 1536)
+	Q3KQ(Z16, 2, Z28, VPSLLW, 1, 1856)
+	Q3KQ(Z17, 2, Z29, VPSLLW, 1, 1920)
+	Q3KQ(Z18, 2, Z30, VPSLLW, 1, 1984)
+	Q3KQ(Z19, 2, Z31, VPSLLW, 1, 2048)
+	Q3KQ(Z16, 4, Z28, VPSLLW, 0, 2368)
+	Q3KQ(Z17, 4, Z29, VPSLLW, 0, 2432)
+	Q3KQ(Z18, 4, Z30, VPSLLW, 0, 2496)
+	Q3KQ(Z19, 4, Z31, VPSLLW, 0, 2560)
+	Q3KQ(Z16, 6, Z28, VPSRLW, 1, 2880)
+	Q3KQ(Z17, 6, Z29, VPSRLW, 1, 2944)
+	Q3KQ(Z18, 6, Z30, VPSRLW, 1, 3008)
+	Q3KQ(Z19, 6, Z31, VPSRLW, 1, 3072)
+	GATHER4(64, Z16, Z17, Z18, Z19, Z20, Z21, Z22, Z23)
+	Q3KQ(Z16, 0, Z24, VPSRLW, 2, 3136)
+	Q3KQ(Z17, 0, Z25, VPSRLW, 2, 3200)
+	Q3KQ(Z18, 0, Z26, VPSRLW, 2, 3264)
+	Q3KQ(Z19, 0, Z27, VPSRLW, 2, 3328)
+	Q3KQ(Z16, 2, Z24, VPSRLW, 3, 3648)
+	Q3KQ(Z17, 2, Z25, VPSRLW, 3, 3712)
+	Q3KQ(Z18, 2, Z26, VPSRLW, 3, 3776)
+	Q3KQ(Z19, 2, Z27, VPSRLW, 3, 3840)
+	Q3KQ(Z16, 4, Z24, VPSRLW, 4, 4160)
+	Q3KQ(Z17, 4, Z25, VPSRLW, 4, 4224)
+	Q3KQ(Z18, 4, Z26, VPSRLW, 4, 4288)
+	Q3KQ(Z19, 4, Z27, VPSRLW, 4, 4352)
+	Q3KQ(Z16, 6, Z24, VPSRLW, 5, 4672)
+	Q3KQ(Z17, 6, Z25, VPSRLW, 5, 4736)
+	Q3KQ(Z18, 6, Z26, VPSRLW, 5, 4800)
+	Q3KQ(Z19, 6, Z27, VPSRLW, 5, 4864)
+	GATHER4(80, Z16, Z17, Z18, Z19, Z20, Z21, Z22, Z23)
+	Q3KQ(Z16, 0, Z28, VPSRLW, 2, 3392)
+	Q3KQ(Z17, 0, Z29, VPSRLW, 2, 3456)
+	Q3KQ(Z18, 0, Z30, VPSRLW, 2, 3520)
+	Q3KQ(Z19, 0, Z31, VPSRLW, 2, 3584)
+	Q3KQ(Z16, 2, Z28, VPSRLW, 3, 3904)
+	Q3KQ(Z17, 2, Z29, VPSRLW, 3, 3968)
+	Q3KQ(Z18, 2, Z30, VPSRLW, 3, 4032)
+	Q3KQ(Z19, 2, Z31, VPSRLW, 3, 4096)
+	Q3KQ(Z16, 4, Z28, VPSRLW, 4, 4416)
+	Q3KQ(Z17, 4, Z29, VPSRLW, 4, 4480)
+	Q3KQ(Z18, 4, Z30, VPSRLW, 4, 4544)
+	Q3KQ(Z19, 4, Z31, VPSRLW, 4, 4608)
+	Q3KQ(Z16, 6, Z28, VPSRLW, 5, 4928)
+	Q3KQ(Z17, 6, Z29, VPSRLW, 5, 4992)
+	Q3KQ(Z18, 6, Z30, VPSRLW, 5, 5056)
+	Q3KQ(Z19, 6, Z31, VPSRLW, 5, 5120)
+	ADDQ $110, SI
+	ADDQ $5184, DI
+	DECQ CX
+	JNZ  pq3kloop
+	VZEROUPPER
+	RET
+
+// func pack16Q2_KAVX512(dst, w []byte, rb, nb int)
+//
+// packQ2Kx16 with AVX-512: dst gets nb·4736 bytes.
+TEXT ·pack16Q2_KAVX512(SB), NOSPLIT, $0-64
+	PACKARGS
+	MOVL $15, AX
+	VPBROADCASTD AX, Z10
+	MOVL $0x000f0000, AX
+	VPBROADCASTD AX, Z11
+	MOVL $0x0f0f0f0f, AX
+	VPBROADCASTD AX, Z13
+	// Z24+b: bit b of every byte
+	MOVL $0x01010101, AX
+	VPBROADCASTD AX, Z24
+	MOVL $0x02020202, AX
+	VPBROADCASTD AX, Z25
+	MOVL $0x04040404, AX
+	VPBROADCASTD AX, Z26
+	MOVL $0x08080808, AX
+	VPBROADCASTD AX, Z27
+	MOVL $0x10101010, AX
+	VPBROADCASTD AX, Z28
+	MOVL $0x20202020, AX
+	VPBROADCASTD AX, Z29
+	MOVL $0x40404040, AX
+	VPBROADCASTD AX, Z30
+	MOVL $0x80808080, AX
+	VPBROADCASTD AX, Z31
+	ROWREGS
+
+pq2kloop:
+	// d and dmin: the dword at 80
+	GATHER(80, Z2)
+	VPMOVDW   Z2, Y3
+	VCVTPH2PS Y3, Z3
+	VMOVUPS   Z3, 0(DI)
+	VPSRLD    $16, Z2, Z3
+	VPMOVDW   Z3, Y3
+	VCVTPH2PS Y3, Z3
+	VMOVUPS   Z3, 64(DI)
+	// scales and mins: Z4-Z7 = bytes 0..15
+	GATHER4(0, Z4, Z5, Z6, Z7, Z16, Z17, Z18, Z19)
+	Q2KMIN(Z4, 4, VPSLLD, 4, 128)
+	Q2KMIN(Z4, 20, VPSRLD, 12, 192)
+	Q2KMIN(Z5, 4, VPSLLD, 4, 256)
+	Q2KMIN(Z5, 20, VPSRLD, 12, 320)
+	Q2KMIN(Z6, 4, VPSLLD, 4, 384)
+	Q2KMIN(Z6, 20, VPSRLD, 12, 448)
+	Q2KMIN(Z7, 4, VPSLLD, 4, 512)
+	Q2KMIN(Z7, 20, VPSRLD, 12, 576)
+	GATHER4(16, Z16, Z17, Z18, Z19, Z20, Z21, Z22, Z23)
+	Q2KSC(0, Z4)
+	Q2KQ(Z24, Z25, Z16, 640)
+	Q2KQ(Z24, Z25, Z17, 704)
+	Q2KQ(Z24, Z25, Z18, 768)
+	Q2KQ(Z24, Z25, Z19, 832)
+	Q2KSC(128, Z4)
+	Q2KQ(Z26, Z27, Z16, 1152)
+	Q2KQ(Z26, Z27, Z17, 1216)
+	Q2KQ(Z26, Z27, Z18, 1280)
+	Q2KQ(Z26, Z27, Z19, 1344)
+	Q2KSC(0, Z5)
+	Q2KQ(Z28, Z29, Z16, 1664)
+	Q2KQ(Z28, Z29, Z17, 1728)
+	Q2KQ(Z28, Z29, Z18, 1792)
+	Q2KQ(Z28, Z29, Z19, 1856)
+	Q2KSC(128, Z5)
+	Q2KQ(Z30, Z31, Z16, 2176)
+	Q2KQ(Z30, Z31, Z17, 2240)
+	Q2KQ(Z30, Z31, Z18, 2304)
+	Q2KQ(Z30, Z31, Z19, 2368)
+	GATHER4(32, Z16, Z17, Z18, Z19, Z20, Z21, Z22, Z23)
+	Q2KSC(64, Z4)
+	Q2KQ(Z24, Z25, Z16, 896)
+	Q2KQ(Z24, Z25, Z17, 960)
+	Q2KQ(Z24, Z25, Z18, 1024)
+	Q2KQ(Z24, Z25, Z19, 1088)
+	Q2KSC(192, Z4)
+	Q2KQ(Z26, Z27, Z16, 1408)
+	Q2KQ(Z26, Z27, Z17, 1472)
+	Q2KQ(Z26, Z27, Z18, 1536)
+	Q2KQ(Z26, Z27, Z19, 1600)
+	Q2KSC(64, Z5)
+	Q2KQ(Z28, Z29, Z16, 1920)
+	Q2KQ(Z28, Z29, Z17, 1984)
+	Q2KQ(Z28, Z29, Z18, 2048)
+	Q2KQ(Z28, Z29, Z19, 2112)
+	Q2KSC(192, Z5)
+	Q2KQ(Z30, Z31, Z16, 2432)
+	Q2KQ(Z30, Z31, Z17, 2496)
+	Q2KQ(Z30, Z31, Z18, 2560)
+	Q2KQ(Z30, Z31, Z19, 2624)
+	GATHER4(48, Z16, Z17, Z18, Z19, Z20, Z21, Z22, Z23)
+	Q2KSC(0, Z6)
+	Q2KQ(Z24, Z25, Z16, 2688)
+	Q2KQ(Z24, Z25, Z17, 2752)
+	Q2KQ(Z24, Z25, Z18, 2816)
+	Q2KQ(Z24, Z25, Z19, 2880)
+	Q2KSC(128, Z6)
+	Q2KQ(Z26, Z27, Z16, 3200)
+	Q2KQ(Z26, Z27, Z17, 3264)
+	Q2KQ(Z26, Z27, Z18, 3328)
+	Q2KQ(Z26, Z27, Z19, 3392)
+	Q2KSC(0, Z7)
+	Q2KQ(Z28, Z29, Z16, 3712)
+	Q2KQ(Z28, Z29, Z17, 3776)
+	Q2KQ(Z28, Z29, Z18, 3840)
+	Q2KQ(Z28, Z29, Z19, 3904)
+	Q2KSC(128, Z7)
+	Q2KQ(Z30, Z31, Z16, 4224)
+	Q2KQ(Z30, Z31, Z17, 4288)
+	Q2KQ(Z30, Z31, Z18, 4352)
+	Q2KQ(Z30, Z31, Z19, 4416)
+	GATHER4(64, Z16, Z17, Z18, Z19, Z20, Z21, Z22, Z23)
+	Q2KSC(64, Z6)
+	Q2KQ(Z24, Z25, Z16, 2944)
+	Q2KQ(Z24, Z25, Z17, 3008)
+	Q2KQ(Z24, Z25, Z18, 3072)
+	Q2KQ(Z24, Z25, Z19, 3136)
+	Q2KSC(192, Z6)
+	Q2KQ(Z26, Z27, Z16, 3456)
+	Q2KQ(Z26, Z27, Z17, 3520)
+	Q2KQ(Z26, Z27, Z18, 3584)
+	Q2KQ(Z26, Z27, Z19, 3648)
+	Q2KSC(64, Z7)
+	Q2KQ(Z28, Z29, Z16, 3968)
+	Q2KQ(Z28, Z29, Z17, 4032)
+	Q2KQ(Z28, Z29, Z18, 4096)
+	Q2KQ(Z28, Z29, Z19, 4160)
+	Q2KSC(192, Z7)
+	Q2KQ(Z30, Z31, Z16, 4480)
+	Q2KQ(Z30, Z31, Z17, 4544)
+	Q2KQ(Z30, Z31, Z18, 4608)
+	Q2KQ(Z30, Z31, Z19, 4672)
+	ADDQ $84, SI
+	ADDQ $4736, DI
+	DECQ CX
+	JNZ  pq2kloop
+	VZEROUPPER
+	RET
+
+// gemm16ByteBcst holds four VPSHUFB controls: control b (at 64b) copies
+// byte b of each dword to all four bytes of that dword (also used by
+// qgemm16l_amd64.s).
+DATA ·gemm16ByteBcst+0x000(SB)/8, $0x0404040400000000
+DATA ·gemm16ByteBcst+0x008(SB)/8, $0x0c0c0c0c08080808
+DATA ·gemm16ByteBcst+0x010(SB)/8, $0x0404040400000000
+DATA ·gemm16ByteBcst+0x018(SB)/8, $0x0c0c0c0c08080808
+DATA ·gemm16ByteBcst+0x020(SB)/8, $0x0404040400000000
+DATA ·gemm16ByteBcst+0x028(SB)/8, $0x0c0c0c0c08080808
+DATA ·gemm16ByteBcst+0x030(SB)/8, $0x0404040400000000
+DATA ·gemm16ByteBcst+0x038(SB)/8, $0x0c0c0c0c08080808
+DATA ·gemm16ByteBcst+0x040(SB)/8, $0x0505050501010101
+DATA ·gemm16ByteBcst+0x048(SB)/8, $0x0d0d0d0d09090909
+DATA ·gemm16ByteBcst+0x050(SB)/8, $0x0505050501010101
+DATA ·gemm16ByteBcst+0x058(SB)/8, $0x0d0d0d0d09090909
+DATA ·gemm16ByteBcst+0x060(SB)/8, $0x0505050501010101
+DATA ·gemm16ByteBcst+0x068(SB)/8, $0x0d0d0d0d09090909
+DATA ·gemm16ByteBcst+0x070(SB)/8, $0x0505050501010101
+DATA ·gemm16ByteBcst+0x078(SB)/8, $0x0d0d0d0d09090909
+DATA ·gemm16ByteBcst+0x080(SB)/8, $0x0606060602020202
+DATA ·gemm16ByteBcst+0x088(SB)/8, $0x0e0e0e0e0a0a0a0a
+DATA ·gemm16ByteBcst+0x090(SB)/8, $0x0606060602020202
+DATA ·gemm16ByteBcst+0x098(SB)/8, $0x0e0e0e0e0a0a0a0a
+DATA ·gemm16ByteBcst+0x0a0(SB)/8, $0x0606060602020202
+DATA ·gemm16ByteBcst+0x0a8(SB)/8, $0x0e0e0e0e0a0a0a0a
+DATA ·gemm16ByteBcst+0x0b0(SB)/8, $0x0606060602020202
+DATA ·gemm16ByteBcst+0x0b8(SB)/8, $0x0e0e0e0e0a0a0a0a
+DATA ·gemm16ByteBcst+0x0c0(SB)/8, $0x0707070703030303
+DATA ·gemm16ByteBcst+0x0c8(SB)/8, $0x0f0f0f0f0b0b0b0b
+DATA ·gemm16ByteBcst+0x0d0(SB)/8, $0x0707070703030303
+DATA ·gemm16ByteBcst+0x0d8(SB)/8, $0x0f0f0f0f0b0b0b0b
+DATA ·gemm16ByteBcst+0x0e0(SB)/8, $0x0707070703030303
+DATA ·gemm16ByteBcst+0x0e8(SB)/8, $0x0f0f0f0f0b0b0b0b
+DATA ·gemm16ByteBcst+0x0f0(SB)/8, $0x0707070703030303
+DATA ·gemm16ByteBcst+0x0f8(SB)/8, $0x0f0f0f0f0b0b0b0b
+GLOBL ·gemm16ByteBcst(SB), RODATA|NOPTR, $256
+
+// func gemm16Q2_Kx8VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
+//
+// out[t*ostride+r] = row r · token t for the sixteen Q2_K rows packed in
+// pack (nb super-blocks, nb > 0) and the group of 8 token(s) at acts.
+TEXT ·gemm16Q2_Kx8VNNI(SB), NOSPLIT, $0-88
+	KARGS
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+
+q2kx8blk:
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	LEAQ 640(SI), R10
+	MOVQ DI, R14
+	MOVQ $16, DX
+
+q2kx8sub:
+	VMOVDQU32 0(R10), Z0
+	VMOVDQU32 64(R10), Z1
+	VMOVDQU32 128(R10), Z2
+	VMOVDQU32 192(R10), Z3
+	Q2KDOT(0, Z12)
+	Q2KDOT(256, Z13)
+	Q2KDOT(512, Z14)
+	Q2KDOT(768, Z15)
+	Q2KDOT(1024, Z16)
+	Q2KDOT(1280, Z17)
+	Q2KDOT(1536, Z18)
+	Q2KDOT(1792, Z19)
+	ADDQ $256, R10
+	ADDQ $16, R14
+	DECQ DX
+	JNZ  q2kx8sub
+
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	VPXORD Z23, Z23, Z23
+	VPXORD Z24, Z24, Z24
+	VPXORD Z25, Z25, Z25
+	VPXORD Z26, Z26, Z26
+	VPXORD Z27, Z27, Z27
+	VMOVDQU32 128(SI), Z0
+	VMOVDQU32 192(SI), Z1
+	VMOVDQU32 256(SI), Z2
+	VMOVDQU32 320(SI), Z3
+	Q2KMINS(2080, Z20)
+	Q2KMINS(2144, Z21)
+	Q2KMINS(2208, Z22)
+	Q2KMINS(2272, Z23)
+	Q2KMINS(2336, Z24)
+	Q2KMINS(2400, Z25)
+	Q2KMINS(2464, Z26)
+	Q2KMINS(2528, Z27)
+	VMOVDQU32 384(SI), Z0
+	VMOVDQU32 448(SI), Z1
+	VMOVDQU32 512(SI), Z2
+	VMOVDQU32 576(SI), Z3
+	Q2KMINS(2096, Z20)
+	Q2KMINS(2160, Z21)
+	Q2KMINS(2224, Z22)
+	Q2KMINS(2288, Z23)
+	Q2KMINS(2352, Z24)
+	Q2KMINS(2416, Z25)
+	Q2KMINS(2480, Z26)
+	Q2KMINS(2544, Z27)
+	VMOVUPS 0(SI), Z28
+	VMOVUPS 64(SI), Z29
+	Q2KEPI(2048, Z12, Z20, Z4)
+	Q2KEPI(2052, Z13, Z21, Z5)
+	Q2KEPI(2056, Z14, Z22, Z6)
+	Q2KEPI(2060, Z15, Z23, Z7)
+	Q2KEPI(2064, Z16, Z24, Z8)
+	Q2KEPI(2068, Z17, Z25, Z9)
+	Q2KEPI(2072, Z18, Z26, Z10)
+	Q2KEPI(2076, Z19, Z27, Z11)
+	ADDQ $4736, SI
+	ADDQ $2592, DI
+	DECQ CX
+	JNZ  q2kx8blk
+	STORE(Z4)
+	STORE(Z5)
+	STORE(Z6)
+	STORE(Z7)
+	STORE(Z8)
+	STORE(Z9)
+	STORE(Z10)
+	STORE(Z11)
+	VZEROUPPER
+	RET
+
+// func gemm16Q2_Kx1VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
+//
+// out[t*ostride+r] = row r · token t for the sixteen Q2_K rows packed in
+// pack (nb super-blocks, nb > 0) and the group of 1 token(s) at acts.
+TEXT ·gemm16Q2_Kx1VNNI(SB), NOSPLIT, $0-88
+	KARGS
+	VPXORD Z4, Z4, Z4
+
+q2kx1blk:
+	VPXORD Z12, Z12, Z12
+	LEAQ 640(SI), R10
+	MOVQ DI, R14
+	MOVQ $16, DX
+
+q2kx1sub:
+	VMOVDQU32 0(R10), Z0
+	VMOVDQU32 64(R10), Z1
+	VMOVDQU32 128(R10), Z2
+	VMOVDQU32 192(R10), Z3
+	Q2KDOT(0, Z12)
+	ADDQ $256, R10
+	ADDQ $16, R14
+	DECQ DX
+	JNZ  q2kx1sub
+
+	VPXORD Z20, Z20, Z20
+	VMOVDQU32 128(SI), Z0
+	VMOVDQU32 192(SI), Z1
+	VMOVDQU32 256(SI), Z2
+	VMOVDQU32 320(SI), Z3
+	Q2KMINS(260, Z20)
+	VMOVDQU32 384(SI), Z0
+	VMOVDQU32 448(SI), Z1
+	VMOVDQU32 512(SI), Z2
+	VMOVDQU32 576(SI), Z3
+	Q2KMINS(276, Z20)
+	VMOVUPS 0(SI), Z28
+	VMOVUPS 64(SI), Z29
+	Q2KEPI(256, Z12, Z20, Z4)
+	ADDQ $4736, SI
+	ADDQ $324, DI
+	DECQ CX
+	JNZ  q2kx1blk
+	STORE(Z4)
+	VZEROUPPER
+	RET
