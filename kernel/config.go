@@ -59,8 +59,9 @@ type Config struct {
 	// results as the VNNI kernels, bit for bit. Default: TERSE_NOAMX=1.
 	NoAMX bool
 	// QTileMin is the smallest activation count, at most QMaxBatch, for
-	// which the integer decode path dots Q4_0, Q8_0, Q4_K, Q6_K and IQ4_XS
-	// weights through the sixteen-row kernels (qgemm16.go, where the level
+	// which the integer decode path dots the weights of exactRowType types
+	// (Q8_0, Q4_0, Q4_K, Q6_K, IQ4_XS, Q2_K, Q3_K) through the sixteen-row
+	// kernels (qgemm16.go, where the level
 	// has them: AVX512_VNNI) instead of row by row: each 16-row weight tile
 	// is repacked once and dotted with every token. Both routes give ggml's
 	// dot bit for bit (the row kernels of these types do the reference's
@@ -69,7 +70,9 @@ type Config struct {
 	// server's greedy equality relies on. That holds for QTileMin 1 to 4:
 	// batches of four or more that stay off the tiles take the four-token
 	// kernels (qdec4.go), which round differently. 0 keeps the row kernels
-	// at every decode batch size. Default 2: one token takes the rows, which
+	// at every decode batch size. The other types with sixteen-row kernels
+	// take them at every size once QTileMin > 0 (qTileRoute), since their
+	// row kernels round differently. Default 2: one token takes the rows, which
 	// read each weight row once without the per-call repacking. Measured on
 	// the development machine (AMD EPYC Zen 4, shared with other jobs at
 	// load 12-24 on 2 cores, so only ratios mean much): one thread,

@@ -20,6 +20,18 @@ import (
 // its result bit for bit; the others may order them differently. Kernels
 // are chosen once per weight matrix.
 
+// exactRowType reports whether dt's row kernels, at every level, give the
+// reference dot bit for bit (TestQRowsExact, TestQDotK23Exact), as the
+// sixteen-row kernels do: a one-token decode may then take the rows
+// without changing results (qTileRoute).
+func exactRowType(dt tensor.DType) bool {
+	switch dt {
+	case tensor.Q8_0, tensor.Q4_0, tensor.Q4_K, tensor.Q6_K, tensor.IQ4_XS, tensor.Q2_K, tensor.Q3_K:
+		return true
+	}
+	return false
+}
+
 // q8Act is one quantized activation row (ggml.ActRow).
 type q8Act = ggml.ActRow
 

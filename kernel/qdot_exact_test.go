@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/terse-llm/terse/quant/ggml"
 	"github.com/terse-llm/terse/tensor"
 )
 
@@ -13,7 +14,7 @@ import (
 // dot (ggml.Type.Dot) bit for bit at every level: the types with
 // sixteen-row kernels, so that a one-token decode on the rows equals a
 // batched decode on the tiles.
-var qExactTypes = []tensor.DType{tensor.Q8_0, tensor.Q4_0, tensor.Q4_K, tensor.Q6_K, tensor.IQ4_XS}
+var qExactTypes = []tensor.DType{tensor.Q8_0, tensor.Q4_0, tensor.Q4_K, tensor.Q6_K, tensor.IQ4_XS, tensor.Q2_K, tensor.Q3_K}
 
 // exactAct returns a random activation (randAct modes 0-3) whose block
 // scales are, for smode 1, huge (up to 2^100) and, for smode 2, tiny
@@ -152,6 +153,30 @@ func TestQDecodeRowsEqualTiles(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// TestQTileRouteExact checks the one-token route: rows only for the types
+// whose row kernels TestQRowsExact proves exact, tiles for the rest.
+func TestQTileRouteExact(t *testing.T) {
+	exact := map[tensor.DType]bool{}
+	for _, dt := range qExactTypes {
+		exact[dt] = true
+	}
+	cfg := Config{QTileMin: 2}
+	for _, dt := range ggml.Types() {
+		if exactRowType(dt) && !exact[dt] {
+			t.Errorf("%s: exactRowType says exact, but TestQRowsExact does not test it", dt)
+		}
+		if !qGemmType(dt) || !gemm16For(active, dt).ok() {
+			continue
+		}
+		if got, want := qTileRoute(&cfg, active, dt, 1), !exactRowType(dt); got != want {
+			t.Errorf("%s: one token takes the tiles: %v, want %v", dt, got, want)
+		}
+		if !qTileRoute(&cfg, active, dt, 2) {
+			t.Errorf("%s: two tokens stay off the tiles", dt)
 		}
 	}
 }

@@ -90,9 +90,12 @@ func qMatMul(cfg *Config, out, x []float32, n int, w *tensor.Tensor, rb int) {
 // qTileRoute reports whether the integer decode path takes n activations
 // of dt weights through the sixteen-row kernels (qgemm16.go) under cfg at
 // level l: the weights stream once per call for all n tokens, and each
-// VPDPBUSD advances sixteen rows at once.
+// VPDPBUSD advances sixteen rows at once. Batches smaller than QTileMin
+// stay on the rows only for the types whose row kernels give the tiles'
+// result bit for bit (exactRowType); the others take the tiles at every
+// size, so that batching never changes a sequence's logits.
 func qTileRoute(cfg *Config, l level, dt tensor.DType, n int) bool {
-	return cfg.QTileMin > 0 && n >= cfg.QTileMin && qGemmType(dt) && gemm16For(l, dt).ok()
+	return cfg.QTileMin > 0 && (n >= cfg.QTileMin || !exactRowType(dt)) && qGemmType(dt) && gemm16For(l, dt).ok()
 }
 
 // qMatMulMulti runs the integer path for weights that all pass MatMul's
