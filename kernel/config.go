@@ -80,7 +80,7 @@ type Config struct {
 	// row kernels for two and three tokens and 1.7-3.1× for eight (earlier
 	// measurement), while for one token the rows ran at 1.1-3× the tiles;
 	// a Llama-3.2-1B-shaped decode on two threads (terse bench -n 32) ran
-	// 1.5-3× faster on the rows than on the tiles for Q4_K_M, Q8_0, Q4_0
+	// 1.4-3× faster on the rows than on the tiles for Q4_K_M, Q8_0, Q4_0
 	// and Q6_K.
 	QTileMin int
 	// QDisabled sends quantized weights down the dequantize path at every

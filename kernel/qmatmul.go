@@ -12,12 +12,15 @@ import (
 // vectors, MatMul quantizes each activation once (qact.go) and dots every
 // weight row with it in integer arithmetic (qdot.go, qdot_amd64.s) straight
 // from storage, instead of widening rows to float32. From Config.QTileMin
-// activations on (by default, every decode batch), Q4_0, Q8_0, Q4_K and
-// Q6_K weights go through the prefill GEMM's sixteen-row tiles instead
+// activations on (by default two: batches), the weights of every type with
+// sixteen-row kernels go through the prefill GEMM's tiles instead
 // (qgemm16.go, where the level has them): each tile is repacked once and
 // dotted with all the tokens, so the weights stream from memory once per
-// call and each VPDPBUSD advances sixteen rows. The results are ggml's dot
-// bit for bit whatever the batch size (the row kernels round differently),
+// call and each VPDPBUSD advances sixteen rows. The tiles give ggml's dot
+// bit for bit, and so do the row kernels of the exactRowType types, which
+// alone stay on the rows for one token (qTileRoute); the other tile types
+// take the tiles at every size. Either way the result does not depend on
+// the batch size,
 // so batched decode gives every sequence the logits it gets alone.
 
 // qRoute reports whether MatMul should use the integer path for n
