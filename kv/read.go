@@ -76,3 +76,26 @@ func (c *evictCache) ReadKV(layer, from, to int, k, v []float32) error {
 	}
 	return r.ReadKV(layer, from, to, k, v)
 }
+
+// readRows fills ReadKV's k and v (positions from to to of a layer with
+// kvDim channels, hd per head, token-major) by widening one head's key and
+// value row at a time with row (checkRead has passed).
+func readRows(kvDim, hd, from, to int, k, v []float32, row func(h, p int, k, v []float32)) {
+	for h := 0; h < kvDim/hd; h++ {
+		for p := from; p < to; p++ {
+			off := (p-from)*kvDim + h*hd
+			row(h, p, k[off:off+hd], v[off:off+hd])
+		}
+	}
+}
+
+// headRows returns the first n key and value rows (hd channels each) of one
+// head, widened by row, for tests.
+func headRows(hd, n int, row func(p int, k, v []float32)) (k, v [][]float32) {
+	for p := 0; p < n; p++ {
+		kr, vr := make([]float32, hd), make([]float32, hd)
+		row(p, kr, vr)
+		k, v = append(k, kr), append(v, vr)
+	}
+	return k, v
+}

@@ -655,25 +655,14 @@ func (c *rqCache) ReadKV(layer, from, to int, k, v []float32) error {
 	if err := checkRead(c.name, c.kvDim, c.lens, layer, from, to, k, v); err != nil {
 		return err
 	}
-	d := c.kvDim[layer]
-	for h := 0; h < d/c.hd; h++ {
-		for p := from; p < to; p++ {
-			off := (p-from)*d + h*c.hd
-			c.row(layer, h, p, k[off:off+c.hd], v[off:off+c.hd])
-		}
-	}
+	readRows(c.kvDim[layer], c.hd, from, to, k, v, func(h, p int, k, v []float32) { c.row(layer, h, p, k, v) })
 	return nil
 }
 
 // dequant returns the first n keys and values of KV head head of layer as
 // the cache holds them, for tests.
 func (c *rqCache) dequant(layer, head, n int) (k, v [][]float32) {
-	for p := 0; p < n; p++ {
-		kr, vr := make([]float32, c.hd), make([]float32, c.hd)
-		c.row(layer, head, p, kr, vr)
-		k, v = append(k, kr), append(v, vr)
-	}
-	return k, v
+	return headRows(c.hd, n, func(p int, k, v []float32) { c.row(layer, head, p, k, v) })
 }
 
 // parseRQ reads "[kB][:vB][:sS][:p]" after "rq:": B a rate in bits per
