@@ -21,7 +21,7 @@ import (
 // are chosen once per weight matrix.
 
 // exactRowType reports whether dt's row kernels, at every level, give the
-// reference dot bit for bit (TestQRowsExact, TestQDotK23Exact), as the
+// reference dot bit for bit (TestQRowsExact), as the
 // sixteen-row kernels do: a one-token decode may then take the rows
 // without changing results (qTileRoute).
 func exactRowType(dt tensor.DType) bool {
