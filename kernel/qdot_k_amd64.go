@@ -5,8 +5,8 @@ package kernel
 import "github.com/terse-llm/terse/tensor"
 
 // Row dots for the k-quants and IQ4 types that qdot_amd64.go does not
-// cover: IQ4_XS and IQ4_NL (qdot_iq4_amd64.s), Q5_K, Q3_K, Q2_K, Q5_0 and
-// Q5_1 (qdot_k_amd64.s). Each computes the reference dot's exact integer
+// cover: IQ4_XS and IQ4_NL (qdot_iq4_amd64.s), Q5_K, Q5_0 and Q5_1
+// (qdot_k_amd64.s); Q2_K and Q3_K are in qdot_k23_amd64.go. Each computes the reference dot's exact integer
 // block sums; IQ4_XS also does the float32 scaling and accumulation in the
 // reference's order (bit for bit ggml.Type.Dot, as the sixteen-row
 // kernels), the others order them differently.
