@@ -29,12 +29,19 @@ import (
 // (gemm16Acts).
 type gemm16Fn func(out []float32, ostride int, pack []byte, nb int, acts []byte)
 
+// gemm16PFn is a gemm16Fn that prefetches pf (at most about one tile's
+// raw rows) into the cache meanwhile.
+type gemm16PFn func(out []float32, ostride int, pack []byte, nb int, acts []byte, pf []byte)
+
 // gemm16Kernels are the sixteen-row kernels of one weight type, for groups
 // of eight, four and one token (x8 and x4 may be nil), its repacking
 // routine, and the sizes of its blocks: blk columns, tile bytes per block
 // (sixteen rows) and activation bytes per block and token.
 type gemm16Kernels struct {
-	x16, x8, x4, x1     gemm16Fn
+	x16, x8, x4, x1 gemm16Fn
+	// x8pf, where not nil, is x8 that also prefetches a byte range while
+	// it computes (runTiled16 passes it the next band's raw rows).
+	x8pf                gemm16PFn
 	pack                func(dst, w []byte, rb, nb int)
 	blk, tile, actBlock int
 	wide                bool // Q4_0 tiles widened to the Q8_0 layout (gemm16AMX)
@@ -282,6 +289,10 @@ type pack16Buf struct {
 	sink       uint64
 }
 
+// noTilePrefetch turns runTiled16's prefetching off (for benchmarks that
+// compare it with ReadSum alone).
+var noTilePrefetch bool
+
 // pack16Pool holds tile walk scratch.
 var pack16Pool = sync.Pool{New: func() any { return new(pack16Buf) }}
 
@@ -312,11 +323,21 @@ func (j *qJob) runTiled16(tg *qTarget, lo, hi int) {
 		sb.pack = make([]byte, gemm16Band*size)
 	}
 	rb, rows := tg.rb, tg.rows
+	// Where the first token group has a prefetching kernel, its call on
+	// each tile of a band prefetches the same tile of the next band, so
+	// that the next band's weights stream in while this one's are dotted
+	// and only the first band waits for its ReadSum.
+	pf := j.gemm16.x8pf
+	if len(j.groups16) == 0 || j.groups16[0].g != 8 || noTilePrefetch {
+		pf = nil
+	}
 	for b0 := lo; b0 < hi; b0 += gemm16Band * 16 {
 		b1 := min(b0+gemm16Band*16, hi)
 		ntile := (b1 - b0 + 15) / 16
 		partial := false
-		sb.sink += ReadSum(tg.data[b0*rb : b1*rb])
+		if pf == nil || b0 == lo {
+			sb.sink += ReadSum(tg.data[b0*rb : b1*rb])
+		}
 		for i := 0; i < ntile; i++ {
 			r0 := b0 + 16*i
 			pk := sb.pack[i*size : (i+1)*size]
@@ -337,16 +358,24 @@ func (j *qJob) runTiled16(tg *qTarget, lo, hi int) {
 			}
 			partial = true
 		}
-		for _, gr := range j.groups16 {
+		for gi, gr := range j.groups16 {
 			kern, acts := j.gemm16.kernel(gr.g), j.abuf[gr.off:]
 			for i := 0; i < ntile; i++ {
 				r0 := b0 + 16*i
 				pk := sb.pack[i*size : (i+1)*size]
+				o, ostride := tg.out[gr.t*rows+r0:], rows
 				if partial && i == ntile-1 {
-					kern(sb.out[gr.t*16:], 16, pk, nb, acts)
-				} else {
-					kern(tg.out[gr.t*rows+r0:], rows, pk, nb, acts)
+					o, ostride = sb.out[gr.t*16:], 16
 				}
+				if gi == 0 && pf != nil {
+					var next []byte
+					if n0 := r0 + gemm16Band*16; n0 < hi {
+						next = tg.data[n0*rb : min(n0+16, hi)*rb]
+					}
+					pf(o, ostride, pk, nb, acts, next)
+					continue
+				}
+				kern(o, ostride, pk, nb, acts)
 			}
 		}
 		if partial {

@@ -1,5 +1,5 @@
 // Shared by the sixteen-row GEMM kernels (qgemm16_amd64.s,
-// qgemm16k_amd64.s).
+// qgemm16k_amd64.s, qgemm16k2_amd64.s, qgemm16k8_amd64.s).
 
 // STORE writes accumulator z to the output row at R8 and steps R8 by one
 // token stride (R13, bytes).
@@ -82,6 +82,21 @@
 	MOVQ pack_base+32(FP), SI; \
 	MOVQ acts_base+64(FP), DI; \
 	MOVQ nb+56(FP), CX
+
+// PFARGS sets R9 and R12 to the start and the end of a kernel's prefetch
+// range pf (pf+88).
+#define PFARGS \
+	MOVQ pf_base+88(FP), R9; \
+	MOVQ pf_len+96(FP), R12; \
+	ADDQ R9, R12
+
+// PF4 prefetches the four cache lines at R9 and steps R9 past them.
+#define PF4 \
+	PREFETCHT0 0(R9); \
+	PREFETCHT0 64(R9); \
+	PREFETCHT0 128(R9); \
+	PREFETCHT0 192(R9); \
+	ADDQ       $256, R9
 
 // K4HEAD repacks the 16-byte head of a Q4_K or Q5_K super-block (d, dmin,
 // the packed 6-bit scales and mins) of the sixteen rows at SI into the tile

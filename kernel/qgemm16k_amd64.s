@@ -226,12 +226,16 @@ q4kx1sub:
 	VZEROUPPER
 	RET
 
-// func gemm16Q6_Kx8VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
+// func gemm16Q6_Kx8PF(out []float32, ostride int, pack []byte, nb int, acts []byte, pf []byte)
 //
-// out[t*ostride+r] = row r · token t for the sixteen Q6_K rows packed in
-// pack (nb super-blocks, nb > 0) and the group of 8 token(s) at acts.
-TEXT ·gemm16Q6_Kx8VNNI(SB), NOSPLIT, $0-88
+// out[t*ostride+r] = row r · token t for the sixteen Q6_K (or Q3_K) rows
+// packed in pack (nb super-blocks, nb > 0) and the group of 8 token(s) at
+// acts, prefetching pf meanwhile: four cache lines per 16-column
+// sub-block, 4096 bytes per super-block, more than a super-block of
+// sixteen Q6_K rows (3360 bytes) holds (see gemm16Q4_Kx8PF).
+TEXT ·gemm16Q6_Kx8PF(SB), NOSPLIT, $0-112
 	KARGS
+	PFARGS
 	VPXORD Z4, Z4, Z4
 	VPXORD Z5, Z5, Z5
 	VPXORD Z6, Z6, Z6
@@ -317,6 +321,11 @@ q6kx8sub:
 	VPDPBUSD.BCST 1804(R14), Z3, Z23
 	VPMULLD 0(R11), Z23, Z23
 	VPADDD Z23, Z19, Z19
+	CMPQ R9, R12
+	JAE  q6kx8nopf
+	PF4
+
+q6kx8nopf:
 	ADDQ $256, R10
 	ADDQ $64, R11
 	ADDQ $16, R14
