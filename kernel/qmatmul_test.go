@@ -72,6 +72,12 @@ func TestQTileDecodeBitExact(t *testing.T) {
 		{512, []target{{tensor.Q5_K, 21}, {tensor.Q5_K, 16}}},
 		{512, []target{{tensor.Q3_K, 16}, {tensor.Q2_K, 37}}},
 		{256, []target{{tensor.Q4_1, 17}, {tensor.Q5_1, 16}, {tensor.Q5_0, 16}, {tensor.IQ4_NL, 16}}},
+		// Several bands (gemm16Band tiles) a target, the last partial: the
+		// eight-token kernels prefetch the next band's rows.
+		{512, []target{{tensor.Q4_K, 150}, {tensor.Q4_K, 70}}},
+		{256, []target{{tensor.Q5_K, 137}}},
+		{512, []target{{tensor.Q6_K, 200}, {tensor.Q6_K, 64}}},
+		{256, []target{{tensor.Q3_K, 130}}},
 	} {
 		for wmode := 0; wmode < 4; wmode++ {
 			ws := make([]*tensor.Tensor, len(tc.tgs))
