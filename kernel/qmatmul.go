@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/terse-llm/terse/quant/ggml"
 	"github.com/terse-llm/terse/tensor"
 )
 
@@ -222,7 +221,7 @@ func (j *qJob) quantActs(lo, hi int) {
 		if j.act == actQ8_K {
 			a.S = nil
 			a.BS = j.bsbuf[t*cols/16 : (t+1)*cols/16]
-			ggml.QuantizeActQ8_K(a, xt)
+			quantQ8_K(active, a, xt)
 		} else {
 			a.S = j.sbuf[t*nb : (t+1)*nb]
 			a.BS = nil
