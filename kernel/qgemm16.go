@@ -324,9 +324,11 @@ func (j *qJob) runTiled16(tg *qTarget, lo, hi int) {
 	}
 	rb, rows := tg.rb, tg.rows
 	// Where the first token group has a prefetching kernel, its call on
-	// each tile of a band prefetches the same tile of the next band, so
-	// that the next band's weights stream in while this one's are dotted
-	// and only the first band waits for its ReadSum.
+	// each tile of a band prefetches the same tile of the next band into
+	// L2, so that the next band's weights stream in while this one's are
+	// dotted and only the first band waits for its ReadSum (on a Zen 4,
+	// 8192×2048 weights from memory, n = 8: 14-20% less CPU time for Q4_K
+	// and Q6_K, BenchmarkQDecodePrefetch).
 	pf := j.gemm16.x8pf
 	if len(j.groups16) == 0 || j.groups16[0].g != 8 || noTilePrefetch {
 		pf = nil
