@@ -87,7 +87,7 @@ func cpuTime() int64 {
 func BenchmarkQDecodePrefetch(b *testing.B) {
 	defer SetThreads(0)
 	const rows, cols, nw = 8192, 2048, 8
-	for _, dt := range []tensor.DType{tensor.Q4_K, tensor.Q5_K, tensor.Q6_K} {
+	for _, dt := range []tensor.DType{tensor.Q8_0, tensor.Q4_0, tensor.Q4_K, tensor.Q5_K, tensor.Q6_K} {
 		if gemm16For(active, dt).x8pf == nil {
 			continue
 		}

@@ -7,7 +7,12 @@ import "github.com/terse-llm/terse/tensor"
 // Implemented in qgemm16_amd64.s.
 
 //go:noescape
-func gemm16Q4_0x8VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
+func gemm16Q4_0x8PF(out []float32, ostride int, pack []byte, nb int, acts []byte, pf []byte)
+
+// gemm16Q4_0x8VNNI is gemm16Q4_0x8PF prefetching nothing.
+func gemm16Q4_0x8VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte) {
+	gemm16Q4_0x8PF(out, ostride, pack, nb, acts, nil)
+}
 
 //go:noescape
 func gemm16Q4_0x4VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
@@ -16,7 +21,12 @@ func gemm16Q4_0x4VNNI(out []float32, ostride int, pack []byte, nb int, acts []by
 func gemm16Q4_0x1VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
 
 //go:noescape
-func gemm16Q8_0x8VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
+func gemm16Q8_0x8PF(out []float32, ostride int, pack []byte, nb int, acts []byte, pf []byte)
+
+// gemm16Q8_0x8VNNI is gemm16Q8_0x8PF prefetching nothing.
+func gemm16Q8_0x8VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte) {
+	gemm16Q8_0x8PF(out, ostride, pack, nb, acts, nil)
+}
 
 //go:noescape
 func gemm16Q8_0x4VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
@@ -126,16 +136,16 @@ func gemm16For(l level, dt tensor.DType) (k gemm16Kernels) {
 	}
 	switch dt {
 	case tensor.Q4_0:
-		return gemm16Kernels{x8: gemm16Q4_0x8VNNI, x4: gemm16Q4_0x4VNNI, x1: gemm16Q4_0x1VNNI, pack: pack16Q4_0AVX512,
+		return gemm16Kernels{x8: gemm16Q4_0x8VNNI, x8pf: gemm16Q4_0x8PF, x4: gemm16Q4_0x4VNNI, x1: gemm16Q4_0x1VNNI, pack: pack16Q4_0AVX512,
 			blk: q8Block, tile: pack16Q4_0, actBlock: 40}
 	case tensor.Q8_0:
-		return gemm16Kernels{x8: gemm16Q8_0x8VNNI, x4: gemm16Q8_0x4VNNI, x1: gemm16Q8_0x1VNNI, pack: pack16Q8_0AVX512,
+		return gemm16Kernels{x8: gemm16Q8_0x8VNNI, x8pf: gemm16Q8_0x8PF, x4: gemm16Q8_0x4VNNI, x1: gemm16Q8_0x1VNNI, pack: pack16Q8_0AVX512,
 			blk: q8Block, tile: pack16Q8_0, actBlock: 40}
 	case tensor.Q5_0: // the Q8_0 tile layout and kernels
-		return gemm16Kernels{x8: gemm16Q8_0x8VNNI, x4: gemm16Q8_0x4VNNI, x1: gemm16Q8_0x1VNNI, pack: pack16Q5_0AVX512,
+		return gemm16Kernels{x8: gemm16Q8_0x8VNNI, x8pf: gemm16Q8_0x8PF, x4: gemm16Q8_0x4VNNI, x1: gemm16Q8_0x1VNNI, pack: pack16Q5_0AVX512,
 			blk: q8Block, tile: pack16Q8_0, actBlock: 40}
 	case tensor.IQ4_NL: // the Q8_0 tile layout and kernels
-		return gemm16Kernels{x8: gemm16Q8_0x8VNNI, x4: gemm16Q8_0x4VNNI, x1: gemm16Q8_0x1VNNI, pack: pack16IQ4_NLAVX512,
+		return gemm16Kernels{x8: gemm16Q8_0x8VNNI, x8pf: gemm16Q8_0x8PF, x4: gemm16Q8_0x4VNNI, x1: gemm16Q8_0x1VNNI, pack: pack16IQ4_NLAVX512,
 			blk: q8Block, tile: pack16Q8_0, actBlock: 40}
 	case tensor.Q4_1:
 		return gemm16Kernels{x8: gemm16Q4_1x8VNNI, x4: gemm16Q4_1x4VNNI, x1: gemm16Q4_1x1VNNI, pack: pack16Q4_1AVX512,

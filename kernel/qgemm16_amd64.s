@@ -114,17 +114,27 @@
 	VPXORD Z17, Z17, Z17
 
 
-// func gemm16Q4_0x8VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
+// func gemm16Q4_0x8PF(out []float32, ostride int, pack []byte, nb int, acts []byte, pf []byte)
 //
 // out[t*ostride+r] = row r · token t for the sixteen Q4_0 rows packed in
-// pack (nb blocks, nb > 0) and the group of 8 token(s) at acts.
-TEXT ·gemm16Q4_0x8VNNI(SB), NOSPLIT, $0-88
+// pack (nb blocks, nb > 0) and the group of 8 tokens at acts, prefetching
+// pf meanwhile: five cache lines a block, 320 bytes, more than a block of
+// sixteen Q4_0 rows holds (288; see gemm16Q4_Kx8PF).
+TEXT ·gemm16Q4_0x8PF(SB), NOSPLIT, $0-112
 	ARGS
+	PFARGS
 
 q40x8loop:
 	PREFETCHT0 640(SI)
 	WQ4
 	TOKS8
+	CMPQ R9, R12
+	JAE  q40x8nopf
+	PF4
+	PREFETCHT1 0(R9)
+	ADDQ $64, R9
+
+q40x8nopf:
 	DECQ CX
 	JNZ  q40x8loop
 	STORE(Z10)
@@ -175,17 +185,29 @@ q40x1loop:
 	VZEROUPPER
 	RET
 
-// func gemm16Q8_0x8VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
+// func gemm16Q8_0x8PF(out []float32, ostride int, pack []byte, nb int, acts []byte, pf []byte)
 //
-// out[t*ostride+r] = row r · token t for the sixteen Q8_0 rows packed in
-// pack (nb blocks, nb > 0) and the group of 8 token(s) at acts.
-TEXT ·gemm16Q8_0x8VNNI(SB), NOSPLIT, $0-88
+// out[t*ostride+r] = row r · token t for the sixteen Q8_0 (or Q5_0,
+// IQ4_NL) rows packed in pack (nb blocks, nb > 0) and the group of 8
+// tokens at acts, prefetching pf meanwhile: nine cache lines a block, 576
+// bytes, more than a block of sixteen Q8_0 rows holds (544; see
+// gemm16Q4_Kx8PF).
+TEXT ·gemm16Q8_0x8PF(SB), NOSPLIT, $0-112
 	ARGS
+	PFARGS
 
 q80x8loop:
 	PREFETCHT0 1152(SI)
 	WQ8
 	TOKS8
+	CMPQ R9, R12
+	JAE  q80x8nopf
+	PF4
+	PF4
+	PREFETCHT1 0(R9)
+	ADDQ $64, R9
+
+q80x8nopf:
 	DECQ CX
 	JNZ  q80x8loop
 	STORE(Z10)

@@ -78,6 +78,9 @@ func TestQTileDecodeBitExact(t *testing.T) {
 		{256, []target{{tensor.Q5_K, 137}}},
 		{512, []target{{tensor.Q6_K, 200}, {tensor.Q6_K, 64}}},
 		{256, []target{{tensor.Q3_K, 130}}},
+		{256, []target{{tensor.Q8_0, 150}, {tensor.Q8_0, 70}}},
+		{512, []target{{tensor.Q4_0, 133}}},
+		{256, []target{{tensor.Q5_0, 90}, {tensor.IQ4_NL, 90}}},
 	} {
 		for wmode := 0; wmode < 4; wmode++ {
 			ws := make([]*tensor.Tensor, len(tc.tgs))
