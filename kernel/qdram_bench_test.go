@@ -80,7 +80,7 @@ func cpuTime() int64 {
 
 // BenchmarkQDecodePrefetch compares, in one process, the tiled decode of
 // BenchmarkQDecodeDRAM's weights with the next band prefetched by the
-// eight-token kernels ("pf") and with ReadSum alone ("readsum"): each op
+// eight- and four-token kernels ("pf") and with ReadSum alone ("readsum"): each op
 // runs one matrix both ways, in alternating order, and the CPU time of
 // each way is reported per op (pf-cpu-ns/op, rs-cpu-ns/op), so a loaded
 // machine slows both alike.
@@ -100,7 +100,7 @@ func BenchmarkQDecodePrefetch(b *testing.B) {
 				}
 				ws[i] = w
 			}
-			for _, n := range []int{8, 16} {
+			for _, n := range []int{4, 8, 16} {
 				x := randVec(rand.New(rand.NewPCG(1, uint64(n))), n*cols)
 				out := make([]float32, n*rows)
 				b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {

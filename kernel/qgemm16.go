@@ -39,9 +39,10 @@ type gemm16PFn func(out []float32, ostride int, pack []byte, nb int, acts []byte
 // (sixteen rows) and activation bytes per block and token.
 type gemm16Kernels struct {
 	x16, x8, x4, x1 gemm16Fn
-	// x8pf, where not nil, is x8 that also prefetches a byte range while
-	// it computes (runTiled16 passes it the next band's raw rows).
-	x8pf                gemm16PFn
+	// x8pf and x4pf, where not nil, are x8 and x4 that also prefetch a
+	// byte range while they compute (runTiled16 passes them the next
+	// band's raw rows).
+	x8pf, x4pf          gemm16PFn
 	pack                func(dst, w []byte, rb, nb int)
 	blk, tile, actBlock int
 	wide                bool // Q4_0 tiles widened to the Q8_0 layout (gemm16AMX)
@@ -329,9 +330,14 @@ func (j *qJob) runTiled16(tg *qTarget, lo, hi int) {
 	// dotted and only the first band waits for its ReadSum (on a Zen 4,
 	// 8192×2048 weights from memory, n = 8: 14-20% less CPU time for Q4_K
 	// and Q6_K, BenchmarkQDecodePrefetch).
-	pf := j.gemm16.x8pf
-	if len(j.groups16) == 0 || j.groups16[0].g != 8 || noTilePrefetch {
-		pf = nil
+	var pf gemm16PFn
+	if len(j.groups16) > 0 && !noTilePrefetch {
+		switch j.groups16[0].g {
+		case 8:
+			pf = j.gemm16.x8pf
+		case 4:
+			pf = j.gemm16.x4pf
+		}
 	}
 	for b0 := lo; b0 < hi; b0 += gemm16Band * 16 {
 		b1 := min(b0+gemm16Band*16, hi)

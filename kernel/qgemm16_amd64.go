@@ -52,7 +52,12 @@ func gemm16Q6_Kx8VNNI(out []float32, ostride int, pack []byte, nb int, acts []by
 // Implemented in qgemm16k_amd64.s.
 
 //go:noescape
-func gemm16Q4_Kx4VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
+func gemm16Q4_Kx4PF(out []float32, ostride int, pack []byte, nb int, acts []byte, pf []byte)
+
+// gemm16Q4_Kx4VNNI is gemm16Q4_Kx4PF prefetching nothing.
+func gemm16Q4_Kx4VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte) {
+	gemm16Q4_Kx4PF(out, ostride, pack, nb, acts, nil)
+}
 
 //go:noescape
 func gemm16Q4_Kx1VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
@@ -61,7 +66,12 @@ func gemm16Q4_Kx1VNNI(out []float32, ostride int, pack []byte, nb int, acts []by
 func gemm16Q6_Kx8PF(out []float32, ostride int, pack []byte, nb int, acts []byte, pf []byte)
 
 //go:noescape
-func gemm16Q6_Kx4VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
+func gemm16Q6_Kx4PF(out []float32, ostride int, pack []byte, nb int, acts []byte, pf []byte)
+
+// gemm16Q6_Kx4VNNI is gemm16Q6_Kx4PF prefetching nothing.
+func gemm16Q6_Kx4VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte) {
+	gemm16Q6_Kx4PF(out, ostride, pack, nb, acts, nil)
+}
 
 //go:noescape
 func gemm16Q6_Kx1VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
@@ -157,19 +167,19 @@ func gemm16For(l level, dt tensor.DType) (k gemm16Kernels) {
 		return gemm16Kernels{x8: gemm16Q4_1x8VNNI, x4: gemm16Q4_1x4VNNI, x1: gemm16Q4_1x1VNNI, pack: pack16Q5_1AVX512,
 			blk: q8Block, tile: pack16Q4_1, actBlock: 40}
 	case tensor.Q4_K:
-		return gemm16Kernels{x8: gemm16Q4_Kx8VNNI, x8pf: gemm16Q4_Kx8PF, x4: gemm16Q4_Kx4VNNI, x1: gemm16Q4_Kx1VNNI, pack: pack16Q4_KAVX512,
+		return gemm16Kernels{x8: gemm16Q4_Kx8VNNI, x8pf: gemm16Q4_Kx8PF, x4: gemm16Q4_Kx4VNNI, x4pf: gemm16Q4_Kx4PF, x1: gemm16Q4_Kx1VNNI, pack: pack16Q4_KAVX512,
 			blk: qkBlock, tile: pack16Q4K, actBlock: actBlockK}
 	case tensor.Q5_K: // the Q4_K tile layout and kernels
-		return gemm16Kernels{x8: gemm16Q4_Kx8VNNI, x8pf: gemm16Q4_Kx8PF, x4: gemm16Q4_Kx4VNNI, x1: gemm16Q4_Kx1VNNI, pack: pack16Q5_KAVX512,
+		return gemm16Kernels{x8: gemm16Q4_Kx8VNNI, x8pf: gemm16Q4_Kx8PF, x4: gemm16Q4_Kx4VNNI, x4pf: gemm16Q4_Kx4PF, x1: gemm16Q4_Kx1VNNI, pack: pack16Q5_KAVX512,
 			blk: qkBlock, tile: pack16Q4K, actBlock: actBlockK}
 	case tensor.Q3_K: // the Q6_K tile layout and kernels
-		return gemm16Kernels{x8: gemm16Q6_Kx8VNNI, x8pf: gemm16Q6_Kx8PF, x4: gemm16Q6_Kx4VNNI, x1: gemm16Q6_Kx1VNNI, pack: pack16Q3_KAVX512,
+		return gemm16Kernels{x8: gemm16Q6_Kx8VNNI, x8pf: gemm16Q6_Kx8PF, x4: gemm16Q6_Kx4VNNI, x4pf: gemm16Q6_Kx4PF, x1: gemm16Q6_Kx1VNNI, pack: pack16Q3_KAVX512,
 			blk: qkBlock, tile: pack16Q6K, actBlock: actBlockK}
 	case tensor.Q2_K:
 		return gemm16Kernels{x8: gemm16Q2_Kx8VNNI, x1: gemm16Q2_Kx1VNNI, pack: pack16Q2_KAVX512,
 			blk: qkBlock, tile: pack16Q2K, actBlock: actBlockK}
 	case tensor.Q6_K:
-		return gemm16Kernels{x8: gemm16Q6_Kx8VNNI, x8pf: gemm16Q6_Kx8PF, x4: gemm16Q6_Kx4VNNI, x1: gemm16Q6_Kx1VNNI, pack: pack16Q6_KAVX512,
+		return gemm16Kernels{x8: gemm16Q6_Kx8VNNI, x8pf: gemm16Q6_Kx8PF, x4: gemm16Q6_Kx4VNNI, x4pf: gemm16Q6_Kx4PF, x1: gemm16Q6_Kx1VNNI, pack: pack16Q6_KAVX512,
 			blk: qkBlock, tile: pack16Q6K, actBlock: actBlockK}
 	case tensor.IQ4_XS:
 		return gemm16Kernels{x8: gemm16IQ4_XSx8VNNI, x4: gemm16IQ4_XSx4VNNI, x1: gemm16IQ4_XSx1VNNI, pack: pack16IQ4_XSAVX512,

@@ -21,12 +21,14 @@
 
 
 
-// func gemm16Q4_Kx4VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
+// func gemm16Q4_Kx4PF(out []float32, ostride int, pack []byte, nb int, acts []byte, pf []byte)
 //
-// out[t*ostride+r] = row r · token t for the sixteen Q4_K rows packed in
-// pack (nb super-blocks, nb > 0) and the group of 4 token(s) at acts.
-TEXT ·gemm16Q4_Kx4VNNI(SB), NOSPLIT, $0-88
+// out[t*ostride+r] = row r · token t for the sixteen Q4_K (or Q5_K) rows
+// packed in pack (nb super-blocks, nb > 0) and the group of 4 token(s) at
+// acts, prefetching pf meanwhile as gemm16Q4_Kx8PF does.
+TEXT ·gemm16Q4_Kx4PF(SB), NOSPLIT, $0-112
 	KARGS
+	PFARGS
 	VPXORD Z10, Z10, Z10
 	VPXORD Z11, Z11, Z11
 	VPXORD Z12, Z12, Z12
@@ -111,6 +113,14 @@ q4kx4sub:
 	VPADDD Z25, Z17, Z17
 	VPMULLD.BCST 192(R15), Z22, Z26
 	VPADDD Z26, Z21, Z21
+	CMPQ R9, R12
+	JAE  q4kx4nopf
+	PF4
+	PREFETCHT1 0(R9)
+	PREFETCHT1 64(R9)
+	ADDQ $128, R9
+
+q4kx4nopf:
 	ADDQ $512, R10
 	ADDQ $64, R11
 	ADDQ $32, R14
@@ -381,13 +391,14 @@ q6kx8nopf:
 	VZEROUPPER
 	RET
 
-// func gemm16Q6_Kx4VNNI(out []float32, ostride int, pack []byte, nb int, acts []byte)
+// func gemm16Q6_Kx4PF(out []float32, ostride int, pack []byte, nb int, acts []byte, pf []byte)
 //
 // out[t*ostride+r] = row r · token t for the sixteen Q6_K (or Q3_K) rows
 // packed in pack (nb super-blocks, nb > 0) and the group of 4 tokens at
-// acts.
-TEXT ·gemm16Q6_Kx4VNNI(SB), NOSPLIT, $0-88
+// acts, prefetching pf meanwhile as gemm16Q6_Kx8PF does.
+TEXT ·gemm16Q6_Kx4PF(SB), NOSPLIT, $0-112
 	KARGS
+	PFARGS
 	VPXORD Z4, Z4, Z4
 	VPXORD Z5, Z5, Z5
 	VPXORD Z6, Z6, Z6
@@ -437,6 +448,11 @@ q6kx4sub:
 	VPDPBUSD.BCST 780(R14), Z3, Z23
 	VPMULLD 0(R11), Z23, Z23
 	VPADDD Z23, Z15, Z15
+	CMPQ R9, R12
+	JAE  q6kx4nopf
+	PF4
+
+q6kx4nopf:
 	ADDQ $256, R10
 	ADDQ $64, R11
 	ADDQ $16, R14
