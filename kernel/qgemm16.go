@@ -15,7 +15,9 @@ import (
 // 16-row tile of the weights is repacked, once per MatMul call, into a
 // layout in which one 64-byte vector holds the same four columns of all
 // sixteen rows (packQ4_0x16, packQ8_0x16; with AVX-512 gathers), and the
-// kernels dot it with eight tokens at a time (then four, then one), every
+// kernels dot it with eight tokens at a time (then four, then one; the
+// eight- and four-token kernels of most types also prefetch the next
+// band's rows, runTiled16), every
 // VPDPBUSD advancing sixteen rows by four columns of one token
 // (qgemm16_amd64.s, qgemm16l_amd64.s). The tokens' Q8_0 quants, scales and integer
 // corrections are interleaved once per call in groups (gemm16Acts), so a
@@ -315,7 +317,9 @@ const gemm16Band = 4
 // memory: BenchmarkQDecodeDRAM) the sequential read first, with no
 // software prefetch in the repacking, cut a one-token tile pass from ~2.0
 // to ~1.4 ms and a Llama-3.2-1B batch-8 decode step by a quarter; the
-// repacking then reads from cache.
+// repacking then reads from cache. Where the first token group's kernel
+// prefetches (x8pf, x4pf), only the first band of [lo, hi) is read so: the
+// kernels bring each next band into L2 while they compute.
 func (j *qJob) runTiled16(tg *qTarget, lo, hi int) {
 	nb := j.cols / j.gemm16.blk
 	size := nb * j.gemm16.tile
