@@ -15,11 +15,11 @@ import (
 // 16-row tile of the weights is repacked, once per MatMul call, into a
 // layout in which one 64-byte vector holds the same four columns of all
 // sixteen rows (packQ4_0x16, packQ8_0x16; with AVX-512 gathers), and the
-// kernels dot it with eight tokens at a time (then four, then one; the
-// eight- and four-token kernels of most types also prefetch the next
-// band's rows, runTiled16), every
+// kernels dot it with eight tokens at a time (then four, then one), every
 // VPDPBUSD advancing sixteen rows by four columns of one token
-// (qgemm16_amd64.s, qgemm16l_amd64.s). The tokens' Q8_0 quants, scales and integer
+// (qgemm16_amd64.s, qgemm16l_amd64.s); the eight-token kernels of the
+// Q4_0, Q8_0, Q4_K and Q6_K layouts, and the four-token ones of the last
+// two, also prefetch the next band's rows (runTiled16). The tokens' Q8_0 quants, scales and integer
 // corrections are interleaved once per call in groups (gemm16Acts), so a
 // kernel walks one pointer. The weights in memory and on disk keep their
 // ggml layout; the repacked tile lives in per-walk scratch (20 KiB for 2048
