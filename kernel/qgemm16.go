@@ -19,9 +19,9 @@ import (
 // VPDPBUSD advancing sixteen rows by four columns of one token
 // (qgemm16_amd64.s, qgemm16l_amd64.s); the eight-token kernels of the
 // Q4_0, Q8_0, Q4_K and Q6_K layouts, and the four-token ones of the last
-// two, also prefetch the next band's rows (runTiled16). The tokens' Q8_0 quants, scales and integer
-// corrections are interleaved once per call in groups (gemm16Acts), so a
-// kernel walks one pointer. The weights in memory and on disk keep their
+// two, also prefetch the next band's rows (runTiled16). The tokens' Q8_0
+// quants, scales and integer corrections are interleaved once per call in
+// groups (gemm16Acts), so a kernel walks one pointer. The weights in memory and on disk keep their
 // ggml layout; the repacked tile lives in per-walk scratch (20 KiB for 2048
 // Q4_0 columns), so repacking costs one pass over the weights for all n
 // tokens. Results equal ggml's dot (the decode path) bit for bit.
