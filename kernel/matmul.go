@@ -25,7 +25,9 @@ var littleEndian = func() bool {
 // F16/BF16 widened on the fly) or after dequantizing it into a per-worker
 // buffer. For n > 1 tiles of rows are widened once into a per-worker buffer
 // and multiplied against all n activations by a register-blocked
-// micro-kernel (4 rows × 4 tokens with AVX-512, 4 × 3 with AVX2). Work is
+// micro-kernel (4 rows × 4 tokens with AVX-512, 4 × 3 with AVX2); F16 and
+// BF16 weights at AVX-512 skip the buffer: fused kernels widen them in
+// registers (hgemm.go). Work is
 // split over row tiles (and over token panels when rows are few) across the
 // persistent pool; in steady state a call allocates nothing.
 func MatMul(out, x []float32, n int, w *tensor.Tensor) error {
@@ -140,7 +142,7 @@ func (j *mmJob) setup(cfg *Config, out, x []float32, n int, w *tensor.Tensor, rb
 		j.wf = unsafe.Slice((*float32)(unsafe.Pointer(&w.Data[0])), j.rows*j.cols)
 	}
 	j.tr, j.kb = max(4, cfg.TileRows&^3), max(16, cfg.KBlock&^15)
-	j.half = w.Decoder == nil && halfFused(j.lvl, w.DType)
+	j.half = n > 1 && halfRoute && w.Decoder == nil && halfFused(j.lvl, w.DType)
 	if j.half {
 		j.kb = max(halfBlock, cfg.KBlock&^(halfBlock-1))
 		j.xs, j.xstride = x, j.cols
@@ -242,8 +244,6 @@ func (j *mmJob) decode(worker, r0, r1 int) {
 	cols, rb, lvl := j.cols, j.rb, j.lvl
 	x, out, data := j.x[:cols], j.out, j.w.Data
 	switch {
-	case j.half:
-		j.decodeHalf(r0, r1)
 	case j.wf != nil:
 		for r := r0; r < r1; r++ {
 			out[r] = dot(lvl, j.wf[r*cols:(r+1)*cols], x)
@@ -320,34 +320,6 @@ func (j *mmJob) tile(worker, r0, r1, t0, t1 int) bool {
 		}
 	}
 	return true
-}
-
-// decodeHalf is decode for the fused half kernels: rows four at a time,
-// each through all the k blocks.
-func (j *mmJob) decodeHalf(r0, r1 int) {
-	cols, rb, dt := j.cols, j.rb, j.w.DType
-	data, out := j.w.Data, j.out
-	var wp [4]*byte
-	var xp [4]*float32
-	var acc [16]float32
-	for r := r0; r < r1; r += 4 {
-		nw := min(4, r1-r)
-		for k0 := 0; k0 < cols; k0 += j.kb {
-			k := min(j.kb, cols-k0)
-			for i := range wp {
-				wp[i] = &data[(r+min(i, nw-1))*rb+2*k0]
-			}
-			xp[0] = &j.xs[k0]
-			halfMicro(dt, 1, &wp, &xp, k, &acc)
-			for i := 0; i < nw; i++ {
-				if k0 == 0 {
-					out[r+i] = acc[i]
-				} else {
-					out[r+i] += acc[i]
-				}
-			}
-		}
-	}
 }
 
 // tileHalf is tile for the fused half kernels, reading the weights in
