@@ -17,7 +17,7 @@ func BenchmarkHalfMatMul(b *testing.B) {
 	r := rand.New(rand.NewPCG(5, 6))
 	defer withConfig(func(c *Config) { c.Threads = 1 })()
 	for _, dt := range halfTypes {
-		for _, sh := range [][2]int{{16384, 2048}, {2048, 8192}} {
+		for _, sh := range [][2]int{{16384, 2048}, {2048, 8192}, {1536, 512}, {512, 1536}} {
 			rows, cols := sh[0], sh[1]
 			w, err := makeWeight(r, dt, rows, cols)
 			if err != nil {
