@@ -25,7 +25,9 @@ var littleEndian = func() bool {
 // F16/BF16 widened on the fly) or after dequantizing it into a per-worker
 // buffer. For n > 1 tiles of rows are widened once into a per-worker buffer
 // and multiplied against all n activations by a register-blocked
-// micro-kernel (4 rows × 4 tokens with AVX-512, 4 × 3 with AVX2). Work is
+// micro-kernel (4 rows × 4 tokens with AVX-512, 4 × 3 with AVX2); F16 and
+// BF16 weights at AVX-512 skip the buffer: fused kernels widen them in
+// registers (hgemm.go). Work is
 // split over row tiles (and over token panels when rows are few) across the
 // persistent pool; in steady state a call allocates nothing.
 func MatMul(out, x []float32, n int, w *tensor.Tensor) error {
@@ -122,6 +124,10 @@ type mmJob struct {
 	tr, kb  int       // tileRows, kBlock
 	panels  int       // token panels per row tile
 	panelSz int       // tokens per panel
+	half    bool      // fused F16/BF16 kernels (hgemm.go)
+	xs      []float32 // activations as the fused kernels read them
+	xstride int       // floats from one token to the next in xs
+	xh      []float32 // scratch of the BF16 permuted activations (kept)
 }
 
 // setup fills in the job for t threads under cfg and returns its unit
@@ -135,11 +141,24 @@ func (j *mmJob) setup(cfg *Config, out, x []float32, n int, w *tensor.Tensor, rb
 		uintptr(unsafe.Pointer(&w.Data[0]))%4 == 0 {
 		j.wf = unsafe.Slice((*float32)(unsafe.Pointer(&w.Data[0])), j.rows*j.cols)
 	}
+	j.tr, j.kb = max(4, cfg.TileRows&^3), max(16, cfg.KBlock&^15)
+	j.half = n > 1 && halfRoute && w.Decoder == nil && halfFused(j.lvl, w.DType)
+	if j.half {
+		j.kb = max(halfBlock, cfg.KBlock&^(halfBlock-1))
+		j.xs, j.xstride = x, j.cols
+		if w.DType == tensor.BF16 {
+			j.xstride = (j.cols + halfBlock - 1) &^ (halfBlock - 1)
+			if cap(j.xh) < n*j.xstride {
+				j.xh = make([]float32, n*j.xstride)
+			}
+			j.xs = j.xh[:n*j.xstride]
+			permuteBF16(j.xs, x, n, j.cols, j.xstride)
+		}
+	}
 	if n == 1 {
 		grain = max(16, (j.rows+4*t-1)/(4*t))
 		return j.rows, grain
 	}
-	j.tr, j.kb = max(4, cfg.TileRows&^3), max(16, cfg.KBlock&^15)
 	tiles := (j.rows + j.tr - 1) / j.tr
 	nr := microNR(j.lvl)
 	j.panels = 1
@@ -155,7 +174,7 @@ func (j *mmJob) setup(cfg *Config, out, x []float32, n int, w *tensor.Tensor, rb
 
 // reset drops the references the job holds.
 func (j *mmJob) reset() {
-	j.out, j.x, j.w, j.wf, j.err = nil, nil, nil, nil, nil
+	j.out, j.x, j.w, j.wf, j.err, j.xs = nil, nil, nil, nil, nil, nil
 }
 
 // runAll runs every unit on the calling goroutine (fallback jobs).
@@ -251,6 +270,10 @@ func (j *mmJob) decode(worker, r0, r1 int) {
 
 // tile computes out[t*rows+r] for rows [r0, r1) and tokens [t0, t1).
 func (j *mmJob) tile(worker, r0, r1, t0, t1 int) bool {
+	if j.half {
+		j.tileHalf(r0, r1, t0, t1)
+		return true
+	}
 	cols, rows := j.cols, j.rows
 	var wt []float32
 	if j.wf != nil {
@@ -297,4 +320,44 @@ func (j *mmJob) tile(worker, r0, r1, t0, t1 int) bool {
 		}
 	}
 	return true
+}
+
+// tileHalf is tile for the fused half kernels, reading the weights in
+// place.
+func (j *mmJob) tileHalf(r0, r1, t0, t1 int) {
+	cols, rows, rb, dt := j.cols, j.rows, j.rb, j.w.DType
+	data, out, xs, xst := j.w.Data, j.out, j.xs, j.xstride
+	var wp [4]*byte
+	var xp [4]*float32
+	var acc [16]float32
+	for k0 := 0; k0 < cols; k0 += j.kb {
+		k := min(j.kb, cols-k0)
+		for t := t0; t < t1; t += 4 {
+			nt := min(4, t1-t)
+			for i := range xp {
+				xp[i] = &xs[(t+min(i, nt-1))*xst+k0]
+			}
+			for r := r0; r < r1; r += 4 {
+				nw := min(4, r1-r)
+				for i := range wp {
+					wp[i] = &data[(r+min(i, nw-1))*rb+2*k0]
+				}
+				halfMicro(dt, nt, &wp, &xp, k, &acc)
+				for i := 0; i < nw; i++ {
+					for c := 0; c < nt; c++ {
+						o := &out[(t+c)*rows+r+i]
+						v := acc[4*i+c]
+						if nt == 1 {
+							v = acc[i]
+						}
+						if k0 == 0 {
+							*o = v
+						} else {
+							*o += v
+						}
+					}
+				}
+			}
+		}
+	}
 }
