@@ -31,7 +31,11 @@ func TestReferenceProtocol(t *testing.T) {
 	if r.Tokens != 102200 {
 		t.Errorf("scored %d tokens, want 102200", r.Tokens)
 	}
-	if d := math.Abs(r.NLL - 4.009278280179794); d > 5e-4 {
+	// Measured 4.009304 (2.6e-5 above transformers) with the AVX-512 and
+	// the fused F16/BF16 kernels alike; the bound leaves room for the other
+	// dispatch levels' summation orders, not for a real error (a mistake in
+	// one layer's arithmetic moves the mean by 1e-3 or more).
+	if d := math.Abs(r.NLL - 4.009278280179794); d > 5e-5 {
 		t.Errorf("mean NLL %.6f is %.6f from transformers' 4.009278", r.NLL, d)
 	}
 }
