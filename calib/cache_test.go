@@ -239,3 +239,15 @@ func TestCacheManifest(t *testing.T) {
 		t.Error("a damaged manifest counts as complete")
 	}
 }
+
+// BenchmarkCacheKey measures hashing weights into a key (bytes/s is the
+// cost per byte of the model a cached compression pays).
+func BenchmarkCacheKey(b *testing.B) {
+	data := make([]byte, 64<<20)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		k := NewCacheKey()
+		k.Bytes(data)
+		k.Sum()
+	}
+}

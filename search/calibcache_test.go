@@ -57,7 +57,7 @@ func TestBuildLevelsCalibCache(t *testing.T) {
 	// The first level stored the statistics, the other two read them.
 	read := 0
 	for _, m := range logs[:len(levels)] {
-		if bytes.Contains([]byte(m), []byte("calibration read from")) {
+		if bytes.Contains([]byte(m), []byte(", read from")) {
 			read++
 		}
 	}

@@ -200,7 +200,7 @@ func buildLevel(ctx context.Context, ck *load.Checkpoint, dt tensor.DType, opt B
 	info.Bytes, info.seconds = res.FileBytes, res.Seconds
 	switch {
 	case res.CalibCached:
-		info.calib = fmt.Sprintf("read from %s", res.CalibCache)
+		info.calib = fmt.Sprintf("%.1f s, read from %s", res.CalibSeconds, res.CalibCache)
 	case res.CalibCache != "":
 		info.calib = fmt.Sprintf("%.1f s, stored in %s", res.CalibSeconds, res.CalibCache)
 	default:
