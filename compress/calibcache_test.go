@@ -43,9 +43,14 @@ func TestCalibCache(t *testing.T) {
 		}
 		return res, b
 	}
-	_, want := run("plain.gguf", Options{Method: gptq, Preset: "Q4_K_M"})
+	_, want := run("plain.gguf", Options{Method: gptq, Preset: "Q4_K_M", SaveIMatrix: filepath.Join(dir, "plain.imatrix")})
 	fill, filled := run("fill.gguf", Options{Method: gptq, Preset: "Q4_K_M", CalibCache: cache})
-	hit, read := run("hit.gguf", Options{Method: gptq, Preset: "Q4_K_M", CalibCache: cache})
+	hit, read := run("hit.gguf", Options{Method: gptq, Preset: "Q4_K_M", CalibCache: cache, SaveIMatrix: filepath.Join(dir, "hit.imatrix")})
+	im1, err1 := os.ReadFile(filepath.Join(dir, "plain.imatrix"))
+	im2, err2 := os.ReadFile(filepath.Join(dir, "hit.imatrix"))
+	if err1 != nil || err2 != nil || !bytes.Equal(im1, im2) {
+		t.Errorf("the imatrix saved from the cache differs from the one measured (%v, %v)", err1, err2)
+	}
 	if fill.CalibCached || !hit.CalibCached {
 		t.Errorf("cached: filling run %v, second run %v; want false, true", fill.CalibCached, hit.CalibCached)
 	}
