@@ -2,6 +2,7 @@ package calib
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 
@@ -34,7 +35,20 @@ type LayerwiseOptions struct {
 	Sequential bool
 	// Progress, when set, is called after each chunk of each pass: total
 	// is (NLayers+1) × chunks, plus NLayers × chunks in sequential mode.
+	// A cached stage counts its chunks at once.
 	Progress func(done, total int)
+	// Cache, when set, holds the statistics of this very collection (its
+	// key is over the model, the tokens and the chunk length: the caller
+	// makes it). When it is complete, no model runs: each stage is read
+	// from it in turn, handed to Done and freed, so memory stays one
+	// stage's statistics. Otherwise the model runs, and each stage's
+	// statistics, collected with a Hessian for every input whatever the
+	// Collector asks (the cache then serves any later selection), are
+	// stored in it before Done sees them (without the Hessians the
+	// Collector did not ask for). Sequential calibration cannot use a
+	// cache (its statistics depend on Done's replacements): RunLayerwise
+	// refuses the combination. The Collector must have no Include.
+	Cache *Cache
 }
 
 // RunLayerwise collects the statistics Run collects, but one stage at a
@@ -71,6 +85,17 @@ func RunLayerwise(ctx context.Context, m *model.Model, tokens []int, chunkCtx in
 	}
 	cfg := &m.Config
 	dim, L := cfg.Dim, cfg.NLayers
+	if opt.Cache != nil {
+		if opt.Sequential {
+			return errors.New("calib: sequential calibration cannot use a cache: each block's statistics depend on how the blocks before it were compressed")
+		}
+		if opt.Cache.stages != L+1 {
+			return fmt.Errorf("calib: cache %s is for %d stages; the model has %d", opt.Cache.dir, opt.Cache.stages, L+1)
+		}
+		if opt.Cache.Complete() {
+			return replayLayerwise(ctx, m, chunks, opt)
+		}
+	}
 	// A private copy of the layer list, so that sequential mode can swap
 	// projections without touching m.
 	w := *m.Weights
@@ -110,6 +135,13 @@ func RunLayerwise(ctx context.Context, m *model.Model, tokens []int, chunkCtx in
 		if opt.Collector != nil {
 			col = opt.Collector(stage)
 		}
+		want := col.Hessians
+		if opt.Cache != nil {
+			if col.Include != nil {
+				return errors.New("calib: a cached collection takes every tensor of each stage; the collector must not narrow it (Include)")
+			}
+			col.Hessians = func(string) bool { return true }
+		}
 		col.narrow(stageTensor(m, stage))
 		for c := 0; c < chunks; c++ {
 			if err := ctx.Err(); err != nil {
@@ -135,6 +167,17 @@ func RunLayerwise(ctx context.Context, m *model.Model, tokens []int, chunkCtx in
 		}
 		if err := col.Err(); err != nil {
 			return fmt.Errorf("calib: %s: %w", stageName(L, stage), err)
+		}
+		if opt.Cache != nil {
+			if err := opt.Cache.store(stage, col); err != nil {
+				return err
+			}
+			col.keepHessians(want)
+			if stage == L {
+				if err := opt.Cache.finish(); err != nil {
+					return err
+				}
+			}
 		}
 		var repl []model.Linear
 		if opt.Done != nil {
@@ -162,6 +205,52 @@ func RunLayerwise(ctx context.Context, m *model.Model, tokens []int, chunkCtx in
 			}
 			tick()
 		}
+	}
+	return nil
+}
+
+// replayLayerwise hands the stages of a complete cache to Done, one at a
+// time, as RunLayerwise would have collected them.
+func replayLayerwise(ctx context.Context, m *model.Model, chunks int, opt LayerwiseOptions) error {
+	L := m.Config.NLayers
+	total, done := (L+1)*chunks, 0
+	for stage := 0; stage <= L; stage++ {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("calib: stopped at %s: %w", stageName(L, stage), err)
+		}
+		proto := &Collector{}
+		if opt.Collector != nil {
+			proto = opt.Collector(stage)
+		}
+		if proto.Include != nil {
+			return errors.New("calib: a cached collection takes every tensor of each stage; the collector must not narrow it (Include)")
+		}
+		col, err := opt.Cache.load(stage, false)
+		if err != nil {
+			return err
+		}
+		if col.MinRows != proto.MinRows {
+			return fmt.Errorf("calib: cache %s was collected skipping products under %d rows; this collection skips those under %d", opt.Cache.dir, col.MinRows, proto.MinRows)
+		}
+		sel := stageTensor(m, stage)
+		for _, name := range col.order {
+			if !sel(name) {
+				return fmt.Errorf("calib: cache file %s holds %s, which is not of %s", opt.Cache.stagePath(stage), name, stageName(L, stage))
+			}
+		}
+		col.Hessians = proto.Hessians
+		col.keepHessians(proto.Hessians)
+		done += chunks
+		if opt.Progress != nil {
+			opt.Progress(done, total)
+		}
+		if opt.Done != nil {
+			if _, err := opt.Done(ctx, stage, col); err != nil {
+				return err
+			}
+		}
+		col.Release()
+		debug.FreeOSMemory()
 	}
 	return nil
 }

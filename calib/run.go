@@ -14,7 +14,10 @@
 // collects the same statistics one block at a time, handing each block's
 // to a callback (a compressor) before the next block's exist, so that only
 // one block's Hessians are ever held; in its sequential mode each block's
-// inputs come from the blocks before it as compressed.
+// inputs come from the blocks before it as compressed. A Cache keeps a
+// non-sequential layer-by-layer collection on disk, a file per block, so
+// that later compressions of the same model on the same tokens read it
+// instead of running the model again.
 package calib
 
 import (

@@ -3,6 +3,7 @@ package compress
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -71,6 +72,19 @@ type Options struct {
 	// block's Hessians are ever held.
 	Sequential bool
 
+	// CalibCache, when set, is a folder of calibration caches (see
+	// calib.Cache): the statistics that calibration measures on
+	// CalibFile, which depend only on the model's weights and
+	// configuration, the calibration tokens (the text as the tokenizer
+	// encodes it, cut to CalibChunks) and CalibCtx, are read from it when
+	// an earlier run stored them, and stored in it otherwise, so that
+	// several compressions of one model share one calibration pass.
+	// Methods that use Hessians read and fill it; the others read it when
+	// complete and otherwise calibrate as usual without filling it.
+	// Sequential calibration cannot use it (its statistics depend on the
+	// compressed blocks): Run refuses the combination.
+	CalibCache string
+
 	// Precompressed, when set, offers tensors already compressed to the
 	// type the plan gives them (an allocation search's level database):
 	// it returns nil for a tensor it does not hold at that type. Run takes
@@ -108,8 +122,14 @@ type Result struct {
 	// original model's inputs) or "sequential" (one block at a time, the
 	// compressed model's inputs).
 	CalibMode string `json:"calib_mode,omitempty"`
-	Params    int64  `json:"params"`
-	FileBytes int64  `json:"file_bytes"`
+	// CalibCache is the folder of this calibration's cache, when one was
+	// used; CalibCached says the statistics were read from it, and
+	// CalibKeySeconds is the time spent hashing the cache key's inputs.
+	CalibCache      string  `json:"calib_cache,omitempty"`
+	CalibCached     bool    `json:"calib_cached,omitempty"`
+	CalibKeySeconds float64 `json:"calib_key_s,omitempty"`
+	Params          int64   `json:"params"`
+	FileBytes       int64   `json:"file_bytes"`
 	// BitsPerWeight is file bytes × 8 / parameters.
 	BitsPerWeight float64 `json:"bits_per_weight"`
 	// CompressedBitsPerWeight is over the matrices the method compressed
@@ -209,6 +229,17 @@ func (j *job) check() error {
 	}
 	if opt.Sequential && !j.method.NeedsHessian() {
 		return fmt.Errorf("compress: sequential calibration feeds compressed blocks' outputs to the next block's Hessians; method %s with these settings uses none", j.method.Name())
+	}
+	if opt.Sequential && opt.CalibCache != "" {
+		return errors.New("compress: sequential calibration cannot use a calibration cache: each block's statistics depend on how the blocks before it were compressed")
+	}
+	if opt.CalibCache != "" && opt.CalibFile == "" {
+		return errors.New("compress: a calibration cache keeps what calibration text measures; there is no calibration text")
+	}
+	if opt.CalibCache != "" {
+		if st, err := os.Stat(opt.CalibCache); err == nil && !st.IsDir() {
+			return fmt.Errorf("compress: calibration cache %s is a file; name a folder", opt.CalibCache)
+		}
 	}
 	if opt.CalibCtx < 0 || opt.CalibChunks < 0 {
 		return fmt.Errorf("compress: calibration chunks of %d tokens, at most %d of them: want positive numbers", opt.CalibCtx, opt.CalibChunks)
@@ -382,11 +413,18 @@ func (j *job) calibrate(ctx context.Context) error {
 		tokens = tokens[:c*n]
 	}
 	chunks := len(tokens) / n
+	tokens = tokens[:chunks*n] // the partial last chunk is never run
+	var cache *calib.Cache
+	if opt.CalibCache != "" {
+		if cache, err = j.openCache(tokens, n); err != nil {
+			return err
+		}
+	}
 	var im *calib.IMatrix
 	if j.method.NeedsHessian() {
-		im, err = j.layerwise(ctx, tokens, n)
+		im, err = j.layerwise(ctx, tokens, n, cache)
 	} else {
-		im, err = j.wholeModel(ctx, tokens, n)
+		im, err = j.wholeModel(ctx, tokens, n, cache)
 	}
 	if err != nil {
 		return err
@@ -403,16 +441,59 @@ func (j *job) calibrate(ctx context.Context) error {
 	return nil
 }
 
+// openCache opens the calibration cache of these tokens. Its key hashes
+// the model's configuration, every tensor of the checkpoint as stored
+// (name, type, shape and content: a content hash, so a copied or touched
+// file still hits and a rewritten one with the same size and time misses;
+// it costs one read of the weights, a second or two per GB), the chunk
+// length and the tokens (which carry the text, the tokenizer and the chunk
+// count).
+func (j *job) openCache(tokens []int, n int) (*calib.Cache, error) {
+	t0 := time.Now()
+	m := j.ck.Model
+	k := calib.NewCacheKey()
+	cfg, err := json.Marshal(m.Config)
+	if err != nil {
+		return nil, fmt.Errorf("compress: calibration cache key: %w", err)
+	}
+	k.Bytes(cfg)
+	k.Int(int64(n))
+	k.Tokens(tokens)
+	k.Int(int64(len(j.ck.Tensors)))
+	for _, t := range j.ck.Tensors {
+		k.String(t.Name)
+		k.String(t.DType.String())
+		k.Int(int64(len(t.Shape)))
+		for _, d := range t.Shape {
+			k.Int(int64(d))
+		}
+		k.Bytes(t.Data)
+	}
+	c, err := calib.OpenCache(j.opt.CalibCache, k.Sum(), m.Config.NLayers)
+	if err != nil {
+		return nil, fmt.Errorf("compress: %w", err)
+	}
+	j.res.CalibCache, j.res.CalibKeySeconds = c.Dir(), time.Since(t0).Seconds()
+	return c, nil
+}
+
 // wholeModel collects every tensor's importance in one pass over the
-// model, and returns it as an imatrix when one is to be saved.
-func (j *job) wholeModel(ctx context.Context, tokens []int, n int) (*calib.IMatrix, error) {
+// model (or reads it from a complete cache), and returns it as an imatrix
+// when one is to be saved.
+func (j *job) wholeModel(ctx context.Context, tokens []int, n int, cache *calib.Cache) (*calib.IMatrix, error) {
 	opt := j.opt
 	j.res.CalibMode = "whole-model"
 	j.col = &calib.Collector{}
 	chunks := len(tokens) / n
-	bar := progress.New(opt.Progress, int64(chunks), "calibrate", "chunks")
-	err := calib.RunContext(ctx, j.ck.Model, tokens, n, j.col, func(int, int) { bar.Add(1) })
-	bar.Finish()
+	var err error
+	if cache != nil && cache.Complete() {
+		j.col, err = cache.Importance()
+		j.res.CalibCached = err == nil
+	} else {
+		bar := progress.New(opt.Progress, int64(chunks), "calibrate", "chunks")
+		err = calib.RunContext(ctx, j.ck.Model, tokens, n, j.col, func(int, int) { bar.Add(1) })
+		bar.Finish()
+	}
 	if err == nil {
 		err = j.col.Err()
 	}
@@ -436,7 +517,7 @@ func (j *job) wholeModel(ctx context.Context, tokens []int, n int) (*calib.IMatr
 // j.done for the final pass. It returns the importance of every tensor as
 // one imatrix (what the whole-model pass would have saved, byte for byte)
 // when one is to be saved.
-func (j *job) layerwise(ctx context.Context, tokens []int, n int) (*calib.IMatrix, error) {
+func (j *job) layerwise(ctx context.Context, tokens []int, n int, cache *calib.Cache) (*calib.IMatrix, error) {
 	opt, m := j.opt, j.ck.Model
 	j.res.CalibMode = "layerwise"
 	if opt.Sequential {
@@ -510,12 +591,15 @@ func (j *job) layerwise(ctx context.Context, tokens []int, n int) (*calib.IMatri
 	if opt.Sequential {
 		total += layers * chunks
 	}
+	j.res.CalibCached = cache != nil && cache.Complete()
 	bar := progress.New(opt.Progress, int64(total), "calibrate+compress", "block-chunks")
+	last := 0
 	err := calib.RunLayerwise(ctx, m, tokens, n, calib.LayerwiseOptions{
 		Collector:  func(int) *calib.Collector { return &calib.Collector{Hessians: hess} },
 		Done:       done,
 		Sequential: opt.Sequential,
-		Progress:   func(int, int) { bar.Add(1) },
+		Progress:   func(d, _ int) { bar.Add(int64(d - last)); last = d },
+		Cache:      cache,
 	})
 	bar.Finish()
 	if err != nil {

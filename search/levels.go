@@ -34,6 +34,9 @@ type LevelInfo struct {
 	File   string `json:"file"`   // relative to the database folder
 	Method string `json:"method"` // gptq (a grid type) or rtn (importance-weighted)
 	Bytes  int64  `json:"file_bytes"`
+
+	seconds float64 // the build's time
+	calib   string  // how its statistics came: computed, cached, or computed and cached
 }
 
 // dbIndex is the JSON form of levels.json.
@@ -60,10 +63,24 @@ type BuildOptions struct {
 	CalibChunks int
 	// Damp is GPTQ's dampening (0: its default).
 	Damp float64
+	// CalibCache is the calibration cache folder (compress.Options's
+	// CalibCache): the first level to calibrate stores the statistics
+	// there and every later level, in this build or another, reads them.
+	// Empty: DefaultCalibCache inside Dir; NoCalibCache: none (each level
+	// calibrates on its own).
+	CalibCache string
 	// Progress gets the compressions' progress bars; Log a line per level.
 	Progress io.Writer
 	Log      func(msg string)
 }
+
+// DefaultCalibCache is the calibration cache's folder inside a level
+// database when BuildOptions.CalibCache is empty.
+const DefaultCalibCache = "calib-cache"
+
+// NoCalibCache as BuildOptions.CalibCache builds every level with its own
+// calibration pass.
+const NoCalibCache = "none"
 
 // BuildLevels compresses every matrix of the checkpoint once per level
 // type and records the files in Dir. Types GPTQ can target (the k-quants,
@@ -115,7 +132,7 @@ func BuildLevels(ctx context.Context, ck *load.Checkpoint, opt BuildOptions) (*L
 			return nil, err
 		}
 		if opt.Log != nil {
-			opt.Log(fmt.Sprintf("level %s: %s, %d bytes", name, info.Method, info.Bytes))
+			opt.Log(fmt.Sprintf("level %s: %s, %d bytes, %.1f s (calibration %s)", name, info.Method, info.Bytes, info.seconds, info.calib))
 		}
 		idx.Levels = append(idx.Levels, info)
 		have[name] = true
@@ -160,6 +177,13 @@ func buildLevel(ctx context.Context, ck *load.Checkpoint, dt tensor.DType, opt B
 		// llama.cpp's low-bit presets give it.
 		ov = append(ov, compress.Override{Pattern: regexp.MustCompile(`^token_embd\.weight$`), Type: tensor.Q2_K})
 	}
+	cache := opt.CalibCache
+	switch cache {
+	case "":
+		cache = filepath.Join(opt.Dir, DefaultCalibCache)
+	case NoCalibCache:
+		cache = ""
+	}
 	res, err := compress.Run(ctx, ck, compress.Options{
 		Out:         out,
 		Method:      m,
@@ -167,12 +191,21 @@ func buildLevel(ctx context.Context, ck *load.Checkpoint, dt tensor.DType, opt B
 		Overrides:   ov,
 		CalibFile:   opt.CalibFile,
 		CalibChunks: opt.CalibChunks,
+		CalibCache:  cache,
 		Progress:    opt.Progress,
 	})
 	if err != nil {
 		return info, fmt.Errorf("level database %s: level %s: %w", opt.Dir, dt, err)
 	}
-	info.Bytes = res.FileBytes
+	info.Bytes, info.seconds = res.FileBytes, res.Seconds
+	switch {
+	case res.CalibCached:
+		info.calib = fmt.Sprintf("%.1f s, read from %s", res.CalibSeconds, res.CalibCache)
+	case res.CalibCache != "":
+		info.calib = fmt.Sprintf("%.1f s, stored in %s", res.CalibSeconds, res.CalibCache)
+	default:
+		info.calib = fmt.Sprintf("%.1f s", res.CalibSeconds)
+	}
 	return info, nil
 }
 

@@ -65,6 +65,9 @@ type Options struct {
 	// model's context).
 	CalibFile                        string
 	CalibChunks, FitChunks, CalibCtx int
+	// CalibCache is the levels' calibration cache (BuildOptions's; empty:
+	// inside the level database).
+	CalibCache string
 	// Evo configures the evolutionary search (Target is set by Run).
 	Evo EvoOptions
 	// Progress gets progress bars and lines.
@@ -142,7 +145,7 @@ func Run(ctx context.Context, ck *load.Checkpoint, o Options) (*Result, error) {
 	}
 	t0 := time.Now()
 	db, err := BuildLevels(ctx, ck, BuildOptions{Dir: o.LevelDB, Types: o.Levels, CalibFile: o.CalibFile,
-		CalibChunks: o.CalibChunks, Progress: o.Progress, Log: func(m string) { logf("%s", m) }})
+		CalibChunks: o.CalibChunks, CalibCache: o.CalibCache, Progress: o.Progress, Log: func(m string) { logf("%s", m) }})
 	if err != nil {
 		return nil, err
 	}

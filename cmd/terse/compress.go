@@ -16,6 +16,7 @@ import (
 	"github.com/terse-llm/terse/kernel"
 	"github.com/terse-llm/terse/quant/kmeans"
 	"github.com/terse-llm/terse/quant/vq"
+	"github.com/terse-llm/terse/search"
 )
 
 // multiFlag collects a repeatable string flag.
@@ -51,6 +52,10 @@ func runCompress(args []string, stdout, stderr io.Writer) error {
 	calibFile := fs.String("calib", "", "calibration text: computes the importance matrix (and, for gptq, the Hessians)")
 	calibCtx := fs.Int("calib-ctx", compress.DefaultCalibCtx, "calibration chunk length in tokens, at most the model's trained context; a model trained on fewer tokens uses its own context")
 	calibChunks := fs.Int("calib-chunks", 0, "use at most this many calibration chunks (0: all)")
+	calibCache := fs.String("calib-cache", "", "folder of calibration caches: the statistics --calib measures (importance, and for gptq the Hessians; they depend only on the model, "+
+		"the tokens of the text as cut to --calib-chunks, and --calib-ctx) are stored there by the first run and read by every later one, so several compressions of one model "+
+		"share one calibration pass (one file per block; a 1B model's Hessians take about 5 GB). With a budget the default is inside the level database, and 'none' "+
+		"calibrates every level on its own. Not with --sequential, whose statistics depend on the compressed blocks")
 	saveImatrix := fs.String("save-imatrix", "", "write the importance matrix computed from --calib as llama.cpp's imatrix.dat")
 	var overrides multiFlag
 	fs.Var(&overrides, "override", "PATTERN=TYPE: force the type of tensors whose name matches the regular expression (repeatable)")
@@ -86,6 +91,10 @@ func runCompress(args []string, stdout, stderr io.Writer) error {
 		return usagef("--damp %g: want 0 ≤ damp < 1", *damp)
 	case *saveImatrix != "" && *calibFile == "":
 		return usagef("--save-imatrix needs --calib text to measure the importance")
+	case *calibCache != "" && *calibFile == "":
+		return usagef("--calib-cache keeps what --calib text measures; give --calib")
+	case *calibCache != "" && *sequential:
+		return usagef("--calib-cache does not go with --sequential: each block's statistics depend on how the blocks before it were compressed, so they cannot be reused")
 	}
 	m, err := methodOf(*method, *bits, *group, *vqDim, *segments, *refine, *kmeansGPTQ, *damp)
 	if err != nil {
@@ -116,7 +125,7 @@ func runCompress(args []string, stdout, stderr io.Writer) error {
 		return trimPrefix(err)
 	}
 	if sf.active() {
-		return sf.run(mf, *out, *calibFile, *calibCtx, *calibChunks, *threads, set, *quiet, *jsonOut, stdout, stderr)
+		return sf.run(mf, *out, *calibFile, *calibCache, *calibCtx, *calibChunks, *threads, set, *quiet, *jsonOut, stdout, stderr)
 	}
 	kernel.SetThreads(*threads)
 	// Compression holds a few large pointer-free buffers at a time (a
@@ -126,8 +135,11 @@ func runCompress(args []string, stdout, stderr io.Writer) error {
 	// its size again to the peak memory.
 	defer debug.SetGCPercent(debug.SetGCPercent(25))
 
+	if *calibCache == search.NoCalibCache {
+		*calibCache = ""
+	}
 	opt := compress.Options{Out: *out, Method: m, Preset: *typ, Overrides: ovs, IMatrixFile: *imatrix,
-		CalibFile: *calibFile, CalibChunks: *calibChunks, SaveIMatrix: *saveImatrix, Sequential: *sequential, AllowRequantize: *allowRequant,
+		CalibFile: *calibFile, CalibChunks: *calibChunks, CalibCache: *calibCache, SaveIMatrix: *saveImatrix, Sequential: *sequential, AllowRequantize: *allowRequant,
 		Progress: stderr, Warn: func(msg string) { fmt.Fprintf(stderr, "terse compress: warning: %s\n", msg) }}
 	if set["calib-ctx"] {
 		opt.CalibCtx = *calibCtx

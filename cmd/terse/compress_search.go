@@ -50,9 +50,9 @@ func (s *searchFlags) active() bool {
 
 // run validates the flags and runs the search; calib and the rest come
 // from compress's own flags.
-func (s *searchFlags) run(mf *modelFlags, out, calib string, calibCtx, calibChunks, threads int, set map[string]bool, quiet, jsonOut bool, stdout, stderr io.Writer) error {
+func (s *searchFlags) run(mf *modelFlags, out, calib, calibCache string, calibCtx, calibChunks, threads int, set map[string]bool, quiet, jsonOut bool, stdout, stderr io.Writer) error {
 	o := search.Options{Out: out, Method: *s.method, LevelDB: *s.levelDB, CalibFile: calib, CalibChunks: calibChunks,
-		FitChunks: *s.fitChunks, Progress: stderr}
+		CalibCache: calibCache, FitChunks: *s.fitChunks, Progress: stderr}
 	n := 0
 	if *s.targetSize != "" {
 		v, err := search.ParseSize(*s.targetSize)
