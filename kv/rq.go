@@ -502,7 +502,7 @@ func (c *rqCache) Append(layer int, k, v []float32) error {
 }
 
 func (c *rqCache) check(layer, head, n int) error {
-	return checkAccess(c.name, c.kvDim, c.lens, c.hd, layer, head, n)
+	return checkAccess(&c.name, c.kvDim, c.lens, c.hd, layer, head, n)
 }
 
 // Scores implements model.KVCache: the queries are rotated once, and the
