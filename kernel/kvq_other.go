@@ -11,3 +11,7 @@ func axpyCodes(_ level, out []float32, a float32, codes []byte, b int) {
 func axpyCodesRows(l level, out, a []float32, codes []byte, b int) {
 	axpyCodesRowsGeneric(l, out, a, codes, b)
 }
+
+func widenPlanes(_ level, dst []float32, hd int, rows []byte, rb, lo, nHi int, loTab, hiTab []float32, scales *[256]float32) {
+	widenPlanesGeneric(dst, hd, rows, rb, lo, nHi, loTab, hiTab, scales)
+}
