@@ -10,7 +10,8 @@ import (
 // TestWidenPlanes packs random codes into bit-plane rows bit by bit from
 // the layout's definition and checks WidenPlanes at every level this CPU
 // supports against scales[e]·table[code] of the codes as drawn, bit for
-// bit, over bit widths 1 to 8, partial hi groups and row gaps.
+// bit, and DotPlanes and AxpyPlanes against float64 sums over those
+// values, over bit widths 1 to 8, partial hi groups and row gaps.
 func TestWidenPlanes(t *testing.T) {
 	rng := rand.New(rand.NewPCG(21, 22))
 	var scales [256]float32
@@ -69,6 +70,27 @@ func TestWidenPlanes(t *testing.T) {
 					want[r*c.hd+i] = scales[e] * tab[q]
 				}
 			}
+			q, w, out0 := make([]float32, c.hd), make([]float32, n), make([]float32, c.hd)
+			for i := range q {
+				q[i], out0[i] = float32(rng.NormFloat64()), float32(rng.NormFloat64())
+			}
+			for i := range w {
+				w[i] = float32(rng.Float64())
+			}
+			wantDot, dotTol := make([]float64, n), make([]float64, n)
+			wantAxpy, axpyTol := make([]float64, c.hd), make([]float64, c.hd)
+			for i := range out0 {
+				wantAxpy[i], axpyTol[i] = float64(out0[i]), math.Abs(float64(out0[i]))
+			}
+			for r := 0; r < n; r++ {
+				for i := 0; i < c.hd; i++ {
+					x := float64(want[r*c.hd+i])
+					wantDot[r] += float64(q[i]) * x
+					dotTol[r] += math.Abs(float64(q[i]) * x)
+					wantAxpy[i] += float64(w[r]) * x
+					axpyTol[i] += math.Abs(float64(w[r]) * x)
+				}
+			}
 			for _, l := range levels() {
 				got := make([]float32, n*c.hd)
 				withLevel(t, l, func() { WidenPlanes(got, c.hd, rows, rb, c.lo, c.nHi, loTab, hiTab, &scales) })
@@ -77,13 +99,27 @@ func TestWidenPlanes(t *testing.T) {
 						t.Fatalf("%v: row %d channel %d: %g, want %g", l, i/c.hd, i%c.hd, got[i], want[i])
 					}
 				}
+				dots := make([]float32, n)
+				withLevel(t, l, func() { DotPlanes(dots, q, rows, rb, c.lo, c.nHi, loTab, hiTab, &scales) })
+				for r, d := range dots {
+					if math.Abs(float64(d)-wantDot[r]) > 1e-5*dotTol[r]+1e-30 {
+						t.Fatalf("%v: dot of row %d: %g, want %g", l, r, d, wantDot[r])
+					}
+				}
+				acc := append([]float32(nil), out0...)
+				withLevel(t, l, func() { AxpyPlanes(acc, w, rows, rb, c.lo, c.nHi, loTab, hiTab, &scales) })
+				for i, x := range acc {
+					if math.Abs(float64(x)-wantAxpy[i]) > 1e-5*axpyTol[i] {
+						t.Fatalf("%v: sum channel %d: %g, want %g", l, i, x, wantAxpy[i])
+					}
+				}
 			}
 		})
 	}
 }
 
 // BenchmarkWidenPlanes widens 64 rows of 64 channels at 3, 4 and 4.375
-// bits per channel.
+// bits per channel (and takes their dots and weighted sum).
 func BenchmarkWidenPlanes(b *testing.B) {
 	var scales [256]float32
 	for e := range scales {
@@ -92,17 +128,27 @@ func BenchmarkWidenPlanes(b *testing.B) {
 	tab := make([]float32, 256)
 	for _, f := range []struct{ lo, nHi int }{{3, 0}, {4, 0}, {4, 24}} {
 		for _, l := range levels() {
-			b.Run(fmt.Sprintf("b%d_hi%d/%v", f.lo, f.nHi, l), func(b *testing.B) {
-				const hd, n = 64, 64
-				rb := PlaneRowBytes(hd, f.lo, f.nHi)
-				rows := make([]byte, n*rb+8)
-				dst := make([]float32, n*hd)
-				withLevel(b, l, func() {
-					for i := 0; i < b.N; i++ {
-						WidenPlanes(dst, hd, rows, rb, f.lo, f.nHi, tab, tab, &scales)
-					}
+			for _, op := range []string{"widen", "dot", "axpy"} {
+				b.Run(fmt.Sprintf("b%d_hi%d/%s/%v", f.lo, f.nHi, op, l), func(b *testing.B) {
+					const hd, n = 64, 64
+					rb := PlaneRowBytes(hd, f.lo, f.nHi)
+					rows := make([]byte, n*rb+8)
+					dst := make([]float32, n*hd)
+					q, w := make([]float32, hd), make([]float32, n)
+					withLevel(b, l, func() {
+						for i := 0; i < b.N; i++ {
+							switch op {
+							case "widen":
+								WidenPlanes(dst, hd, rows, rb, f.lo, f.nHi, tab, tab, &scales)
+							case "dot":
+								DotPlanes(w, q, rows, rb, f.lo, f.nHi, tab, tab, &scales)
+							case "axpy":
+								AxpyPlanes(q, w, rows, rb, f.lo, f.nHi, tab, tab, &scales)
+							}
+						}
+					})
 				})
-			})
+			}
 		}
 	}
 }

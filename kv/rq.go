@@ -302,6 +302,29 @@ func (c *rqCache) widenVals(layer, h, p0, k int, dst []float32) {
 	c.widenRows(c.v[layer], c.vf[layer], c.rowV[layer], layer, h, p0, k, dst, c.valRow)
 }
 
+// dotKeys sets dst[p] = q·(KV head h's stored key at p) for the len(dst)
+// first positions of a layer (rotated space, keys without their mean),
+// straight off the codes; tmp holds one widened sink row.
+func (c *rqCache) dotKeys(layer, h int, q, dst, tmp []float32) {
+	s := min(c.sinks, len(dst))
+	for p := 0; p < s; p++ {
+		row, sf := c.keyRow(layer, h, p)
+		sf.dequant(tmp, row)
+		var d float32
+		for i, x := range tmp {
+			d += q[i] * x
+		}
+		dst[p] = d
+	}
+	if s == len(dst) {
+		return
+	}
+	f, rb := c.kf[layer], c.rowK[layer]
+	lo, nHi, loTab, hiTab := f.planes()
+	off := h * (c.cap - c.sinks) * rb
+	kernel.DotPlanes(dst[s:], q, c.k[layer][off:], rb, lo, nHi, loTab, hiTab, &rqScales)
+}
+
 func (c *rqCache) widenRows(store []byte, f rqFmt, rb, layer, h, p0, k int, dst []float32, row func(layer, h, p int) ([]byte, rqFmt)) {
 	hd, p := c.hd, p0
 	for ; p < min(c.sinks, p0+k); p++ {
@@ -556,10 +579,20 @@ func (c *rqCache) Scores(layer, head int, q []float32, qs, nq, n int, scale floa
 				copy(out, qi)
 			}
 		}
-		for p0 := 0; p0 < n; p0 += wsChunk {
-			k := min(wsChunk, n-p0)
-			c.widenKeys(layer, head, p0, k, buf)
-			kernel.Scores(dst[j0*ds+p0:], ds, qr, hd, m, buf, hd, k, hd, scale)
+		if m == 1 && c.kf[layer].hi != 16 {
+			// One query: dots straight off the codes, the scale folded
+			// into a copy of the query.
+			qs := buf[:hd]
+			for i, x := range qr[:hd] {
+				qs[i] = scale * x
+			}
+			c.dotKeys(layer, head, qs, dst[j0*ds:j0*ds+n], buf[hd:2*hd])
+		} else {
+			for p0 := 0; p0 < n; p0 += wsChunk {
+				k := min(wsChunk, n-p0)
+				c.widenKeys(layer, head, p0, k, buf)
+				kernel.Scores(dst[j0*ds+p0:], ds, qr, hd, m, buf, hd, k, hd, scale)
+			}
 		}
 		if c.mean == nil {
 			continue
@@ -607,12 +640,29 @@ func (c *rqCache) WeightedSum(layer, head int, w, dst []float32, scratch []float
 	hd := c.hd
 	buf, acc, part := scratch[:wsChunk*hd], scratch[wsChunk*hd:(wsChunk+1)*hd], scratch[(wsChunk+1)*hd:(wsChunk+2)*hd]
 	clear(acc)
-	for p0 := 0; p0 < len(w); p0 += wsChunk {
-		k := min(wsChunk, len(w)-p0)
-		c.widenVals(layer, head, p0, k, buf)
-		kernel.WeightedSum(part, w[p0:p0+k], buf, hd)
-		for j, x := range part {
-			acc[j] += x
+	if f := c.vf[layer]; f.hi != 16 {
+		// Sums straight off the codes; the binary16 sink rows one by one.
+		s := min(c.sinks, len(w))
+		for p := 0; p < s; p++ {
+			row, sf := c.valRow(layer, head, p)
+			sf.dequant(part, row)
+			for j, x := range part {
+				acc[j] += w[p] * x
+			}
+		}
+		if s < len(w) {
+			lo, nHi, loTab, hiTab := f.planes()
+			off := head * (c.cap - c.sinks) * c.rowV[layer]
+			kernel.AxpyPlanes(acc, w[s:], c.v[layer][off:], c.rowV[layer], lo, nHi, loTab, hiTab, &rqScales)
+		}
+	} else {
+		for p0 := 0; p0 < len(w); p0 += wsChunk {
+			k := min(wsChunk, len(w)-p0)
+			c.widenVals(layer, head, p0, k, buf)
+			kernel.WeightedSum(part, w[p0:p0+k], buf, hd)
+			for j, x := range part {
+				acc[j] += x
+			}
 		}
 	}
 	if c.rot != nil {
