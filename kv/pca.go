@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"sort"
+	"sync"
 
 	"github.com/terse-llm/terse/kernel"
 	"github.com/terse-llm/terse/model"
@@ -43,6 +44,11 @@ type PCAComponents struct {
 	Dirs [][]float32 `json:"dirs"`
 	// Var is the variance of the rows along each direction.
 	Var []float64 `json:"var"`
+	// Back, when present, are the directions a row is rebuilt from (x ≈
+	// mean + Σ z_i·Back_i, z_i = Dirs_i·(x − mean)), HeadDim rows of
+	// HeadDim floats with Dirs_i·Back_j = δ_ij; absent, they are Dirs (an
+	// orthonormal basis). A weighted fit (PCAFit.WeightedBasis) has them.
+	Back [][]float32 `json:"back,omitempty"`
 }
 
 // ReadPCABasis reads a basis written by PCABasis.Write.
@@ -105,6 +111,19 @@ func (b *PCABasis) check() error {
 						return fmt.Errorf("layer %d head %d %s: mean is not finite", l, h, pc.name)
 					}
 				}
+				if c.Back != nil && len(c.Back) != hd {
+					return fmt.Errorf("layer %d head %d %s: %d back directions, want %d", l, h, pc.name, len(c.Back), hd)
+				}
+				for i, d := range c.Back {
+					if len(d) != hd {
+						return fmt.Errorf("layer %d head %d %s: back direction %d of %d floats, want %d", l, h, pc.name, i, len(d), hd)
+					}
+					for _, x := range d {
+						if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+							return fmt.Errorf("layer %d head %d %s: back direction %d is not finite", l, h, pc.name, i)
+						}
+					}
+				}
 			}
 		}
 	}
@@ -129,22 +148,31 @@ func (b *PCABasis) fits(cfg *model.Config) error {
 
 // PCAFit accumulates the keys and values a model appends to its caches
 // (through the caches Wrap returns) and fits their principal components.
-// It is not safe for concurrent use: the engine appends from one
-// goroutine.
+// Add is not safe for concurrent use (the engine appends from one
+// goroutine); AddQueries is (heads are scored concurrently).
 type PCAFit struct {
 	hd           int
 	n            []int64       // per layer: rows seen per head
 	kSum, vSum   [][][]float64 // per layer, head: Σ x
 	kOuter, vOut [][][]float64 // per layer, head: Σ x·xᵀ (hd·hd)
+	qOuter       [][][]float64 // per layer, KV head: Σ q·qᵀ over the queries scored against it
+	qN           [][]int64     // per layer, KV head: queries seen
+	qMu          []sync.Mutex  // per layer: guards qOuter and qN (heads score concurrently)
+	vMetric      [][][]float64 // per layer, KV head: the value metric (SetValueMetric), or nil
 }
 
 // NewPCAFit starts an empty fit for cfg's shape.
 func NewPCAFit(cfg *model.Config) *PCAFit {
 	f := &PCAFit{hd: cfg.HeadDim, n: make([]int64, cfg.NLayers)}
 	mk := func() [][][]float64 { return make([][][]float64, cfg.NLayers) }
-	f.kSum, f.vSum, f.kOuter, f.vOut = mk(), mk(), mk(), mk()
+	f.kSum, f.vSum, f.kOuter, f.vOut, f.qOuter, f.vMetric = mk(), mk(), mk(), mk(), mk(), mk()
+	f.qN, f.qMu = make([][]int64, cfg.NLayers), make([]sync.Mutex, cfg.NLayers)
 	for l := 0; l < cfg.NLayers; l++ {
 		heads := cfg.KVDim(l) / cfg.HeadDim
+		f.qN[l], f.vMetric[l], f.qOuter[l] = make([]int64, heads), make([][]float64, heads), make([][]float64, heads)
+		for h := range f.qOuter[l] {
+			f.qOuter[l][h] = make([]float64, f.hd*f.hd)
+		}
 		for _, s := range [][][][]float64{f.kSum, f.vSum} {
 			s[l] = make([][]float64, heads)
 			for h := range s[l] {
@@ -205,6 +233,57 @@ func (c *fitCache) Append(layer int, k, v []float32) error {
 	return c.KVCache.Append(layer, k, v)
 }
 
+// Scores adds the queries to the fit's query moments and scores them.
+func (c *fitCache) Scores(layer, head int, q []float32, qs, nq, n int, scale float32, dst []float32, ds int, scratch []float32) error {
+	if err := c.f.AddQueries(layer, head, q, qs, nq); err != nil {
+		return err
+	}
+	return c.KVCache.Scores(layer, head, q, qs, nq, n, scale, dst, ds, scratch)
+}
+
+// AddQueries accumulates the second moment of nq queries (qs floats
+// apart in q, head_dim each) scored against KV head head of a layer.
+func (f *PCAFit) AddQueries(layer, head int, q []float32, qs, nq int) error {
+	if layer < 0 || layer >= len(f.n) || head < 0 || head >= len(f.qOuter[layer]) {
+		return fmt.Errorf("pca fit: layer %d KV head %d out of range", layer, head)
+	}
+	hd := f.hd
+	if nq > 0 && len(q) < (nq-1)*qs+hd {
+		return fmt.Errorf("pca fit: layer %d: %d queries in %d floats", layer, nq, len(q))
+	}
+	f.qMu[layer].Lock()
+	defer f.qMu[layer].Unlock()
+	out := f.qOuter[layer][head]
+	for j := 0; j < nq; j++ {
+		x := q[j*qs : j*qs+hd]
+		for i, xi := range x {
+			row := out[i*hd : (i+1)*hd]
+			for k := i; k < hd; k++ {
+				row[k] += float64(xi) * float64(x[k])
+			}
+		}
+	}
+	f.qN[layer][head] += int64(nq)
+	return nil
+}
+
+// SetValueMetric sets the metric a weighted fit measures KV head head's
+// value errors in: the symmetric positive semi-definite hd×hd matrix m
+// (row-major), Δvᵀ·m·Δv the cost of an error Δv. For attention, Σ_h
+// W_o,hᵀ·W_o,h over the query heads h that read the KV head (W_o,h the
+// output projection's columns of head h) is the squared size of the error
+// it adds to the residual stream.
+func (f *PCAFit) SetValueMetric(layer, head int, m []float64) error {
+	if layer < 0 || layer >= len(f.n) || head < 0 || head >= len(f.vMetric[layer]) {
+		return fmt.Errorf("pca fit: layer %d KV head %d out of range", layer, head)
+	}
+	if len(m) != f.hd*f.hd {
+		return fmt.Errorf("pca fit: layer %d KV head %d: value metric of %d floats, want %d", layer, head, len(m), f.hd*f.hd)
+	}
+	f.vMetric[layer][head] = append([]float64(nil), m...)
+	return nil
+}
+
 // Basis computes the principal components of the rows added so far. It
 // fails when a layer has seen fewer than two rows.
 func (f *PCAFit) Basis(modelName string) (*PCABasis, error) {
@@ -223,6 +302,137 @@ func (f *PCAFit) Basis(modelName string) (*PCABasis, error) {
 		}
 	}
 	return b, nil
+}
+
+// WeightedBasis is Basis with each head's directions fitted for the error
+// that matters downstream instead of the plain squared error: for keys
+// the error of the scores, Δkᵀ·E[q·qᵀ]·Δk over the queries scored
+// against the head (AddQueries, through Wrap's Scores), for values
+// Δvᵀ·M·Δv with M the head's value metric (SetValueMetric; the identity
+// where none was set). With G that metric (plus 10⁻⁴ of its mean
+// eigenvalue, so that it is invertible), the rows are mapped by G^½ and
+// the principal components taken there: Dirs_i = G^½·u_i, Back_i =
+// G^−½·u_i and Var_i = λ_i for the eigenpairs (λ_i, u_i) of G^½·C·G^½ (C
+// the rows' covariance). A coordinate's share of the weighted error is then
+// its variance, so Var orders directions and bits (reverse water-filling)
+// by what they cost downstream. It fails as Basis does, and when a layer's
+// head has had no queries.
+func (f *PCAFit) WeightedBasis(modelName string) (*PCABasis, error) {
+	b, err := f.Basis(modelName)
+	if err != nil {
+		return nil, err
+	}
+	hd := f.hd
+	for l := range b.Layers {
+		for h := range b.Layers[l] {
+			n := f.qN[l][h]
+			if n == 0 {
+				return nil, fmt.Errorf("pca fit: layer %d KV head %d: no queries seen", l, h)
+			}
+			qm := make([]float64, hd*hd)
+			for i := 0; i < hd; i++ {
+				for j := i; j < hd; j++ {
+					x := f.qOuter[l][h][i*hd+j] / float64(n)
+					qm[i*hd+j], qm[j*hd+i] = x, x
+				}
+			}
+			vm := f.vMetric[l][h]
+			if vm == nil {
+				vm = make([]float64, hd*hd)
+				for i := 0; i < hd; i++ {
+					vm[i*hd+i] = 1
+				}
+			}
+			b.Layers[l][h].K = weightedComponents(f.kSum[l][h], f.kOuter[l][h], f.n[l], hd, qm)
+			b.Layers[l][h].V = weightedComponents(f.vSum[l][h], f.vOut[l][h], f.n[l], hd, vm)
+		}
+	}
+	return b, nil
+}
+
+// weightedComponents is components in the metric g (hd×hd, symmetric
+// positive semi-definite; see WeightedBasis).
+func weightedComponents(sum, outer []float64, n int64, hd int, g []float64) PCAComponents {
+	mean := make([]float64, hd)
+	for i := range mean {
+		mean[i] = sum[i] / float64(n)
+	}
+	cov := make([]float64, hd*hd)
+	for i := 0; i < hd; i++ {
+		for j := i; j < hd; j++ {
+			c := outer[i*hd+j]/float64(n) - mean[i]*mean[j]
+			cov[i*hd+j], cov[j*hd+i] = c, c
+		}
+	}
+	// G^½ and G^−½ from G's eigenpairs, the small ones lifted.
+	gv, ge := symEigen(append([]float64(nil), g...), hd)
+	var tr float64
+	for _, x := range gv {
+		tr += max(x, 0)
+	}
+	floor := 1e-4 * tr / float64(hd)
+	if floor == 0 {
+		floor = 1
+	}
+	half, inv := make([]float64, hd*hd), make([]float64, hd*hd)
+	for k, x := range gv {
+		x = max(x, 0) + floor
+		sq := math.Sqrt(x)
+		for i := 0; i < hd; i++ {
+			ei := ge[i*hd+k]
+			for j := 0; j < hd; j++ {
+				half[i*hd+j] += sq * ei * ge[j*hd+k]
+				inv[i*hd+j] += ei * ge[j*hd+k] / sq
+			}
+		}
+	}
+	// C' = G^½·C·G^½.
+	cw := matMul(matMul(half, cov, hd), half, hd)
+	for i := 0; i < hd; i++ { // exact symmetry for Jacobi
+		for j := i + 1; j < hd; j++ {
+			x := (cw[i*hd+j] + cw[j*hd+i]) / 2
+			cw[i*hd+j], cw[j*hd+i] = x, x
+		}
+	}
+	vals, vecs := symEigen(cw, hd)
+	order := make([]int, hd)
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return vals[order[a]] > vals[order[b]] })
+	pc := PCAComponents{Mean: make([]float32, hd), Dirs: make([][]float32, hd), Back: make([][]float32, hd), Var: make([]float64, hd)}
+	for i, m := range mean {
+		pc.Mean[i] = float32(m)
+	}
+	for r, k := range order {
+		pc.Var[r] = max(0, vals[k])
+		d, bk := make([]float32, hd), make([]float32, hd)
+		for i := 0; i < hd; i++ {
+			var a, c float64
+			for j := 0; j < hd; j++ {
+				u := vecs[j*hd+k]
+				a += half[i*hd+j] * u
+				c += inv[i*hd+j] * u
+			}
+			d[i], bk[i] = float32(a), float32(c)
+		}
+		pc.Dirs[r], pc.Back[r] = d, bk
+	}
+	return pc
+}
+
+// matMul is the product of two n×n row-major matrices.
+func matMul(a, b []float64, n int) []float64 {
+	out := make([]float64, n*n)
+	for i := 0; i < n; i++ {
+		for k := 0; k < n; k++ {
+			x := a[i*n+k]
+			for j := 0; j < n; j++ {
+				out[i*n+j] += x * b[k*n+j]
+			}
+		}
+	}
+	return out
 }
 
 // components turns the sums of n rows into their mean and the
@@ -341,6 +551,7 @@ type pcaCache struct {
 type pcaHead struct {
 	mk, mv []float32
 	dk, dv []float32
+	bk, bv []float32 // the back directions (dk, dv for an orthonormal basis)
 	ck, cv coordCoder
 }
 
@@ -491,6 +702,21 @@ func newPCACache(cfg *model.Config, positions int, sp *Spec) (*pcaCache, error) 
 			for i := 0; i < c.rv; i++ {
 				copy(ph.dv[i*hd:], src.V.Dirs[i])
 			}
+			ph.bk, ph.bv = ph.dk, ph.dv
+			if src.K.Back != nil {
+				ph.bk = make([]float32, c.rk*hd)
+				for i := 0; i < c.rk; i++ {
+					copy(ph.bk[i*hd:], src.K.Back[i])
+				}
+				c.projBytes += 4 * int64(len(ph.bk))
+			}
+			if src.V.Back != nil {
+				ph.bv = make([]float32, c.rv*hd)
+				for i := 0; i < c.rv; i++ {
+					copy(ph.bv[i*hd:], src.V.Back[i])
+				}
+				c.projBytes += 4 * int64(len(ph.bv))
+			}
 			c.basis[l][h] = ph
 			c.projBytes += 4 * int64(len(ph.mk)+len(ph.mv)+len(ph.dk)+len(ph.dv))
 		}
@@ -600,7 +826,7 @@ func (c *pcaCache) Scores(layer, head int, q []float32, qs, nq, n int, scale flo
 	store := c.kz[layer][head*c.cap*c.kRowB:]
 	for i := 0; i < nq; i++ {
 		qi := q[i*qs : i*qs+c.hd]
-		project(qz, qi, zero, b.dk, c.hd)
+		project(qz, qi, zero, b.bk, c.hd)
 		var base float32
 		for j, x := range qi {
 			base += x * b.mk[j]
@@ -651,7 +877,7 @@ func (c *pcaCache) WeightedSum(layer, head int, w, dst []float32, scratch []floa
 			wsum += x
 		}
 	}
-	unproject(dst, acc, b.mv, b.dv, wsum, c.hd)
+	unproject(dst, acc, b.mv, b.bv, wsum, c.hd)
 	if ns > 0 {
 		kernel.F16ToF32Row(buf[:ns*c.hd], c.sv[layer][head*c.sinks*c.hd*2:(head*c.sinks+ns)*c.hd*2])
 		kernel.WeightedSum(part[:c.hd], w[:ns], buf, c.hd)
@@ -720,10 +946,10 @@ func (c *pcaCache) rebuild(layer, h, p int, kr, vr []float32) {
 	b := &c.basis[layer][h]
 	z := c.tmp[:c.rk]
 	b.ck.decode(z, c.kRow(layer, h, p))
-	unproject(kr, z, b.mk, b.dk, 1, c.hd)
+	unproject(kr, z, b.mk, b.bk, 1, c.hd)
 	z = c.tmp[:c.rv]
 	b.cv.decode(z, c.vRow(layer, h, p))
-	unproject(vr, z, b.mv, b.dv, 1, c.hd)
+	unproject(vr, z, b.mv, b.bv, 1, c.hd)
 }
 
 // dequant returns the first n keys and values of KV head head of layer as
@@ -735,4 +961,56 @@ func (c *pcaCache) dequant(layer, head, n int) (k, v [][]float32) {
 		k, v = append(k, kr), append(v, vr)
 	}
 	return k, v
+}
+
+// SetOutputMetrics sets every KV head's value metric (SetValueMetric) from
+// m's attention output projections: Σ_h W_o,hᵀ·W_o,h over the query heads
+// h of the head's group, W_o,h the dim × head_dim block of W_o that head
+// h's output multiplies. W_o is read through its MatMul (one product with
+// the identity), whatever type it is stored in.
+func (f *PCAFit) SetOutputMetrics(m *model.Model) error {
+	cfg := &m.Config
+	hd := cfg.HeadDim
+	for l := 0; l < cfg.NLayers; l++ {
+		wo := m.Weights.Layers[l].Wo
+		qd, dim := cfg.QDim(l), wo.Rows()
+		if wo.Cols() != qd {
+			return fmt.Errorf("pca fit: layer %d: output projection of %d columns, queries of %d", l, wo.Cols(), qd)
+		}
+		eye := make([]float32, qd*qd)
+		for i := 0; i < qd; i++ {
+			eye[i*qd+i] = 1
+		}
+		cols := make([]float32, qd*dim) // cols[c*dim+r] = W_o[r][c]
+		if err := wo.MatMul(cols, eye, qd); err != nil {
+			return fmt.Errorf("pca fit: layer %d: %w", l, err)
+		}
+		ls := cfg.Layer(l)
+		group := ls.NHeads / ls.NKVHeads
+		for kvh := 0; kvh < ls.NKVHeads; kvh++ {
+			g := make([]float64, hd*hd)
+			for h := kvh * group; h < (kvh+1)*group; h++ {
+				for i := 0; i < hd; i++ {
+					ci := cols[(h*hd+i)*dim : (h*hd+i+1)*dim]
+					for j := i; j < hd; j++ {
+						cj := cols[(h*hd+j)*dim : (h*hd+j+1)*dim]
+						var s float64
+						for r, x := range ci {
+							s += float64(x) * float64(cj[r])
+						}
+						g[i*hd+j] += s
+					}
+				}
+			}
+			for i := 0; i < hd; i++ {
+				for j := i + 1; j < hd; j++ {
+					g[j*hd+i] = g[i*hd+j]
+				}
+			}
+			if err := f.SetValueMetric(l, kvh, g); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
