@@ -543,6 +543,7 @@ type pcaCache struct {
 	sinks     int      // leading positions kept as binary16 rows
 	sk, sv    [][]byte // per layer: heads × sinks binary16 rows of hd
 	tmp       []float32
+	zero      []float32 // hd zeros: the mean a query is projected about
 	projBytes int64
 }
 
@@ -683,7 +684,7 @@ func newPCACache(cfg *model.Config, positions int, sp *Spec) (*pcaCache, error) 
 	hd := cfg.HeadDim
 	c := &pcaCache{sp: *sp, cap: positions, hd: hd, rk: pcaRank(sp.PCAK, hd), rv: pcaRank(sp.PCAV, hd),
 		kvDim: make([]int, cfg.NLayers), lens: make([]int, cfg.NLayers), basis: make([][]pcaHead, cfg.NLayers),
-		kz: make([][]byte, cfg.NLayers), vz: make([][]byte, cfg.NLayers), tmp: make([]float32, 2*hd),
+		kz: make([][]byte, cfg.NLayers), vz: make([][]byte, cfg.NLayers), tmp: make([]float32, 2*hd), zero: make([]float32, hd),
 		sinks: min(sp.PCASinks, positions), sk: make([][]byte, cfg.NLayers), sv: make([][]byte, cfg.NLayers)}
 	for l := range c.kvDim {
 		c.kvDim[l] = cfg.KVDim(l)
@@ -820,33 +821,42 @@ func (c *pcaCache) Scores(layer, head int, q []float32, qs, nq, n int, scale flo
 		return nil
 	}
 	b := &c.basis[layer][head]
-	zero := scratch[:c.hd]
-	clear(zero)
-	qz, buf := scratch[c.hd:c.hd+c.rk], scratch[2*c.hd:2*c.hd+wsChunk*c.rk]
+	// Up to pcaQueries projected queries at a time, each chunk of coded
+	// rows decoded once for all of them.
+	qz, buf := scratch[:pcaQueries*c.rk], scratch[pcaQueries*c.rk:pcaQueries*c.rk+wsChunk*max(c.rk, c.hd)]
 	store := c.kz[layer][head*c.cap*c.kRowB:]
-	for i := 0; i < nq; i++ {
-		qi := q[i*qs : i*qs+c.hd]
-		project(qz, qi, zero, b.bk, c.hd)
-		var base float32
-		for j, x := range qi {
-			base += x * b.mk[j]
+	for i0 := 0; i0 < nq; i0 += pcaQueries {
+		m := min(pcaQueries, nq-i0)
+		for i := 0; i < m; i++ {
+			project(qz[i*c.rk:(i+1)*c.rk], q[(i0+i)*qs:(i0+i)*qs+c.hd], c.zero, b.bk, c.hd)
 		}
-		row := dst[i*ds : i*ds+n]
 		for p0 := 0; p0 < n; p0 += wsChunk {
-			m := min(wsChunk, n-p0)
-			b.ck.decodeRows(buf, store[p0*c.kRowB:], m)
-			kernel.Scores(row[p0:], n, qz, c.rk, 1, buf, c.rk, m, c.rk, scale)
+			k := min(wsChunk, n-p0)
+			b.ck.decodeRows(buf, store[p0*c.kRowB:], k)
+			kernel.Scores(dst[i0*ds+p0:], ds, qz, c.rk, m, buf, c.rk, k, c.rk, scale)
 		}
-		for p := range row {
-			row[p] += scale * base
-		}
-		if ns := min(c.sinks, n); ns > 0 {
-			kernel.F16ToF32Row(buf[:ns*c.hd], c.sk[layer][head*c.sinks*c.hd*2:(head*c.sinks+ns)*c.hd*2])
-			kernel.Scores(row, n, qi, c.hd, 1, buf, c.hd, ns, c.hd, scale)
+		for i := i0; i < i0+m; i++ {
+			qi := q[i*qs : i*qs+c.hd]
+			var base float32
+			for j, x := range qi {
+				base += x * b.mk[j]
+			}
+			row := dst[i*ds : i*ds+n]
+			for p := range row {
+				row[p] += scale * base
+			}
+			if ns := min(c.sinks, n); ns > 0 {
+				kernel.F16ToF32Row(buf[:ns*c.hd], c.sk[layer][head*c.sinks*c.hd*2:(head*c.sinks+ns)*c.hd*2])
+				kernel.Scores(row, n, qi, c.hd, 1, buf, c.hd, ns, c.hd, scale)
+			}
 		}
 	}
 	return nil
 }
+
+// pcaQueries is how many projected queries a pca cache's Scores holds at
+// once.
+const pcaQueries = 4
 
 // WeightedSum implements model.KVCache: the weighted sum of the value
 // coordinates, mapped back through the value directions once.
@@ -907,7 +917,9 @@ func (c *pcaCache) Cap() int { return c.cap }
 
 // ScratchSize implements model.KVCache: a projected query (or sum), a
 // partial sum and a chunk of widened coordinates.
-func (c *pcaCache) ScratchSize() int { return 2*c.hd + wsChunk*max(c.rk, c.rv, c.hd) }
+func (c *pcaCache) ScratchSize() int {
+	return max(pcaQueries*c.rk, 2*c.hd) + wsChunk*max(c.rk, c.rv, c.hd)
+}
 
 // Bytes implements model.KVCache: the binary16 coordinates of the whole
 // capacity plus the float32 means and directions the cache holds.
