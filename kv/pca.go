@@ -565,6 +565,9 @@ type coordCoder struct {
 	rowB int
 	bits []uint8
 	step []float32
+	// lloyd: each coordinate's code is the Lloyd–Max level (lmBook) of
+	// z/step nearest it, step its fitted standard deviation.
+	lloyd bool
 }
 
 // gaussStep is the step, in standard deviations, of the uniform quantizer
@@ -575,7 +578,10 @@ var gaussStep = [9]float64{0, 1.596, 0.9957, 0.586, 0.3352, 0.1881, 0.1041, 0.05
 // that spends round(avg·hd) bits on them, given bit by bit to the
 // coordinate whose quantization error (variance·4^−bits) is largest, at
 // most 8 each.
-func newCoordCoder(r, hd int, avg float64, variance []float64) coordCoder {
+//
+// With lloyd, coordinates are coded with the Lloyd–Max codebook of their
+// bits, scaled by their fitted standard deviation.
+func newCoordCoder(r, hd int, avg float64, variance []float64, lloyd bool) coordCoder {
 	if avg <= 0 {
 		return coordCoder{r: r, rowB: 2 * r}
 	}
@@ -602,7 +608,11 @@ func newCoordCoder(r, hd int, avg float64, variance []float64) coordCoder {
 	for i, b := range cc.bits {
 		used += int(b)
 		cc.step[i] = float32(gaussStep[b] * math.Sqrt(max(variance[i], 0)))
+		if lloyd {
+			cc.step[i] = float32(math.Sqrt(max(variance[i], 0)))
+		}
 	}
+	cc.lloyd = lloyd
 	cc.rowB = (used + 7) / 8
 	return cc
 }
@@ -622,7 +632,10 @@ func (cc *coordCoder) encode(dst []byte, z []float32) {
 		}
 		levels := 1 << b
 		q := 0
-		if cc.step[i] > 0 {
+		switch {
+		case cc.lloyd && cc.step[i] > 0:
+			q = lmBook(b).index(x / cc.step[i])
+		case cc.step[i] > 0:
 			q = int(math.Floor(float64(x/cc.step[i]))) + levels/2
 		}
 		q = max(0, min(levels-1, q))
@@ -655,6 +668,10 @@ func (cc *coordCoder) decode(z []float32, src []byte) {
 		}
 		q := int(w >> (pos & 7) & (1<<b - 1))
 		pos += b
+		if cc.lloyd {
+			z[i] = lmBook(b).level[q] * cc.step[i]
+			continue
+		}
 		z[i] = (float32(q-(1<<b)/2) + 0.5) * cc.step[i]
 	}
 }
@@ -693,7 +710,7 @@ func newPCACache(cfg *model.Config, positions int, sp *Spec) (*pcaCache, error) 
 		for h := range c.basis[l] {
 			src := &sp.pca.Layers[l][h]
 			ph := pcaHead{mk: src.K.Mean, mv: src.V.Mean, dk: make([]float32, c.rk*hd), dv: make([]float32, c.rv*hd),
-				ck: newCoordCoder(c.rk, hd, sp.PCABits, src.K.Var), cv: newCoordCoder(c.rv, hd, sp.PCAVBits, src.V.Var)}
+				ck: newCoordCoder(c.rk, hd, sp.PCABits, src.K.Var, sp.PCALloyd), cv: newCoordCoder(c.rv, hd, sp.PCAVBits, src.V.Var, sp.PCALloyd)}
 			if h > 0 && (ph.ck.rowB != c.basis[l][0].ck.rowB || ph.cv.rowB != c.basis[l][0].cv.rowB) {
 				return nil, fmt.Errorf("kv %s: layer %d: heads coded in rows of different sizes", sp, l)
 			}

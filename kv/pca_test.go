@@ -239,7 +239,7 @@ func TestCoordCoder(t *testing.T) {
 		vars[i] = math.Pow(0.9, float64(i))
 	}
 	for _, avg := range []float64{1, 2.5, 3, 4.5, 8} {
-		cc := newCoordCoder(hd, hd, avg, vars)
+		cc := newCoordCoder(hd, hd, avg, vars, false)
 		var used int
 		for i, b := range cc.bits {
 			used += int(b)
@@ -269,6 +269,30 @@ func TestCoordCoder(t *testing.T) {
 				lim := float32(int(1)<<b/2) * cc.step[i]
 				if z[i] >= -lim && z[i] < lim && math.Abs(float64(back[i]-z[i])) > float64(cc.step[i])/2*1.0001 {
 					t.Fatalf("avg %g: direction %d (%d bits, step %g): %g decodes to %g", avg, i, b, cc.step[i], z[i], back[i])
+				}
+			}
+		}
+		// Lloyd–Max codes: each coordinate decodes to the codebook level
+		// nearest it (scaled by its standard deviation).
+		lc := newCoordCoder(hd, hd, avg, vars, true)
+		for trial := 0; trial < 50; trial++ {
+			for i := range z {
+				z[i] = float32(rng.NormFloat64() * math.Sqrt(vars[i]))
+			}
+			lc.encode(row, z)
+			lc.decode(back, row)
+			for i := range z {
+				b := int(lc.bits[i])
+				if b == 0 {
+					continue
+				}
+				sd := float32(math.Sqrt(vars[i]))
+				best := float32(math.Inf(1))
+				for _, lv := range lmBook(b).level {
+					best = min(best, float32(math.Abs(float64(z[i]-lv*sd))))
+				}
+				if d := float32(math.Abs(float64(back[i] - z[i]))); d > best*1.0001+1e-6 {
+					t.Fatalf("avg %g lloyd: direction %d (%d bits): %g decodes to %g, a level %g away exists", avg, i, b, z[i], back[i], best)
 				}
 			}
 		}
@@ -320,7 +344,7 @@ func TestPCASpecErrors(t *testing.T) {
 	if got := sp.String(); got != "pca:k0.5:v0.5:"+path {
 		t.Errorf("String %q", got)
 	}
-	for _, spec := range []string{"pca:k0.5:v0.5:" + path, "pca:k1:v0.25:b3.5:" + path, "pca:k1:v1:b2.5/3:" + path, "pca:k1:v1:b3:s1:" + path, "pca:k0.5:v0.5:s3:" + path} {
+	for _, spec := range []string{"pca:k0.5:v0.5:" + path, "pca:k1:v0.25:b3.5:" + path, "pca:k1:v1:b2.5/3:" + path, "pca:k1:v1:b3:s1:" + path, "pca:k0.5:v0.5:s3:" + path, "pca:k1:v1:b3:l:" + path} {
 		sp, err := Parse(spec)
 		if err != nil {
 			t.Fatal(err)

@@ -77,6 +77,9 @@ type Spec struct {
 	// PCASinks is how many leading positions a pca cache keeps whole, in
 	// binary16 (the attention sinks; at most wsChunk).
 	PCASinks int
+	// PCALloyd codes quantized coordinates with the Lloyd–Max codebook of
+	// a Gaussian of the fitted variance instead of a uniform quantizer.
+	PCALloyd bool
 	PCAFile  string
 	pca      *PCABasis
 	// ZipHi and ZipLo are a zip cache's bits for salient and other
@@ -223,6 +226,13 @@ func parsePCA(s, rest string) (*Spec, error) {
 	i := 0
 	for ; i < len(fields); i++ {
 		f := fields[i]
+		if f == "l" && i+1 < len(fields) {
+			if seen['l'] {
+				return nil, fmt.Errorf("kv spec %q: field %q given twice", s, f)
+			}
+			seen['l'], sp.PCALloyd = true, true
+			continue
+		}
 		if len(f) < 2 || (f[0] != 'k' && f[0] != 'v' && f[0] != 'b' && f[0] != 's') {
 			break
 		}
@@ -339,6 +349,9 @@ func (sp *Spec) String() string {
 		}
 		if sp.PCASinks > 0 {
 			b += fmt.Sprintf(":s%d", sp.PCASinks)
+		}
+		if sp.PCALloyd {
+			b += ":l"
 		}
 		return fmt.Sprintf("pca:k%s:v%s%s:%s", strconv.FormatFloat(sp.PCAK, 'g', -1, 64), strconv.FormatFloat(sp.PCAV, 'g', -1, 64), b, sp.PCAFile)
 	}
