@@ -568,6 +568,13 @@ type coordCoder struct {
 	// lloyd: each coordinate's code is the Lloyd–Max level (lmBook) of
 	// z/step nearest it, step its fitted standard deviation.
 	lloyd bool
+	// The decoder's tables, for the coordinates with bits (act): the byte
+	// offset of the code, its shift and mask within the 16 bits there,
+	// and where its levels start in lut (the value of every code).
+	act, off, base []int32
+	sh             []uint8
+	mask           []uint16
+	lut            []float32
 }
 
 // gaussStep is the step, in standard deviations, of the uniform quantizer
@@ -613,6 +620,22 @@ func newCoordCoder(r, hd int, avg float64, variance []float64, lloyd bool) coord
 		}
 	}
 	cc.lloyd = lloyd
+	pos := 0
+	for i, b := range cc.bits {
+		if b == 0 {
+			continue
+		}
+		cc.act, cc.off, cc.base = append(cc.act, int32(i)), append(cc.off, int32(pos>>3)), append(cc.base, int32(len(cc.lut)))
+		cc.sh, cc.mask = append(cc.sh, uint8(pos&7)), append(cc.mask, uint16(1)<<b-1)
+		for q := 0; q < 1<<b; q++ {
+			if lloyd {
+				cc.lut = append(cc.lut, lmBook(int(b)).level[q]*cc.step[i])
+			} else {
+				cc.lut = append(cc.lut, (float32(q-(1<<b)/2)+0.5)*cc.step[i])
+			}
+		}
+		pos += int(b)
+	}
 	cc.rowB = (used + 7) / 8
 	return cc
 }
@@ -648,10 +671,22 @@ func (cc *coordCoder) encode(dst []byte, z []float32) {
 	}
 }
 
-// decode sets z (r floats) to the coordinates stored in src.
+// decode sets z (r floats) to the coordinates stored in src. Given a
+// byte past the row (len(src) > rowB), it reads each code's two bytes at
+// once through the tables.
 func (cc *coordCoder) decode(z []float32, src []byte) {
 	if cc.bits == nil {
-		kernel.F16ToF32Row(z, src)
+		kernel.F16ToF32Row(z, src[:2*cc.r])
+		return
+	}
+	if len(src) > cc.rowB {
+		src = src[:cc.rowB+1]
+		clear(z)
+		for j, i := range cc.act {
+			o := cc.off[j]
+			w := (uint16(src[o]) | uint16(src[o+1])<<8) >> cc.sh[j] & cc.mask[j]
+			z[i] = cc.lut[cc.base[j]+int32(w)]
+		}
 		return
 	}
 	pos := 0
@@ -683,7 +718,7 @@ func (cc *coordCoder) decodeRows(buf []float32, src []byte, m int) {
 		return
 	}
 	for p := 0; p < m; p++ {
-		cc.decode(buf[p*cc.r:(p+1)*cc.r], src[p*cc.rowB:(p+1)*cc.rowB])
+		cc.decode(buf[p*cc.r:(p+1)*cc.r], src[p*cc.rowB:]) // src holds a byte past the last row
 	}
 }
 
@@ -739,7 +774,9 @@ func newPCACache(cfg *model.Config, positions int, sp *Spec) (*pcaCache, error) 
 			c.projBytes += 4 * int64(len(ph.mk)+len(ph.mv)+len(ph.dk)+len(ph.dv))
 		}
 		c.kRowB, c.vRowB = c.basis[l][0].ck.rowB, c.basis[l][0].cv.rowB
-		c.kz[l], c.vz[l] = make([]byte, heads*positions*c.kRowB), make([]byte, heads*positions*c.vRowB)
+		// One byte of slack past the last row lets the decoder read every
+		// code as two bytes.
+		c.kz[l], c.vz[l] = make([]byte, heads*positions*c.kRowB+1), make([]byte, heads*positions*c.vRowB+1)
 		c.sk[l], c.sv[l] = make([]byte, heads*c.sinks*hd*2), make([]byte, heads*c.sinks*hd*2)
 	}
 	return c, nil
@@ -974,7 +1011,7 @@ func (c *pcaCache) rebuild(layer, h, p int, kr, vr []float32) {
 	}
 	b := &c.basis[layer][h]
 	z := c.tmp[:c.rk]
-	b.ck.decode(z, c.kRow(layer, h, p))
+	b.ck.decode(z, c.kRow(layer, h, p)) // the exact row: the decoder's plain path
 	unproject(kr, z, b.mk, b.bk, 1, c.hd)
 	z = c.tmp[:c.rv]
 	b.cv.decode(z, c.vRow(layer, h, p))

@@ -215,7 +215,8 @@ func lowRankCache(t *testing.T, spec, path string, gen func(*rand.Rand) (k, v []
 		kRowB := (int64(math.Round(sp.PCABits*float64(hd))) + 7) / 8
 		vRowB := (int64(math.Round(sp.PCAVBits*float64(hd))) + 7) / 8
 		rk, rv := int64(pcaRank(sp.PCAK, hd)), int64(pcaRank(sp.PCAV, hd))
-		if want := heads*100*(kRowB+vRowB) + heads*4*int64(2*hd) + heads*4*(rk+rv)*int64(hd); c.Bytes() != want {
+		slack := int64(2 * testCfg.NLayers) // a byte past each layer's keys and values
+		if want := heads*100*(kRowB+vRowB) + heads*4*int64(2*hd) + heads*4*(rk+rv)*int64(hd) + slack; c.Bytes() != want {
 			t.Errorf("%s: Bytes %d, want %d", spec, c.Bytes(), want)
 		}
 		return
@@ -223,7 +224,7 @@ func lowRankCache(t *testing.T, spec, path string, gen func(*rand.Rand) (k, v []
 	// Bytes: binary16 coordinates of 32 + 32 directions, plus the float32
 	// means and directions of every head.
 	heads := int64(testCfg.NLayers * testCfg.NKVHeads)
-	want := heads*100*(32+32)*2 + heads*4*int64(2*hd+64*hd)
+	want := heads*100*(32+32)*2 + heads*4*int64(2*hd+64*hd) + int64(2*testCfg.NLayers)
 	if c.Bytes() != want {
 		t.Errorf("Bytes %d, want %d", c.Bytes(), want)
 	}
@@ -258,6 +259,7 @@ func TestCoordCoder(t *testing.T) {
 			}
 			cc.encode(row, z)
 			cc.decode(back, row)
+			checkFastDecode(t, &cc, row, back)
 			for i := range z {
 				b := int(cc.bits[i])
 				if b == 0 {
@@ -281,6 +283,7 @@ func TestCoordCoder(t *testing.T) {
 			}
 			lc.encode(row, z)
 			lc.decode(back, row)
+			checkFastDecode(t, &lc, row, back)
 			for i := range z {
 				b := int(lc.bits[i])
 				if b == 0 {
@@ -295,6 +298,20 @@ func TestCoordCoder(t *testing.T) {
 					t.Fatalf("avg %g lloyd: direction %d (%d bits): %g decodes to %g, a level %g away exists", avg, i, b, z[i], back[i], best)
 				}
 			}
+		}
+	}
+}
+
+// checkFastDecode checks that decoding row with a byte of slack past it
+// (the tables' path) gives want, what the plain path gave.
+func checkFastDecode(t *testing.T, cc *coordCoder, row []byte, want []float32) {
+	t.Helper()
+	slack := append(append([]byte(nil), row...), 0xff)
+	got := make([]float32, len(want))
+	cc.decode(got, slack)
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("coordinate %d: %g through the tables, %g bit by bit", i, got[i], want[i])
 		}
 	}
 }
