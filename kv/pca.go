@@ -538,8 +538,8 @@ type pcaCache struct {
 	lens      []int
 	basis     [][]pcaHead // per layer, KV head
 	kz, vz    [][]byte    // per layer: heads × cap coded rows (kRowB, vRowB bytes)
-	kRowB     int
-	vRowB     int
+	kRowB     []int // per layer
+	vRowB     []int
 	sinks     int      // leading positions kept as binary16 rows
 	sk, sv    [][]byte // per layer: heads × sinks binary16 rows of hd
 	tmp       []float32
@@ -722,6 +722,16 @@ func (cc *coordCoder) decodeRows(buf []float32, src []byte, m int) {
 	}
 }
 
+// layerBits is a pca cache's average bits per channel at layer l: b plus
+// the layer's offset, at least one bit per row (b ≤ 0, binary16
+// coordinates, is left alone).
+func layerBits(b float64, offsets []float64, l, hd int) float64 {
+	if b <= 0 || offsets == nil {
+		return b
+	}
+	return min(8, max(1/float64(hd), b+offsets[l]))
+}
+
 // pcaRank is how many of hd directions a fraction keeps: round(f·hd),
 // at least 1.
 func pcaRank(f float64, hd int) int { return max(1, min(hd, int(math.Round(f*float64(hd))))) }
@@ -737,7 +747,11 @@ func newPCACache(cfg *model.Config, positions int, sp *Spec) (*pcaCache, error) 
 	c := &pcaCache{sp: *sp, cap: positions, hd: hd, rk: pcaRank(sp.PCAK, hd), rv: pcaRank(sp.PCAV, hd),
 		kvDim: make([]int, cfg.NLayers), lens: make([]int, cfg.NLayers), basis: make([][]pcaHead, cfg.NLayers),
 		kz: make([][]byte, cfg.NLayers), vz: make([][]byte, cfg.NLayers), tmp: make([]float32, 2*hd), zero: make([]float32, hd),
-		sinks: min(sp.PCASinks, positions), sk: make([][]byte, cfg.NLayers), sv: make([][]byte, cfg.NLayers)}
+		sinks: min(sp.PCASinks, positions), sk: make([][]byte, cfg.NLayers), sv: make([][]byte, cfg.NLayers),
+		kRowB: make([]int, cfg.NLayers), vRowB: make([]int, cfg.NLayers)}
+	if sp.PCALayerBits != nil && len(sp.PCALayerBits) != cfg.NLayers {
+		return nil, fmt.Errorf("kv %s: %d per-layer bit offsets for %d layers", sp, len(sp.PCALayerBits), cfg.NLayers)
+	}
 	for l := range c.kvDim {
 		c.kvDim[l] = cfg.KVDim(l)
 		heads := c.kvDim[l] / hd
@@ -745,7 +759,8 @@ func newPCACache(cfg *model.Config, positions int, sp *Spec) (*pcaCache, error) 
 		for h := range c.basis[l] {
 			src := &sp.pca.Layers[l][h]
 			ph := pcaHead{mk: src.K.Mean, mv: src.V.Mean, dk: make([]float32, c.rk*hd), dv: make([]float32, c.rv*hd),
-				ck: newCoordCoder(c.rk, hd, sp.PCABits, src.K.Var, sp.PCALloyd), cv: newCoordCoder(c.rv, hd, sp.PCAVBits, src.V.Var, sp.PCALloyd)}
+				ck: newCoordCoder(c.rk, hd, layerBits(sp.PCABits, sp.PCALayerBits, l, hd), src.K.Var, sp.PCALloyd),
+				cv: newCoordCoder(c.rv, hd, layerBits(sp.PCAVBits, sp.PCALayerBits, l, hd), src.V.Var, sp.PCALloyd)}
 			if h > 0 && (ph.ck.rowB != c.basis[l][0].ck.rowB || ph.cv.rowB != c.basis[l][0].cv.rowB) {
 				return nil, fmt.Errorf("kv %s: layer %d: heads coded in rows of different sizes", sp, l)
 			}
@@ -773,10 +788,10 @@ func newPCACache(cfg *model.Config, positions int, sp *Spec) (*pcaCache, error) 
 			c.basis[l][h] = ph
 			c.projBytes += 4 * int64(len(ph.mk)+len(ph.mv)+len(ph.dk)+len(ph.dv))
 		}
-		c.kRowB, c.vRowB = c.basis[l][0].ck.rowB, c.basis[l][0].cv.rowB
+		c.kRowB[l], c.vRowB[l] = c.basis[l][0].ck.rowB, c.basis[l][0].cv.rowB
 		// One byte of slack past the last row lets the decoder read every
 		// code as two bytes.
-		c.kz[l], c.vz[l] = make([]byte, heads*positions*c.kRowB+1), make([]byte, heads*positions*c.vRowB+1)
+		c.kz[l], c.vz[l] = make([]byte, heads*positions*c.kRowB[l]+1), make([]byte, heads*positions*c.vRowB[l]+1)
 		c.sk[l], c.sv[l] = make([]byte, heads*c.sinks*hd*2), make([]byte, heads*c.sinks*hd*2)
 	}
 	return c, nil
@@ -845,13 +860,13 @@ func (c *pcaCache) sinkRow(s []byte, h, p int) []byte {
 }
 
 func (c *pcaCache) kRow(layer, h, p int) []byte {
-	off := (h*c.cap + p) * c.kRowB
-	return c.kz[layer][off : off+c.kRowB]
+	off := (h*c.cap + p) * c.kRowB[layer]
+	return c.kz[layer][off : off+c.kRowB[layer]]
 }
 
 func (c *pcaCache) vRow(layer, h, p int) []byte {
-	off := (h*c.cap + p) * c.vRowB
-	return c.vz[layer][off : off+c.vRowB]
+	off := (h*c.cap + p) * c.vRowB[layer]
+	return c.vz[layer][off : off+c.vRowB[layer]]
 }
 
 func (c *pcaCache) check(layer, head, n int) error {
@@ -878,7 +893,7 @@ func (c *pcaCache) Scores(layer, head int, q []float32, qs, nq, n int, scale flo
 	// Up to pcaQueries projected queries at a time, each chunk of coded
 	// rows decoded once for all of them.
 	qz, buf := scratch[:pcaQueries*c.rk], scratch[pcaQueries*c.rk:pcaQueries*c.rk+wsChunk*max(c.rk, c.hd)]
-	store := c.kz[layer][head*c.cap*c.kRowB:]
+	store := c.kz[layer][head*c.cap*c.kRowB[layer]:]
 	for i0 := 0; i0 < nq; i0 += pcaQueries {
 		m := min(pcaQueries, nq-i0)
 		for i := 0; i < m; i++ {
@@ -886,7 +901,7 @@ func (c *pcaCache) Scores(layer, head int, q []float32, qs, nq, n int, scale flo
 		}
 		for p0 := 0; p0 < n; p0 += wsChunk {
 			k := min(wsChunk, n-p0)
-			b.ck.decodeRows(buf, store[p0*c.kRowB:], k)
+			b.ck.decodeRows(buf, store[p0*c.kRowB[layer]:], k)
 			kernel.Scores(dst[i0*ds+p0:], ds, qz, c.rk, m, buf, c.rk, k, c.rk, scale)
 		}
 		for i := i0; i < i0+m; i++ {
@@ -928,11 +943,11 @@ func (c *pcaCache) WeightedSum(layer, head int, w, dst []float32, scratch []floa
 	acc, part, buf := scratch[:c.rv], scratch[c.hd:c.hd+c.rv], scratch[2*c.hd:2*c.hd+wsChunk*c.rv]
 	clear(acc)
 	var wsum float32
-	store := c.vz[layer][head*c.cap*c.vRowB:]
+	store := c.vz[layer][head*c.cap*c.vRowB[layer]:]
 	ns := min(c.sinks, len(w))
 	for p0 := ns; p0 < len(w); p0 += wsChunk {
 		m := min(wsChunk, len(w)-p0)
-		b.cv.decodeRows(buf, store[p0*c.vRowB:], m)
+		b.cv.decodeRows(buf, store[p0*c.vRowB[layer]:], m)
 		kernel.WeightedSum(part, w[p0:p0+m], buf, c.rv)
 		for j, x := range part {
 			acc[j] += x

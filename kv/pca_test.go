@@ -361,7 +361,7 @@ func TestPCASpecErrors(t *testing.T) {
 	if got := sp.String(); got != "pca:k0.5:v0.5:"+path {
 		t.Errorf("String %q", got)
 	}
-	for _, spec := range []string{"pca:k0.5:v0.5:" + path, "pca:k1:v0.25:b3.5:" + path, "pca:k1:v1:b2.5/3:" + path, "pca:k1:v1:b3:s1:" + path, "pca:k0.5:v0.5:s3:" + path, "pca:k1:v1:b3:l:" + path} {
+	for _, spec := range []string{"pca:k0.5:v0.5:" + path, "pca:k1:v0.25:b3.5:" + path, "pca:k1:v1:b2.5/3:" + path, "pca:k1:v1:b3:s1:" + path, "pca:k0.5:v0.5:s3:" + path, "pca:k1:v1:b3:l:" + path, "pca:k1:v1:b3:a1/-1:l:" + path} {
 		sp, err := Parse(spec)
 		if err != nil {
 			t.Fatal(err)
@@ -370,5 +370,46 @@ func TestPCASpecErrors(t *testing.T) {
 		if err != nil || sp.String() != spec || back.String() != spec {
 			t.Errorf("round trip of %q: %q, %v", spec, sp.String(), err)
 		}
+	}
+}
+
+// TestPCALayerBits: per-layer offsets set each layer's row size, a count
+// that is not one per layer is an error, and offsets need bB.
+func TestPCALayerBits(t *testing.T) {
+	path, gen := writeTestBasis(t, t.TempDir())
+	sp, err := Parse("pca:k1:v1:b3/2:a1/-0.5:" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := sp.New(&testCfg, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := c.(*pcaCache)
+	if want := []int{32, 20}; pc.kRowB[0] != want[0] || pc.kRowB[1] != want[1] {
+		t.Errorf("key rows of %v bytes, want %v", pc.kRowB, want)
+	}
+	if want := []int{24, 12}; pc.vRowB[0] != want[0] || pc.vRowB[1] != want[1] {
+		t.Errorf("value rows of %v bytes, want %v", pc.vRowB, want)
+	}
+	rng := rand.New(rand.NewPCG(9, 9))
+	for p := 0; p < 50; p++ {
+		for l := 0; l < testCfg.NLayers; l++ {
+			k, v := gen(rng)
+			if err := c.Append(l, k, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	checkAttention(t, sp.String(), c, rng, 50)
+	sp, err = Parse("pca:k1:v1:b3:a1/0/0:" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sp.New(&testCfg, 50); err == nil || !strings.Contains(err.Error(), "3 per-layer bit offsets for 2 layers") {
+		t.Errorf("three offsets for two layers: %v", err)
+	}
+	if _, err := Parse("pca:k1:v1:a1/0:" + path); err == nil || !strings.Contains(err.Error(), "need bB") {
+		t.Errorf("offsets without bits: %v", err)
 	}
 }
