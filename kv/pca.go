@@ -538,7 +538,7 @@ type pcaCache struct {
 	lens      []int
 	basis     [][]pcaHead // per layer, KV head
 	kz, vz    [][]byte    // per layer: heads × cap coded rows (kRowB, vRowB bytes)
-	kRowB     []int // per layer
+	kRowB     []int       // per layer
 	vRowB     []int
 	sinks     int      // leading positions kept as binary16 rows
 	sk, sv    [][]byte // per layer: heads × sinks binary16 rows of hd
