@@ -25,7 +25,7 @@
 //	                     last R. Defaults: k2v2, g32, r128 (the paper's);
 //	                     bits 2, 4 or 8; R a multiple of G (0: keys wait
 //	                     for one group only, values are quantized at once).
-//	pca[:kF][:vF][:bB[/C]][:sS][:l]:FILE
+//	pca[:kF][:vF][:bB[/C]][:sS][:aD0/D1/…][:l]:FILE
 //	                     CSKV / MatryoshkaKV-style channel reduction: each
 //	                     head's keys and values are kept as binary16
 //	                     coordinates along their leading round(F·head_dim)
@@ -45,7 +45,9 @@
 //	                     Gaussian-optimal step for its bits and fitted
 //	                     variance; no per-token scale. sS keeps the first S
 //	                     positions (the attention sinks, at most 64) whole
-//	                     in binary16 besides; l codes each coordinate with
+//	                     in binary16 besides; aD0/D1/… adds D_l bits per
+//	                     channel to layer l's keys and values (one offset
+//	                     per layer); l codes each coordinate with
 //	                     the Lloyd–Max levels of a Gaussian of its fitted
 //	                     variance instead of the uniform quantizer.
 //	                     "terse kvfit --weighted" fits the directions for
