@@ -12,7 +12,7 @@ import (
 // context of 1024: scores for one query, softmax, weighted sum.
 func BenchmarkAttention(b *testing.B) {
 	const n = 1024
-	for _, spec := range []string{"f32", "f16", "q8_0", "q4_0", "kivi:k4v4", "kivi:k2v2", "rq", "rq:k4.375", "rq:k8"} {
+	for _, spec := range []string{"f32", "f16", "q8_0", "q4_0", "kivi:k4v4", "kivi:k2v2", "rq", "rq:k4", "rq:k4.375", "rq:k8"} {
 		b.Run(spec, func(b *testing.B) {
 			sp, _ := Parse(spec)
 			c, err := sp.New(&testCfg, n)

@@ -90,24 +90,34 @@ func (c *blockCache) Append(layer int, k, v []float32) error {
 }
 
 func (c *blockCache) check(layer, head, n int) error {
-	return checkAccess(c.name, c.kvDim, c.lens, c.hd, layer, head, n)
+	return checkAccess(&c.name, c.kvDim, c.lens, c.hd, layer, head, n)
 }
 
 // checkAccess validates a read of the first n positions of KV head head of
 // layer, for a cache named name whose layers are kvDim wide and hold lens
 // positions (head width hd): the check every cache's Scores and
-// WeightedSum start with.
+// WeightedSum start with. name is a pointer (a *string or a *Spec) so that
+// passing it allocates nothing on the path that finds no error; it is
+// formatted only into an error.
 func checkAccess(name any, kvDim, lens []int, hd, layer, head, n int) error {
 	if layer < 0 || layer >= len(kvDim) {
-		return fmt.Errorf("kv %s: layer %d of %d", name, layer, len(kvDim))
+		return fmt.Errorf("kv %s: layer %d of %d", nameOf(name), layer, len(kvDim))
 	}
 	if head < 0 || (head+1)*hd > kvDim[layer] {
-		return fmt.Errorf("kv %s: layer %d: KV head %d of %d", name, layer, head, kvDim[layer]/hd)
+		return fmt.Errorf("kv %s: layer %d: KV head %d of %d", nameOf(name), layer, head, kvDim[layer]/hd)
 	}
 	if n < 0 || n > lens[layer] {
-		return fmt.Errorf("kv %s: layer %d: %d positions asked for, %d held", name, layer, n, lens[layer])
+		return fmt.Errorf("kv %s: layer %d: %d positions asked for, %d held", nameOf(name), layer, n, lens[layer])
 	}
 	return nil
+}
+
+// nameOf is the text of checkAccess's name.
+func nameOf(name any) any {
+	if s, ok := name.(*string); ok {
+		return *s
+	}
+	return name
 }
 
 // Scores implements model.KVCache. Block types with an integer path score

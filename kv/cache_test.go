@@ -93,37 +93,39 @@ func refQuery(c model.KVCache, q []float32) []float64 {
 	return out
 }
 
-// checkAttention compares c's Scores and WeightedSum over its first n
-// positions with float64 attention over its own dequantized keys and
-// values.
+// checkAttention compares c's Scores (for one query, as at decode, and
+// for three, as in prefill) and WeightedSum over its first n positions with
+// float64 attention over its own dequantized keys and values.
 func checkAttention(t *testing.T, name string, c model.KVCache, rng *rand.Rand, n int) {
 	t.Helper()
 	hd := testCfg.HeadDim
-	const nq, qs, ds = 3, 80, 300
+	const qs, ds = 80, 300
 	scratch := make([]float32, c.ScratchSize())
 	for layer := 0; layer < testCfg.NLayers; layer++ {
 		for head := 0; head < testCfg.NKVHeads; head++ {
 			keys, vals := c.(dequantizer).dequant(layer, head, n)
-			q := make([]float32, nq*qs)
-			for i := range q {
-				q[i] = float32(rng.NormFloat64())
-			}
-			dst := make([]float32, nq*ds)
-			const scale = 0.125
-			if err := c.Scores(layer, head, q, qs, nq, n, scale, dst, ds, scratch); err != nil {
-				t.Fatalf("%s: Scores: %v", name, err)
-			}
-			for i := 0; i < nq; i++ {
-				qi := refQuery(c, q[i*qs:i*qs+hd])
-				for p := 0; p < n; p++ {
-					var s, mag float64
-					for j, x := range qi {
-						s += x * float64(keys[p][j])
-						mag += math.Abs(x * float64(keys[p][j]))
-					}
-					s *= scale
-					if got := float64(dst[i*ds+p]); math.Abs(got-s) > 1e-5*(mag*scale+1) {
-						t.Fatalf("%s: layer %d head %d n %d: score[%d][%d] = %g, reference %g", name, layer, head, n, i, p, got, s)
+			for _, nq := range []int{1, 3} {
+				q := make([]float32, nq*qs)
+				for i := range q {
+					q[i] = float32(rng.NormFloat64())
+				}
+				dst := make([]float32, nq*ds)
+				const scale = 0.125
+				if err := c.Scores(layer, head, q, qs, nq, n, scale, dst, ds, scratch); err != nil {
+					t.Fatalf("%s: Scores: %v", name, err)
+				}
+				for i := 0; i < nq; i++ {
+					qi := refQuery(c, q[i*qs:i*qs+hd])
+					for p := 0; p < n; p++ {
+						var s, mag float64
+						for j, x := range qi {
+							s += x * float64(keys[p][j])
+							mag += math.Abs(x * float64(keys[p][j]))
+						}
+						s *= scale
+						if got := float64(dst[i*ds+p]); math.Abs(got-s) > 1e-5*(mag*scale+1) {
+							t.Fatalf("%s: layer %d head %d n %d: score[%d][%d] of %d = %g, reference %g", name, layer, head, n, i, p, nq, got, s)
+						}
 					}
 				}
 			}

@@ -25,7 +25,7 @@
 //	                     last R. Defaults: k2v2, g32, r128 (the paper's);
 //	                     bits 2, 4 or 8; R a multiple of G (0: keys wait
 //	                     for one group only, values are quantized at once).
-//	pca[:kF][:vF][:bB[/C]][:sS]:FILE
+//	pca[:kF][:vF][:bB[/C]][:sS][:aD0/D1/…][:l]:FILE
 //	                     CSKV / MatryoshkaKV-style channel reduction: each
 //	                     head's keys and values are kept as binary16
 //	                     coordinates along their leading round(F·head_dim)
@@ -45,12 +45,25 @@
 //	                     Gaussian-optimal step for its bits and fitted
 //	                     variance; no per-token scale. sS keeps the first S
 //	                     positions (the attention sinks, at most 64) whole
-//	                     in binary16 besides. Defaults: k0.5, v0.5,
-//	                     binary16 coordinates, s0. Bytes counts the coded rows
-//	                     and the float32 means and directions the cache
-//	                     holds (the basis is a per-model constant, the same
-//	                     for every sequence; for k1:v1 on head_dim 64 it
-//	                     adds 4 bits per element at n_ctx 512, 0.5 at 4096).
+//	                     in binary16 besides; aD0/D1/… adds D_l bits per
+//	                     channel to layer l's keys and values (one offset
+//	                     per layer); l codes each coordinate with
+//	                     the Lloyd–Max levels of a Gaussian of its fitted
+//	                     variance instead of the uniform quantizer.
+//	                     "terse kvfit --weighted" fits the directions for
+//	                     the error downstream instead of the plain squared
+//	                     error (PCAFit.WeightedBasis): keys in the metric of
+//	                     the queries' second moment E[q·qᵀ], values in that
+//	                     of the head's output projection W_oᵀ·W_o; rows are
+//	                     then projected on one set of directions and
+//	                     rebuilt from another (the file's "back").
+//	                     Defaults: k0.5, v0.5, binary16 coordinates, s0.
+//	                     Bytes counts the coded rows and the float32 means
+//	                     and directions the cache holds (the basis is a
+//	                     per-model constant, the same for every sequence;
+//	                     for k1:v1 on head_dim 64 it adds 4 bits per
+//	                     element at n_ctx 512, 0.5 at 4096; twice that for
+//	                     a weighted basis, which holds back directions).
 //	sink[:S][:wW][+CACHE]
 //	                     StreamingLLM (Xiao et al. 2023, "Efficient Streaming
 //	                     Language Models with Attention Sinks"): each query

@@ -215,7 +215,8 @@ func lowRankCache(t *testing.T, spec, path string, gen func(*rand.Rand) (k, v []
 		kRowB := (int64(math.Round(sp.PCABits*float64(hd))) + 7) / 8
 		vRowB := (int64(math.Round(sp.PCAVBits*float64(hd))) + 7) / 8
 		rk, rv := int64(pcaRank(sp.PCAK, hd)), int64(pcaRank(sp.PCAV, hd))
-		if want := heads*100*(kRowB+vRowB) + heads*4*int64(2*hd) + heads*4*(rk+rv)*int64(hd); c.Bytes() != want {
+		slack := int64(2 * testCfg.NLayers) // a byte past each layer's keys and values
+		if want := heads*100*(kRowB+vRowB) + heads*4*int64(2*hd) + heads*4*(rk+rv)*int64(hd) + slack; c.Bytes() != want {
 			t.Errorf("%s: Bytes %d, want %d", spec, c.Bytes(), want)
 		}
 		return
@@ -223,7 +224,7 @@ func lowRankCache(t *testing.T, spec, path string, gen func(*rand.Rand) (k, v []
 	// Bytes: binary16 coordinates of 32 + 32 directions, plus the float32
 	// means and directions of every head.
 	heads := int64(testCfg.NLayers * testCfg.NKVHeads)
-	want := heads*100*(32+32)*2 + heads*4*int64(2*hd+64*hd)
+	want := heads*100*(32+32)*2 + heads*4*int64(2*hd+64*hd) + int64(2*testCfg.NLayers)
 	if c.Bytes() != want {
 		t.Errorf("Bytes %d, want %d", c.Bytes(), want)
 	}
@@ -239,7 +240,7 @@ func TestCoordCoder(t *testing.T) {
 		vars[i] = math.Pow(0.9, float64(i))
 	}
 	for _, avg := range []float64{1, 2.5, 3, 4.5, 8} {
-		cc := newCoordCoder(hd, hd, avg, vars)
+		cc := newCoordCoder(hd, hd, avg, vars, false)
 		var used int
 		for i, b := range cc.bits {
 			used += int(b)
@@ -258,6 +259,7 @@ func TestCoordCoder(t *testing.T) {
 			}
 			cc.encode(row, z)
 			cc.decode(back, row)
+			checkFastDecode(t, &cc, row, back)
 			for i := range z {
 				b := int(cc.bits[i])
 				if b == 0 {
@@ -271,6 +273,45 @@ func TestCoordCoder(t *testing.T) {
 					t.Fatalf("avg %g: direction %d (%d bits, step %g): %g decodes to %g", avg, i, b, cc.step[i], z[i], back[i])
 				}
 			}
+		}
+		// Lloyd–Max codes: each coordinate decodes to the codebook level
+		// nearest it (scaled by its standard deviation).
+		lc := newCoordCoder(hd, hd, avg, vars, true)
+		for trial := 0; trial < 50; trial++ {
+			for i := range z {
+				z[i] = float32(rng.NormFloat64() * math.Sqrt(vars[i]))
+			}
+			lc.encode(row, z)
+			lc.decode(back, row)
+			checkFastDecode(t, &lc, row, back)
+			for i := range z {
+				b := int(lc.bits[i])
+				if b == 0 {
+					continue
+				}
+				sd := float32(math.Sqrt(vars[i]))
+				best := float32(math.Inf(1))
+				for _, lv := range lmBook(b).level {
+					best = min(best, float32(math.Abs(float64(z[i]-lv*sd))))
+				}
+				if d := float32(math.Abs(float64(back[i] - z[i]))); d > best*1.0001+1e-6 {
+					t.Fatalf("avg %g lloyd: direction %d (%d bits): %g decodes to %g, a level %g away exists", avg, i, b, z[i], back[i], best)
+				}
+			}
+		}
+	}
+}
+
+// checkFastDecode checks that decoding row with a byte of slack past it
+// (the tables' path) gives want, what the plain path gave.
+func checkFastDecode(t *testing.T, cc *coordCoder, row []byte, want []float32) {
+	t.Helper()
+	slack := append(append([]byte(nil), row...), 0xff)
+	got := make([]float32, len(want))
+	cc.decode(got, slack)
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("coordinate %d: %g through the tables, %g bit by bit", i, got[i], want[i])
 		}
 	}
 }
@@ -320,7 +361,7 @@ func TestPCASpecErrors(t *testing.T) {
 	if got := sp.String(); got != "pca:k0.5:v0.5:"+path {
 		t.Errorf("String %q", got)
 	}
-	for _, spec := range []string{"pca:k0.5:v0.5:" + path, "pca:k1:v0.25:b3.5:" + path, "pca:k1:v1:b2.5/3:" + path, "pca:k1:v1:b3:s1:" + path, "pca:k0.5:v0.5:s3:" + path} {
+	for _, spec := range []string{"pca:k0.5:v0.5:" + path, "pca:k1:v0.25:b3.5:" + path, "pca:k1:v1:b2.5/3:" + path, "pca:k1:v1:b3:s1:" + path, "pca:k0.5:v0.5:s3:" + path, "pca:k1:v1:b3:l:" + path, "pca:k1:v1:b3:a1/-1:l:" + path} {
 		sp, err := Parse(spec)
 		if err != nil {
 			t.Fatal(err)
@@ -329,5 +370,46 @@ func TestPCASpecErrors(t *testing.T) {
 		if err != nil || sp.String() != spec || back.String() != spec {
 			t.Errorf("round trip of %q: %q, %v", spec, sp.String(), err)
 		}
+	}
+}
+
+// TestPCALayerBits: per-layer offsets set each layer's row size, a count
+// that is not one per layer is an error, and offsets need bB.
+func TestPCALayerBits(t *testing.T) {
+	path, gen := writeTestBasis(t, t.TempDir())
+	sp, err := Parse("pca:k1:v1:b3/2:a1/-0.5:" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := sp.New(&testCfg, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := c.(*pcaCache)
+	if want := []int{32, 20}; pc.kRowB[0] != want[0] || pc.kRowB[1] != want[1] {
+		t.Errorf("key rows of %v bytes, want %v", pc.kRowB, want)
+	}
+	if want := []int{24, 12}; pc.vRowB[0] != want[0] || pc.vRowB[1] != want[1] {
+		t.Errorf("value rows of %v bytes, want %v", pc.vRowB, want)
+	}
+	rng := rand.New(rand.NewPCG(9, 9))
+	for p := 0; p < 50; p++ {
+		for l := 0; l < testCfg.NLayers; l++ {
+			k, v := gen(rng)
+			if err := c.Append(l, k, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	checkAttention(t, sp.String(), c, rng, 50)
+	sp, err = Parse("pca:k1:v1:b3:a1/0/0:" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sp.New(&testCfg, 50); err == nil || !strings.Contains(err.Error(), "3 per-layer bit offsets for 2 layers") {
+		t.Errorf("three offsets for two layers: %v", err)
+	}
+	if _, err := Parse("pca:k1:v1:a1/0:" + path); err == nil || !strings.Contains(err.Error(), "need bB") {
+		t.Errorf("offsets without bits: %v", err)
 	}
 }

@@ -110,9 +110,11 @@ func (lm *lloydMax) index(x float32) int {
 
 // rqFmt is how an rq cache stores one head's (rotated) key or value row:
 // bits 16 is binary16; otherwise a one-byte logarithmic scale s (rqScale)
-// followed by one Lloyd–Max code per channel, packed least significant bit
-// first, channels [0, nHi) of hi bits and the rest of lo bits (x_i ≈
-// s·level[code_i]). A fractional rate b is held as nHi = round((b−⌊b⌋)·hd)
+// followed by one Lloyd–Max code per channel (x_i ≈ s·level[code_i]),
+// channels [0, nHi) of hi bits and the rest of lo bits, stored as bit
+// planes (kernel.WidenPlanes's layout): bit b < lo of channel i's code at
+// bit b·hd+i after the scale byte, bit lo of the hi channels at bit
+// lo·hd+i. A fractional rate b is held as nHi = round((b−⌊b⌋)·hd)
 // channels of ⌈b⌉ bits and the rest of ⌊b⌋; after the rotation every
 // channel carries the same variance, so which channels get the extra bit
 // does not matter.
@@ -175,7 +177,7 @@ func (f rqFmt) codes(dst []byte, x []float32, s float32) (se, xc, cc float64) {
 	if dst != nil {
 		clear(dst)
 	}
-	off := 0
+	hd := len(x)
 	for i, v := range x {
 		b, n := lb, f.lo
 		if i < f.nHi {
@@ -188,9 +190,11 @@ func (f rqFmt) codes(dst []byte, x []float32, s float32) (se, xc, cc float64) {
 		xc += float64(v) * float64(c)
 		cc += float64(c) * float64(c)
 		if dst != nil {
-			putBits(dst, off, n, j)
+			for k := 0; k < n; k++ {
+				pos := k*hd + i
+				dst[pos>>3] |= byte(j>>k&1) << (pos & 7)
+			}
 		}
-		off += n
 	}
 	return se, xc, cc
 }
@@ -238,55 +242,100 @@ func (f rqFmt) dequant(dst []float32, src []byte) {
 		return
 	}
 	s := rqScale(src[0])
-	codes := src[1:]
-	off := unpackScaled(dst[:f.nHi], codes, 0, f.hi, s)
-	unpackScaled(dst[f.nHi:], codes, off, f.lo, s)
+	codes, hd := src[1:], len(dst)
+	hb, lb := lmBook(f.hi).level, lmBook(f.lo).level
+	for i := range dst {
+		n, lv := f.lo, lb
+		if i < f.nHi {
+			n, lv = f.hi, hb
+		}
+		j := 0
+		for k := 0; k < n; k++ {
+			pos := k*hd + i
+			j |= int(codes[pos>>3]>>(pos&7)&1) << k
+		}
+		dst[i] = s * lv[j]
+	}
 }
 
-// unpackScaled sets dst[i] = s·level[code i] for the len(dst) codes of n
-// bits at bit offset off of codes, and returns the offset past them.
-func unpackScaled(dst []float32, codes []byte, off, n int, s float32) int {
-	if len(dst) == 0 {
-		return off
+// planes is f as kernel.WidenPlanes takes it: the bits every channel has,
+// how many channels have one more, and the level tables.
+func (f rqFmt) planes() (lo, nHi int, loTab, hiTab []float32) {
+	lo, loTab = f.lo, lmBook(f.lo).level
+	if f.hi != f.lo {
+		nHi, hiTab = f.nHi, lmBook(f.hi).level
 	}
-	lv := lmBook(n).level
-	var small [32]float32
-	tab := small[:]
-	if n > 5 {
-		var big [256]float32
-		tab = big[:]
+	return lo, nHi, loTab, hiTab
+}
+
+// widen widens the n rows of format f that follow each other rb bytes
+// apart from src (which extends kernel.PlaneReadBytes past the last row's
+// start) into dst, hd channels each.
+func (f rqFmt) widen(dst []float32, hd int, src []byte, rb int) {
+	if f.hi == 16 {
+		kernel.F16ToF32Row(dst, src[:len(dst)*2])
+		return
 	}
-	tab = tab[:len(lv)]
-	for j, x := range lv {
-		tab[j] = s * x
+	lo, nHi, loTab, hiTab := f.planes()
+	kernel.WidenPlanes(dst, hd, src, rb, lo, nHi, loTab, hiTab, &rqScales)
+}
+
+// readSlack is how many bytes past its last row a layer's store of rows of
+// format f holds, so that kernel.WidenPlanes may read whole 16-channel
+// groups of the last row's extra plane.
+func (f rqFmt) readSlack(hd int) int {
+	if f.hi == 16 {
+		return 0
 	}
-	next := off >> 3
-	var acc uint64
-	have := 0
-	if r := off & 7; r != 0 {
-		acc = uint64(codes[next]) >> r
-		have = 8 - r
-		next++
-	}
-	mask := uint64(1)<<n - 1
-	i := 0
-	for i < len(dst) {
-		if have < n {
-			// refill up to 56 bits at once
-			for have <= 56 && next < len(codes) {
-				acc |= uint64(codes[next]) << have
-				next++
-				have += 8
-			}
+	lo, nHi, _, _ := f.planes()
+	return kernel.PlaneReadBytes(hd, lo, nHi) - kernel.PlaneRowBytes(hd, lo, nHi)
+}
+
+// widenKeys and widenVals widen KV head h's key or value rows at
+// positions [p0, p0+k) of a layer into dst as stored (rotated; keys
+// without their mean): sink rows one by one, the rest in one pass.
+func (c *rqCache) widenKeys(layer, h, p0, k int, dst []float32) {
+	c.widenRows(c.k[layer], c.kf[layer], c.rowK[layer], layer, h, p0, k, dst, c.keyRow)
+}
+
+func (c *rqCache) widenVals(layer, h, p0, k int, dst []float32) {
+	c.widenRows(c.v[layer], c.vf[layer], c.rowV[layer], layer, h, p0, k, dst, c.valRow)
+}
+
+// dotKeys sets dst[p] = q·(KV head h's stored key at p) for the len(dst)
+// first positions of a layer (rotated space, keys without their mean),
+// straight off the codes; tmp holds one widened sink row.
+func (c *rqCache) dotKeys(layer, h int, q, dst, tmp []float32) {
+	s := min(c.sinks, len(dst))
+	for p := 0; p < s; p++ {
+		row, sf := c.keyRow(layer, h, p)
+		sf.dequant(tmp, row)
+		var d float32
+		for i, x := range tmp {
+			d += q[i] * x
 		}
-		for have >= n && i < len(dst) {
-			dst[i] = tab[acc&mask]
-			acc >>= n
-			have -= n
-			i++
-		}
+		dst[p] = d
 	}
-	return off + n*len(dst)
+	if s == len(dst) {
+		return
+	}
+	f, rb := c.kf[layer], c.rowK[layer]
+	lo, nHi, loTab, hiTab := f.planes()
+	off := h * (c.cap - c.sinks) * rb
+	kernel.DotPlanes(dst[s:], q, c.k[layer][off:], rb, lo, nHi, loTab, hiTab, &rqScales)
+}
+
+func (c *rqCache) widenRows(store []byte, f rqFmt, rb, layer, h, p0, k int, dst []float32, row func(layer, h, p int) ([]byte, rqFmt)) {
+	hd, p := c.hd, p0
+	for ; p < min(c.sinks, p0+k); p++ {
+		r, sf := row(layer, h, p)
+		sf.dequant(dst[(p-p0)*hd:(p-p0+1)*hd], r)
+	}
+	if p == p0+k {
+		return
+	}
+	off := (h*(c.cap-c.sinks) + p - c.sinks) * rb
+	f.widen(dst[(p-p0)*hd:k*hd], hd, store[off:], rb)
 }
 
 // rqCache stores each KV head's key and value rows rotated by a
@@ -408,8 +457,8 @@ func newRQCache(cfg *model.Config, positions int, sp *Spec) (*rqCache, error) {
 		heads := c.kvDim[l] / hd
 		c.kf[l], c.vf[l] = newRQFmt(kb[l], hd), newRQFmt(vb[l], hd)
 		c.rowK[l], c.rowV[l] = c.kf[l].bytes(hd), c.vf[l].bytes(hd)
-		c.k[l] = make([]byte, heads*(positions-s)*c.rowK[l])
-		c.v[l] = make([]byte, heads*(positions-s)*c.rowV[l])
+		c.k[l] = make([]byte, heads*(positions-s)*c.rowK[l]+c.kf[l].readSlack(hd))
+		c.v[l] = make([]byte, heads*(positions-s)*c.rowV[l]+c.vf[l].readSlack(hd))
 		c.sk[l] = make([]byte, heads*s*c.sinkRowBytes)
 		c.sv[l] = make([]byte, heads*s*c.sinkRowBytes)
 	}
@@ -502,7 +551,7 @@ func (c *rqCache) Append(layer int, k, v []float32) error {
 }
 
 func (c *rqCache) check(layer, head, n int) error {
-	return checkAccess(c.name, c.kvDim, c.lens, c.hd, layer, head, n)
+	return checkAccess(&c.name, c.kvDim, c.lens, c.hd, layer, head, n)
 }
 
 // Scores implements model.KVCache: the queries are rotated once, and the
@@ -530,13 +579,20 @@ func (c *rqCache) Scores(layer, head int, q []float32, qs, nq, n int, scale floa
 				copy(out, qi)
 			}
 		}
-		for p0 := 0; p0 < n; p0 += wsChunk {
-			k := min(wsChunk, n-p0)
-			for p := p0; p < p0+k; p++ {
-				row, f := c.keyRow(layer, head, p)
-				f.dequant(buf[(p-p0)*hd:(p-p0+1)*hd], row)
+		if m == 1 && c.kf[layer].hi != 16 {
+			// One query: dots straight off the codes, the scale folded
+			// into a copy of the query.
+			qs := buf[:hd]
+			for i, x := range qr[:hd] {
+				qs[i] = scale * x
 			}
-			kernel.Scores(dst[j0*ds+p0:], ds, qr, hd, m, buf, hd, k, hd, scale)
+			c.dotKeys(layer, head, qs, dst[j0*ds:j0*ds+n], buf[hd:2*hd])
+		} else {
+			for p0 := 0; p0 < n; p0 += wsChunk {
+				k := min(wsChunk, n-p0)
+				c.widenKeys(layer, head, p0, k, buf)
+				kernel.Scores(dst[j0*ds+p0:], ds, qr, hd, m, buf, hd, k, hd, scale)
+			}
 		}
 		if c.mean == nil {
 			continue
@@ -584,15 +640,29 @@ func (c *rqCache) WeightedSum(layer, head int, w, dst []float32, scratch []float
 	hd := c.hd
 	buf, acc, part := scratch[:wsChunk*hd], scratch[wsChunk*hd:(wsChunk+1)*hd], scratch[(wsChunk+1)*hd:(wsChunk+2)*hd]
 	clear(acc)
-	for p0 := 0; p0 < len(w); p0 += wsChunk {
-		k := min(wsChunk, len(w)-p0)
-		for p := p0; p < p0+k; p++ {
-			row, f := c.valRow(layer, head, p)
-			f.dequant(buf[(p-p0)*hd:(p-p0+1)*hd], row)
+	if f := c.vf[layer]; f.hi != 16 {
+		// Sums straight off the codes; the binary16 sink rows one by one.
+		s := min(c.sinks, len(w))
+		for p := 0; p < s; p++ {
+			row, sf := c.valRow(layer, head, p)
+			sf.dequant(part, row)
+			for j, x := range part {
+				acc[j] += w[p] * x
+			}
 		}
-		kernel.WeightedSum(part, w[p0:p0+k], buf, hd)
-		for j, x := range part {
-			acc[j] += x
+		if s < len(w) {
+			lo, nHi, loTab, hiTab := f.planes()
+			off := head * (c.cap - c.sinks) * c.rowV[layer]
+			kernel.AxpyPlanes(acc, w[s:], c.v[layer][off:], c.rowV[layer], lo, nHi, loTab, hiTab, &rqScales)
+		}
+	} else {
+		for p0 := 0; p0 < len(w); p0 += wsChunk {
+			k := min(wsChunk, len(w)-p0)
+			c.widenVals(layer, head, p0, k, buf)
+			kernel.WeightedSum(part, w[p0:p0+k], buf, hd)
+			for j, x := range part {
+				acc[j] += x
+			}
 		}
 	}
 	if c.rot != nil {

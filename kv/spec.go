@@ -2,6 +2,7 @@ package kv
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -77,8 +78,14 @@ type Spec struct {
 	// PCASinks is how many leading positions a pca cache keeps whole, in
 	// binary16 (the attention sinks; at most wsChunk).
 	PCASinks int
-	PCAFile  string
-	pca      *PCABasis
+	// PCALloyd codes quantized coordinates with the Lloyd–Max codebook of
+	// a Gaussian of the fitted variance instead of a uniform quantizer.
+	PCALloyd bool
+	// PCALayerBits, when set, holds one offset per layer added to
+	// PCABits and PCAVBits there (the bits of a layer's rows).
+	PCALayerBits []float64
+	PCAFile      string
+	pca          *PCABasis
 	// ZipHi and ZipLo are a zip cache's bits for salient and other
 	// tokens, ZipFrac the fraction of tokens that are salient.
 	ZipHi, ZipLo int
@@ -223,6 +230,32 @@ func parsePCA(s, rest string) (*Spec, error) {
 	i := 0
 	for ; i < len(fields); i++ {
 		f := fields[i]
+		if f == "l" && i+1 < len(fields) {
+			if seen['l'] {
+				return nil, fmt.Errorf("kv spec %q: field %q given twice", s, f)
+			}
+			seen['l'], sp.PCALloyd = true, true
+			continue
+		}
+		if len(f) >= 2 && f[0] == 'a' {
+			var offs []float64
+			for _, x := range strings.Split(f[1:], "/") {
+				y, err := strconv.ParseFloat(x, 64)
+				if err != nil || math.IsNaN(y) || math.Abs(y) > 8 {
+					offs = nil
+					break
+				}
+				offs = append(offs, y)
+			}
+			if offs == nil {
+				break // not offsets: the file name starts here
+			}
+			if seen['a'] {
+				return nil, fmt.Errorf("kv spec %q: field %q given twice", s, f)
+			}
+			seen['a'], sp.PCALayerBits = true, offs
+			continue
+		}
 		if len(f) < 2 || (f[0] != 'k' && f[0] != 'v' && f[0] != 'b' && f[0] != 's') {
 			break
 		}
@@ -279,6 +312,9 @@ func parsePCA(s, rest string) (*Spec, error) {
 		}
 	}
 	sp.PCAFile = strings.Join(fields[i:], ":")
+	if sp.PCALayerBits != nil && sp.PCABits == 0 {
+		return nil, fmt.Errorf("kv spec %q: per-layer bit offsets (a…) need bB", s)
+	}
 	if sp.PCAFile == "" {
 		return nil, fmt.Errorf("kv spec %q: want pca[:kF][:vF]:FILE, FILE a basis written by terse kvfit", s)
 	}
@@ -339,6 +375,18 @@ func (sp *Spec) String() string {
 		}
 		if sp.PCASinks > 0 {
 			b += fmt.Sprintf(":s%d", sp.PCASinks)
+		}
+		if sp.PCALayerBits != nil {
+			b += ":a"
+			for i, x := range sp.PCALayerBits {
+				if i > 0 {
+					b += "/"
+				}
+				b += strconv.FormatFloat(x, 'g', -1, 64)
+			}
+		}
+		if sp.PCALloyd {
+			b += ":l"
 		}
 		return fmt.Sprintf("pca:k%s:v%s%s:%s", strconv.FormatFloat(sp.PCAK, 'g', -1, 64), strconv.FormatFloat(sp.PCAV, 'g', -1, 64), b, sp.PCAFile)
 	}

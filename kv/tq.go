@@ -174,7 +174,7 @@ func (c *tqCache) move(layer, p, j int) {
 }
 
 func (c *tqCache) check(layer, head, n int) error {
-	return checkAccess(c.name, c.kvDim, c.lens, c.hd, layer, head, n)
+	return checkAccess(&c.name, c.kvDim, c.lens, c.hd, layer, head, n)
 }
 
 // Scores implements model.KVCache: the queries are rotated once, and the

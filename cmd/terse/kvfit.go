@@ -22,6 +22,7 @@ func runKVFit(args []string, stdout, stderr io.Writer) error {
 	windows := fs.Int("windows", 16, "windows of the text to run (0: all full windows)")
 	threads := fs.Int("threads", 0, "worker threads (0: all cores)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
+	weighted := fs.Bool("weighted", false, "fit each head's directions for the error downstream: keys weighted by the second moment of the queries scored against them, values by the output projection (kv.PCAFit.WeightedBasis)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -62,7 +63,14 @@ func runKVFit(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("kvfit: %w", err)
 	}
-	b, err := fit.Basis(ck.Path)
+	var b *kv.PCABasis
+	if *weighted {
+		if err = fit.SetOutputMetrics(ck.Model); err == nil {
+			b, err = fit.WeightedBasis(ck.Path)
+		}
+	} else {
+		b, err = fit.Basis(ck.Path)
+	}
 	if err != nil {
 		return fmt.Errorf("kvfit %s: %w", *text, err)
 	}

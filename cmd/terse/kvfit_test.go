@@ -47,6 +47,18 @@ func TestKVFit(t *testing.T) {
 	if !(half.KLD > full.KLD) || !(half.Bits < full.Bits) {
 		t.Errorf("pca at half the channels: %+v; with all: %+v", half, full)
 	}
+	// A weighted basis (directions and back directions) keeps every row
+	// with all channels, and at 3 bits costs less than the plain basis.
+	wbasis := filepath.Join(t.TempDir(), "wbasis.json")
+	if _, errs, code := runCmd(t, "kvfit", "--model", dir, "--text", calib, "--ctx", "128", "--windows", "4", "--out", wbasis, "--quiet", "--weighted"); code != 0 {
+		t.Fatalf("kvfit --weighted: exit %d: %s", code, errs)
+	}
+	if w := eval("pca:k1:v1:" + wbasis); w.KLD > 1e-4 {
+		t.Errorf("weighted pca with every channel: %+v", w)
+	}
+	if w, p := eval("pca:k1:v1:b3:"+wbasis), eval("pca:k1:v1:b3:"+basis); !(w.KLD < p.KLD) {
+		t.Errorf("3 bits: weighted basis %+v, plain %+v", w, p)
+	}
 	for _, args := range [][]string{
 		{"kvfit", "--model", dir, "--out", basis},
 		{"kvfit", "--model", dir, "--text", calib},
