@@ -26,7 +26,8 @@ import (
 // without changing results (qTileRoute).
 func exactRowType(dt tensor.DType) bool {
 	switch dt {
-	case tensor.Q8_0, tensor.Q4_0, tensor.Q4_K, tensor.Q6_K, tensor.IQ4_XS, tensor.Q2_K, tensor.Q3_K:
+	case tensor.Q8_0, tensor.Q4_0, tensor.Q4_K, tensor.Q6_K, tensor.IQ4_XS, tensor.Q2_K, tensor.Q3_K,
+		tensor.IQ3_XXS, tensor.IQ2_XXS:
 		return true
 	}
 	return false

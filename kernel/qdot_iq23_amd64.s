@@ -1,0 +1,161 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// AVX2 dot products of IQ3_XXS and IQ2_XXS weight rows with Q8_K
+// activations (qdot_iq23_amd64.go). Per group of 32 weights: the grid
+// entries are gathered by index (VPGATHERDD / VPGATHERDQ), the four runs'
+// sign masks loaded from the iqSignMasks table and applied to the
+// activations (VPSIGNB), the magnitudes times the signed activations
+// summed in int16 pairs (VPMADDUBSW) and, times the group's odd scale
+// 2·ls+1, in int32 (VPMADDWD). The super-block's int32 sum is then reduced
+// to a scalar, and the float32 steps follow the reference dot operation by
+// operation.
+
+// HSUMD reduces the eight int32 of Y register y (x its low half, t an X
+// temporary) to the 32-bit register r.
+#define HSUMD(y, x, t, r) \
+	VEXTRACTI128 $1, y, t; \
+	VPADDD       t, x, x; \
+	VPSHUFD      $0x4e, x, t; \
+	VPADDD       t, x, x; \
+	VPSHUFD      $0xb1, x, t; \
+	VPADDD       t, x, x; \
+	VMOVD        x, r
+
+// SIGNS sets Y4 to the sign masks of the four runs whose 7-bit sign
+// fields are the low 28 bits of AX (R9: iqSignMasks; clobbers BX, X6).
+#define SIGNS \
+	MOVL        AX, BX; \
+	ANDL        $127, BX; \
+	VMOVQ       (R9)(BX*8), X4; \
+	MOVL        AX, BX; \
+	SHRL        $7, BX; \
+	ANDL        $127, BX; \
+	VPINSRQ     $1, (R9)(BX*8), X4, X4; \
+	MOVL        AX, BX; \
+	SHRL        $14, BX; \
+	ANDL        $127, BX; \
+	VMOVQ       (R9)(BX*8), X6; \
+	MOVL        AX, BX; \
+	SHRL        $21, BX; \
+	ANDL        $127, BX; \
+	VPINSRQ     $1, (R9)(BX*8), X6, X6; \
+	VINSERTI128 $1, X6, Y4, Y4
+
+// GROUPSUM adds to Y5 the group whose magnitudes are in Y3, sign fields
+// and scale in AX, activations at qoff(DI) (clobbers AX, BX, Y4, Y6-Y8).
+#define GROUPSUM(qoff) \
+	SIGNS; \
+	VMOVDQU      qoff(DI), Y7; \
+	VPSIGNB      Y4, Y7, Y7; \
+	VPMADDUBSW   Y7, Y3, Y7; \
+	SHRL         $28, AX; \
+	LEAL         1(AX)(AX*1), AX; \
+	VMOVD        AX, X8; \
+	VPBROADCASTW X8, Y8; \
+	VPMADDWD     Y8, Y7, Y7; \
+	VPADDD       Y7, Y5, Y5
+
+// IQ3GROUP adds group g of an IQ3_XXS block at SI (R8: the grid).
+#define IQ3GROUP(qsoff, ssoff, qoff) \
+	VPMOVZXBD  qsoff(SI), Y1; \
+	VPCMPEQD   Y2, Y2, Y2; \
+	VPGATHERDD Y2, (R8)(Y1*4), Y3; \
+	MOVL       ssoff(SI), AX; \
+	GROUPSUM(qoff)
+
+// IQ2GROUP adds group g of an IQ2_XXS block at SI (R8: the grid).
+#define IQ2GROUP(qsoff, qoff) \
+	VPMOVZXBD  qsoff(SI), X1; \
+	VPCMPEQQ   Y2, Y2, Y2; \
+	VPGATHERDQ Y2, (R8)(X1*8), Y3; \
+	MOVL       (qsoff+4)(SI), AX; \
+	GROUPSUM(qoff)
+
+// BLOCKEND adds dy·d·float32(R10) to X0 as the reference rounds it (d the
+// binary16 at (SI), dy at (DX); clobbers AX, X1, X2).
+#define BLOCKEND \
+	MOVWLZX    (SI), AX; \
+	VMOVD      AX, X1; \
+	VCVTPH2PS  X1, X1; \
+	VMULSS     (DX), X1, X1; \
+	VCVTSI2SSL R10, X2, X2; \
+	VMULSS     X2, X1, X1; \
+	VADDSS     X1, X0, X0
+
+// func dotIQ3XXSAVX2(w []byte, q []int8, d []float32, grid *[256]uint32, signs *[128]uint64) float32
+TEXT ·dotIQ3XXSAVX2(SB), NOSPLIT, $0-92
+	MOVQ w_base+0(FP), SI
+	MOVQ q_base+24(FP), DI
+	MOVQ d_base+48(FP), DX
+	MOVQ d_len+56(FP), CX
+	MOVQ grid+72(FP), R8
+	MOVQ signs+80(FP), R9
+	VXORPS X0, X0, X0
+
+iq3loop:
+	TESTQ CX, CX
+	JZ    iq3done
+	VPXOR Y5, Y5, Y5
+	IQ3GROUP(2, 66, 0)
+	IQ3GROUP(10, 70, 32)
+	IQ3GROUP(18, 74, 64)
+	IQ3GROUP(26, 78, 96)
+	IQ3GROUP(34, 82, 128)
+	IQ3GROUP(42, 86, 160)
+	IQ3GROUP(50, 90, 192)
+	IQ3GROUP(58, 94, 224)
+	HSUMD(Y5, X5, X8, R10)
+	BLOCKEND
+	ADDQ $98, SI
+	ADDQ $256, DI
+	ADDQ $4, DX
+	DECQ CX
+	JMP  iq3loop
+
+iq3done:
+	MOVL   $0x3e800000, AX // 0.25
+	VMOVD  AX, X1
+	VMULSS X1, X0, X0
+	VMOVSS X0, ret+88(FP)
+	VZEROUPPER
+	RET
+
+// func dotIQ2XXSAVX2(w []byte, q []int8, d []float32, grid *[256]uint64, signs *[128]uint64) float32
+TEXT ·dotIQ2XXSAVX2(SB), NOSPLIT, $0-92
+	MOVQ w_base+0(FP), SI
+	MOVQ q_base+24(FP), DI
+	MOVQ d_base+48(FP), DX
+	MOVQ d_len+56(FP), CX
+	MOVQ grid+72(FP), R8
+	MOVQ signs+80(FP), R9
+	VXORPS X0, X0, X0
+
+iq2loop:
+	TESTQ CX, CX
+	JZ    iq2done
+	VPXOR Y5, Y5, Y5
+	IQ2GROUP(2, 0)
+	IQ2GROUP(10, 32)
+	IQ2GROUP(18, 64)
+	IQ2GROUP(26, 96)
+	IQ2GROUP(34, 128)
+	IQ2GROUP(42, 160)
+	IQ2GROUP(50, 192)
+	IQ2GROUP(58, 224)
+	HSUMD(Y5, X5, X8, R10)
+	BLOCKEND
+	ADDQ $66, SI
+	ADDQ $256, DI
+	ADDQ $4, DX
+	DECQ CX
+	JMP  iq2loop
+
+iq2done:
+	MOVL   $0x3e000000, AX // 0.125
+	VMOVD  AX, X1
+	VMULSS X1, X0, X0
+	VMOVSS X0, ret+88(FP)
+	VZEROUPPER
+	RET
