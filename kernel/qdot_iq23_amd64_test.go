@@ -1,0 +1,74 @@
+//go:build amd64 && !purego
+
+package kernel
+
+import (
+	"math/bits"
+	"testing"
+)
+
+// TestIQ23Tables checks the kernels' tables against what ggml's formats
+// say independently: IQ3_XXS grid magnitudes are the odd levels 2l+1 of
+// 0..7 times 4 with 62 for 15 (4, 12, …, 52, 62), IQ2_XXS's are 8, 25 and
+// 43; the 256 entries of each grid are distinct; every sign mask has an
+// even number of negative bytes and agrees with its 7 stored bits.
+func TestIQ23Tables(t *testing.T) {
+	if iq3xxsGrid == nil || iq2xxsGrid == nil {
+		t.Fatal("a lattice grid could not be read from the reference dequantizer")
+	}
+	iq3 := map[uint64]bool{4: true, 12: true, 20: true, 28: true, 36: true, 44: true, 52: true, 62: true}
+	iq2 := map[uint64]bool{8: true, 25: true, 43: true}
+	tests := []struct {
+		name    string
+		entries []uint64
+		dim     int
+		mags    map[uint64]bool
+	}{
+		{"IQ3_XXS", func() []uint64 {
+			e := make([]uint64, 256)
+			for i, v := range iq3xxsGrid {
+				e[i] = uint64(v)
+			}
+			return e
+		}(), 4, iq3},
+		{"IQ2_XXS", iq2xxsGrid[:], 8, iq2},
+	}
+	for _, tc := range tests {
+		seen := map[uint64]bool{}
+		for i, e := range tc.entries {
+			if seen[e] {
+				t.Errorf("%s: entry %d (%#x) repeats", tc.name, i, e)
+			}
+			seen[e] = true
+			for j := 0; j < tc.dim; j++ {
+				if m := e >> (8 * uint(j)) & 0xff; !tc.mags[m] {
+					t.Errorf("%s: entry %d byte %d = %d, not a grid magnitude", tc.name, i, j, m)
+				}
+			}
+			if tc.dim < 8 && e>>(8*uint(tc.dim)) != 0 {
+				t.Errorf("%s: entry %d (%#x) has bytes past %d", tc.name, i, e, tc.dim)
+			}
+		}
+	}
+	for s, m := range iqSignMasks {
+		neg := 0
+		for j := 0; j < 8; j++ {
+			switch b := byte(m >> (8 * uint(j))); b {
+			case 0xff:
+				neg++
+				if j < 7 && s>>uint(j)&1 == 0 {
+					t.Errorf("sign mask %d: byte %d negative, bit clear", s, j)
+				}
+			case 0x01:
+				if j < 7 && s>>uint(j)&1 != 0 {
+					t.Errorf("sign mask %d: byte %d positive, bit set", s, j)
+				}
+			default:
+				t.Errorf("sign mask %d: byte %d = %#x", s, j, b)
+			}
+		}
+		if neg%2 != 0 || neg < bits.OnesCount8(uint8(s)) {
+			t.Errorf("sign mask %d: %d negatives", s, neg)
+		}
+	}
+}
