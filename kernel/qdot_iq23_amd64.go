@@ -12,12 +12,10 @@ import (
 
 // Row dots for the lattice i-quants IQ3_XXS and IQ2_XXS
 // (qdot_iq23_amd64.s): AVX2, and equal to the reference dots of quant/ggml
-// (dotIQ3XXS, dotIQ2XXS, as ggml_vec_dot_iq{3,2}_xxs_q8_K) bit for bit. The
-// integer block sums are exact in vectors (grid magnitudes, at most 62,
-// are the unsigned operand of VPMADDUBSW, the activations carry the
-// signs: Q8_K quants lie in −127..127, so VPSIGNB cannot overflow and the
-// int16 pair sums cannot saturate); the float32 products and the running
-// sum are the reference's, in its order.
+// (dotIQ3XXS, dotIQ2XXS, as ggml_vec_dot_iq{3,2}_xxs_q8_K) bit for bit, for
+// every int8 activation (−128 included): the integer block sums are exact
+// in vectors and the float32 products and the running sum are the
+// reference's, in its order.
 //
 // The kernels read the lattice grids and the sign masks from the tables
 // below: the grids are read back through the reference dequantizer (a

@@ -4,13 +4,15 @@
 
 // AVX2 dot products of IQ3_XXS and IQ2_XXS weight rows with Q8_K
 // activations (qdot_iq23_amd64.go). Per group of 32 weights: the grid
-// entries are gathered by index (VPGATHERDD / VPGATHERDQ), the four runs'
-// sign masks loaded from the iqSignMasks table and applied to the
-// activations (VPSIGNB), the magnitudes times the signed activations
-// summed in int16 pairs (VPMADDUBSW) and, times the group's odd scale
-// 2·ls+1, in int32 (VPMADDWD). The super-block's int32 sum is then reduced
-// to a scalar, and the float32 steps follow the reference dot operation by
-// operation.
+// entries are gathered by index (VPGATHERDD / VPGATHERDQ) and the four
+// runs' sign masks (iqSignMasks) applied to them (VPSIGNB: signed weights
+// w, |w| <= 62). The activations q, moved to unsigned bytes q+128, are the
+// unsigned operand of VPMADDUBSW: (q+128)·w in int16 pairs (at most
+// 2·255·62 in size, no saturation) less 128·w (VPMADDUBSW of 0x80 bytes)
+// is q·w exactly for every int8 q, −128 included. Times the group's odd
+// scale 2·ls+1 the pairs are summed in int32 (VPMADDWD). The super-block's
+// int32 sum is then reduced to a scalar, and the float32 steps follow the
+// reference dot operation by operation.
 
 // HSUMD reduces the eight int32 of Y register y (x its low half, t an X
 // temporary) to the 32-bit register r.
@@ -44,12 +46,16 @@
 	VINSERTI128 $1, X6, Y4, Y4
 
 // GROUPSUM adds to Y5 the group whose magnitudes are in Y3, sign fields
-// and scale in AX, activations at qoff(DI) (clobbers AX, BX, Y4, Y6-Y8).
+// and scale in AX, activations at qoff(DI) (Y15: 0x80 bytes; clobbers AX,
+// BX, Y3, Y4, Y6-Y8).
 #define GROUPSUM(qoff) \
 	SIGNS; \
 	VMOVDQU      qoff(DI), Y7; \
-	VPSIGNB      Y4, Y7, Y7; \
-	VPMADDUBSW   Y7, Y3, Y7; \
+	VPXOR        Y15, Y7, Y7; \
+	VPSIGNB      Y4, Y3, Y3; \
+	VPMADDUBSW   Y3, Y7, Y7; \
+	VPMADDUBSW   Y3, Y15, Y6; \
+	VPSUBW       Y6, Y7, Y7; \
 	SHRL         $28, AX; \
 	LEAL         1(AX)(AX*1), AX; \
 	VMOVD        AX, X8; \
@@ -93,6 +99,9 @@ TEXT ·dotIQ3XXSAVX2(SB), NOSPLIT, $0-92
 	MOVQ grid+72(FP), R8
 	MOVQ signs+80(FP), R9
 	VXORPS X0, X0, X0
+	MOVL         $0x80, AX
+	VMOVD        AX, X15
+	VPBROADCASTB X15, Y15
 
 iq3loop:
 	TESTQ CX, CX
@@ -131,6 +140,9 @@ TEXT ·dotIQ2XXSAVX2(SB), NOSPLIT, $0-92
 	MOVQ grid+72(FP), R8
 	MOVQ signs+80(FP), R9
 	VXORPS X0, X0, X0
+	MOVL         $0x80, AX
+	VMOVD        AX, X15
+	VPBROADCASTB X15, Y15
 
 iq2loop:
 	TESTQ CX, CX

@@ -3,8 +3,12 @@
 package kernel
 
 import (
+	"math"
 	"math/bits"
+	"math/rand/v2"
 	"testing"
+
+	"github.com/terse-llm/terse/tensor"
 )
 
 // TestIQ23Tables checks the kernels' tables against what ggml's formats
@@ -69,6 +73,47 @@ func TestIQ23Tables(t *testing.T) {
 		}
 		if neg%2 != 0 || neg < bits.OnesCount8(uint8(s)) {
 			t.Errorf("sign mask %d: %d negatives", s, neg)
+		}
+	}
+}
+
+// TestIQ23RowsFullRange checks the IQ3_XXS and IQ2_XXS row dots at every
+// level against the reference dot, bit for bit, on activation quants
+// over the whole int8 range, which TestQRowsExact (−127..127, what
+// the Q8_K quantizer makes) does not reach: uniform −128..127, all −128,
+// −128 and 127 alternating; weights of every randBlocks mode.
+func TestIQ23RowsFullRange(t *testing.T) {
+	r := rand.New(rand.NewPCG(81, 82))
+	for _, dt := range []tensor.DType{tensor.IQ3_XXS, tensor.IQ2_XXS} {
+		qt, _ := qTypeOf(dt)
+		const nb = 3
+		cols, rb := nb*dt.BlockSize(), nb*dt.BlockBytes()
+		for wmode := 0; wmode < 4; wmode++ {
+			w := randBlocks(r, dt, nb, wmode)
+			for amode := 0; amode < 3; amode++ {
+				a := exactAct(r, dt, cols, 0, 0)
+				for i := range a.Q {
+					switch amode {
+					case 0:
+						a.Q[i] = int8(r.IntN(256) - 128)
+					case 1:
+						a.Q[i] = -128
+					case 2:
+						a.Q[i] = -128
+						if i%2 == 1 {
+							a.Q[i] = 127
+						}
+					}
+				}
+				want := qt.generic(w[:rb], a)
+				for _, l := range levels() {
+					got := qdotFor(l, dt, qt.generic)(w[:rb], a)
+					if !sameFloat(got, want) {
+						t.Errorf("%s/%v wmode=%d amode=%d: %g (%#x), reference %g (%#x)",
+							dt, l, wmode, amode, got, math.Float32bits(got), want, math.Float32bits(want))
+					}
+				}
+			}
 		}
 	}
 }
