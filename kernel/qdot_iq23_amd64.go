@@ -10,12 +10,12 @@ import (
 	"github.com/terse-llm/terse/tensor"
 )
 
-// Row dots for the lattice i-quants IQ3_XXS and IQ2_XXS
+// Row dots for the lattice i-quants IQ3_XXS, IQ2_XXS and IQ2_XS
 // (qdot_iq23_amd64.s): AVX2, and equal to the reference dots of quant/ggml
-// (dotIQ3XXS, dotIQ2XXS, as ggml_vec_dot_iq{3,2}_xxs_q8_K) bit for bit, for
-// every int8 activation (−128 included): the integer block sums are exact
-// in vectors and the float32 products and the running sum are the
-// reference's, in its order.
+// (dotIQ3XXS, dotIQ2XXS, dotIQ2XS: ggml's vec_dot of each type with
+// q8_K) bit for bit, for every int8 activation (−128 included): the
+// integer block sums are exact in vectors and the float32 products and
+// the running sum are the reference's, in its order.
 //
 // The kernels read the lattice grids and the sign masks from the tables
 // below: the grids are read back through the reference dequantizer (a
@@ -24,6 +24,9 @@ import (
 
 //go:noescape
 func dotIQ3XXSAVX2(w []byte, q []int8, d []float32, grid *[256]uint32, signs *[128]uint64) float32
+
+//go:noescape
+func dotIQ2XSAVX2(w []byte, q []int8, d []float32, grid *[512]uint64, signs *[128]uint64) float32
 
 //go:noescape
 func dotIQ2XXSAVX2(w []byte, q []int8, d []float32, grid *[256]uint64, signs *[128]uint64) float32
@@ -46,28 +49,27 @@ var iqSignMasks = func() *[128]uint64 {
 	return &t
 }()
 
-// latticeGrid reads the grid of lattice type dt (dim magnitudes per entry,
-// 256 entries) back from ggml.Dequantize: blocks with binary16 scale d,
-// zero sign bits and group scale field 0 (group scale d·0.5·k = 1), whose
-// grid indices run through every entry. idx(g, k) is the byte offset in a
-// block of group g's k-th grid index.
-func latticeGrid(dt tensor.DType, d float32, dim int, idx func(g, k int) int) ([]uint64, error) {
+// latticeGrid reads the n-entry grid of lattice type dt (dim magnitudes
+// per entry) back from ggml.Dequantize: blocks with binary16 scale d, zero
+// sign bits and zero group scale fields (group scale d·0.5·k = 1), whose
+// grid indices run through every entry. per is the grid indices a group
+// of 32 holds, and set(blk, g, k, e) stores e as group g's k-th index.
+func latticeGrid(dt tensor.DType, n int, d float32, dim, per int, set func(blk []byte, g, k, e int)) ([]uint64, error) {
 	t, ok := ggml.Lookup(dt)
 	if !ok {
 		return nil, fmt.Errorf("kernel: %v: no registry entry", dt)
 	}
-	perGroup := 32 / dim
-	perBlock := 8 * perGroup
-	grid := make([]uint64, 0, 256)
+	perBlock := 8 * per
+	grid := make([]uint64, 0, n)
 	blk := make([]byte, t.BlockBytes)
 	vals := make([]float32, t.BlockSize)
-	for e := 0; e < 256; e += perBlock {
+	for e := 0; e < n; e += perBlock {
 		clear(blk)
 		h := tensor.F32ToF16(d)
 		blk[0], blk[1] = byte(h), byte(h>>8)
 		for g := 0; g < 8; g++ {
-			for k := 0; k < perGroup; k++ {
-				blk[idx(g, k)] = byte(e + g*perGroup + k)
+			for k := 0; k < per; k++ {
+				set(blk, g, k, e+g*per+k)
 			}
 		}
 		if err := ggml.Dequantize(dt, blk, vals); err != nil {
@@ -88,24 +90,37 @@ func latticeGrid(dt tensor.DType, d float32, dim int, idx func(g, k int) int) ([
 	return grid, nil
 }
 
-// iq3xxsGrid and iq2xxsGrid are the grids of IQ3_XXS (group scale
-// d·(0.5+ls)·0.5: d = 4) and IQ2_XXS (d·(0.5+ls)·0.25: d = 8); nil if they
-// cannot be read (the kernels are then not registered).
-var iq3xxsGrid, iq2xxsGrid = func() (*[256]uint32, *[256]uint64) {
-	g3, err3 := latticeGrid(tensor.IQ3_XXS, 4, 4, func(g, k int) int { return 2 + 8*g + k })
-	g2, err2 := latticeGrid(tensor.IQ2_XXS, 8, 8, func(g, k int) int { return 2 + 8*g + k })
+// setByteIndex stores grid index e as byte k of group g (IQ3_XXS,
+// IQ2_XXS: 8 bytes per group from offset 2).
+func setByteIndex(blk []byte, g, k, e int) { blk[2+8*g+k] = byte(e) }
+
+// setWordIndex stores grid index e as the k-th little-endian uint16 of
+// group g (IQ2_XS), sign bits zero.
+func setWordIndex(blk []byte, g, k, e int) {
+	blk[2+8*g+2*k], blk[3+8*g+2*k] = byte(e), byte(e>>8)
+}
+
+// iq3xxsGrid, iq2xxsGrid and iq2xsGrid are the grids of IQ3_XXS (group
+// scale d·(0.5+ls)·0.5: d = 4), IQ2_XXS and IQ2_XS (d·(0.5+ls)·0.25:
+// d = 8); nil where they cannot be read (their kernels are then not
+// registered).
+var iq3xxsGrid, iq2xxsGrid, iq2xsGrid = func() (*[256]uint32, *[256]uint64, *[512]uint64) {
 	var t3 *[256]uint32
 	var t2 *[256]uint64
-	if err3 == nil {
+	var t2s *[512]uint64
+	if g, err := latticeGrid(tensor.IQ3_XXS, 256, 4, 4, 8, setByteIndex); err == nil {
 		t3 = new([256]uint32)
-		for i, v := range g3 {
+		for i, v := range g {
 			t3[i] = uint32(v)
 		}
 	}
-	if err2 == nil {
-		t2 = (*[256]uint64)(g2)
+	if g, err := latticeGrid(tensor.IQ2_XXS, 256, 8, 8, 4, setByteIndex); err == nil {
+		t2 = (*[256]uint64)(g)
 	}
-	return t3, t2
+	if g, err := latticeGrid(tensor.IQ2_XS, 512, 8, 8, 4, setWordIndex); err == nil {
+		t2s = (*[512]uint64)(g)
+	}
+	return t3, t2, t2s
 }()
 
 func dotIQ3XXSAVX2Row(w []byte, a *q8Act) float32 {
@@ -116,8 +131,15 @@ func dotIQ2XXSAVX2Row(w []byte, a *q8Act) float32 {
 	return dotIQ2XXSAVX2(w, a.Q, a.D, iq2xxsGrid, iqSignMasks)
 }
 
-// init registers the AVX2 row dots of IQ3_XXS and IQ2_XXS.
+func dotIQ2XSAVX2Row(w []byte, a *q8Act) float32 {
+	return dotIQ2XSAVX2(w, a.Q, a.D, iq2xsGrid, iqSignMasks)
+}
+
+// init registers the AVX2 row dots of IQ3_XXS, IQ2_XXS and IQ2_XS.
 func init() {
+	if iq2xsGrid != nil {
+		registerQKernel(tensor.IQ2_XS, qKernel{min: levelAVX2, dot: dotIQ2XSAVX2Row})
+	}
 	if iq3xxsGrid != nil {
 		registerQKernel(tensor.IQ3_XXS, qKernel{min: levelAVX2, dot: dotIQ3XXSAVX2Row})
 	}

@@ -45,17 +45,23 @@
 	VPINSRQ     $1, (R9)(BX*8), X6, X6; \
 	VINSERTI128 $1, X6, Y4, Y4
 
+// PAIRS sets Y7 to the int16 pair sums of the signed weights (Y3
+// magnitudes, Y4 sign masks) times the activations at qoff(DI) (Y15: 0x80
+// bytes; clobbers Y3, Y6).
+#define PAIRS(qoff) \
+	VMOVDQU    qoff(DI), Y7; \
+	VPXOR      Y15, Y7, Y7; \
+	VPSIGNB    Y4, Y3, Y3; \
+	VPMADDUBSW Y3, Y7, Y7; \
+	VPMADDUBSW Y3, Y15, Y6; \
+	VPSUBW     Y6, Y7, Y7
+
 // GROUPSUM adds to Y5 the group whose magnitudes are in Y3, sign fields
 // and scale in AX, activations at qoff(DI) (Y15: 0x80 bytes; clobbers AX,
 // BX, Y3, Y4, Y6-Y8).
 #define GROUPSUM(qoff) \
 	SIGNS; \
-	VMOVDQU      qoff(DI), Y7; \
-	VPXOR        Y15, Y7, Y7; \
-	VPSIGNB      Y4, Y3, Y3; \
-	VPMADDUBSW   Y3, Y7, Y7; \
-	VPMADDUBSW   Y3, Y15, Y6; \
-	VPSUBW       Y6, Y7, Y7; \
+	PAIRS(qoff); \
 	SHRL         $28, AX; \
 	LEAL         1(AX)(AX*1), AX; \
 	VMOVD        AX, X8; \
@@ -165,6 +171,91 @@ iq2loop:
 	JMP  iq2loop
 
 iq2done:
+	MOVL   $0x3e000000, AX // 0.125
+	VMOVD  AX, X1
+	VMULSS X1, X0, X0
+	VMOVSS X0, ret+88(FP)
+	VZEROUPPER
+	RET
+
+// IQ2XSLO and IQ2XSHI load the sign mask of the run whose uint16 is at off(SI)
+// (bits 9..15: its 7 sign bits) into X register x: VMOVQ for the low
+// quadword, VPINSRQ $1 for the high (clobbers BX).
+#define IQ2XSLO(off, x) \
+	MOVWLZX off(SI), BX; \
+	SHRL    $9, BX; \
+	VMOVQ   (R9)(BX*8), x
+
+#define IQ2XSHI(off, x) \
+	MOVWLZX off(SI), BX; \
+	SHRL    $9, BX; \
+	VPINSRQ $1, (R9)(BX*8), x, x
+
+// IQ2XSGROUP adds group g of an IQ2_XS block at SI to Y5: runs at
+// qsoff(SI) (R8: the grid, X12: 511 in each dword), scale byte at
+// scoff(SI) (low nibble: runs 0-1, the low lane; high: runs 2-3).
+#define IQ2XSGROUP(qsoff, scoff, qoff) \
+	VPMOVZXWD    qsoff(SI), X1; \
+	VPAND        X12, X1, X1; \
+	VPCMPEQQ     Y2, Y2, Y2; \
+	VPGATHERDQ   Y2, (R8)(X1*8), Y3; \
+	IQ2XSLO(qsoff, X4); \
+	IQ2XSHI(qsoff+2, X4); \
+	IQ2XSLO(qsoff+4, X6); \
+	IQ2XSHI(qsoff+6, X6); \
+	VINSERTI128  $1, X6, Y4, Y4; \
+	PAIRS(qoff); \
+	MOVBLZX      scoff(SI), AX; \
+	MOVL         AX, BX; \
+	ANDL         $15, AX; \
+	SHRL         $4, BX; \
+	LEAL         1(AX)(AX*1), AX; \
+	LEAL         1(BX)(BX*1), BX; \
+	VMOVD        AX, X8; \
+	VPBROADCASTW X8, X8; \
+	VMOVD        BX, X9; \
+	VPBROADCASTW X9, X9; \
+	VINSERTI128  $1, X9, Y8, Y8; \
+	VPMADDWD     Y8, Y7, Y7; \
+	VPADDD       Y7, Y5, Y5
+
+// func dotIQ2XSAVX2(w []byte, q []int8, d []float32, grid *[512]uint64, signs *[128]uint64) float32
+TEXT ·dotIQ2XSAVX2(SB), NOSPLIT, $0-92
+	MOVQ w_base+0(FP), SI
+	MOVQ q_base+24(FP), DI
+	MOVQ d_base+48(FP), DX
+	MOVQ d_len+56(FP), CX
+	MOVQ grid+72(FP), R8
+	MOVQ signs+80(FP), R9
+	VXORPS X0, X0, X0
+	MOVL         $0x80, AX
+	VMOVD        AX, X15
+	VPBROADCASTB X15, Y15
+	MOVL         $511, AX
+	VMOVD        AX, X12
+	VPBROADCASTD X12, X12
+
+iq2xsloop:
+	TESTQ CX, CX
+	JZ    iq2xsdone
+	VPXOR Y5, Y5, Y5
+	IQ2XSGROUP(2, 66, 0)
+	IQ2XSGROUP(10, 67, 32)
+	IQ2XSGROUP(18, 68, 64)
+	IQ2XSGROUP(26, 69, 96)
+	IQ2XSGROUP(34, 70, 128)
+	IQ2XSGROUP(42, 71, 160)
+	IQ2XSGROUP(50, 72, 192)
+	IQ2XSGROUP(58, 73, 224)
+	HSUMD(Y5, X5, X8, R10)
+	BLOCKEND
+	ADDQ $74, SI
+	ADDQ $256, DI
+	ADDQ $4, DX
+	DECQ CX
+	JMP  iq2xsloop
+
+iq2xsdone:
 	MOVL   $0x3e000000, AX // 0.125
 	VMOVD  AX, X1
 	VMULSS X1, X0, X0
