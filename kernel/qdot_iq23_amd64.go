@@ -10,9 +10,9 @@ import (
 	"github.com/terse-llm/terse/tensor"
 )
 
-// Row dots for the lattice i-quants IQ3_XXS, IQ2_XXS and IQ2_XS
+// Row dots for the lattice i-quants IQ3_XXS, IQ2_XXS, IQ2_XS and IQ3_S
 // (qdot_iq23_amd64.s): AVX2, and equal to the reference dots of quant/ggml
-// (dotIQ3XXS, dotIQ2XXS, dotIQ2XS: ggml's vec_dot of each type with
+// (dotIQ3XXS, dotIQ2XXS, dotIQ2XS, dotIQ3S: ggml's vec_dot of each type with
 // q8_K) bit for bit, for every int8 activation (−128 included): the
 // integer block sums are exact in vectors and the float32 products and
 // the running sum are the reference's, in its order.
@@ -24,6 +24,9 @@ import (
 
 //go:noescape
 func dotIQ3XXSAVX2(w []byte, q []int8, d []float32, grid *[256]uint32, signs *[128]uint64) float32
+
+//go:noescape
+func dotIQ3SAVX2(w []byte, q []int8, d []float32, grid *[512]uint32) float32
 
 //go:noescape
 func dotIQ2XSAVX2(w []byte, q []int8, d []float32, grid *[512]uint64, signs *[128]uint64) float32
@@ -94,18 +97,26 @@ func latticeGrid(dt tensor.DType, n int, d float32, dim, per int, set func(blk [
 // IQ2_XXS: 8 bytes per group from offset 2).
 func setByteIndex(blk []byte, g, k, e int) { blk[2+8*g+k] = byte(e) }
 
+// setIQ3SIndex stores grid index e as group g's k-th index of an IQ3_S
+// block: the low byte in qs, bit 8 as bit k of the group's qh byte.
+func setIQ3SIndex(blk []byte, g, k, e int) {
+	blk[2+8*g+k] = byte(e)
+	blk[66+g] |= byte(e>>8) << uint(k)
+}
+
 // setWordIndex stores grid index e as the k-th little-endian uint16 of
 // group g (IQ2_XS), sign bits zero.
 func setWordIndex(blk []byte, g, k, e int) {
 	blk[2+8*g+2*k], blk[3+8*g+2*k] = byte(e), byte(e>>8)
 }
 
-// iq3xxsGrid, iq2xxsGrid and iq2xsGrid are the grids of IQ3_XXS (group
-// scale d·(0.5+ls)·0.5: d = 4), IQ2_XXS and IQ2_XS (d·(0.5+ls)·0.25:
-// d = 8); nil where they cannot be read (their kernels are then not
-// registered).
-var iq3xxsGrid, iq2xxsGrid, iq2xsGrid = func() (*[256]uint32, *[256]uint64, *[512]uint64) {
+// iq3xxsGrid, iq2xxsGrid, iq2xsGrid and iq3sGrid are the grids of
+// IQ3_XXS (group scale d·(0.5+ls)·0.5: d = 4), IQ2_XXS and IQ2_XS
+// (d·(0.5+ls)·0.25: d = 8) and IQ3_S (d·(1+2·ls): d = 1); nil where they
+// cannot be read (their kernels are then not registered).
+var iq3xxsGrid, iq2xxsGrid, iq2xsGrid, iq3sGrid = func() (*[256]uint32, *[256]uint64, *[512]uint64, *[512]uint32) {
 	var t3 *[256]uint32
+	var t3s *[512]uint32
 	var t2 *[256]uint64
 	var t2s *[512]uint64
 	if g, err := latticeGrid(tensor.IQ3_XXS, 256, 4, 4, 8, setByteIndex); err == nil {
@@ -120,7 +131,13 @@ var iq3xxsGrid, iq2xxsGrid, iq2xsGrid = func() (*[256]uint32, *[256]uint64, *[51
 	if g, err := latticeGrid(tensor.IQ2_XS, 512, 8, 8, 4, setWordIndex); err == nil {
 		t2s = (*[512]uint64)(g)
 	}
-	return t3, t2, t2s
+	if g, err := latticeGrid(tensor.IQ3_S, 512, 1, 4, 8, setIQ3SIndex); err == nil {
+		t3s = new([512]uint32)
+		for i, v := range g {
+			t3s[i] = uint32(v)
+		}
+	}
+	return t3, t2, t2s, t3s
 }()
 
 func dotIQ3XXSAVX2Row(w []byte, a *q8Act) float32 {
@@ -135,8 +152,13 @@ func dotIQ2XSAVX2Row(w []byte, a *q8Act) float32 {
 	return dotIQ2XSAVX2(w, a.Q, a.D, iq2xsGrid, iqSignMasks)
 }
 
-// init registers the AVX2 row dots of IQ3_XXS, IQ2_XXS and IQ2_XS.
+func dotIQ3SAVX2Row(w []byte, a *q8Act) float32 { return dotIQ3SAVX2(w, a.Q, a.D, iq3sGrid) }
+
+// init registers the AVX2 row dots of IQ3_XXS, IQ2_XXS, IQ2_XS and IQ3_S.
 func init() {
+	if iq3sGrid != nil {
+		registerQKernel(tensor.IQ3_S, qKernel{min: levelAVX2, dot: dotIQ3SAVX2Row})
+	}
 	if iq2xsGrid != nil {
 		registerQKernel(tensor.IQ2_XS, qKernel{min: levelAVX2, dot: dotIQ2XSAVX2Row})
 	}

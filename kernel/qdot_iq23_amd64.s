@@ -262,3 +262,101 @@ iq2xsdone:
 	VMOVSS X0, ret+88(FP)
 	VZEROUPPER
 	RET
+
+// Constants of IQ3_S. iq3sShift: dword k shifts the qh byte right by k,
+// bringing bit 8 of index k to bit 0; iq3sSpread: the VPSHUFB mask that
+// spreads run k's sign byte (byte k of the broadcast dword) over the run's
+// eight bytes; iq3sBit: bit j in byte j of each run.
+DATA iq3sShift<>+0x00(SB)/8, $0x0000000100000000
+DATA iq3sShift<>+0x08(SB)/8, $0x0000000300000002
+DATA iq3sShift<>+0x10(SB)/8, $0x0000000500000004
+DATA iq3sShift<>+0x18(SB)/8, $0x0000000700000006
+GLOBL iq3sShift<>(SB), RODATA|NOPTR, $32
+
+DATA iq3sSpread<>+0x00(SB)/8, $0x0000000000000000
+DATA iq3sSpread<>+0x08(SB)/8, $0x0101010101010101
+DATA iq3sSpread<>+0x10(SB)/8, $0x0202020202020202
+DATA iq3sSpread<>+0x18(SB)/8, $0x0303030303030303
+GLOBL iq3sSpread<>(SB), RODATA|NOPTR, $32
+
+DATA iq3sBit<>+0x00(SB)/8, $0x8040201008040201
+DATA iq3sBit<>+0x08(SB)/8, $0x8040201008040201
+DATA iq3sBit<>+0x10(SB)/8, $0x8040201008040201
+DATA iq3sBit<>+0x18(SB)/8, $0x8040201008040201
+GLOBL iq3sBit<>(SB), RODATA|NOPTR, $32
+
+// IQ3SGROUP adds group g of an IQ3_S block at SI to Y5: low index bytes at
+// qsoff(SI), high bits in the byte at qhoff(SI), sign bytes at sgoff(SI),
+// activations at qoff(DI); the group's scale nibble is at scoff(SI),
+// shifted by sh (R8: the grid; Y9-Y12: iq3sShift, iq3sSpread, iq3sBit,
+// 1 in each dword; Y13: 0x01 bytes; Y15: 0x80 bytes; clobbers AX, Y1-Y4,
+// Y6-Y8).
+#define IQ3SGROUP(qsoff, qhoff, sgoff, scoff, sh, qoff) \
+	VPMOVZXBD    qsoff(SI), Y1; \
+	MOVBLZX      qhoff(SI), AX; \
+	VMOVD        AX, X2; \
+	VPBROADCASTD X2, Y2; \
+	VPSRLVD      Y9, Y2, Y2; \
+	VPAND        Y12, Y2, Y2; \
+	VPSLLD       $8, Y2, Y2; \
+	VPOR         Y2, Y1, Y1; \
+	VPCMPEQD     Y2, Y2, Y2; \
+	VPGATHERDD   Y2, (R8)(Y1*4), Y3; \
+	VPBROADCASTD sgoff(SI), Y4; \
+	VPSHUFB      Y10, Y4, Y4; \
+	VPAND        Y11, Y4, Y4; \
+	VPCMPEQB     Y11, Y4, Y4; \
+	VPOR         Y13, Y4, Y4; \
+	PAIRS(qoff); \
+	MOVBLZX      scoff(SI), AX; \
+	SHRL         $sh, AX; \
+	ANDL         $15, AX; \
+	LEAL         1(AX)(AX*1), AX; \
+	VMOVD        AX, X8; \
+	VPBROADCASTW X8, Y8; \
+	VPMADDWD     Y8, Y7, Y7; \
+	VPADDD       Y7, Y5, Y5
+
+// func dotIQ3SAVX2(w []byte, q []int8, d []float32, grid *[512]uint32) float32
+TEXT ·dotIQ3SAVX2(SB), NOSPLIT, $0-84
+	MOVQ w_base+0(FP), SI
+	MOVQ q_base+24(FP), DI
+	MOVQ d_base+48(FP), DX
+	MOVQ d_len+56(FP), CX
+	MOVQ grid+72(FP), R8
+	VXORPS X0, X0, X0
+	MOVL         $0x80, AX
+	VMOVD        AX, X15
+	VPBROADCASTB X15, Y15
+	MOVL         $0x01, AX
+	VMOVD        AX, X13
+	VPBROADCASTB X13, Y13
+	VPBROADCASTD X13, Y12
+	VMOVDQU      iq3sShift<>(SB), Y9
+	VMOVDQU      iq3sSpread<>(SB), Y10
+	VMOVDQU      iq3sBit<>(SB), Y11
+
+iq3sloop:
+	TESTQ CX, CX
+	JZ    iq3sdone
+	VPXOR Y5, Y5, Y5
+	IQ3SGROUP(2, 66, 74, 106, 0, 0)
+	IQ3SGROUP(10, 67, 78, 106, 4, 32)
+	IQ3SGROUP(18, 68, 82, 107, 0, 64)
+	IQ3SGROUP(26, 69, 86, 107, 4, 96)
+	IQ3SGROUP(34, 70, 90, 108, 0, 128)
+	IQ3SGROUP(42, 71, 94, 108, 4, 160)
+	IQ3SGROUP(50, 72, 98, 109, 0, 192)
+	IQ3SGROUP(58, 73, 102, 109, 4, 224)
+	HSUMD(Y5, X5, X8, R10)
+	BLOCKEND
+	ADDQ $110, SI
+	ADDQ $256, DI
+	ADDQ $4, DX
+	DECQ CX
+	JMP  iq3sloop
+
+iq3sdone:
+	VMOVSS X0, ret+80(FP)
+	VZEROUPPER
+	RET

@@ -12,16 +12,17 @@ import (
 )
 
 // TestIQ23Tables checks the kernels' tables against what ggml's formats
-// say independently: IQ3_XXS grid magnitudes are the odd levels 2l+1 of
-// 0..7 times 4 with 62 for 15 (4, 12, …, 52, 62), IQ2_XXS's and IQ2_XS's
-// are 8, 25 and 43; the 256 entries of each grid are distinct; every sign mask has an
-// even number of negative bytes and agrees with its 7 stored bits.
+// say independently: IQ3_XXS grid magnitudes are 4·(2l+1) for l = 0..6
+// and 62, IQ2_XXS's and IQ2_XS's 8, 25 and 43, IQ3_S's the odd 1..15; the
+// entries of each grid are distinct; every sign mask has an even number
+// of negative bytes and agrees with its 7 stored bits.
 func TestIQ23Tables(t *testing.T) {
-	if iq3xxsGrid == nil || iq2xxsGrid == nil || iq2xsGrid == nil {
+	if iq3xxsGrid == nil || iq2xxsGrid == nil || iq2xsGrid == nil || iq3sGrid == nil {
 		t.Fatal("a lattice grid could not be read from the reference dequantizer")
 	}
 	iq3 := map[uint64]bool{4: true, 12: true, 20: true, 28: true, 36: true, 44: true, 52: true, 62: true}
 	iq2 := map[uint64]bool{8: true, 25: true, 43: true}
+	iq3s := map[uint64]bool{1: true, 3: true, 5: true, 7: true, 9: true, 11: true, 13: true, 15: true}
 	tests := []struct {
 		name    string
 		entries []uint64
@@ -37,6 +38,13 @@ func TestIQ23Tables(t *testing.T) {
 		}(), 4, iq3},
 		{"IQ2_XXS", iq2xxsGrid[:], 8, iq2},
 		{"IQ2_XS", iq2xsGrid[:], 8, iq2},
+		{"IQ3_S", func() []uint64 {
+			e := make([]uint64, 512)
+			for i, v := range iq3sGrid {
+				e[i] = uint64(v)
+			}
+			return e
+		}(), 4, iq3s},
 	}
 	for _, tc := range tests {
 		seen := map[uint64]bool{}
@@ -78,14 +86,15 @@ func TestIQ23Tables(t *testing.T) {
 	}
 }
 
-// TestIQ23RowsFullRange checks the IQ3_XXS, IQ2_XXS and IQ2_XS row dots at every
-// level against the reference dot, bit for bit, on activation quants
-// over the whole int8 range, which TestQRowsExact (−127..127, what
-// the Q8_K quantizer makes) does not reach: uniform −128..127, all −128,
-// −128 and 127 alternating; weights of every randBlocks mode.
+// TestIQ23RowsFullRange checks the IQ3_XXS, IQ2_XXS, IQ2_XS and IQ3_S row
+// dots at every level against the reference dot, bit for bit, on
+// activation quants over the whole int8 range, which TestQRowsExact
+// (−127..127, what the Q8_K quantizer makes) does not reach: uniform
+// −128..127, all −128, −128 and 127 alternating; weights of every
+// randBlocks mode.
 func TestIQ23RowsFullRange(t *testing.T) {
 	r := rand.New(rand.NewPCG(81, 82))
-	for _, dt := range []tensor.DType{tensor.IQ3_XXS, tensor.IQ2_XXS, tensor.IQ2_XS} {
+	for _, dt := range []tensor.DType{tensor.IQ3_XXS, tensor.IQ2_XXS, tensor.IQ2_XS, tensor.IQ3_S} {
 		qt, _ := qTypeOf(dt)
 		const nb = 3
 		cols, rb := nb*dt.BlockSize(), nb*dt.BlockBytes()
