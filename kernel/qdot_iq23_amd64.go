@@ -10,12 +10,12 @@ import (
 	"github.com/terse-llm/terse/tensor"
 )
 
-// Row dots for the lattice i-quants IQ3_XXS, IQ2_XXS, IQ2_XS and IQ3_S
-// (qdot_iq23_amd64.s): AVX2, and equal to the reference dots of quant/ggml
-// (dotIQ3XXS, dotIQ2XXS, dotIQ2XS, dotIQ3S: ggml's vec_dot of each type with
-// q8_K) bit for bit, for every int8 activation (−128 included): the
-// integer block sums are exact in vectors and the float32 products and
-// the running sum are the reference's, in its order.
+// Row dots for the lattice i-quants IQ3_XXS, IQ2_XXS, IQ2_XS, IQ3_S and
+// IQ2_S (qdot_iq23_amd64.s): AVX2, and equal to the reference dots of
+// quant/ggml (dotIQ3XXS, dotIQ2XXS, dotIQ2XS, dotIQ3S, dotIQ2S: ggml's
+// vec_dot of each type with q8_K) bit for bit, for every int8 activation
+// (−128 included): the integer block sums are exact in vectors and the
+// float32 products and the running sum are the reference's, in its order.
 //
 // The kernels read the lattice grids and the sign masks from the tables
 // below: the grids are read back through the reference dequantizer (a
@@ -27,6 +27,9 @@ func dotIQ3XXSAVX2(w []byte, q []int8, d []float32, grid *[256]uint32, signs *[1
 
 //go:noescape
 func dotIQ3SAVX2(w []byte, q []int8, d []float32, grid *[512]uint32) float32
+
+//go:noescape
+func dotIQ2SAVX2(w []byte, q []int8, d []float32, grid *[1024]uint64) float32
 
 //go:noescape
 func dotIQ2XSAVX2(w []byte, q []int8, d []float32, grid *[512]uint64, signs *[128]uint64) float32
@@ -104,17 +107,26 @@ func setIQ3SIndex(blk []byte, g, k, e int) {
 	blk[66+g] |= byte(e>>8) << uint(k)
 }
 
+// setIQ2SIndex stores grid index e as group g's k-th index of an IQ2_S
+// block: the low byte in qs, bits 8..9 as bits 2k..2k+1 of the group's qh
+// byte.
+func setIQ2SIndex(blk []byte, g, k, e int) {
+	blk[2+4*g+k] = byte(e)
+	blk[66+g] |= byte(e>>8) << (2 * uint(k))
+}
+
 // setWordIndex stores grid index e as the k-th little-endian uint16 of
 // group g (IQ2_XS), sign bits zero.
 func setWordIndex(blk []byte, g, k, e int) {
 	blk[2+8*g+2*k], blk[3+8*g+2*k] = byte(e), byte(e>>8)
 }
 
-// iq3xxsGrid, iq2xxsGrid, iq2xsGrid and iq3sGrid are the grids of
-// IQ3_XXS (group scale d·(0.5+ls)·0.5: d = 4), IQ2_XXS and IQ2_XS
-// (d·(0.5+ls)·0.25: d = 8) and IQ3_S (d·(1+2·ls): d = 1); nil where they
-// cannot be read (their kernels are then not registered).
-var iq3xxsGrid, iq2xxsGrid, iq2xsGrid, iq3sGrid = func() (*[256]uint32, *[256]uint64, *[512]uint64, *[512]uint32) {
+// iq3xxsGrid, iq2xxsGrid, iq2xsGrid, iq3sGrid and iq2sGrid are the grids
+// of IQ3_XXS (group scale d·(0.5+ls)·0.5: d = 4), IQ2_XXS, IQ2_XS and
+// IQ2_S (d·(0.5+ls)·0.25: d = 8) and IQ3_S (d·(1+2·ls): d = 1); nil where
+// they cannot be read (their kernels are then not registered).
+var iq3xxsGrid, iq2xxsGrid, iq2xsGrid, iq3sGrid, iq2sGrid = func() (*[256]uint32, *[256]uint64, *[512]uint64, *[512]uint32, *[1024]uint64) {
+	var t2S *[1024]uint64
 	var t3 *[256]uint32
 	var t3s *[512]uint32
 	var t2 *[256]uint64
@@ -137,7 +149,10 @@ var iq3xxsGrid, iq2xxsGrid, iq2xsGrid, iq3sGrid = func() (*[256]uint32, *[256]ui
 			t3s[i] = uint32(v)
 		}
 	}
-	return t3, t2, t2s, t3s
+	if g, err := latticeGrid(tensor.IQ2_S, 1024, 8, 8, 4, setIQ2SIndex); err == nil {
+		t2S = (*[1024]uint64)(g)
+	}
+	return t3, t2, t2s, t3s, t2S
 }()
 
 func dotIQ3XXSAVX2Row(w []byte, a *q8Act) float32 {
@@ -154,8 +169,13 @@ func dotIQ2XSAVX2Row(w []byte, a *q8Act) float32 {
 
 func dotIQ3SAVX2Row(w []byte, a *q8Act) float32 { return dotIQ3SAVX2(w, a.Q, a.D, iq3sGrid) }
 
-// init registers the AVX2 row dots of IQ3_XXS, IQ2_XXS, IQ2_XS and IQ3_S.
+func dotIQ2SAVX2Row(w []byte, a *q8Act) float32 { return dotIQ2SAVX2(w, a.Q, a.D, iq2sGrid) }
+
+// init registers the AVX2 row dots of the lattice types.
 func init() {
+	if iq2sGrid != nil {
+		registerQKernel(tensor.IQ2_S, qKernel{min: levelAVX2, dot: dotIQ2SAVX2Row})
+	}
 	if iq3sGrid != nil {
 		registerQKernel(tensor.IQ3_S, qKernel{min: levelAVX2, dot: dotIQ3SAVX2Row})
 	}

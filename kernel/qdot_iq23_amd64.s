@@ -360,3 +360,95 @@ iq3sdone:
 	VMOVSS X0, ret+80(FP)
 	VZEROUPPER
 	RET
+
+// iq2sShift: dword l shifts the qh byte right by 2l, bringing bits 8..9
+// of run l's index to bits 0..1.
+DATA iq2sShift<>+0x00(SB)/8, $0x0000000200000000
+DATA iq2sShift<>+0x08(SB)/8, $0x0000000600000004
+GLOBL iq2sShift<>(SB), RODATA|NOPTR, $16
+
+// IQ2SGROUP adds group g of an IQ2_S block at SI to Y5: low index bytes at
+// qsoff(SI), high bits in the byte at qhoff(SI), sign bytes at sgoff(SI),
+// scale byte at scoff(SI) (low nibble: runs 0-1, the low lane; high: runs
+// 2-3), activations at qoff(DI) (R8: the grid; X14: iq2sShift; X12: 3 in
+// each dword; Y10, Y11: iq3sSpread, iq3sBit; Y13: 0x01 bytes; Y15: 0x80
+// bytes; clobbers AX, BX, Y1-Y4, Y6-Y9).
+#define IQ2SGROUP(qsoff, qhoff, sgoff, scoff, qoff) \
+	VPMOVZXBD    qsoff(SI), X1; \
+	MOVBLZX      qhoff(SI), AX; \
+	VMOVD        AX, X2; \
+	VPBROADCASTD X2, X2; \
+	VPSRLVD      X14, X2, X2; \
+	VPAND        X12, X2, X2; \
+	VPSLLD       $8, X2, X2; \
+	VPOR         X2, X1, X1; \
+	VPCMPEQQ     Y2, Y2, Y2; \
+	VPGATHERDQ   Y2, (R8)(X1*8), Y3; \
+	VPBROADCASTD sgoff(SI), Y4; \
+	VPSHUFB      Y10, Y4, Y4; \
+	VPAND        Y11, Y4, Y4; \
+	VPCMPEQB     Y11, Y4, Y4; \
+	VPOR         Y13, Y4, Y4; \
+	PAIRS(qoff); \
+	MOVBLZX      scoff(SI), AX; \
+	MOVL         AX, BX; \
+	ANDL         $15, AX; \
+	SHRL         $4, BX; \
+	LEAL         1(AX)(AX*1), AX; \
+	LEAL         1(BX)(BX*1), BX; \
+	VMOVD        AX, X8; \
+	VPBROADCASTW X8, X8; \
+	VMOVD        BX, X9; \
+	VPBROADCASTW X9, X9; \
+	VINSERTI128  $1, X9, Y8, Y8; \
+	VPMADDWD     Y8, Y7, Y7; \
+	VPADDD       Y7, Y5, Y5
+
+// func dotIQ2SAVX2(w []byte, q []int8, d []float32, grid *[1024]uint64) float32
+TEXT ·dotIQ2SAVX2(SB), NOSPLIT, $0-84
+	MOVQ w_base+0(FP), SI
+	MOVQ q_base+24(FP), DI
+	MOVQ d_base+48(FP), DX
+	MOVQ d_len+56(FP), CX
+	MOVQ grid+72(FP), R8
+	VXORPS X0, X0, X0
+	MOVL         $0x80, AX
+	VMOVD        AX, X15
+	VPBROADCASTB X15, Y15
+	MOVL         $0x01, AX
+	VMOVD        AX, X13
+	VPBROADCASTB X13, Y13
+	MOVL         $3, AX
+	VMOVD        AX, X12
+	VPBROADCASTD X12, X12
+	VMOVDQU      iq2sShift<>(SB), X14
+	VMOVDQU      iq3sSpread<>(SB), Y10
+	VMOVDQU      iq3sBit<>(SB), Y11
+
+iq2sloop:
+	TESTQ CX, CX
+	JZ    iq2sdone
+	VPXOR Y5, Y5, Y5
+	IQ2SGROUP(2, 66, 34, 74, 0)
+	IQ2SGROUP(6, 67, 38, 75, 32)
+	IQ2SGROUP(10, 68, 42, 76, 64)
+	IQ2SGROUP(14, 69, 46, 77, 96)
+	IQ2SGROUP(18, 70, 50, 78, 128)
+	IQ2SGROUP(22, 71, 54, 79, 160)
+	IQ2SGROUP(26, 72, 58, 80, 192)
+	IQ2SGROUP(30, 73, 62, 81, 224)
+	HSUMD(Y5, X5, X8, R10)
+	BLOCKEND
+	ADDQ $82, SI
+	ADDQ $256, DI
+	ADDQ $4, DX
+	DECQ CX
+	JMP  iq2sloop
+
+iq2sdone:
+	MOVL   $0x3e000000, AX // 0.125
+	VMOVD  AX, X1
+	VMULSS X1, X0, X0
+	VMOVSS X0, ret+80(FP)
+	VZEROUPPER
+	RET
