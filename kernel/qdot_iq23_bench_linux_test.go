@@ -9,7 +9,7 @@ import (
 	"github.com/terse-llm/terse/tensor"
 )
 
-// BenchmarkIQ23DotCPU times the lattice types' integer path at each
+// BenchmarkIQ23DotCPU times the lattice types' and TQ2_0's integer path at each
 // level (generic: the reference dot) and the dequantize path ("dequant",
 // QDisabled) on a one-token decode MatMul of a 1024×4096 weight, one
 // thread, and reports the thread's CPU time per call (cpu-µs/op) beside
@@ -17,7 +17,7 @@ import (
 func BenchmarkIQ23DotCPU(b *testing.B) {
 	const rows, cols = 1024, 4096
 	r := rand.New(rand.NewPCG(5, 6))
-	for _, dt := range []tensor.DType{tensor.IQ3_XXS, tensor.IQ2_XXS, tensor.IQ2_XS, tensor.IQ3_S, tensor.IQ2_S} {
+	for _, dt := range []tensor.DType{tensor.IQ3_XXS, tensor.IQ2_XXS, tensor.IQ2_XS, tensor.IQ3_S, tensor.IQ2_S, tensor.TQ2_0} {
 		w, err := tensor.New("w", dt, []int{rows, cols}, randBlocks(r, dt, rows*cols/dt.BlockSize(), qBenchMode))
 		if err != nil {
 			b.Fatal(err)
