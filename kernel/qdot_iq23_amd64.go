@@ -10,9 +10,9 @@ import (
 	"github.com/terse-llm/terse/tensor"
 )
 
-// Row dots for the lattice i-quants IQ3_XXS, IQ2_XXS, IQ2_XS, IQ3_S and
-// IQ2_S (qdot_iq23_amd64.s): AVX2, and equal to the reference dots of
-// quant/ggml (dotIQ3XXS, dotIQ2XXS, dotIQ2XS, dotIQ3S, dotIQ2S: ggml's
+// Row dots for the lattice i-quants IQ3_XXS, IQ2_XXS, IQ2_XS, IQ3_S, IQ2_S
+// and IQ1_S (qdot_iq23_amd64.s): AVX2, and equal to the reference dots of
+// quant/ggml (dotIQ3XXS, dotIQ2XXS, dotIQ2XS, dotIQ3S, dotIQ2S, dotIQ1S: ggml's
 // vec_dot of each type with q8_K) bit for bit, for every int8 activation
 // (−128 included): the integer block sums are exact in vectors and the
 // float32 products and the running sum are the reference's, in its order.
@@ -30,6 +30,9 @@ func dotIQ3SAVX2(w []byte, q []int8, d []float32, grid *[512]uint32) float32
 
 //go:noescape
 func dotIQ2SAVX2(w []byte, q []int8, d []float32, grid *[1024]uint64) float32
+
+//go:noescape
+func dotIQ1SAVX2(w []byte, q []int8, d []float32, bs []int16, grid *[2048]uint64) float32
 
 //go:noescape
 func dotIQ2XSAVX2(w []byte, q []int8, d []float32, grid *[512]uint64, signs *[128]uint64) float32
@@ -58,9 +61,10 @@ var iqSignMasks = func() *[128]uint64 {
 // latticeGrid reads the n-entry grid of lattice type dt (dim magnitudes
 // per entry) back from ggml.Dequantize: blocks with binary16 scale d, zero
 // sign bits and zero group scale fields (group scale d·0.5·k = 1), whose
-// grid indices run through every entry. per is the grid indices a group
-// of 32 holds, and set(blk, g, k, e) stores e as group g's k-th index.
-func latticeGrid(dt tensor.DType, n int, d float32, dim, per int, set func(blk []byte, g, k, e int)) ([]uint64, error) {
+// grid indices run through every entry; each value plus off (which must
+// make it a byte) is the entry's byte. per is the grid indices a group of
+// 32 holds, and set(blk, g, k, e) stores e as group g's k-th index.
+func latticeGrid(dt tensor.DType, n int, d, off float32, dim, per int, set func(blk []byte, g, k, e int)) ([]uint64, error) {
 	t, ok := ggml.Lookup(dt)
 	if !ok {
 		return nil, fmt.Errorf("kernel: %v: no registry entry", dt)
@@ -84,7 +88,7 @@ func latticeGrid(dt tensor.DType, n int, d float32, dim, per int, set func(blk [
 		for k := 0; k < perBlock; k++ {
 			var p uint64
 			for j := 0; j < dim; j++ {
-				v := vals[k*dim+j]
+				v := vals[k*dim+j] + off
 				if v < 0 || v > 255 || v != float32(int(v)) {
 					return nil, fmt.Errorf("kernel: %v grid entry %d: magnitude %g", dt, e+k, v)
 				}
@@ -115,6 +119,26 @@ func setIQ2SIndex(blk []byte, g, k, e int) {
 	blk[66+g] |= byte(e>>8) << (2 * uint(k))
 }
 
+// setIQ1SIndex stores grid index e as group g's k-th index of an IQ1_S
+// block: the low byte in qs, bits 8..10 as bits 3k..3k+2 of the group's
+// qh word.
+func setIQ1SIndex(blk []byte, g, k, e int) {
+	blk[2+4*g+k] = byte(e)
+	h := uint16(blk[34+2*g]) | uint16(blk[35+2*g])<<8 | uint16(e>>8)<<(3*uint(k))
+	blk[34+2*g], blk[35+2*g] = byte(h), byte(h>>8)
+}
+
+// iq1sGridPlus1 is IQ1_S's grid (values −1, 0, 1) with 1 added to each
+// byte, read with d = 1 and group scale field 0 (dl = 1) and the shift
+// +1/8: a value v reads v + 1/8, so off = 7/8. nil where it cannot be read.
+var iq1sGridPlus1 = func() *[2048]uint64 {
+	g, err := latticeGrid(tensor.IQ1_S, 2048, 1, 0.875, 8, 4, setIQ1SIndex)
+	if err != nil {
+		return nil
+	}
+	return (*[2048]uint64)(g)
+}()
+
 // setWordIndex stores grid index e as the k-th little-endian uint16 of
 // group g (IQ2_XS), sign bits zero.
 func setWordIndex(blk []byte, g, k, e int) {
@@ -131,25 +155,25 @@ var iq3xxsGrid, iq2xxsGrid, iq2xsGrid, iq3sGrid, iq2sGrid = func() (*[256]uint32
 	var t3s *[512]uint32
 	var t2 *[256]uint64
 	var t2s *[512]uint64
-	if g, err := latticeGrid(tensor.IQ3_XXS, 256, 4, 4, 8, setByteIndex); err == nil {
+	if g, err := latticeGrid(tensor.IQ3_XXS, 256, 4, 0, 4, 8, setByteIndex); err == nil {
 		t3 = new([256]uint32)
 		for i, v := range g {
 			t3[i] = uint32(v)
 		}
 	}
-	if g, err := latticeGrid(tensor.IQ2_XXS, 256, 8, 8, 4, setByteIndex); err == nil {
+	if g, err := latticeGrid(tensor.IQ2_XXS, 256, 8, 0, 8, 4, setByteIndex); err == nil {
 		t2 = (*[256]uint64)(g)
 	}
-	if g, err := latticeGrid(tensor.IQ2_XS, 512, 8, 8, 4, setWordIndex); err == nil {
+	if g, err := latticeGrid(tensor.IQ2_XS, 512, 8, 0, 8, 4, setWordIndex); err == nil {
 		t2s = (*[512]uint64)(g)
 	}
-	if g, err := latticeGrid(tensor.IQ3_S, 512, 1, 4, 8, setIQ3SIndex); err == nil {
+	if g, err := latticeGrid(tensor.IQ3_S, 512, 1, 0, 4, 8, setIQ3SIndex); err == nil {
 		t3s = new([512]uint32)
 		for i, v := range g {
 			t3s[i] = uint32(v)
 		}
 	}
-	if g, err := latticeGrid(tensor.IQ2_S, 1024, 8, 8, 4, setIQ2SIndex); err == nil {
+	if g, err := latticeGrid(tensor.IQ2_S, 1024, 8, 0, 8, 4, setIQ2SIndex); err == nil {
 		t2S = (*[1024]uint64)(g)
 	}
 	return t3, t2, t2s, t3s, t2S
@@ -171,8 +195,15 @@ func dotIQ3SAVX2Row(w []byte, a *q8Act) float32 { return dotIQ3SAVX2(w, a.Q, a.D
 
 func dotIQ2SAVX2Row(w []byte, a *q8Act) float32 { return dotIQ2SAVX2(w, a.Q, a.D, iq2sGrid) }
 
+func dotIQ1SAVX2Row(w []byte, a *q8Act) float32 {
+	return dotIQ1SAVX2(w, a.Q, a.D, a.BS, iq1sGridPlus1)
+}
+
 // init registers the AVX2 row dots of the lattice types.
 func init() {
+	if iq1sGridPlus1 != nil {
+		registerQKernel(tensor.IQ1_S, qKernel{min: levelAVX2, dot: dotIQ1SAVX2Row})
+	}
 	if iq2sGrid != nil {
 		registerQKernel(tensor.IQ2_S, qKernel{min: levelAVX2, dot: dotIQ2SAVX2Row})
 	}

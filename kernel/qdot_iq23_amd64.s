@@ -452,3 +452,106 @@ iq2sdone:
 	VMOVSS X0, ret+80(FP)
 	VZEROUPPER
 	RET
+
+// iq1sShift: dword l shifts the qh word right by 3l, bringing bits 8..10
+// of run l's index to bits 0..2.
+DATA iq1sShift<>+0x00(SB)/8, $0x0000000300000000
+DATA iq1sShift<>+0x08(SB)/8, $0x0000000900000006
+GLOBL iq1sShift<>(SB), RODATA|NOPTR, $16
+
+// IQ1SGROUP adds group g of an IQ1_S block at SI to Y5 and its shift term
+// ls·±(activation sums) to R14: low index bytes at qsoff(SI), the qh word
+// at qhoff(SI), activation 16-sums at bsoff(R13), activations at qoff(DI)
+// (R8: the grid of values+1; X14: iq1sShift; X12: 7 in each dword; Y13:
+// 0x01 bytes; clobbers AX, BX, R11, R12, Y1-Y3, Y6-Y8). The grid bytes
+// v+1 (0..2) are the unsigned operand of VPMADDUBSW: less the pair sums
+// of the activations they give v·q exactly.
+#define IQ1SGROUP(qsoff, qhoff, bsoff, qoff) \
+	VPMOVZXBD    qsoff(SI), X1; \
+	MOVWLZX      qhoff(SI), AX; \
+	VMOVD        AX, X2; \
+	VPBROADCASTD X2, X2; \
+	VPSRLVD      X14, X2, X2; \
+	VPAND        X12, X2, X2; \
+	VPSLLD       $8, X2, X2; \
+	VPOR         X2, X1, X1; \
+	VPCMPEQQ     Y2, Y2, Y2; \
+	VPGATHERDQ   Y2, (R8)(X1*8), Y3; \
+	VPMADDUBSW   qoff(DI), Y3, Y7; \
+	VPMADDUBSW   qoff(DI), Y13, Y6; \
+	VPSUBW       Y6, Y7, Y7; \
+	MOVL         AX, BX; \
+	SHRL         $12, AX; \
+	ANDL         $7, AX; \
+	LEAL         1(AX)(AX*1), AX; \
+	VMOVD        AX, X8; \
+	VPBROADCASTW X8, Y8; \
+	VPMADDWD     Y8, Y7, Y7; \
+	VPADDD       Y7, Y5, Y5; \
+	MOVWLSX      bsoff(R13), R11; \
+	MOVWLSX      (bsoff+2)(R13), R12; \
+	ADDL         R12, R11; \
+	IMULL        AX, R11; \
+	SHRL         $15, BX; \
+	NEGL         BX; \
+	XORL         BX, R11; \
+	SUBL         BX, R11; \
+	ADDL         R11, R14
+
+// func dotIQ1SAVX2(w []byte, q []int8, d []float32, bs []int16, grid *[2048]uint64) float32
+TEXT ·dotIQ1SAVX2(SB), NOSPLIT, $0-108
+	MOVQ w_base+0(FP), SI
+	MOVQ q_base+24(FP), DI
+	MOVQ d_base+48(FP), DX
+	MOVQ d_len+56(FP), CX
+	MOVQ bs_base+72(FP), R13
+	MOVQ grid+96(FP), R8
+	VXORPS X0, X0, X0
+	MOVL         $0x01, AX
+	VMOVD        AX, X13
+	VPBROADCASTB X13, Y13
+	MOVL         $7, AX
+	VMOVD        AX, X12
+	VPBROADCASTD X12, X12
+	VMOVDQU      iq1sShift<>(SB), X14
+
+iq1sloop:
+	TESTQ CX, CX
+	JZ    iq1sdone
+	VPXOR Y5, Y5, Y5
+	XORL  R14, R14
+	IQ1SGROUP(2, 34, 0, 0)
+	IQ1SGROUP(6, 36, 4, 32)
+	IQ1SGROUP(10, 38, 8, 64)
+	IQ1SGROUP(14, 40, 12, 96)
+	IQ1SGROUP(18, 42, 16, 128)
+	IQ1SGROUP(22, 44, 20, 160)
+	IQ1SGROUP(26, 46, 24, 192)
+	IQ1SGROUP(30, 48, 28, 224)
+	HSUMD(Y5, X5, X8, R10)
+
+	// sum += dy·d · (float32(sumi) + 0.125·float32(sumi1)), as the
+	// reference rounds it.
+	VCVTSI2SSL R14, X3, X3
+	MOVL       $0x3e000000, AX // 0.125
+	VMOVD      AX, X4
+	VMULSS     X4, X3, X3
+	VCVTSI2SSL R10, X2, X2
+	VADDSS     X3, X2, X2
+	MOVWLZX    (SI), AX
+	VMOVD      AX, X1
+	VCVTPH2PS  X1, X1
+	VMULSS     (DX), X1, X1
+	VMULSS     X2, X1, X1
+	VADDSS     X1, X0, X0
+	ADDQ $50, SI
+	ADDQ $256, DI
+	ADDQ $4, DX
+	ADDQ $32, R13
+	DECQ CX
+	JMP  iq1sloop
+
+iq1sdone:
+	VMOVSS X0, ret+104(FP)
+	VZEROUPPER
+	RET

@@ -13,12 +13,12 @@ import (
 
 // TestIQ23Tables checks the kernels' tables against what ggml's formats
 // say independently: IQ3_XXS grid magnitudes are 4·(2l+1) for l = 0..6
-// and 62, IQ2_XXS's, IQ2_XS's and IQ2_S's 8,
-// 25 and 43, IQ3_S's the odd 1..15; the
-// entries of each grid are distinct; every sign mask has an even number
-// of negative bytes and agrees with its 7 stored bits.
+// and 62, IQ2_XXS's, IQ2_XS's and IQ2_S's 8, 25 and 43, IQ3_S's the odd
+// 1..15, IQ1_S's values −1, 0, 1 (stored +1); the entries of each grid
+// are distinct; every sign mask has an even number of negative bytes and
+// agrees with its 7 stored bits.
 func TestIQ23Tables(t *testing.T) {
-	if iq3xxsGrid == nil || iq2xxsGrid == nil || iq2xsGrid == nil || iq3sGrid == nil || iq2sGrid == nil {
+	if iq3xxsGrid == nil || iq2xxsGrid == nil || iq2xsGrid == nil || iq3sGrid == nil || iq2sGrid == nil || iq1sGridPlus1 == nil {
 		t.Fatal("a lattice grid could not be read from the reference dequantizer")
 	}
 	iq3 := map[uint64]bool{4: true, 12: true, 20: true, 28: true, 36: true, 44: true, 52: true, 62: true}
@@ -40,6 +40,7 @@ func TestIQ23Tables(t *testing.T) {
 		{"IQ2_XXS", iq2xxsGrid[:], 8, iq2},
 		{"IQ2_XS", iq2xsGrid[:], 8, iq2},
 		{"IQ2_S", iq2sGrid[:], 8, iq2},
+		{"IQ1_S (values+1)", iq1sGridPlus1[:], 8, map[uint64]bool{0: true, 1: true, 2: true}},
 		{"IQ3_S", func() []uint64 {
 			e := make([]uint64, 512)
 			for i, v := range iq3sGrid {
@@ -88,15 +89,15 @@ func TestIQ23Tables(t *testing.T) {
 	}
 }
 
-// TestIQ23RowsFullRange checks the IQ3_XXS, IQ2_XXS, IQ2_XS, IQ3_S, IQ2_S
-// and TQ2_0 row dots at every level against the reference dot, bit for bit, on
+// TestIQ23RowsFullRange checks the IQ3_XXS, IQ2_XXS, IQ2_XS, IQ3_S, IQ2_S,
+// TQ2_0 and IQ1_S row dots at every level against the reference dot, bit for bit, on
 // activation quants over the whole int8 range, which TestQRowsExact
 // (−127..127, what the Q8_K quantizer makes) does not reach: uniform
 // −128..127, all −128, −128 and 127 alternating; weights of every
 // randBlocks mode.
 func TestIQ23RowsFullRange(t *testing.T) {
 	r := rand.New(rand.NewPCG(81, 82))
-	for _, dt := range []tensor.DType{tensor.IQ3_XXS, tensor.IQ2_XXS, tensor.IQ2_XS, tensor.IQ3_S, tensor.IQ2_S, tensor.TQ2_0} {
+	for _, dt := range []tensor.DType{tensor.IQ3_XXS, tensor.IQ2_XXS, tensor.IQ2_XS, tensor.IQ3_S, tensor.IQ2_S, tensor.TQ2_0, tensor.IQ1_S} {
 		qt, _ := qTypeOf(dt)
 		const nb = 3
 		cols, rb := nb*dt.BlockSize(), nb*dt.BlockBytes()
@@ -116,6 +117,13 @@ func TestIQ23RowsFullRange(t *testing.T) {
 							a.Q[i] = 127
 						}
 					}
+				}
+				for j := range a.BS {
+					var s int16
+					for _, v := range a.Q[16*j : 16*j+16] {
+						s += int16(v)
+					}
+					a.BS[j] = s
 				}
 				want := qt.generic(w[:rb], a)
 				for _, l := range levels() {
