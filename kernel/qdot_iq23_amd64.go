@@ -10,9 +10,10 @@ import (
 	"github.com/terse-llm/terse/tensor"
 )
 
-// Row dots for the lattice i-quants IQ3_XXS, IQ2_XXS, IQ2_XS, IQ3_S, IQ2_S
-// and IQ1_S (qdot_iq23_amd64.s): AVX2, and equal to the reference dots of
-// quant/ggml (dotIQ3XXS, dotIQ2XXS, dotIQ2XS, dotIQ3S, dotIQ2S, dotIQ1S: ggml's
+// Row dots for the lattice i-quants IQ3_XXS, IQ2_XXS, IQ2_XS, IQ3_S, IQ2_S,
+// IQ1_S and IQ1_M (qdot_iq23_amd64.s): AVX2, and equal to the reference
+// dots of quant/ggml (dotIQ3XXS, dotIQ2XXS, dotIQ2XS, dotIQ3S, dotIQ2S,
+// dotIQ1S, dotIQ1M: ggml's
 // vec_dot of each type with q8_K) bit for bit, for every int8 activation
 // (−128 included): the integer block sums are exact in vectors and the
 // float32 products and the running sum are the reference's, in its order.
@@ -33,6 +34,9 @@ func dotIQ2SAVX2(w []byte, q []int8, d []float32, grid *[1024]uint64) float32
 
 //go:noescape
 func dotIQ1SAVX2(w []byte, q []int8, d []float32, bs []int16, grid *[2048]uint64) float32
+
+//go:noescape
+func dotIQ1MAVX2(w []byte, q []int8, d []float32, grid *[2048]uint64) float32
 
 //go:noescape
 func dotIQ2XSAVX2(w []byte, q []int8, d []float32, grid *[512]uint64, signs *[128]uint64) float32
@@ -199,8 +203,14 @@ func dotIQ1SAVX2Row(w []byte, a *q8Act) float32 {
 	return dotIQ1SAVX2(w, a.Q, a.D, a.BS, iq1sGridPlus1)
 }
 
-// init registers the AVX2 row dots of the lattice types.
+func dotIQ1MAVX2Row(w []byte, a *q8Act) float32 { return dotIQ1MAVX2(w, a.Q, a.D, iq1sGridPlus1) }
+
+// init registers the AVX2 row dots of the lattice types (IQ1_M shares
+// IQ1_S's grid).
 func init() {
+	if iq1sGridPlus1 != nil {
+		registerQKernel(tensor.IQ1_M, qKernel{min: levelAVX2, dot: dotIQ1MAVX2Row})
+	}
 	if iq1sGridPlus1 != nil {
 		registerQKernel(tensor.IQ1_S, qKernel{min: levelAVX2, dot: dotIQ1SAVX2Row})
 	}

@@ -555,3 +555,139 @@ iq1sdone:
 	VMOVSS X0, ret+104(FP)
 	VZEROUPPER
 	RET
+
+// Constants of IQ1_M. iq1mIdxShift: dword l shifts a group's qh word right
+// to bring bits 8..10 of run l's index to bits 0..2; iq1mSignShift: dwords
+// 2l and 2l+1 (run l's pair sums) bring run l's shift-sign bit to bit 0.
+DATA iq1mIdxShift<>+0x00(SB)/8, $0x0000000400000000
+DATA iq1mIdxShift<>+0x08(SB)/8, $0x0000000c00000008
+GLOBL iq1mIdxShift<>(SB), RODATA|NOPTR, $16
+
+DATA iq1mSignShift<>+0x00(SB)/8, $0x0000000300000003
+DATA iq1mSignShift<>+0x08(SB)/8, $0x0000000700000007
+DATA iq1mSignShift<>+0x10(SB)/8, $0x0000000b0000000b
+DATA iq1mSignShift<>+0x18(SB)/8, $0x0000000f0000000f
+GLOBL iq1mSignShift<>(SB), RODATA|NOPTR, $32
+
+// IQ1MGROUP adds group g of an IQ1_M block at SI: the half scales times
+// the grid values times the activations to Y5, the half scales times the
+// activations signed by each run's shift sign to Y4. Low index bytes at
+// qsoff(SI), the qh word at qhoff(SI), the scale word at scoff(SI) with
+// the group's two 3-bit scales at shift sh; activations at qoff(DI) (R8:
+// the grid of values+1; X14, Y11: iq1mIdxShift, iq1mSignShift; X12: 7 in
+// each dword; Y10: 1 in each dword; Y13: 0x01 bytes; Y15: 1 in each word;
+// clobbers AX, BX, Y1-Y3, Y6-Y9).
+#define IQ1MGROUP(qsoff, qhoff, scoff, sh, qoff) \
+	VPMOVZXBD    qsoff(SI), X1; \
+	MOVWLZX      qhoff(SI), AX; \
+	VMOVD        AX, X2; \
+	VPBROADCASTD X2, Y2; \
+	VPSRLVD      X14, X2, X3; \
+	VPAND        X12, X3, X3; \
+	VPSLLD       $8, X3, X3; \
+	VPOR         X3, X1, X1; \
+	VPSRLVD      Y11, Y2, Y2; \
+	VPAND        Y10, Y2, Y2; \
+	VPCMPEQD     Y10, Y2, Y2; \
+	VPOR         Y15, Y2, Y2; \
+	VPCMPEQQ     Y3, Y3, Y3; \
+	VPGATHERDQ   Y3, (R8)(X1*8), Y6; \
+	VMOVDQU      qoff(DI), Y7; \
+	VPMADDUBSW   Y7, Y6, Y6; \
+	VPMADDUBSW   Y7, Y13, Y7; \
+	VPSUBW       Y7, Y6, Y6; \
+	VPSIGNW      Y2, Y7, Y7; \
+	MOVWLZX      scoff(SI), AX; \
+	SHRL         $sh, AX; \
+	MOVL         AX, BX; \
+	ANDL         $7, AX; \
+	SHRL         $3, BX; \
+	ANDL         $7, BX; \
+	LEAL         1(AX)(AX*1), AX; \
+	LEAL         1(BX)(BX*1), BX; \
+	VMOVD        AX, X8; \
+	VPBROADCASTW X8, X8; \
+	VMOVD        BX, X9; \
+	VPBROADCASTW X9, X9; \
+	VINSERTI128  $1, X9, Y8, Y8; \
+	VPMADDWD     Y8, Y6, Y6; \
+	VPADDD       Y6, Y5, Y5; \
+	VPMADDWD     Y8, Y7, Y7; \
+	VPADDD       Y7, Y4, Y4
+
+// func dotIQ1MAVX2(w []byte, q []int8, d []float32, grid *[2048]uint64) float32
+TEXT ·dotIQ1MAVX2(SB), NOSPLIT, $0-84
+	MOVQ w_base+0(FP), SI
+	MOVQ q_base+24(FP), DI
+	MOVQ d_base+48(FP), DX
+	MOVQ d_len+56(FP), CX
+	MOVQ grid+72(FP), R8
+	VXORPS X0, X0, X0
+	MOVL         $0x01, AX
+	VMOVD        AX, X13
+	VPBROADCASTB X13, Y13
+	VMOVD        AX, X10
+	VPBROADCASTD X10, Y10
+	MOVL         $0x00010001, AX
+	VMOVD        AX, X15
+	VPBROADCASTD X15, Y15
+	MOVL         $7, AX
+	VMOVD        AX, X12
+	VPBROADCASTD X12, X12
+	VMOVDQU      iq1mIdxShift<>(SB), X14
+	VMOVDQU      iq1mSignShift<>(SB), Y11
+
+iq1mloop:
+	TESTQ CX, CX
+	JZ    iq1mdone
+	VPXOR Y5, Y5, Y5
+	VPXOR Y4, Y4, Y4
+	IQ1MGROUP(0, 32, 48, 0, 0)
+	IQ1MGROUP(4, 34, 48, 6, 32)
+	IQ1MGROUP(8, 36, 50, 0, 64)
+	IQ1MGROUP(12, 38, 50, 6, 96)
+	IQ1MGROUP(16, 40, 52, 0, 128)
+	IQ1MGROUP(20, 42, 52, 6, 160)
+	IQ1MGROUP(24, 44, 54, 0, 192)
+	IQ1MGROUP(28, 46, 54, 6, 224)
+	HSUMD(Y5, X5, X8, R10)
+	HSUMD(Y4, X4, X8, R14)
+
+	// The binary16 super-block scale from the scale words' top nibbles.
+	MOVWLZX 48(SI), AX
+	SHRL    $12, AX
+	MOVWLZX 50(SI), BX
+	SHRL    $8, BX
+	ANDL    $0xf0, BX
+	ORL     BX, AX
+	MOVWLZX 52(SI), BX
+	SHRL    $4, BX
+	ANDL    $0xf00, BX
+	ORL     BX, AX
+	MOVWLZX 54(SI), BX
+	ANDL    $0xf000, BX
+	ORL     BX, AX
+
+	// sum += d·dy · (float32(sumi1) + 0.125·float32(sumi2)), as the
+	// reference rounds it.
+	VCVTSI2SSL R14, X3, X3
+	MOVL       $0x3e000000, BX // 0.125
+	VMOVD      BX, X6
+	VMULSS     X6, X3, X3
+	VCVTSI2SSL R10, X2, X2
+	VADDSS     X3, X2, X2
+	VMOVD      AX, X1
+	VCVTPH2PS  X1, X1
+	VMULSS     (DX), X1, X1
+	VMULSS     X2, X1, X1
+	VADDSS     X1, X0, X0
+	ADDQ $56, SI
+	ADDQ $256, DI
+	ADDQ $4, DX
+	DECQ CX
+	JMP  iq1mloop
+
+iq1mdone:
+	VMOVSS X0, ret+80(FP)
+	VZEROUPPER
+	RET
