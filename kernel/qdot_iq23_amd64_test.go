@@ -90,14 +90,14 @@ func TestIQ23Tables(t *testing.T) {
 }
 
 // TestIQ23RowsFullRange checks the IQ3_XXS, IQ2_XXS, IQ2_XS, IQ3_S, IQ2_S,
-// TQ2_0, IQ1_S and IQ1_M row dots at every level against the reference dot, bit for bit, on
+// TQ2_0, IQ1_S, IQ1_M and TQ1_0 row dots at every level against the reference dot, bit for bit, on
 // activation quants over the whole int8 range, which TestQRowsExact
 // (−127..127, what the Q8_K quantizer makes) does not reach: uniform
 // −128..127, all −128, −128 and 127 alternating; weights of every
 // randBlocks mode.
 func TestIQ23RowsFullRange(t *testing.T) {
 	r := rand.New(rand.NewPCG(81, 82))
-	for _, dt := range []tensor.DType{tensor.IQ3_XXS, tensor.IQ2_XXS, tensor.IQ2_XS, tensor.IQ3_S, tensor.IQ2_S, tensor.TQ2_0, tensor.IQ1_S, tensor.IQ1_M} {
+	for _, dt := range []tensor.DType{tensor.IQ3_XXS, tensor.IQ2_XXS, tensor.IQ2_XS, tensor.IQ3_S, tensor.IQ2_S, tensor.TQ2_0, tensor.IQ1_S, tensor.IQ1_M, tensor.TQ1_0} {
 		qt, _ := qTypeOf(dt)
 		const nb = 3
 		cols, rb := nb*dt.BlockSize(), nb*dt.BlockBytes()

@@ -17,7 +17,7 @@ import (
 func BenchmarkIQ23DotCPU(b *testing.B) {
 	const rows, cols = 1024, 4096
 	r := rand.New(rand.NewPCG(5, 6))
-	for _, dt := range []tensor.DType{tensor.IQ3_XXS, tensor.IQ2_XXS, tensor.IQ2_XS, tensor.IQ3_S, tensor.IQ2_S, tensor.TQ2_0, tensor.IQ1_S, tensor.IQ1_M} {
+	for _, dt := range []tensor.DType{tensor.IQ3_XXS, tensor.IQ2_XXS, tensor.IQ2_XS, tensor.IQ3_S, tensor.IQ2_S, tensor.TQ2_0, tensor.IQ1_S, tensor.IQ1_M, tensor.TQ1_0} {
 		w, err := tensor.New("w", dt, []int{rows, cols}, randBlocks(r, dt, rows*cols/dt.BlockSize(), qBenchMode))
 		if err != nil {
 			b.Fatal(err)
