@@ -14,11 +14,12 @@ import (
 // registry (ggml.Type.Dot): a weight type takes the integer path when its
 // descriptor has one. The SIMD files (qdot_amd64.go) register overrides in
 // qKernels for the types and levels they accelerate; they compute the same
-// integer block sums. For the types with sixteen-row kernels (Q8_0, Q4_0,
-// Q4_K, Q6_K, IQ4_XS: qExactTypes in the tests) the overrides also do the
-// float32 scaling and accumulation in the reference's order, so they give
-// its result bit for bit; the others may order them differently. Kernels
-// are chosen once per weight matrix.
+// integer block sums. For the exactRowType types (qExactTypes in the
+// tests: the types with sixteen-row kernels, Q2_K, Q3_K, and the lattice
+// and ternary types of qdot_iq23_amd64.go and qdot_tq_amd64.go) the
+// overrides also do the float32 scaling and accumulation in the
+// reference's order, so they give its result bit for bit; the others may
+// order them differently. Kernels are chosen once per weight matrix.
 
 // exactRowType reports whether dt's row kernels, at every level, give the
 // reference dot bit for bit (TestQRowsExact), as the
