@@ -14,11 +14,12 @@ import (
 // registry (ggml.Type.Dot): a weight type takes the integer path when its
 // descriptor has one. The SIMD files (qdot_amd64.go) register overrides in
 // qKernels for the types and levels they accelerate; they compute the same
-// integer block sums. For the types with sixteen-row kernels (Q8_0, Q4_0,
-// Q4_K, Q6_K, IQ4_XS: qExactTypes in the tests) the overrides also do the
-// float32 scaling and accumulation in the reference's order, so they give
-// its result bit for bit; the others may order them differently. Kernels
-// are chosen once per weight matrix.
+// integer block sums. For the exactRowType types (qExactTypes in the
+// tests: the types with sixteen-row kernels, Q2_K, Q3_K, and the lattice
+// and ternary types of qdot_iq23_amd64.go and qdot_tq_amd64.go) the
+// overrides also do the float32 scaling and accumulation in the
+// reference's order, so they give its result bit for bit; the others may
+// order them differently. Kernels are chosen once per weight matrix.
 
 // exactRowType reports whether dt's row kernels, at every level, give the
 // reference dot bit for bit (TestQRowsExact), as the
@@ -26,7 +27,8 @@ import (
 // without changing results (qTileRoute).
 func exactRowType(dt tensor.DType) bool {
 	switch dt {
-	case tensor.Q8_0, tensor.Q4_0, tensor.Q4_K, tensor.Q6_K, tensor.IQ4_XS, tensor.Q2_K, tensor.Q3_K:
+	case tensor.Q8_0, tensor.Q4_0, tensor.Q4_K, tensor.Q6_K, tensor.IQ4_XS, tensor.Q2_K, tensor.Q3_K,
+		tensor.IQ3_XXS, tensor.IQ2_XXS, tensor.IQ2_XS, tensor.IQ3_S, tensor.IQ2_S, tensor.TQ2_0, tensor.IQ1_S, tensor.IQ1_M, tensor.TQ1_0:
 		return true
 	}
 	return false

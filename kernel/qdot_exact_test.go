@@ -14,7 +14,7 @@ import (
 // dot (ggml.Type.Dot) bit for bit at every level: the types with
 // sixteen-row kernels, so that a one-token decode on the rows equals a
 // batched decode on the tiles.
-var qExactTypes = []tensor.DType{tensor.Q8_0, tensor.Q4_0, tensor.Q4_K, tensor.Q6_K, tensor.IQ4_XS, tensor.Q2_K, tensor.Q3_K}
+var qExactTypes = []tensor.DType{tensor.Q8_0, tensor.Q4_0, tensor.Q4_K, tensor.Q6_K, tensor.IQ4_XS, tensor.Q2_K, tensor.Q3_K, tensor.IQ3_XXS, tensor.IQ2_XXS, tensor.IQ2_XS, tensor.IQ3_S, tensor.IQ2_S, tensor.TQ2_0, tensor.IQ1_S, tensor.IQ1_M, tensor.TQ1_0}
 
 // exactAct returns a random activation (randAct modes 0-3) whose block
 // scales are, for smode 1, huge (up to 2^100) and, for smode 2, tiny

@@ -1,0 +1,693 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// AVX2 dot products of IQ3_XXS and IQ2_XXS weight rows with Q8_K
+// activations (qdot_iq23_amd64.go). Per group of 32 weights: the grid
+// entries are gathered by index (VPGATHERDD / VPGATHERDQ) and the four
+// runs' sign masks (iqSignMasks) applied to them (VPSIGNB: signed weights
+// w, |w| <= 62). The activations q, moved to unsigned bytes q+128, are the
+// unsigned operand of VPMADDUBSW: (q+128)·w in int16 pairs (at most
+// 2·255·62 in size, no saturation) less 128·w (VPMADDUBSW of 0x80 bytes)
+// is q·w exactly for every int8 q, −128 included. Times the group's odd
+// scale 2·ls+1 the pairs are summed in int32 (VPMADDWD). The super-block's
+// int32 sum is then reduced to a scalar, and the float32 steps follow the
+// reference dot operation by operation.
+
+// HSUMD reduces the eight int32 of Y register y (x its low half, t an X
+// temporary) to the 32-bit register r.
+#define HSUMD(y, x, t, r) \
+	VEXTRACTI128 $1, y, t; \
+	VPADDD       t, x, x; \
+	VPSHUFD      $0x4e, x, t; \
+	VPADDD       t, x, x; \
+	VPSHUFD      $0xb1, x, t; \
+	VPADDD       t, x, x; \
+	VMOVD        x, r
+
+// SIGNS sets Y4 to the sign masks of the four runs whose 7-bit sign
+// fields are the low 28 bits of AX (R9: iqSignMasks; clobbers BX, X6).
+#define SIGNS \
+	MOVL        AX, BX; \
+	ANDL        $127, BX; \
+	VMOVQ       (R9)(BX*8), X4; \
+	MOVL        AX, BX; \
+	SHRL        $7, BX; \
+	ANDL        $127, BX; \
+	VPINSRQ     $1, (R9)(BX*8), X4, X4; \
+	MOVL        AX, BX; \
+	SHRL        $14, BX; \
+	ANDL        $127, BX; \
+	VMOVQ       (R9)(BX*8), X6; \
+	MOVL        AX, BX; \
+	SHRL        $21, BX; \
+	ANDL        $127, BX; \
+	VPINSRQ     $1, (R9)(BX*8), X6, X6; \
+	VINSERTI128 $1, X6, Y4, Y4
+
+// PAIRS sets Y7 to the int16 pair sums of the signed weights (Y3
+// magnitudes, Y4 sign masks) times the activations at qoff(DI) (Y15: 0x80
+// bytes; clobbers Y3, Y6).
+#define PAIRS(qoff) \
+	VMOVDQU    qoff(DI), Y7; \
+	VPXOR      Y15, Y7, Y7; \
+	VPSIGNB    Y4, Y3, Y3; \
+	VPMADDUBSW Y3, Y7, Y7; \
+	VPMADDUBSW Y3, Y15, Y6; \
+	VPSUBW     Y6, Y7, Y7
+
+// GROUPSUM adds to Y5 the group whose magnitudes are in Y3, sign fields
+// and scale in AX, activations at qoff(DI) (Y15: 0x80 bytes; clobbers AX,
+// BX, Y3, Y4, Y6-Y8).
+#define GROUPSUM(qoff) \
+	SIGNS; \
+	PAIRS(qoff); \
+	SHRL         $28, AX; \
+	LEAL         1(AX)(AX*1), AX; \
+	VMOVD        AX, X8; \
+	VPBROADCASTW X8, Y8; \
+	VPMADDWD     Y8, Y7, Y7; \
+	VPADDD       Y7, Y5, Y5
+
+// IQ3GROUP adds group g of an IQ3_XXS block at SI (R8: the grid).
+#define IQ3GROUP(qsoff, ssoff, qoff) \
+	VPMOVZXBD  qsoff(SI), Y1; \
+	VPCMPEQD   Y2, Y2, Y2; \
+	VPGATHERDD Y2, (R8)(Y1*4), Y3; \
+	MOVL       ssoff(SI), AX; \
+	GROUPSUM(qoff)
+
+// IQ2GROUP adds group g of an IQ2_XXS block at SI (R8: the grid).
+#define IQ2GROUP(qsoff, qoff) \
+	VPMOVZXBD  qsoff(SI), X1; \
+	VPCMPEQQ   Y2, Y2, Y2; \
+	VPGATHERDQ Y2, (R8)(X1*8), Y3; \
+	MOVL       (qsoff+4)(SI), AX; \
+	GROUPSUM(qoff)
+
+// BLOCKEND adds dy·d·float32(R10) to X0 as the reference rounds it (d the
+// binary16 at (SI), dy at (DX); clobbers AX, X1, X2).
+#define BLOCKEND \
+	MOVWLZX    (SI), AX; \
+	VMOVD      AX, X1; \
+	VCVTPH2PS  X1, X1; \
+	VMULSS     (DX), X1, X1; \
+	VCVTSI2SSL R10, X2, X2; \
+	VMULSS     X2, X1, X1; \
+	VADDSS     X1, X0, X0
+
+// func dotIQ3XXSAVX2(w []byte, q []int8, d []float32, grid *[256]uint32, signs *[128]uint64) float32
+TEXT ·dotIQ3XXSAVX2(SB), NOSPLIT, $0-92
+	MOVQ w_base+0(FP), SI
+	MOVQ q_base+24(FP), DI
+	MOVQ d_base+48(FP), DX
+	MOVQ d_len+56(FP), CX
+	MOVQ grid+72(FP), R8
+	MOVQ signs+80(FP), R9
+	VXORPS X0, X0, X0
+	MOVL         $0x80, AX
+	VMOVD        AX, X15
+	VPBROADCASTB X15, Y15
+
+iq3loop:
+	TESTQ CX, CX
+	JZ    iq3done
+	VPXOR Y5, Y5, Y5
+	IQ3GROUP(2, 66, 0)
+	IQ3GROUP(10, 70, 32)
+	IQ3GROUP(18, 74, 64)
+	IQ3GROUP(26, 78, 96)
+	IQ3GROUP(34, 82, 128)
+	IQ3GROUP(42, 86, 160)
+	IQ3GROUP(50, 90, 192)
+	IQ3GROUP(58, 94, 224)
+	HSUMD(Y5, X5, X8, R10)
+	BLOCKEND
+	ADDQ $98, SI
+	ADDQ $256, DI
+	ADDQ $4, DX
+	DECQ CX
+	JMP  iq3loop
+
+iq3done:
+	MOVL   $0x3e800000, AX // 0.25
+	VMOVD  AX, X1
+	VMULSS X1, X0, X0
+	VMOVSS X0, ret+88(FP)
+	VZEROUPPER
+	RET
+
+// func dotIQ2XXSAVX2(w []byte, q []int8, d []float32, grid *[256]uint64, signs *[128]uint64) float32
+TEXT ·dotIQ2XXSAVX2(SB), NOSPLIT, $0-92
+	MOVQ w_base+0(FP), SI
+	MOVQ q_base+24(FP), DI
+	MOVQ d_base+48(FP), DX
+	MOVQ d_len+56(FP), CX
+	MOVQ grid+72(FP), R8
+	MOVQ signs+80(FP), R9
+	VXORPS X0, X0, X0
+	MOVL         $0x80, AX
+	VMOVD        AX, X15
+	VPBROADCASTB X15, Y15
+
+iq2loop:
+	TESTQ CX, CX
+	JZ    iq2done
+	VPXOR Y5, Y5, Y5
+	IQ2GROUP(2, 0)
+	IQ2GROUP(10, 32)
+	IQ2GROUP(18, 64)
+	IQ2GROUP(26, 96)
+	IQ2GROUP(34, 128)
+	IQ2GROUP(42, 160)
+	IQ2GROUP(50, 192)
+	IQ2GROUP(58, 224)
+	HSUMD(Y5, X5, X8, R10)
+	BLOCKEND
+	ADDQ $66, SI
+	ADDQ $256, DI
+	ADDQ $4, DX
+	DECQ CX
+	JMP  iq2loop
+
+iq2done:
+	MOVL   $0x3e000000, AX // 0.125
+	VMOVD  AX, X1
+	VMULSS X1, X0, X0
+	VMOVSS X0, ret+88(FP)
+	VZEROUPPER
+	RET
+
+// IQ2XSLO and IQ2XSHI load the sign mask of the run whose uint16 is at off(SI)
+// (bits 9..15: its 7 sign bits) into X register x: VMOVQ for the low
+// quadword, VPINSRQ $1 for the high (clobbers BX).
+#define IQ2XSLO(off, x) \
+	MOVWLZX off(SI), BX; \
+	SHRL    $9, BX; \
+	VMOVQ   (R9)(BX*8), x
+
+#define IQ2XSHI(off, x) \
+	MOVWLZX off(SI), BX; \
+	SHRL    $9, BX; \
+	VPINSRQ $1, (R9)(BX*8), x, x
+
+// IQ2XSGROUP adds group g of an IQ2_XS block at SI to Y5: runs at
+// qsoff(SI) (R8: the grid, X12: 511 in each dword), scale byte at
+// scoff(SI) (low nibble: runs 0-1, the low lane; high: runs 2-3).
+#define IQ2XSGROUP(qsoff, scoff, qoff) \
+	VPMOVZXWD    qsoff(SI), X1; \
+	VPAND        X12, X1, X1; \
+	VPCMPEQQ     Y2, Y2, Y2; \
+	VPGATHERDQ   Y2, (R8)(X1*8), Y3; \
+	IQ2XSLO(qsoff, X4); \
+	IQ2XSHI(qsoff+2, X4); \
+	IQ2XSLO(qsoff+4, X6); \
+	IQ2XSHI(qsoff+6, X6); \
+	VINSERTI128  $1, X6, Y4, Y4; \
+	PAIRS(qoff); \
+	MOVBLZX      scoff(SI), AX; \
+	MOVL         AX, BX; \
+	ANDL         $15, AX; \
+	SHRL         $4, BX; \
+	LEAL         1(AX)(AX*1), AX; \
+	LEAL         1(BX)(BX*1), BX; \
+	VMOVD        AX, X8; \
+	VPBROADCASTW X8, X8; \
+	VMOVD        BX, X9; \
+	VPBROADCASTW X9, X9; \
+	VINSERTI128  $1, X9, Y8, Y8; \
+	VPMADDWD     Y8, Y7, Y7; \
+	VPADDD       Y7, Y5, Y5
+
+// func dotIQ2XSAVX2(w []byte, q []int8, d []float32, grid *[512]uint64, signs *[128]uint64) float32
+TEXT ·dotIQ2XSAVX2(SB), NOSPLIT, $0-92
+	MOVQ w_base+0(FP), SI
+	MOVQ q_base+24(FP), DI
+	MOVQ d_base+48(FP), DX
+	MOVQ d_len+56(FP), CX
+	MOVQ grid+72(FP), R8
+	MOVQ signs+80(FP), R9
+	VXORPS X0, X0, X0
+	MOVL         $0x80, AX
+	VMOVD        AX, X15
+	VPBROADCASTB X15, Y15
+	MOVL         $511, AX
+	VMOVD        AX, X12
+	VPBROADCASTD X12, X12
+
+iq2xsloop:
+	TESTQ CX, CX
+	JZ    iq2xsdone
+	VPXOR Y5, Y5, Y5
+	IQ2XSGROUP(2, 66, 0)
+	IQ2XSGROUP(10, 67, 32)
+	IQ2XSGROUP(18, 68, 64)
+	IQ2XSGROUP(26, 69, 96)
+	IQ2XSGROUP(34, 70, 128)
+	IQ2XSGROUP(42, 71, 160)
+	IQ2XSGROUP(50, 72, 192)
+	IQ2XSGROUP(58, 73, 224)
+	HSUMD(Y5, X5, X8, R10)
+	BLOCKEND
+	ADDQ $74, SI
+	ADDQ $256, DI
+	ADDQ $4, DX
+	DECQ CX
+	JMP  iq2xsloop
+
+iq2xsdone:
+	MOVL   $0x3e000000, AX // 0.125
+	VMOVD  AX, X1
+	VMULSS X1, X0, X0
+	VMOVSS X0, ret+88(FP)
+	VZEROUPPER
+	RET
+
+// Constants of IQ3_S. iq3sShift: dword k shifts the qh byte right by k,
+// bringing bit 8 of index k to bit 0; iq3sSpread: the VPSHUFB mask that
+// spreads run k's sign byte (byte k of the broadcast dword) over the run's
+// eight bytes; iq3sBit: bit j in byte j of each run.
+DATA iq3sShift<>+0x00(SB)/8, $0x0000000100000000
+DATA iq3sShift<>+0x08(SB)/8, $0x0000000300000002
+DATA iq3sShift<>+0x10(SB)/8, $0x0000000500000004
+DATA iq3sShift<>+0x18(SB)/8, $0x0000000700000006
+GLOBL iq3sShift<>(SB), RODATA|NOPTR, $32
+
+DATA iq3sSpread<>+0x00(SB)/8, $0x0000000000000000
+DATA iq3sSpread<>+0x08(SB)/8, $0x0101010101010101
+DATA iq3sSpread<>+0x10(SB)/8, $0x0202020202020202
+DATA iq3sSpread<>+0x18(SB)/8, $0x0303030303030303
+GLOBL iq3sSpread<>(SB), RODATA|NOPTR, $32
+
+DATA iq3sBit<>+0x00(SB)/8, $0x8040201008040201
+DATA iq3sBit<>+0x08(SB)/8, $0x8040201008040201
+DATA iq3sBit<>+0x10(SB)/8, $0x8040201008040201
+DATA iq3sBit<>+0x18(SB)/8, $0x8040201008040201
+GLOBL iq3sBit<>(SB), RODATA|NOPTR, $32
+
+// IQ3SGROUP adds group g of an IQ3_S block at SI to Y5: low index bytes at
+// qsoff(SI), high bits in the byte at qhoff(SI), sign bytes at sgoff(SI),
+// activations at qoff(DI); the group's scale nibble is at scoff(SI),
+// shifted by sh (R8: the grid; Y9-Y12: iq3sShift, iq3sSpread, iq3sBit,
+// 1 in each dword; Y13: 0x01 bytes; Y15: 0x80 bytes; clobbers AX, Y1-Y4,
+// Y6-Y8).
+#define IQ3SGROUP(qsoff, qhoff, sgoff, scoff, sh, qoff) \
+	VPMOVZXBD    qsoff(SI), Y1; \
+	MOVBLZX      qhoff(SI), AX; \
+	VMOVD        AX, X2; \
+	VPBROADCASTD X2, Y2; \
+	VPSRLVD      Y9, Y2, Y2; \
+	VPAND        Y12, Y2, Y2; \
+	VPSLLD       $8, Y2, Y2; \
+	VPOR         Y2, Y1, Y1; \
+	VPCMPEQD     Y2, Y2, Y2; \
+	VPGATHERDD   Y2, (R8)(Y1*4), Y3; \
+	VPBROADCASTD sgoff(SI), Y4; \
+	VPSHUFB      Y10, Y4, Y4; \
+	VPAND        Y11, Y4, Y4; \
+	VPCMPEQB     Y11, Y4, Y4; \
+	VPOR         Y13, Y4, Y4; \
+	PAIRS(qoff); \
+	MOVBLZX      scoff(SI), AX; \
+	SHRL         $sh, AX; \
+	ANDL         $15, AX; \
+	LEAL         1(AX)(AX*1), AX; \
+	VMOVD        AX, X8; \
+	VPBROADCASTW X8, Y8; \
+	VPMADDWD     Y8, Y7, Y7; \
+	VPADDD       Y7, Y5, Y5
+
+// func dotIQ3SAVX2(w []byte, q []int8, d []float32, grid *[512]uint32) float32
+TEXT ·dotIQ3SAVX2(SB), NOSPLIT, $0-84
+	MOVQ w_base+0(FP), SI
+	MOVQ q_base+24(FP), DI
+	MOVQ d_base+48(FP), DX
+	MOVQ d_len+56(FP), CX
+	MOVQ grid+72(FP), R8
+	VXORPS X0, X0, X0
+	MOVL         $0x80, AX
+	VMOVD        AX, X15
+	VPBROADCASTB X15, Y15
+	MOVL         $0x01, AX
+	VMOVD        AX, X13
+	VPBROADCASTB X13, Y13
+	VPBROADCASTD X13, Y12
+	VMOVDQU      iq3sShift<>(SB), Y9
+	VMOVDQU      iq3sSpread<>(SB), Y10
+	VMOVDQU      iq3sBit<>(SB), Y11
+
+iq3sloop:
+	TESTQ CX, CX
+	JZ    iq3sdone
+	VPXOR Y5, Y5, Y5
+	IQ3SGROUP(2, 66, 74, 106, 0, 0)
+	IQ3SGROUP(10, 67, 78, 106, 4, 32)
+	IQ3SGROUP(18, 68, 82, 107, 0, 64)
+	IQ3SGROUP(26, 69, 86, 107, 4, 96)
+	IQ3SGROUP(34, 70, 90, 108, 0, 128)
+	IQ3SGROUP(42, 71, 94, 108, 4, 160)
+	IQ3SGROUP(50, 72, 98, 109, 0, 192)
+	IQ3SGROUP(58, 73, 102, 109, 4, 224)
+	HSUMD(Y5, X5, X8, R10)
+	BLOCKEND
+	ADDQ $110, SI
+	ADDQ $256, DI
+	ADDQ $4, DX
+	DECQ CX
+	JMP  iq3sloop
+
+iq3sdone:
+	VMOVSS X0, ret+80(FP)
+	VZEROUPPER
+	RET
+
+// iq2sShift: dword l shifts the qh byte right by 2l, bringing bits 8..9
+// of run l's index to bits 0..1.
+DATA iq2sShift<>+0x00(SB)/8, $0x0000000200000000
+DATA iq2sShift<>+0x08(SB)/8, $0x0000000600000004
+GLOBL iq2sShift<>(SB), RODATA|NOPTR, $16
+
+// IQ2SGROUP adds group g of an IQ2_S block at SI to Y5: low index bytes at
+// qsoff(SI), high bits in the byte at qhoff(SI), sign bytes at sgoff(SI),
+// scale byte at scoff(SI) (low nibble: runs 0-1, the low lane; high: runs
+// 2-3), activations at qoff(DI) (R8: the grid; X14: iq2sShift; X12: 3 in
+// each dword; Y10, Y11: iq3sSpread, iq3sBit; Y13: 0x01 bytes; Y15: 0x80
+// bytes; clobbers AX, BX, Y1-Y4, Y6-Y9).
+#define IQ2SGROUP(qsoff, qhoff, sgoff, scoff, qoff) \
+	VPMOVZXBD    qsoff(SI), X1; \
+	MOVBLZX      qhoff(SI), AX; \
+	VMOVD        AX, X2; \
+	VPBROADCASTD X2, X2; \
+	VPSRLVD      X14, X2, X2; \
+	VPAND        X12, X2, X2; \
+	VPSLLD       $8, X2, X2; \
+	VPOR         X2, X1, X1; \
+	VPCMPEQQ     Y2, Y2, Y2; \
+	VPGATHERDQ   Y2, (R8)(X1*8), Y3; \
+	VPBROADCASTD sgoff(SI), Y4; \
+	VPSHUFB      Y10, Y4, Y4; \
+	VPAND        Y11, Y4, Y4; \
+	VPCMPEQB     Y11, Y4, Y4; \
+	VPOR         Y13, Y4, Y4; \
+	PAIRS(qoff); \
+	MOVBLZX      scoff(SI), AX; \
+	MOVL         AX, BX; \
+	ANDL         $15, AX; \
+	SHRL         $4, BX; \
+	LEAL         1(AX)(AX*1), AX; \
+	LEAL         1(BX)(BX*1), BX; \
+	VMOVD        AX, X8; \
+	VPBROADCASTW X8, X8; \
+	VMOVD        BX, X9; \
+	VPBROADCASTW X9, X9; \
+	VINSERTI128  $1, X9, Y8, Y8; \
+	VPMADDWD     Y8, Y7, Y7; \
+	VPADDD       Y7, Y5, Y5
+
+// func dotIQ2SAVX2(w []byte, q []int8, d []float32, grid *[1024]uint64) float32
+TEXT ·dotIQ2SAVX2(SB), NOSPLIT, $0-84
+	MOVQ w_base+0(FP), SI
+	MOVQ q_base+24(FP), DI
+	MOVQ d_base+48(FP), DX
+	MOVQ d_len+56(FP), CX
+	MOVQ grid+72(FP), R8
+	VXORPS X0, X0, X0
+	MOVL         $0x80, AX
+	VMOVD        AX, X15
+	VPBROADCASTB X15, Y15
+	MOVL         $0x01, AX
+	VMOVD        AX, X13
+	VPBROADCASTB X13, Y13
+	MOVL         $3, AX
+	VMOVD        AX, X12
+	VPBROADCASTD X12, X12
+	VMOVDQU      iq2sShift<>(SB), X14
+	VMOVDQU      iq3sSpread<>(SB), Y10
+	VMOVDQU      iq3sBit<>(SB), Y11
+
+iq2sloop:
+	TESTQ CX, CX
+	JZ    iq2sdone
+	VPXOR Y5, Y5, Y5
+	IQ2SGROUP(2, 66, 34, 74, 0)
+	IQ2SGROUP(6, 67, 38, 75, 32)
+	IQ2SGROUP(10, 68, 42, 76, 64)
+	IQ2SGROUP(14, 69, 46, 77, 96)
+	IQ2SGROUP(18, 70, 50, 78, 128)
+	IQ2SGROUP(22, 71, 54, 79, 160)
+	IQ2SGROUP(26, 72, 58, 80, 192)
+	IQ2SGROUP(30, 73, 62, 81, 224)
+	HSUMD(Y5, X5, X8, R10)
+	BLOCKEND
+	ADDQ $82, SI
+	ADDQ $256, DI
+	ADDQ $4, DX
+	DECQ CX
+	JMP  iq2sloop
+
+iq2sdone:
+	MOVL   $0x3e000000, AX // 0.125
+	VMOVD  AX, X1
+	VMULSS X1, X0, X0
+	VMOVSS X0, ret+80(FP)
+	VZEROUPPER
+	RET
+
+// iq1sShift: dword l shifts the qh word right by 3l, bringing bits 8..10
+// of run l's index to bits 0..2.
+DATA iq1sShift<>+0x00(SB)/8, $0x0000000300000000
+DATA iq1sShift<>+0x08(SB)/8, $0x0000000900000006
+GLOBL iq1sShift<>(SB), RODATA|NOPTR, $16
+
+// IQ1SGROUP adds group g of an IQ1_S block at SI to Y5 and its shift term
+// ls·±(activation sums) to R14: low index bytes at qsoff(SI), the qh word
+// at qhoff(SI), activation 16-sums at bsoff(R13), activations at qoff(DI)
+// (R8: the grid of values+1; X14: iq1sShift; X12: 7 in each dword; Y13:
+// 0x01 bytes; clobbers AX, BX, R11, R12, Y1-Y3, Y6-Y8). The grid bytes
+// v+1 (0..2) are the unsigned operand of VPMADDUBSW: less the pair sums
+// of the activations they give v·q exactly.
+#define IQ1SGROUP(qsoff, qhoff, bsoff, qoff) \
+	VPMOVZXBD    qsoff(SI), X1; \
+	MOVWLZX      qhoff(SI), AX; \
+	VMOVD        AX, X2; \
+	VPBROADCASTD X2, X2; \
+	VPSRLVD      X14, X2, X2; \
+	VPAND        X12, X2, X2; \
+	VPSLLD       $8, X2, X2; \
+	VPOR         X2, X1, X1; \
+	VPCMPEQQ     Y2, Y2, Y2; \
+	VPGATHERDQ   Y2, (R8)(X1*8), Y3; \
+	VPMADDUBSW   qoff(DI), Y3, Y7; \
+	VPMADDUBSW   qoff(DI), Y13, Y6; \
+	VPSUBW       Y6, Y7, Y7; \
+	MOVL         AX, BX; \
+	SHRL         $12, AX; \
+	ANDL         $7, AX; \
+	LEAL         1(AX)(AX*1), AX; \
+	VMOVD        AX, X8; \
+	VPBROADCASTW X8, Y8; \
+	VPMADDWD     Y8, Y7, Y7; \
+	VPADDD       Y7, Y5, Y5; \
+	MOVWLSX      bsoff(R13), R11; \
+	MOVWLSX      (bsoff+2)(R13), R12; \
+	ADDL         R12, R11; \
+	IMULL        AX, R11; \
+	SHRL         $15, BX; \
+	NEGL         BX; \
+	XORL         BX, R11; \
+	SUBL         BX, R11; \
+	ADDL         R11, R14
+
+// func dotIQ1SAVX2(w []byte, q []int8, d []float32, bs []int16, grid *[2048]uint64) float32
+TEXT ·dotIQ1SAVX2(SB), NOSPLIT, $0-108
+	MOVQ w_base+0(FP), SI
+	MOVQ q_base+24(FP), DI
+	MOVQ d_base+48(FP), DX
+	MOVQ d_len+56(FP), CX
+	MOVQ bs_base+72(FP), R13
+	MOVQ grid+96(FP), R8
+	VXORPS X0, X0, X0
+	MOVL         $0x01, AX
+	VMOVD        AX, X13
+	VPBROADCASTB X13, Y13
+	MOVL         $7, AX
+	VMOVD        AX, X12
+	VPBROADCASTD X12, X12
+	VMOVDQU      iq1sShift<>(SB), X14
+
+iq1sloop:
+	TESTQ CX, CX
+	JZ    iq1sdone
+	VPXOR Y5, Y5, Y5
+	XORL  R14, R14
+	IQ1SGROUP(2, 34, 0, 0)
+	IQ1SGROUP(6, 36, 4, 32)
+	IQ1SGROUP(10, 38, 8, 64)
+	IQ1SGROUP(14, 40, 12, 96)
+	IQ1SGROUP(18, 42, 16, 128)
+	IQ1SGROUP(22, 44, 20, 160)
+	IQ1SGROUP(26, 46, 24, 192)
+	IQ1SGROUP(30, 48, 28, 224)
+	HSUMD(Y5, X5, X8, R10)
+
+	// sum += dy·d · (float32(sumi) + 0.125·float32(sumi1)), as the
+	// reference rounds it.
+	VCVTSI2SSL R14, X3, X3
+	MOVL       $0x3e000000, AX // 0.125
+	VMOVD      AX, X4
+	VMULSS     X4, X3, X3
+	VCVTSI2SSL R10, X2, X2
+	VADDSS     X3, X2, X2
+	MOVWLZX    (SI), AX
+	VMOVD      AX, X1
+	VCVTPH2PS  X1, X1
+	VMULSS     (DX), X1, X1
+	VMULSS     X2, X1, X1
+	VADDSS     X1, X0, X0
+	ADDQ $50, SI
+	ADDQ $256, DI
+	ADDQ $4, DX
+	ADDQ $32, R13
+	DECQ CX
+	JMP  iq1sloop
+
+iq1sdone:
+	VMOVSS X0, ret+104(FP)
+	VZEROUPPER
+	RET
+
+// Constants of IQ1_M. iq1mIdxShift: dword l shifts a group's qh word right
+// to bring bits 8..10 of run l's index to bits 0..2; iq1mSignShift: dwords
+// 2l and 2l+1 (run l's pair sums) bring run l's shift-sign bit to bit 0.
+DATA iq1mIdxShift<>+0x00(SB)/8, $0x0000000400000000
+DATA iq1mIdxShift<>+0x08(SB)/8, $0x0000000c00000008
+GLOBL iq1mIdxShift<>(SB), RODATA|NOPTR, $16
+
+DATA iq1mSignShift<>+0x00(SB)/8, $0x0000000300000003
+DATA iq1mSignShift<>+0x08(SB)/8, $0x0000000700000007
+DATA iq1mSignShift<>+0x10(SB)/8, $0x0000000b0000000b
+DATA iq1mSignShift<>+0x18(SB)/8, $0x0000000f0000000f
+GLOBL iq1mSignShift<>(SB), RODATA|NOPTR, $32
+
+// IQ1MGROUP adds group g of an IQ1_M block at SI: the half scales times
+// the grid values times the activations to Y5, the half scales times the
+// activations signed by each run's shift sign to Y4. Low index bytes at
+// qsoff(SI), the qh word at qhoff(SI), the scale word at scoff(SI) with
+// the group's two 3-bit scales at shift sh; activations at qoff(DI) (R8:
+// the grid of values+1; X14, Y11: iq1mIdxShift, iq1mSignShift; X12: 7 in
+// each dword; Y10: 1 in each dword; Y13: 0x01 bytes; Y15: 1 in each word;
+// clobbers AX, BX, Y1-Y3, Y6-Y9).
+#define IQ1MGROUP(qsoff, qhoff, scoff, sh, qoff) \
+	VPMOVZXBD    qsoff(SI), X1; \
+	MOVWLZX      qhoff(SI), AX; \
+	VMOVD        AX, X2; \
+	VPBROADCASTD X2, Y2; \
+	VPSRLVD      X14, X2, X3; \
+	VPAND        X12, X3, X3; \
+	VPSLLD       $8, X3, X3; \
+	VPOR         X3, X1, X1; \
+	VPSRLVD      Y11, Y2, Y2; \
+	VPAND        Y10, Y2, Y2; \
+	VPCMPEQD     Y10, Y2, Y2; \
+	VPOR         Y15, Y2, Y2; \
+	VPCMPEQQ     Y3, Y3, Y3; \
+	VPGATHERDQ   Y3, (R8)(X1*8), Y6; \
+	VMOVDQU      qoff(DI), Y7; \
+	VPMADDUBSW   Y7, Y6, Y6; \
+	VPMADDUBSW   Y7, Y13, Y7; \
+	VPSUBW       Y7, Y6, Y6; \
+	VPSIGNW      Y2, Y7, Y7; \
+	MOVWLZX      scoff(SI), AX; \
+	SHRL         $sh, AX; \
+	MOVL         AX, BX; \
+	ANDL         $7, AX; \
+	SHRL         $3, BX; \
+	ANDL         $7, BX; \
+	LEAL         1(AX)(AX*1), AX; \
+	LEAL         1(BX)(BX*1), BX; \
+	VMOVD        AX, X8; \
+	VPBROADCASTW X8, X8; \
+	VMOVD        BX, X9; \
+	VPBROADCASTW X9, X9; \
+	VINSERTI128  $1, X9, Y8, Y8; \
+	VPMADDWD     Y8, Y6, Y6; \
+	VPADDD       Y6, Y5, Y5; \
+	VPMADDWD     Y8, Y7, Y7; \
+	VPADDD       Y7, Y4, Y4
+
+// func dotIQ1MAVX2(w []byte, q []int8, d []float32, grid *[2048]uint64) float32
+TEXT ·dotIQ1MAVX2(SB), NOSPLIT, $0-84
+	MOVQ w_base+0(FP), SI
+	MOVQ q_base+24(FP), DI
+	MOVQ d_base+48(FP), DX
+	MOVQ d_len+56(FP), CX
+	MOVQ grid+72(FP), R8
+	VXORPS X0, X0, X0
+	MOVL         $0x01, AX
+	VMOVD        AX, X13
+	VPBROADCASTB X13, Y13
+	VMOVD        AX, X10
+	VPBROADCASTD X10, Y10
+	MOVL         $0x00010001, AX
+	VMOVD        AX, X15
+	VPBROADCASTD X15, Y15
+	MOVL         $7, AX
+	VMOVD        AX, X12
+	VPBROADCASTD X12, X12
+	VMOVDQU      iq1mIdxShift<>(SB), X14
+	VMOVDQU      iq1mSignShift<>(SB), Y11
+
+iq1mloop:
+	TESTQ CX, CX
+	JZ    iq1mdone
+	VPXOR Y5, Y5, Y5
+	VPXOR Y4, Y4, Y4
+	IQ1MGROUP(0, 32, 48, 0, 0)
+	IQ1MGROUP(4, 34, 48, 6, 32)
+	IQ1MGROUP(8, 36, 50, 0, 64)
+	IQ1MGROUP(12, 38, 50, 6, 96)
+	IQ1MGROUP(16, 40, 52, 0, 128)
+	IQ1MGROUP(20, 42, 52, 6, 160)
+	IQ1MGROUP(24, 44, 54, 0, 192)
+	IQ1MGROUP(28, 46, 54, 6, 224)
+	HSUMD(Y5, X5, X8, R10)
+	HSUMD(Y4, X4, X8, R14)
+
+	// The binary16 super-block scale from the scale words' top nibbles.
+	MOVWLZX 48(SI), AX
+	SHRL    $12, AX
+	MOVWLZX 50(SI), BX
+	SHRL    $8, BX
+	ANDL    $0xf0, BX
+	ORL     BX, AX
+	MOVWLZX 52(SI), BX
+	SHRL    $4, BX
+	ANDL    $0xf00, BX
+	ORL     BX, AX
+	MOVWLZX 54(SI), BX
+	ANDL    $0xf000, BX
+	ORL     BX, AX
+
+	// sum += d·dy · (float32(sumi1) + 0.125·float32(sumi2)), as the
+	// reference rounds it.
+	VCVTSI2SSL R14, X3, X3
+	MOVL       $0x3e000000, BX // 0.125
+	VMOVD      BX, X6
+	VMULSS     X6, X3, X3
+	VCVTSI2SSL R10, X2, X2
+	VADDSS     X3, X2, X2
+	VMOVD      AX, X1
+	VCVTPH2PS  X1, X1
+	VMULSS     (DX), X1, X1
+	VMULSS     X2, X1, X1
+	VADDSS     X1, X0, X0
+	ADDQ $56, SI
+	ADDQ $256, DI
+	ADDQ $4, DX
+	DECQ CX
+	JMP  iq1mloop
+
+iq1mdone:
+	VMOVSS X0, ret+80(FP)
+	VZEROUPPER
+	RET
