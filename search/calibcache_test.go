@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/terse-llm/terse/internal/testshared"
@@ -63,5 +64,49 @@ func TestBuildLevelsCalibCache(t *testing.T) {
 	}
 	if read != len(levels)-1 {
 		t.Errorf("%d of %d levels read the cache, want %d:\n%q", read, len(levels), len(levels)-1, logs)
+	}
+}
+
+// BuildLevels calibrates the levels on chunks of BuildOptions.CalibCtx
+// tokens, and a database built with one chunk length is not reused for
+// another.
+func TestBuildLevelsCalibCtx(t *testing.T) {
+	ckPath := testshared.Path(t, "models/stories260K/stories260K.bin")
+	text := testshared.Path(t, "data/tinystories-valid-sample.txt")
+	ck, err := load.Open(ckPath, load.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	dir := t.TempDir()
+	levels := []tensor.DType{tensor.Q4_0, tensor.Q8_0}
+	build := func(name string, ctx int) error {
+		db, err := BuildLevels(context.Background(), ck, BuildOptions{Dir: filepath.Join(dir, name), Types: levels, CalibFile: text,
+			CalibChunks: 3, CalibCtx: ctx})
+		if err == nil {
+			db.Close()
+		}
+		return err
+	}
+	if err := build("default", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := build("short", 64); err != nil {
+		t.Fatal(err)
+	}
+	a, err := os.ReadFile(filepath.Join(dir, "default", "Q4_0.gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "short", "Q4_0.gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(a, b) {
+		t.Error("the Q4_0 level calibrated on 64-token chunks equals the one on the default chunks: CalibCtx did not reach the build")
+	}
+	err = build("default", 64)
+	if err == nil || !strings.Contains(err.Error(), "64 tokens") {
+		t.Errorf("reusing a default-length database with 64-token chunks: got %v, want an error naming the lengths", err)
 	}
 }

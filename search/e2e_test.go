@@ -32,7 +32,7 @@ func TestSearchStories(t *testing.T) {
 	dir := t.TempDir()
 	dbDir := filepath.Join(dir, "levels")
 	levels := []tensor.DType{tensor.Q4_0, tensor.Q8_0}
-	db, err := BuildLevels(context.Background(), ck, BuildOptions{Dir: dbDir, Types: levels, CalibFile: text, CalibChunks: 4})
+	db, err := BuildLevels(context.Background(), ck, BuildOptions{Dir: dbDir, Types: levels, CalibFile: text, CalibChunks: 4, CalibCtx: 128})
 	if err != nil {
 		t.Fatal(err)
 	}

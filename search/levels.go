@@ -46,6 +46,7 @@ type dbIndex struct {
 	ModelBytes  int64       `json:"model_bytes"`
 	Calib       string      `json:"calib"`
 	CalibChunks int         `json:"calib_chunks"`
+	CalibCtx    int         `json:"calib_ctx,omitempty"` // 0: compress's default
 	Levels      []LevelInfo `json:"levels"`
 }
 
@@ -61,6 +62,9 @@ type BuildOptions struct {
 	// and for the importance of the others.
 	CalibFile   string
 	CalibChunks int
+	// CalibCtx is the calibration chunk length (compress.Options's; 0: its
+	// default, 512 or the model's trained context if shorter).
+	CalibCtx int
 	// Damp is GPTQ's dampening (0: its default).
 	Damp float64
 	// CalibCache is the calibration cache folder (compress.Options's
@@ -101,11 +105,11 @@ func BuildLevels(ctx context.Context, ck *load.Checkpoint, opt BuildOptions) (*L
 	if err := os.MkdirAll(opt.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("level database: %w", err)
 	}
-	idx := dbIndex{Version: dbVersion, Model: ck.Path, ModelBytes: ck.FileBytes, Calib: opt.CalibFile, CalibChunks: opt.CalibChunks}
+	idx := dbIndex{Version: dbVersion, Model: ck.Path, ModelBytes: ck.FileBytes, Calib: opt.CalibFile, CalibChunks: opt.CalibChunks, CalibCtx: opt.CalibCtx}
 	if old, err := readIndex(opt.Dir); err == nil {
-		if old.Model != idx.Model || old.ModelBytes != idx.ModelBytes || old.Calib != idx.Calib || old.CalibChunks != idx.CalibChunks {
-			return nil, fmt.Errorf("level database %s was built from %s on %s (%d chunks); name another folder for %s on %s (%d chunks)",
-				opt.Dir, old.Model, old.Calib, old.CalibChunks, ck.Path, opt.CalibFile, opt.CalibChunks)
+		if old.Model != idx.Model || old.ModelBytes != idx.ModelBytes || old.Calib != idx.Calib || old.CalibChunks != idx.CalibChunks || old.CalibCtx != idx.CalibCtx {
+			return nil, fmt.Errorf("level database %s was built from %s on %s (%d chunks of %s); name another folder for %s on %s (%d chunks of %s)",
+				opt.Dir, old.Model, old.Calib, old.CalibChunks, ctxName(old.CalibCtx), ck.Path, opt.CalibFile, opt.CalibChunks, ctxName(opt.CalibCtx))
 		}
 		idx.Levels = old.Levels
 	} else if !errors.Is(err, os.ErrNotExist) {
@@ -191,6 +195,7 @@ func buildLevel(ctx context.Context, ck *load.Checkpoint, dt tensor.DType, opt B
 		Overrides:   ov,
 		CalibFile:   opt.CalibFile,
 		CalibChunks: opt.CalibChunks,
+		CalibCtx:    opt.CalibCtx,
 		CalibCache:  cache,
 		Progress:    opt.Progress,
 	})
@@ -420,4 +425,12 @@ func (db *LevelDB) levelKey() string {
 		s = append(s, fmt.Sprintf("%s:%s:%d", l.Type, l.Method, l.Bytes))
 	}
 	return strings.Join(s, ",")
+}
+
+// ctxName names a calibration chunk length for the level database's errors.
+func ctxName(n int) string {
+	if n == 0 {
+		return "the default length"
+	}
+	return fmt.Sprintf("%d tokens", n)
 }

@@ -132,6 +132,7 @@ func Run(ctx context.Context, ck *load.Checkpoint, o Options) (*Result, error) {
 	if o.FitChunks == 0 {
 		o.FitChunks = 8
 	}
+	levelCtx := o.CalibCtx // as given: 0 lets the level builds take compress's default
 	if o.CalibCtx == 0 {
 		o.CalibCtx = compress.DefaultCalibCtx
 		if m := ck.Model.Config.MaxSeqLen; m > 0 && m < o.CalibCtx {
@@ -145,7 +146,7 @@ func Run(ctx context.Context, ck *load.Checkpoint, o Options) (*Result, error) {
 	}
 	t0 := time.Now()
 	db, err := BuildLevels(ctx, ck, BuildOptions{Dir: o.LevelDB, Types: o.Levels, CalibFile: o.CalibFile,
-		CalibChunks: o.CalibChunks, CalibCache: o.CalibCache, Progress: o.Progress, Log: func(m string) { logf("%s", m) }})
+		CalibChunks: o.CalibChunks, CalibCtx: levelCtx, CalibCache: o.CalibCache, Progress: o.Progress, Log: func(m string) { logf("%s", m) }})
 	if err != nil {
 		return nil, err
 	}
