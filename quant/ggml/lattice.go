@@ -30,8 +30,12 @@ type RunCode struct {
 	// Index is the grid index of the run (Index[0]), or of its two halves
 	// for the 4-dimensional IQ3 grids.
 	Index [2]uint16
-	// Signs has bit j set when element j is negative.
+	// Signs has bit j set when element j is negative (unused for IQ1_S
+	// and IQ1_M).
 	Signs uint8
+	// Shift is set when the IQ1 shift of the run is −IQ1_DELTA (IQ1_M;
+	// for IQ1_S the group's shift, which Encode ignores: see SetShift).
+	Shift bool
 }
 
 // latticeFormat describes one lattice type's block layout.
@@ -49,6 +53,15 @@ type latticeFormat struct {
 	setLS     func(b []byte, r, ls int)
 	read      func(b []byte, r int) RunCode
 	write     func(b []byte, r int, c RunCode)
+
+	// The IQ1 types (lattice_iq1.go): runs are grid points plus a shift;
+	// runShift: each run stores its shift sign (IQ1_M), else the scale
+	// group does (IQ1_S), read and written by getShift and setShift.
+	iq1         bool
+	runShift    bool
+	scaleLevels int // levels of the sub-block scale (0: 16)
+	getShift    func(b []byte, r int) bool
+	setShift    func(b []byte, r int, neg bool)
 
 	// Built on first use: the distinct magnitudes of the grid, ascending,
 	// and every entry's magnitudes as indices into them.
@@ -240,7 +253,8 @@ func LatticeSupported(dt tensor.DType) bool { return latticeFormats[dt] != nil }
 type LatticeBlock struct {
 	dt tensor.DType
 	f  *latticeFormat
-	db [32]float32 // each run's scale
+	db  [32]float32 // each run's scale
+	neg [32]bool    // IQ1: each run's stored shift sign
 }
 
 // LatticeRun is the number of elements of one run.
@@ -260,6 +274,9 @@ func (lb *LatticeBlock) Reset(dt tensor.DType, blk []byte) error {
 	lb.dt, lb.f = dt, f
 	for r := 0; r < f.elems/LatticeRun; r++ {
 		lb.db[r] = f.scale(blk, r)
+		if f.iq1 {
+			lb.neg[r] = f.getShift(blk, r)
+		}
 	}
 	return nil
 }
@@ -277,10 +294,42 @@ func (lb *LatticeBlock) Scale(r int) float32 { return lb.db[r] }
 // scale (2 for IQ2_XS and IQ2_S, 4 for the others).
 func (lb *LatticeBlock) ScaleRuns() int { return lb.f.scaleRuns }
 
-// ScaleIndex reads the 4-bit sub-block scale ls of run r from blk.
+// ScaleLevels is the number of settings of a sub-block scale: 16 (4 bits),
+// or 8 for IQ1_S and IQ1_M (3 bits).
+func (lb *LatticeBlock) ScaleLevels() int {
+	if lb.f.scaleLevels == 0 {
+		return 16
+	}
+	return lb.f.scaleLevels
+}
+
+// ShiftPerGroup reports whether the runs sharing a sub-block scale share
+// one stored shift sign too (IQ1_S), which is then set with SetShift and
+// not by a run's code.
+func (lb *LatticeBlock) ShiftPerGroup() bool { return lb.f.iq1 && !lb.f.runShift }
+
+// Shift reports whether run r's stored shift is −IQ1_DELTA (IQ1 types; for
+// the others false).
+func (lb *LatticeBlock) Shift(r int) bool { return lb.neg[r] }
+
+// SetShift writes the shift sign of run r's group into blk (IQ1_S; a type
+// without a group shift is left as it is).
+func (lb *LatticeBlock) SetShift(blk []byte, r int, neg bool) {
+	f := lb.f
+	if !lb.ShiftPerGroup() {
+		return
+	}
+	f.setShift(blk, r, neg)
+	r0 := r / f.scaleRuns * f.scaleRuns
+	for q := r0; q < r0+f.scaleRuns; q++ {
+		lb.neg[q] = neg
+	}
+}
+
+// ScaleIndex reads the sub-block scale ls (4 bits, 3 for IQ1) of run r from blk.
 func (lb *LatticeBlock) ScaleIndex(blk []byte, r int) int { return lb.f.getLS(blk, r) }
 
-// SetScaleIndex writes ls (0..15) as the sub-block scale of run r (and of
+// SetScaleIndex writes ls (0..ScaleLevels()−1) as the sub-block scale of run r (and of
 // the runs sharing it) into blk and updates their scales in lb.
 func (lb *LatticeBlock) SetScaleIndex(blk []byte, r, ls int) {
 	f := lb.f
@@ -304,6 +353,14 @@ func (lb *LatticeBlock) Encode(blk []byte, r int, c RunCode) { lb.f.write(blk, r
 func (lb *LatticeBlock) Values(r int, c RunCode, v []float32) {
 	db := lb.db[r]
 	f := lb.f
+	if f.iq1 {
+		neg := c.Shift
+		if !f.runShift {
+			neg = lb.neg[r]
+		}
+		iq1ValuesOf(db, c.Index[0], neg, v)
+		return
+	}
 	for j := 0; j < LatticeRun; j++ {
 		g := f.grid[c.Index[j/f.dim]]
 		a := db * float32(gridByte(g, j%f.dim))
@@ -355,6 +412,40 @@ func (t *topK) add(k int, c RunCode, cost float64) {
 // The run's values under the returned code are written into v.
 func (lb *LatticeBlock) Nearest(r int, x, w []float32, m []float64, cand int, v []float32) RunCode {
 	cand = max(1, min(cand, latticeMaxCand))
+	var best topK
+	if lb.f.iq1 {
+		lb.nearestIQ1(r, x, w, cand, &best)
+	} else {
+		lb.nearestSigned(r, x, w, cand, &best)
+	}
+	if best.n == 0 {
+		// every cost was NaN or infinite (non-finite x or w)
+		c := RunCode{Shift: lb.neg[r]}
+		lb.Values(r, c, v)
+		return c
+	}
+	bc := best.c[0].c
+	if m != nil && best.n > 1 {
+		bq := math.Inf(1)
+		var vv [LatticeRun]float32
+		for _, cd := range best.c[:best.n] {
+			lb.Values(r, cd.c, vv[:])
+			var e [LatticeRun]float64
+			for j := range e {
+				e[j] = float64(x[j]) - float64(vv[j])
+			}
+			if q := quadForm(m, &e); q < bq {
+				bq, bc = q, cd.c
+			}
+		}
+	}
+	lb.Values(r, bc, v)
+	return bc
+}
+
+// nearestSigned adds to best the cand cheapest codes of run r of a type
+// with signed magnitudes (the IQ2 and IQ3 types).
+func (lb *LatticeBlock) nearestSigned(r int, x, w []float32, cand int, best *topK) {
 	f := lb.f
 	db := lb.db[r]
 	// Every magnitude is positive, so the better sign of element j is
@@ -377,7 +468,6 @@ func (lb *LatticeBlock) Nearest(r int, x, w []float32, m []float64, cand int, v 
 			pen[j*nm+li] = 4 * wj * math.Abs(xj) * a
 		}
 	}
-	var best topK
 	odd := f.parity && oddBits(signs)
 	if f.dim == 8 {
 		thresh := math.Inf(1)
@@ -460,29 +550,6 @@ func (lb *LatticeBlock) Nearest(r int, x, w []float32, m []float64, cand int, v 
 			}
 		}
 	}
-	if best.n == 0 {
-		// every cost was NaN or infinite (non-finite x or w)
-		c := RunCode{}
-		lb.Values(r, c, v)
-		return c
-	}
-	bc := best.c[0].c
-	if m != nil && best.n > 1 {
-		bq := math.Inf(1)
-		var vv [LatticeRun]float32
-		for _, cd := range best.c[:best.n] {
-			lb.Values(r, cd.c, vv[:])
-			var e [LatticeRun]float64
-			for j := range e {
-				e[j] = float64(x[j]) - float64(vv[j])
-			}
-			if q := quadForm(m, &e); q < bq {
-				bq, bc = q, cd.c
-			}
-		}
-	}
-	lb.Values(r, bc, v)
-	return bc
 }
 
 // fixParity flips the sign of the element of c whose flip costs least
