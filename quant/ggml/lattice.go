@@ -251,8 +251,8 @@ func LatticeSupported(dt tensor.DType) bool { return latticeFormats[dt] != nil }
 // LatticeBlock is one encoded block of a lattice type with its scales
 // fixed. The zero value is unusable; call Reset.
 type LatticeBlock struct {
-	dt tensor.DType
-	f  *latticeFormat
+	dt  tensor.DType
+	f   *latticeFormat
 	db  [32]float32 // each run's scale
 	neg [32]bool    // IQ1: each run's stored shift sign
 }
