@@ -30,6 +30,7 @@ import (
 //	Q6_K           (d·sc_s)·(code−32)      code 0..63, s = i/16
 //	IQ4_NL         d·kvalues[code]         code 0..15
 //	IQ4_XS         dl_g·kvalues[code]      code 0..15, g = i/32
+//	TQ1_0, TQ2_0   d·(code−1)              code 0..2
 //
 // each computed in float32 exactly as the dequantizer computes it, so
 // Value(i, code) is bit for bit what Dequantize yields for a block holding
@@ -63,7 +64,7 @@ type BlockGrid struct {
 // NewBlockGrid returns the grid of the encoded block blk of type dt (exactly
 // dt.BlockBytes() bytes). Supported types: those whose descriptor has a
 // grid (GridSupported): every registered block type of one code per
-// element, Q8_0 through IQ4_XS.
+// element, Q8_0 through IQ4_XS, and the ternary TQ1_0 and TQ2_0.
 func NewBlockGrid(dt tensor.DType, blk []byte) (*BlockGrid, error) {
 	g := new(BlockGrid)
 	if err := g.Reset(dt, blk); err != nil {

@@ -107,7 +107,7 @@ func dotTQ1(w []byte, a *ActRow) float32 {
 func init() {
 	register(&Type{
 		DType: tensor.TQ1_0, BlockSize: tq1Elems, BlockBytes: tq1Bytes, Scales: []int{52},
-		Dequantize: dequantTQ1, Quantize: quantTQ1,
+		Dequantize: dequantTQ1, Quantize: quantTQ1, grid: tq1Grid,
 		Act: ActQ8_K, Dot: dotTQ1,
 	})
 }

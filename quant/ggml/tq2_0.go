@@ -95,7 +95,7 @@ func dotTQ2(w []byte, a *ActRow) float32 {
 func init() {
 	register(&Type{
 		DType: tensor.TQ2_0, BlockSize: tq2Elems, BlockBytes: tq2Bytes, Scales: []int{64},
-		Dequantize: dequantTQ2, Quantize: quantTQ2,
+		Dequantize: dequantTQ2, Quantize: quantTQ2, grid: tq2Grid,
 		Act: ActQ8_K, Dot: dotTQ2,
 	})
 }
