@@ -98,10 +98,12 @@ func (RTN) Compress(t *tensor.Tensor, target tensor.DType, stats *quant.Stats) (
 
 // GPTQ runs GPTQ onto a ggml block grid (quant/gptqggml: the scales of each
 // block are chosen by llama.cpp's own search on the error-compensated
-// weights); onto the lattice types (IQ2_XXS … IQ3_S) it places runs of 8
-// weights at a time (block LDLQ). A matrix without a Hessian (the token
-// embedding, whose input is not a product) and the types GPTQ has no
-// grid for (IQ1_S, IQ1_M, TQ1_0, TQ2_0) are quantized as RTN does.
+// weights); onto the lattice types (IQ1_S, IQ1_M, IQ2_XXS … IQ3_S) it
+// places runs of 8 weights at a time (block LDLQ), and it rounds the
+// ternary TQ1_0 and TQ2_0 column by column like the scalar types. A matrix
+// without a Hessian (the token embedding, whose input is not a product)
+// and a type gptqggml.Supported refuses (none of the quantized types
+// today) are quantized as RTN does.
 type GPTQ struct {
 	// Damp is the Hessian damping as a fraction of its mean diagonal, in
 	// [0, 1); 0 means gptq's default (0.01).
@@ -149,7 +151,7 @@ const gptqSlab = 1 << 24
 func (g GPTQ) compress(t *tensor.Tensor, target tensor.DType, stats *quant.Stats, cache factorCache) (*Compressed, error) {
 	if stats == nil || stats.Hessian == nil || !target.Quantized() || !gptqggml.Supported(target) {
 		// no Hessian (the token embedding), a float type, or a type GPTQ
-		// has no grid for (IQ1_S, IQ1_M, the ternary types)
+		// has no grid for
 		return RTN{}.Compress(t, target, stats)
 	}
 	rows, cols := t.Rows(), t.Cols()

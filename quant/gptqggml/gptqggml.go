@@ -65,8 +65,9 @@ func Supported(dt tensor.DType) bool {
 }
 
 // NewGrid returns the grid of block type dt: one of Q8_0, Q4_0, Q4_1, Q5_0,
-// Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, or one of the
-// lattice types IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S (see Lattice).
+// Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS, TQ1_0, TQ2_0, or one
+// of the lattice types IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS,
+// IQ3_S (see Lattice).
 func NewGrid(dt tensor.DType) (Grid, error) {
 	if !Supported(dt) {
 		return Grid{}, fmt.Errorf("gptqggml: type %s is not a supported block type", dt)

@@ -21,7 +21,7 @@ import (
 var allTypes = []tensor.DType{
 	tensor.Q8_0, tensor.Q4_0, tensor.Q4_1, tensor.Q5_0, tensor.Q5_1,
 	tensor.Q2_K, tensor.Q3_K, tensor.Q4_K, tensor.Q5_K, tensor.Q6_K,
-	tensor.IQ4_NL, tensor.IQ4_XS,
+	tensor.IQ4_NL, tensor.IQ4_XS, tensor.TQ1_0, tensor.TQ2_0,
 }
 
 // layer is a synthetic linear layer: weights W (rows×cols) and correlated
@@ -218,7 +218,7 @@ func TestMatchesQuantizeWithoutCompensation(t *testing.T) {
 // 0.17–0.32 without act-order (the layer's inputs are strongly correlated).
 var maxRatio = map[tensor.DType]float64{
 	tensor.Q2_K: 0.75, tensor.Q3_K: 0.75, tensor.Q4_K: 0.75, tensor.Q6_K: 0.75,
-	tensor.Q4_0: 0.75, tensor.IQ4_XS: 0.75,
+	tensor.Q4_0: 0.75, tensor.IQ4_XS: 0.75, tensor.TQ1_0: 0.75, tensor.TQ2_0: 0.75,
 }
 
 // TestBeatsImatrixQuantize compares the output error ‖(W−Ŵ)Xᵀ‖² of GPTQ

@@ -8,19 +8,20 @@ import (
 	"github.com/terse-llm/terse/tensor"
 )
 
-// Lattice types (IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S)
+// Lattice types (IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S)
 //
 // These code each run of 8 weights as one point of a lattice codebook
-// (with its signs), so GPTQ cannot round them a column at a time; Grid's
+// (with its signs, or for the IQ1 types its shift), so GPTQ cannot round them a column at a time; Grid's
 // RunLen is 8 and GPTQ runs as block LDLQ (see gptq.RunGrid). When GPTQ
 // reaches a super-block of 256 columns, Fit encodes the block's current,
 // error-compensated values with ggml.Quantize and the block's importance,
 // so the super-block scale and the sub-block scales are the ones
 // llama.cpp's own search picks for those values. When GPTQ reaches a
-// sub-block (the 16 or 32 columns sharing a 4-bit scale), that scale is
-// chosen again from the sub-block's current values: the one, among
-// llama.cpp's and its neighbours, whose nearest points have the least
-// metric error. Each run of 8 is then placed, when GPTQ reaches it, at
+// sub-block (the 16 or 32 columns sharing a 4-bit scale, 3-bit for the
+// IQ1 types), that scale is chosen again from the sub-block's current
+// values: the one, among llama.cpp's and its neighbours, whose nearest
+// points have the least metric error; for IQ1_S, whose shift sign belongs
+// to the group of 32, with that sign (both are tried). Each run of 8 is then placed, when GPTQ reaches it, at
 // the codebook point
 // nearest its current values (which hold the feedback of every earlier
 // column, those of the block's earlier runs included): the 16 points of
@@ -110,11 +111,22 @@ func (p *LatticeParams) rescale(r int, x []float32, m []float64) {
 	}
 	ls0 := p.lb.ScaleIndex(p.blk, r)
 	best, bls := math.Inf(1), ls0
+	shifts := []bool{p.lb.Shift(r)}
+	if p.lb.ShiftPerGroup() {
+		// IQ1_S: the group's shift sign is chosen with its scale
+		shifts = append(shifts, !shifts[0])
+	}
+	bneg := shifts[0]
 	var w [rl]float32
 	var v [rl]float32
 	var e [rl]float64
-	for ls := max(0, ls0-latticeRescale); ls <= min(15, ls0+latticeRescale); ls++ {
+	for try := 0; try < len(shifts)*(2*latticeRescale+1); try++ {
+		neg, ls := shifts[try/(2*latticeRescale+1)], ls0-latticeRescale+try%(2*latticeRescale+1)
+		if ls < 0 || ls >= p.lb.ScaleLevels() {
+			continue
+		}
 		p.lb.SetScaleIndex(p.blk, r, ls)
+		p.lb.SetShift(p.blk, r, neg)
 		var cost float64
 		for k := 0; k < len(x)/rl; k++ {
 			xk, mk := x[k*rl:(k+1)*rl], m[k*rl*rl:(k+1)*rl*rl]
@@ -128,10 +140,11 @@ func (p *LatticeParams) rescale(r int, x []float32, m []float64) {
 			cost += quadForm(mk, &e)
 		}
 		if cost < best {
-			best, bls = cost, ls
+			best, bls, bneg = cost, ls, neg
 		}
 	}
 	p.lb.SetScaleIndex(p.blk, r, bls)
+	p.lb.SetShift(p.blk, r, bneg)
 }
 
 // quadForm returns eᵀ·m·e for the 8×8 row-major m.

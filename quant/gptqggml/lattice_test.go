@@ -10,13 +10,15 @@ import (
 	"github.com/terse-llm/terse/tensor"
 )
 
-var latticeTypes = []tensor.DType{tensor.IQ2_XXS, tensor.IQ2_XS, tensor.IQ2_S, tensor.IQ3_XXS, tensor.IQ3_S}
+var latticeTypes = []tensor.DType{tensor.IQ1_S, tensor.IQ1_M, tensor.IQ2_XXS, tensor.IQ2_XS, tensor.IQ2_S, tensor.IQ3_XXS, tensor.IQ3_S}
+
+func isIQ1(dt tensor.DType) bool { return dt == tensor.IQ1_S || dt == tensor.IQ1_M }
 
 // relaxedGrid is a reference for "GPTQ, then round to the lattice": GPTQ
 // column by column onto the block's scalar magnitudes (±db·m for every
 // magnitude m of the type's grid, ignoring which combinations the
-// codebook holds), whose output the test then quantizes with
-// ggml.Quantize.
+// codebook holds; for the IQ1 types db·(t ± IQ1_DELTA), t = −1, 0, 1,
+// either shift), whose output the test then quantizes with ggml.Quantize.
 type relaxedGrid struct{ dt tensor.DType }
 
 func (g relaxedGrid) GroupSize() int { return g.dt.BlockSize() }
@@ -29,6 +31,13 @@ func (g relaxedGrid) Fit(w, importance []float32) gptq.Params {
 	var lb ggml.LatticeBlock
 	if err := lb.Reset(g.dt, blk); err != nil {
 		panic(err)
+	}
+	if isIQ1(g.dt) {
+		var vals []float32
+		for _, t := range []float32{-1, 0, 1} {
+			vals = append(vals, t+0.125, t-0.125)
+		}
+		return &relaxedParams{lb: lb, mags: vals, signed: true}
 	}
 	// The type's magnitudes: every value a run's first element can take.
 	var mags []float32
@@ -65,8 +74,9 @@ func safeValues(lb *ggml.LatticeBlock, c ggml.RunCode, v []float32) (ok bool) {
 }
 
 type relaxedParams struct {
-	lb   ggml.LatticeBlock
-	mags []float32
+	lb     ggml.LatticeBlock
+	mags   []float32
+	signed bool // mags are the signed values, not magnitudes
 }
 
 func (p *relaxedParams) Quantize(i int, x float32) float32 {
@@ -74,6 +84,9 @@ func (p *relaxedParams) Quantize(i int, x float32) float32 {
 	best, bv := math.Inf(1), float32(0)
 	for _, m := range p.mags {
 		for _, s := range []float32{1, -1} {
+			if p.signed && s < 0 {
+				continue
+			}
 			v := s * db * m
 			if d := math.Abs(float64(x - v)); d < best {
 				best, bv = d, v
