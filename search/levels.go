@@ -88,10 +88,10 @@ const NoCalibCache = "none"
 
 // BuildLevels compresses every matrix of the checkpoint once per level
 // type and records the files in Dir. Types GPTQ can target (the k-quants,
-// legacy types, IQ4 and the lattice types IQ2_XXS … IQ3_S, the latter by
-// block LDLQ) are compressed with GPTQ, the others (IQ1_S, IQ1_M, the
-// ternary types) with llama.cpp's importance-weighted quantizer, both on
-// the calibration text.
+// legacy types, IQ4, the ternary types and the lattice types IQ1_S …
+// IQ3_S, the latter by block LDLQ; today every quantized type) are
+// compressed with GPTQ, any other with llama.cpp's importance-weighted
+// quantizer, both on the calibration text.
 func BuildLevels(ctx context.Context, ck *load.Checkpoint, opt BuildOptions) (*LevelDB, error) {
 	if opt.Dir == "" {
 		return nil, errors.New("level database: no folder named")
