@@ -95,7 +95,9 @@ func (g Grid) GroupSize() int { return g.dt.BlockSize() }
 
 // Fit encodes one block with ggml.Quantize (importance as its
 // quant_weights; all-zero importance counts as none) and returns its
-// grid. w must hold exactly one block of values.
+// grid; for the ternary types the scale is then chosen again by
+// importance-weighted error (see Ternary). w must hold exactly one block
+// of values.
 func (g Grid) Fit(w, importance []float32) gptq.Params {
 	if ggml.LatticeSupported(g.dt) {
 		return g.fitLattice(w, importance)
@@ -113,6 +115,10 @@ func (g Grid) Fit(w, importance []float32) gptq.Params {
 		p.err = err
 		clear(p.blk)
 	}
+	ternary := p.err == nil && isTernary(g.dt)
+	if ternary {
+		setTernaryScale(g.dt, p.blk, ternaryScale(w, imp))
+	}
 	if err := p.grid.Reset(g.dt, p.blk); err != nil && p.err == nil {
 		p.err = err
 	}
@@ -120,6 +126,10 @@ func (g Grid) Fit(w, importance []float32) gptq.Params {
 		var codes [256]int
 		p.grid.Codes(p.blk, codes[:n])
 		for i, c := range codes[:n] {
+			if ternary {
+				// the codes under the new scale
+				c, _ = p.grid.Nearest(i, w[i])
+			}
 			p.codes[i] = uint8(c)
 		}
 	}

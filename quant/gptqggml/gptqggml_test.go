@@ -160,7 +160,7 @@ func TestBytesMatchValues(t *testing.T) {
 
 // TestMatchesQuantizeWithoutCompensation: with a diagonal Hessian GPTQ
 // spreads no error, so every block keeps the scales ggml.Quantize chose for
-// the original values, and each element is rounded to its nearest grid
+// the original values (the ternary types: ternaryScale's), and each element is rounded to its nearest grid
 // value: never farther from the weight than llama.cpp's own rounding
 // (which divides by the scale and may differ at near-ties).
 func TestMatchesQuantizeWithoutCompensation(t *testing.T) {
@@ -189,6 +189,9 @@ func TestMatchesQuantizeWithoutCompensation(t *testing.T) {
 			x := w[b*bs : (b+1)*bs]
 			if err := ggml.Quantize(dt, x, want, imp[c:c+bs]); err != nil {
 				t.Fatal(err)
+			}
+			if isTernary(dt) {
+				setTernaryScale(dt, want, ternaryScale(x, imp[c:c+bs]))
 			}
 			blk := got[b*bb : (b+1)*bb]
 			g1, err := ggml.NewBlockGrid(dt, blk)
