@@ -12,7 +12,7 @@ import (
 // Lattice blocks
 //
 // A LatticeBlock is to the lattice types (IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS,
-// IQ3_S) what a BlockGrid is to the scalar types: one encoded super-block
+// IQ3_S, and IQ1_S, IQ1_M: see lattice_iq1.go) what a BlockGrid is to the scalar types: one encoded super-block
 // with its scales fixed, whose runs of 8 elements an outer algorithm (block
 // LDLQ in package gptqggml) may recode one at a time. A run's code is its
 // grid point (one index into the 8-dimensional grid of the IQ2 types, or
@@ -406,7 +406,8 @@ func (t *topK) add(k int, c RunCode, cost float64) {
 
 // Nearest returns the code of run r nearest x (8 values): it ranks every
 // grid point by the weighted squared error Σ w_j·(x_j − v_j)² (each point
-// with its best signs under the parity rule), keeps the cand cheapest
+// with its best signs under the parity rule; for IQ1_M with each shift,
+// for IQ1_S with its group's), keeps the cand cheapest
 // (1 ≤ cand ≤ 16), and among them returns the one of least
 // (x−v)ᵀ·m·(x−v), m the 8×8 row-major metric (nil: the weighted error).
 // The run's values under the returned code are written into v.
