@@ -391,7 +391,7 @@ func TestWholeModelTiming(t *testing.T) {
 		t.Skip("set TERSE_GPTQGGML_FULL=1 to time GPTQ over the whole model")
 	}
 	ck, col := realModel(t, "data/pdtext-calib.txt", 8, func(n string) bool { return strings.HasPrefix(n, "blk.") })
-	for _, dt := range []tensor.DType{tensor.Q4_K, tensor.Q3_K} {
+	for _, dt := range []tensor.DType{tensor.Q4_K, tensor.Q3_K, tensor.IQ2_S, tensor.IQ1_S, tensor.IQ1_M, tensor.TQ2_0} {
 		var n int
 		var factor, total time.Duration
 		var ratioNum, ratioDen float64
@@ -449,7 +449,7 @@ func BenchmarkMatrix(b *testing.B) {
 				}
 			}
 		})
-		for _, dt := range []tensor.DType{tensor.Q4_K, tensor.Q3_K} {
+		for _, dt := range []tensor.DType{tensor.Q4_K, tensor.Q3_K, tensor.IQ2_S, tensor.IQ1_S, tensor.IQ1_M, tensor.TQ2_0} {
 			b.Run("gptq/"+dt.String()+"/"+name, func(b *testing.B) {
 				for b.Loop() {
 					if _, err := QuantizeMatrix(dt, w, rows, cols, stats, gptq.Config{}); err != nil {
