@@ -51,8 +51,8 @@ type cachegenCache struct {
 	cfg          *model.Config
 	rot          []float32 // keys of the chunk being coded, before RoPE
 	rt           ropeTable
-	bytes, elems int64     // coded so far, over the cache's life
-	held         int64     // bytes of the chunks held now
+	bytes, elems int64           // coded so far, over the cache's life
+	held         int64           // bytes of the chunks held now
 	tf           [][]cgTransform // per layer, KV head: the transform (Spec t), or nil
 	z            []float32       // coordinates of the plane being coded
 }
