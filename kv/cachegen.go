@@ -38,7 +38,9 @@ type CodedSizer interface {
 // as soon as it is coded, and kept in float32 beside its bitstream (and
 // counted in Bytes): attention sees the same values, decoded once instead
 // of on every call, for measuring the codec at the speed of the float32
-// cache.
+// cache. With Spec t (a basis, in Spec.pca), each head's rows are coded
+// as their coordinates along the basis's directions (codec step planes,
+// one bin per head, layer and keys or values) and rebuilt from them.
 type cachegenCache struct {
 	sp           Spec
 	cap, hd, C   int
