@@ -101,4 +101,29 @@
 // must end in its initial state (2^23). Decode rejects another version,
 // a bad checksum, any field out of range, a plane that does not consume
 // its bytes exactly, and more than 4096 elements per byte of stream.
+//
+// # Step planes, version 1
+//
+// A step plane (AppendStepPlane, DecodeStepPlane) is a mean plane whose
+// bin the caller gives instead of deriving it from the plane: a transform
+// coder (package kv, cachegen's t field) codes a head's coordinates in a
+// fitted basis with one bin for all of them, set by reverse
+// water-filling, so the bin is a constant of the model, not of the
+// plane, and is not stored. The plane does not stand alone: n, the width
+// and the bin come from its owner.
+//
+//	bytes     field
+//	1         version (1)
+//	W×uvarint each channel's mean in eighths of a bin, zigzag
+//	W         each channel's model code, as in a mean plane
+//	uvarint   R, the rANS stream's bytes
+//	R         the rANS stream, token-major, each element under its
+//	          channel's model
+//	rest      raw bits of large symbols, LSB-first, zero-padded
+//
+// A decoded element is mean + float32(float32(q)·bin). A channel whose
+// differences are all 0 takes the narrowest Laplace model (code 0) and
+// costs about 0.02 bits an element. The bin is 2^−40…2^40; a value more
+// than 2^24 bins from its channel's mean is not coded (an error). Decode
+// rejects another version and malformed bytes as a mean plane's.
 package codec

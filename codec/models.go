@@ -109,7 +109,7 @@ func chooseModel(syms []uint8, meanAbs, rms float64) byte {
 	modelOnce.Do(buildModels)
 	best, bestCost := byte(0), math.Inf(1)
 	for fam, s := range [2]float64{meanAbs, rms} {
-		c0 := spreadBias
+		c0 := 0 // all zeros: the narrowest spread
 		if s > 0 {
 			c0 = int(math.Round(8*math.Log2(s))) + spreadBias
 		}

@@ -314,7 +314,13 @@ func (pc *planeCoder) appendMeanPlane(dst []byte, x []float32, n, width, stride 
 	}
 	e := scaleCode(max(planeScale(vars), amax/(float64(mult)*(1<<22))))
 	dst = append(dst, e)
-	step := mult * scaleOf(e)
+	return pc.appendMeansModels(dst, x, n, width, stride, mult*scaleOf(e), means)
+}
+
+// appendMeansModels codes the plane x with one bin, step: per channel its
+// mean (means[c], the mean of its n tokens) in eighths of a bin, then
+// its model code, then the rANS stream and the raw bits.
+func (pc *planeCoder) appendMeansModels(dst []byte, x []float32, n, width, stride int, step float32, means []float64) ([]byte, error) {
 	fine := step / meanSteps
 	if cap(pc.q) < n*width {
 		pc.q = make([]int64, n*width)
@@ -384,9 +390,14 @@ func decodeMeanPlane(src []byte, n, width int, mult float32, dst []float32, stri
 	if len(src) < 1 {
 		return fmt.Errorf("plane: no scale: %w", ErrCorrupt)
 	}
-	step := mult * scaleOf(src[0])
+	return decodeMeansModels(src[1:], n, width, mult*scaleOf(src[0]), dst, stride)
+}
+
+// decodeMeansModels decodes what appendMeansModels wrote with bin step
+// into dst[t*stride+c].
+func decodeMeansModels(src []byte, n, width int, step float32, dst []float32, stride int) error {
 	fine := step / meanSteps
-	r := bytes.NewReader(src[1:])
+	r := bytes.NewReader(src)
 	means := make([]float32, width)
 	for c := range means {
 		z, err := binary.ReadUvarint(r)

@@ -38,7 +38,9 @@ type CodedSizer interface {
 // as soon as it is coded, and kept in float32 beside its bitstream (and
 // counted in Bytes): attention sees the same values, decoded once instead
 // of on every call, for measuring the codec at the speed of the float32
-// cache.
+// cache. With Spec t (a basis, in Spec.pca), each head's rows are coded
+// as their coordinates along the basis's directions (codec step planes,
+// one bin per head, layer and keys or values) and rebuilt from them.
 type cachegenCache struct {
 	sp           Spec
 	cap, hd, C   int
@@ -50,9 +52,19 @@ type cachegenCache struct {
 	pc           codec.PlaneCoder
 	cfg          *model.Config
 	rot          []float32 // keys of the chunk being coded, before RoPE
-	cs           []float32 // per position coded so far: RoPE's cosines, then sines
-	bytes, elems int64     // coded so far, over the cache's life
-	held         int64     // bytes of the chunks held now
+	rt           ropeTable
+	bytes, elems int64           // coded so far, over the cache's life
+	held         int64           // bytes of the chunks held now
+	tf           [][]cgTransform // per layer, KV head: the transform (Spec t), or nil
+	z            []float32       // coordinates of the plane being coded
+}
+
+// cgTransform is one KV head's transform (Spec t, a PCABasis): keys (0)
+// and values (1) are coded as their coordinates z = fwd·(x − mean), each
+// plane in one bin, step, and rebuilt as x = mean + backᵀ·z.
+type cgTransform struct {
+	mean, fwd, back [2][]float32 // fwd, back: hd×hd, row i direction i
+	step            [2]float32
 }
 
 // cgChunk is one coded chunk of one layer: per KV head, its key plane
@@ -64,7 +76,7 @@ type cgChunk struct {
 
 func newCacheGenCache(cfg *model.Config, positions int, sp *Spec) (*cachegenCache, error) {
 	L := cfg.NLayers
-	c := &cachegenCache{sp: *sp, cap: positions, hd: cfg.HeadDim, C: sp.Chunk, cfg: cfg,
+	c := &cachegenCache{sp: *sp, cap: positions, hd: cfg.HeadDim, C: sp.Chunk, cfg: cfg, rt: ropeTable{cfg: cfg, hd: cfg.HeadDim},
 		opt: codec.Options{Bits: sp.Bits, EarlyBits: sp.EarlyBits, KeyBits: sp.KeyBits, ValueBits: sp.ValueBits,
 			Group: sp.Group, PlaneWidth: cfg.HeadDim},
 		kvDim: make([]int, L), lens: make([]int, L), mk: make([]float32, L), mv: make([]float32, L),
@@ -84,7 +96,127 @@ func newCacheGenCache(cfg *model.Config, positions int, sp *Spec) (*cachegenCach
 		n := min(c.C, positions) * c.kvDim[l]
 		c.openK[l], c.openV[l] = make([]float32, n), make([]float32, n)
 	}
+	if sp.pca != nil {
+		if err := c.setTransform(sp.pca); err != nil {
+			return nil, fmt.Errorf("kv %s: %s: %w", sp, sp.PCAFile, err)
+		}
+	}
 	return c, nil
+}
+
+// setTransform takes each head's transform from b: its directions, and
+// a bin of the layer's multiplier (codec.Options.Bins) times the root
+// mean square of the head's spread along them, √(mean Var). Along a
+// weighted basis's directions an error of each coordinate costs the same
+// downstream, so one bin for all of a head's coordinates is reverse
+// water-filling: a coordinate of spread well under the bin codes to zeros.
+func (c *cachegenCache) setTransform(b *PCABasis) error {
+	if err := b.fits(c.cfg); err != nil {
+		return err
+	}
+	hd := c.hd
+	c.tf = make([][]cgTransform, len(c.kvDim))
+	for l := range c.tf {
+		c.tf[l] = make([]cgTransform, len(b.Layers[l]))
+		for h := range c.tf[l] {
+			t := &c.tf[l][h]
+			for kv, pc := range [2]*PCAComponents{&b.Layers[l][h].K, &b.Layers[l][h].V} {
+				t.mean[kv] = append([]float32(nil), pc.Mean...)
+				t.fwd[kv], t.back[kv] = make([]float32, hd*hd), make([]float32, hd*hd)
+				var sum float64
+				for i := 0; i < hd; i++ {
+					copy(t.fwd[kv][i*hd:], pc.Dirs[i])
+					if pc.Back != nil {
+						copy(t.back[kv][i*hd:], pc.Back[i])
+					} else {
+						copy(t.back[kv][i*hd:], pc.Dirs[i])
+					}
+					sum += pc.Var[i]
+				}
+				m := c.mk[l]
+				if kv == 1 {
+					m = c.mv[l]
+				}
+				t.step[kv] = m * float32(math.Sqrt(sum/float64(hd)))
+				if !(t.step[kv] >= 0x1p-40 && t.step[kv] <= 0x1p40) {
+					return fmt.Errorf("layer %d head %d %s: bin %g (variance %g) out of range", l, h, cgName[kv], t.step[kv], sum)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+var cgName = [2]string{"keys", "values"}
+
+// appendPlane codes C rows of head h of layer's keys (kv 0, before RoPE)
+// or values (kv 1) at x[t*d+h*hd:], d the layer's KV width.
+func (c *cachegenCache) appendPlane(layer, h, kv int, x []float32) ([]byte, error) {
+	d := c.kvDim[layer]
+	if c.tf == nil {
+		m := c.mk[layer]
+		if kv == 1 {
+			m = c.mv[layer]
+		}
+		return c.pc.AppendPlane(nil, x[h*c.hd:], c.C, c.hd, d, m, c.opt.Group)
+	}
+	t, hd := &c.tf[layer][h], c.hd
+	mean, fwd := t.mean[kv], t.fwd[kv]
+	if len(c.z) < c.C*hd {
+		c.z = make([]float32, c.C*hd)
+	}
+	dev := make([]float32, hd)
+	for r := 0; r < c.C; r++ {
+		row := x[r*d+h*hd : r*d+(h+1)*hd]
+		for j, v := range row {
+			dev[j] = v - mean[j]
+		}
+		z := c.z[r*hd : (r+1)*hd]
+		for i := range z {
+			z[i] = kernel.Dot(fwd[i*hd:(i+1)*hd], dev)
+		}
+	}
+	return c.pc.AppendStepPlane(nil, c.z, c.C, hd, hd, t.step[kv])
+}
+
+// decodePlane decodes a plane appendPlane wrote into out[t*stride+c]
+// (keys before RoPE); z is scratch of C × head_dim floats (transform only).
+func (c *cachegenCache) decodePlane(src []byte, layer, h, kv int, out []float32, stride int, z []float32) error {
+	if c.tf == nil {
+		m := c.mk[layer]
+		if kv == 1 {
+			m = c.mv[layer]
+		}
+		return codec.DecodePlane(src, c.C, c.hd, m, c.opt.Group, out, stride)
+	}
+	t, hd := &c.tf[layer][h], c.hd
+	if err := codec.DecodeStepPlane(src, c.C, hd, t.step[kv], z, hd); err != nil {
+		return err
+	}
+	mean, back := t.mean[kv], t.back[kv]
+	for r := 0; r < c.C; r++ {
+		o := out[r*stride : r*stride+hd]
+		copy(o, mean)
+		for i, zi := range z[r*hd : (r+1)*hd] {
+			if zi == 0 {
+				continue
+			}
+			b := back[i*hd : (i+1)*hd]
+			for j := range o {
+				o[j] += zi * b[j]
+			}
+		}
+	}
+	return nil
+}
+
+// planeBuf is the scratch decode needs: a plane, and with a transform its
+// coordinates.
+func (c *cachegenCache) planeBuf() int {
+	if c.tf != nil {
+		return 2 * c.C * c.hd
+	}
+	return c.C * c.hd
 }
 
 // Append implements model.KVCache; a chunk that fills is coded.
@@ -124,21 +256,22 @@ func (c *cachegenCache) codeChunk(layer int) error {
 	c.rope(c.rot, d, len(c.coded[layer])*c.C, c.C, true)
 	for h := 0; h < heads; h++ {
 		var err error
-		if ch.k[h], err = c.pc.AppendPlane(nil, c.rot[h*c.hd:], c.C, c.hd, d, c.mk[layer], c.opt.Group); err != nil {
+		if ch.k[h], err = c.appendPlane(layer, h, 0, c.rot); err != nil {
 			return fmt.Errorf("keys of head %d: %w", h, err)
 		}
-		if ch.v[h], err = c.pc.AppendPlane(nil, c.openV[layer][h*c.hd:], c.C, c.hd, d, c.mv[layer], c.opt.Group); err != nil {
+		if ch.v[h], err = c.appendPlane(layer, h, 1, c.openV[layer]); err != nil {
 			return fmt.Errorf("values of head %d: %w", h, err)
 		}
 		n += int64(len(ch.k[h]) + len(ch.v[h]))
 	}
 	if c.sp.Decoded {
 		ch.dk, ch.dv = make([]float32, c.C*d), make([]float32, c.C*d)
+		z := make([]float32, c.C*c.hd)
 		for h := 0; h < heads; h++ {
-			if err := codec.DecodePlane(ch.k[h], c.C, c.hd, c.mk[layer], c.opt.Group, ch.dk[h*c.hd:], d); err != nil {
+			if err := c.decodePlane(ch.k[h], layer, h, 0, ch.dk[h*c.hd:], d, z); err != nil {
 				return fmt.Errorf("keys of head %d: %w", h, err)
 			}
-			if err := codec.DecodePlane(ch.v[h], c.C, c.hd, c.mv[layer], c.opt.Group, ch.dv[h*c.hd:], d); err != nil {
+			if err := c.decodePlane(ch.v[h], layer, h, 1, ch.dv[h*c.hd:], d, z); err != nil {
 				return fmt.Errorf("values of head %d: %w", h, err)
 			}
 		}
@@ -157,7 +290,7 @@ func (c *cachegenCache) check(layer, head, n int) error {
 }
 
 // decode decodes head's key (kv 0) or value (kv 1) plane of layer's
-// chunk j into buf (C × head_dim).
+// chunk j into buf (C × head_dim; planeBuf floats, the rest scratch).
 func (c *cachegenCache) decode(layer, head, j, kv int, buf []float32) error {
 	if ch := &c.coded[layer][j]; ch.dk != nil {
 		x, d := ch.dk, c.kvDim[layer]
@@ -169,11 +302,11 @@ func (c *cachegenCache) decode(layer, head, j, kv int, buf []float32) error {
 		}
 		return nil
 	}
-	src, m := c.coded[layer][j].k[head], c.mk[layer]
+	src := c.coded[layer][j].k[head]
 	if kv == 1 {
-		src, m = c.coded[layer][j].v[head], c.mv[layer]
+		src = c.coded[layer][j].v[head]
 	}
-	if err := codec.DecodePlane(src, c.C, c.hd, m, c.opt.Group, buf, c.hd); err != nil {
+	if err := c.decodePlane(src, layer, head, kv, buf, c.hd, buf[c.C*c.hd:]); err != nil {
 		return fmt.Errorf("kv %s: layer %d: chunk %d head %d: %w", &c.sp, layer, j, head, err)
 	}
 	if kv == 0 {
@@ -185,6 +318,21 @@ func (c *cachegenCache) decode(layer, head, j, kv int, buf []float32) error {
 // rope rotates n rows of width d (whole heads), the first at position
 // pos, back to position 0 (undo) or from position 0 to their own.
 func (c *cachegenCache) rope(x []float32, d, pos, n int, undo bool) {
+	c.rt.rope(x, d, pos, n, undo)
+}
+
+// ropeTable turns keys through RoPE with the engine's angles, computed
+// once per position and kept (not safe for concurrent use while it
+// grows: a position's angles are computed the first time it is asked).
+type ropeTable struct {
+	cfg *model.Config
+	hd  int
+	cs  []float32 // per position: RoPE's cosines, then sines
+}
+
+// rope rotates n rows of width d (whole heads), the first at position
+// pos, back to position 0 (undo) or from position 0 to their own.
+func (c *ropeTable) rope(x []float32, d, pos, n int, undo bool) {
 	if !(c.cfg.RopeTheta > 0) { // no RoPE to undo
 		return
 	}
@@ -215,7 +363,7 @@ func (c *cachegenCache) rope(x []float32, d, pos, n int, undo bool) {
 // angles returns position p's RoPE cosines and sines (head_dim/2 each),
 // the engine's own: read off model.ShiftKeys turning unit pairs from
 // position 0 to p, once per position, then kept.
-func (c *cachegenCache) angles(p int) []float32 {
+func (c *ropeTable) angles(p int) []float32 {
 	half := c.hd / 2
 	for len(c.cs) <= p*c.hd {
 		q := len(c.cs) / c.hd
@@ -257,7 +405,7 @@ func (c *cachegenCache) Scores(layer, head int, q []float32, qs, nq, n int, scal
 	if nq <= 0 || n == 0 {
 		return nil
 	}
-	buf := scratch[:c.C*c.hd]
+	buf := scratch[:c.planeBuf()]
 	done := len(c.coded[layer]) * c.C
 	for j := 0; j*c.C < min(n, done); j++ {
 		p0 := j * c.C
@@ -289,7 +437,8 @@ func (c *cachegenCache) WeightedSum(layer, head int, w, dst []float32, scratch [
 	if len(scratch) < c.ScratchSize() {
 		return fmt.Errorf("kv %s: scratch of %d floats, want %d", &c.sp, len(scratch), c.ScratchSize())
 	}
-	buf, part := scratch[:c.C*c.hd], scratch[c.C*c.hd:(c.C+1)*c.hd]
+	pb := c.planeBuf()
+	buf, part := scratch[:pb], scratch[pb:pb+c.hd]
 	clear(dst)
 	done := len(c.coded[layer]) * c.C
 	for j := 0; j*c.C < min(n, done); j++ {
@@ -328,7 +477,7 @@ func (c *cachegenCache) Truncate(n int) error {
 		keep, d := n/c.C, c.kvDim[l]
 		if keep < len(c.coded[l]) {
 			if n > keep*c.C {
-				buf := make([]float32, c.C*c.hd)
+				buf := make([]float32, c.planeBuf())
 				for h := 0; h < d/c.hd; h++ {
 					for kv, open := range [2][]float32{c.openK[l], c.openV[l]} {
 						if err := c.decode(l, h, keep, kv, buf); err != nil {
@@ -366,7 +515,7 @@ func (c *cachegenCache) ReadKV(layer, from, to int, k, v []float32) error {
 	if len(k) != (to-from)*d || len(v) != (to-from)*d {
 		return fmt.Errorf("kv %s: layer %d: buffers of %d and %d floats for %d positions of width %d", &c.sp, layer, len(k), len(v), to-from, d)
 	}
-	buf := make([]float32, c.C*c.hd)
+	buf := make([]float32, c.planeBuf())
 	done := len(c.coded[layer]) * c.C
 	for p := from; p < to; {
 		j := p / c.C
@@ -402,7 +551,7 @@ func (c *cachegenCache) Cap() int { return c.cap }
 
 // ScratchSize implements model.KVCache: one decoded plane and a partial
 // sum.
-func (c *cachegenCache) ScratchSize() int { return (c.C + 1) * c.hd }
+func (c *cachegenCache) ScratchSize() int { return c.planeBuf() + c.hd }
 
 // Bytes implements model.KVCache: the coded chunks held plus the float32
 // open chunk of every layer.
@@ -422,14 +571,27 @@ func (c *cachegenCache) CodedSize() (bytes, elements int64) { return c.bytes, c.
 // (positions per coded chunk), kX and vX (bits added to keys' and to
 // values' quality), eX (the extra bits of the early layers,
 // codec.Options.EarlyBits; e0 for none), gG (CacheGen's anchor groups of G
-// tokens instead of channel means) and d (keep chunks decoded too).
+// tokens instead of channel means), d (keep chunks decoded too) and,
+// last, tFILE (transform coding in the basis FILE, a PCABasis fitted by
+// CacheGenFit; FILE is the rest of the spec and may hold colons).
 func parseCacheGen(s, rest string) (*Spec, error) {
 	sp := &Spec{Kind: KindCacheGen, Bits: DefaultCacheGenBits, Chunk: DefaultCacheGenChunk}
 	seen := map[byte]bool{}
 	if rest == "" {
 		return sp, nil
 	}
-	for _, f := range strings.Split(rest, ":") {
+	fields := strings.Split(rest, ":")
+	for i, f := range fields {
+		if f != "" && f[0] == 't' {
+			sp.PCAFile = strings.Join(fields[i:], ":")[1:]
+			if sp.PCAFile == "" {
+				return nil, fmt.Errorf("kv spec %q: field t: no basis file", s)
+			}
+			fields = fields[:i]
+			break
+		}
+	}
+	for _, f := range fields {
 		if f == "" {
 			return nil, fmt.Errorf("kv spec %q: empty field", s)
 		}
@@ -470,7 +632,7 @@ func parseCacheGen(s, rest string) (*Spec, error) {
 			}
 			sp.Decoded = true
 		default:
-			err = fmt.Errorf("unknown field (want qB, cC, kX, vX, eX, gG or d)")
+			err = fmt.Errorf("unknown field (want qB, cC, kX, vX, eX, gG, d or tFILE)")
 		}
 		if err != nil {
 			return nil, fmt.Errorf("kv spec %q: field %q: %w", s, f, err)
@@ -478,6 +640,16 @@ func parseCacheGen(s, rest string) (*Spec, error) {
 	}
 	if _, _, err := (codec.Options{Bits: sp.Bits, EarlyBits: sp.EarlyBits, KeyBits: sp.KeyBits, ValueBits: sp.ValueBits}).Bins(0, 1); err != nil {
 		return nil, fmt.Errorf("kv spec %q: %w", s, err)
+	}
+	if sp.PCAFile != "" {
+		if sp.Group > 0 {
+			return nil, fmt.Errorf("kv spec %q: a transform (t) codes channel means, not anchor groups (g)", s)
+		}
+		b, err := ReadPCABasis(sp.PCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("kv spec %q: %w", s, err)
+		}
+		sp.pca = b
 	}
 	return sp, nil
 }
@@ -499,6 +671,9 @@ func cacheGenString(sp *Spec) string {
 	}
 	if sp.Decoded {
 		s += ":d"
+	}
+	if sp.PCAFile != "" {
+		s += ":t" + sp.PCAFile
 	}
 	return s
 }

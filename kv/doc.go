@@ -152,7 +152,7 @@
 //	                     per element) and rq:k3.625/3.5/2.75/2.875/2.875/
 //	                     2.875/2.5/2.875:v3.5/3.375/2.5/2.625/2.625/2.625/
 //	                     2.25/2.625 (3.0); m measured worse there.
-//	cachegen[:qB][:cC][:kX][:vX][:eX][:gG][:d]
+//	cachegen[:qB][:cC][:kX][:vX][:eX][:gG][:d][:tFILE]
 //	                     CacheGen (Liu et al. 2024, "CacheGen: KV Cache
 //	                     Compression and Streaming for Fast Large Language
 //	                     Model Serving"; package codec): every full chunk
@@ -173,6 +173,16 @@
 //	                     fast as f32 and sees the same values. Defaults:
 //	                     q7.5, c64, k0, v0, e1.5. eval reports its size from
 //	                     the bitstreams it coded (kv.CodedSizer).
+//	                     tFILE (last; FILE may hold colons) codes each
+//	                     head's keys (before RoPE) and values as their
+//	                     coordinates in the basis FILE (a PCABasis that
+//	                     CacheGenFit writes: weighted, keys fitted before
+//	                     RoPE), every coordinate of a head in one bin, the
+//	                     layer's multiplier (as above) times √(mean
+//	                     variance) of the basis: reverse water-filling in
+//	                     the metric that matters downstream (codec step
+//	                     planes). The basis is a model constant, not
+//	                     counted in the cache's size.
 //
 //	snapkv[:B][:wW][:kK][+CACHE]
 //	                     SnapKV (Li et al. 2024, "SnapKV: LLM Knows What You

@@ -1,0 +1,68 @@
+package codec
+
+import (
+	"fmt"
+	"math"
+)
+
+// StepVersion is the format version of a step plane, its first byte.
+const StepVersion = 1
+
+// Bounds of a step plane's bin.
+const (
+	minStep = 0x1p-40
+	maxStep = 0x1p40
+)
+
+// AppendStepPlane codes x[t*stride+c] for t < n, c < width as a step
+// plane and appends it to dst: every channel is predicted from its mean
+// over the n tokens (stored in eighths of a bin) and quantized with the
+// one bin step, the caller's (a transform coder sets it from its
+// reverse water-filling: a channel whose spread is well under step codes
+// to zeros at about 0.02 bits each). Each channel's differences are coded
+// under the parametric model that costs them the fewest bits, as in a
+// mean plane (see the package doc, "Step planes"). Every decoded value is
+// within half a bin of x (up to float32 rounding). It fails on a value
+// that is not finite, a step outside 2^−40…2^40, or a value more than
+// 2^24 bins from its channel's mean.
+func (p *PlaneCoder) AppendStepPlane(dst []byte, x []float32, n, width, stride int, step float32) ([]byte, error) {
+	if n < 0 || width < 1 || stride < width || len(x) < max(0, (n-1)*stride+width) || !(step >= minStep && step <= maxStep) {
+		return nil, fmt.Errorf("codec: step plane of %d×%d (stride %d, bin %g) over %d floats", n, width, stride, step, len(x))
+	}
+	means := make([]float64, width)
+	for c := range means {
+		var sum float64
+		for t := 0; t < n; t++ {
+			v := float64(x[t*stride+c])
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return nil, fmt.Errorf("codec: step plane: token %d channel %d: %v is not finite", t, c, v)
+			}
+			sum += v
+		}
+		means[c] = sum / float64(max(n, 1))
+	}
+	out, err := p.pc.appendMeansModels(append(dst, StepVersion), x, n, width, stride, step, means)
+	if err != nil {
+		return nil, fmt.Errorf("codec: step plane: %w", err)
+	}
+	return out, nil
+}
+
+// DecodeStepPlane decodes a step plane that AppendStepPlane wrote with
+// the same n, width and step into dst[t*stride+c]. A malformed plane is
+// an error wrapping ErrCorrupt, a plane of another version an error.
+func DecodeStepPlane(src []byte, n, width int, step float32, dst []float32, stride int) error {
+	if n < 0 || width < 1 || stride < width || len(dst) < max(0, (n-1)*stride+width) || !(step >= minStep && step <= maxStep) {
+		return fmt.Errorf("codec: step plane of %d×%d (stride %d, bin %g) into %d floats", n, width, stride, step, len(dst))
+	}
+	if len(src) < 1 {
+		return fmt.Errorf("codec: step plane: empty: %w", ErrCorrupt)
+	}
+	if src[0] != StepVersion {
+		return fmt.Errorf("codec: step plane format version %d, this build reads version %d", src[0], StepVersion)
+	}
+	if err := decodeMeansModels(src[1:], n, width, step, dst, stride); err != nil {
+		return fmt.Errorf("codec: step %w", err)
+	}
+	return nil
+}
