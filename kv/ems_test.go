@@ -273,3 +273,148 @@ func TestEMSMergeAttention(t *testing.T) {
 		})
 	}
 }
+
+// TestEMSEdgeCases: a single position; all-equal keys, where the merged
+// entries, weighted by their counts, give exactly full attention (the mean
+// value) and eviction alone does not; a budget of every position, where
+// the cache is f32's (TestEvictFullBudgetIdentical checks that through the
+// engine).
+func TestEMSEdgeCases(t *testing.T) {
+	d := testCfg.KVDim(1)
+	rng := rand.New(rand.NewPCG(5, 6))
+	k1, v1 := kvRows(rng, 1, d)
+	emsRun(t, "ems:0.5", k1, v1, 1e-6)
+
+	const n = 64
+	keys, vals := kvRows(rng, n, d)
+	for p := range keys {
+		keys[p] = keys[0]
+	}
+	for _, tc := range []struct {
+		spec  string
+		exact bool
+	}{{"ems:0.25:w8", true}, {"ems:0.25:w8:e", false}, {"ems:8:w4:t1", true}} {
+		ref := emsRun(t, tc.spec, keys, vals, 1e-4)
+		// The reference's last query: its output against the mean value.
+		en := ref.entries
+		mean := make([]float64, ref.hd)
+		for p := range vals {
+			for j := range mean {
+				mean[j] += float64(vals[p][ref.kvh*ref.hd+j]) / n
+			}
+		}
+		out := make([]float64, ref.hd)
+		total := 0
+		for _, e := range en {
+			total += len(e.members)
+			for p, a := range e.members {
+				for j := range out {
+					out[j] += float64(len(e.members)) * a * float64(vals[p][ref.kvh*ref.hd+j])
+				}
+			}
+		}
+		var dev float64
+		for j := range out {
+			dev = math.Max(dev, math.Abs(out[j]/float64(total)-mean[j]))
+		}
+		if tc.exact && (total != n || dev > 1e-9) {
+			t.Errorf("%s: all-equal keys: %d positions in %d entries, mean value off by %g; want all %d, exact", tc.spec, total, len(en), dev, n)
+		}
+		if !tc.exact && dev < 1e-3 {
+			t.Errorf("%s: all-equal keys: the mean value although positions are dropped (off by %g)", tc.spec, dev)
+		}
+	}
+}
+
+// TestEMSTruncate: truncating to n keeps every entry consistent (weights
+// summing to 1, counts, mean keys of the remaining positions) and the cache
+// goes on.
+func TestEMSTruncate(t *testing.T) {
+	cfg := testCfg
+	const n = 80
+	sp, err := Parse("ems:24:w8:t0.8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := sp.New(&cfg, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ec := c.(*evictCache)
+	rng := rand.New(rand.NewPCG(7, 8))
+	keys, vals := kvRows(rng, n, cfg.KVDim(0))
+	hd := cfg.HeadDim
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	scratch := make([]float32, c.ScratchSize())
+	run := func(from, to int) {
+		for p := from; p < to; p++ {
+			for l := 0; l < cfg.NLayers; l++ {
+				if err := c.Append(l, keys[p], vals[p]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for l := 0; l < cfg.NLayers; l++ {
+				for qh := 0; qh < cfg.NHeads; qh++ {
+					kvh := qh / (cfg.NHeads / cfg.NKVHeads)
+					q := make([]float32, hd)
+					for i := range q {
+						q[i] = float32(rng.NormFloat64())
+					}
+					row := make([]float32, p+1)
+					if err := c.Scores(l, kvh, q, hd, 1, p+1, scale, row, p+1, scratch); err != nil {
+						t.Fatal(err)
+					}
+					ec.Mask(l, qh, p, row)
+					inv := 1 / kernel.Softmax(row)
+					ec.Observe(l, qh, p, row, inv)
+				}
+			}
+		}
+	}
+	check := func(m int) {
+		for l := range ec.heads {
+			for qh := range ec.heads[l] {
+				st := &ec.heads[l][qh]
+				kvh := qh / ec.group[l]
+				kept := 0
+				for s := 0; s < m; s++ {
+					if st.gone[s] {
+						continue
+					}
+					kept++
+					var tot float64
+					cnt := int32(0)
+					mean := make([]float64, hd)
+					for p := 0; p < m; p++ {
+						if int(st.m.owner[p]) == s {
+							tot += st.m.alpha[p]
+							cnt++
+							for i := range mean {
+								mean[i] += st.m.alpha[p] * float64(keys[p][kvh*hd+i])
+							}
+						}
+					}
+					if math.Abs(tot-1) > 1e-9 || cnt != st.m.count[s] || st.m.owner[s] != int32(s) {
+						t.Fatalf("layer %d head %d, %d positions: entry %d: weights sum to %v, %d positions, count %d", l, qh, m, s, tot, cnt, st.m.count[s])
+					}
+					for i := range mean {
+						if math.Abs(mean[i]-st.m.kbar[s*hd+i]) > 1e-9 {
+							t.Fatalf("layer %d head %d, %d positions: entry %d: mean key %d is %v, want %v", l, qh, m, s, i, st.m.kbar[s*hd+i], mean[i])
+						}
+					}
+				}
+				if kept != st.nkept || kept > ec.budget {
+					t.Fatalf("layer %d head %d: %d entries, nkept %d, budget %d", l, qh, kept, st.nkept, ec.budget)
+				}
+			}
+		}
+	}
+	run(0, 60)
+	check(60)
+	if err := c.Truncate(45); err != nil {
+		t.Fatal(err)
+	}
+	check(45)
+	run(45, n)
+	check(n)
+}
