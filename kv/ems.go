@@ -69,6 +69,7 @@ func (c *evictCache) emsEvict(st *h2oHead, v, p int) {
 	}
 	st.gone[v] = true
 	if to < 0 || best < c.e.Threshold {
+		st.dropped++
 		for q := 0; q <= p; q++ {
 			if int(m.owner[q]) == v {
 				m.owner[q] = -1
@@ -83,6 +84,7 @@ func (c *evictCache) emsEvict(st *h2oHead, v, p int) {
 			wt, wv = 1, 1
 		}
 	}
+	st.merged++
 	ft, fv := wt/(wt+wv), wv/(wt+wv)
 	for q := 0; q <= p; q++ {
 		switch int(m.owner[q]) {

@@ -1,12 +1,17 @@
 package kv
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"testing"
 
+	"github.com/terse-llm/terse/eval"
+	"github.com/terse-llm/terse/internal/testshared"
 	"github.com/terse-llm/terse/kernel"
+	"github.com/terse-llm/terse/load"
 	"github.com/terse-llm/terse/model"
 )
 
@@ -417,4 +422,53 @@ func TestEMSTruncate(t *testing.T) {
 	check(45)
 	run(45, n)
 	check(n)
+}
+
+// TestEMSHeadsPDText (TERSE_EMS_HEADS=spec, e.g. ems:0.25) logs, for one
+// 511-token window of pdtext-llama-28m, the share of each query head's
+// evictions that merged rather than dropped: how EMS's threshold splits
+// heads into redundant (merging) and sparse (evicting) ones.
+func TestEMSHeadsPDText(t *testing.T) {
+	spec := os.Getenv("TERSE_EMS_HEADS")
+	if spec == "" {
+		t.Skip("TERSE_EMS_HEADS not set")
+	}
+	dir := testshared.Path(t, "models/pdtext-llama-28m")
+	raw, err := os.ReadFile(testshared.Path(t, "data/pdtext-val.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck, err := load.Open(dir, load.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	sp, err := Parse(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := ck.Model
+	tokens := eval.Stream(ck.Tokenizer, string(raw), "")[:511]
+	var ec *evictCache
+	r := model.NewRunner(m, 0)
+	r.NewCache = func(n int) (model.KVCache, error) {
+		c, err := sp.New(&m.Config, n)
+		ec, _ = c.(*evictCache)
+		return c, err
+	}
+	out := make([]float32, len(tokens)*m.Config.VocabSize)
+	if err := r.Logits(tokens, out); err != nil {
+		t.Fatal(err)
+	}
+	if ec == nil {
+		t.Fatalf("%s: not an eviction cache", spec)
+	}
+	for l := range ec.heads {
+		line := ""
+		for h := range ec.heads[l] {
+			st := &ec.heads[l][h]
+			line += fmt.Sprintf(" %3.0f%%", 100*float64(st.merged)/float64(max(1, st.merged+st.dropped)))
+		}
+		t.Logf("%s layer %d, merged share per head:%s", spec, l, line)
+	}
 }

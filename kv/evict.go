@@ -186,8 +186,10 @@ type h2oHead struct {
 	ring  [][]float32
 	local []float64
 	rows  int // queries observed
-	// EMS's merged entries (with merging only).
-	m emsMerge
+	// EMS's merged entries (with merging only), and how many evictions
+	// merged and dropped.
+	m               emsMerge
+	merged, dropped int
 }
 
 func newEvictCache(inner model.KVCache, cfg *model.Config, e Evict) *evictCache {
