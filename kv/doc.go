@@ -195,17 +195,43 @@
 //	                     at the end of the prompt; here the budget holds at
 //	                     every query, so it selects as it goes (one position
 //	                     per step past the budget). Defaults: 0.5, w32, k5.
-//	ems[:B][:wW][+CACHE] EMS (Li et al. 2024, "EMS: Adaptive Evict-then-Merge
+//	ems[:B][:wW][:tT][:s][:e][+CACHE]
+//	                     EMS (Li et al. 2024, "EMS: Adaptive Evict-then-Merge
 //	                     Strategy for Head-wise KV Cache Compression Based on
-//	                     Global-Local Importance"), its eviction: a budget
-//	                     of B positions per head; past it, the position of
-//	                     the least global-local score is evicted: its
-//	                     accumulated attention over the number of queries
-//	                     that saw it (global, free of the causal mask's
-//	                     bias) plus its mean attention from the last W
-//	                     queries (local). EMS's merging of evicted tokens
-//	                     into class centres and its adaptive head-wise
-//	                     budgets are not implemented. Defaults: 0.5, w32.
+//	                     Global-Local Importance"): a budget of B entries per
+//	                     query head; past it, the entry of the least
+//	                     global-local score outside the last W positions
+//	                     leaves: its accumulated attention over the number of
+//	                     queries that saw it (global, free of the causal
+//	                     mask's bias) plus its mean attention from the last W
+//	                     queries (local). Evict-then-merge: the leaving entry
+//	                     is merged into the kept entry whose mean key (as
+//	                     appended, before CACHE's quantization) has the
+//	                     largest cosine similarity with its own, when that
+//	                     is at least T (a redundant head merges), and is
+//	                     dropped otherwise (EMS's zero class: a sparse head
+//	                     evicts), so each head finds its own split of the
+//	                     budget between kept and merged tokens. A merged
+//	                     entry's key and value are weighted means of its
+//	                     positions' stored keys and values, the two merged
+//	                     entries weighed by the positions they stand for
+//	                     (plain means), or by their global-local scores with
+//	                     s; it keeps the slot of the entry merged into and
+//	                     takes over the other's accumulated attention and
+//	                     votes. In the softmax an entry of n positions
+//	                     scores q·k̄ + ln n: it weighs as n copies of its
+//	                     mean key, so n equal keys are represented exactly.
+//	                     Its score and value sum come from the stored
+//	                     positions (q·k̄ = Σ α_p q·k_p), so it composes with
+//	                     any CACHE. Ties go to the earliest position. The
+//	                     similarity measure, the threshold and the merge
+//	                     weights are this package's choices, not taken
+//	                     from the paper's text. e turns
+//	                     merging off: the global-local eviction alone (what
+//	                     ems meant before merging; "ems:B:wW" now means the
+//	                     full method). Budgets are per head, not shared
+//	                     across heads (heads run concurrently). Defaults:
+//	                     0.5, w32, t0.5.
 //
 // An eviction spec stores its positions in CACHE (default f32; any spec
 // above but another eviction): "h2o:0.5+q8_0". Evicted positions are

@@ -20,6 +20,9 @@ const (
 	// defaults); EMS's local window.
 	DefaultSnapWindow = 32
 	DefaultSnapKernel = 5
+	// DefaultEMSThreshold is the key cosine similarity at or above which
+	// EMS merges an evicted entry instead of dropping it.
+	DefaultEMSThreshold = 0.5
 )
 
 // Evict is the token-eviction part of a spec: which positions attention
@@ -43,6 +46,15 @@ type Evict struct {
 	// width.
 	Score             string
 	ObsWindow, Kernel int
+	// EMS's evict-then-merge (Score "ems"): an evicted entry is merged
+	// into the kept entry whose key is most similar to its own when the
+	// cosine similarity is at least Threshold, and dropped (EMS's zero
+	// class) otherwise. EvictOnly turns merging off (every evicted entry
+	// dropped: the Global-Local eviction alone); ScoreWeights weighs the
+	// two entries of a merge by their Global-Local scores instead of by
+	// the positions they stand for.
+	Threshold               float64
+	EvictOnly, ScoreWeights bool
 }
 
 // parseEvict reads "sink[:S][:wW]" or "h2o[:B][:rP]" (rest after the name).
@@ -51,7 +63,7 @@ func parseEvict(s, name, rest string) (*Evict, error) {
 	if name == "snapkv" || name == "ems" {
 		e.Score, e.ObsWindow, e.Kernel, e.RecentPct = name, DefaultSnapWindow, DefaultSnapKernel, 0
 		if name == "ems" {
-			e.Kernel = 0
+			e.Kernel, e.Threshold = 0, DefaultEMSThreshold
 		}
 	}
 	if rest == "" {
@@ -71,6 +83,15 @@ func parseEvict(s, name, rest string) (*Evict, error) {
 			err = fmt.Errorf("empty field")
 		case e.Score != "" && f[0] == 'w':
 			e.ObsWindow, err = parseInt(f[1:], 1, 1<<16)
+		case e.Score == "ems" && f[0] == 't':
+			e.Threshold, err = strconv.ParseFloat(f[1:], 64)
+			if err != nil || !(e.Threshold >= -1 && e.Threshold <= 1) {
+				err = fmt.Errorf("similarity threshold %q: want a cosine in [-1, 1]", f[1:])
+			}
+		case e.Score == "ems" && f == "e":
+			e.EvictOnly = true
+		case e.Score == "ems" && f == "s":
+			e.ScoreWeights = true
 		case e.Score == "snapkv" && f[0] == 'k':
 			e.Kernel, err = parseInt(f[1:], 1, 255)
 			if err == nil && e.Kernel%2 == 0 {
@@ -102,7 +123,14 @@ func (e *Evict) String() string {
 	case "snapkv":
 		return fmt.Sprintf("snapkv:%s:w%d:k%d", strconv.FormatFloat(e.Budget, 'g', -1, 64), e.ObsWindow, e.Kernel)
 	case "ems":
-		return fmt.Sprintf("ems:%s:w%d", strconv.FormatFloat(e.Budget, 'g', -1, 64), e.ObsWindow)
+		s := fmt.Sprintf("ems:%s:w%d:t%s", strconv.FormatFloat(e.Budget, 'g', -1, 64), e.ObsWindow, strconv.FormatFloat(e.Threshold, 'g', -1, 64))
+		if e.ScoreWeights {
+			s += ":s"
+		}
+		if e.EvictOnly {
+			s += ":e"
+		}
+		return s
 	}
 	if e.H2O {
 		return fmt.Sprintf("h2o:%s:r%d", strconv.FormatFloat(e.Budget, 'g', -1, 64), e.RecentPct)
@@ -134,6 +162,15 @@ type evictCache struct {
 	budget int // positions kept
 	recent int // of them, the recent window (H2O)
 	heads  [][]h2oHead
+	// EMS's evict-then-merge: the keys as appended (per layer, capacity ×
+	// KV width, for the similarity of entries only) and how many
+	// positions each layer holds; each layer's query heads per KV head.
+	merge bool
+	hd    int
+	kvDim []int
+	group []int
+	keys  [][]float32
+	klen  []int
 }
 
 // h2oHead is one query head's H2O state: the accumulated attention of
@@ -149,6 +186,10 @@ type h2oHead struct {
 	ring  [][]float32
 	local []float64
 	rows  int // queries observed
+	// EMS's merged entries (with merging only), and how many evictions
+	// merged and dropped.
+	m               emsMerge
+	merged, dropped int
 }
 
 func newEvictCache(inner model.KVCache, cfg *model.Config, e Evict) *evictCache {
@@ -158,7 +199,17 @@ func newEvictCache(inner model.KVCache, cfg *model.Config, e Evict) *evictCache 
 		if e.Score != "" {
 			c.recent = max(1, min(e.ObsWindow, c.budget))
 		}
+		c.merge = e.Score == "ems" && !e.EvictOnly
 		c.heads = make([][]h2oHead, cfg.NLayers)
+		if c.merge {
+			c.hd, c.kvDim, c.group = cfg.HeadDim, make([]int, cfg.NLayers), make([]int, cfg.NLayers)
+			c.keys, c.klen = make([][]float32, cfg.NLayers), make([]int, cfg.NLayers)
+			for l := range c.keys {
+				c.kvDim[l] = cfg.KVDim(l)
+				c.group[l] = max(1, cfg.Layer(l).NHeads/max(1, cfg.Layer(l).NKVHeads))
+				c.keys[l] = make([]float32, inner.Cap()*c.kvDim[l])
+			}
+		}
 		for l := range c.heads {
 			c.heads[l] = make([]h2oHead, cfg.Layer(l).NHeads)
 			for h := range c.heads[l] {
@@ -169,6 +220,9 @@ func newEvictCache(inner model.KVCache, cfg *model.Config, e Evict) *evictCache 
 					for i := range st.ring {
 						st.ring[i] = make([]float32, inner.Cap())
 					}
+				}
+				if c.merge {
+					st.m = newEMSMerge(inner.Cap(), cfg.HeadDim)
 				}
 				c.heads[l][h] = st
 			}
@@ -196,6 +250,10 @@ func (c *evictCache) Mask(layer, qhead, pos int, row []float32) {
 		st.next++
 		st.acc[p], st.gone[p] = 0, false
 		st.nkept++
+		if c.merge {
+			d, kvh := c.kvDim[layer], qhead/c.group[layer]
+			st.m.add(p, c.keys[layer][p*d+kvh*c.hd:p*d+(kvh+1)*c.hd])
+		}
 		if st.nkept > c.budget {
 			victim, best := -1, 0.0
 			for q := 0; q <= p-c.recent; q++ {
@@ -206,10 +264,17 @@ func (c *evictCache) Mask(layer, qhead, pos int, row []float32) {
 				}
 			}
 			if victim >= 0 {
-				st.gone[victim] = true
+				if c.merge {
+					c.emsEvict(st, victim, p)
+				} else {
+					st.gone[victim] = true
+				}
 				st.nkept--
 			}
 		}
+	}
+	if c.merge {
+		c.emsScores(st, pos, row)
 	}
 	lower(row, func(p int) bool { return st.gone[p] })
 	if m, ok := c.KVCache.(model.AttentionMasker); ok {
@@ -293,9 +358,29 @@ func (c *evictCache) Observe(layer, qhead, pos int, row []float32, inv float32) 
 		}
 		st.rows = pos + 1
 	}
+	if c.merge {
+		c.emsSpread(st, pos, row)
+	}
 	if m, ok := c.KVCache.(model.AttentionMasker); ok {
 		m.Observe(layer, qhead, pos, row, inv)
 	}
+}
+
+// Append implements model.KVCache; EMS's merging keeps a copy of the keys
+// as appended, to measure the similarity of entries.
+func (c *evictCache) Append(layer int, k, v []float32) error {
+	if err := c.KVCache.Append(layer, k, v); err != nil {
+		return err
+	}
+	if c.merge {
+		d, n := c.kvDim[layer], c.klen[layer]
+		if len(k) != d || n >= c.Cap() {
+			return fmt.Errorf("kv %s: layer %d: key copy of position %d (width %d, capacity %d)", c.e.String(), layer, n, len(k), c.Cap())
+		}
+		copy(c.keys[layer][n*d:(n+1)*d], k)
+		c.klen[layer]++
+	}
+	return nil
 }
 
 // Truncate implements model.KVCache; H2O forgets the positions at or past
@@ -304,9 +389,15 @@ func (c *evictCache) Truncate(n int) error {
 	if err := c.KVCache.Truncate(n); err != nil {
 		return err
 	}
+	for l := range c.klen {
+		c.klen[l] = min(c.klen[l], n)
+	}
 	for l := range c.heads {
 		for h := range c.heads[l] {
 			st := &c.heads[l][h]
+			if c.merge && st.next > n {
+				c.emsTruncate(st, l, h/c.group[l], n)
+			}
 			if st.ring != nil && st.rows > n {
 				// The local votes of queries past n go.
 				for _, r := range st.ring {

@@ -49,7 +49,7 @@ func TestEvictAttention(t *testing.T) {
 	cfg := testCfg
 	const n = 96
 	for _, spec := range []string{"sink:4:w16", "sink:0:w8", "h2o:24", "h2o:0.25:r25", "h2o:0.5:r0", "sink:4:w100", "h2o:1.0",
-		"snapkv:24:w8:k5", "snapkv:0.5:w4:k1", "snapkv:30:w40:k3", "ems:24:w8", "ems:0.3:w1"} {
+		"snapkv:24:w8:k5", "snapkv:0.5:w4:k1", "snapkv:30:w40:k3", "ems:24:w8:e", "ems:0.3:w1:e"} {
 		t.Run(spec, func(t *testing.T) {
 			sp, err := Parse(spec)
 			if err != nil {
@@ -215,7 +215,7 @@ func TestEvictFullBudgetIdentical(t *testing.T) {
 	for _, tc := range []struct {
 		spec string
 		same bool
-	}{{"sink:4:w96", true}, {"h2o:1.0", true}, {"h2o:100", true}, {"sink:4:w32", false}, {"h2o:0.5", false}} {
+	}{{"sink:4:w96", true}, {"h2o:1.0", true}, {"h2o:100", true}, {"ems:1.0", true}, {"ems:100:t-1:s", true}, {"sink:4:w32", false}, {"h2o:0.5", false}, {"ems:0.5", false}, {"ems:0.5:e", false}} {
 		sp, err := Parse(tc.spec)
 		if err != nil {
 			t.Fatal(err)

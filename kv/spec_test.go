@@ -35,8 +35,10 @@ func TestParse(t *testing.T) {
 		{"gear:b2:o0:r4:c128:g16", "gear:b2:g16:o0:r4:c128"},
 		{"snapkv", "snapkv:0.5:w32:k5+f32"},
 		{"snapkv:0.25:w16:k7+kivi:k4v4", "snapkv:0.25:w16:k7+kivi:k4v4:g32:r128"},
-		{"ems", "ems:0.5:w32+f32"},
-		{"ems:256:w8+q4_0", "ems:256:w8+q4_0"},
+		{"ems", "ems:0.5:w32:t0.5+f32"},
+		{"ems:0.25:t0.8:s", "ems:0.25:w32:t0.8:s+f32"},
+		{"ems:0.5:e:w8", "ems:0.5:w8:t0.5:e+f32"},
+		{"ems:256:w8+q4_0", "ems:256:w8:t0.5+q4_0"},
 		{"h2o:0.5+zip", "h2o:0.5:r50+zip:h4:l2:f0.4:g32:s0"},
 		{"rq", "rq:k3:v3:s0"},
 		{"rq:k4:v2.5:s1", "rq:k4:v2.5:s1"},
@@ -80,6 +82,10 @@ func TestParse(t *testing.T) {
 		{"snapkv:0.5:r50", "unknown field"},
 		{"ems:0.5:w0", "integer in"},
 		{"ems:0.5:w8:w9", "twice"},
+		{"ems:0.5:t1.5", "cosine"},
+		{"ems:0.5:tx", "cosine"},
+		{"ems:0.5:e:e", "twice"},
+		{"ems:0.5:k5", "unknown field"},
 		{"zip+q4_0", "take a +CACHE"},
 		{"rq:k9", "1 to 8"},
 		{"rq:k0.5", "1 to 8"},
@@ -99,7 +105,7 @@ func TestParse(t *testing.T) {
 
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{"f32", "q4_0", "h2o", "sink:4:r64+q8_0", "kivi", "kivi:k2v2:g32:r128", "kivi:k4v4", "kivi:g16:r0", "q8_0:",
-		"zip", "zip:h8:l3:f0.25:s4:p", "stair:b8/4/2:w16/32", "gear:b2:o5:r4:c16", "snapkv:0.25:w8:k3+zip", "ems:12:w4+stair:b3",
+		"zip", "zip:h8:l3:f0.25:s4:p", "stair:b8/4/2:w16/32", "gear:b2:o5:r4:c16", "snapkv:0.25:w8:k3+zip", "ems:12:w4+stair:b3", "ems:0.25:w8:t0.7:s+q8_0", "ems:0.5:t-1:e",
 		"rq", "rq:k2.5:v4:s0:p", "rq:m:s3", "rq:k3/4", "h2o:0.5+rq:k16:v1"} {
 		f.Add(s)
 	}
