@@ -31,7 +31,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	topK := fs.Int("save-top-k", eval.DefaultTopK, "log-probs kept per position by --save-logits")
 	threads := fs.Int("threads", 0, "worker threads (0: all cores)")
 	perPos := fs.Bool("per-position", false, "include every scored position's NLL (and KLD) in --json output")
-	kvFlag := fs.String("kv", "f32", "KV cache of --model (--base keeps f32): f32, f16, q8_0, q4_0, q5_0, kivi[:kBvB][:gG][:rR], sink[:S][:wW][+CACHE], h2o[:B][:rP][+CACHE], snapkv[:B][+CACHE], ems[:B][+CACHE], zip[:hH][:lL][:fF], stair[:bB1/B2][:wW], gear[:bB][:oO][:rR], pca[:kF][:vF][:bB]:FILE (terse kvfit), … (see package kv)")
+	kvFlag := fs.String("kv", "f32", "KV cache of --model (--base keeps f32): f32, f16, q8_0, q4_0, q5_0, kivi[:kBvB][:gG][:rR], sink[:S][:wW][+CACHE], h2o[:B][:rP][+CACHE], snapkv[:B][+CACHE], ems[:B][:wW][:tT][:s][:e][+CACHE], zip[:hH][:lL][:fF], stair[:bB1/B2][:wW], gear[:bB][:oO][:rR], pca[:kF][:vF][:bB]:FILE (terse kvfit), … (see package kv)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	jsonOut := fs.Bool("json", false, "print one JSON object")
 	if err := parse(fs, args); err != nil {
@@ -143,12 +143,6 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		return c, err
 	}
 	res, err := eval.Evaluate(runner, stream, opt)
-	if cs, ok := last.(kv.CodedSizer); ok && err == nil {
-		if b, e := cs.CodedSize(); e > 0 {
-			opt.KV.BitsPerElement = float64(b) * 8 / float64(e)
-			opt.KV.BytesPerToken = float64(b) / float64(e) * float64(kv.Elements(cfg, 1))
-		}
-	}
 	if err == nil && save != nil {
 		err = save.Commit()
 	}
@@ -160,6 +154,13 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		// cache for it, not for the placeholder it was sized for above.
 		if res.KVInfo.BitsPerElement, res.KVInfo.BytesPerToken, err = kvSpec.Size(cfg, res.Ctx); err != nil {
 			return fmt.Errorf("--kv: %w", err)
+		}
+	}
+	// Last, so that neither sizing above overwrites it.
+	if cs, ok := last.(kv.CodedSizer); ok && res.KVInfo != nil {
+		if b, e := cs.CodedSize(); e > 0 {
+			res.KVInfo.BitsPerElement = float64(b) * 8 / float64(e)
+			res.KVInfo.BytesPerToken = float64(b) / float64(e) * float64(kv.Elements(cfg, 1))
 		}
 	}
 	if *jsonOut {

@@ -72,15 +72,16 @@ func TestKVFit(t *testing.T) {
 
 // TestEvalKVSizeWithBaseLogits: with --base-logits and no --ctx, the cache
 // is sized for the file's window length (a KIVI cache's residual window
-// weighs more in a short window, so the size depends on it).
+// weighs more in a short window, so the size depends on it), and a coded
+// cache by what it coded.
 func TestEvalKVSizeWithBaseLogits(t *testing.T) {
 	dir := testshared.Path(t, "models/pdtext-llama-28m")
 	logits := filepath.Join(t.TempDir(), "base.logits")
 	if _, errs, code := runCmd(t, "eval", "--model", dir, "--ctx", "128", "--windows", "1", "--quiet", "--save-logits", logits); code != 0 {
 		t.Fatalf("save logits: exit %d: %s", code, errs)
 	}
-	bits := func(args ...string) float64 {
-		out, errs, code := runCmd(t, append([]string{"eval", "--model", dir, "--windows", "1", "--json", "--quiet", "--kv", "kivi:k4v4:g32:r0"}, args...)...)
+	bits := func(spec string, args ...string) float64 {
+		out, errs, code := runCmd(t, append([]string{"eval", "--model", dir, "--windows", "1", "--json", "--quiet", "--kv", spec}, args...)...)
 		if code != 0 {
 			t.Fatalf("%v: exit %d: %s", args, code, errs)
 		}
@@ -92,7 +93,11 @@ func TestEvalKVSizeWithBaseLogits(t *testing.T) {
 		}
 		return r.Bits
 	}
-	if a, b := bits("--base-logits", logits), bits("--ctx", "128"); a != b {
-		t.Errorf("with --base-logits of ctx 128: %g bits per element; with --ctx 128: %g", a, b)
+	// A coded cache (kv.CodedSizer) reports what it coded, either way:
+	// not the empty form's size that the window's sizing gives.
+	for _, spec := range []string{"kivi:k4v4:g32:r0", "cachegen"} {
+		if a, b := bits(spec, "--base-logits", logits), bits(spec, "--ctx", "128"); a != b {
+			t.Errorf("--kv %s: with --base-logits of ctx 128: %g bits per element; with --ctx 128: %g", spec, a, b)
+		}
 	}
 }
