@@ -230,7 +230,9 @@
 //	                     merging off: the global-local eviction alone (what
 //	                     ems meant before merging; "ems:B:wW" now means the
 //	                     full method). Budgets are per head, not shared
-//	                     across heads (heads run concurrently). Defaults:
+//	                     across heads (heads run concurrently). The float32
+//	                     copy of the keys that similarities are measured on
+//	                     is counted in the cache's bytes. Defaults:
 //	                     0.5, w32, t0.5.
 //
 // An eviction spec stores its positions in CACHE (default f32; any spec

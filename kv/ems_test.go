@@ -472,3 +472,34 @@ func TestEMSHeadsPDText(t *testing.T) {
 		t.Logf("%s layer %d, merged share per head:%s", spec, l, line)
 	}
 }
+
+// TestEMSBytes: a merging ems cache counts the float32 key copy its
+// similarities are measured on besides the inner cache; the evict-only
+// form (:e) holds no copy.
+func TestEMSBytes(t *testing.T) {
+	cfg := testCfg
+	const n = 40
+	for _, tc := range []struct {
+		spec string
+		copy bool
+	}{{"ems:0.5", true}, {"ems:0.5+q8_0", true}, {"ems:0.5:e", false}, {"ems:0.5:e+q8_0", false}} {
+		sp, err := Parse(tc.spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := sp.New(&cfg, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inner := c.(*evictCache).KVCache.Bytes()
+		want := inner
+		if tc.copy {
+			for l := range cfg.NLayers {
+				want += 4 * int64(n*cfg.KVDim(l))
+			}
+		}
+		if got := c.Bytes(); got != want {
+			t.Errorf("%s: Bytes %d, want %d (inner %d)", tc.spec, got, want, inner)
+		}
+	}
+}

@@ -420,11 +420,23 @@ func (c *evictCache) Truncate(n int) error {
 }
 
 // Bytes implements model.KVCache: every position is still stored, so it
-// is the inner cache's memory.
-func (c *evictCache) Bytes() int64 { return c.KVCache.Bytes() }
+// is the inner cache's memory, plus, with EMS's merging, the float32 copy
+// of the keys that entries' similarities are measured on.
+func (c *evictCache) Bytes() int64 { return c.KVCache.Bytes() + c.keyCopyBytes() }
 
-// KeptBytes is the inner cache's memory for the kept positions only: what
-// a cache that compacts evicted positions away would hold.
+// KeptBytes is the inner cache's memory (and key copy) for the kept
+// positions only: what a cache that compacts evicted positions away would
+// hold.
 func (c *evictCache) KeptBytes() int64 {
-	return c.KVCache.Bytes() * int64(c.budget) / int64(c.Cap())
+	return c.Bytes() * int64(c.budget) / int64(c.Cap())
+}
+
+// keyCopyBytes is the memory of the keys copied for EMS's merging (0
+// without merging).
+func (c *evictCache) keyCopyBytes() int64 {
+	var n int64
+	for _, k := range c.keys {
+		n += 4 * int64(len(k))
+	}
+	return n
 }
