@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,8 +18,8 @@ import (
 )
 
 // The servers these tests run are real ones: redis-server (the Debian
-// package) and gofakes3 (an S3-compatible server installed with go install;
-// see .ci/run). Each test starts its own on a free loopback port in a
+// package) and gofakes3 (an S3-compatible server, built from
+// testdata/s3server with a fix for torn reads; see .ci/run). Each test starts its own on a free loopback port in a
 // temporary folder. Where a binary is missing the test skips, or fails when
 // TERSE_REQUIRE_SHARED is set (as CI sets it).
 
@@ -171,45 +172,69 @@ func startRedis(t testing.TB) *server {
 	return s
 }
 
-// s3ServerBin finds the gofakes3 binary: $TERSE_S3_SERVER, the PATH, $GOBIN
-// or GOPATH/bin.
-func s3ServerBin() string {
+// s3ServerBin finds the S3 test server: $TERSE_S3_SERVER, terse-s3server
+// on the PATH, in $GOBIN or GOPATH/bin (where .ci/run builds it), or else
+// it builds testdata/s3server itself (once per test binary, with the go
+// command and the module proxy). It returns "" and why when none can be had.
+func s3ServerBin() (string, string) {
 	if p := os.Getenv("TERSE_S3_SERVER"); p != "" {
-		return p
+		return p, ""
 	}
-	if p, err := exec.LookPath("gofakes3"); err == nil {
-		return p
+	if p, err := exec.LookPath("terse-s3server"); err == nil {
+		return p, ""
 	}
 	for _, d := range []string{os.Getenv("GOBIN"), filepath.Join(build.Default.GOPATH, "bin")} {
 		if d == "" {
 			continue
 		}
-		p := filepath.Join(d, "gofakes3")
+		p := filepath.Join(d, "terse-s3server")
 		if st, err := os.Stat(p); err == nil && !st.IsDir() {
-			return p
+			return p, ""
 		}
 	}
-	return ""
+	s3Build.Do(func() {
+		dir, err := os.MkdirTemp("", "terse-s3server-")
+		if err != nil {
+			s3Build.why = err.Error()
+			return
+		}
+		bin := filepath.Join(dir, "terse-s3server")
+		cmd := exec.Command("go", "build", "-o", bin, ".")
+		cmd.Dir = filepath.Join("testdata", "s3server")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			s3Build.why = fmt.Sprintf("building testdata/s3server: %v\n%s", err, out)
+			return
+		}
+		s3Build.bin = bin
+	})
+	return s3Build.bin, s3Build.why
+}
+
+// s3Build is the one build of testdata/s3server a test binary makes when
+// no built server is found.
+var s3Build struct {
+	sync.Once
+	bin, why string
 }
 
 // testBucket is the bucket startS3 creates.
 const testBucket = "terse-test"
 
-// startS3 starts gofakes3 with its bbolt backend (every write fsynced)
+// startS3 starts the S3 test server (gofakes3 over bbolt, every write
+// fsynced; see testdata/s3server)
 // holding the bucket testBucket, and sets credentials in the environment.
 func startS3(t testing.TB) *server {
 	t.Helper()
-	bin := s3ServerBin()
+	bin, why := s3ServerBin()
 	if bin == "" {
-		missingServer(t, "gofakes3 not found (go install github.com/johannesboyne/gofakes3/cmd/gofakes3@v1.2.0, or set TERSE_S3_SERVER)")
+		missingServer(t, "no S3 test server (.ci/run builds store/testdata/s3server, or set TERSE_S3_SERVER): "+why)
 	}
 	t.Setenv("AWS_ACCESS_KEY_ID", "terse-test")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "terse-test-secret")
 	t.Setenv("AWS_REGION", "us-east-1")
-	s := &server{t: t, what: "gofakes3", bin: bin, dir: t.TempDir(),
+	s := &server{t: t, what: "s3server", bin: bin, dir: t.TempDir(),
 		args: func(port int) []string {
-			return []string{"-backend", "bolt", "-bolt.db", "s3.db", "-host", "127.0.0.1:" + strconv.Itoa(port),
-				"-initialbucket", testBucket, "-quiet"}
+			return []string{"-db", "s3.db", "-host", "127.0.0.1:" + strconv.Itoa(port), "-bucket", testBucket}
 		},
 		ready: func(addr string) error {
 			c := http.Client{Timeout: time.Second}
