@@ -126,4 +126,23 @@
 // costs about 0.02 bits an element. The bin is 2^−40…2^40; a value more
 // than 2^24 bins from its channel's mean is not coded (an error). Decode
 // rejects another version and malformed bytes as a mean plane's.
+//
+// # Static planes, version 1
+//
+// A static plane (AppendStaticPlane, DecodeStaticPlane) is a step plane
+// without its side information: every channel is predicted by 0 and its
+// model code is the caller's too, a constant of the model (ModelCode, the
+// spread a calibration fit gave the coordinate), so a plane of a few
+// tokens costs its symbols and a few bytes of framing. Its owner gives n,
+// the width, the bin and the W model codes.
+//
+//	bytes     field
+//	1         version (1)
+//	uvarint   R, the rANS stream's bytes
+//	R         the rANS stream, token-major, each element under its
+//	          channel's model
+//	rest      raw bits of large symbols, LSB-first, zero-padded
+//
+// A decoded element is float32(float32(q)·bin). Decode rejects another
+// version and malformed bytes as a step plane's.
 package codec

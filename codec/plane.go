@@ -351,6 +351,13 @@ func (pc *planeCoder) appendMeansModels(dst []byte, x []float32, n, width, strid
 		codes[c] = chooseModel(syms, sa/float64(max(n, 1)), math.Sqrt(s2/float64(max(n, 1))))
 	}
 	dst = append(dst, codes...)
+	return pc.appendModelled(dst, q, n, width, codes)
+}
+
+// appendModelled appends the rANS stream of the quantized differences q
+// (channel-major, n per channel), token-major, each under its channel's
+// model code, after its length, and then the raw bits of large symbols.
+func (pc *planeCoder) appendModelled(dst []byte, q []int64, n, width int, codes []byte) ([]byte, error) {
 	pc.enc.Reset()
 	pc.bw = bitWriter{buf: pc.bw.buf[:0]}
 	for t := 0; t < n; t++ {
@@ -418,6 +425,13 @@ func decodeMeansModels(src []byte, n, width int, step float32, dst []float32, st
 		}
 		tabs[c] = modelTable(m)
 	}
+	return decodeModelled(src[len(src)-r.Len():], n, width, tabs, means, step, dst, stride)
+}
+
+// decodeModelled decodes what appendModelled wrote (from its stream
+// length on) into dst[t*stride+c] = means[c] + q·step.
+func decodeModelled(src []byte, n, width int, tabs []*Table, means []float32, step float32, dst []float32, stride int) error {
+	r := bytes.NewReader(src)
 	sl, err := binary.ReadUvarint(r)
 	if err != nil {
 		return fmt.Errorf("plane: stream length: %w", eofCorrupt(err))

@@ -49,6 +49,11 @@ type KVInfo struct {
 	// full-precision window all counted.
 	BitsPerElement float64 `json:"kv_bits_per_element"`
 	BytesPerToken  float64 `json:"kv_bytes_per_token"` // the same bytes per position of the window
+	// SharedBytes is what the cache holds once per model and spec and
+	// shares between sequences, as the weights are (a fitted transform's
+	// directions): not in BitsPerElement or BytesPerToken. 0 for most
+	// caches.
+	SharedBytes int64 `json:"kv_shared_bytes,omitempty"`
 }
 
 // Comparison is how a model's predictions differ from a base's on the same
@@ -131,6 +136,9 @@ func (r *Result) WriteTable(w io.Writer) error {
 	row("PPL", "%.4f ± %.4f", r.PPL, r.PPLPM)
 	if k := r.KVInfo; k != nil {
 		row("KV cache", "%s (%.3f bits per element, %.0f bytes per token)", k.Spec, k.BitsPerElement, k.BytesPerToken)
+		if k.SharedBytes > 0 {
+			row("KV shared", "%d bytes once per model (the transform), besides", k.SharedBytes)
+		}
 	}
 	if r.Seconds > 0 {
 		row("speed", "%.0f tok/s (%.1f s)", r.TokensPerSec, r.Seconds)

@@ -5,10 +5,12 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/terse-llm/terse/codec"
 	"github.com/terse-llm/terse/kernel"
 	"github.com/terse-llm/terse/model"
+	"github.com/terse-llm/terse/tensor"
 )
 
 // CacheGen defaults: the codec's quality, chunks of 64 tokens.
@@ -18,19 +20,29 @@ const (
 )
 
 // CodedSizer is implemented by a cache whose memory depends on what it
-// holds, as a cache of entropy-coded bitstreams: it reports the bytes it
-// coded and the key and value elements they hold, summed over its life
-// (positions truncated away and coded again count again). eval reports
-// a cache's size from it where a cache has it.
+// holds, as a cache of entropy-coded bitstreams: CodedSize reports the
+// bytes it coded and the key and value elements they hold, summed over
+// its life (positions truncated away and coded again count again), and
+// OpenBytes the bytes it holds whatever it has coded (cachegen's open
+// chunk). eval reports a cache's size from them where a cache has them:
+// the coded rate plus the open bytes spread over a full window.
 type CodedSizer interface {
 	CodedSize() (bytes, elements int64)
+	OpenBytes() int64
+}
+
+// SharedSizer is implemented by a cache that holds constants of its
+// model and spec once and shares them between sequences (cachegen's
+// fitted transform): SharedBytes is their size, outside Bytes. eval
+// reports it apart (kv_shared_bytes).
+type SharedSizer interface {
+	SharedBytes() int64
 }
 
 // cachegenCache holds each layer's completed chunks of Chunk positions as
 // CacheGen bitstreams (package codec): per chunk, one plane per KV head
 // of keys and one of values, each decodable alone. The open chunk stays
-// in float32 until it is full, then it is coded and its float32 buffer
-// reused. Keys are coded before RoPE (rotated back through each
+// in binary16 until it is full, then it is coded and its buffer reused. Keys are coded before RoPE (rotated back through each
 // position's angle, and forward again when decoded) where the config has
 // RoPE. Scores and WeightedSum decode a chunk's plane of the asked head
 // into the scratch they are handed and run the float32 kernels on it;
@@ -48,12 +60,13 @@ type cachegenCache struct {
 	kvDim, lens  []int
 	mk, mv       []float32   // per layer: bin multipliers
 	coded        [][]cgChunk // per layer: the coded chunks, in order
-	openK, openV [][]float32 // per layer: C × KV width
+	openK, openV [][]uint16  // per layer: C × KV width, binary16
 	pc           codec.PlaneCoder
 	cfg          *model.Config
-	rot          []float32 // keys of the chunk being coded, before RoPE
+	rot, vals    []float32 // keys of the chunk being coded (before RoPE), values
 	rt           ropeTable
 	bytes, elems int64           // coded so far, over the cache's life
+	shared       int64           // bytes of the transforms (SharedBytes)
 	held         int64           // bytes of the chunks held now
 	tf           [][]cgTransform // per layer, KV head: the transform (Spec t), or nil
 	z            []float32       // coordinates of the plane being coded
@@ -65,6 +78,7 @@ type cachegenCache struct {
 type cgTransform struct {
 	mean, fwd, back [2][]float32 // fwd, back: hd×hd, row i direction i
 	step            [2]float32
+	codes           [2][]byte // with Spec.Static: each coordinate's model code
 }
 
 // cgChunk is one coded chunk of one layer: per KV head, its key plane
@@ -80,7 +94,7 @@ func newCacheGenCache(cfg *model.Config, positions int, sp *Spec) (*cachegenCach
 		opt: codec.Options{Bits: sp.Bits, EarlyBits: sp.EarlyBits, KeyBits: sp.KeyBits, ValueBits: sp.ValueBits,
 			Group: sp.Group, PlaneWidth: cfg.HeadDim},
 		kvDim: make([]int, L), lens: make([]int, L), mk: make([]float32, L), mv: make([]float32, L),
-		coded: make([][]cgChunk, L), openK: make([][]float32, L), openV: make([][]float32, L)}
+		coded: make([][]cgChunk, L), openK: make([][]uint16, L), openV: make([][]uint16, L)}
 	if sp.Group > 0 {
 		c.opt.Predict = codec.PredictAnchor
 	}
@@ -94,15 +108,52 @@ func newCacheGenCache(cfg *model.Config, positions int, sp *Spec) (*cachegenCach
 			return nil, fmt.Errorf("kv %s: %w", sp, err)
 		}
 		n := min(c.C, positions) * c.kvDim[l]
-		c.openK[l], c.openV[l] = make([]float32, n), make([]float32, n)
+		c.openK[l], c.openV[l] = make([]uint16, n), make([]uint16, n)
 	}
 	if sp.pca != nil {
-		if err := c.setTransform(sp.pca); err != nil {
+		if err := c.sharedTransform(sp); err != nil {
 			return nil, fmt.Errorf("kv %s: %s: %w", sp, sp.PCAFile, err)
 		}
 	}
 	return c, nil
 }
+
+// cgShared holds the transforms a cachegen spec's caches share: built
+// once per model config from the spec's basis, read-only after.
+type cgShared struct {
+	mu    sync.Mutex
+	cfg   *model.Config
+	tf    [][]cgTransform
+	bytes int64
+}
+
+// sharedTransform gives c the transforms of sp's basis, built on the
+// first cache of a config and shared by every later one of it (each
+// sequence's cache holds only its coded chunks and open chunk).
+func (c *cachegenCache) sharedTransform(sp *Spec) error {
+	sh := sp.cgShared
+	if sh == nil { // a Spec made without Parse
+		return c.setTransform(sp.pca)
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.tf != nil && sh.cfg == c.cfg {
+		c.tf, c.shared = sh.tf, sh.bytes
+		return nil
+	}
+	if err := c.setTransform(sp.pca); err != nil {
+		return err
+	}
+	sh.cfg, sh.tf, sh.bytes = c.cfg, c.tf, c.shared
+	return nil
+}
+
+// SharedBytes implements SharedSizer: what the cache's transforms hold (float32 means,
+// forward and back directions, model codes): a constant of the model
+// and the spec, held once and shared by every cache of it, as the
+// weights are, so neither Bytes nor CodedSize counts it. 0 without a
+// transform.
+func (c *cachegenCache) SharedBytes() int64 { return c.shared }
 
 // setTransform takes each head's transform from b: its directions, and
 // a bin of the layer's multiplier (codec.Options.Bins) times the root
@@ -141,6 +192,13 @@ func (c *cachegenCache) setTransform(b *PCABasis) error {
 				if !(t.step[kv] >= 0x1p-40 && t.step[kv] <= 0x1p40) {
 					return fmt.Errorf("layer %d head %d %s: bin %g (variance %g) out of range", l, h, cgName[kv], t.step[kv], sum)
 				}
+				if c.sp.Static {
+					t.codes[kv] = make([]byte, hd)
+					for i, v := range pc.Var {
+						t.codes[kv][i] = staticCode(v, t.step[kv])
+					}
+				}
+				c.shared += 4*int64(len(t.mean[kv])+len(t.fwd[kv])+len(t.back[kv])+1) + int64(len(t.codes[kv]))
 			}
 		}
 	}
@@ -148,6 +206,15 @@ func (c *cachegenCache) setTransform(b *PCABasis) error {
 }
 
 var cgName = [2]string{"keys", "values"}
+
+// staticCode is the model code (codec.ModelCode) of a coordinate of
+// fitted variance v coded with bin step: a discretized Gaussian of its
+// standard deviation in bins. (On pdtext-llama-28m at q4, c16, the
+// Gaussian costs 2.23 bits an element where a Laplace distribution of the
+// same variance costs 2.28; the values coded are the same.)
+func staticCode(v float64, step float32) byte {
+	return codec.ModelCode(math.Sqrt(v)/float64(step), true)
+}
 
 // appendPlane codes C rows of head h of layer's keys (kv 0, before RoPE)
 // or values (kv 1) at x[t*d+h*hd:], d the layer's KV width.
@@ -176,6 +243,9 @@ func (c *cachegenCache) appendPlane(layer, h, kv int, x []float32) ([]byte, erro
 			z[i] = kernel.Dot(fwd[i*hd:(i+1)*hd], dev)
 		}
 	}
+	if c.sp.Static {
+		return c.pc.AppendStaticPlane(nil, c.z, c.C, hd, hd, t.step[kv], t.codes[kv])
+	}
 	return c.pc.AppendStepPlane(nil, c.z, c.C, hd, hd, t.step[kv])
 }
 
@@ -190,7 +260,13 @@ func (c *cachegenCache) decodePlane(src []byte, layer, h, kv int, out []float32,
 		return codec.DecodePlane(src, c.C, c.hd, m, c.opt.Group, out, stride)
 	}
 	t, hd := &c.tf[layer][h], c.hd
-	if err := codec.DecodeStepPlane(src, c.C, hd, t.step[kv], z, hd); err != nil {
+	var err error
+	if c.sp.Static {
+		err = codec.DecodeStaticPlane(src, c.C, hd, t.step[kv], t.codes[kv], z, hd)
+	} else {
+		err = codec.DecodeStepPlane(src, c.C, hd, t.step[kv], z, hd)
+	}
+	if err != nil {
 		return err
 	}
 	mean, back := t.mean[kv], t.back[kv]
@@ -232,8 +308,8 @@ func (c *cachegenCache) Append(layer int, k, v []float32) error {
 		return fmt.Errorf("kv %s: layer %d: position %d outside capacity %d", &c.sp, layer, pos, c.cap)
 	}
 	o := pos - len(c.coded[layer])*c.C
-	copy(c.openK[layer][o*d:(o+1)*d], k)
-	copy(c.openV[layer][o*d:(o+1)*d], v)
+	narrow(c.openK[layer][o*d:(o+1)*d], k)
+	narrow(c.openV[layer][o*d:(o+1)*d], v)
 	c.lens[layer]++
 	if o+1 == c.C {
 		if err := c.codeChunk(layer); err != nil {
@@ -252,14 +328,14 @@ func (c *cachegenCache) codeChunk(layer int) error {
 	// Keys are coded before RoPE (each rotated back through its
 	// position's angle): a channel's mean then predicts it, where after
 	// RoPE it turns with the position. Decoding rotates them again.
-	c.rot = append(c.rot[:0], c.openK[layer]...)
+	c.rot, c.vals = widen(c.rot[:0], c.openK[layer]), widen(c.vals[:0], c.openV[layer])
 	c.rope(c.rot, d, len(c.coded[layer])*c.C, c.C, true)
 	for h := 0; h < heads; h++ {
 		var err error
 		if ch.k[h], err = c.appendPlane(layer, h, 0, c.rot); err != nil {
 			return fmt.Errorf("keys of head %d: %w", h, err)
 		}
-		if ch.v[h], err = c.appendPlane(layer, h, 1, c.openV[layer]); err != nil {
+		if ch.v[h], err = c.appendPlane(layer, h, 1, c.vals); err != nil {
 			return fmt.Errorf("values of head %d: %w", h, err)
 		}
 		n += int64(len(ch.k[h]) + len(ch.v[h]))
@@ -389,6 +465,33 @@ func (c *ropeTable) angles(p int) []float32 {
 	return c.cs[p*c.hd : (p+1)*c.hd]
 }
 
+// narrow stores x in binary16 in dst.
+func narrow(dst []uint16, x []float32) {
+	for i, v := range x {
+		dst[i] = tensor.F32ToF16(v)
+	}
+}
+
+// widen appends the binary16 values h to dst as float32.
+func widen(dst []float32, h []uint16) []float32 {
+	for _, x := range h {
+		dst = append(dst, tensor.F16ToF32(x))
+	}
+	return dst
+}
+
+// openHead widens head's rows of the first n positions of an open chunk
+// (keys or values of layer) into buf, head_dim floats a row.
+func (c *cachegenCache) openHead(open []uint16, layer, head, n int, buf []float32) {
+	d := c.kvDim[layer]
+	for t := 0; t < n; t++ {
+		row := open[t*d+head*c.hd : t*d+(head+1)*c.hd]
+		for i, x := range row {
+			buf[t*c.hd+i] = tensor.F16ToF32(x)
+		}
+	}
+}
+
 // Scores implements model.KVCache: each coded chunk's key plane of the
 // head is decoded into scratch and scored in float32; the open chunk is
 // scored where it lies.
@@ -419,8 +522,8 @@ func (c *cachegenCache) Scores(layer, head int, q []float32, qs, nq, n int, scal
 		kernel.Scores(dst[p0:], ds, q, qs, nq, buf, c.hd, min(c.C, n-p0), c.hd, scale)
 	}
 	if n > done {
-		d := c.kvDim[layer]
-		kernel.Scores(dst[done:], ds, q, qs, nq, c.openK[layer][head*c.hd:], d, n-done, c.hd, scale)
+		c.openHead(c.openK[layer], layer, head, n-done, buf)
+		kernel.Scores(dst[done:], ds, q, qs, nq, buf, c.hd, n-done, c.hd, scale)
 	}
 	return nil
 }
@@ -456,7 +559,8 @@ func (c *cachegenCache) WeightedSum(layer, head int, w, dst []float32, scratch [
 		}
 	}
 	if n > done {
-		kernel.WeightedSum(part, w[done:], c.openV[layer][head*c.hd:], c.kvDim[layer])
+		c.openHead(c.openV[layer], layer, head, n-done, buf)
+		kernel.WeightedSum(part, w[done:], buf, c.hd)
 		for i, x := range part {
 			dst[i] += x
 		}
@@ -479,12 +583,12 @@ func (c *cachegenCache) Truncate(n int) error {
 			if n > keep*c.C {
 				buf := make([]float32, c.planeBuf())
 				for h := 0; h < d/c.hd; h++ {
-					for kv, open := range [2][]float32{c.openK[l], c.openV[l]} {
+					for kv, open := range [2][]uint16{c.openK[l], c.openV[l]} {
 						if err := c.decode(l, h, keep, kv, buf); err != nil {
 							return err
 						}
 						for t := 0; t < c.C; t++ {
-							copy(open[t*d+h*c.hd:t*d+(h+1)*c.hd], buf[t*c.hd:(t+1)*c.hd])
+							narrow(open[t*d+h*c.hd:t*d+(h+1)*c.hd], buf[t*c.hd:(t+1)*c.hd])
 						}
 					}
 				}
@@ -526,7 +630,9 @@ func (c *cachegenCache) ReadKV(layer, from, to int, k, v []float32) error {
 				if kv == 1 {
 					open = c.openV[layer]
 				}
-				copy(out[(p-from)*d:(end-from)*d], open[(p-done)*d:(end-done)*d])
+				for i, x := range open[(p-done)*d : (end-done)*d] {
+					out[(p-from)*d+i] = tensor.F16ToF32(x)
+				}
 				continue
 			}
 			for h := 0; h < d/c.hd; h++ {
@@ -553,12 +659,19 @@ func (c *cachegenCache) Cap() int { return c.cap }
 // sum.
 func (c *cachegenCache) ScratchSize() int { return c.planeBuf() + c.hd }
 
-// Bytes implements model.KVCache: the coded chunks held plus the float32
+// Bytes implements model.KVCache: the coded chunks held plus the binary16
 // open chunk of every layer.
 func (c *cachegenCache) Bytes() int64 {
 	n := c.held
+	return n + c.OpenBytes()
+}
+
+// OpenBytes implements CodedSizer: the binary16 open chunk of every
+// layer.
+func (c *cachegenCache) OpenBytes() int64 {
+	var n int64
 	for l := range c.openK {
-		n += 4 * int64(len(c.openK[l])+len(c.openV[l]))
+		n += 2 * int64(len(c.openK[l])+len(c.openV[l]))
 	}
 	return n
 }
@@ -631,6 +744,11 @@ func parseCacheGen(s, rest string) (*Spec, error) {
 				err = fmt.Errorf("d takes no value")
 			}
 			sp.Decoded = true
+		case 's':
+			if f != "s" {
+				err = fmt.Errorf("s takes no value")
+			}
+			sp.Static = true
 		default:
 			err = fmt.Errorf("unknown field (want qB, cC, kX, vX, eX, gG, d or tFILE)")
 		}
@@ -641,6 +759,9 @@ func parseCacheGen(s, rest string) (*Spec, error) {
 	if _, _, err := (codec.Options{Bits: sp.Bits, EarlyBits: sp.EarlyBits, KeyBits: sp.KeyBits, ValueBits: sp.ValueBits}).Bins(0, 1); err != nil {
 		return nil, fmt.Errorf("kv spec %q: %w", s, err)
 	}
+	if sp.Static && sp.PCAFile == "" {
+		return nil, fmt.Errorf("kv spec %q: static models (s) need a transform (tFILE): they come from its fitted spreads", s)
+	}
 	if sp.PCAFile != "" {
 		if sp.Group > 0 {
 			return nil, fmt.Errorf("kv spec %q: a transform (t) codes channel means, not anchor groups (g)", s)
@@ -649,7 +770,7 @@ func parseCacheGen(s, rest string) (*Spec, error) {
 		if err != nil {
 			return nil, fmt.Errorf("kv spec %q: %w", s, err)
 		}
-		sp.pca = b
+		sp.pca, sp.cgShared = b, &cgShared{}
 	}
 	return sp, nil
 }
@@ -671,6 +792,9 @@ func cacheGenString(sp *Spec) string {
 	}
 	if sp.Decoded {
 		s += ":d"
+	}
+	if sp.Static {
+		s += ":s"
 	}
 	if sp.PCAFile != "" {
 		s += ":t" + sp.PCAFile

@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"github.com/terse-llm/terse/codec"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -199,7 +200,7 @@ func TestCacheGenTransform(t *testing.T) {
 	half.RopeStyle = model.RopeHalf
 	for _, cfg := range []*model.Config{&testCfg, &rope, &half} {
 		path, b := testTransformBasis(t, cfg, 1)
-		for _, q := range []string{"q3", "q7"} {
+		for _, q := range []string{"q3", "q7", "q3:s", "q7:s"} { // s: static models
 			spec := "cachegen:" + q + ":c16:t" + path
 			sp, err := Parse(spec)
 			if err != nil {
@@ -229,6 +230,7 @@ func TestCacheGenTransform(t *testing.T) {
 						t.Fatalf("%s θ %g: layer %d head %d: decoded and coded caches differ", spec, cfg.RopeTheta, l, h)
 					}
 					fk, fv := (&floatView{f}).dequant(l, h, n)
+					fk, fv = round16(fk), round16(fv) // the open chunk is binary16
 					for kv, pair := range [2][2][][]float32{{k, fk}, {v, fv}} {
 						pc := &b.Layers[l][h].K
 						mult := mk
@@ -276,6 +278,8 @@ func TestCacheGenTransformErrors(t *testing.T) {
 		{"cachegen:t", "no basis file"},
 		{"cachegen:g8:t" + path, "anchor groups"},
 		{"cachegen:t/nonexistent/basis.json", "no such file"},
+		{"cachegen:q4:s", "need a transform"},
+		{"cachegen:s1:t" + path, "takes no value"},
 	} {
 		if _, err := Parse(tc.spec); err == nil || !strings.Contains(err.Error(), tc.err) {
 			t.Errorf("%q: %v, want an error containing %q", tc.spec, err, tc.err)
@@ -288,9 +292,71 @@ func TestCacheGenTransformErrors(t *testing.T) {
 	if got := sp.String(); got != "cachegen:q6:c64:t"+path {
 		t.Errorf("spec reads back as %q", got)
 	}
+	if sps, err := Parse("cachegen:s:q6:c8:t" + path); err != nil || sps.String() != "cachegen:q6:c8:s:t"+path {
+		t.Errorf("static spec: %v, reads back as %q", err, sps)
+	}
 	other := testCfg
 	other.NLayers = 3
 	if _, err := sp.New(&other, 64); err == nil || !strings.Contains(err.Error(), "layers") {
 		t.Errorf("basis of 2 layers for a model of 3: %v", err)
+	}
+}
+
+// TestCacheGenShared: the caches of one transform spec share its
+// transforms (built once, reported by SharedBytes and counted in neither
+// Bytes nor CodedSize); a static cache's model codes follow the basis's
+// spreads.
+func TestCacheGenShared(t *testing.T) {
+	path, b := testTransformBasis(t, &testCfg, 3)
+	sp, err := Parse("cachegen:q4:c8:s:t" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := sp.New(&testCfg, 40)
+	c, _ := sp.New(&testCfg, 80)
+	ca, cc := a.(*cachegenCache), c.(*cachegenCache)
+	if &ca.tf[0][0] != &cc.tf[0][0] {
+		t.Fatal("two caches of one spec built their own transforms")
+	}
+	hd := testCfg.HeadDim
+	heads := 0
+	for l := range testCfg.NLayers {
+		heads += testCfg.KVDim(l) / hd
+	}
+	want := int64(heads) * 2 * (4*int64(hd+2*hd*hd+1) + int64(hd))
+	if ca.SharedBytes() != want || cc.SharedBytes() != want {
+		t.Errorf("SharedBytes %d and %d, want %d", ca.SharedBytes(), cc.SharedBytes(), want)
+	}
+	open := int64(2 * 2 * 8 * testCfg.KVDim(0) * testCfg.NLayers)
+	if a.Bytes() != open || c.Bytes() != open {
+		t.Errorf("empty caches hold %d and %d bytes, want their open chunks' %d", a.Bytes(), c.Bytes(), open)
+	}
+	// Codes: a Gaussian of the coordinate's fitted deviation in bins;
+	// spreads fall along the basis (Var 2^(−i/4)), so do the codes.
+	tf := &ca.tf[1][0]
+	for kv := range 2 {
+		codes := tf.codes[kv]
+		for i := 1; i < hd; i++ {
+			if codes[i] > codes[i-1] || codes[i]&128 == 0 {
+				t.Fatalf("%s: codes %v do not fall with the spread", cgName[kv], codes)
+			}
+		}
+		pc := b.Layers[1][0].K
+		if kv == 1 {
+			pc = b.Layers[1][0].V
+		}
+		if got, want := codes[0], codec.ModelCode(math.Sqrt(pc.Var[0])/float64(tf.step[kv]), true); got != want {
+			t.Errorf("%s: coordinate 0 code %d, want %d", cgName[kv], got, want)
+		}
+	}
+	// Another config of the same shape builds its own (a basis is a
+	// constant of one model).
+	other := testCfg
+	d, err := sp.New(&other, 40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if &d.(*cachegenCache).tf[0][0] == &ca.tf[0][0] {
+		t.Error("a cache of another config shares the first config's transforms")
 	}
 }

@@ -152,7 +152,7 @@
 //	                     per element) and rq:k3.625/3.5/2.75/2.875/2.875/
 //	                     2.875/2.5/2.875:v3.5/3.375/2.5/2.625/2.625/2.625/
 //	                     2.25/2.625 (3.0); m measured worse there.
-//	cachegen[:qB][:cC][:kX][:vX][:eX][:gG][:d][:tFILE]
+//	cachegen[:qB][:cC][:kX][:vX][:eX][:gG][:d][:s][:tFILE]
 //	                     CacheGen (Liu et al. 2024, "CacheGen: KV Cache
 //	                     Compression and Streaming for Fast Large Language
 //	                     Model Serving"; package codec): every full chunk
@@ -166,13 +166,15 @@
 //	                     tokens from anchors every G tokens, as the paper
 //	                     does, with a bin per channel, instead of from
 //	                     channel means. The open chunk
-//	                     stays float32. Scores and WeightedSum decode a
+//	                     stays binary16 until it fills. Scores and WeightedSum decode a
 //	                     chunk's plane into their scratch on every call;
 //	                     d keeps each chunk decoded beside its bitstream
 //	                     instead (float32, counted in Bytes), which is as
 //	                     fast as f32 and sees the same values. Defaults:
-//	                     q7.5, c64, k0, v0, e1.5. eval reports its size from
-//	                     the bitstreams it coded (kv.CodedSizer).
+//	                     q7.5, c64, k0, v0, e1.5. eval reports its size all
+//	                     in (kv.CodedSizer): the rate of the bitstreams it
+//	                     coded plus the open chunk's bytes spread over the
+//	                     window.
 //	                     tFILE (last; FILE may hold colons) codes each
 //	                     head's keys (before RoPE) and values as their
 //	                     coordinates in the basis FILE (a PCABasis that
@@ -181,8 +183,20 @@
 //	                     layer's multiplier (as above) times √(mean
 //	                     variance) of the basis: reverse water-filling in
 //	                     the metric that matters downstream (codec step
-//	                     planes). The basis is a model constant, not
-//	                     counted in the cache's size.
+//	                     planes). "terse kvfit --cachegen" writes FILE. The
+//	                     transform is a model constant, built once per
+//	                     spec and model and shared by all its caches, as
+//	                     the weights are: not in the cache's size, reported
+//	                     apart (kv.SharedSizer, eval's kv_shared_bytes).
+//	                     s (with t) codes the coordinates under static
+//	                     models, a Gaussian of each coordinate's fitted
+//	                     deviation (codec static planes), instead of
+//	                     storing each plane's channel means and models:
+//	                     small chunks then cost almost nothing extra, so
+//	                     the open chunk can be small. On pdtext-llama-28m
+//	                     cachegen:q4.45:c8:s:tFILE is 2.95 bits per element
+//	                     all in at n_ctx 512 with KLD 0.0055, under half
+//	                     q4_0's at 4.5 bits.
 //
 //	snapkv[:B][:wW][:kK][+CACHE]
 //	                     SnapKV (Li et al. 2024, "SnapKV: LLM Knows What You

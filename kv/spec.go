@@ -57,13 +57,14 @@ type Spec struct {
 	// KBits, VBits, Group and Residual are KIVI's parameters.
 	KBits, VBits, Group, Residual int
 	// Bits and Chunk are CacheGen's quality (codec.Options.Bits) and
-	// positions per coded chunk; Decoded keeps coded chunks decoded too.
-	// KeyBits, ValueBits and EarlyBits are the codec's offsets
+	// positions per coded chunk; Decoded keeps coded chunks decoded too;
+	// Static codes a transform's coordinates under fixed models from the
+	// basis's fitted spreads (codec static planes). KeyBits, ValueBits and EarlyBits are the codec's offsets
 	// (codec.Options; EarlyBits −1: none).
 	Bits                          float64
 	KeyBits, ValueBits, EarlyBits float64
 	Chunk                         int
-	Decoded                       bool
+	Decoded, Static               bool
 	// Evict, when set, evicts tokens in front of the cache the rest of
 	// the spec describes (sink:…+INNER, h2o:…+INNER).
 	Evict *Evict
@@ -86,6 +87,7 @@ type Spec struct {
 	PCALayerBits []float64
 	PCAFile      string
 	pca          *PCABasis
+	cgShared     *cgShared // cachegen's transforms built from pca, shared by its caches
 	// ZipHi and ZipLo are a zip cache's bits for salient and other
 	// tokens, ZipFrac the fraction of tokens that are salient.
 	ZipHi, ZipLo int

@@ -157,11 +157,17 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	// Last, so that neither sizing above overwrites it.
+	// All in: the coded rate, plus the bytes held whatever is coded (the
+	// open chunk) spread over a full window.
 	if cs, ok := last.(kv.CodedSizer); ok && res.KVInfo != nil {
-		if b, e := cs.CodedSize(); e > 0 {
-			res.KVInfo.BitsPerElement = float64(b) * 8 / float64(e)
-			res.KVInfo.BytesPerToken = float64(b) / float64(e) * float64(kv.Elements(cfg, 1))
+		if b, e := cs.CodedSize(); e > 0 && res.Ctx > 0 {
+			perPos := float64(kv.Elements(cfg, 1))
+			res.KVInfo.BytesPerToken = float64(b)/float64(e)*perPos + float64(cs.OpenBytes())/float64(res.Ctx)
+			res.KVInfo.BitsPerElement = res.KVInfo.BytesPerToken * 8 / perPos
 		}
+	}
+	if ss, ok := last.(kv.SharedSizer); ok && res.KVInfo != nil {
+		res.KVInfo.SharedBytes = ss.SharedBytes()
 	}
 	if *jsonOut {
 		return res.WriteJSON(stdout)

@@ -23,10 +23,13 @@ func runKVFit(args []string, stdout, stderr io.Writer) error {
 	threads := fs.Int("threads", 0, "worker threads (0: all cores)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	weighted := fs.Bool("weighted", false, "fit each head's directions for the error downstream: keys weighted by the second moment of the queries scored against them, values by the output projection (kv.PCAFit.WeightedBasis)")
+	cachegen := fs.Bool("cachegen", false, "fit the transform a cachegen:…:tFILE cache codes in (kv.CacheGenFit: keys before RoPE, weighted for the error downstream, the keys' metric carried back through RoPE)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	switch {
+	case *cachegen && *weighted:
+		return usagef("--cachegen fits a weighted basis of its own; give it without --weighted")
 	case *text == "":
 		return usagef("--text is required: the calibration text the projections are fitted on")
 	case *out == "":
@@ -52,9 +55,14 @@ func runKVFit(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg := &ck.Model.Config
-	fit := kv.NewPCAFit(cfg)
+	fit, cgFit := kv.NewPCAFit(cfg), kv.NewCacheGenFit(cfg, *ctx)
 	runner := model.NewRunner(ck.Model, 0)
-	runner.NewCache = func(n int) (model.KVCache, error) { return fit.Wrap(model.NewFloatCache(cfg, n)), nil }
+	runner.NewCache = func(n int) (model.KVCache, error) {
+		if *cachegen {
+			return cgFit.Wrap(model.NewFloatCache(cfg, n)), nil
+		}
+		return fit.Wrap(model.NewFloatCache(cfg, n)), nil
+	}
 	opt := eval.Options{Protocol: eval.ProtocolAll, Ctx: *ctx, Windows: *windows, BOS: ck.Tokenizer.BOS(), ModelName: ck.Path, DataName: *text}
 	if !*quiet {
 		opt.Progress = stderr
@@ -64,11 +72,14 @@ func runKVFit(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("kvfit: %w", err)
 	}
 	var b *kv.PCABasis
-	if *weighted {
+	switch {
+	case *cachegen:
+		b, err = cgFit.Basis(ck.Model, ck.Path)
+	case *weighted:
 		if err = fit.SetOutputMetrics(ck.Model); err == nil {
 			b, err = fit.WeightedBasis(ck.Path)
 		}
-	} else {
+	default:
 		b, err = fit.Basis(ck.Path)
 	}
 	if err != nil {

@@ -101,3 +101,38 @@ func TestEvalKVSizeWithBaseLogits(t *testing.T) {
 		}
 	}
 }
+
+// TestKVFitCacheGen: kvfit --cachegen writes a transform a static
+// cachegen cache codes in; eval reports the cache all in (coded rate
+// plus its binary16 open chunk) and the shared transform apart.
+func TestKVFitCacheGen(t *testing.T) {
+	dir := testshared.Path(t, "models/pdtext-llama-28m")
+	text := testshared.Path(t, "data/pdtext-calib.txt")
+	basis := filepath.Join(t.TempDir(), "cg.json")
+	if _, errs, code := runCmd(t, "kvfit", "--model", dir, "--text", text, "--windows", "2", "--ctx", "128", "--cachegen", "--quiet", "--out", basis); code != 0 {
+		t.Fatalf("kvfit --cachegen: exit %d: %s", code, errs)
+	}
+	out, errs, code := runCmd(t, "eval", "--model", dir, "--ctx", "128", "--windows", "1", "--json", "--quiet", "--kv", "cachegen:q4:c8:s:t"+basis)
+	if code != 0 {
+		t.Fatalf("eval: exit %d: %s", code, errs)
+	}
+	var r struct {
+		Bits   float64 `json:"kv_bits_per_element"`
+		Shared int64   `json:"kv_shared_bytes"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	// 8 layers × 2 KV heads × keys and values × (mean, forward and back
+	// directions, bin) float32 and 64 model codes.
+	if want := int64(8 * 2 * 2 * (4*(64+2*64*64+1) + 64)); r.Shared != want {
+		t.Errorf("kv_shared_bytes %d, want %d", r.Shared, want)
+	}
+	// The open chunk alone is 8 of 128 positions in binary16: 1 bit.
+	if r.Bits < 1.5 || r.Bits > 4.5 {
+		t.Errorf("%.3f bits per element at q4 with an 8-position open chunk", r.Bits)
+	}
+	if _, _, code := runCmd(t, "kvfit", "--model", dir, "--text", text, "--cachegen", "--weighted", "--out", basis); code != 2 {
+		t.Errorf("--cachegen --weighted: exit %d, want 2", code)
+	}
+}
