@@ -91,6 +91,38 @@
 	VMULSS       X3, X1, X1; \
 	VADDSS       X1, X0, X0
 
+// PROD8 is GROUP8 up to the products: the eight block sums of Y1, Y2
+// converted and scaled by d·dy into Y3 (d the binary16 scales at
+// 0, bb, …, 7·bb(SI), read in two halves; clobbers AX, Y4-Y6). CHAIN8
+// then adds the eight products held in Y8 into X0 in block order
+// (clobbers X7). The AVX2 row loops compute a group's products before
+// adding the previous group's, so that the serial chain of float32 adds
+// overlaps the next group's integer work; the adds stay in block order.
+#define PROD8(bb) \
+	VPERM2I128   $0x20, Y2, Y1, Y3; \
+	VPERM2I128   $0x31, Y2, Y1, Y4; \
+	VPADDD       Y4, Y3, Y3; \
+	VCVTDQ2PS    Y3, Y3; \
+	MOVWLZX      0(SI), AX; \
+	VMOVD        AX, X5; \
+	VPINSRW      $1, (bb)(SI), X5, X5; \
+	VPINSRW      $2, (2*bb)(SI), X5, X5; \
+	VPINSRW      $3, (3*bb)(SI), X5, X5; \
+	MOVWLZX      (4*bb)(SI), AX; \
+	VMOVD        AX, X6; \
+	VPINSRW      $1, (5*bb)(SI), X6, X6; \
+	VPINSRW      $2, (6*bb)(SI), X6, X6; \
+	VPINSRW      $3, (7*bb)(SI), X6, X6; \
+	VPUNPCKLQDQ  X6, X5, X5; \
+	VCVTPH2PS    X5, Y5; \
+	VMULPS       (DX), Y5, Y5; \
+	VMULPS       Y5, Y3, Y3
+
+#define CHAIN8 \
+	ADD4(X8, X7); \
+	VEXTRACTF128 $1, Y8, X8; \
+	ADD4(X8, X7)
+
 // func rowsQ8_0AVX2(out []float32, w []byte, rb int, q []int8, d []float32)
 //
 // out[i] = row i · activation for the len(out) rows of rb bytes at w, each
@@ -112,10 +144,11 @@ r8xrow:
 	MOVQ   d_base+80(FP), DX
 	MOVQ   d_len+88(FP), CX
 	VXORPS X0, X0, X0
+	XORQ   R9, R9 // no group's products pending
 
 r8xloop8:
 	CMPQ CX, $8
-	JLT  r8xtail
+	JLT  r8xflush
 	PREFETCHT0 4096(SI)
 	PREFETCHT0 4160(SI)
 	PREFETCHT0 4224(SI)
@@ -135,12 +168,24 @@ r8xloop8:
 	Q8BLK(240, 224, Y4, Y11, Y12)
 	VPHADDD Y4, Y3, Y3
 	VPHADDD Y3, Y2, Y2
-	GROUP8(34)
-	ADDQ $272, SI
-	ADDQ $256, DI
-	ADDQ $32, DX
-	SUBQ $8, CX
-	JMP  r8xloop8
+	PROD8(34)
+	TESTQ R9, R9
+	JZ    r8xfirst
+	CHAIN8
+
+r8xfirst:
+	VMOVAPS Y3, Y8
+	MOVQ    $1, R9
+	ADDQ    $272, SI
+	ADDQ    $256, DI
+	ADDQ    $32, DX
+	SUBQ    $8, CX
+	JMP     r8xloop8
+
+r8xflush:
+	TESTQ R9, R9
+	JZ    r8xtail
+	CHAIN8
 
 r8xtail:
 	TESTQ CX, CX
@@ -191,10 +236,11 @@ r4xrow:
 	MOVQ   d_base+80(FP), DX
 	MOVQ   d_len+88(FP), CX
 	VXORPS X0, X0, X0
+	XORQ   R9, R9 // no group's products pending
 
 r4xloop8:
 	CMPQ CX, $8
-	JLT  r4xtail
+	JLT  r4xflush
 	PREFETCHT0 4096(SI)
 	PREFETCHT0 4160(SI)
 	PREFETCHT0 4224(SI)
@@ -212,12 +258,24 @@ r4xloop8:
 	Q4BLK(128, 224, X4, Y4, X11, Y11, Y12)
 	VPHADDD Y4, Y3, Y3
 	VPHADDD Y3, Y2, Y2
-	GROUP8(18)
-	ADDQ $144, SI
-	ADDQ $256, DI
-	ADDQ $32, DX
-	SUBQ $8, CX
-	JMP  r4xloop8
+	PROD8(18)
+	TESTQ R9, R9
+	JZ    r4xfirst
+	CHAIN8
+
+r4xfirst:
+	VMOVAPS Y3, Y8
+	MOVQ    $1, R9
+	ADDQ    $144, SI
+	ADDQ    $256, DI
+	ADDQ    $32, DX
+	SUBQ    $8, CX
+	JMP     r4xloop8
+
+r4xflush:
+	TESTQ R9, R9
+	JZ    r4xtail
+	CHAIN8
 
 r4xtail:
 	TESTQ CX, CX
