@@ -22,20 +22,21 @@
 	VPMADDUBSW t, u, u; \
 	VPMADDWD   Y15, u, y
 
-// Q4_0 quants at woff(SI) (16 bytes) as 32 int8 in -8..7 in Y register y
-// (x its low half; Y14: 0x0f bytes, Y13: 8s), times the activations at
-// qoff(DI), as 8 int32 in y (t, u temporaries, tx t's low half).
+// Q4_0 quants at woff(SI) (16 bytes) as 32 unsigned nibbles u in y (x its
+// low half; Y14: 0x0f bytes, Y13: 8s), times the activations q at
+// qoff(DI), as 8 int32 in y: VPMADDUBSW takes the pairs of u·q and of
+// 8·q, whose difference is the pairs of (u−8)·q, at most 2048 in
+// magnitude, so no int16 saturates and the sums are exact (tx: a
+// temporary X register; t unused, u a temporary).
 #define Q4BLK(woff, qoff, x, y, tx, t, u) \
 	VMOVDQU     woff(SI), x; \
 	VPSRLW      $4, x, tx; \
 	VINSERTI128 $1, tx, y, y; \
 	VPAND       Y14, y, y; \
-	VPSUBB      Y13, y, y; \
-	VMOVDQU     qoff(DI), t; \
-	VPSIGNB     y, t, t; \
-	VPSIGNB     y, y, u; \
-	VPMADDUBSW  t, u, u; \
-	VPMADDWD    Y15, u, y
+	VPMADDUBSW  qoff(DI), y, y; \
+	VPMADDUBSW  qoff(DI), Y13, u; \
+	VPSUBW      u, y, y; \
+	VPMADDWD    Y15, y, y
 
 // Add the four float32 lanes of X register x to X0 in lane order (t is a
 // temporary).
