@@ -174,8 +174,9 @@ func startRedis(t testing.TB) *server {
 
 // s3ServerBin finds the S3 test server: $TERSE_S3_SERVER, terse-s3server
 // on the PATH, in $GOBIN or GOPATH/bin (where .ci/run builds it), or else
-// it builds testdata/s3server itself (once per test binary, with the go
-// command and the module proxy). It returns "" and why when none can be had.
+// it builds testdata/s3server itself into a folder of the temporary
+// directory (once per test binary, with the go command and the module
+// proxy). It returns "" and why when none can be had.
 func s3ServerBin() (string, string) {
 	if p := os.Getenv("TERSE_S3_SERVER"); p != "" {
 		return p, ""
@@ -193,8 +194,10 @@ func s3ServerBin() (string, string) {
 		}
 	}
 	s3Build.Do(func() {
-		dir, err := os.MkdirTemp("", "terse-s3server-")
-		if err != nil {
+		// One folder per user, reused: the go command's build cache makes
+		// a rebuild cheap, and no run leaves a binary behind.
+		dir := filepath.Join(os.TempDir(), fmt.Sprintf("terse-s3server-%d", os.Getuid()))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			s3Build.why = err.Error()
 			return
 		}
