@@ -52,8 +52,11 @@
 // The float32 part of eight blocks, blocks of bb bytes with their binary16
 // scale first: Y1 and Y2 hold the transpose-added int32 sums
 // [s0..3 of blocks 0-3 | s4..7 of blocks 0-3] and the same for blocks 4-7.
-// X0 += float32(s_b)·(d_b·dy_b) for b = 0..7 in order (clobbers Y3-Y5).
-#define GROUP8(bb) \
+// PROD8 converts the eight block sums and scales them by d·dy into Y3 (d
+// the binary16 scales at 0, bb, …, 7·bb(SI), read in two halves; clobbers
+// AX, Y4-Y6). GROUP8 then adds them: X0 += float32(s_b)·(d_b·dy_b) for
+// b = 0..7 in order (clobbers Y3-Y6).
+#define PROD8(bb) \
 	VPERM2I128   $0x20, Y2, Y1, Y3; \
 	VPERM2I128   $0x31, Y2, Y1, Y4; \
 	VPADDD       Y4, Y3, Y3; \
@@ -63,13 +66,18 @@
 	VPINSRW      $1, (bb)(SI), X5, X5; \
 	VPINSRW      $2, (2*bb)(SI), X5, X5; \
 	VPINSRW      $3, (3*bb)(SI), X5, X5; \
-	VPINSRW      $4, (4*bb)(SI), X5, X5; \
-	VPINSRW      $5, (5*bb)(SI), X5, X5; \
-	VPINSRW      $6, (6*bb)(SI), X5, X5; \
-	VPINSRW      $7, (7*bb)(SI), X5, X5; \
+	MOVWLZX      (4*bb)(SI), AX; \
+	VMOVD        AX, X6; \
+	VPINSRW      $1, (5*bb)(SI), X6, X6; \
+	VPINSRW      $2, (6*bb)(SI), X6, X6; \
+	VPINSRW      $3, (7*bb)(SI), X6, X6; \
+	VPUNPCKLQDQ  X6, X5, X5; \
 	VCVTPH2PS    X5, Y5; \
 	VMULPS       (DX), Y5, Y5; \
-	VMULPS       Y5, Y3, Y3; \
+	VMULPS       Y5, Y3, Y3
+
+#define GROUP8(bb) \
+	PROD8(bb); \
 	ADD4(X3, X4); \
 	VEXTRACTF128 $1, Y3, X3; \
 	ADD4(X3, X4)
@@ -92,33 +100,11 @@
 	VMULSS       X3, X1, X1; \
 	VADDSS       X1, X0, X0
 
-// PROD8 is GROUP8 up to the products: the eight block sums of Y1, Y2
-// converted and scaled by d·dy into Y3 (d the binary16 scales at
-// 0, bb, …, 7·bb(SI), read in two halves; clobbers AX, Y4-Y6). CHAIN8
-// then adds the eight products held in Y8 into X0 in block order
-// (clobbers X7). The AVX2 row loops compute a group's products before
-// adding the previous group's, so that the serial chain of float32 adds
-// overlaps the next group's integer work; the adds stay in block order.
-#define PROD8(bb) \
-	VPERM2I128   $0x20, Y2, Y1, Y3; \
-	VPERM2I128   $0x31, Y2, Y1, Y4; \
-	VPADDD       Y4, Y3, Y3; \
-	VCVTDQ2PS    Y3, Y3; \
-	MOVWLZX      0(SI), AX; \
-	VMOVD        AX, X5; \
-	VPINSRW      $1, (bb)(SI), X5, X5; \
-	VPINSRW      $2, (2*bb)(SI), X5, X5; \
-	VPINSRW      $3, (3*bb)(SI), X5, X5; \
-	MOVWLZX      (4*bb)(SI), AX; \
-	VMOVD        AX, X6; \
-	VPINSRW      $1, (5*bb)(SI), X6, X6; \
-	VPINSRW      $2, (6*bb)(SI), X6, X6; \
-	VPINSRW      $3, (7*bb)(SI), X6, X6; \
-	VPUNPCKLQDQ  X6, X5, X5; \
-	VCVTPH2PS    X5, Y5; \
-	VMULPS       (DX), Y5, Y5; \
-	VMULPS       Y5, Y3, Y3
-
+// CHAIN8 adds the eight products PROD8 left, held in Y8, into X0 in
+// block order (clobbers X7). The AVX2 row loops compute a group's products
+// before adding the previous group's, so that the serial chain of float32
+// adds overlaps the next group's integer work; the adds stay in block
+// order.
 #define CHAIN8 \
 	ADD4(X8, X7); \
 	VEXTRACTF128 $1, Y8, X8; \
