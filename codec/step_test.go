@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -37,28 +38,38 @@ func TestStepPlaneRoundTrip(t *testing.T) {
 			t.Fatalf("%+v: plane starts % x, want 09 %02x", tc, p[:2], StepVersion)
 		}
 		// Decode with a stride wider than the plane; the gaps stay.
-		stride := tc.width + 2
-		got := make([]float32, max(0, (tc.n-1)*stride+tc.width))
-		for i := range got {
-			got[i] = -7
-		}
-		if err := DecodeStepPlane(p[1:], tc.n, tc.width, tc.step, got, stride); err != nil {
-			t.Fatalf("%+v: %v", tc, err)
-		}
-		for r := 0; r < tc.n; r++ {
-			for c := 0; c < stride && r*stride+c < len(got); c++ {
-				g := got[r*stride+c]
-				if c >= tc.width {
-					if g != -7 {
-						t.Fatalf("%+v: gap (%d, %d) written: %g", tc, r, c, g)
-					}
-					continue
+		checkDecoded(t, fmt.Sprintf("%+v", tc), x, tc.n, tc.width, tc.step, func(dst []float32, stride int) error {
+			return DecodeStepPlane(p[1:], tc.n, tc.width, tc.step, dst, stride)
+		})
+	}
+}
+
+// checkDecoded decodes an n×width plane with decode into a buffer whose
+// rows are two floats wider than the plane and checks it: every value
+// within half a bin step of x (up to float32 rounding), the gaps between
+// rows untouched. name prefixes the failures.
+func checkDecoded(t *testing.T, name string, x []float32, n, width int, step float32, decode func(dst []float32, stride int) error) {
+	t.Helper()
+	stride := width + 2
+	got := make([]float32, max(0, (n-1)*stride+width))
+	for i := range got {
+		got[i] = -7
+	}
+	if err := decode(got, stride); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	for r := 0; r < n; r++ {
+		for c := 0; c < stride && r*stride+c < len(got); c++ {
+			g := got[r*stride+c]
+			if c >= width {
+				if g != -7 {
+					t.Fatalf("%s: gap (%d, %d) written: %g", name, r, c, g)
 				}
-				// Within half a bin of the original, up to float32 rounding.
-				want := x[r*tc.width+c]
-				if d := math.Abs(float64(g - want)); d > float64(tc.step)/2*(1+1e-4)+1e-5*math.Abs(float64(want)) {
-					t.Fatalf("%+v: (%d, %d): %g, want %g ± %g", tc, r, c, g, want, tc.step/2)
-				}
+				continue
+			}
+			want := x[r*width+c]
+			if d := math.Abs(float64(g - want)); d > float64(step)/2*(1+1e-4)+1e-5*math.Abs(float64(want)) {
+				t.Fatalf("%s: (%d, %d): %g, want %g ± %g", name, r, c, g, want, step/2)
 			}
 		}
 	}
