@@ -777,15 +777,15 @@ func parseCacheGen(s, rest string) (*Spec, error) {
 
 // cacheGenString is a CacheGen spec in full.
 func cacheGenString(sp *Spec) string {
-	s := fmt.Sprintf("cachegen:q%g:c%d", sp.Bits, sp.Chunk)
+	s := fmt.Sprintf("cachegen:q%s:c%d", specNum(sp.Bits), sp.Chunk)
 	if sp.KeyBits != 0 {
-		s += fmt.Sprintf(":k%g", sp.KeyBits)
+		s += ":k" + specNum(sp.KeyBits)
 	}
 	if sp.ValueBits != 0 {
-		s += fmt.Sprintf(":v%g", sp.ValueBits)
+		s += ":v" + specNum(sp.ValueBits)
 	}
 	if sp.EarlyBits != 0 {
-		s += fmt.Sprintf(":e%g", max(sp.EarlyBits, 0))
+		s += ":e" + specNum(max(sp.EarlyBits, 0))
 	}
 	if sp.Group > 0 {
 		s += fmt.Sprintf(":g%d", sp.Group)

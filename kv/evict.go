@@ -125,9 +125,9 @@ func parseEvict(s, name, rest string) (*Evict, error) {
 func (e *Evict) String() string {
 	switch e.Score {
 	case "snapkv":
-		return fmt.Sprintf("snapkv:%s:w%d:k%d", strconv.FormatFloat(e.Budget, 'g', -1, 64), e.ObsWindow, e.Kernel)
+		return fmt.Sprintf("snapkv:%s:w%d:k%d", specNum(e.Budget), e.ObsWindow, e.Kernel)
 	case "ems":
-		s := fmt.Sprintf("ems:%s:w%d:t%s", strconv.FormatFloat(e.Budget, 'g', -1, 64), e.ObsWindow, strconv.FormatFloat(e.Threshold, 'g', -1, 64))
+		s := fmt.Sprintf("ems:%s:w%d:t%s", specNum(e.Budget), e.ObsWindow, specNum(e.Threshold))
 		if e.ScoreWeights {
 			s += ":s"
 		}
@@ -137,7 +137,7 @@ func (e *Evict) String() string {
 		return s
 	}
 	if e.H2O {
-		return fmt.Sprintf("h2o:%s:r%d", strconv.FormatFloat(e.Budget, 'g', -1, 64), e.RecentPct)
+		return fmt.Sprintf("h2o:%s:r%d", specNum(e.Budget), e.RecentPct)
 	}
 	return fmt.Sprintf("sink:%d:w%d", e.Sinks, e.Window)
 }

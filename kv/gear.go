@@ -485,5 +485,5 @@ func parseGEAR(s, rest string) (*Spec, error) {
 
 // gearString is a gear spec in full.
 func gearString(sp *Spec) string {
-	return fmt.Sprintf("gear:b%d:g%d:o%s:r%d:c%d", sp.KBits, sp.Group, strconv.FormatFloat(sp.GearOutlier, 'g', -1, 64), sp.GearRank, sp.Chunk)
+	return fmt.Sprintf("gear:b%d:g%d:o%s:r%d:c%d", sp.KBits, sp.Group, specNum(sp.GearOutlier), sp.GearRank, sp.Chunk)
 }

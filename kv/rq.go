@@ -800,7 +800,7 @@ func rqString(sp *Spec) string {
 			if i > 0 {
 				b.WriteByte('/')
 			}
-			b.WriteString(strconv.FormatFloat(r, 'g', -1, 64))
+			b.WriteString(specNum(r))
 		}
 		return b.String()
 	}

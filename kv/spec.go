@@ -370,9 +370,9 @@ func (sp *Spec) String() string {
 	case KindPCA:
 		b := ""
 		if sp.PCABits > 0 {
-			b = ":b" + strconv.FormatFloat(sp.PCABits, 'g', -1, 64)
+			b = ":b" + specNum(sp.PCABits)
 			if sp.PCAVBits != sp.PCABits {
-				b += "/" + strconv.FormatFloat(sp.PCAVBits, 'g', -1, 64)
+				b += "/" + specNum(sp.PCAVBits)
 			}
 		}
 		if sp.PCASinks > 0 {
@@ -384,13 +384,13 @@ func (sp *Spec) String() string {
 				if i > 0 {
 					b += "/"
 				}
-				b += strconv.FormatFloat(x, 'g', -1, 64)
+				b += specNum(x)
 			}
 		}
 		if sp.PCALloyd {
 			b += ":l"
 		}
-		return fmt.Sprintf("pca:k%s:v%s%s:%s", strconv.FormatFloat(sp.PCAK, 'g', -1, 64), strconv.FormatFloat(sp.PCAV, 'g', -1, 64), b, sp.PCAFile)
+		return fmt.Sprintf("pca:k%s:v%s%s:%s", specNum(sp.PCAK), specNum(sp.PCAV), b, sp.PCAFile)
 	}
 	return fmt.Sprintf("kivi:k%dv%d:g%d:r%d", sp.KBits, sp.VBits, sp.Group, sp.Residual)
 }
@@ -466,3 +466,7 @@ func (sp *Spec) Size(cfg *model.Config, positions int) (bitsPerElement, bytesPer
 	}
 	return BitsPerElement(c, cfg), float64(c.Bytes()) / float64(positions), nil
 }
+
+// specNum writes a number of a spec string in plain decimal. Spec strings
+// never use exponents: the '+' of "1e+06" is the composition operator.
+func specNum(x float64) string { return strconv.FormatFloat(x, 'f', -1, 64) }

@@ -106,7 +106,7 @@ func TestParse(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{"f32", "q4_0", "h2o", "sink:4:r64+q8_0", "kivi", "kivi:k2v2:g32:r128", "kivi:k4v4", "kivi:g16:r0", "q8_0:",
 		"zip", "zip:h8:l3:f0.25:s4:p", "stair:b8/4/2:w16/32", "gear:b2:o5:r4:c16", "snapkv:0.25:w8:k3+zip", "ems:12:w4+stair:b3", "ems:0.25:w8:t0.7:s+q8_0", "ems:0.5:t-1:e",
-		"rq", "rq:k2.5:v4:s0:p", "rq:m:s3", "rq:k3/4", "h2o:0.5+rq:k16:v1"} {
+		"rq", "rq:k2.5:v4:s0:p", "rq:m:s3", "rq:k3/4", "h2o:0.5+rq:k16:v1", "ems:1000000", "h2o:1e-9", "zip:f1e-7"} {
 		f.Add(s)
 	}
 	cfg := &model.Config{NLayers: 1, NHeads: 1, NKVHeads: 1, HeadDim: 32}

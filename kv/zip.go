@@ -322,7 +322,7 @@ func parseList(s string, one func(string) (int, error)) ([]int, error) {
 func tqString(sp *Spec) string {
 	var b strings.Builder
 	if sp.Kind == KindZip {
-		fmt.Fprintf(&b, "zip:h%d:l%d:f%s", sp.ZipHi, sp.ZipLo, strconv.FormatFloat(sp.ZipFrac, 'g', -1, 64))
+		fmt.Fprintf(&b, "zip:h%d:l%d:f%s", sp.ZipHi, sp.ZipLo, specNum(sp.ZipFrac))
 	} else {
 		b.WriteString("stair:b")
 		for i, x := range sp.StairBits {
