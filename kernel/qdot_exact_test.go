@@ -169,7 +169,7 @@ func TestQTileRouteExact(t *testing.T) {
 		if exactRowType(dt) && !exact[dt] {
 			t.Errorf("%s: exactRowType says exact, but TestQRowsExact does not test it", dt)
 		}
-		if !qGemmType(dt) || !gemm16For(active, dt).ok() {
+		if !qGemmType(dt) || !gemm16For(active, dt).decode() {
 			continue
 		}
 		if got, want := qTileRoute(&cfg, active, dt, 1), !exactRowType(dt); got != want {

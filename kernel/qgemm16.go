@@ -48,10 +48,20 @@ type gemm16Kernels struct {
 	pack                func(dst, w []byte, rb, nb int)
 	blk, tile, actBlock int
 	wide                bool // Q4_0 tiles widened to the Q8_0 layout (gemm16AMX)
+	// q127 kernels are exact only for activation quants in −127..127 (the
+	// activation quantizer's range; the AVX2 Q8_0 kernels' sign trick).
+	q127 bool
+	// goPack kernels repack in Go, which costs more than small batches
+	// gain from the tiles: they take only prefill batches (qTileRoute).
+	goPack bool
 }
 
 // ok reports whether the kernels exist.
 func (k gemm16Kernels) ok() bool { return k.x1 != nil && k.pack != nil }
+
+// decode reports whether the kernels also take decode-size batches
+// (qTileRoute): they exist and repack at native speed.
+func (k gemm16Kernels) decode() bool { return k.ok() && !k.goPack }
 
 // kernel returns the kernel for groups of g tokens.
 func (k gemm16Kernels) kernel(g int) gemm16Fn {
@@ -182,10 +192,7 @@ func packQ8_0x16(dst, w []byte, rb, nb int) {
 			blk := w[r*rb+b*34 : r*rb+b*34+34]
 			binary.LittleEndian.PutUint32(o[4*r:], math.Float32bits(tensor.F16ToF32(binary.LittleEndian.Uint16(blk))))
 			for k := 0; k < 8; k++ {
-				d := o[64+64*k+4*r : 64+64*k+4*r+4]
-				for i := range d {
-					d[i] = blk[2+4*k+i] ^ 0x80
-				}
+				binary.LittleEndian.PutUint32(o[64+64*k+4*r:], binary.LittleEndian.Uint32(blk[2+4*k:])^0x80808080)
 			}
 		}
 	}

@@ -109,6 +109,20 @@ func pack16Q5_1AVX512(dst, w []byte, rb, nb int)
 //go:noescape
 func pack16IQ4_NLAVX512(dst, w []byte, rb, nb int)
 
+// Implemented in qgemm16avx2_amd64.s.
+
+//go:noescape
+func gemm16Q4_0x4AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
+
+//go:noescape
+func gemm16Q4_0x1AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
+
+//go:noescape
+func gemm16Q8_0x4AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
+
+//go:noescape
+func gemm16Q8_0x1AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
+
 // Implemented in qgemm16k2_amd64.s.
 
 //go:noescape
@@ -144,7 +158,19 @@ func pack16Q6_KAVX512(dst, w []byte, rb, nb int)
 // gemm16For returns the sixteen-row kernels for dt weights at level l, or
 // none (ok false) where there are none.
 func gemm16For(l level, dt tensor.DType) (k gemm16Kernels) {
+	if l < levelAVX2 {
+		return k
+	}
 	if l < levelAVX512 || !hasVNNI {
+		// AVX2 kernels on the same tiles, repacked in Go. Only for the
+		// exact row types: the others would take the tiles at every batch
+		// size (qTileRoute), a Go repacking per call even for one token.
+		switch dt {
+		case tensor.Q4_0:
+			return gemm16Kernels{x4: gemm16Q4_0x4AVX2, x1: gemm16Q4_0x1AVX2, pack: packQ4_0x16, blk: q8Block, tile: pack16Q4_0, actBlock: 40, goPack: true}
+		case tensor.Q8_0:
+			return gemm16Kernels{x4: gemm16Q8_0x4AVX2, x1: gemm16Q8_0x1AVX2, pack: packQ8_0x16, blk: q8Block, tile: pack16Q8_0, actBlock: 40, q127: true, goPack: true}
+		}
 		return k
 	}
 	switch dt {

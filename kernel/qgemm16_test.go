@@ -28,23 +28,43 @@ func TestQGemm16BitExact(t *testing.T) {
 	}
 	r := rand.New(rand.NewPCG(61, 62))
 	defer SetThreads(0)
-	for _, dt := range gemm16TestTypes {
-		k := gemm16For(supported, dt)
-		if !k.ok() {
-			t.Skipf("no sixteen-row %s kernels on this CPU (level %v)", dt, supported)
-		}
-		for _, noAMX := range []bool{false, true} {
-			if !noAMX && gemm16AMX(k, dt).x16 == nil {
+	tested := 0
+	for _, l := range gemm16Levels() {
+		for _, dt := range gemm16TestTypes {
+			k := gemm16For(l, dt)
+			if !k.ok() {
+				t.Logf("no sixteen-row %s kernels at level %v", dt, l)
 				continue
 			}
-			testQGemm16Type(t, r, dt, k, noAMX)
+			tested++
+			for _, noAMX := range []bool{false, true} {
+				if !noAMX && (l != supported || gemm16AMX(k, dt).x16 == nil) {
+					continue
+				}
+				testQGemm16Type(t, r, dt, k, l, noAMX)
+			}
 		}
 	}
+	if tested == 0 {
+		t.Skipf("no sixteen-row kernels on this CPU (level %v)", supported)
+	}
+}
+
+// gemm16Levels are the dispatch levels this CPU runs whose sixteen-row
+// kernels differ: AVX2 (without VNNI) and, where the CPU has more, its own.
+func gemm16Levels() []level {
+	if supported < levelAVX2 {
+		return nil
+	}
+	if supported == levelAVX2 {
+		return []level{levelAVX2}
+	}
+	return []level{levelAVX2, supported}
 }
 
 // testQGemm16Type is TestQGemm16BitExact for one weight type, with the AMX
 // kernels or without.
-func testQGemm16Type(t *testing.T, r *rand.Rand, dt tensor.DType, k gemm16Kernels, noAMX bool) {
+func testQGemm16Type(t *testing.T, r *rand.Rand, dt tensor.DType, k gemm16Kernels, l level, noAMX bool) {
 	cfg := *config.Load()
 	cfg.NoAMX = noAMX
 	{
@@ -66,11 +86,11 @@ func testQGemm16Type(t *testing.T, r *rand.Rand, dt tensor.DType, k gemm16Kernel
 					x := gemmActs(r, n, cols)
 					for th := 1; th <= 2; th++ {
 						SetThreads(th)
-						name := fmt.Sprintf("%s %dx%d wmode=%d n=%d threads=%d noAMX=%v", dt, rows, cols, wmode, n, th, noAMX)
+						name := fmt.Sprintf("%s %dx%d wmode=%d n=%d threads=%d level=%v noAMX=%v", dt, rows, cols, wmode, n, th, l, noAMX)
 						out := make([]float32, n*rows+1)
 						out[n*rows] = 42
 						var j *qJob
-						withLevel(t, supported, func() {
+						withLevel(t, l, func() {
 							cfg.Threads = th
 							qGemm(&cfg, out, x, n, w)
 							j = new(qJob)
@@ -101,20 +121,27 @@ func testQGemm16Type(t *testing.T, r *rand.Rand, dt tensor.DType, k gemm16Kernel
 // the Go one.
 func TestQGemm16Extremes(t *testing.T) {
 	r := rand.New(rand.NewPCG(63, 64))
-	for _, dt := range gemm16TestTypes {
-		k := gemm16For(supported, dt)
-		if !k.ok() {
-			t.Skipf("no sixteen-row %s kernels on this CPU", dt)
-		}
-		kernels := []gemm16Kernels{k}
-		if ka := gemm16AMX(k, dt); ka.x16 != nil {
-			kernels = append(kernels, ka)
-		}
-		for _, k := range kernels {
-			for _, n := range []int{13, 29} {
-				testQGemm16Extremes(t, r, dt, k, n)
+	tested := 0
+	for _, l := range gemm16Levels() {
+		for _, dt := range gemm16TestTypes {
+			k := gemm16For(l, dt)
+			if !k.ok() {
+				continue
+			}
+			tested++
+			kernels := []gemm16Kernels{k}
+			if ka := gemm16AMX(k, dt); l == supported && ka.x16 != nil {
+				kernels = append(kernels, ka)
+			}
+			for _, k := range kernels {
+				for _, n := range []int{13, 29} {
+					testQGemm16Extremes(t, r, dt, k, n)
+				}
 			}
 		}
+	}
+	if tested == 0 {
+		t.Skipf("no sixteen-row kernels on this CPU (level %v)", supported)
 	}
 }
 
@@ -137,6 +164,9 @@ func testQGemm16Extremes(t *testing.T, r *rand.Rand, dt tensor.DType, k gemm16Ke
 				t.Fatalf("%s wmode=%d: AVX-512 repacking differs from packQ*x16", dt, wmode)
 			}
 			for _, qv := range []int8{-128, -127, 127} {
+				if qv == -128 && k.q127 {
+					continue // outside the kernels' documented range
+				}
 				j := &qJob{n: n, cols: cols, gemm16: k, dt16: dt}
 				j.qbuf = make([]int8, n*cols)
 				j.dbuf = make([]float32, n*nb)

@@ -97,7 +97,10 @@ func qMatMul(cfg *Config, out, x []float32, n int, w *tensor.Tensor, rb int) {
 // result bit for bit (exactRowType); the others take the tiles at every
 // size, so that batching never changes a sequence's logits.
 func qTileRoute(cfg *Config, l level, dt tensor.DType, n int) bool {
-	return cfg.QTileMin > 0 && (n >= cfg.QTileMin || !exactRowType(dt)) && qGemmType(dt) && gemm16For(l, dt).ok()
+	if cfg.QTileMin == 0 || (n < cfg.QTileMin && exactRowType(dt)) || !qGemmType(dt) {
+		return false
+	}
+	return gemm16For(l, dt).decode()
 }
 
 // qMatMulMulti runs the integer path for weights that all pass MatMul's

@@ -30,7 +30,7 @@ func TestQTileRoute(t *testing.T) {
 		{&Config{QMaxBatch: qMaxN}, supported, tensor.Q4_0, 8, false},
 		{&Config{QMaxBatch: qMaxN, QTileMin: 9}, supported, tensor.Q8_0, 8, false},
 	} {
-		want := tc.want && gemm16For(tc.l, tc.dt).ok()
+		want := tc.want && gemm16For(tc.l, tc.dt).decode()
 		if got := qTileRoute(tc.cfg, tc.l, tc.dt, tc.n); got != want {
 			t.Errorf("qTileRoute(%+v, %v, %s, %d) = %v, want %v", *tc.cfg, tc.l, tc.dt, tc.n, got, want)
 		}
