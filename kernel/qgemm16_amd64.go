@@ -123,6 +123,32 @@ func gemm16Q8_0x4AVX2(out []float32, ostride int, pack []byte, nb int, acts []by
 //go:noescape
 func gemm16Q8_0x1AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
 
+//go:noescape
+func pack16Q4_0AVX2(dst, w []byte, rb, nb int)
+
+// Implemented in qgemm16kavx2_amd64.s.
+
+//go:noescape
+func gemm16Q4_Kx4AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
+
+//go:noescape
+func gemm16Q4_Kx1AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
+
+//go:noescape
+func gemm16Q6_Kx4AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
+
+//go:noescape
+func gemm16Q6_Kx1AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
+
+//go:noescape
+func gemm16IQ4_XSx4AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
+
+//go:noescape
+func gemm16IQ4_XSx1AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
+
+//go:noescape
+func pack16Q8_0AVX2(dst, w []byte, rb, nb int)
+
 // Implemented in qgemm16k2_amd64.s.
 
 //go:noescape
@@ -162,14 +188,22 @@ func gemm16For(l level, dt tensor.DType) (k gemm16Kernels) {
 		return k
 	}
 	if l < levelAVX512 || !hasVNNI {
-		// AVX2 kernels on the same tiles, repacked in Go. Only for the
-		// exact row types: the others would take the tiles at every batch
-		// size (qTileRoute), a Go repacking per call even for one token.
+		// AVX2 kernels on the same tiles. Only for the exact row types:
+		// the others would take the tiles at every batch size
+		// (qTileRoute), one token included, where the rows are faster.
 		switch dt {
 		case tensor.Q4_0:
-			return gemm16Kernels{x4: gemm16Q4_0x4AVX2, x1: gemm16Q4_0x1AVX2, pack: packQ4_0x16, blk: q8Block, tile: pack16Q4_0, actBlock: 40, goPack: true}
+			return gemm16Kernels{x4: gemm16Q4_0x4AVX2, x1: gemm16Q4_0x1AVX2, pack: pack16Q4_0AVX2, blk: q8Block, tile: pack16Q4_0, actBlock: 40}
 		case tensor.Q8_0:
-			return gemm16Kernels{x4: gemm16Q8_0x4AVX2, x1: gemm16Q8_0x1AVX2, pack: packQ8_0x16, blk: q8Block, tile: pack16Q8_0, actBlock: 40, q127: true, goPack: true}
+			return gemm16Kernels{x4: gemm16Q8_0x4AVX2, x1: gemm16Q8_0x1AVX2, pack: pack16Q8_0AVX2, blk: q8Block, tile: pack16Q8_0, actBlock: 40, q127: true}
+		case tensor.Q4_K:
+			return gemm16Kernels{x4: gemm16Q4_Kx4AVX2, x1: gemm16Q4_Kx1AVX2, pack: packQ4Kx16, blk: qkBlock, tile: pack16Q4K, actBlock: actBlockK, goPack: true}
+		case tensor.Q6_K:
+			return gemm16Kernels{x4: gemm16Q6_Kx4AVX2, x1: gemm16Q6_Kx1AVX2, pack: packQ6Kx16, blk: qkBlock, tile: pack16Q6K, actBlock: actBlockK, goPack: true}
+		case tensor.Q3_K: // the Q6_K tile layout and kernels
+			return gemm16Kernels{x4: gemm16Q6_Kx4AVX2, x1: gemm16Q6_Kx1AVX2, pack: packQ3Kx16, blk: qkBlock, tile: pack16Q6K, actBlock: actBlockK, goPack: true}
+		case tensor.IQ4_XS:
+			return gemm16Kernels{x4: gemm16IQ4_XSx4AVX2, x1: gemm16IQ4_XSx1AVX2, pack: packIQ4XSx16, blk: qkBlock, tile: pack16IQ4X, actBlock: actBlockK, q127: true, goPack: true}
 		}
 		return k
 	}

@@ -117,7 +117,7 @@ func testQGemm16Type(t *testing.T, r *rand.Rand, dt tensor.DType, k gemm16Kernel
 // TestQGemm16Extremes drives the kernels directly, for a group of each
 // size (13 tokens: 8 + 4 + 1), with activation quants at −128, −127 and 127
 // (the largest integer sums the lanes hold) against every weight mode,
-// comparing with the generic dot; and checks the AVX-512 repacking against
+// comparing with the generic dot; and checks the kernels' (assembly) repacking against
 // the Go one.
 func TestQGemm16Extremes(t *testing.T) {
 	r := rand.New(rand.NewPCG(63, 64))
@@ -161,7 +161,7 @@ func testQGemm16Extremes(t *testing.T, r *rand.Rand, dt tensor.DType, k gemm16Ke
 			ref := make([]byte, len(pk))
 			pack16Go(dt, ref, data, rb, nb, k.wide)
 			if !bytes.Equal(pk, ref) {
-				t.Fatalf("%s wmode=%d: AVX-512 repacking differs from packQ*x16", dt, wmode)
+				t.Fatalf("%s wmode=%d: the kernels' repacking differs from packQ*x16", dt, wmode)
 			}
 			for _, qv := range []int8{-128, -127, 127} {
 				if qv == -128 && k.q127 {

@@ -1137,3 +1137,164 @@ gemm16Q8_0x1AVX2h1:
 
 	VZEROUPPER
 	RET
+
+// Repacking (packQ4_0x16, packQ8_0x16) with AVX2 transposes.
+
+DATA gemm16Sign80<>+0x00(SB)/8, $0x8080808080808080
+DATA gemm16Sign80<>+0x08(SB)/8, $0x8080808080808080
+DATA gemm16Sign80<>+0x10(SB)/8, $0x8080808080808080
+DATA gemm16Sign80<>+0x18(SB)/8, $0x8080808080808080
+GLOBL gemm16Sign80<>(SB), RODATA|NOPTR, $32
+
+// PACKARGS2 loads a repacking routine's arguments (dst+0 w+24 rb+48
+// nb+56): DI = dst, SI = w, CX = nb, and the row-stride multiples AX = rb,
+// BX = 3rb, DX = 5rb, R8 = 7rb; R9 = 8rb.
+#define PACKARGS2 \
+	MOVQ dst_base+0(FP), DI; \
+	MOVQ w_base+24(FP), SI; \
+	MOVQ nb+56(FP), CX; \
+	MOVQ rb+48(FP), AX; \
+	LEAQ (AX)(AX*2), BX; \
+	LEAQ (AX)(AX*4), DX; \
+	LEAQ (BX)(AX*4), R8; \
+	MOVQ AX, R9; \
+	SHLQ $3, R9
+
+// SCALES8 converts the binary16 scales at 0(R10) of the eight rows from R10
+// (R10 = row 0's block, rows AX apart) into float32 at do(DI) (clobbers
+// R11, X0, Y1).
+#define SCALES8(do) \
+	MOVWLZX   (R10), R11; \
+	VPINSRW   $0, R11, X0, X0; \
+	MOVWLZX   (R10)(AX*1), R11; \
+	VPINSRW   $1, R11, X0, X0; \
+	MOVWLZX   (R10)(AX*2), R11; \
+	VPINSRW   $2, R11, X0, X0; \
+	MOVWLZX   (R10)(BX*1), R11; \
+	VPINSRW   $3, R11, X0, X0; \
+	MOVWLZX   (R10)(AX*4), R11; \
+	VPINSRW   $4, R11, X0, X0; \
+	MOVWLZX   (R10)(DX*1), R11; \
+	VPINSRW   $5, R11, X0, X0; \
+	MOVWLZX   (R10)(BX*2), R11; \
+	VPINSRW   $6, R11, X0, X0; \
+	MOVWLZX   (R10)(R8*1), R11; \
+	VPINSRW   $7, R11, X0, X0; \
+	VCVTPH2PS X0, Y1; \
+	VMOVUPS   Y1, do(DI)
+
+// Q8T8 transposes the 32 quant bytes at 2(R10) of eight rows (rows AX
+// apart) as 8×8 dwords, flips their sign bits and stores vector k (dword k
+// of the eight rows) at 64+64k+qo(DI).
+#define Q8T8(qo) \
+	VMOVDQU     2(R10), Y0; \
+	VMOVDQU     2(R10)(AX*1), Y1; \
+	VMOVDQU     2(R10)(AX*2), Y2; \
+	VMOVDQU     2(R10)(BX*1), Y3; \
+	VMOVDQU     2(R10)(AX*4), Y4; \
+	VMOVDQU     2(R10)(DX*1), Y5; \
+	VMOVDQU     2(R10)(BX*2), Y6; \
+	VMOVDQU     2(R10)(R8*1), Y7; \
+	VPUNPCKLDQ  Y1, Y0, Y8; \
+	VPUNPCKHDQ  Y1, Y0, Y9; \
+	VPUNPCKLDQ  Y3, Y2, Y10; \
+	VPUNPCKHDQ  Y3, Y2, Y11; \
+	VPUNPCKLDQ  Y5, Y4, Y12; \
+	VPUNPCKHDQ  Y5, Y4, Y13; \
+	VPUNPCKLDQ  Y7, Y6, Y14; \
+	VPUNPCKHDQ  Y7, Y6, Y15; \
+	VPUNPCKLQDQ Y10, Y8, Y0; \
+	VPUNPCKHQDQ Y10, Y8, Y1; \
+	VPUNPCKLQDQ Y11, Y9, Y2; \
+	VPUNPCKHQDQ Y11, Y9, Y3; \
+	VPUNPCKLQDQ Y14, Y12, Y4; \
+	VPUNPCKHQDQ Y14, Y12, Y5; \
+	VPUNPCKLQDQ Y15, Y13, Y6; \
+	VPUNPCKHQDQ Y15, Y13, Y7; \
+	VMOVDQU     gemm16Sign80<>(SB), Y15; \
+	VPERM2I128  $0x20, Y4, Y0, Y8; \
+	VPERM2I128  $0x20, Y5, Y1, Y9; \
+	VPERM2I128  $0x20, Y6, Y2, Y10; \
+	VPERM2I128  $0x20, Y7, Y3, Y11; \
+	VPERM2I128  $0x31, Y4, Y0, Y12; \
+	VPERM2I128  $0x31, Y5, Y1, Y13; \
+	VPERM2I128  $0x31, Y6, Y2, Y14; \
+	VPERM2I128  $0x31, Y7, Y3, Y0; \
+	VPXOR       Y15, Y8, Y8; \
+	VPXOR       Y15, Y9, Y9; \
+	VPXOR       Y15, Y10, Y10; \
+	VPXOR       Y15, Y11, Y11; \
+	VPXOR       Y15, Y12, Y12; \
+	VPXOR       Y15, Y13, Y13; \
+	VPXOR       Y15, Y14, Y14; \
+	VPXOR       Y15, Y0, Y0; \
+	VMOVDQU     Y8, (64+qo)(DI); \
+	VMOVDQU     Y9, (128+qo)(DI); \
+	VMOVDQU     Y10, (192+qo)(DI); \
+	VMOVDQU     Y11, (256+qo)(DI); \
+	VMOVDQU     Y12, (320+qo)(DI); \
+	VMOVDQU     Y13, (384+qo)(DI); \
+	VMOVDQU     Y14, (448+qo)(DI); \
+	VMOVDQU     Y0, (512+qo)(DI)
+
+// func pack16Q8_0AVX2(dst, w []byte, rb, nb int)
+//
+// packQ8_0x16 with AVX2 transposes: dst gets nb·576 bytes.
+TEXT ·pack16Q8_0AVX2(SB), NOSPLIT, $0-64
+	PACKARGS2
+
+pq8a2loop:
+	MOVQ SI, R10
+	SCALES8(0)
+	Q8T8(0)
+	LEAQ (SI)(R9*1), R10
+	SCALES8(32)
+	Q8T8(32)
+	ADDQ $34, SI
+	ADDQ $576, DI
+	DECQ CX
+	JNZ  pq8a2loop
+	VZEROUPPER
+	RET
+
+// Q4T4 transposes the 16 quant bytes at m0…m3 of four rows as 4×4 dwords and stores vector k (dword k of the four rows) at
+// 64+64k+qo(DI).
+#define Q4T4(m0, m1, m2, m3, qo) \
+	VMOVDQU     m0, X0; \
+	VMOVDQU     m1, X1; \
+	VMOVDQU     m2, X2; \
+	VMOVDQU     m3, X3; \
+	VPUNPCKLDQ  X1, X0, X4; \
+	VPUNPCKHDQ  X1, X0, X5; \
+	VPUNPCKLDQ  X3, X2, X6; \
+	VPUNPCKHDQ  X3, X2, X7; \
+	VPUNPCKLQDQ X6, X4, X0; \
+	VPUNPCKHQDQ X6, X4, X1; \
+	VPUNPCKLQDQ X7, X5, X2; \
+	VPUNPCKHQDQ X7, X5, X3; \
+	VMOVDQU     X0, (64+qo)(DI); \
+	VMOVDQU     X1, (128+qo)(DI); \
+	VMOVDQU     X2, (192+qo)(DI); \
+	VMOVDQU     X3, (256+qo)(DI)
+
+// func pack16Q4_0AVX2(dst, w []byte, rb, nb int)
+//
+// packQ4_0x16 with AVX2 transposes: dst gets nb·320 bytes.
+TEXT ·pack16Q4_0AVX2(SB), NOSPLIT, $0-64
+	PACKARGS2
+
+pq4a2loop:
+	MOVQ SI, R10
+	SCALES8(0)
+	Q4T4(2(R10), 2(R10)(AX*1), 2(R10)(AX*2), 2(R10)(BX*1), 0)
+	Q4T4(2(R10)(AX*4), 2(R10)(DX*1), 2(R10)(BX*2), 2(R10)(R8*1), 16)
+	LEAQ (SI)(R9*1), R10
+	SCALES8(32)
+	Q4T4(2(R10), 2(R10)(AX*1), 2(R10)(AX*2), 2(R10)(BX*1), 32)
+	Q4T4(2(R10)(AX*4), 2(R10)(DX*1), 2(R10)(BX*2), 2(R10)(R8*1), 48)
+	ADDQ $18, SI
+	ADDQ $320, DI
+	DECQ CX
+	JNZ  pq4a2loop
+	VZEROUPPER
+	RET

@@ -41,6 +41,18 @@ func putI32(b []byte, v int32) { binary.LittleEndian.PutUint32(b, uint32(v)) }
 // tile quants o.
 func k16Quant(o []byte, r, c int, q byte) { o[(c>>2)*64+4*r+c&3] = q }
 
+// k16Word stores the unsigned quants of row r, columns c..c+3 (c a
+// multiple of 4), the bytes of x in column order, at the tile quants o.
+func k16Word(o []byte, r, c int, x uint32) { binary.LittleEndian.PutUint32(o[(c>>2)*64+4*r:], x) }
+
+// iq4Tile is the IQ4 value table plus 128, as the IQ4_XS tiles hold it.
+var iq4Tile = func() (t [16]byte) {
+	for i := range t {
+		t[i] = byte(int32(ggml.IQ4Value(byte(i))) + 128)
+	}
+	return t
+}()
+
 // packQ4Kx16 repacks sixteen Q4_K rows (row r at w[r*rb:]) of nb
 // super-blocks into dst (nb·pack16Q4K bytes): per super-block the rows' d
 // and dmin as float32, their eight sub-block scales and mins as int32
@@ -59,9 +71,10 @@ func packQ4Kx16(dst, w []byte, rb, nb int) {
 			}
 			qo := o[pack16KQ4K:]
 			for c := 0; c < 4; c++ {
-				for l, v := range blk[16+32*c : 48+32*c] {
-					k16Quant(qo, r, 64*c+l, v&15)
-					k16Quant(qo, r, 64*c+32+l, v>>4)
+				for l := 0; l < 32; l += 4 { // four columns a word
+					x := binary.LittleEndian.Uint32(blk[16+32*c+l:])
+					k16Word(qo, r, 64*c+l, x&0x0f0f0f0f)
+					k16Word(qo, r, 64*c+32+l, x>>4&0x0f0f0f0f)
 				}
 			}
 		}
@@ -167,11 +180,14 @@ func packQ6Kx16(dst, w []byte, rb, nb int) {
 			qo := o[pack16KQ6K:]
 			for h := 0; h < 2; h++ {
 				ql, qh := blk[64*h:64*h+64], blk[128+32*h:160+32*h]
-				for l := 0; l < 32; l++ {
-					k16Quant(qo, r, 128*h+l, ql[l]&15|(qh[l]&3)<<4)
-					k16Quant(qo, r, 128*h+32+l, ql[l+32]&15|(qh[l]>>2&3)<<4)
-					k16Quant(qo, r, 128*h+64+l, ql[l]>>4|(qh[l]>>4&3)<<4)
-					k16Quant(qo, r, 128*h+96+l, ql[l+32]>>4|(qh[l]>>6&3)<<4)
+				for l := 0; l < 32; l += 4 { // four columns a word
+					lo, hi := binary.LittleEndian.Uint32(ql[l:]), binary.LittleEndian.Uint32(ql[l+32:])
+					x := binary.LittleEndian.Uint32(qh[l:])
+					const m4, m2 = 0x0f0f0f0f, 0x03030303
+					k16Word(qo, r, 128*h+l, lo&m4|(x&m2)<<4)
+					k16Word(qo, r, 128*h+32+l, hi&m4|(x>>2&m2)<<4)
+					k16Word(qo, r, 128*h+64+l, lo>>4&m4|(x>>4&m2)<<4)
+					k16Word(qo, r, 128*h+96+l, hi>>4&m4|(x>>6&m2)<<4)
 				}
 			}
 		}
@@ -195,9 +211,17 @@ func packIQ4XSx16(dst, w []byte, rb, nb int) {
 			}
 			qo := o[pack16KIQX:]
 			for s := 0; s < 8; s++ {
-				for l, v := range blk[8+16*s : 24+16*s] {
-					k16Quant(qo, r, 32*s+l, byte(int32(ggml.IQ4Value(v&15))+128))
-					k16Quant(qo, r, 32*s+16+l, byte(int32(ggml.IQ4Value(v>>4))+128))
+				q := blk[8+16*s : 24+16*s]
+				for l := 0; l < 16; l += 4 { // four columns a word
+					x := binary.LittleEndian.Uint32(q[l:])
+					var lo, hi uint32
+					for i := uint(0); i < 32; i += 8 {
+						v := byte(x >> i)
+						lo |= uint32(iq4Tile[v&15]) << i
+						hi |= uint32(iq4Tile[v>>4]) << i
+					}
+					k16Word(qo, r, 32*s+l, lo)
+					k16Word(qo, r, 32*s+16+l, hi)
 				}
 			}
 		}
