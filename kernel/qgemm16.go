@@ -54,6 +54,11 @@ type gemm16Kernels struct {
 	// goPack kernels repack in Go, which costs more than small batches
 	// gain from the tiles: they take only prefill batches (qTileRoute).
 	goPack bool
+	// minDecode, where above Config.QTileMin, is the smallest decode batch
+	// of an exactRowType type that takes the tiles: kernel sets without an
+	// x8 run two or three tokens as one-token passes over the tile, slower
+	// than the rows, which give the same results.
+	minDecode int
 }
 
 // ok reports whether the kernels exist.

@@ -193,9 +193,9 @@ func gemm16For(l level, dt tensor.DType) (k gemm16Kernels) {
 		// (qTileRoute), one token included, where the rows are faster.
 		switch dt {
 		case tensor.Q4_0:
-			return gemm16Kernels{x4: gemm16Q4_0x4AVX2, x1: gemm16Q4_0x1AVX2, pack: pack16Q4_0AVX2, blk: q8Block, tile: pack16Q4_0, actBlock: 40}
+			return gemm16Kernels{x4: gemm16Q4_0x4AVX2, x1: gemm16Q4_0x1AVX2, pack: pack16Q4_0AVX2, blk: q8Block, tile: pack16Q4_0, actBlock: 40, minDecode: 4}
 		case tensor.Q8_0:
-			return gemm16Kernels{x4: gemm16Q8_0x4AVX2, x1: gemm16Q8_0x1AVX2, pack: pack16Q8_0AVX2, blk: q8Block, tile: pack16Q8_0, actBlock: 40, q127: true}
+			return gemm16Kernels{x4: gemm16Q8_0x4AVX2, x1: gemm16Q8_0x1AVX2, pack: pack16Q8_0AVX2, blk: q8Block, tile: pack16Q8_0, actBlock: 40, q127: true, minDecode: 4}
 		case tensor.Q4_K:
 			return gemm16Kernels{x4: gemm16Q4_Kx4AVX2, x1: gemm16Q4_Kx1AVX2, pack: packQ4Kx16, blk: qkBlock, tile: pack16Q4K, actBlock: actBlockK, goPack: true}
 		case tensor.Q6_K:

@@ -100,7 +100,8 @@ func qTileRoute(cfg *Config, l level, dt tensor.DType, n int) bool {
 	if cfg.QTileMin == 0 || (n < cfg.QTileMin && exactRowType(dt)) || !qGemmType(dt) {
 		return false
 	}
-	return gemm16For(l, dt).decode()
+	k := gemm16For(l, dt)
+	return k.decode() && (n >= k.minDecode || !exactRowType(dt))
 }
 
 // qMatMulMulti runs the integer path for weights that all pass MatMul's

@@ -27,10 +27,14 @@ func TestQTileRoute(t *testing.T) {
 		{on, supported, tensor.Q6_K, 3, true},
 		{on, supported, tensor.IQ2_XS, 8, false}, // no sixteen-row kernels
 		{on, levelGeneric, tensor.Q4_0, 8, false},
+		{on, levelAVX2, tensor.Q8_0, 3, false}, // AVX2 tiles: one-token passes for 2-3
+		{on, levelAVX2, tensor.Q8_0, 4, true},
+		{on, levelAVX2, tensor.Q4_K, 8, false}, // AVX2 k-quant tiles repack in Go
 		{&Config{QMaxBatch: qMaxN}, supported, tensor.Q4_0, 8, false},
 		{&Config{QMaxBatch: qMaxN, QTileMin: 9}, supported, tensor.Q8_0, 8, false},
 	} {
-		want := tc.want && gemm16For(tc.l, tc.dt).decode()
+		k := gemm16For(tc.l, tc.dt)
+		want := tc.want && k.decode() && tc.n >= k.minDecode
 		if got := qTileRoute(tc.cfg, tc.l, tc.dt, tc.n); got != want {
 			t.Errorf("qTileRoute(%+v, %v, %s, %d) = %v, want %v", *tc.cfg, tc.l, tc.dt, tc.n, got, want)
 		}
