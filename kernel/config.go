@@ -48,9 +48,9 @@ type Config struct {
 	QMaxBatch int
 	// QGemmMin is the smallest activation count, above QMaxBatch, that
 	// MatMul sends down the integer prefill GEMM (qgemm.go, qgemm16.go)
-	// for Q4_0 and Q8_0 weights where the level has its sixteen-row
-	// kernels (AVX512_VNNI); 0 keeps every batch above QMaxBatch on the
-	// dequantize + float GEMM path. Default 1: measured in CPU time on the
+	// for the weight types the level has sixteen-row kernels for
+	// (gemm16For: AVX512_VNNI, or AVX2 for some); 0 keeps every batch
+	// above QMaxBatch on the dequantize + float GEMM path. Default 1: measured in CPU time on the
 	// development machine (2048- and 8192-column weights, 32 and 128
 	// tokens) the GEMM ran at 1.9-3.3× the dequantize path.
 	QGemmMin int
@@ -62,7 +62,8 @@ type Config struct {
 	// which the integer decode path dots the weights of exactRowType types
 	// (Q8_0, Q4_0, Q4_K, Q6_K, IQ4_XS, Q2_K, Q3_K) through the sixteen-row
 	// kernels (qgemm16.go, where the level
-	// has them: AVX512_VNNI) instead of row by row: each 16-row weight tile
+	// has them: AVX512_VNNI, and on AVX2 Q4_0 and Q8_0 from four tokens)
+	// instead of row by row: each 16-row weight tile
 	// is repacked once and dotted with every token. Both routes give ggml's
 	// dot bit for bit (the row kernels of these types do the reference's
 	// float32 operations in its order; TestQDecodeRowsEqualTiles), so a

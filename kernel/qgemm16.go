@@ -25,6 +25,14 @@ import (
 // ggml layout; the repacked tile lives in per-walk scratch (20 KiB for 2048
 // Q4_0 columns), so repacking costs one pass over the weights for all n
 // tokens. Results equal ggml's dot (the decode path) bit for bit.
+//
+// Without AVX512_VNNI, AVX2 kernels (qgemm16avx2_amd64.s,
+// qgemm16kavx2_amd64.s) take the same tiles for Q4_0, Q8_0, Q3_K, Q4_K,
+// Q6_K and IQ4_XS, the exactRowType types: four tokens and one at a time,
+// each tile in two eight-row halves, VPMADDUBSW and VPMADDWD in place of
+// VPDPBUSD. Q4_0 and Q8_0 tiles are repacked with AVX2 transposes and also
+// take decode batches of four or more (minDecode); the others are repacked
+// in Go and take only prefill batches (goPack).
 
 // gemm16Fn is a sixteen-row kernel: out[t*ostride+r] = row r · token t for
 // the rows packed in pack (nb blocks) and the token group at acts
