@@ -30,9 +30,10 @@ import (
 // qgemm16kavx2_amd64.s) take the same tiles for Q4_0, Q8_0, Q3_K, Q4_K,
 // Q6_K and IQ4_XS, the exactRowType types: four tokens and one at a time,
 // each tile in two eight-row halves, VPMADDUBSW and VPMADDWD in place of
-// VPDPBUSD. Q4_0 and Q8_0 tiles are repacked with AVX2 transposes and also
-// take decode batches of four or more (minDecode); the others are repacked
-// in Go and take only prefill batches (goPack).
+// VPDPBUSD. Their tiles are repacked with AVX2 shuffles and transposes
+// (qgemm16avx2_amd64.s), and they also take decode batches of four or more
+// (minDecode); Q3_K's are repacked in Go, so its kernels take only prefill
+// batches (goPack).
 
 // gemm16Fn is a sixteen-row kernel: out[t*ostride+r] = row r · token t for
 // the rows packed in pack (nb blocks) and the token group at acts

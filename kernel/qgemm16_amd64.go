@@ -149,6 +149,15 @@ func gemm16IQ4_XSx1AVX2(out []float32, ostride int, pack []byte, nb int, acts []
 //go:noescape
 func pack16Q8_0AVX2(dst, w []byte, rb, nb int)
 
+//go:noescape
+func pack16Q6_KAVX2(dst, w []byte, rb, nb int)
+
+//go:noescape
+func pack16Q4_KAVX2(dst, w []byte, rb, nb int)
+
+//go:noescape
+func pack16IQ4_XSAVX2(dst, w []byte, rb, nb int)
+
 // Implemented in qgemm16k2_amd64.s.
 
 //go:noescape
@@ -191,19 +200,21 @@ func gemm16For(l level, dt tensor.DType) (k gemm16Kernels) {
 		// AVX2 kernels on the same tiles. Only for the exact row types:
 		// the others would take the tiles at every batch size
 		// (qTileRoute), one token included, where the rows are faster.
+		// Two or three tokens stay on the rows (minDecode), since these
+		// sets have no two-token kernel.
 		switch dt {
 		case tensor.Q4_0:
 			return gemm16Kernels{x4: gemm16Q4_0x4AVX2, x1: gemm16Q4_0x1AVX2, pack: pack16Q4_0AVX2, blk: q8Block, tile: pack16Q4_0, actBlock: 40, minDecode: 4}
 		case tensor.Q8_0:
 			return gemm16Kernels{x4: gemm16Q8_0x4AVX2, x1: gemm16Q8_0x1AVX2, pack: pack16Q8_0AVX2, blk: q8Block, tile: pack16Q8_0, actBlock: 40, q127: true, minDecode: 4}
 		case tensor.Q4_K:
-			return gemm16Kernels{x4: gemm16Q4_Kx4AVX2, x1: gemm16Q4_Kx1AVX2, pack: packQ4Kx16, blk: qkBlock, tile: pack16Q4K, actBlock: actBlockK, goPack: true}
+			return gemm16Kernels{x4: gemm16Q4_Kx4AVX2, x1: gemm16Q4_Kx1AVX2, pack: pack16Q4_KAVX2, blk: qkBlock, tile: pack16Q4K, actBlock: actBlockK, minDecode: 4}
 		case tensor.Q6_K:
-			return gemm16Kernels{x4: gemm16Q6_Kx4AVX2, x1: gemm16Q6_Kx1AVX2, pack: packQ6Kx16, blk: qkBlock, tile: pack16Q6K, actBlock: actBlockK, goPack: true}
+			return gemm16Kernels{x4: gemm16Q6_Kx4AVX2, x1: gemm16Q6_Kx1AVX2, pack: pack16Q6_KAVX2, blk: qkBlock, tile: pack16Q6K, actBlock: actBlockK, minDecode: 4}
 		case tensor.Q3_K: // the Q6_K tile layout and kernels
 			return gemm16Kernels{x4: gemm16Q6_Kx4AVX2, x1: gemm16Q6_Kx1AVX2, pack: packQ3Kx16, blk: qkBlock, tile: pack16Q6K, actBlock: actBlockK, goPack: true}
 		case tensor.IQ4_XS:
-			return gemm16Kernels{x4: gemm16IQ4_XSx4AVX2, x1: gemm16IQ4_XSx1AVX2, pack: packIQ4XSx16, blk: qkBlock, tile: pack16IQ4X, actBlock: actBlockK, q127: true, goPack: true}
+			return gemm16Kernels{x4: gemm16IQ4_XSx4AVX2, x1: gemm16IQ4_XSx1AVX2, pack: pack16IQ4_XSAVX2, blk: qkBlock, tile: pack16IQ4X, actBlock: actBlockK, q127: true, minDecode: 4}
 		}
 		return k
 	}

@@ -1138,7 +1138,7 @@ gemm16Q8_0x1AVX2h1:
 	VZEROUPPER
 	RET
 
-// Repacking (packQ4_0x16, packQ8_0x16) with AVX2 transposes.
+// Repacking (packQ4_0x16, packQ8_0x16, packQ6Kx16) with AVX2 transposes.
 
 DATA gemm16Sign80<>+0x00(SB)/8, $0x8080808080808080
 DATA gemm16Sign80<>+0x08(SB)/8, $0x8080808080808080
@@ -1296,5 +1296,424 @@ pq4a2loop:
 	ADDQ $320, DI
 	DECQ CX
 	JNZ  pq4a2loop
+	VZEROUPPER
+	RET
+
+DATA gemm16Mask0f<>+0x00(SB)/8, $0x0f0f0f0f0f0f0f0f
+DATA gemm16Mask0f<>+0x08(SB)/8, $0x0f0f0f0f0f0f0f0f
+DATA gemm16Mask0f<>+0x10(SB)/8, $0x0f0f0f0f0f0f0f0f
+DATA gemm16Mask0f<>+0x18(SB)/8, $0x0f0f0f0f0f0f0f0f
+GLOBL gemm16Mask0f<>(SB), RODATA|NOPTR, $32
+
+DATA gemm16Mask30<>+0x00(SB)/8, $0x3030303030303030
+DATA gemm16Mask30<>+0x08(SB)/8, $0x3030303030303030
+DATA gemm16Mask30<>+0x10(SB)/8, $0x3030303030303030
+DATA gemm16Mask30<>+0x18(SB)/8, $0x3030303030303030
+GLOBL gemm16Mask30<>(SB), RODATA|NOPTR, $32
+
+// T8 transposes Y0-Y7 as 8×8 dwords (row r of the input in Yr) and stores
+// column k (dword k of the eight rows) at o+64k(DI) (clobbers Y8-Y15).
+#define T8(o) \
+	VPUNPCKLDQ  Y1, Y0, Y8; \
+	VPUNPCKHDQ  Y1, Y0, Y9; \
+	VPUNPCKLDQ  Y3, Y2, Y10; \
+	VPUNPCKHDQ  Y3, Y2, Y11; \
+	VPUNPCKLDQ  Y5, Y4, Y12; \
+	VPUNPCKHDQ  Y5, Y4, Y13; \
+	VPUNPCKLDQ  Y7, Y6, Y14; \
+	VPUNPCKHDQ  Y7, Y6, Y15; \
+	VPUNPCKLQDQ Y10, Y8, Y0; \
+	VPUNPCKHQDQ Y10, Y8, Y1; \
+	VPUNPCKLQDQ Y11, Y9, Y2; \
+	VPUNPCKHQDQ Y11, Y9, Y3; \
+	VPUNPCKLQDQ Y14, Y12, Y4; \
+	VPUNPCKHQDQ Y14, Y12, Y5; \
+	VPUNPCKLQDQ Y15, Y13, Y6; \
+	VPUNPCKHQDQ Y15, Y13, Y7; \
+	VPERM2I128  $0x20, Y4, Y0, Y8; \
+	VPERM2I128  $0x20, Y5, Y1, Y9; \
+	VPERM2I128  $0x20, Y6, Y2, Y10; \
+	VPERM2I128  $0x20, Y7, Y3, Y11; \
+	VPERM2I128  $0x31, Y4, Y0, Y12; \
+	VPERM2I128  $0x31, Y5, Y1, Y13; \
+	VPERM2I128  $0x31, Y6, Y2, Y14; \
+	VPERM2I128  $0x31, Y7, Y3, Y15; \
+	VMOVDQU     Y8, (o+0)(DI); \
+	VMOVDQU     Y9, (o+64)(DI); \
+	VMOVDQU     Y10, (o+128)(DI); \
+	VMOVDQU     Y11, (o+192)(DI); \
+	VMOVDQU     Y12, (o+256)(DI); \
+	VMOVDQU     Y13, (o+320)(DI); \
+	VMOVDQU     Y14, (o+384)(DI); \
+	VMOVDQU     Y15, (o+448)(DI)
+
+// Q6Q computes into y the 32 quants of one row (R12 its block) of 32
+// consecutive columns: the nibbles of the 32 ql bytes at qo(R12), shifted
+// right by ls (0 or 4), with the two bits of the qh bytes at ho(R12) that
+// the left shift hs and right shift hr bring to bits 4-5 (clobbers Y15).
+#define Q6Q(qo, ho, ls, hs, hr, y) \
+	VMOVDQU qo(R12), y; \
+	VPSRLW  $ls, y, y; \
+	VPAND   gemm16Mask0f<>(SB), y, y; \
+	VMOVDQU ho(R12), Y15; \
+	VPSLLW  $hs, Y15, Y15; \
+	VPSRLW  $hr, Y15, Y15; \
+	VPAND   gemm16Mask30<>(SB), Y15, Y15; \
+	VPOR    Y15, y, y
+
+// Q6ROWS computes Q6Q for the eight rows from R10 (rows AX apart) into
+// Y0-Y7 (R12 walks the rows).
+#define Q6ROWS(qo, ho, ls, hs, hr) \
+	MOVQ R10, R12; \
+	Q6Q(qo, ho, ls, hs, hr, Y0); \
+	ADDQ AX, R12; \
+	Q6Q(qo, ho, ls, hs, hr, Y1); \
+	ADDQ AX, R12; \
+	Q6Q(qo, ho, ls, hs, hr, Y2); \
+	ADDQ AX, R12; \
+	Q6Q(qo, ho, ls, hs, hr, Y3); \
+	ADDQ AX, R12; \
+	Q6Q(qo, ho, ls, hs, hr, Y4); \
+	ADDQ AX, R12; \
+	Q6Q(qo, ho, ls, hs, hr, Y5); \
+	ADDQ AX, R12; \
+	Q6Q(qo, ho, ls, hs, hr, Y6); \
+	ADDQ AX, R12; \
+	Q6Q(qo, ho, ls, hs, hr, Y7)
+
+// Q6SC sign-extends eight int8 scales at so(R10) of each of the eight
+// rows into Y0-Y7.
+#define Q6SC(so) \
+	VPMOVSXBD so(R10), Y0; \
+	VPMOVSXBD so(R10)(AX*1), Y1; \
+	VPMOVSXBD so(R10)(AX*2), Y2; \
+	VPMOVSXBD so(R10)(BX*1), Y3; \
+	VPMOVSXBD so(R10)(AX*4), Y4; \
+	VPMOVSXBD so(R10)(DX*1), Y5; \
+	VPMOVSXBD so(R10)(BX*2), Y6; \
+	VPMOVSXBD so(R10)(R8*1), Y7
+
+// Q6HALF repacks the eight rows from R10 into the tile at DI, rows
+// 8h..8h+7 (ho = 32h): d, the sixteen scales, the 256 quants.
+#define Q6HALF(ho) \
+	ADDQ $208, R10; \
+	SCALES8(ho); \
+	SUBQ $208, R10; \
+	Q6SC(192); \
+	T8(64+ho); \
+	Q6SC(200); \
+	T8(576+ho); \
+	Q6ROWS(0, 128, 0, 4, 0); \
+	T8(1088+ho); \
+	Q6ROWS(32, 128, 0, 2, 0); \
+	T8(1088+512+ho); \
+	Q6ROWS(0, 128, 4, 0, 0); \
+	T8(1088+1024+ho); \
+	Q6ROWS(32, 128, 4, 0, 2); \
+	T8(1088+1536+ho); \
+	Q6ROWS(64, 160, 0, 4, 0); \
+	T8(1088+2048+ho); \
+	Q6ROWS(96, 160, 0, 2, 0); \
+	T8(1088+2560+ho); \
+	Q6ROWS(64, 160, 4, 0, 0); \
+	T8(1088+3072+ho); \
+	Q6ROWS(96, 160, 4, 0, 2); \
+	T8(1088+3584+ho)
+
+// func pack16Q6_KAVX2(dst, w []byte, rb, nb int)
+//
+// packQ6Kx16 with AVX2 transposes: dst gets nb·5184 bytes.
+TEXT ·pack16Q6_KAVX2(SB), NOSPLIT, $0-64
+	PACKARGS2
+
+pq6a2loop:
+	MOVQ SI, R10
+	Q6HALF(0)
+	LEAQ (SI)(R9*1), R10
+	Q6HALF(32)
+	ADDQ $210, SI
+	ADDQ $5184, DI
+	DECQ CX
+	JNZ  pq6a2loop
+	VZEROUPPER
+	RET
+
+// Q4_K's twelve scale bytes q (at 4 of a block, loaded as 16 bytes X) to
+// eight scales and eight mins as bytes (ggml.ScaleMinK4): A gathers
+// q0-3, q8-11, q4-7, q8-11 and B the bytes whose top two bits go on top:
+// q0-3 under lanes 4-7 and q4-7 under lanes 12-15.
+DATA gemm16Q4KShufA<>+0x00(SB)/8, $0x0b0a090803020100
+DATA gemm16Q4KShufA<>+0x08(SB)/8, $0x0b0a090807060504
+GLOBL gemm16Q4KShufA<>(SB), RODATA|NOPTR, $16
+
+DATA gemm16Q4KShufB<>+0x00(SB)/8, $0x0302010080808080
+DATA gemm16Q4KShufB<>+0x08(SB)/8, $0x0706050480808080
+GLOBL gemm16Q4KShufB<>(SB), RODATA|NOPTR, $16
+
+// Masks of A's lanes: the low six bits (lanes 0-3, 8-11) or four (4-7);
+// and lanes 12-15 of A>>4.
+DATA gemm16Q4KMlo<>+0x00(SB)/8, $0x0f0f0f0f3f3f3f3f
+DATA gemm16Q4KMlo<>+0x08(SB)/8, $0x000000003f3f3f3f
+GLOBL gemm16Q4KMlo<>(SB), RODATA|NOPTR, $16
+
+DATA gemm16Q4KMhi<>+0x00(SB)/8, $0x0000000000000000
+DATA gemm16Q4KMhi<>+0x08(SB)/8, $0x0f0f0f0f00000000
+GLOBL gemm16Q4KMhi<>(SB), RODATA|NOPTR, $16
+
+// Q4KSM sets y (an X register's Y form) to the eight int32 scales (sel 0)
+// or mins (sel 8) of the row at R12 (clobbers X12-X15).
+#define Q4KSM(sel, x, y) \
+	VMOVDQU    4(R12), X12; \
+	VPSHUFB    gemm16Q4KShufA<>(SB), X12, X13; \
+	VPSHUFB    gemm16Q4KShufB<>(SB), X12, X14; \
+	VPSRLW     $4, X13, X15; \
+	VPAND      gemm16Q4KMhi<>(SB), X15, X15; \
+	VPAND      gemm16Q4KMlo<>(SB), X13, X13; \
+	VPOR       X15, X13, X13; \
+	VPSRLW     $6, X14, X14; \
+	VPAND      gemm16Q4KMask03<>(SB), X14, X14; \
+	VPSLLW     $4, X14, X14; \
+	VPOR       X14, X13, X13; \
+	VPSRLDQ    $sel, X13, X13; \
+	VPMOVZXBD  X13, y
+
+DATA gemm16Q4KMask03<>+0x00(SB)/8, $0x0303030303030303
+DATA gemm16Q4KMask03<>+0x08(SB)/8, $0x0303030303030303
+GLOBL gemm16Q4KMask03<>(SB), RODATA|NOPTR, $16
+
+// Q4KSMROWS sets Y0-Y7 to Q4KSM of the eight rows from R10 (rows AX apart).
+#define Q4KSMROWS(sel) \
+	MOVQ R10, R12; \
+	Q4KSM(sel, X0, Y0); \
+	ADDQ AX, R12; \
+	Q4KSM(sel, X1, Y1); \
+	ADDQ AX, R12; \
+	Q4KSM(sel, X2, Y2); \
+	ADDQ AX, R12; \
+	Q4KSM(sel, X3, Y3); \
+	ADDQ AX, R12; \
+	Q4KSM(sel, X4, Y4); \
+	ADDQ AX, R12; \
+	Q4KSM(sel, X5, Y5); \
+	ADDQ AX, R12; \
+	Q4KSM(sel, X6, Y6); \
+	ADDQ AX, R12; \
+	Q4KSM(sel, X7, Y7)
+
+// Q4Q sets y to the 32 nibbles (shifted right by ls: 0 low, 4 high) of
+// the 32 quant bytes at qo(R12).
+#define Q4Q(qo, ls, y) \
+	VMOVDQU qo(R12), y; \
+	VPSRLW  $ls, y, y; \
+	VPAND   gemm16Mask0f<>(SB), y, y
+
+// Q4QROWS sets Y0-Y7 to Q4Q of the eight rows from R10.
+#define Q4QROWS(qo, ls) \
+	MOVQ R10, R12; \
+	Q4Q(qo, ls, Y0); \
+	ADDQ AX, R12; \
+	Q4Q(qo, ls, Y1); \
+	ADDQ AX, R12; \
+	Q4Q(qo, ls, Y2); \
+	ADDQ AX, R12; \
+	Q4Q(qo, ls, Y3); \
+	ADDQ AX, R12; \
+	Q4Q(qo, ls, Y4); \
+	ADDQ AX, R12; \
+	Q4Q(qo, ls, Y5); \
+	ADDQ AX, R12; \
+	Q4Q(qo, ls, Y6); \
+	ADDQ AX, R12; \
+	Q4Q(qo, ls, Y7)
+
+// Q4KHALF repacks the eight rows from R10 into the tile at DI, rows
+// 8h..8h+7 (ho = 32h): d, dmin, the scales and mins, the quants.
+#define Q4KHALF(ho) \
+	SCALES8(ho); \
+	ADDQ $2, R10; \
+	SCALES8(64+ho); \
+	SUBQ $2, R10; \
+	Q4KSMROWS(0); \
+	T8(128+ho); \
+	Q4KSMROWS(8); \
+	T8(640+ho); \
+	Q4QROWS(16, 0); \
+	T8(1152+ho); \
+	Q4QROWS(16, 4); \
+	T8(1152+512+ho); \
+	Q4QROWS(48, 0); \
+	T8(1152+1024+ho); \
+	Q4QROWS(48, 4); \
+	T8(1152+1536+ho); \
+	Q4QROWS(80, 0); \
+	T8(1152+2048+ho); \
+	Q4QROWS(80, 4); \
+	T8(1152+2560+ho); \
+	Q4QROWS(112, 0); \
+	T8(1152+3072+ho); \
+	Q4QROWS(112, 4); \
+	T8(1152+3584+ho)
+
+// func pack16Q4_KAVX2(dst, w []byte, rb, nb int)
+//
+// packQ4Kx16 with AVX2 shuffles and transposes: dst gets nb·5248 bytes.
+TEXT ·pack16Q4_KAVX2(SB), NOSPLIT, $0-64
+	PACKARGS2
+
+pq4ka2loop:
+	MOVQ SI, R10
+	Q4KHALF(0)
+	LEAQ (SI)(R9*1), R10
+	Q4KHALF(32)
+	ADDQ $144, SI
+	ADDQ $5248, DI
+	DECQ CX
+	JNZ  pq4ka2loop
+	VZEROUPPER
+	RET
+
+// The IQ4 values plus 128 in both 128-bit lanes, for VPSHUFB.
+DATA gemm16IQ4U8<>+0x00(SB)/8, $0x766a5d4f3f2d1801
+DATA gemm16IQ4U8<>+0x08(SB)/8, $0xf1d9c5b5a6998d81
+DATA gemm16IQ4U8<>+0x10(SB)/8, $0x766a5d4f3f2d1801
+DATA gemm16IQ4U8<>+0x18(SB)/8, $0xf1d9c5b5a6998d81
+GLOBL gemm16IQ4U8<>(SB), RODATA|NOPTR, $32
+
+// IQ4_XS sub-block scales: the bytes of scales_l (at 4) each twice and
+// of scales_h (at 2) each four times, the shifts that bring each
+// sub-block's four and two bits down, and 32.
+DATA gemm16IQXShufL<>+0x00(SB)/8, $0x0505040403030202
+GLOBL gemm16IQXShufL<>(SB), RODATA|NOPTR, $8
+DATA gemm16IQXShufH<>+0x00(SB)/8, $0x0101010100000000
+GLOBL gemm16IQXShufH<>(SB), RODATA|NOPTR, $8
+DATA gemm16IQXShiftL<>+0x00(SB)/8, $0x0000000400000000
+DATA gemm16IQXShiftL<>+0x08(SB)/8, $0x0000000400000000
+DATA gemm16IQXShiftL<>+0x10(SB)/8, $0x0000000400000000
+DATA gemm16IQXShiftL<>+0x18(SB)/8, $0x0000000400000000
+GLOBL gemm16IQXShiftL<>(SB), RODATA|NOPTR, $32
+DATA gemm16IQXShiftH<>+0x00(SB)/8, $0x0000000200000000
+DATA gemm16IQXShiftH<>+0x08(SB)/8, $0x0000000600000004
+DATA gemm16IQXShiftH<>+0x10(SB)/8, $0x0000000200000000
+DATA gemm16IQXShiftH<>+0x18(SB)/8, $0x0000000600000004
+GLOBL gemm16IQXShiftH<>(SB), RODATA|NOPTR, $32
+DATA gemm16I32x15<>+0x00(SB)/8, $0x0000000f0000000f
+DATA gemm16I32x15<>+0x08(SB)/8, $0x0000000f0000000f
+DATA gemm16I32x15<>+0x10(SB)/8, $0x0000000f0000000f
+DATA gemm16I32x15<>+0x18(SB)/8, $0x0000000f0000000f
+GLOBL gemm16I32x15<>(SB), RODATA|NOPTR, $32
+DATA gemm16I32x3<>+0x00(SB)/8, $0x0000000300000003
+DATA gemm16I32x3<>+0x08(SB)/8, $0x0000000300000003
+DATA gemm16I32x3<>+0x10(SB)/8, $0x0000000300000003
+DATA gemm16I32x3<>+0x18(SB)/8, $0x0000000300000003
+GLOBL gemm16I32x3<>(SB), RODATA|NOPTR, $32
+DATA gemm16I32x32<>+0x00(SB)/8, $0x0000002000000020
+DATA gemm16I32x32<>+0x08(SB)/8, $0x0000002000000020
+DATA gemm16I32x32<>+0x10(SB)/8, $0x0000002000000020
+DATA gemm16I32x32<>+0x18(SB)/8, $0x0000002000000020
+GLOBL gemm16I32x32<>(SB), RODATA|NOPTR, $32
+
+// IQXSC sets y to the eight sub-block scales ls−32 (int32) of the row at
+// R12 (x: y's X register; clobbers X12-X15, Y13-Y14).
+#define IQXSC(x, y) \
+	VMOVQ      2(R12), X12; \
+	VPSHUFB    gemm16IQXShufL<>(SB), X12, X13; \
+	VPMOVZXBD  X13, Y13; \
+	VPSRLVD    gemm16IQXShiftL<>(SB), Y13, Y13; \
+	VPAND      gemm16I32x15<>(SB), Y13, Y13; \
+	VPSHUFB    gemm16IQXShufH<>(SB), X12, X14; \
+	VPMOVZXBD  X14, Y14; \
+	VPSRLVD    gemm16IQXShiftH<>(SB), Y14, Y14; \
+	VPAND      gemm16I32x3<>(SB), Y14, Y14; \
+	VPSLLD     $4, Y14, Y14; \
+	VPOR       Y14, Y13, Y13; \
+	VPSUBD     gemm16I32x32<>(SB), Y13, y
+
+// IQXSCROWS sets Y0-Y7 to IQXSC of the eight rows from R10.
+#define IQXSCROWS \
+	MOVQ R10, R12; \
+	IQXSC(X0, Y0); \
+	ADDQ AX, R12; \
+	IQXSC(X1, Y1); \
+	ADDQ AX, R12; \
+	IQXSC(X2, Y2); \
+	ADDQ AX, R12; \
+	IQXSC(X3, Y3); \
+	ADDQ AX, R12; \
+	IQXSC(X4, Y4); \
+	ADDQ AX, R12; \
+	IQXSC(X5, Y5); \
+	ADDQ AX, R12; \
+	IQXSC(X6, Y6); \
+	ADDQ AX, R12; \
+	IQXSC(X7, Y7)
+
+// IQXQ sets y to sub-block s's 32 values plus 128 of the row at R12: the
+// low nibbles of its 16 bytes at qo(R12) (columns 0-15) in the low lane,
+// the high ones (columns 16-31) in the high lane (clobbers Y15).
+#define IQXQ(qo, y) \
+	VBROADCASTI128 qo(R12), y; \
+	VPSRLW         $4, y, Y15; \
+	VPBLENDD       $0xf0, Y15, y, y; \
+	VPAND          gemm16Mask0f<>(SB), y, y; \
+	VMOVDQU        gemm16IQ4U8<>(SB), Y15; \
+	VPSHUFB        y, Y15, y
+
+// IQXQROWS sets Y0-Y7 to IQXQ of the eight rows from R10.
+#define IQXQROWS(qo) \
+	MOVQ R10, R12; \
+	IQXQ(qo, Y0); \
+	ADDQ AX, R12; \
+	IQXQ(qo, Y1); \
+	ADDQ AX, R12; \
+	IQXQ(qo, Y2); \
+	ADDQ AX, R12; \
+	IQXQ(qo, Y3); \
+	ADDQ AX, R12; \
+	IQXQ(qo, Y4); \
+	ADDQ AX, R12; \
+	IQXQ(qo, Y5); \
+	ADDQ AX, R12; \
+	IQXQ(qo, Y6); \
+	ADDQ AX, R12; \
+	IQXQ(qo, Y7)
+
+// IQXHALF repacks the eight rows from R10 into the tile at DI, rows
+// 8h..8h+7 (ho = 32h): d, the eight sub-block scales, the 256 values.
+#define IQXHALF(ho) \
+	SCALES8(ho); \
+	IQXSCROWS; \
+	T8(64+ho); \
+	IQXQROWS(8); \
+	T8(576+ho); \
+	IQXQROWS(24); \
+	T8(576+512+ho); \
+	IQXQROWS(40); \
+	T8(576+1024+ho); \
+	IQXQROWS(56); \
+	T8(576+1536+ho); \
+	IQXQROWS(72); \
+	T8(576+2048+ho); \
+	IQXQROWS(88); \
+	T8(576+2560+ho); \
+	IQXQROWS(104); \
+	T8(576+3072+ho); \
+	IQXQROWS(120); \
+	T8(576+3584+ho)
+
+// func pack16IQ4_XSAVX2(dst, w []byte, rb, nb int)
+//
+// packIQ4XSx16 with AVX2 shuffles and transposes: dst gets nb·4672 bytes.
+TEXT ·pack16IQ4_XSAVX2(SB), NOSPLIT, $0-64
+	PACKARGS2
+
+pqxa2loop:
+	MOVQ SI, R10
+	IQXHALF(0)
+	LEAQ (SI)(R9*1), R10
+	IQXHALF(32)
+	ADDQ $136, SI
+	ADDQ $4672, DI
+	DECQ CX
+	JNZ  pqxa2loop
 	VZEROUPPER
 	RET
