@@ -196,3 +196,24 @@
 	VPSLLD $4, Z3, Z3; \
 	VPORD  Z3, Z2, Z2; \
 	VMOVDQU32 Z2, 1088(DI)
+
+// HALF8 sets up one half of a sixteen-row tile for the AVX2 kernels
+// (qgemm16avx2_amd64.s, qgemm16kavx2_amd64.s), BX = 0 or 32 selecting rows
+// 0-7 or 8-15 (arguments out+0 ostride+24 pack+32 nb+56 acts+64): SI =
+// pack+BX, R8 = out+BX, DI = acts, CX = nb, R13 = ostride in bytes, Y15 =
+// int16 ones, Y14 = the byte mask broadcast (clobbers AX).
+#define HALF8(mask) \
+	MOVQ pack_base+32(FP), SI; \
+	ADDQ BX, SI; \
+	MOVQ out_base+0(FP), R8; \
+	ADDQ BX, R8; \
+	MOVQ acts_base+64(FP), DI; \
+	MOVQ nb+56(FP), CX; \
+	MOVQ ostride+24(FP), R13; \
+	SHLQ $2, R13; \
+	MOVL $0x00010001, AX; \
+	MOVQ AX, X15; \
+	VPBROADCASTD X15, Y15; \
+	MOVL $mask, AX; \
+	MOVQ AX, X14; \
+	VPBROADCASTD X14, Y14
