@@ -46,8 +46,20 @@ func rowsQ8_0AVX2Act(out []float32, w []byte, rb int, a *q8Act) {
 	rowsQ8_0AVX2(out, w, rb, a.Q, a.D)
 }
 
+//go:noescape
+func rowsQ4_0AVX2X(out []float32, w []byte, rb int, q []int8, d []float32)
+
+// rowsQ4_0AVX2Act takes whole groups of eight rows through the eight-row
+// kernel (rows in lanes, no serial chain of float adds per row) and the
+// rest, or rows of more than vnnixMaxBlocks blocks, one row at a time.
 func rowsQ4_0AVX2Act(out []float32, w []byte, rb int, a *q8Act) {
-	rowsQ4_0AVX2(out, w, rb, a.Q, a.D)
+	if n8 := len(out) &^ 7; n8 > 0 && len(a.D) <= vnnixMaxBlocks {
+		rowsQ4_0AVX2X(out[:n8], w, rb, a.Q, a.D)
+		out, w = out[n8:], w[n8*rb:]
+	}
+	if len(out) > 0 {
+		rowsQ4_0AVX2(out, w, rb, a.Q, a.D)
+	}
 }
 
 func dotQ8_0AVX2Row(w []byte, a *q8Act) float32 {
