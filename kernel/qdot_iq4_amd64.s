@@ -51,6 +51,27 @@ DATA iq4xsShuf<>+0xf0(SB)/8, $0x0f0e0f0e0f0e0f0e
 DATA iq4xsShuf<>+0xf8(SB)/8, $0x0f0e0f0e0f0e0f0e
 GLOBL iq4xsShuf<>(SB), RODATA|NOPTR, $256
 
+// VPSHUFB masks for rowsIQ4XSAVX2: entry p (32 bytes) broadcasts int16
+// word 2p to the low 128-bit lane and word 2p+1 to the high lane (the
+// scales of groups 2p and 2p+1, the same eight words in both lanes).
+DATA iq4xsShuf2<>+0x00(SB)/8, $0x0100010001000100
+DATA iq4xsShuf2<>+0x08(SB)/8, $0x0100010001000100
+DATA iq4xsShuf2<>+0x10(SB)/8, $0x0302030203020302
+DATA iq4xsShuf2<>+0x18(SB)/8, $0x0302030203020302
+DATA iq4xsShuf2<>+0x20(SB)/8, $0x0504050405040504
+DATA iq4xsShuf2<>+0x28(SB)/8, $0x0504050405040504
+DATA iq4xsShuf2<>+0x30(SB)/8, $0x0706070607060706
+DATA iq4xsShuf2<>+0x38(SB)/8, $0x0706070607060706
+DATA iq4xsShuf2<>+0x40(SB)/8, $0x0908090809080908
+DATA iq4xsShuf2<>+0x48(SB)/8, $0x0908090809080908
+DATA iq4xsShuf2<>+0x50(SB)/8, $0x0b0a0b0a0b0a0b0a
+DATA iq4xsShuf2<>+0x58(SB)/8, $0x0b0a0b0a0b0a0b0a
+DATA iq4xsShuf2<>+0x60(SB)/8, $0x0d0c0d0c0d0c0d0c
+DATA iq4xsShuf2<>+0x68(SB)/8, $0x0d0c0d0c0d0c0d0c
+DATA iq4xsShuf2<>+0x70(SB)/8, $0x0f0e0f0e0f0e0f0e
+DATA iq4xsShuf2<>+0x78(SB)/8, $0x0f0e0f0e0f0e0f0e
+GLOBL iq4xsShuf2<>(SB), RODATA|NOPTR, $128
+
 // Word multipliers moving scales_h bits 2g..2g+1 to bits 14..15 of word g.
 DATA iq4xsHiMul<>+0x00(SB)/8, $0x0100040010004000
 DATA iq4xsHiMul<>+0x08(SB)/8, $0x0001000400100040
@@ -110,6 +131,26 @@ GLOBL iq4xsHiMul<>(SB), RODATA|NOPTR, $16
 	VMULSS       X10, X9, X9; \
 	VADDSS       X9, X0, X0
 
+// IQ4XSSCALES sets the group scales ls-32 of the IQ4_XS block at SI as 8
+// int16 in both lanes of Y6: low four bits from the nibbles of the bytes
+// at 4(SI), high two from the word at 2(SI) (X14: 0x0f bytes, X12:
+// iq4xsHiMul, X11: 32 in every word; clobbers AX, Y1, X2).
+#define IQ4XSSCALES \
+	VMOVD       4(SI), X1; \
+	VPSRLW      $4, X1, X2; \
+	VPUNPCKLBW  X2, X1, X1; \
+	VPAND       X14, X1, X1; \
+	VPMOVZXBW   X1, X1; \
+	MOVWLZX     2(SI), AX; \
+	VMOVD       AX, X2; \
+	VPBROADCASTW X2, X2; \
+	VPMULLW     X12, X2, X2; \
+	VPSRLW      $14, X2, X2; \
+	VPSLLW      $4, X2, X2; \
+	VPOR        X2, X1, X1; \
+	VPSUBW      X11, X1, X1; \
+	VINSERTI128 $1, X1, Y1, Y6
+
 // func dotIQ4XSAVX2(w []byte, q []int8, d []float32) float32
 TEXT ·dotIQ4XSAVX2(SB), NOSPLIT, $0-76
 	MOVQ w_base+0(FP), SI
@@ -136,23 +177,7 @@ iq4xsloop:
 	PREFETCHT0 4160(SI)
 	PREFETCHT0 4224(SI)
 
-	// Group scales ls-32 as 8 int16 in both lanes of Y6: low four bits
-	// from the nibbles of the bytes at 4(SI), high two from the word at
-	// 2(SI).
-	VMOVD       4(SI), X1
-	VPSRLW      $4, X1, X2
-	VPUNPCKLBW  X2, X1, X1
-	VPAND       X14, X1, X1
-	VPMOVZXBW   X1, X1
-	MOVWLZX     2(SI), AX
-	VMOVD       AX, X2
-	VPBROADCASTW X2, X2
-	VPMULLW     X12, X2, X2
-	VPSRLW      $14, X2, X2
-	VPSLLW      $4, X2, X2
-	VPOR        X2, X1, X1
-	VPSUBW      X11, X1, X1
-	VINSERTI128 $1, X1, Y1, Y6
+	IQ4XSSCALES
 
 	VPXOR Y5, Y5, Y5
 	IQ4XSPAIR(0)
@@ -258,4 +283,137 @@ iq4nldone:
 	IQHSUM_Y0
 	VMOVSS X0, ret+72(FP)
 	VZEROUPPER
+	RET
+
+// rowsIQ4XSAVX2 keeps, for every 64 activations, the four vectors its
+// pairs of groups need in the frame: q in the order of the weights'
+// nibbles (the low nibbles of groups 2p and 2p+1 are elements 0-15 of
+// each, the high nibbles elements 16-31) and |q| in the same order. The
+// products are then formed with the roles of the sign trick swapped,
+// |q| (unsigned) × sign(q)·w, so that a row's weights need one VPSIGNB
+// and no VPABSB or lane permutes; |q| ≤ 128 and |w| ≤ 127 keep the int16
+// pair sums exact.
+
+// Groups 2p and 2p+1 of an IQ4_XS block at SI against the frame's
+// permuted activations at R9, weighted by their scales (Y6, broadcast
+// with the masks at R10) and added to Y5 (Y14: 0x0f bytes, Y13: the
+// level table; clobbers Y1-Y4, Y7).
+#define IQ4XSRPAIR(p) \
+	VMOVDQU    (8+32*p)(SI), Y1; \
+	VPSRLW     $4, Y1, Y2; \
+	VPAND      Y14, Y1, Y1; \
+	VPAND      Y14, Y2, Y2; \
+	VPSHUFB    Y1, Y13, Y1; \
+	VPSHUFB    Y2, Y13, Y2; \
+	VPSIGNB    (128*p)(R9), Y1, Y1; \
+	VPSIGNB    (128*p+32)(R9), Y2, Y2; \
+	VMOVDQU    (128*p+64)(R9), Y3; \
+	VMOVDQU    (128*p+96)(R9), Y4; \
+	VPMADDUBSW Y1, Y3, Y3; \
+	VPMADDUBSW Y2, Y4, Y4; \
+	VPSHUFB    (32*p)(R10), Y6, Y7; \
+	VPMADDWD   Y7, Y3, Y3; \
+	VPMADDWD   Y7, Y4, Y4; \
+	VPADDD     Y3, Y5, Y5; \
+	VPADDD     Y4, Y5, Y5
+
+// func rowsIQ4XSAVX2(out []float32, w []byte, rb int, q []int8, d []float32)
+//
+// out[i] = row i · activation for the len(out) rows of rb bytes at w, each
+// of len(d) IQ4_XS blocks, bit for bit dotIQ4XSAVX2; len(q) <= 16384 (the
+// Go wrapper sees to it).
+TEXT ·rowsIQ4XSAVX2(SB), 0, $32768-104
+	MOVQ  out_len+8(FP), R12
+	MOVQ  d_len+88(FP), CX
+	TESTQ R12, R12
+	JZ    iq4xsrnone
+	TESTQ CX, CX
+	JZ    iq4xsrzero
+
+	// The permuted activations, 128 frame bytes per 64.
+	MOVQ q_base+56(FP), DI
+	SHLQ $2, CX
+	LEAQ (SP), R9
+
+iq4xsrperm:
+	VMOVDQU    (DI), Y1
+	VMOVDQU    32(DI), Y2
+	VPERM2I128 $0x20, Y2, Y1, Y3
+	VPERM2I128 $0x31, Y2, Y1, Y4
+	VMOVDQU    Y3, (R9)
+	VMOVDQU    Y4, 32(R9)
+	VPABSB     Y3, Y3
+	VPABSB     Y4, Y4
+	VMOVDQU    Y3, 64(R9)
+	VMOVDQU    Y4, 96(R9)
+	ADDQ       $64, DI
+	ADDQ       $128, R9
+	DECQ       CX
+	JNZ        iq4xsrperm
+
+	MOVQ out_base+0(FP), R8
+	MOVQ w_base+24(FP), R11
+	MOVQ rb+48(FP), BX
+	LEAQ iq4xsShuf2<>(SB), R10
+	MOVL    $0x0f0f0f0f, AX
+	VMOVD   AX, X14
+	VPBROADCASTD X14, Y14
+	VMOVDQU iq4Tab<>(SB), Y13
+	VMOVDQU iq4xsHiMul<>(SB), X12
+	MOVL    $0x00200020, AX
+	VMOVD   AX, X11
+	VPBROADCASTD X11, X11
+
+iq4xsrrow:
+	MOVQ    R11, SI
+	LEAQ    (SP), R9
+	MOVQ    d_base+80(FP), DX
+	MOVQ    d_len+88(FP), CX
+	VXORPS  Y0, Y0, Y0
+	VPXOR   Y9, Y9, Y9
+	VXORPS  X10, X10, X10
+
+iq4xsrloop:
+	PREFETCHT0 4096(SI)
+	PREFETCHT0 4160(SI)
+	PREFETCHT0 4224(SI)
+	IQ4XSSCALES
+	VPXOR Y5, Y5, Y5
+	IQ4XSRPAIR(0)
+	IQ4XSBLOCKSUMP
+	IQ4XSRPAIR(1)
+	IQ4XSRPAIR(2)
+	IQ4XSRPAIR(3)
+	MOVWLZX      (SI), AX
+	VMOVD        AX, X10
+	VCVTPH2PS    X10, X10
+	VMULSS       (DX), X10, X10
+	VMOVDQA      Y5, Y9
+	ADDQ $136, SI
+	ADDQ $512, R9
+	ADDQ $4, DX
+	DECQ CX
+	JNZ  iq4xsrloop
+
+	IQ4XSBLOCKSUMP
+	VMOVSS X0, (R8)
+	ADDQ   $4, R8
+	ADDQ   BX, R11
+	DECQ   R12
+	JNZ    iq4xsrrow
+	VZEROUPPER
+
+iq4xsrnone:
+	RET
+
+iq4xsrzero:
+	// No blocks: every dot is 0.
+	MOVQ out_base+0(FP), R8
+	XORL AX, AX
+
+iq4xsrzloop:
+	MOVL AX, (R8)
+	ADDQ $4, R8
+	DECQ R12
+	JNZ  iq4xsrzloop
 	RET

@@ -35,9 +35,29 @@ func dotQ5_1AVX2Row(w []byte, a *q8Act) float32  { return dotQ5_1AVX2(w, a.Q, a.
 func dotIQ4XSAVX2Row(w []byte, a *q8Act) float32 { return dotIQ4XSAVX2(w, a.Q, a.D) }
 func dotIQ4NLAVX2Row(w []byte, a *q8Act) float32 { return dotIQ4NLAVX2(w, a.Q, a.D) }
 
+//go:noescape
+func rowsIQ4XSAVX2(out []float32, w []byte, rb int, q []int8, d []float32)
+
+// iq4xsRowsMaxCols is the longest activation rowsIQ4XSAVX2 takes: its
+// frame holds two permuted bytes per column.
+const iq4xsRowsMaxCols = 16384
+
+// rowsIQ4XSAVX2Act dots rows through rowsIQ4XSAVX2, which permutes the
+// activations once per call, and rows longer than its frame through the
+// row dot (the same results).
+func rowsIQ4XSAVX2Act(out []float32, w []byte, rb int, a *q8Act) {
+	if len(a.Q) > iq4xsRowsMaxCols {
+		for i := range out {
+			out[i] = dotIQ4XSAVX2(w[i*rb:(i+1)*rb], a.Q, a.D)
+		}
+		return
+	}
+	rowsIQ4XSAVX2(out, w, rb, a.Q, a.D)
+}
+
 // init registers the AVX2 row dots of this file's types.
 func init() {
-	registerQKernel(tensor.IQ4_XS, qKernel{min: levelAVX2, dot: dotIQ4XSAVX2Row})
+	registerQKernel(tensor.IQ4_XS, qKernel{min: levelAVX2, dot: dotIQ4XSAVX2Row, rows: rowsIQ4XSAVX2Act})
 	registerQKernel(tensor.IQ4_NL, qKernel{min: levelAVX2, dot: dotIQ4NLAVX2Row})
 	registerQKernel(tensor.Q5_K, qKernel{min: levelAVX2, dot: dotQ5KAVX2Row})
 	registerQKernel(tensor.Q5_0, qKernel{min: levelAVX2, dot: dotQ5_0AVX2Row})
