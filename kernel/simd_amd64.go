@@ -203,23 +203,45 @@ func wsumAVX512(dst, p []float32, v *float32, vs int)
 //go:noescape
 func maxAVX512(x []float32) float32
 
+//go:noescape
+func expSubAVX2(x []float32, m float32) float32
+
+//go:noescape
+func siluMulAVX2(g, u []float32)
+
+//go:noescape
+func maxAVX2(x []float32) float32
+
 func maxf(l level, x []float32) float32 {
-	if l == levelAVX512 {
+	switch l {
+	case levelAVX512:
 		return maxAVX512(x)
+	case levelAVX2:
+		return maxAVX2(x)
 	}
 	return maxGeneric(x)
 }
 
 func expSub(l level, x []float32, m float32) float32 {
-	if l == levelAVX512 {
+	switch l {
+	case levelAVX512:
 		return expSubAVX512(x, m)
+	case levelAVX2:
+		n := len(x) &^ 7
+		return expSubAVX2(x[:n], m) + expSubGeneric(x[n:], m)
 	}
 	return expSubGeneric(x, m)
 }
 
 func siluMul(l level, g, u []float32) {
-	if l == levelAVX512 {
+	switch l {
+	case levelAVX512:
 		siluMulAVX512(g, u)
+		return
+	case levelAVX2:
+		n := len(g) &^ 7
+		siluMulAVX2(g[:n], u[:n])
+		siluMulGeneric(g[n:], u[n:])
 		return
 	}
 	siluMulGeneric(g, u)
