@@ -25,14 +25,21 @@ func quantQ8_0AVX512(q []int8, d, s []float32, x []float32)
 
 // quantQ8_0 is ggml.QuantizeActQ8_0 at level l (bit for bit).
 func quantQ8_0(l level, a *q8Act, x []float32) {
-	if l >= levelAVX512 && len(a.D) > 0 {
+	if l >= levelAVX2 && len(a.D) > 0 {
 		x = x[:len(a.D)*q8Block]
 		_ = a.Q[len(a.D)*q8Block-1]
-		quantQ8_0AVX512(a.Q, a.D, a.S[:len(a.D)], x)
+		if l >= levelAVX512 {
+			quantQ8_0AVX512(a.Q, a.D, a.S[:len(a.D)], x)
+		} else {
+			quantQ8_0AVX2(a.Q, a.D, a.S[:len(a.D)], x)
+		}
 		return
 	}
 	ggml.QuantizeActQ8_0(a, x)
 }
+
+//go:noescape
+func quantQ8_0AVX2(q []int8, d, s []float32, x []float32)
 
 // Implemented in qdot_b32_amd64.s: bit for bit the reference dot.
 

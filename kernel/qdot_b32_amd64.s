@@ -866,3 +866,98 @@ r4aend:
 
 r4anone:
 	RET
+
+// Dword order that undoes the lane interleaving of VPACKSSDW/VPACKSSWB on
+// four vectors of eight int32 (quantQ8_0AVX2).
+DATA q8PackPerm<>+0x00(SB)/8, $0x0000000400000000
+DATA q8PackPerm<>+0x08(SB)/8, $0x0000000500000001
+DATA q8PackPerm<>+0x10(SB)/8, $0x0000000600000002
+DATA q8PackPerm<>+0x18(SB)/8, $0x0000000700000003
+GLOBL q8PackPerm<>(SB), RODATA|NOPTR, $32
+
+// func quantQ8_0AVX2(q []int8, d, s []float32, x []float32)
+//
+// ggml.QuantizeActQ8_0 bit for bit, as quantQ8_0AVX512, for len(d)
+// blocks: amax by VMAXPS, d = amax/127 and id = 127/amax by VDIVSS,
+// quants rounded to nearest even by VCVTPS2DQ (nearestInt's rounding for
+// |x·id| <= 127) and narrowed with saturating packs.
+TEXT ·quantQ8_0AVX2(SB), NOSPLIT, $0-96
+	MOVQ q_base+0(FP), DI
+	MOVQ d_base+24(FP), DX
+	MOVQ d_len+32(FP), CX
+	MOVQ s_base+48(FP), R9
+	MOVQ x_base+72(FP), SI
+	MOVL $0x7fffffff, AX
+	VMOVD        AX, X15
+	VPBROADCASTD X15, Y15
+	MOVL $0x42fe0000, AX // 127
+	VMOVD AX, X14
+	VXORPS X13, X13, X13
+	VMOVDQU q8PackPerm<>(SB), Y12
+	TESTQ CX, CX
+	JZ    qa8done
+
+qa8loop:
+	VMOVUPS (SI), Y1
+	VMOVUPS 32(SI), Y2
+	VMOVUPS 64(SI), Y3
+	VMOVUPS 96(SI), Y4
+	VANDPS  Y15, Y1, Y5
+	VANDPS  Y15, Y2, Y6
+	VMAXPS  Y6, Y5, Y5
+	VANDPS  Y15, Y3, Y6
+	VMAXPS  Y6, Y5, Y5
+	VANDPS  Y15, Y4, Y6
+	VMAXPS  Y6, Y5, Y5
+	VEXTRACTF128 $1, Y5, X6
+	VMAXPS  X6, X5, X5
+	VPERMILPS $0x4e, X5, X6
+	VMAXPS  X6, X5, X5
+	VPERMILPS $0xb1, X5, X6
+	VMAXPS  X6, X5, X5   // amax in every lane
+	VDIVSS  X14, X5, X7  // d = amax/127
+	VXORPS  X8, X8, X8
+	VUCOMISS X13, X5
+	JEQ     qa8zero
+	VDIVSS  X5, X14, X8  // id = 127/amax
+
+qa8zero:
+	VBROADCASTSS X8, Y8
+	VMULPS    Y8, Y1, Y1
+	VMULPS    Y8, Y2, Y2
+	VMULPS    Y8, Y3, Y3
+	VMULPS    Y8, Y4, Y4
+	VCVTPS2DQ Y1, Y1
+	VCVTPS2DQ Y2, Y2
+	VCVTPS2DQ Y3, Y3
+	VCVTPS2DQ Y4, Y4
+	VPADDD    Y2, Y1, Y9
+	VPADDD    Y4, Y3, Y10
+	VPADDD    Y10, Y9, Y9
+	VPACKSSDW Y2, Y1, Y1
+	VPACKSSDW Y4, Y3, Y3
+	VPACKSSWB Y3, Y1, Y1
+	VPERMD    Y1, Y12, Y1
+	VMOVDQU   Y1, (DI)
+	VEXTRACTI128 $1, Y9, X10
+	VPADDD  X10, X9, X9
+	VPSHUFD $0x4e, X9, X10
+	VPADDD  X10, X9, X9
+	VPSHUFD $0xb1, X9, X10
+	VPADDD  X10, X9, X9
+	VCVTDQ2PS X9, X9
+	VCVTPS2PH $0, X7, X7
+	VCVTPH2PS X7, X7
+	VMOVSS  X7, (DX)
+	VMULSS  X9, X7, X9
+	VMOVSS  X9, (R9)
+	ADDQ $128, SI
+	ADDQ $32, DI
+	ADDQ $4, DX
+	ADDQ $4, R9
+	DECQ CX
+	JNZ  qa8loop
+
+qa8done:
+	VZEROUPPER
+	RET
