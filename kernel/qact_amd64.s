@@ -162,3 +162,187 @@ DATA ·q8kSumIdx+0x34(SB)/4, $0
 DATA ·q8kSumIdx+0x38(SB)/4, $0
 DATA ·q8kSumIdx+0x3c(SB)/4, $0
 GLOBL ·q8kSumIdx(SB), RODATA|NOPTR, $64
+
+// Dword order that undoes the lane interleaving of VPACKSSDW/VPACKSSWB on
+// four vectors of eight int32 (quantQ8_KAVX2).
+DATA q8kPackPerm<>+0x00(SB)/8, $0x0000000400000000
+DATA q8kPackPerm<>+0x08(SB)/8, $0x0000000500000001
+DATA q8kPackPerm<>+0x10(SB)/8, $0x0000000600000002
+DATA q8kPackPerm<>+0x18(SB)/8, $0x0000000700000003
+GLOBL q8kPackPerm<>(SB), RODATA|NOPTR, $32
+
+// Four quant vectors' int32 sums of four, from the 128 bytes at off(DI),
+// into Y register y: VPHADDD pairs them so that y holds, over its two
+// lanes, the 16-quant sums of groups g, g+2, g+4, g+6 | g+1, g+3, g+5,
+// g+7 (Y13: bytes of 1, Y12: int16 ones; clobbers Y1-Y4).
+#define Q8KSUMS4(off, y) \
+	VPMADDUBSW off(DI), Y13, Y1; \
+	VPMADDUBSW (off+32)(DI), Y13, Y2; \
+	VPMADDUBSW (off+64)(DI), Y13, Y3; \
+	VPMADDUBSW (off+96)(DI), Y13, Y4; \
+	VPMADDWD   Y12, Y1, Y1; \
+	VPMADDWD   Y12, Y2, Y2; \
+	VPMADDWD   Y12, Y3, Y3; \
+	VPMADDWD   Y12, Y4, Y4; \
+	VPHADDD    Y2, Y1, Y1; \
+	VPHADDD    Y4, Y3, Y3; \
+	VPHADDD    Y3, Y1, y
+
+// func quantQ8_KAVX2(q []int8, d []float32, bs []int16, x []float32)
+//
+// quantQ8_KAVX512 with AVX2, bit for bit the same: the first x with
+// |x| = amax found with VMOVMSKPS, quants cut to their low byte (as
+// VPMOVDB and Go's int8 conversion do, for the NaN and infinite rows whose
+// rounding leaves −128..127) and then narrowed with saturating packs, and
+// the sixteen sums formed by VPMADDUBSW and VPMADDWD with ones.
+TEXT ·quantQ8_KAVX2(SB), NOSPLIT, $0-96
+	MOVQ q_base+0(FP), DI
+	MOVQ d_base+24(FP), DX
+	MOVQ d_len+32(FP), CX
+	MOVQ bs_base+48(FP), R9
+	MOVQ x_base+72(FP), SI
+	MOVL $0x7fffffff, AX
+	VMOVD AX, X15
+	VPBROADCASTD X15, Y15
+	MOVL $0x4b400000, AX // 12582912
+	VMOVD AX, X14
+	VPBROADCASTD X14, Y14
+	MOVL $0x01010101, AX
+	VMOVD AX, X13
+	VPBROADCASTD X13, Y13
+	MOVL $0x00010001, AX
+	VMOVD AX, X12
+	VPBROADCASTD X12, Y12
+	MOVL $0x007fffff, AX
+	VMOVD AX, X11
+	VPBROADCASTD X11, Y11
+	MOVL $0x00400000, AX
+	VMOVD AX, X10
+	VPBROADCASTD X10, Y10
+	MOVL $127, AX
+	VMOVD AX, X9
+	VPBROADCASTD X9, Y9
+	TESTQ CX, CX
+	JZ    qk2done
+
+qk2loop:
+	// running max of |x| over the 32 vectors (lane-wise), then across lanes
+	VXORPS Y0, Y0, Y0
+	MOVQ   $0, AX
+
+qk2max:
+	VANDPS  (SI)(AX*1), Y15, Y1
+	VMAXPS  Y0, Y1, Y0
+	ADDQ    $32, AX
+	CMPQ    AX, $1024
+	JNE     qk2max
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS  X0, X1, X0
+	VPERMILPS $0x4e, X0, X1
+	VMAXPS  X0, X1, X0
+	VPERMILPS $0xb1, X0, X1
+	VMAXPS  X0, X1, X0
+	VXORPS  X1, X1, X1
+	VUCOMISS X1, X0
+	JEQ     qk2zero
+	// mx: the first x whose |x| equals amax
+	VBROADCASTSS X0, Y2
+	MOVQ   $0, AX
+
+qk2find:
+	VANDPS    (SI)(AX*1), Y15, Y1
+	VCMPPS    $0, Y2, Y1, Y1
+	VMOVMSKPS Y1, BX
+	TESTL     BX, BX
+	JNZ       qk2found
+	ADDQ      $32, AX
+	JMP       qk2find
+
+qk2found:
+	BSFL     BX, BX
+	LEAQ     (AX)(BX*4), AX
+	VMOVSS   (SI)(AX*1), X3
+	MOVL     $0xc2fe0000, BX // -127
+	VMOVD    BX, X5
+	VDIVSS   X3, X5, X4      // iscale = -127/mx
+	MOVL     $0x3f800000, BX // 1
+	VMOVD    BX, X5
+	VDIVSS   X4, X5, X5      // 1/iscale
+	VMOVSS   X5, (DX)
+	VBROADCASTSS X4, Y8
+	VMOVDQU  q8kPackPerm<>(SB), Y7
+	MOVQ   $0, AX
+
+qk2quant:
+	VMULPS    (SI)(AX*4), Y8, Y1
+	VMULPS    32(SI)(AX*4), Y8, Y2
+	VMULPS    64(SI)(AX*4), Y8, Y3
+	VMULPS    96(SI)(AX*4), Y8, Y4
+	VADDPS    Y14, Y1, Y1
+	VADDPS    Y14, Y2, Y2
+	VADDPS    Y14, Y3, Y3
+	VADDPS    Y14, Y4, Y4
+	VPAND     Y11, Y1, Y1
+	VPAND     Y11, Y2, Y2
+	VPAND     Y11, Y3, Y3
+	VPAND     Y11, Y4, Y4
+	VPSUBD    Y10, Y1, Y1
+	VPSUBD    Y10, Y2, Y2
+	VPSUBD    Y10, Y3, Y3
+	VPSUBD    Y10, Y4, Y4
+	VPMINSD   Y9, Y1, Y1
+	VPMINSD   Y9, Y2, Y2
+	VPMINSD   Y9, Y3, Y3
+	VPMINSD   Y9, Y4, Y4
+	VPSLLD    $24, Y1, Y1 // keep the low byte, as VPMOVDB and int8() do
+	VPSLLD    $24, Y2, Y2
+	VPSLLD    $24, Y3, Y3
+	VPSLLD    $24, Y4, Y4
+	VPSRAD    $24, Y1, Y1
+	VPSRAD    $24, Y2, Y2
+	VPSRAD    $24, Y3, Y3
+	VPSRAD    $24, Y4, Y4
+	VPACKSSDW Y2, Y1, Y1
+	VPACKSSDW Y4, Y3, Y3
+	VPACKSSWB Y3, Y1, Y1
+	VPERMD    Y1, Y7, Y1
+	VMOVDQU   Y1, (DI)(AX*1)
+	ADDQ      $32, AX
+	CMPQ      AX, $256
+	JNE       qk2quant
+
+	// the sixteen sums, even groups in the low lane, odd ones in the high
+	Q8KSUMS4(0, Y5)
+	Q8KSUMS4(128, Y6)
+	VPACKSSDW    Y6, Y5, Y5
+	VEXTRACTI128 $1, Y5, X6
+	VPUNPCKLWD   X6, X5, X1
+	VPUNPCKHWD   X6, X5, X2
+	VMOVDQU      X1, (R9)
+	VMOVDQU      X2, 16(R9)
+	JMP          qk2next
+
+qk2zero:
+	VMOVSS    X1, (DX)
+	VXORPS    Y1, Y1, Y1
+	VMOVDQU   Y1, (DI)
+	VMOVDQU   Y1, 32(DI)
+	VMOVDQU   Y1, 64(DI)
+	VMOVDQU   Y1, 96(DI)
+	VMOVDQU   Y1, 128(DI)
+	VMOVDQU   Y1, 160(DI)
+	VMOVDQU   Y1, 192(DI)
+	VMOVDQU   Y1, 224(DI)
+	VMOVDQU   Y1, (R9)
+
+qk2next:
+	ADDQ $1024, SI
+	ADDQ $256, DI
+	ADDQ $4, DX
+	ADDQ $32, R9
+	DECQ CX
+	JNZ  qk2loop
+
+qk2done:
+	VZEROUPPER
+	RET
