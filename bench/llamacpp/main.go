@@ -18,6 +18,14 @@
 //
 // It builds terse into -dir (or takes -terse), writes the missing model
 // files there, and finds llama-bench under $TERSE_SHARED or ../shared.
+//
+// Where the shared build cannot run at all (it is built for AVX-512 with
+// VNNI and BF16), build the same llama.cpp commit for the CPU at hand and
+// pass it with -llama-bench:
+//
+//	cmake -B build -DBUILD_SHARED_LIBS=OFF -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DCMAKE_BUILD_TYPE=Release
+//	cmake --build build -j2 --target llama-bench
+//	go run ./bench/llamacpp -llama-bench LLAMA_CPP/build/bin/llama-bench
 package main
 
 import (
