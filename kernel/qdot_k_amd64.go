@@ -5,7 +5,7 @@ package kernel
 import "github.com/terse-llm/terse/tensor"
 
 // Row dots for the k-quants and IQ4 types that qdot_amd64.go does not
-// cover: IQ4_XS and IQ4_NL (qdot_iq4_amd64.s), Q5_K, Q5_0 and Q5_1
+// cover: IQ4_XS and IQ4_NL (qdot_iq4_amd64.s), Q5_K, Q5_0, Q5_1 and Q4_1
 // (qdot_k_amd64.s); Q2_K and Q3_K are in qdot_k23_amd64.go. Each computes the reference dot's exact integer
 // block sums; IQ4_XS also does the float32 scaling and accumulation in the
 // reference's order (bit for bit ggml.Type.Dot, as the sixteen-row
@@ -29,9 +29,13 @@ func dotQ5_0AVX2(w []byte, q []int8, d []float32) float32
 //go:noescape
 func dotQ5_1AVX2(w []byte, q []int8, d, s []float32) float32
 
+//go:noescape
+func dotQ4_1AVX2(w []byte, q []int8, d, s []float32) float32
+
 func dotQ5KAVX2Row(w []byte, a *q8Act) float32   { return dotQ5KAVX2(w, a.Q, a.D, a.BS) }
 func dotQ5_0AVX2Row(w []byte, a *q8Act) float32  { return dotQ5_0AVX2(w, a.Q, a.D) }
 func dotQ5_1AVX2Row(w []byte, a *q8Act) float32  { return dotQ5_1AVX2(w, a.Q, a.D, a.S) }
+func dotQ4_1AVX2Row(w []byte, a *q8Act) float32  { return dotQ4_1AVX2(w, a.Q, a.D, a.S) }
 func dotIQ4XSAVX2Row(w []byte, a *q8Act) float32 { return dotIQ4XSAVX2(w, a.Q, a.D) }
 func dotIQ4NLAVX2Row(w []byte, a *q8Act) float32 { return dotIQ4NLAVX2(w, a.Q, a.D) }
 
@@ -62,4 +66,5 @@ func init() {
 	registerQKernel(tensor.Q5_K, qKernel{min: levelAVX2, dot: dotQ5KAVX2Row})
 	registerQKernel(tensor.Q5_0, qKernel{min: levelAVX2, dot: dotQ5_0AVX2Row})
 	registerQKernel(tensor.Q5_1, qKernel{min: levelAVX2, dot: dotQ5_1AVX2Row})
+	registerQKernel(tensor.Q4_1, qKernel{min: levelAVX2, dot: dotQ4_1AVX2Row})
 }

@@ -315,3 +315,46 @@ q51done:
 	VMOVSS X0, ret+96(FP)
 	VZEROUPPER
 	RET
+
+// func dotQ4_1AVX2(w []byte, q []int8, d, s []float32) float32
+//
+// Σ over blocks of f16(w.d)·d·Σ q4·q + f16(w.m)·s, quants unsigned 0..15
+// (dotQ5_1AVX2 without the fifth bits).
+TEXT ·dotQ4_1AVX2(SB), NOSPLIT, $0-100
+	MOVQ w_base+0(FP), SI
+	MOVQ q_base+24(FP), DI
+	MOVQ d_base+48(FP), DX
+	MOVQ d_len+56(FP), CX
+	MOVQ s_base+72(FP), BX
+	VXORPS Y0, Y0, Y0
+	VXORPS X10, X10, X10 // Σ f16(w.m)·s
+	KBCAST32($0x0f0f0f0f, X14, Y14)
+	KBCAST32($0x00010001, X15, Y15)
+
+q41loop:
+	TESTQ CX, CX
+	JZ    q41done
+	PREFETCHT0 4096(SI)
+	Q5NIBS(4, X1, Y1, X2)
+	VPMADDUBSW (DI), Y1, Y1
+	VPMADDWD   Y15, Y1, Y1
+	Q5SCALE(0, 0, X4, Y4)
+	VCVTDQ2PS   Y1, Y1
+	VFMADD231PS Y1, Y4, Y0
+	MOVWLZX     2(SI), AX
+	VMOVD       AX, X3
+	VCVTPH2PS   X3, X3
+	VFMADD231SS (BX), X3, X10
+	ADDQ $20, SI
+	ADDQ $32, DI
+	ADDQ $4, DX
+	ADDQ $4, BX
+	DECQ CX
+	JMP  q41loop
+
+q41done:
+	KHSUM_Y0
+	VADDSS X10, X0, X0
+	VMOVSS X0, ret+96(FP)
+	VZEROUPPER
+	RET
