@@ -163,14 +163,6 @@ DATA ·q8kSumIdx+0x38(SB)/4, $0
 DATA ·q8kSumIdx+0x3c(SB)/4, $0
 GLOBL ·q8kSumIdx(SB), RODATA|NOPTR, $64
 
-// Dword order that undoes the lane interleaving of VPACKSSDW/VPACKSSWB on
-// four vectors of eight int32 (quantQ8_KAVX2).
-DATA q8kPackPerm<>+0x00(SB)/8, $0x0000000400000000
-DATA q8kPackPerm<>+0x08(SB)/8, $0x0000000500000001
-DATA q8kPackPerm<>+0x10(SB)/8, $0x0000000600000002
-DATA q8kPackPerm<>+0x18(SB)/8, $0x0000000700000003
-GLOBL q8kPackPerm<>(SB), RODATA|NOPTR, $32
-
 // Four quant vectors' int32 sums of four, from the 128 bytes at off(DI),
 // into Y register y: VPHADDD pairs them so that y holds, over its two
 // lanes, the 16-quant sums of groups g, g+2, g+4, g+6 | g+1, g+3, g+5,
@@ -270,7 +262,7 @@ qk2found:
 	VDIVSS   X4, X5, X5      // 1/iscale
 	VMOVSS   X5, (DX)
 	VBROADCASTSS X4, Y8
-	VMOVDQU  q8kPackPerm<>(SB), Y7
+	VMOVDQU  ·q8PackPerm(SB), Y7 // in qdot_b32_amd64.s
 	MOVQ   $0, AX
 
 qk2quant:

@@ -868,12 +868,12 @@ r4anone:
 	RET
 
 // Dword order that undoes the lane interleaving of VPACKSSDW/VPACKSSWB on
-// four vectors of eight int32 (quantQ8_0AVX2).
-DATA q8PackPerm<>+0x00(SB)/8, $0x0000000400000000
-DATA q8PackPerm<>+0x08(SB)/8, $0x0000000500000001
-DATA q8PackPerm<>+0x10(SB)/8, $0x0000000600000002
-DATA q8PackPerm<>+0x18(SB)/8, $0x0000000700000003
-GLOBL q8PackPerm<>(SB), RODATA|NOPTR, $32
+// four vectors of eight int32 (quantQ8_0AVX2, quantQ8_KAVX2).
+DATA ·q8PackPerm+0x00(SB)/8, $0x0000000400000000
+DATA ·q8PackPerm+0x08(SB)/8, $0x0000000500000001
+DATA ·q8PackPerm+0x10(SB)/8, $0x0000000600000002
+DATA ·q8PackPerm+0x18(SB)/8, $0x0000000700000003
+GLOBL ·q8PackPerm(SB), RODATA|NOPTR, $32
 
 // func quantQ8_0AVX2(q []int8, d, s []float32, x []float32)
 //
@@ -893,7 +893,7 @@ TEXT ·quantQ8_0AVX2(SB), NOSPLIT, $0-96
 	MOVL $0x42fe0000, AX // 127
 	VMOVD AX, X14
 	VXORPS X13, X13, X13
-	VMOVDQU q8PackPerm<>(SB), Y12
+	VMOVDQU ·q8PackPerm(SB), Y12
 	TESTQ CX, CX
 	JZ    qa8done
 

@@ -268,6 +268,18 @@ q50done:
 	VZEROUPPER
 	RET
 
+// QX1ACC adds a Q4_1/Q5_1 block at SI to the sums: Y0 += f16(w.d)·d ·
+// the 8 int32 partial sums in Y1, X10 += f16(w.m)·s (clobbers AX, X3,
+// Y4).
+#define QX1ACC \
+	Q5SCALE(0, 0, X4, Y4); \
+	VCVTDQ2PS   Y1, Y1; \
+	VFMADD231PS Y1, Y4, Y0; \
+	MOVWLZX     2(SI), AX; \
+	VMOVD       AX, X3; \
+	VCVTPH2PS   X3, X3; \
+	VFMADD231SS (BX), X3, X10
+
 // func dotQ5_1AVX2(w []byte, q []int8, d, s []float32) float32
 //
 // Σ over blocks of f16(w.d)·d·Σ q5·q + f16(w.m)·s, quants unsigned 0..31.
@@ -295,13 +307,7 @@ q51loop:
 	VPOR       Y2, Y1, Y1
 	VPMADDUBSW (DI), Y1, Y1
 	VPMADDWD   Y15, Y1, Y1
-	Q5SCALE(0, 0, X4, Y4)
-	VCVTDQ2PS   Y1, Y1
-	VFMADD231PS Y1, Y4, Y0
-	MOVWLZX     2(SI), AX
-	VMOVD       AX, X3
-	VCVTPH2PS   X3, X3
-	VFMADD231SS (BX), X3, X10
+	QX1ACC
 	ADDQ $24, SI
 	ADDQ $32, DI
 	ADDQ $4, DX
@@ -338,13 +344,7 @@ q41loop:
 	Q5NIBS(4, X1, Y1, X2)
 	VPMADDUBSW (DI), Y1, Y1
 	VPMADDWD   Y15, Y1, Y1
-	Q5SCALE(0, 0, X4, Y4)
-	VCVTDQ2PS   Y1, Y1
-	VFMADD231PS Y1, Y4, Y0
-	MOVWLZX     2(SI), AX
-	VMOVD       AX, X3
-	VCVTPH2PS   X3, X3
-	VFMADD231SS (BX), X3, X10
+	QX1ACC
 	ADDQ $20, SI
 	ADDQ $32, DI
 	ADDQ $4, DX
