@@ -330,10 +330,11 @@ func (j *mmJob) tileHalf(r0, r1, t0, t1 int) {
 	var wp [4]*byte
 	var xp [4]*float32
 	var acc [16]float32
+	nr, x1 := halfNR(j.lvl), halfX1(j.lvl)
 	for k0 := 0; k0 < cols; k0 += j.kb {
 		k := min(j.kb, cols-k0)
-		for t := t0; t < t1; t += 4 {
-			nt := min(4, t1-t)
+		for t := t0; t < t1; t += nr {
+			nt := min(nr, t1-t)
 			for i := range xp {
 				xp[i] = &xs[(t+min(i, nt-1))*xst+k0]
 			}
@@ -342,12 +343,12 @@ func (j *mmJob) tileHalf(r0, r1, t0, t1 int) {
 				for i := range wp {
 					wp[i] = &data[(r+min(i, nw-1))*rb+2*k0]
 				}
-				halfMicro(dt, nt, &wp, &xp, k, &acc)
+				halfMicro(j.lvl, dt, nt, &wp, &xp, k, &acc)
 				for i := 0; i < nw; i++ {
 					for c := 0; c < nt; c++ {
 						o := &out[(t+c)*rows+r+i]
 						v := acc[4*i+c]
-						if nt == 1 {
+						if nt == 1 && x1 {
 							v = acc[i]
 						}
 						if k0 == 0 {

@@ -919,6 +919,79 @@ reduce:
 	VZEROUPPER
 	RET
 
+// func hgemmF16x3AVX2(w *[4]*byte, x *[4]*float32, k int, out *[16]float32)
+//
+// gemm4x3AVX2 with binary16 weight rows widened as they are read (the
+// fused half route, hgemm.go): out[4*i+j] = Σ_p f16(w[i])[p] · x[j][p]
+// for i < 4, j < 3 over p < k rounded down to a multiple of 8, with the
+// same accumulation and reduction as gemm4x3AVX2; out[4*i+3] is
+// clobbered.
+TEXT ·hgemmF16x3AVX2(SB), NOSPLIT, $0-32
+	MOVQ   w+0(FP), AX
+	MOVQ   0(AX), R8
+	MOVQ   8(AX), R9
+	MOVQ   16(AX), R10
+	MOVQ   24(AX), R11
+	MOVQ   x+8(FP), AX
+	MOVQ   0(AX), SI
+	MOVQ   8(AX), DI
+	MOVQ   16(AX), BX
+	MOVQ   k+16(FP), CX
+	XORQ   AX, AX
+	XORQ   R13, R13
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+h3loop:
+	CMPQ      CX, $8
+	JLT       h3reduce
+	VMOVUPS   (SI)(AX*1), Y12
+	VMOVUPS   (DI)(AX*1), Y13
+	VMOVUPS   (BX)(AX*1), Y14
+	VCVTPH2PS (R8)(R13*1), Y15
+	FMA3Y(Y0, Y1, Y2)
+	VCVTPH2PS (R9)(R13*1), Y15
+	FMA3Y(Y3, Y4, Y5)
+	VCVTPH2PS (R10)(R13*1), Y15
+	FMA3Y(Y6, Y7, Y8)
+	VCVTPH2PS (R11)(R13*1), Y15
+	FMA3Y(Y9, Y10, Y11)
+	ADDQ      $32, AX
+	ADDQ      $16, R13
+	SUBQ      $8, CX
+	JMP       h3loop
+
+h3reduce:
+	MOVQ out+24(FP), R12
+	Y2X(Y0, X0)
+	Y2X(Y1, X1)
+	Y2X(Y2, X2)
+	Y2X(Y3, X3)
+	Y2X(Y4, X4)
+	Y2X(Y5, X5)
+	Y2X(Y6, X6)
+	Y2X(Y7, X7)
+	Y2X(Y8, X8)
+	Y2X(Y9, X9)
+	Y2X(Y10, X10)
+	Y2X(Y11, X11)
+	HADD3(X0, X1, X2, 0)
+	HADD3(X3, X4, X5, 16)
+	HADD3(X6, X7, X8, 32)
+	HADD3(X9, X10, X11, 48)
+	VZEROUPPER
+	RET
+
 // func spinPause()
 TEXT ·spinPause(SB), NOSPLIT, $0-0
 	PAUSE
