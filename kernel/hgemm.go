@@ -1,12 +1,13 @@
 package kernel
 
-// Fused F16/BF16 GEMM (hgemm_amd64.s). Where the level has the kernels
-// (halfFused: AVX-512), MatMul multiplies binary16 and bfloat16 weights
-// straight from storage at every batch size above one: four rows are
-// widened in registers and dotted with four tokens (or with one, for the
-// last token of a panel), so the batched path neither writes widened tiles
-// to memory nor reads them back, and the weight stream from memory overlaps
-// the FMAs. A single token (decode) stays on the row kernels (dotF16,
+// Fused F16/BF16 GEMM (hgemm_amd64.s; the AVX2 forms in simd_amd64.s).
+// Where the level has the kernels (halfFused: AVX-512 and AVX2), MatMul
+// multiplies binary16 and bfloat16 weights straight from storage at every
+// batch size above one: four rows are widened in registers and dotted with
+// four tokens on AVX-512 (or with one, for the last token of a panel) and
+// three on AVX2 (one or two repeat the last), so the batched path neither
+// writes widened tiles to memory nor reads them back, and the weight stream
+// from memory overlaps the FMAs. A single token (decode) stays on the row kernels (dotF16,
 // dotBF16), which read one row after the other: on the development machine
 // (AMD EPYC Zen 4) that sequential stream ran at 1.2-1.5× the CPU time per
 // byte of the four interleaved rows of the fused one-token kernel, with or

@@ -992,6 +992,136 @@ h3reduce:
 	VZEROUPPER
 	RET
 
+// The high halves of 32-bit lanes: bfloat16 values at odd positions, in
+// place, are their float32.
+DATA bf16Hi<>+0x00(SB)/8, $0xffff0000ffff0000
+DATA bf16Hi<>+0x08(SB)/8, $0xffff0000ffff0000
+DATA bf16Hi<>+0x10(SB)/8, $0xffff0000ffff0000
+DATA bf16Hi<>+0x18(SB)/8, $0xffff0000ffff0000
+GLOBL bf16Hi<>(SB), RODATA|NOPTR, $32
+
+// func hgemmBF16x3AVX2(w *[4]*byte, x *[4]*float32, k int, out *[16]float32)
+//
+// hgemmF16x3AVX2 for bfloat16 weights, over k rounded down to a multiple
+// of 32, with the activations block-permuted (permuteBF16): the 32
+// weights of a block are two vectors A and B of 16, whose even elements
+// (A<<16, B<<16) meet the block's first 16 permuted activations and whose
+// odd ones (A, B with the low halves cleared) the last 16.
+TEXT ·hgemmBF16x3AVX2(SB), NOSPLIT, $0-32
+	MOVQ   w+0(FP), AX
+	MOVQ   0(AX), R8
+	MOVQ   8(AX), R9
+	MOVQ   16(AX), R10
+	MOVQ   24(AX), R11
+	MOVQ   x+8(FP), AX
+	MOVQ   0(AX), SI
+	MOVQ   8(AX), DI
+	MOVQ   16(AX), BX
+	MOVQ   k+16(FP), CX
+	XORQ   AX, AX
+	XORQ   R13, R13
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+b3loop:
+	CMPQ      CX, $32
+	JLT       b3reduce
+	VMOVUPS   0(SI)(AX*1), Y12
+	VMOVUPS   0(DI)(AX*1), Y13
+	VMOVUPS   0(BX)(AX*1), Y14
+	VMOVDQU   0(R8)(R13*1), Y15
+	VPSLLD    $16, Y15, Y15
+	FMA3Y(Y0, Y1, Y2)
+	VMOVDQU   0(R9)(R13*1), Y15
+	VPSLLD    $16, Y15, Y15
+	FMA3Y(Y3, Y4, Y5)
+	VMOVDQU   0(R10)(R13*1), Y15
+	VPSLLD    $16, Y15, Y15
+	FMA3Y(Y6, Y7, Y8)
+	VMOVDQU   0(R11)(R13*1), Y15
+	VPSLLD    $16, Y15, Y15
+	FMA3Y(Y9, Y10, Y11)
+	VMOVUPS   32(SI)(AX*1), Y12
+	VMOVUPS   32(DI)(AX*1), Y13
+	VMOVUPS   32(BX)(AX*1), Y14
+	VMOVDQU   32(R8)(R13*1), Y15
+	VPSLLD    $16, Y15, Y15
+	FMA3Y(Y0, Y1, Y2)
+	VMOVDQU   32(R9)(R13*1), Y15
+	VPSLLD    $16, Y15, Y15
+	FMA3Y(Y3, Y4, Y5)
+	VMOVDQU   32(R10)(R13*1), Y15
+	VPSLLD    $16, Y15, Y15
+	FMA3Y(Y6, Y7, Y8)
+	VMOVDQU   32(R11)(R13*1), Y15
+	VPSLLD    $16, Y15, Y15
+	FMA3Y(Y9, Y10, Y11)
+	VMOVUPS   64(SI)(AX*1), Y12
+	VMOVUPS   64(DI)(AX*1), Y13
+	VMOVUPS   64(BX)(AX*1), Y14
+	VMOVDQU   0(R8)(R13*1), Y15
+	VPAND     bf16Hi<>(SB), Y15, Y15
+	FMA3Y(Y0, Y1, Y2)
+	VMOVDQU   0(R9)(R13*1), Y15
+	VPAND     bf16Hi<>(SB), Y15, Y15
+	FMA3Y(Y3, Y4, Y5)
+	VMOVDQU   0(R10)(R13*1), Y15
+	VPAND     bf16Hi<>(SB), Y15, Y15
+	FMA3Y(Y6, Y7, Y8)
+	VMOVDQU   0(R11)(R13*1), Y15
+	VPAND     bf16Hi<>(SB), Y15, Y15
+	FMA3Y(Y9, Y10, Y11)
+	VMOVUPS   96(SI)(AX*1), Y12
+	VMOVUPS   96(DI)(AX*1), Y13
+	VMOVUPS   96(BX)(AX*1), Y14
+	VMOVDQU   32(R8)(R13*1), Y15
+	VPAND     bf16Hi<>(SB), Y15, Y15
+	FMA3Y(Y0, Y1, Y2)
+	VMOVDQU   32(R9)(R13*1), Y15
+	VPAND     bf16Hi<>(SB), Y15, Y15
+	FMA3Y(Y3, Y4, Y5)
+	VMOVDQU   32(R10)(R13*1), Y15
+	VPAND     bf16Hi<>(SB), Y15, Y15
+	FMA3Y(Y6, Y7, Y8)
+	VMOVDQU   32(R11)(R13*1), Y15
+	VPAND     bf16Hi<>(SB), Y15, Y15
+	FMA3Y(Y9, Y10, Y11)
+	ADDQ      $128, AX
+	ADDQ      $64, R13
+	SUBQ      $32, CX
+	JMP       b3loop
+
+b3reduce:
+	MOVQ out+24(FP), R12
+	Y2X(Y0, X0)
+	Y2X(Y1, X1)
+	Y2X(Y2, X2)
+	Y2X(Y3, X3)
+	Y2X(Y4, X4)
+	Y2X(Y5, X5)
+	Y2X(Y6, X6)
+	Y2X(Y7, X7)
+	Y2X(Y8, X8)
+	Y2X(Y9, X9)
+	Y2X(Y10, X10)
+	Y2X(Y11, X11)
+	HADD3(X0, X1, X2, 0)
+	HADD3(X3, X4, X5, 16)
+	HADD3(X6, X7, X8, 32)
+	HADD3(X9, X10, X11, 48)
+	VZEROUPPER
+	RET
+
 // func spinPause()
 TEXT ·spinPause(SB), NOSPLIT, $0-0
 	PAUSE
