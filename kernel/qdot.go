@@ -77,7 +77,8 @@ type qKernel struct {
 }
 
 // qKernels is the integer path's part of the kernel dispatch table: per
-// weight type, its overrides in the order registered (ascending level).
+// weight type, its overrides in the order registered (qKernelPick chooses
+// among them).
 // It is written only by registerQKernel from init functions.
 var qKernels [64][]qKernel
 
@@ -96,43 +97,50 @@ func qKernelsFor(dt tensor.DType) []qKernel {
 	return qKernels[dt]
 }
 
-// qdotFor returns the row kernel for weights of type dt at level l: the
-// last-registered override usable at l, or generic.
-func qdotFor(l level, dt tensor.DType, generic qdotFn) qdotFn {
-	f := generic
-	for _, k := range qKernelsFor(dt) {
-		if k.min <= l && k.dot != nil {
-			f = k.dot
+// qKernelPick returns the index in ks of the override that serves level l
+// among those with the function has looks for: the one with the highest
+// min not above l, the last registered among equals, so that which file's
+// init ran first does not matter; -1 where there is none.
+func qKernelPick(ks []qKernel, l level, has func(*qKernel) bool) int {
+	best := -1
+	for i := range ks {
+		k := &ks[i]
+		if k.min <= l && has(k) && (best < 0 || k.min >= ks[best].min) {
+			best = i
 		}
 	}
-	return f
+	return best
+}
+
+// qdotFor returns the row kernel for weights of type dt at level l: the
+// override qKernelPick chooses, or generic.
+func qdotFor(l level, dt tensor.DType, generic qdotFn) qdotFn {
+	ks := qKernelsFor(dt)
+	if i := qKernelPick(ks, l, func(k *qKernel) bool { return k.dot != nil }); i >= 0 {
+		return ks[i].dot
+	}
+	return generic
 }
 
 // qrowsFor returns a kernel that dots consecutive rows of dt weights with
 // one activation in a single call, or nil where level l has none.
 func qrowsFor(l level, dt tensor.DType) qrowsFn {
-	var f qrowsFn
-	for _, k := range qKernelsFor(dt) {
-		if k.min <= l && k.rows != nil {
-			f = k.rows
-		}
+	ks := qKernelsFor(dt)
+	if i := qKernelPick(ks, l, func(k *qKernel) bool { return k.rows != nil }); i >= 0 {
+		return ks[i].rows
 	}
-	return f
+	return nil
 }
 
 // dequantRow widens one row of a quantized type into dst with a SIMD
 // routine, reporting false where level l has none for dt. Results equal
 // ggml.Dequantize's bit for bit.
 func dequantRow(l level, dt tensor.DType, dst []float32, src []byte) bool {
-	var f func(dst []float32, src []byte)
-	for _, k := range qKernelsFor(dt) {
-		if k.min <= l && k.dequant != nil {
-			f = k.dequant
-		}
-	}
-	if f == nil || len(dst)%dt.BlockSize() != 0 {
+	ks := qKernelsFor(dt)
+	i := qKernelPick(ks, l, func(k *qKernel) bool { return k.dequant != nil })
+	if i < 0 || len(dst)%dt.BlockSize() != 0 {
 		return false
 	}
-	f(dst, src[:len(dst)/dt.BlockSize()*dt.BlockBytes()])
+	ks[i].dequant(dst, src[:len(dst)/dt.BlockSize()*dt.BlockBytes()])
 	return true
 }

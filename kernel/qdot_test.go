@@ -531,6 +531,32 @@ func TestMatMulMulti(t *testing.T) {
 // reference dot where it overrides a dot), and for every registered type
 // with a reference dot, the kernel chosen at every level equals that
 // reference on activations quantized from random data.
+// TestQKernelPick checks the dispatch rule: the highest level not above
+// the CPU's wins whatever the registration order (init functions run file
+// by file), the last registered among equals, and a kernel without the
+// wanted function does not count.
+func TestQKernelPick(t *testing.T) {
+	f := func([]byte, *q8Act) float32 { return 0 }
+	hasDot := func(k *qKernel) bool { return k.dot != nil }
+	cases := []struct {
+		ks   []qKernel
+		l    level
+		want int
+	}{
+		{[]qKernel{{min: levelAVX512, dot: f}, {min: levelAVX2, dot: f}}, levelAVX512, 0},
+		{[]qKernel{{min: levelAVX512, dot: f}, {min: levelAVX2, dot: f}}, levelAVX2, 1},
+		{[]qKernel{{min: levelAVX512, dot: f}, {min: levelAVX2, dot: f}}, levelGeneric, -1},
+		{[]qKernel{{min: levelAVX2, dot: f}, {min: levelAVX2, dot: f}}, levelAVX512, 1},
+		{[]qKernel{{min: levelAVX2, dot: f}, {min: levelAVX512}}, levelAVX512, 0},
+		{nil, levelAVX512, -1},
+	}
+	for i, c := range cases {
+		if got := qKernelPick(c.ks, c.l, hasDot); got != c.want {
+			t.Errorf("case %d at %v: picked %d, want %d", i, c.l, got, c.want)
+		}
+	}
+}
+
 func TestQKernelRegistry(t *testing.T) {
 	for i, ks := range qKernels {
 		dt := tensor.DType(i)
