@@ -851,34 +851,65 @@ reduce:
 	VHADDPS xc, xa, xa; \
 	VMOVUPS xa, off(R12)
 
+// LOAD4X3 loads a 4×3 micro-kernel's arguments (w, x *[4]*…, k): the
+// weight rows to R8-R11, the activations to SI, DI, BX, k to CX, and
+// clears the offset AX.
+#define LOAD4X3 \
+	MOVQ   w+0(FP), AX; \
+	MOVQ   0(AX), R8; \
+	MOVQ   8(AX), R9; \
+	MOVQ   16(AX), R10; \
+	MOVQ   24(AX), R11; \
+	MOVQ   x+8(FP), AX; \
+	MOVQ   0(AX), SI; \
+	MOVQ   8(AX), DI; \
+	MOVQ   16(AX), BX; \
+	MOVQ   k+16(FP), CX; \
+	XORQ   AX, AX
+
+// ZERO4X3 clears the twelve accumulators Y0-Y11.
+#define ZERO4X3 \
+	VXORPS Y0, Y0, Y0; \
+	VXORPS Y1, Y1, Y1; \
+	VXORPS Y2, Y2, Y2; \
+	VXORPS Y3, Y3, Y3; \
+	VXORPS Y4, Y4, Y4; \
+	VXORPS Y5, Y5, Y5; \
+	VXORPS Y6, Y6, Y6; \
+	VXORPS Y7, Y7, Y7; \
+	VXORPS Y8, Y8, Y8; \
+	VXORPS Y9, Y9, Y9; \
+	VXORPS Y10, Y10, Y10; \
+	VXORPS Y11, Y11, Y11
+
+// REDUCE4X3 sums each accumulator Y0-Y11 (row i, token j in Y(3i+j)) and
+// stores the twelve sums at out, out[4*i+j] (out[4*i+3] is clobbered).
+#define REDUCE4X3 \
+	MOVQ out+24(FP), R12; \
+	Y2X(Y0, X0); \
+	Y2X(Y1, X1); \
+	Y2X(Y2, X2); \
+	Y2X(Y3, X3); \
+	Y2X(Y4, X4); \
+	Y2X(Y5, X5); \
+	Y2X(Y6, X6); \
+	Y2X(Y7, X7); \
+	Y2X(Y8, X8); \
+	Y2X(Y9, X9); \
+	Y2X(Y10, X10); \
+	Y2X(Y11, X11); \
+	HADD3(X0, X1, X2, 0); \
+	HADD3(X3, X4, X5, 16); \
+	HADD3(X6, X7, X8, 32); \
+	HADD3(X9, X10, X11, 48)
+
 // func gemm4x3AVX2(w, x *[4]*float32, k int, out *[16]float32)
 //
 // out[4*i+j] = dot(w[i][:k8], x[j][:k8]) for i < 4, j < 3, k8 = k rounded
 // down to a multiple of 8; out[4*i+3] is clobbered.
 TEXT ·gemm4x3AVX2(SB), NOSPLIT, $0-32
-	MOVQ   w+0(FP), AX
-	MOVQ   0(AX), R8
-	MOVQ   8(AX), R9
-	MOVQ   16(AX), R10
-	MOVQ   24(AX), R11
-	MOVQ   x+8(FP), AX
-	MOVQ   0(AX), SI
-	MOVQ   8(AX), DI
-	MOVQ   16(AX), BX
-	MOVQ   k+16(FP), CX
-	XORQ   AX, AX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	VXORPS Y8, Y8, Y8
-	VXORPS Y9, Y9, Y9
-	VXORPS Y10, Y10, Y10
-	VXORPS Y11, Y11, Y11
+	LOAD4X3
+	ZERO4X3
 
 loop:
 	CMPQ    CX, $8
@@ -899,23 +930,7 @@ loop:
 	JMP     loop
 
 reduce:
-	MOVQ out+24(FP), R12
-	Y2X(Y0, X0)
-	Y2X(Y1, X1)
-	Y2X(Y2, X2)
-	Y2X(Y3, X3)
-	Y2X(Y4, X4)
-	Y2X(Y5, X5)
-	Y2X(Y6, X6)
-	Y2X(Y7, X7)
-	Y2X(Y8, X8)
-	Y2X(Y9, X9)
-	Y2X(Y10, X10)
-	Y2X(Y11, X11)
-	HADD3(X0, X1, X2, 0)
-	HADD3(X3, X4, X5, 16)
-	HADD3(X6, X7, X8, 32)
-	HADD3(X9, X10, X11, 48)
+	REDUCE4X3
 	VZEROUPPER
 	RET
 
@@ -927,30 +942,9 @@ reduce:
 // same accumulation and reduction as gemm4x3AVX2; out[4*i+3] is
 // clobbered.
 TEXT ·hgemmF16x3AVX2(SB), NOSPLIT, $0-32
-	MOVQ   w+0(FP), AX
-	MOVQ   0(AX), R8
-	MOVQ   8(AX), R9
-	MOVQ   16(AX), R10
-	MOVQ   24(AX), R11
-	MOVQ   x+8(FP), AX
-	MOVQ   0(AX), SI
-	MOVQ   8(AX), DI
-	MOVQ   16(AX), BX
-	MOVQ   k+16(FP), CX
-	XORQ   AX, AX
+	LOAD4X3
 	XORQ   R13, R13
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	VXORPS Y8, Y8, Y8
-	VXORPS Y9, Y9, Y9
-	VXORPS Y10, Y10, Y10
-	VXORPS Y11, Y11, Y11
+	ZERO4X3
 
 h3loop:
 	CMPQ      CX, $8
@@ -972,23 +966,7 @@ h3loop:
 	JMP       h3loop
 
 h3reduce:
-	MOVQ out+24(FP), R12
-	Y2X(Y0, X0)
-	Y2X(Y1, X1)
-	Y2X(Y2, X2)
-	Y2X(Y3, X3)
-	Y2X(Y4, X4)
-	Y2X(Y5, X5)
-	Y2X(Y6, X6)
-	Y2X(Y7, X7)
-	Y2X(Y8, X8)
-	Y2X(Y9, X9)
-	Y2X(Y10, X10)
-	Y2X(Y11, X11)
-	HADD3(X0, X1, X2, 0)
-	HADD3(X3, X4, X5, 16)
-	HADD3(X6, X7, X8, 32)
-	HADD3(X9, X10, X11, 48)
+	REDUCE4X3
 	VZEROUPPER
 	RET
 
@@ -1008,30 +986,9 @@ GLOBL bf16Hi<>(SB), RODATA|NOPTR, $32
 // (A<<16, B<<16) meet the block's first 16 permuted activations and whose
 // odd ones (A, B with the low halves cleared) the last 16.
 TEXT ·hgemmBF16x3AVX2(SB), NOSPLIT, $0-32
-	MOVQ   w+0(FP), AX
-	MOVQ   0(AX), R8
-	MOVQ   8(AX), R9
-	MOVQ   16(AX), R10
-	MOVQ   24(AX), R11
-	MOVQ   x+8(FP), AX
-	MOVQ   0(AX), SI
-	MOVQ   8(AX), DI
-	MOVQ   16(AX), BX
-	MOVQ   k+16(FP), CX
-	XORQ   AX, AX
+	LOAD4X3
 	XORQ   R13, R13
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	VXORPS Y8, Y8, Y8
-	VXORPS Y9, Y9, Y9
-	VXORPS Y10, Y10, Y10
-	VXORPS Y11, Y11, Y11
+	ZERO4X3
 
 b3loop:
 	CMPQ      CX, $32
@@ -1102,23 +1059,7 @@ b3loop:
 	JMP       b3loop
 
 b3reduce:
-	MOVQ out+24(FP), R12
-	Y2X(Y0, X0)
-	Y2X(Y1, X1)
-	Y2X(Y2, X2)
-	Y2X(Y3, X3)
-	Y2X(Y4, X4)
-	Y2X(Y5, X5)
-	Y2X(Y6, X6)
-	Y2X(Y7, X7)
-	Y2X(Y8, X8)
-	Y2X(Y9, X9)
-	Y2X(Y10, X10)
-	Y2X(Y11, X11)
-	HADD3(X0, X1, X2, 0)
-	HADD3(X3, X4, X5, 16)
-	HADD3(X6, X7, X8, 32)
-	HADD3(X9, X10, X11, 48)
+	REDUCE4X3
 	VZEROUPPER
 	RET
 
