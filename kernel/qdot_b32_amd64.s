@@ -449,6 +449,55 @@ actsumsdone:
 	PREFETCHT1 dist(AX)(BX*2); \
 	PREFETCHT1 dist(AX)(R13*1)
 
+// Q4GROUPS8 runs the eight-row Q4_0 kernels' loop over whole groups of
+// eight rows (R10 rows left at R11, rb in BX, 3·rb in R13, output at R8),
+// four blocks a step with the prefetch pf and then one at a time, each
+// block through blk (Q4ROWS8 or Q4AROWS8, with the frame words at R9), and
+// jumps to exit when fewer than eight rows are left.
+#define Q4GROUPS8(pf, blk, exit) \
+q4g8: \
+	CMPQ R10, $8; \
+	JLT  exit; \
+	MOVQ R11, SI; \
+	LEAQ (R11)(BX*4), R12; \
+	MOVQ q_base+56(FP), DI; \
+	MOVQ d_base+80(FP), DX; \
+	MOVQ d_len+88(FP), CX; \
+	LEAQ (SP), R9; \
+	VXORPS Y0, Y0, Y0; \
+q4g8loop4: \
+	CMPQ CX, $4; \
+	JLT  q4g8tail; \
+	pf; \
+	blk(0, 0, 0, 0); \
+	blk(18, 32, 4, 4); \
+	blk(36, 64, 8, 8); \
+	blk(54, 96, 12, 12); \
+	ADDQ $72, SI; \
+	ADDQ $72, R12; \
+	ADDQ $128, DI; \
+	ADDQ $16, DX; \
+	ADDQ $16, R9; \
+	SUBQ $4, CX; \
+	JMP  q4g8loop4; \
+q4g8tail: \
+	TESTQ CX, CX; \
+	JZ    q4g8done; \
+	blk(0, 0, 0, 0); \
+	ADDQ $18, SI; \
+	ADDQ $18, R12; \
+	ADDQ $32, DI; \
+	ADDQ $4, DX; \
+	ADDQ $4, R9; \
+	DECQ CX; \
+	JMP  q4g8tail; \
+q4g8done: \
+	VMOVUPS Y0, (R8); \
+	ADDQ    $32, R8; \
+	LEAQ    (R11)(BX*8), R11; \
+	SUBQ    $8, R10; \
+	JMP     q4g8
+
 // func rowsQ4_0VNNIX(out []float32, w []byte, rb int, q []int8, d []float32)
 //
 // rowsQ4_0AVX2 with VPDPBUSD (AVX512_VNNI on 256-bit registers), bit for
@@ -469,51 +518,7 @@ TEXT ·rowsQ4_0VNNIX(SB), 0, $4096-104
 	VMOVD        AX, X14
 	VPBROADCASTD X14, Y14
 
-r4v8:
-	CMPQ R10, $8
-	JLT  r4vrow
-	MOVQ R11, SI
-	LEAQ (R11)(BX*4), R12
-	MOVQ q_base+56(FP), DI
-	MOVQ d_base+80(FP), DX
-	MOVQ d_len+88(FP), CX
-	LEAQ (SP), R9
-	VXORPS Y0, Y0, Y0
-
-r4v8loop4:
-	CMPQ CX, $4
-	JLT  r4v8tail
-	PREFETCH8(0)
-	Q4ROWS8(0, 0, 0, 0)
-	Q4ROWS8(18, 32, 4, 4)
-	Q4ROWS8(36, 64, 8, 8)
-	Q4ROWS8(54, 96, 12, 12)
-	ADDQ $72, SI
-	ADDQ $72, R12
-	ADDQ $128, DI
-	ADDQ $16, DX
-	ADDQ $16, R9
-	SUBQ $4, CX
-	JMP  r4v8loop4
-
-r4v8tail:
-	TESTQ CX, CX
-	JZ    r4v8done
-	Q4ROWS8(0, 0, 0, 0)
-	ADDQ $18, SI
-	ADDQ $18, R12
-	ADDQ $32, DI
-	ADDQ $4, DX
-	ADDQ $4, R9
-	DECQ CX
-	JMP  r4v8tail
-
-r4v8done:
-	VMOVUPS Y0, (R8)
-	ADDQ    $32, R8
-	LEAQ    (R11)(BX*8), R11
-	SUBQ    $8, R10
-	JMP     r4v8
+	Q4GROUPS8(PREFETCH8(0), Q4ROWS8, r4vrow)
 
 r4vrow:
 	TESTQ R10, R10
@@ -815,51 +820,7 @@ TEXT ·rowsQ4_0AVX2X(SB), 0, $4096-104
 	VMOVD        AX, X14
 	VPBROADCASTD X14, Y14
 
-r4a8:
-	CMPQ R10, $8
-	JLT  r4aend
-	MOVQ R11, SI
-	LEAQ (R11)(BX*4), R12
-	MOVQ q_base+56(FP), DI
-	MOVQ d_base+80(FP), DX
-	MOVQ d_len+88(FP), CX
-	LEAQ (SP), R9
-	VXORPS Y0, Y0, Y0
-
-r4a8loop4:
-	CMPQ CX, $4
-	JLT  r4a8tail
-	PREFETCHLIN
-	Q4AROWS8(0, 0, 0, 0)
-	Q4AROWS8(18, 32, 4, 4)
-	Q4AROWS8(36, 64, 8, 8)
-	Q4AROWS8(54, 96, 12, 12)
-	ADDQ $72, SI
-	ADDQ $72, R12
-	ADDQ $128, DI
-	ADDQ $16, DX
-	ADDQ $16, R9
-	SUBQ $4, CX
-	JMP  r4a8loop4
-
-r4a8tail:
-	TESTQ CX, CX
-	JZ    r4a8done
-	Q4AROWS8(0, 0, 0, 0)
-	ADDQ $18, SI
-	ADDQ $18, R12
-	ADDQ $32, DI
-	ADDQ $4, DX
-	ADDQ $4, R9
-	DECQ CX
-	JMP  r4a8tail
-
-r4a8done:
-	VMOVUPS Y0, (R8)
-	ADDQ    $32, R8
-	LEAQ    (R11)(BX*8), R11
-	SUBQ    $8, R10
-	JMP     r4a8
+	Q4GROUPS8(PREFETCHLIN, Q4AROWS8, r4aend)
 
 r4aend:
 	VZEROUPPER
