@@ -297,15 +297,18 @@ r4xnone:
 // Frame words (SP) = −m·Σq per block, m·q summed by VPDPBUSD with Y13
 // (m in every byte) over the len(d) activation blocks at q (clobbers
 // AX, CX, DI, R9, Y6, Y7).
-#define ACTSUMS \
+#define ACTSUMS ACTSUMSWITH(ACTSUMVNNI)
+
+// ACTSUMSWITH is ACTSUMS with sum forming the 8 int32 partial sums of m·q
+// for the block at (DI) in Y6.
+#define ACTSUMSWITH(sum) \
 	MOVQ  q_base+56(FP), DI; \
 	MOVQ  d_len+88(FP), CX; \
 	LEAQ  (SP), R9; \
 	TESTQ CX, CX; \
 	JZ    actsumsdone; \
 actsumsloop: \
-	VPXOR        Y6, Y6, Y6; \
-	VPDPBUSD     (DI), Y13, Y6; \
+	sum; \
 	VEXTRACTI128 $1, Y6, X7; \
 	VPADDD       X7, X6, X6; \
 	VPSHUFD      $0x4e, X6, X7; \
@@ -320,6 +323,16 @@ actsumsloop: \
 	DECQ         CX; \
 	JNZ          actsumsloop; \
 actsumsdone:
+
+// ACTSUMVNNI: m·q summed by VPDPBUSD (Y13: m in every byte).
+#define ACTSUMVNNI \
+	VPXOR    Y6, Y6, Y6; \
+	VPDPBUSD (DI), Y13, Y6
+
+// ACTSUMAVX2: the same with VPMADDUBSW and VPMADDWD (Y15: int16 ones).
+#define ACTSUMAVX2 \
+	VPMADDUBSW (DI), Y13, Y6; \
+	VPMADDWD   Y15, Y6, Y6
 
 // Block sum of Q4_0 quants at woff(SI) times the activations at qoff(DI)
 // as 8 int32 in Y register accy (accx its low half), seeded with the
@@ -711,29 +724,7 @@ r8vnone:
 // ACTSUMSAVX2 is ACTSUMS without VPDPBUSD: frame words (SP) = −m·Σq per
 // block, with Y13 holding m in every byte and Y15 int16 ones (clobbers AX,
 // CX, DI, R9, Y6, Y7).
-#define ACTSUMSAVX2 \
-	MOVQ  q_base+56(FP), DI; \
-	MOVQ  d_len+88(FP), CX; \
-	LEAQ  (SP), R9; \
-	TESTQ CX, CX; \
-	JZ    acts2done; \
-acts2loop: \
-	VPMADDUBSW   (DI), Y13, Y6; \
-	VPMADDWD     Y15, Y6, Y6; \
-	VEXTRACTI128 $1, Y6, X7; \
-	VPADDD       X7, X6, X6; \
-	VPSHUFD      $0x4e, X6, X7; \
-	VPADDD       X7, X6, X6; \
-	VPSHUFD      $0xb1, X6, X7; \
-	VPADDD       X7, X6, X6; \
-	VPXOR        X7, X7, X7; \
-	VPSUBD       X6, X7, X6; \
-	VMOVD        X6, (R9); \
-	ADDQ         $32, DI; \
-	ADDQ         $4, R9; \
-	DECQ         CX; \
-	JNZ          acts2loop; \
-acts2done:
+#define ACTSUMSAVX2 ACTSUMSWITH(ACTSUMAVX2)
 
 // Two rows' Q4_0 block at the memory operands m0 and m1 (their 16 quant
 // bytes) times the activation block in Y7 (its first 16 quants in both
