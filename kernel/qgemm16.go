@@ -253,6 +253,69 @@ func packLegacyx16(dt tensor.DType, dst, w []byte, rb, nb int) {
 	}
 }
 
+// packSigned8x16 repacks sixteen Q5_0 or IQ4_NL rows into the Q8_0 tile
+// layout exactly as packQ8_0x16 holds Q8_0 rows: the scales as float32,
+// then every quant as its value plus 128 (Q5_0: q − 16 + 128; IQ4_NL: the
+// non-linear value + 128), so the Q8_0 kernels that take |value| and its
+// sign (the AVX2 ones) dot them unchanged. Four columns at a time: vector
+// k holds columns 4k..4k+3, the low nibbles of quant bytes 4k..4k+3 and
+// vector k+4 their high nibbles.
+func packSigned8x16(dt tensor.DType, dst, w []byte, rb, nb int) {
+	bb := dt.BlockBytes()
+	for b := 0; b < nb; b++ {
+		o := dst[b*pack16Q8_0 : (b+1)*pack16Q8_0]
+		for r := 0; r < 16; r++ {
+			blk := w[r*rb+b*bb : r*rb+(b+1)*bb]
+			putF32(o[4*r:], tensor.F16ToF32(binary.LittleEndian.Uint16(blk)))
+			qs := blk[bb-16 : bb]
+			q := o[64+4*r:]
+			if dt == tensor.Q5_0 {
+				qh := binary.LittleEndian.Uint32(blk[2:])
+				for k := 0; k < 4; k++ {
+					x := binary.LittleEndian.Uint32(qs[4*k:])
+					// q + 112 = (q − 16) + 128, bytewise without carries
+					lo := (x&0x0f0f0f0f | nibbleBit4[qh>>uint(4*k)&15]) + 0x70707070
+					hi := (x>>4&0x0f0f0f0f | nibbleBit4[qh>>uint(4*k+16)&15]) + 0x70707070
+					binary.LittleEndian.PutUint32(q[64*k:], lo)
+					binary.LittleEndian.PutUint32(q[64*k+256:], hi)
+				}
+				continue
+			}
+			for k := 0; k < 4; k++ {
+				c := qs[4*k : 4*k+4]
+				lo := uint32(iq4Lo[c[0]]) | uint32(iq4Lo[c[1]])<<8 | uint32(iq4Lo[c[2]])<<16 | uint32(iq4Lo[c[3]])<<24
+				hi := uint32(iq4Lo[c[0]>>4]) | uint32(iq4Lo[c[1]>>4])<<8 | uint32(iq4Lo[c[2]>>4])<<16 | uint32(iq4Lo[c[3]>>4])<<24
+				binary.LittleEndian.PutUint32(q[64*k:], lo)
+				binary.LittleEndian.PutUint32(q[64*k+256:], hi)
+			}
+		}
+	}
+}
+
+// packQ5_0Signed is packSigned8x16 for Q5_0 rows.
+func packQ5_0Signed(dst, w []byte, rb, nb int) { packSigned8x16(tensor.Q5_0, dst, w, rb, nb) }
+
+// packIQ4_NLSigned is packSigned8x16 for IQ4_NL rows.
+func packIQ4_NLSigned(dst, w []byte, rb, nb int) { packSigned8x16(tensor.IQ4_NL, dst, w, rb, nb) }
+
+// nibbleBit4[h] has bit 4 of byte i set where bit i of h is.
+var nibbleBit4 = func() (t [16]uint32) {
+	for h := range t {
+		for i := 0; i < 4; i++ {
+			t[h] |= uint32(h>>i&1) << (8*i + 4)
+		}
+	}
+	return t
+}()
+
+// iq4Lo[c] is IQ4_NL's value of the low nibble of c plus 128.
+var iq4Lo = func() (t [256]byte) {
+	for c := range t {
+		t[c] = byte(int32(ggml.IQ4Value(byte(c))) + 128)
+	}
+	return t
+}()
+
 // pack16Go repacks one tile of dt weights in Go (Q4_0 widened to the Q8_0
 // layout where wide).
 func pack16Go(dt tensor.DType, dst, w []byte, rb, nb int, wide bool) {

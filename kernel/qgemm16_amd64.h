@@ -1,9 +1,14 @@
-// Shared by the sixteen-row GEMM kernels (qgemm16_amd64.s,
+// Shared by the sixteen-row GEMM kernels (qgemm16_amd64.s, qgemm16avx2_amd64.s,
+// qgemm16kavx2_amd64.s, qgemm16q2avx2_amd64.s,
 // qgemm16k_amd64.s, qgemm16k2_amd64.s, qgemm16k8_amd64.s).
 
 // STORE writes accumulator z to the output row at R8 and steps R8 by one
 // token stride (R13, bytes).
 #define STORE(z) VMOVUPS z, (R8); ADDQ R13, R8
+
+// STORE8 writes an AVX2 kernel's eight-row accumulator y to the output at
+// R8 and steps R8 by one token stride (R13, bytes).
+#define STORE8(y) VMOVUPS y, (R8); ADDQ R13, R8
 
 // GATHER gathers the dword at off within the current block of each of the
 // sixteen rows (SI: row 0's block, Z1: row offsets) into z.

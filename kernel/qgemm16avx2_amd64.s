@@ -24,8 +24,6 @@
 // (float32(s)·(dw·dy), no fused multiply-add): results equal ggml's dot bit
 // for bit.
 
-#define STORE8(y) VMOVUPS y, (R8); ADDQ R13, R8
-
 // func gemm16Q4_0x4AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
 //
 // out[t*ostride+r] = row r · token t for the sixteen Q4_0 rows packed in

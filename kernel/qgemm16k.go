@@ -157,8 +157,11 @@ func packQ2Kx16(dst, w []byte, rb, nb int) {
 			qo := o[pack16KQ2K:]
 			for s := 0; s < 16; s++ {
 				half, shift, part := s/8, uint(2*(s%8/2)), s%2
-				for l, v := range blk[16+32*half+16*part : 32+32*half+16*part] {
-					k16Quant(qo, r, 16*s+l, (v>>shift&3)*(blk[s]&15))
+				src, sc := blk[16+32*half+16*part:32+32*half+16*part], uint32(blk[s]&15)
+				for i := 0; i < 4; i++ {
+					// four 2-bit quants times the scale: at most 45, so
+					// the bytes of the product do not carry
+					k16Word(qo, r, 16*s+4*i, (binary.LittleEndian.Uint32(src[4*i:])>>shift&0x03030303)*sc)
 				}
 			}
 		}

@@ -1,0 +1,184 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+#include "qgemm16_amd64.h"
+
+// AVX2 sixteen-row GEMM micro-kernels for Q2_K on the VNNI kernels' tiles
+// (packQ2Kx16: each quant times its sub-block scale, 0..45, as an unsigned
+// byte; the mins as int16 pairs) and interleaved activations
+// (gemm16ActsK). As in qgemm16avx2_amd64.s a 256-bit register holds the
+// same four columns of eight rows, and each kernel walks the tile twice,
+// rows 0-7 and then rows 8-15. VPMADDUBSW pairs are at most 45·128·2 =
+// 11520 in magnitude, so two vectors' pairs add up in int16 (VPADDW)
+// before VPMADDWD by int16 ones sums them into the row's int32 total of
+// all 256 products; the mins meet the tokens' sixteen 16-column sums in
+// eight VPMADDWD. The float epilogue per super-block is the VNNI kernels'
+// (Q2KEPI), ggml's sum += dy·d·sumi − dy·dmin·summ, so results equal the
+// generic dot bit for bit.
+
+// Q2KA1 adds to acc the products of the quant vectors Y12 and Y13 with
+// one token's two activation dwords at a(R14) and a+4(R14).
+#define Q2KA1(a, acc) \
+	VPBROADCASTD a(R14), Y4; \
+	VPMADDUBSW   Y4, Y12, Y4; \
+	VPBROADCASTD a+4(R14), Y5; \
+	VPMADDUBSW   Y5, Y13, Y5; \
+	VPADDW       Y5, Y4, Y4; \
+	VPMADDWD     Y15, Y4, Y4; \
+	VPADDD       Y4, acc, acc
+
+// Q2KV loads the quant vectors at w(R10) and w+64(R10) into Y12 and Y13.
+#define Q2KV(w) \
+	VMOVDQU w(R10), Y12; \
+	VMOVDQU w+64(R10), Y13
+
+// Q2KE adds dy·d·float32(sumi) − dy·dmin·float32(summ) to acc (dy at
+// dy(DI), d at 0(SI), dmin at 64(SI)), in the order of Q2KEPI.
+#define Q2KE(dy, sumi, summ, acc) \
+	VBROADCASTSS dy(DI), Y12; \
+	VMULPS       0(SI), Y12, Y13; \
+	VCVTDQ2PS    sumi, Y14; \
+	VMULPS       Y14, Y13, Y13; \
+	VMULPS       64(SI), Y12, Y12; \
+	VCVTDQ2PS    summ, Y14; \
+	VMULPS       Y14, Y12, Y12; \
+	VSUBPS       Y12, Y13, Y13; \
+	VADDPS       Y13, acc, acc
+
+// func gemm16Q2_Kx4AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
+//
+// out[t*ostride+r] = row r · token t for the sixteen Q2_K rows packed in
+// pack (nb super-blocks, nb > 0) and the group of 4 token(s) at acts.
+TEXT ·gemm16Q2_Kx4AVX2(SB), NOSPLIT, $0-88
+	XORQ BX, BX
+
+q2kx4half:
+	HALF8(0)
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+
+q2kx4blk:
+	VPXOR Y0, Y0, Y0
+	VPXOR Y1, Y1, Y1
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	LEAQ  640(SI), R10
+	MOVQ  DI, R14
+	MOVQ  $16, DX
+
+q2kx4sub:
+	Q2KV(0)
+	Q2KA1(0, Y0)
+	Q2KA1(256, Y1)
+	Q2KA1(512, Y2)
+	Q2KA1(768, Y3)
+	Q2KV(128)
+	Q2KA1(8, Y0)
+	Q2KA1(264, Y1)
+	Q2KA1(520, Y2)
+	Q2KA1(776, Y3)
+	ADDQ $256, R10
+	ADDQ $16, R14
+	DECQ DX
+	JNZ  q2kx4sub
+
+	VPXOR   Y4, Y4, Y4
+	VPXOR   Y5, Y5, Y5
+	VPXOR   Y6, Y6, Y6
+	VPXOR   Y7, Y7, Y7
+	MOVQ    $128, R10
+	LEAQ    1040(DI), R14
+
+q2kx4min:
+	VMOVDQU (SI)(R10*1), Y12
+	VPBROADCASTD 0(R14), Y13
+	VPMADDWD Y13, Y12, Y13
+	VPADDD  Y13, Y4, Y4
+	VPBROADCASTD 64(R14), Y13
+	VPMADDWD Y13, Y12, Y13
+	VPADDD  Y13, Y5, Y5
+	VPBROADCASTD 128(R14), Y13
+	VPMADDWD Y13, Y12, Y13
+	VPADDD  Y13, Y6, Y6
+	VPBROADCASTD 192(R14), Y13
+	VPMADDWD Y13, Y12, Y13
+	VPADDD  Y13, Y7, Y7
+	ADDQ    $64, R10
+	ADDQ    $4, R14
+	CMPQ    R10, $640
+	JB      q2kx4min
+
+	Q2KE(1024, Y0, Y4, Y8)
+	Q2KE(1028, Y1, Y5, Y9)
+	Q2KE(1032, Y2, Y6, Y10)
+	Q2KE(1036, Y3, Y7, Y11)
+	ADDQ $4736, SI
+	ADDQ $1296, DI
+	DECQ CX
+	JNZ  q2kx4blk
+	STORE8(Y8)
+	STORE8(Y9)
+	STORE8(Y10)
+	STORE8(Y11)
+	ADDQ $32, BX
+	CMPQ BX, $64
+	JB   q2kx4half
+	VZEROUPPER
+	RET
+
+// func gemm16Q2_Kx1AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
+//
+// out[t*ostride+r] = row r · token t for the sixteen Q2_K rows packed in
+// pack (nb super-blocks, nb > 0) and the group of 1 token(s) at acts.
+TEXT ·gemm16Q2_Kx1AVX2(SB), NOSPLIT, $0-88
+	XORQ BX, BX
+
+q2kx1half:
+	HALF8(0)
+	VXORPS Y8, Y8, Y8
+
+q2kx1blk:
+	VPXOR Y0, Y0, Y0
+	VPXOR Y1, Y1, Y1
+	LEAQ  640(SI), R10
+	MOVQ  DI, R14
+	MOVQ  $16, DX
+
+q2kx1sub:
+	Q2KV(0)
+	Q2KA1(0, Y0)
+	Q2KV(128)
+	Q2KA1(8, Y1)
+	ADDQ $256, R10
+	ADDQ $16, R14
+	DECQ DX
+	JNZ  q2kx1sub
+	VPADDD Y1, Y0, Y0
+
+	VPXOR   Y4, Y4, Y4
+	MOVQ    $128, R10
+	LEAQ    260(DI), R14
+
+q2kx1min:
+	VMOVDQU (SI)(R10*1), Y12
+	VPBROADCASTD 0(R14), Y13
+	VPMADDWD Y13, Y12, Y13
+	VPADDD  Y13, Y4, Y4
+	ADDQ    $64, R10
+	ADDQ    $4, R14
+	CMPQ    R10, $640
+	JB      q2kx1min
+
+	Q2KE(256, Y0, Y4, Y8)
+	ADDQ $4736, SI
+	ADDQ $324, DI
+	DECQ CX
+	JNZ  q2kx1blk
+	STORE8(Y8)
+	ADDQ $32, BX
+	CMPQ BX, $64
+	JB   q2kx1half
+	VZEROUPPER
+	RET
