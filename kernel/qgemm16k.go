@@ -98,9 +98,10 @@ func packQ5Kx16(dst, w []byte, rb, nb int) {
 			}
 			qo, qh := o[pack16KQ4K:], blk[16:48]
 			for c := 0; c < 4; c++ {
-				for l, v := range blk[48+32*c : 80+32*c] {
-					k16Quant(qo, r, 64*c+l, v&15|(qh[l]>>uint(2*c)&1)<<4)
-					k16Quant(qo, r, 64*c+32+l, v>>4|(qh[l]>>uint(2*c+1)&1)<<4)
+				for l := 0; l < 32; l += 4 { // four columns a word
+					x, h := binary.LittleEndian.Uint32(blk[48+32*c+l:]), binary.LittleEndian.Uint32(qh[l:])
+					k16Word(qo, r, 64*c+l, x&0x0f0f0f0f|(h>>uint(2*c)&0x01010101)<<4)
+					k16Word(qo, r, 64*c+32+l, x>>4&0x0f0f0f0f|(h>>uint(2*c+1)&0x01010101)<<4)
 				}
 			}
 		}
