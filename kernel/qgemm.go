@@ -4,8 +4,8 @@ import "github.com/terse-llm/terse/tensor"
 
 // The integer prefill path: for qGemmType weights and batches too
 // large for the decode path (n > Config.QMaxBatch, n >= Config.QGemmMin),
-// on CPUs with the sixteen-row micro-kernels (qgemm16.go: AVX512_VNNI, or
-// AVX2 for the exact row types), qGemm quantizes the n activations once to Q8_0 (qJob.setup, ggml's
+// on CPUs with the sixteen-row micro-kernels (qgemm16.go: AVX512_VNNI or
+// AVX2), qGemm quantizes the n activations once to Q8_0 (qJob.setup, ggml's
 // rounding) and walks the weights in tiles of qGemmTile rows: each tile is
 // repacked once and dotted with every activation, so weights are read from
 // memory once per call. Elsewhere (tests force lower levels) each tile goes

@@ -26,14 +26,18 @@ import (
 // Q4_0 columns), so repacking costs one pass over the weights for all n
 // tokens. Results equal ggml's dot (the decode path) bit for bit.
 //
-// Without AVX512_VNNI, AVX2 kernels (qgemm16avx2_amd64.s,
-// qgemm16kavx2_amd64.s) take the same tiles for Q4_0, Q8_0, Q3_K, Q4_K,
-// Q6_K and IQ4_XS, the exactRowType types: four tokens and one at a time,
-// each tile in two eight-row halves, VPMADDUBSW and VPMADDWD in place of
-// VPDPBUSD. Their tiles are repacked with AVX2 shuffles and transposes
-// (qgemm16avx2_amd64.s), and they also take decode batches of four or more
-// (minDecode); Q3_K's are repacked in Go, so its kernels take only prefill
-// batches (goPack).
+// Without AVX512_VNNI, AVX2 kernels take tiles of every one of these
+// types, four tokens and one at a time, each tile in two eight-row halves,
+// VPMADDUBSW and VPMADDWD in place of VPDPBUSD: Q4_0 and Q8_0
+// (qgemm16avx2_amd64.s), Q3_K, Q4_K, Q6_K and IQ4_XS
+// (qgemm16kavx2_amd64.s), Q5_K (qgemm16q5kavx2_amd64.s), Q2_K
+// (qgemm16q2avx2_amd64.s), Q4_1 and Q5_1 (qgemm16lavx2_amd64.s), and Q5_0
+// and IQ4_NL on the Q8_0 kernels. The tiles of Q4_0, Q8_0, Q4_K, Q6_K and
+// IQ4_XS are repacked with AVX2 shuffles and transposes
+// (qgemm16avx2_amd64.s), and those five also take decode batches of four
+// or more (minDecode); the others are repacked in Go (packLegacy4x16,
+// packQ2Kx16, packQ3Kx16, packQ5Kx16), which costs more than small batches
+// gain, so their kernels take only prefill batches (goPack).
 
 // gemm16Fn is a sixteen-row kernel: out[t*ostride+r] = row r · token t for
 // the rows packed in pack (nb blocks) and the token group at acts
@@ -253,38 +257,54 @@ func packLegacyx16(dt tensor.DType, dst, w []byte, rb, nb int) {
 	}
 }
 
-// packSigned8x16 repacks sixteen Q5_0 or IQ4_NL rows into the Q8_0 tile
-// layout exactly as packQ8_0x16 holds Q8_0 rows: the scales as float32,
-// then every quant as its value plus 128 (Q5_0: q − 16 + 128; IQ4_NL: the
+// packLegacy4x16 repacks sixteen Q4_1, Q5_0, Q5_1 or IQ4_NL rows for the
+// AVX2 kernels, four columns at a time: Q4_1 and Q5_1 exactly as
+// packLegacyx16 does (quants 0..15 and 0..31 after the scales and mins),
+// Q5_0 and IQ4_NL in the Q8_0 tile layout as packQ8_0x16 holds Q8_0 rows,
+// every quant its value plus 128 (Q5_0: q − 16 + 128; IQ4_NL: the
 // non-linear value + 128), so the Q8_0 kernels that take |value| and its
-// sign (the AVX2 ones) dot them unchanged. Four columns at a time: vector
-// k holds columns 4k..4k+3, the low nibbles of quant bytes 4k..4k+3 and
-// vector k+4 their high nibbles.
-func packSigned8x16(dt tensor.DType, dst, w []byte, rb, nb int) {
-	bb := dt.BlockBytes()
+// sign (the AVX2 ones) dot them unchanged. Vector k of a block holds
+// columns 4k..4k+3: the low nibbles of quant bytes 4k..4k+3 and vector
+// k+4 their high nibbles.
+func packLegacy4x16(dt tensor.DType, dst, w []byte, rb, nb int) {
+	bb, tile, qo := dt.BlockBytes(), pack16Q8_0, 64
+	if dt == tensor.Q4_1 || dt == tensor.Q5_1 {
+		tile, qo = pack16Q4_1, 128
+	}
+	var add uint32 // Q5_0: q + 112 = (q − 16) + 128, bytewise without carries
+	if dt == tensor.Q5_0 {
+		add = 0x70707070
+	}
 	for b := 0; b < nb; b++ {
-		o := dst[b*pack16Q8_0 : (b+1)*pack16Q8_0]
+		o := dst[b*tile : (b+1)*tile]
 		for r := 0; r < 16; r++ {
 			blk := w[r*rb+b*bb : r*rb+(b+1)*bb]
 			putF32(o[4*r:], tensor.F16ToF32(binary.LittleEndian.Uint16(blk)))
-			qs := blk[bb-16 : bb]
-			q := o[64+4*r:]
-			if dt == tensor.Q5_0 {
-				qh := binary.LittleEndian.Uint32(blk[2:])
+			if qo == 128 {
+				putF32(o[64+4*r:], tensor.F16ToF32(binary.LittleEndian.Uint16(blk[2:])))
+			}
+			qs, q := blk[bb-16:bb], o[qo+4*r:]
+			if dt == tensor.IQ4_NL {
 				for k := 0; k < 4; k++ {
-					x := binary.LittleEndian.Uint32(qs[4*k:])
-					// q + 112 = (q − 16) + 128, bytewise without carries
-					lo := (x&0x0f0f0f0f | nibbleBit4[qh>>uint(4*k)&15]) + 0x70707070
-					hi := (x>>4&0x0f0f0f0f | nibbleBit4[qh>>uint(4*k+16)&15]) + 0x70707070
+					c := qs[4*k : 4*k+4]
+					lo := uint32(iq4Lo[c[0]]) | uint32(iq4Lo[c[1]])<<8 | uint32(iq4Lo[c[2]])<<16 | uint32(iq4Lo[c[3]])<<24
+					hi := uint32(iq4Lo[c[0]>>4]) | uint32(iq4Lo[c[1]>>4])<<8 | uint32(iq4Lo[c[2]>>4])<<16 | uint32(iq4Lo[c[3]>>4])<<24
 					binary.LittleEndian.PutUint32(q[64*k:], lo)
 					binary.LittleEndian.PutUint32(q[64*k+256:], hi)
 				}
 				continue
 			}
+			var qh uint32 // the fifth bits, zero for Q4_1
+			switch dt {
+			case tensor.Q5_0:
+				qh = binary.LittleEndian.Uint32(blk[2:])
+			case tensor.Q5_1:
+				qh = binary.LittleEndian.Uint32(blk[4:])
+			}
 			for k := 0; k < 4; k++ {
-				c := qs[4*k : 4*k+4]
-				lo := uint32(iq4Lo[c[0]]) | uint32(iq4Lo[c[1]])<<8 | uint32(iq4Lo[c[2]])<<16 | uint32(iq4Lo[c[3]])<<24
-				hi := uint32(iq4Lo[c[0]>>4]) | uint32(iq4Lo[c[1]>>4])<<8 | uint32(iq4Lo[c[2]>>4])<<16 | uint32(iq4Lo[c[3]>>4])<<24
+				x := binary.LittleEndian.Uint32(qs[4*k:])
+				lo := (x&0x0f0f0f0f | nibbleBit4[qh>>uint(4*k)&15]) + add
+				hi := (x>>4&0x0f0f0f0f | nibbleBit4[qh>>uint(4*k+16)&15]) + add
 				binary.LittleEndian.PutUint32(q[64*k:], lo)
 				binary.LittleEndian.PutUint32(q[64*k+256:], hi)
 			}
@@ -292,11 +312,17 @@ func packSigned8x16(dt tensor.DType, dst, w []byte, rb, nb int) {
 	}
 }
 
-// packQ5_0Signed is packSigned8x16 for Q5_0 rows.
-func packQ5_0Signed(dst, w []byte, rb, nb int) { packSigned8x16(tensor.Q5_0, dst, w, rb, nb) }
+// packQ4_1AVX2 is packLegacy4x16 for Q4_1 rows.
+func packQ4_1AVX2(dst, w []byte, rb, nb int) { packLegacy4x16(tensor.Q4_1, dst, w, rb, nb) }
 
-// packIQ4_NLSigned is packSigned8x16 for IQ4_NL rows.
-func packIQ4_NLSigned(dst, w []byte, rb, nb int) { packSigned8x16(tensor.IQ4_NL, dst, w, rb, nb) }
+// packQ5_0AVX2 is packLegacy4x16 for Q5_0 rows.
+func packQ5_0AVX2(dst, w []byte, rb, nb int) { packLegacy4x16(tensor.Q5_0, dst, w, rb, nb) }
+
+// packQ5_1AVX2 is packLegacy4x16 for Q5_1 rows.
+func packQ5_1AVX2(dst, w []byte, rb, nb int) { packLegacy4x16(tensor.Q5_1, dst, w, rb, nb) }
+
+// packIQ4_NLAVX2 is packLegacy4x16 for IQ4_NL rows.
+func packIQ4_NLAVX2(dst, w []byte, rb, nb int) { packLegacy4x16(tensor.IQ4_NL, dst, w, rb, nb) }
 
 // nibbleBit4[h] has bit 4 of byte i set where bit i of h is.
 var nibbleBit4 = func() (t [16]uint32) {

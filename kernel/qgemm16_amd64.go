@@ -158,6 +158,14 @@ func pack16Q4_KAVX2(dst, w []byte, rb, nb int)
 //go:noescape
 func pack16IQ4_XSAVX2(dst, w []byte, rb, nb int)
 
+// Implemented in qgemm16lavx2_amd64.s.
+
+//go:noescape
+func gemm16Q4_1x4AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
+
+//go:noescape
+func gemm16Q4_1x1AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
+
 // Implemented in qgemm16q5kavx2_amd64.s.
 
 //go:noescape
@@ -237,10 +245,14 @@ func gemm16For(l level, dt tensor.DType) (k gemm16Kernels) {
 			return gemm16Kernels{x4: gemm16Q2_Kx4AVX2, x1: gemm16Q2_Kx1AVX2, pack: packQ2Kx16, blk: qkBlock, tile: pack16Q2K, actBlock: actBlockK, goPack: true}
 		case tensor.Q5_K: // the Q4_K tile layout
 			return gemm16Kernels{x4: gemm16Q5_Kx4AVX2, x1: gemm16Q5_Kx1AVX2, pack: packQ5Kx16, blk: qkBlock, tile: pack16Q4K, actBlock: actBlockK, goPack: true}
-		case tensor.Q5_0: // the Q8_0 kernels, on tiles of value+128 (packSigned8x16)
-			return gemm16Kernels{x4: gemm16Q8_0x4AVX2, x1: gemm16Q8_0x1AVX2, pack: packQ5_0Signed, blk: q8Block, tile: pack16Q8_0, actBlock: 40, q127: true, goPack: true}
+		case tensor.Q4_1:
+			return gemm16Kernels{x4: gemm16Q4_1x4AVX2, x1: gemm16Q4_1x1AVX2, pack: packQ4_1AVX2, blk: q8Block, tile: pack16Q4_1, actBlock: 40, goPack: true}
+		case tensor.Q5_1: // the Q4_1 kernels
+			return gemm16Kernels{x4: gemm16Q4_1x4AVX2, x1: gemm16Q4_1x1AVX2, pack: packQ5_1AVX2, blk: q8Block, tile: pack16Q4_1, actBlock: 40, goPack: true}
+		case tensor.Q5_0: // the Q8_0 kernels, on tiles of value+128 (packLegacy4x16)
+			return gemm16Kernels{x4: gemm16Q8_0x4AVX2, x1: gemm16Q8_0x1AVX2, pack: packQ5_0AVX2, blk: q8Block, tile: pack16Q8_0, actBlock: 40, q127: true, goPack: true}
 		case tensor.IQ4_NL:
-			return gemm16Kernels{x4: gemm16Q8_0x4AVX2, x1: gemm16Q8_0x1AVX2, pack: packIQ4_NLSigned, blk: q8Block, tile: pack16Q8_0, actBlock: 40, q127: true, goPack: true}
+			return gemm16Kernels{x4: gemm16Q8_0x4AVX2, x1: gemm16Q8_0x1AVX2, pack: packIQ4_NLAVX2, blk: q8Block, tile: pack16Q8_0, actBlock: 40, q127: true, goPack: true}
 		}
 		return k
 	}

@@ -232,28 +232,32 @@ func testQGemm16Extremes(t *testing.T, r *rand.Rand, dt tensor.DType, k gemm16Ke
 	}
 }
 
-// TestPackSigned8x16 checks the four-columns-at-a-time repacking of Q5_0
-// and IQ4_NL rows into value+128 tiles against the byte-by-byte one
-// (packLegacyx16: IQ4_NL the same bytes, Q5_0 each quant 112 lower).
-func TestPackSigned8x16(t *testing.T) {
+// TestPackLegacy4x16 checks the four-columns-at-a-time repacking for the
+// AVX2 kernels against the byte-by-byte one (packLegacyx16): the same
+// bytes, but Q5_0's quants 112 higher (value + 128).
+func TestPackLegacy4x16(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 0))
-	for _, dt := range []tensor.DType{tensor.Q5_0, tensor.IQ4_NL} {
+	for _, dt := range []tensor.DType{tensor.Q4_1, tensor.Q5_0, tensor.Q5_1, tensor.IQ4_NL} {
 		const rows, cols = 16, 256
 		nb := cols / q8Block
 		rb, _ := dt.RowBytes(cols)
+		tile, qo := pack16Q8_0, 64
+		if dt == tensor.Q4_1 || dt == tensor.Q5_1 {
+			tile, qo = pack16Q4_1, 128
+		}
 		for wmode := 0; wmode < 4; wmode++ {
 			data := randBlocks(r, dt, rows*nb, wmode)
-			got := make([]byte, nb*pack16Q8_0)
-			packSigned8x16(dt, got, data, rb, nb)
+			got := make([]byte, nb*tile)
+			packLegacy4x16(dt, got, data, rb, nb)
 			want := make([]byte, len(got))
 			packLegacyx16(dt, want, data, rb, nb)
-			for b := 0; b < nb; b++ {
-				for i := 64; i < pack16Q8_0 && dt == tensor.Q5_0; i++ {
-					want[b*pack16Q8_0+i] += 112
+			for b := 0; b < nb && dt == tensor.Q5_0; b++ {
+				for i := qo; i < tile; i++ {
+					want[b*tile+i] += 112
 				}
 			}
 			if !bytes.Equal(got, want) {
-				t.Fatalf("%s wmode=%d: packSigned8x16 differs from packLegacyx16", dt, wmode)
+				t.Fatalf("%s wmode=%d: packLegacy4x16 differs from packLegacyx16", dt, wmode)
 			}
 		}
 	}
