@@ -277,3 +277,337 @@ q3kdone:
 	VMOVSS X0, ret+96(FP)
 	VZEROUPPER
 	RET
+
+// Q2KSUB4 is Q2KSUB for row r of a four-row group: the quants at shift sh
+// of Y3 times the activations at off(DI), by the scales of s through mask
+// m, added to acc (clobbers Y1, Y2).
+#define Q2KSUB4(sh, off, m, s, acc) \
+	VPSRLW     $sh, Y3, Y1; \
+	VPAND      Y14, Y1, Y1; \
+	VPMADDUBSW off(DI), Y1, Y1; \
+	VPSHUFB    m(R11), s, Y2; \
+	VPMADDWD   Y2, Y1, Y1; \
+	VPADDD     Y1, acc, acc
+
+// Q2KHALF4 adds half h (quant bytes at q of each row) of the four rows'
+// sub-blocks to their accumulators Y10, Y11, Y12, Y5 (scales Y6-Y9).
+#define Q2KHALF4(q, a) \
+	VMOVDQU q(SI), Y3; \
+	Q2KSUB4(0, a+0, a+0, Y6, Y10); \
+	Q2KSUB4(2, a+32, a+32, Y6, Y10); \
+	Q2KSUB4(4, a+64, a+64, Y6, Y10); \
+	Q2KSUB4(6, a+96, a+96, Y6, Y10); \
+	VMOVDQU q(SI)(R12*1), Y3; \
+	Q2KSUB4(0, a+0, a+0, Y7, Y11); \
+	Q2KSUB4(2, a+32, a+32, Y7, Y11); \
+	Q2KSUB4(4, a+64, a+64, Y7, Y11); \
+	Q2KSUB4(6, a+96, a+96, Y7, Y11); \
+	VMOVDQU q(SI)(R12*2), Y3; \
+	Q2KSUB4(0, a+0, a+0, Y8, Y12); \
+	Q2KSUB4(2, a+32, a+32, Y8, Y12); \
+	Q2KSUB4(4, a+64, a+64, Y8, Y12); \
+	Q2KSUB4(6, a+96, a+96, Y8, Y12); \
+	VMOVDQU q(SI)(R13*1), Y3; \
+	Q2KSUB4(0, a+0, a+0, Y9, Y5); \
+	Q2KSUB4(2, a+32, a+32, Y9, Y5); \
+	Q2KSUB4(4, a+64, a+64, Y9, Y5); \
+	Q2KSUB4(6, a+96, a+96, Y9, Y5)
+
+// Q2KMINS4 sets y to the mins (high nibbles of the scale bytes at src)
+// times the block sums at (BX), eight int32 partial sums.
+#define Q2KMINS4(src, y, x) \
+	VMOVDQU   src, x; \
+	VPSRLW    $4, x, x; \
+	VPAND     X13, x, x; \
+	VPMOVZXBW x, y; \
+	VPMADDWD  (BX), y, y
+
+// Q2KSCALES4 sets y to the scale pairs (low nibbles of the scale bytes at
+// src, SCALEPAIRS' layout; clobbers X1).
+#define Q2KSCALES4(src, y, x) \
+	VMOVDQU     src, x; \
+	VPAND       X13, x, x; \
+	VPSRLDQ     $1, x, X1; \
+	VINSERTI128 $1, X1, y, y
+
+// func dot4Q2KAVX2(out *[4]float32, w []byte, rb int, q []int8, d []float32, bs []int16)
+//
+// out[r] = dotQ2KAVX2 of row r at w[r*rb:] for r = 0..3, bit for bit: the
+// four rows' integer sums are reduced together (VPHADDD) and their float
+// epilogues run side by side in the lanes of one vector, each lane the
+// reference's operations in its order.
+TEXT ·dot4Q2KAVX2(SB), NOSPLIT, $0-112
+	MOVQ w_base+8(FP), SI
+	MOVQ rb+32(FP), R12
+	LEAQ (R12)(R12*2), R13
+	LEAQ (SI)(R12*4), R9 // the next four rows, 384 bytes a block (at least 4·84)
+	MOVQ q_base+40(FP), DI
+	MOVQ d_base+64(FP), DX
+	MOVQ d_len+72(FP), CX
+	MOVQ bs_base+88(FP), BX
+	LEAQ k23Shuf<>(SB), R11
+	VXORPS Y0, Y0, Y0
+	BCAST8($0x03, X14, Y14)
+	BCAST8($0x0f, X13, Y13)
+
+q2k4loop:
+	TESTQ CX, CX
+	JZ    q2k4done
+	PREFETCHT0 0(R9)
+	PREFETCHT0 64(R9)
+	PREFETCHT0 128(R9)
+	PREFETCHT0 192(R9)
+	PREFETCHT0 256(R9)
+	PREFETCHT0 320(R9)
+	ADDQ       $384, R9
+
+	// The four rows' mins times the block sums, reduced to X15.
+	Q2KMINS4((SI), Y7, X7)
+	Q2KMINS4((SI)(R12*1), Y8, X8)
+	Q2KMINS4((SI)(R12*2), Y9, X9)
+	Q2KMINS4((SI)(R13*1), Y10, X10)
+	VPHADDD      Y8, Y7, Y7
+	VPHADDD      Y10, Y9, Y9
+	VPHADDD      Y9, Y7, Y7
+	VEXTRACTI128 $1, Y7, X8
+	VPADDD       X8, X7, X15
+
+	Q2KSCALES4((SI), Y6, X6)
+	Q2KSCALES4((SI)(R12*1), Y7, X7)
+	Q2KSCALES4((SI)(R12*2), Y8, X8)
+	Q2KSCALES4((SI)(R13*1), Y9, X9)
+	VPXOR Y10, Y10, Y10
+	VPXOR Y11, Y11, Y11
+	VPXOR Y12, Y12, Y12
+	VPXOR Y5, Y5, Y5
+	Q2KHALF4(16, 0)
+	Q2KHALF4(48, 128)
+
+	// The sums to X10 = [s0 s1 s2 s3].
+	VPHADDD      Y11, Y10, Y10
+	VPHADDD      Y5, Y12, Y12
+	VPHADDD      Y12, Y10, Y10
+	VEXTRACTI128 $1, Y10, X11
+	VPADDD       X11, X10, X10
+
+	// Per row, sum += dy·d·sumi − dy·dmin·summ as the reference rounds
+	// it: lanes [d0 dmin0 d1 dmin1 | d2 dmin2 d3 dmin3].
+	VMOVD        80(SI), X1
+	VPINSRD      $1, 80(SI)(R12*1), X1, X1
+	VPINSRD      $2, 80(SI)(R12*2), X1, X1
+	VPINSRD      $3, 80(SI)(R13*1), X1, X1
+	VCVTPH2PS    X1, Y1
+	VBROADCASTSS (DX), Y2
+	VMULPS       Y1, Y2, Y1
+	VPUNPCKLDQ   X15, X10, X2
+	VPUNPCKHDQ   X15, X10, X3
+	VINSERTI128  $1, X3, Y2, Y2
+	VCVTDQ2PS    Y2, Y2
+	VMULPS       Y2, Y1, Y1
+	VSHUFPS      $0x88, Y1, Y1, Y2
+	VSHUFPS      $0xdd, Y1, Y1, Y3
+	VSUBPS       Y3, Y2, Y2
+	VADDPS       Y2, Y0, Y0
+
+	ADDQ $84, SI
+	ADDQ $256, DI
+	ADDQ $4, DX
+	ADDQ $32, BX
+	DECQ CX
+	JMP  q2k4loop
+
+q2k4done:
+	MOVQ         out+0(FP), AX
+	VMOVQ        X0, (AX)
+	VEXTRACTF128 $1, Y0, X1
+	VMOVQ        X1, 8(AX)
+	VZEROUPPER
+	RET
+
+// Q3KSUB4 is Q3KSUB for row r of a four-row group: low bits at shift sh of
+// Y3, the high bit from the hmask bytes in Y4 (hop $hn), times the
+// activations at off(DI), by the scales of s through mask m less 32, added
+// to acc (clobbers Y1, Y2).
+#define Q3KSUB4(sh, hop, hn, off, m, s, acc) \
+	VPSRLW     $sh, Y3, Y1; \
+	VPAND      Y14, Y1, Y1; \
+	hop        $hn, Y4, Y2; \
+	VPAND      Y12, Y2, Y2; \
+	VPOR       Y2, Y1, Y1; \
+	VPMADDUBSW off(DI), Y1, Y1; \
+	VPSHUFB    m(R11), s, Y2; \
+	VPSUBW     Y11, Y2, Y2; \
+	VPMADDWD   Y2, Y1, Y1; \
+	VPADDD     Y1, acc, acc
+
+// Q3KSC4 sets X register x to the sixteen 6-bit scale fields (+32) of the
+// scale bytes whose dwords are at p0, p1 and p2, as dotQ3KAVX2 does
+// (clobbers AX, R8, R10, R14, R15).
+#define Q3KSC4(p0, p1, p2, x) \
+	MOVL    p0, R8; \
+	MOVL    p1, R14; \
+	MOVL    p2, R10; \
+	MOVL    R10, R15; \
+	ANDL    $0x03030303, R15; \
+	SHLL    $4, R15; \
+	MOVL    R8, AX; \
+	ANDL    $0x0f0f0f0f, AX; \
+	ORL     R15, AX; \
+	VMOVD   AX, x; \
+	MOVL    R10, R15; \
+	SHRL    $2, R15; \
+	ANDL    $0x03030303, R15; \
+	SHLL    $4, R15; \
+	MOVL    R14, AX; \
+	ANDL    $0x0f0f0f0f, AX; \
+	ORL     R15, AX; \
+	VPINSRD $1, AX, x, x; \
+	MOVL    R10, R15; \
+	SHRL    $4, R15; \
+	ANDL    $0x03030303, R15; \
+	SHLL    $4, R15; \
+	MOVL    R8, AX; \
+	SHRL    $4, AX; \
+	ANDL    $0x0f0f0f0f, AX; \
+	ORL     R15, AX; \
+	VPINSRD $2, AX, x, x; \
+	SHRL    $6, R10; \
+	ANDL    $0x03030303, R10; \
+	SHLL    $4, R10; \
+	SHRL    $4, R14; \
+	ANDL    $0x0f0f0f0f, R14; \
+	ORL     R10, R14; \
+	VPINSRD $3, R14, x, x
+
+// Q3KINIT starts the row's accumulator acc at −4·Σ (sc−32)·bs (the +4 on
+// the quants taken off) and turns the scale bytes x into scale pairs in y
+// (SCALEPAIRS' layout; clobbers Y1).
+#define Q3KINIT(x, y, acc) \
+	VPMOVZXBW   x, Y1; \
+	VPSUBW      Y11, Y1, Y1; \
+	VPMADDWD    (BX), Y1, Y1; \
+	VPSLLD      $2, Y1, Y1; \
+	VPXOR       acc, acc, acc; \
+	VPSUBD      Y1, acc, acc; \
+	VPSRLDQ     $1, x, X1; \
+	VINSERTI128 $1, X1, y, y
+
+// func dot4Q3KAVX2(out *[4]float32, w []byte, rb int, q []int8, d []float32, bs []int16)
+//
+// out[r] = dotQ3KAVX2 of row r at w[r*rb:] for r = 0..3, bit for bit, as
+// dot4Q2KAVX2 does it for Q2_K.
+TEXT ·dot4Q3KAVX2(SB), NOSPLIT, $0-112
+	MOVQ w_base+8(FP), SI
+	MOVQ rb+32(FP), R12
+	LEAQ (R12)(R12*2), R13
+	LEAQ (SI)(R12*4), R9 // the next four rows, 448 bytes a block (at least 4·110)
+	MOVQ q_base+40(FP), DI
+	MOVQ d_base+64(FP), DX
+	MOVQ d_len+72(FP), CX
+	MOVQ bs_base+88(FP), BX
+	LEAQ k23Shuf<>(SB), R11
+	VXORPS X0, X0, X0
+	BCAST8($0x03, X14, Y14)
+	BCAST8($0x04, X12, Y12)
+	MOVL         $32, AX
+	VMOVD        AX, X11
+	VPBROADCASTW X11, Y11
+
+q3k4loop:
+	TESTQ CX, CX
+	JZ    q3k4done
+	PREFETCHT0 0(R9)
+	PREFETCHT0 64(R9)
+	PREFETCHT0 128(R9)
+	PREFETCHT0 192(R9)
+	PREFETCHT0 256(R9)
+	PREFETCHT0 320(R9)
+	PREFETCHT0 384(R9)
+	ADDQ       $448, R9
+	Q3KSC4(96(SI), 100(SI), 104(SI), X5)
+	Q3KINIT(X5, Y5, Y9)
+	Q3KSC4(96(SI)(R12*1), 100(SI)(R12*1), 104(SI)(R12*1), X6)
+	Q3KINIT(X6, Y6, Y10)
+	Q3KSC4(96(SI)(R12*2), 100(SI)(R12*2), 104(SI)(R12*2), X7)
+	Q3KINIT(X7, Y7, Y13)
+	Q3KSC4(96(SI)(R13*1), 100(SI)(R13*1), 104(SI)(R13*1), X8)
+	Q3KINIT(X8, Y8, Y15)
+	VMOVDQU 32(SI), Y3
+	VMOVDQU (SI), Y4
+	Q3KSUB4(0, VPSLLW, 2, 0, 0, Y5, Y9)
+	Q3KSUB4(2, VPSLLW, 1, 32, 32, Y5, Y9)
+	Q3KSUB4(4, VPSRLW, 0, 64, 64, Y5, Y9)
+	Q3KSUB4(6, VPSRLW, 1, 96, 96, Y5, Y9)
+	VMOVDQU 32(SI)(R12*1), Y3
+	VMOVDQU (SI)(R12*1), Y4
+	Q3KSUB4(0, VPSLLW, 2, 0, 0, Y6, Y10)
+	Q3KSUB4(2, VPSLLW, 1, 32, 32, Y6, Y10)
+	Q3KSUB4(4, VPSRLW, 0, 64, 64, Y6, Y10)
+	Q3KSUB4(6, VPSRLW, 1, 96, 96, Y6, Y10)
+	VMOVDQU 32(SI)(R12*2), Y3
+	VMOVDQU (SI)(R12*2), Y4
+	Q3KSUB4(0, VPSLLW, 2, 0, 0, Y7, Y13)
+	Q3KSUB4(2, VPSLLW, 1, 32, 32, Y7, Y13)
+	Q3KSUB4(4, VPSRLW, 0, 64, 64, Y7, Y13)
+	Q3KSUB4(6, VPSRLW, 1, 96, 96, Y7, Y13)
+	VMOVDQU 32(SI)(R13*1), Y3
+	VMOVDQU (SI)(R13*1), Y4
+	Q3KSUB4(0, VPSLLW, 2, 0, 0, Y8, Y15)
+	Q3KSUB4(2, VPSLLW, 1, 32, 32, Y8, Y15)
+	Q3KSUB4(4, VPSRLW, 0, 64, 64, Y8, Y15)
+	Q3KSUB4(6, VPSRLW, 1, 96, 96, Y8, Y15)
+	VMOVDQU 64(SI), Y3
+	VMOVDQU (SI), Y4
+	Q3KSUB4(0, VPSRLW, 2, 128, 128, Y5, Y9)
+	Q3KSUB4(2, VPSRLW, 3, 160, 160, Y5, Y9)
+	Q3KSUB4(4, VPSRLW, 4, 192, 192, Y5, Y9)
+	Q3KSUB4(6, VPSRLW, 5, 224, 224, Y5, Y9)
+	VMOVDQU 64(SI)(R12*1), Y3
+	VMOVDQU (SI)(R12*1), Y4
+	Q3KSUB4(0, VPSRLW, 2, 128, 128, Y6, Y10)
+	Q3KSUB4(2, VPSRLW, 3, 160, 160, Y6, Y10)
+	Q3KSUB4(4, VPSRLW, 4, 192, 192, Y6, Y10)
+	Q3KSUB4(6, VPSRLW, 5, 224, 224, Y6, Y10)
+	VMOVDQU 64(SI)(R12*2), Y3
+	VMOVDQU (SI)(R12*2), Y4
+	Q3KSUB4(0, VPSRLW, 2, 128, 128, Y7, Y13)
+	Q3KSUB4(2, VPSRLW, 3, 160, 160, Y7, Y13)
+	Q3KSUB4(4, VPSRLW, 4, 192, 192, Y7, Y13)
+	Q3KSUB4(6, VPSRLW, 5, 224, 224, Y7, Y13)
+	VMOVDQU 64(SI)(R13*1), Y3
+	VMOVDQU (SI)(R13*1), Y4
+	Q3KSUB4(0, VPSRLW, 2, 128, 128, Y8, Y15)
+	Q3KSUB4(2, VPSRLW, 3, 160, 160, Y8, Y15)
+	Q3KSUB4(4, VPSRLW, 4, 192, 192, Y8, Y15)
+	Q3KSUB4(6, VPSRLW, 5, 224, 224, Y8, Y15)
+	VPHADDD      Y10, Y9, Y9
+	VPHADDD      Y15, Y13, Y13
+	VPHADDD      Y13, Y9, Y9
+	VEXTRACTI128 $1, Y9, X10
+	VPADDD       X10, X9, X9
+
+	// Per row, sum += dy·d·sumi as the reference rounds it.
+	VPXOR        X1, X1, X1
+	VPINSRW      $0, 108(SI), X1, X1
+	VPINSRW      $1, 108(SI)(R12*1), X1, X1
+	VPINSRW      $2, 108(SI)(R12*2), X1, X1
+	VPINSRW      $3, 108(SI)(R13*1), X1, X1
+	VCVTPH2PS    X1, X1
+	VBROADCASTSS (DX), X2
+	VMULPS       X1, X2, X1
+	VCVTDQ2PS    X9, X2
+	VMULPS       X2, X1, X1
+	VADDPS       X1, X0, X0
+
+	ADDQ $110, SI
+	ADDQ $256, DI
+	ADDQ $4, DX
+	ADDQ $32, BX
+	DECQ CX
+	JMP  q3k4loop
+
+q3k4done:
+	MOVQ    out+0(FP), AX
+	VMOVUPS X0, (AX)
+	VZEROUPPER
+	RET
