@@ -37,6 +37,7 @@ func rowsQ2KAVX2(out []float32, w []byte, rb int, a *q8Act) {
 		out[i] = dotQ2KAVX2(w[i*rb:(i+1)*rb], a.Q, a.D, a.BS)
 	}
 }
+
 //go:noescape
 func dot4Q3KAVX2(out *[4]float32, w []byte, rb int, q []int8, d []float32, bs []int16)
 
