@@ -112,13 +112,23 @@ func pack16IQ4_NLAVX512(dst, w []byte, rb, nb int)
 // Implemented in qgemm16avx2_amd64.s.
 
 //go:noescape
-func gemm16Q4_0x4AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
+func gemm16Q4_0x4AVX2PF(out []float32, ostride int, pack []byte, nb int, acts []byte, pf []byte)
+
+// gemm16Q4_0x4AVX2 is gemm16Q4_0x4AVX2PF prefetching nothing.
+func gemm16Q4_0x4AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte) {
+	gemm16Q4_0x4AVX2PF(out, ostride, pack, nb, acts, nil)
+}
 
 //go:noescape
 func gemm16Q4_0x1AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
 
 //go:noescape
-func gemm16Q8_0x4AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
+func gemm16Q8_0x4AVX2PF(out []float32, ostride int, pack []byte, nb int, acts []byte, pf []byte)
+
+// gemm16Q8_0x4AVX2 is gemm16Q8_0x4AVX2PF prefetching nothing.
+func gemm16Q8_0x4AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte) {
+	gemm16Q8_0x4AVX2PF(out, ostride, pack, nb, acts, nil)
+}
 
 //go:noescape
 func gemm16Q8_0x1AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
@@ -129,19 +139,34 @@ func pack16Q4_0AVX2(dst, w []byte, rb, nb int)
 // Implemented in qgemm16kavx2_amd64.s.
 
 //go:noescape
-func gemm16Q4_Kx4AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
+func gemm16Q4_Kx4AVX2PF(out []float32, ostride int, pack []byte, nb int, acts []byte, pf []byte)
+
+// gemm16Q4_Kx4AVX2 is gemm16Q4_Kx4AVX2PF prefetching nothing.
+func gemm16Q4_Kx4AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte) {
+	gemm16Q4_Kx4AVX2PF(out, ostride, pack, nb, acts, nil)
+}
 
 //go:noescape
 func gemm16Q4_Kx1AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
 
 //go:noescape
-func gemm16Q6_Kx4AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
+func gemm16Q6_Kx4AVX2PF(out []float32, ostride int, pack []byte, nb int, acts []byte, pf []byte)
+
+// gemm16Q6_Kx4AVX2 is gemm16Q6_Kx4AVX2PF prefetching nothing.
+func gemm16Q6_Kx4AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte) {
+	gemm16Q6_Kx4AVX2PF(out, ostride, pack, nb, acts, nil)
+}
 
 //go:noescape
 func gemm16Q6_Kx1AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
 
 //go:noescape
-func gemm16IQ4_XSx4AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
+func gemm16IQ4_XSx4AVX2PF(out []float32, ostride int, pack []byte, nb int, acts []byte, pf []byte)
+
+// gemm16IQ4_XSx4AVX2 is gemm16IQ4_XSx4AVX2PF prefetching nothing.
+func gemm16IQ4_XSx4AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte) {
+	gemm16IQ4_XSx4AVX2PF(out, ostride, pack, nb, acts, nil)
+}
 
 //go:noescape
 func gemm16IQ4_XSx1AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
@@ -230,17 +255,17 @@ func gemm16For(l level, dt tensor.DType) (k gemm16Kernels) {
 		// kernel.
 		switch dt {
 		case tensor.Q4_0:
-			return gemm16Kernels{x4: gemm16Q4_0x4AVX2, x1: gemm16Q4_0x1AVX2, pack: pack16Q4_0AVX2, blk: q8Block, tile: pack16Q4_0, actBlock: 40, minDecode: 4}
+			return gemm16Kernels{x4: gemm16Q4_0x4AVX2, x4pf: gemm16Q4_0x4AVX2PF, x1: gemm16Q4_0x1AVX2, pack: pack16Q4_0AVX2, blk: q8Block, tile: pack16Q4_0, actBlock: 40, minDecode: 4}
 		case tensor.Q8_0:
-			return gemm16Kernels{x4: gemm16Q8_0x4AVX2, x1: gemm16Q8_0x1AVX2, pack: pack16Q8_0AVX2, blk: q8Block, tile: pack16Q8_0, actBlock: 40, q127: true, minDecode: 4}
+			return gemm16Kernels{x4: gemm16Q8_0x4AVX2, x4pf: gemm16Q8_0x4AVX2PF, x1: gemm16Q8_0x1AVX2, pack: pack16Q8_0AVX2, blk: q8Block, tile: pack16Q8_0, actBlock: 40, q127: true, minDecode: 4}
 		case tensor.Q4_K:
-			return gemm16Kernels{x4: gemm16Q4_Kx4AVX2, x1: gemm16Q4_Kx1AVX2, pack: pack16Q4_KAVX2, blk: qkBlock, tile: pack16Q4K, actBlock: actBlockK, minDecode: 4}
+			return gemm16Kernels{x4: gemm16Q4_Kx4AVX2, x4pf: gemm16Q4_Kx4AVX2PF, x1: gemm16Q4_Kx1AVX2, pack: pack16Q4_KAVX2, blk: qkBlock, tile: pack16Q4K, actBlock: actBlockK, minDecode: 4}
 		case tensor.Q6_K:
-			return gemm16Kernels{x4: gemm16Q6_Kx4AVX2, x1: gemm16Q6_Kx1AVX2, pack: pack16Q6_KAVX2, blk: qkBlock, tile: pack16Q6K, actBlock: actBlockK, minDecode: 4}
+			return gemm16Kernels{x4: gemm16Q6_Kx4AVX2, x4pf: gemm16Q6_Kx4AVX2PF, x1: gemm16Q6_Kx1AVX2, pack: pack16Q6_KAVX2, blk: qkBlock, tile: pack16Q6K, actBlock: actBlockK, minDecode: 4}
 		case tensor.Q3_K: // the Q6_K tile layout and kernels
-			return gemm16Kernels{x4: gemm16Q6_Kx4AVX2, x1: gemm16Q6_Kx1AVX2, pack: packQ3Kx16, blk: qkBlock, tile: pack16Q6K, actBlock: actBlockK, goPack: true}
+			return gemm16Kernels{x4: gemm16Q6_Kx4AVX2, x4pf: gemm16Q6_Kx4AVX2PF, x1: gemm16Q6_Kx1AVX2, pack: packQ3Kx16, blk: qkBlock, tile: pack16Q6K, actBlock: actBlockK, goPack: true}
 		case tensor.IQ4_XS:
-			return gemm16Kernels{x4: gemm16IQ4_XSx4AVX2, x1: gemm16IQ4_XSx1AVX2, pack: pack16IQ4_XSAVX2, blk: qkBlock, tile: pack16IQ4X, actBlock: actBlockK, q127: true, minDecode: 4}
+			return gemm16Kernels{x4: gemm16IQ4_XSx4AVX2, x4pf: gemm16IQ4_XSx4AVX2PF, x1: gemm16IQ4_XSx1AVX2, pack: pack16IQ4_XSAVX2, blk: qkBlock, tile: pack16IQ4X, actBlock: actBlockK, q127: true, minDecode: 4}
 		case tensor.Q2_K:
 			return gemm16Kernels{x4: gemm16Q2_Kx4AVX2, x1: gemm16Q2_Kx1AVX2, pack: packQ2Kx16, blk: qkBlock, tile: pack16Q2K, actBlock: actBlockK, goPack: true}
 		case tensor.Q5_K: // the Q4_K tile layout
@@ -250,9 +275,9 @@ func gemm16For(l level, dt tensor.DType) (k gemm16Kernels) {
 		case tensor.Q5_1: // the Q4_1 kernels
 			return gemm16Kernels{x4: gemm16Q4_1x4AVX2, x1: gemm16Q4_1x1AVX2, pack: packQ5_1AVX2, blk: q8Block, tile: pack16Q4_1, actBlock: 40, goPack: true}
 		case tensor.Q5_0: // the Q8_0 kernels, on tiles of value+128 (packLegacy4x16)
-			return gemm16Kernels{x4: gemm16Q8_0x4AVX2, x1: gemm16Q8_0x1AVX2, pack: packQ5_0AVX2, blk: q8Block, tile: pack16Q8_0, actBlock: 40, q127: true, goPack: true}
+			return gemm16Kernels{x4: gemm16Q8_0x4AVX2, x4pf: gemm16Q8_0x4AVX2PF, x1: gemm16Q8_0x1AVX2, pack: packQ5_0AVX2, blk: q8Block, tile: pack16Q8_0, actBlock: 40, q127: true, goPack: true}
 		case tensor.IQ4_NL:
-			return gemm16Kernels{x4: gemm16Q8_0x4AVX2, x1: gemm16Q8_0x1AVX2, pack: packIQ4_NLAVX2, blk: q8Block, tile: pack16Q8_0, actBlock: 40, q127: true, goPack: true}
+			return gemm16Kernels{x4: gemm16Q8_0x4AVX2, x4pf: gemm16Q8_0x4AVX2PF, x1: gemm16Q8_0x1AVX2, pack: packIQ4_NLAVX2, blk: q8Block, tile: pack16Q8_0, actBlock: 40, q127: true, goPack: true}
 		}
 		return k
 	}

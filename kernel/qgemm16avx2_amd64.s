@@ -24,15 +24,18 @@
 // (float32(s)·(dw·dy), no fused multiply-add): results equal ggml's dot bit
 // for bit.
 
-// func gemm16Q4_0x4AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
+// func gemm16Q4_0x4AVX2PF(out []float32, ostride int, pack []byte, nb int, acts []byte, pf []byte)
 //
 // out[t*ostride+r] = row r · token t for the sixteen Q4_0 rows packed in
 // pack (nb blocks, nb > 0) and the group of 4 token(s) at acts.
-TEXT ·gemm16Q4_0x4AVX2(SB), NOSPLIT, $0-88
+TEXT ·gemm16Q4_0x4AVX2PF(SB), NOSPLIT, $0-112
+	MOVQ pf_base+88(FP), R12
 	XORQ BX, BX
 
 gemm16Q4_0x4AVX2half:
 	HALF8(0x0f0f0f0f)
+	MOVQ pf_base+88(FP), AX
+	ADDQ pf_len+96(FP), AX
 	VXORPS Y4, Y4, Y4
 	VXORPS Y5, Y5, Y5
 	VXORPS Y6, Y6, Y6
@@ -190,6 +193,14 @@ gemm16Q4_0x4AVX2blk:
 	VADDPS Y3, Y7, Y7
 	ADDQ $320, SI
 	ADDQ $160, DI
+	CMPQ R12, AX
+	JAE  gemm16Q4_0x4AVX2blknopf
+	PREFETCHT1 0(R12)
+	PREFETCHT1 64(R12)
+	PREFETCHT1 128(R12)
+	ADDQ $192, R12
+
+gemm16Q4_0x4AVX2blknopf:
 	DECQ CX
 	JNZ gemm16Q4_0x4AVX2blk
 	STORE8(Y4)
@@ -275,15 +286,18 @@ gemm16Q4_0x1AVX2blk:
 	VZEROUPPER
 	RET
 
-// func gemm16Q8_0x4AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
+// func gemm16Q8_0x4AVX2PF(out []float32, ostride int, pack []byte, nb int, acts []byte, pf []byte)
 //
 // out[t*ostride+r] = row r · token t for the sixteen Q8_0 rows packed in
 // pack (nb blocks, nb > 0) and the group of 4 token(s) at acts.
-TEXT ·gemm16Q8_0x4AVX2(SB), NOSPLIT, $0-88
+TEXT ·gemm16Q8_0x4AVX2PF(SB), NOSPLIT, $0-112
+	MOVQ pf_base+88(FP), R12
 	XORQ BX, BX
 
 gemm16Q8_0x4AVX2half:
 	HALF8(0x80808080)
+	MOVQ pf_base+88(FP), AX
+	ADDQ pf_len+96(FP), AX
 	VXORPS Y4, Y4, Y4
 	VXORPS Y5, Y5, Y5
 	VXORPS Y6, Y6, Y6
@@ -501,6 +515,16 @@ gemm16Q8_0x4AVX2blk:
 	VADDPS Y3, Y7, Y7
 	ADDQ $576, SI
 	ADDQ $160, DI
+	CMPQ R12, AX
+	JAE  gemm16Q8_0x4AVX2blknopf
+	PREFETCHT1 0(R12)
+	PREFETCHT1 64(R12)
+	PREFETCHT1 128(R12)
+	PREFETCHT1 192(R12)
+	PREFETCHT1 256(R12)
+	ADDQ $320, R12
+
+gemm16Q8_0x4AVX2blknopf:
 	DECQ CX
 	JNZ gemm16Q8_0x4AVX2blk
 	STORE8(Y4)

@@ -24,15 +24,18 @@
 // sign (VPSIGNB; exact for activation quants in −127..127) and ignore the
 // activations' −128·Σq corrections.
 
-// func gemm16Q4_Kx4AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
+// func gemm16Q4_Kx4AVX2PF(out []float32, ostride int, pack []byte, nb int, acts []byte, pf []byte)
 //
 // out[t*ostride+r] = row r · token t for the sixteen Q4_K rows packed
 // in pack (nb super-blocks, nb > 0) and the group of 4 token(s) at acts.
-TEXT ·gemm16Q4_Kx4AVX2(SB), NOSPLIT, $0-88
+TEXT ·gemm16Q4_Kx4AVX2PF(SB), NOSPLIT, $0-112
+	MOVQ pf_base+88(FP), R12
 	XORQ BX, BX
 
 gemm16Q4_Kx4AVX2half:
 	HALF8(0x80808080)
+	MOVQ pf_base+88(FP), AX
+	ADDQ pf_len+96(FP), AX
 	VXORPS Y13, Y13, Y13
 	MOVQ R8, R9
 	VMOVUPS Y13, (R9)
@@ -195,6 +198,14 @@ gemm16Q4_Kx4AVX2blks:
 	ADDQ $64, R11
 	ADDQ $32, R14
 	ADDQ $4, R15
+	CMPQ R12, AX
+	JAE  gemm16Q4_Kx4AVX2blksnopf
+	PREFETCHT1 0(R12)
+	PREFETCHT1 64(R12)
+	PREFETCHT1 128(R12)
+	ADDQ $192, R12
+
+gemm16Q4_Kx4AVX2blksnopf:
 	DECQ DX
 	JNZ  gemm16Q4_Kx4AVX2blks
 	VBROADCASTSS 1024(DI), Y12
@@ -340,15 +351,18 @@ gemm16Q4_Kx1AVX2blks:
 	VZEROUPPER
 	RET
 
-// func gemm16Q6_Kx4AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
+// func gemm16Q6_Kx4AVX2PF(out []float32, ostride int, pack []byte, nb int, acts []byte, pf []byte)
 //
 // out[t*ostride+r] = row r · token t for the sixteen Q6_K (or Q3_K) rows packed
 // in pack (nb super-blocks, nb > 0) and the group of 4 token(s) at acts.
-TEXT ·gemm16Q6_Kx4AVX2(SB), NOSPLIT, $0-88
+TEXT ·gemm16Q6_Kx4AVX2PF(SB), NOSPLIT, $0-112
+	MOVQ pf_base+88(FP), R12
 	XORQ BX, BX
 
 gemm16Q6_Kx4AVX2half:
 	HALF8(0x80808080)
+	MOVQ pf_base+88(FP), AX
+	ADDQ pf_len+96(FP), AX
 	VXORPS Y13, Y13, Y13
 	MOVQ R8, R9
 	VMOVUPS Y13, (R9)
@@ -463,6 +477,13 @@ gemm16Q6_Kx4AVX2blks:
 	ADDQ $64, R11
 	ADDQ $16, R14
 	ADDQ $4, R15
+	CMPQ R12, AX
+	JAE  gemm16Q6_Kx4AVX2blksnopf
+	PREFETCHT1 0(R12)
+	PREFETCHT1 64(R12)
+	ADDQ $128, R12
+
+gemm16Q6_Kx4AVX2blksnopf:
 	DECQ DX
 	JNZ  gemm16Q6_Kx4AVX2blks
 	VBROADCASTSS 1024(DI), Y12
@@ -573,15 +594,18 @@ gemm16Q6_Kx1AVX2blks:
 	VZEROUPPER
 	RET
 
-// func gemm16IQ4_XSx4AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
+// func gemm16IQ4_XSx4AVX2PF(out []float32, ostride int, pack []byte, nb int, acts []byte, pf []byte)
 //
 // out[t*ostride+r] = row r · token t for the sixteen IQ4_XS rows packed
 // in pack (nb super-blocks, nb > 0) and the group of 4 token(s) at acts.
-TEXT ·gemm16IQ4_XSx4AVX2(SB), NOSPLIT, $0-88
+TEXT ·gemm16IQ4_XSx4AVX2PF(SB), NOSPLIT, $0-112
+	MOVQ pf_base+88(FP), R12
 	XORQ BX, BX
 
 gemm16IQ4_XSx4AVX2half:
 	HALF8(0x80808080)
+	MOVQ pf_base+88(FP), AX
+	ADDQ pf_len+96(FP), AX
 	VXORPS Y13, Y13, Y13
 	MOVQ R8, R9
 	VMOVUPS Y13, (R9)
@@ -802,6 +826,14 @@ gemm16IQ4_XSx4AVX2blks:
 	ADDQ $512, R10
 	ADDQ $64, R11
 	ADDQ $32, R14
+	CMPQ R12, AX
+	JAE  gemm16IQ4_XSx4AVX2blksnopf
+	PREFETCHT1 0(R12)
+	PREFETCHT1 64(R12)
+	PREFETCHT1 128(R12)
+	ADDQ $192, R12
+
+gemm16IQ4_XSx4AVX2blksnopf:
 	DECQ DX
 	JNZ  gemm16IQ4_XSx4AVX2blks
 	VBROADCASTSS 1024(DI), Y12
