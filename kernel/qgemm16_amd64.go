@@ -207,6 +207,9 @@ func gemm16Q2_Kx4AVX2(out []float32, ostride int, pack []byte, nb int, acts []by
 //go:noescape
 func gemm16Q2_Kx1AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
 
+//go:noescape
+func pack16Q2_KAVX2(dst, w []byte, rb, nb int)
+
 // Implemented in qgemm16k2_amd64.s.
 
 //go:noescape
@@ -267,7 +270,7 @@ func gemm16For(l level, dt tensor.DType) (k gemm16Kernels) {
 		case tensor.IQ4_XS:
 			return gemm16Kernels{x4: gemm16IQ4_XSx4AVX2, x4pf: gemm16IQ4_XSx4AVX2PF, x1: gemm16IQ4_XSx1AVX2, pack: pack16IQ4_XSAVX2, blk: qkBlock, tile: pack16IQ4X, actBlock: actBlockK, q127: true, minDecode: 4}
 		case tensor.Q2_K:
-			return gemm16Kernels{x4: gemm16Q2_Kx4AVX2, x1: gemm16Q2_Kx1AVX2, pack: packQ2Kx16, blk: qkBlock, tile: pack16Q2K, actBlock: actBlockK, goPack: true}
+			return gemm16Kernels{x4: gemm16Q2_Kx4AVX2, x1: gemm16Q2_Kx1AVX2, pack: pack16Q2_KAVX2, blk: qkBlock, tile: pack16Q2K, actBlock: actBlockK, minDecode: 4}
 		case tensor.Q5_K: // the Q4_K tile layout
 			return gemm16Kernels{x4: gemm16Q5_Kx4AVX2, x1: gemm16Q5_Kx1AVX2, pack: packQ5Kx16, blk: qkBlock, tile: pack16Q4K, actBlock: actBlockK, goPack: true}
 		case tensor.Q4_1:

@@ -222,3 +222,80 @@
 	MOVL $mask, AX; \
 	MOVQ AX, X14; \
 	VPBROADCASTD X14, Y14
+
+// T8AT transposes Y0-Y7 as 8×8 dwords (row r of the input in Yr) and
+// stores column k (dword k of the eight rows) at o+64k(p) (clobbers
+// Y8-Y15).
+#define T8AT(o, p) \
+	VPUNPCKLDQ  Y1, Y0, Y8; \
+	VPUNPCKHDQ  Y1, Y0, Y9; \
+	VPUNPCKLDQ  Y3, Y2, Y10; \
+	VPUNPCKHDQ  Y3, Y2, Y11; \
+	VPUNPCKLDQ  Y5, Y4, Y12; \
+	VPUNPCKHDQ  Y5, Y4, Y13; \
+	VPUNPCKLDQ  Y7, Y6, Y14; \
+	VPUNPCKHDQ  Y7, Y6, Y15; \
+	VPUNPCKLQDQ Y10, Y8, Y0; \
+	VPUNPCKHQDQ Y10, Y8, Y1; \
+	VPUNPCKLQDQ Y11, Y9, Y2; \
+	VPUNPCKHQDQ Y11, Y9, Y3; \
+	VPUNPCKLQDQ Y14, Y12, Y4; \
+	VPUNPCKHQDQ Y14, Y12, Y5; \
+	VPUNPCKLQDQ Y15, Y13, Y6; \
+	VPUNPCKHQDQ Y15, Y13, Y7; \
+	VPERM2I128  $0x20, Y4, Y0, Y8; \
+	VPERM2I128  $0x20, Y5, Y1, Y9; \
+	VPERM2I128  $0x20, Y6, Y2, Y10; \
+	VPERM2I128  $0x20, Y7, Y3, Y11; \
+	VPERM2I128  $0x31, Y4, Y0, Y12; \
+	VPERM2I128  $0x31, Y5, Y1, Y13; \
+	VPERM2I128  $0x31, Y6, Y2, Y14; \
+	VPERM2I128  $0x31, Y7, Y3, Y15; \
+	VMOVDQU     Y8, (o+0)(p); \
+	VMOVDQU     Y9, (o+64)(p); \
+	VMOVDQU     Y10, (o+128)(p); \
+	VMOVDQU     Y11, (o+192)(p); \
+	VMOVDQU     Y12, (o+256)(p); \
+	VMOVDQU     Y13, (o+320)(p); \
+	VMOVDQU     Y14, (o+384)(p); \
+	VMOVDQU     Y15, (o+448)(p)
+
+// T8 is T8AT at DI.
+#define T8(o) T8AT(o, DI)
+
+// PACKARGS2 loads a repacking routine's arguments (dst+0 w+24 rb+48
+// nb+56): DI = dst, SI = w, CX = nb, and the row-stride multiples AX = rb,
+// BX = 3rb, DX = 5rb, R8 = 7rb; R9 = 8rb.
+#define PACKARGS2 \
+	MOVQ dst_base+0(FP), DI; \
+	MOVQ w_base+24(FP), SI; \
+	MOVQ nb+56(FP), CX; \
+	MOVQ rb+48(FP), AX; \
+	LEAQ (AX)(AX*2), BX; \
+	LEAQ (AX)(AX*4), DX; \
+	LEAQ (BX)(AX*4), R8; \
+	MOVQ AX, R9; \
+	SHLQ $3, R9
+
+// SCALES8 converts the binary16 scales at 0(R10) of the eight rows from R10
+// (R10 = row 0's block, rows AX apart) into float32 at do(DI) (clobbers
+// R11, X0, Y1).
+#define SCALES8(do) \
+	MOVWLZX   (R10), R11; \
+	VPINSRW   $0, R11, X0, X0; \
+	MOVWLZX   (R10)(AX*1), R11; \
+	VPINSRW   $1, R11, X0, X0; \
+	MOVWLZX   (R10)(AX*2), R11; \
+	VPINSRW   $2, R11, X0, X0; \
+	MOVWLZX   (R10)(BX*1), R11; \
+	VPINSRW   $3, R11, X0, X0; \
+	MOVWLZX   (R10)(AX*4), R11; \
+	VPINSRW   $4, R11, X0, X0; \
+	MOVWLZX   (R10)(DX*1), R11; \
+	VPINSRW   $5, R11, X0, X0; \
+	MOVWLZX   (R10)(BX*2), R11; \
+	VPINSRW   $6, R11, X0, X0; \
+	MOVWLZX   (R10)(R8*1), R11; \
+	VPINSRW   $7, R11, X0, X0; \
+	VCVTPH2PS X0, Y1; \
+	VMOVUPS   Y1, do(DI)

@@ -37,10 +37,6 @@ func putF32(b []byte, v float32) { binary.LittleEndian.PutUint32(b, math.Float32
 // putI32 stores v at b[0:4].
 func putI32(b []byte, v int32) { binary.LittleEndian.PutUint32(b, uint32(v)) }
 
-// k16Quant stores the unsigned quant q of row r, column c (of 256) at the
-// tile quants o.
-func k16Quant(o []byte, r, c int, q byte) { o[(c>>2)*64+4*r+c&3] = q }
-
 // k16Word stores the unsigned quants of row r, columns c..c+3 (c a
 // multiple of 4), the bytes of x in column order, at the tile quants o.
 func k16Word(o []byte, r, c int, x uint32) { binary.LittleEndian.PutUint32(o[(c>>2)*64+4*r:], x) }
@@ -132,8 +128,11 @@ func packQ3Kx16(dst, w []byte, rb, nb int) {
 			for s := 0; s < 16; s++ {
 				putI32(o[64+64*s+4*r:], q3KScale(s, blk[96:108]))
 				half, shift, part := s/8, uint(2*(s%8/2)), s%2
-				for l, v := range blk[32+32*half+16*part : 48+32*half+16*part] {
-					k16Quant(qo, r, 16*s+l, v>>shift&3|(hm[16*part+l]>>uint(s/2)&1)<<2)
+				src, hs := blk[32+32*half+16*part:48+32*half+16*part], hm[16*part:16*part+16]
+				for i := 0; i < 4; i++ { // four columns a word
+					x := binary.LittleEndian.Uint32(src[4*i:]) >> shift & 0x03030303
+					h := binary.LittleEndian.Uint32(hs[4*i:]) >> uint(s/2) & 0x01010101
+					k16Word(qo, r, 16*s+4*i, x|h<<2)
 				}
 			}
 		}

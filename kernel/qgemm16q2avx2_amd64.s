@@ -182,3 +182,125 @@ q2kx1min:
 	JB   q2kx1half
 	VZEROUPPER
 	RET
+
+// Masks for pack16Q2_KAVX2: 0x03 and 0x0f in every byte.
+DATA q2Mask03<>+0x00(SB)/8, $0x0303030303030303
+DATA q2Mask03<>+0x08(SB)/8, $0x0303030303030303
+DATA q2Mask03<>+0x10(SB)/8, $0x0303030303030303
+DATA q2Mask03<>+0x18(SB)/8, $0x0303030303030303
+GLOBL q2Mask03<>(SB), RODATA|NOPTR, $32
+
+DATA q2Mask0f<>+0x00(SB)/8, $0x0f0f0f0f0f0f0f0f
+DATA q2Mask0f<>+0x08(SB)/8, $0x0f0f0f0f0f0f0f0f
+DATA q2Mask0f<>+0x10(SB)/8, $0x0f0f0f0f0f0f0f0f
+DATA q2Mask0f<>+0x18(SB)/8, $0x0f0f0f0f0f0f0f0f
+GLOBL q2Mask0f<>(SB), RODATA|NOPTR, $32
+
+// Q2KPMIN sets y (x its low half) to the row's sixteen 4-bit mins (the
+// high nibbles of the scale bytes at s) as int16, so that dword j holds
+// mins 2j and 2j+1.
+#define Q2KPMIN(s, x, y) \
+	VMOVDQU   s, x; \
+	VPSRLW    $4, x, x; \
+	VPAND     q2Mask0f<>(SB), x, x; \
+	VPMOVZXBW x, y
+
+// Q2KPQ sets y to the row's 32 quant bytes at m, shifted right by X8 and
+// masked to two bits, times their sub-block scales: the scale bytes at s
+// (low nibbles) in SCALEPAIRS' layout, through the ·k23Shuf control at
+// (R11), as int16 (bytes of at most 3·15 = 45, so the products of VPMULLW
+// do not carry from one byte into the next) (clobbers Y9, Y10).
+#define Q2KPQ(m, s, y) \
+	VMOVDQU     m, y; \
+	VPSRLW      X8, y, y; \
+	VPAND       q2Mask03<>(SB), y, y; \
+	VMOVDQU     s, X9; \
+	VPAND       q2Mask0f<>(SB), X9, X9; \
+	VPSRLDQ     $1, X9, X10; \
+	VINSERTI128 $1, X10, Y9, Y9; \
+	VPSHUFB     (R11), Y9, Y9; \
+	VPMULLW     Y9, y, y
+
+// func pack16Q2_KAVX2(dst, w []byte, rb, nb int)
+//
+// packQ2Kx16 with AVX2 transposes: dst gets nb·4736 bytes. Each pass over
+// a half (rows 0-7, then 8-15 at DI+32) stores d and dmin (SCALES8), the
+// mins (T8), then for each of the 128-column halves h and shifts 2j the
+// 32 bytes of the eight rows times their scales: dword q of such a
+// vector is column group 32h+8j+q, so one 8×8 transpose (T8AT) stores
+// eight consecutive column groups.
+TEXT ·pack16Q2_KAVX2(SB), NOSPLIT, $0-64
+	PACKARGS2
+
+pq2a2loop:
+	MOVQ SI, R10
+
+pq2a2half:
+	ADDQ    $80, R10
+	SCALES8(0)
+	ADDQ    $2, R10
+	SCALES8(64)
+	SUBQ    $82, R10
+	Q2KPMIN((R10), X0, Y0)
+	Q2KPMIN((R10)(AX*1), X1, Y1)
+	Q2KPMIN((R10)(AX*2), X2, Y2)
+	Q2KPMIN((R10)(BX*1), X3, Y3)
+	Q2KPMIN((R10)(AX*4), X4, Y4)
+	Q2KPMIN((R10)(DX*1), X5, Y5)
+	Q2KPMIN((R10)(BX*2), X6, Y6)
+	Q2KPMIN((R10)(R8*1), X7, Y7)
+	T8(128)
+	LEAQ ·k23Shuf(SB), R11
+	LEAQ 640(DI), R14
+	LEAQ 16(R10), R13
+	XORQ R12, R12
+
+pq2a2q0:
+	VMOVQ R12, X8
+	Q2KPQ((R13), (R10), Y0)
+	Q2KPQ((R13)(AX*1), (R10)(AX*1), Y1)
+	Q2KPQ((R13)(AX*2), (R10)(AX*2), Y2)
+	Q2KPQ((R13)(BX*1), (R10)(BX*1), Y3)
+	Q2KPQ((R13)(AX*4), (R10)(AX*4), Y4)
+	Q2KPQ((R13)(DX*1), (R10)(DX*1), Y5)
+	Q2KPQ((R13)(BX*2), (R10)(BX*2), Y6)
+	Q2KPQ((R13)(R8*1), (R10)(R8*1), Y7)
+	T8AT(0, R14)
+	ADDQ $32, R11
+	ADDQ $512, R14
+	ADDQ $2, R12
+	CMPQ R12, $8
+	JB   pq2a2q0
+	LEAQ 48(R10), R13
+	XORQ R12, R12
+
+pq2a2q1:
+	VMOVQ R12, X8
+	Q2KPQ((R13), (R10), Y0)
+	Q2KPQ((R13)(AX*1), (R10)(AX*1), Y1)
+	Q2KPQ((R13)(AX*2), (R10)(AX*2), Y2)
+	Q2KPQ((R13)(BX*1), (R10)(BX*1), Y3)
+	Q2KPQ((R13)(AX*4), (R10)(AX*4), Y4)
+	Q2KPQ((R13)(DX*1), (R10)(DX*1), Y5)
+	Q2KPQ((R13)(BX*2), (R10)(BX*2), Y6)
+	Q2KPQ((R13)(R8*1), (R10)(R8*1), Y7)
+	T8AT(0, R14)
+	ADDQ $32, R11
+	ADDQ $512, R14
+	ADDQ $2, R12
+	CMPQ R12, $8
+	JB   pq2a2q1
+	CMPQ R10, SI
+	JNE  pq2a2next
+	LEAQ (SI)(R9*1), R10
+	ADDQ $32, DI
+	JMP  pq2a2half
+
+pq2a2next:
+	SUBQ $32, DI
+	ADDQ $84, SI
+	ADDQ $4736, DI
+	DECQ CX
+	JNZ  pq2a2loop
+	VZEROUPPER
+	RET

@@ -72,6 +72,7 @@ func TestQTileDecodeBitExact(t *testing.T) {
 		{512, []target{{tensor.Q4_K, 32}, {tensor.Q4_K, 16}, {tensor.Q6_K, 16}}},
 		{512, []target{{tensor.Q5_K, 21}, {tensor.Q5_K, 16}}},
 		{512, []target{{tensor.Q3_K, 16}, {tensor.Q2_K, 37}}},
+		{512, []target{{tensor.Q2_K, 37}, {tensor.Q2_K, 16}}},
 		{256, []target{{tensor.Q4_1, 17}, {tensor.Q5_1, 16}, {tensor.Q5_0, 16}, {tensor.IQ4_NL, 16}}},
 		// Several bands (gemm16Band tiles) a target, the last partial: the
 		// eight-token kernels prefetch the next band's rows.
@@ -82,6 +83,7 @@ func TestQTileDecodeBitExact(t *testing.T) {
 		{256, []target{{tensor.Q8_0, 150}, {tensor.Q8_0, 70}}},
 		{512, []target{{tensor.Q4_0, 133}}},
 		{256, []target{{tensor.Q5_0, 90}, {tensor.IQ4_NL, 90}}},
+		{256, []target{{tensor.Q2_K, 150}}},
 	} {
 		var missing []tensor.DType
 		for _, tg := range tc.tgs {
