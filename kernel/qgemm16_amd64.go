@@ -202,7 +202,12 @@ func gemm16Q5_Kx1AVX2(out []float32, ostride int, pack []byte, nb int, acts []by
 // Implemented in qgemm16q2avx2_amd64.s.
 
 //go:noescape
-func gemm16Q2_Kx4AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
+func gemm16Q2_Kx4AVX2PF(out []float32, ostride int, pack []byte, nb int, acts []byte, pf []byte)
+
+// gemm16Q2_Kx4AVX2 is gemm16Q2_Kx4AVX2PF prefetching nothing.
+func gemm16Q2_Kx4AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte) {
+	gemm16Q2_Kx4AVX2PF(out, ostride, pack, nb, acts, nil)
+}
 
 //go:noescape
 func gemm16Q2_Kx1AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
@@ -270,7 +275,7 @@ func gemm16For(l level, dt tensor.DType) (k gemm16Kernels) {
 		case tensor.IQ4_XS:
 			return gemm16Kernels{x4: gemm16IQ4_XSx4AVX2, x4pf: gemm16IQ4_XSx4AVX2PF, x1: gemm16IQ4_XSx1AVX2, pack: pack16IQ4_XSAVX2, blk: qkBlock, tile: pack16IQ4X, actBlock: actBlockK, q127: true, minDecode: 4}
 		case tensor.Q2_K:
-			return gemm16Kernels{x4: gemm16Q2_Kx4AVX2, x1: gemm16Q2_Kx1AVX2, pack: pack16Q2_KAVX2, blk: qkBlock, tile: pack16Q2K, actBlock: actBlockK, minDecode: 4}
+			return gemm16Kernels{x4: gemm16Q2_Kx4AVX2, x4pf: gemm16Q2_Kx4AVX2PF, x1: gemm16Q2_Kx1AVX2, pack: pack16Q2_KAVX2, blk: qkBlock, tile: pack16Q2K, actBlock: actBlockK, minDecode: 4}
 		case tensor.Q5_K: // the Q4_K tile layout
 			return gemm16Kernels{x4: gemm16Q5_Kx4AVX2, x1: gemm16Q5_Kx1AVX2, pack: packQ5Kx16, blk: qkBlock, tile: pack16Q4K, actBlock: actBlockK, goPack: true}
 		case tensor.Q4_1:

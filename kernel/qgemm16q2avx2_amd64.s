@@ -45,15 +45,18 @@
 	VSUBPS       Y12, Y13, Y13; \
 	VADDPS       Y13, acc, acc
 
-// func gemm16Q2_Kx4AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
+// func gemm16Q2_Kx4AVX2PF(out []float32, ostride int, pack []byte, nb int, acts []byte, pf []byte)
 //
 // out[t*ostride+r] = row r · token t for the sixteen Q2_K rows packed in
 // pack (nb super-blocks, nb > 0) and the group of 4 token(s) at acts.
-TEXT ·gemm16Q2_Kx4AVX2(SB), NOSPLIT, $0-88
+TEXT ·gemm16Q2_Kx4AVX2PF(SB), NOSPLIT, $0-112
+	MOVQ pf_base+88(FP), R12
 	XORQ BX, BX
 
 q2kx4half:
 	HALF8(0)
+	MOVQ pf_base+88(FP), AX
+	ADDQ pf_len+96(FP), AX
 	VXORPS Y8, Y8, Y8
 	VXORPS Y9, Y9, Y9
 	VXORPS Y10, Y10, Y10
@@ -81,6 +84,12 @@ q2kx4sub:
 	Q2KA1(776, Y3)
 	ADDQ $256, R10
 	ADDQ $16, R14
+	CMPQ R12, AX
+	JAE  q2kx4subnopf
+	PREFETCHT1 0(R12)
+	ADDQ $64, R12
+
+q2kx4subnopf:
 	DECQ DX
 	JNZ  q2kx4sub
 
