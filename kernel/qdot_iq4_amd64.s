@@ -417,3 +417,128 @@ iq4xsrzloop:
 	DECQ R12
 	JNZ  iq4xsrzloop
 	RET
+
+// IQ4NLR adds one IQ4_NL block of a row of a four-row group to acc: the
+// quant bytes at q (levels through the table Y13, Y14: 0x0f bytes) times
+// the activations at m, as IQ4MUL and VPMADDWD by Y15 (int16 ones) give
+// them, converted and fused-multiplied by the scale broadcast from s, as
+// dotIQ4NLAVX2 does (clobbers Y10, Y11).
+#define IQ4NLR(q, m, s, acc) \
+	VMOVDQU      q, X10; \
+	VPSRLW       $4, X10, X11; \
+	VINSERTI128  $1, X11, Y10, Y10; \
+	VPAND        Y14, Y10, Y10; \
+	VPSHUFB      Y10, Y13, Y10; \
+	IQ4MUL(Y10, m, Y11); \
+	VPMADDWD     Y15, Y10, Y10; \
+	VCVTDQ2PS    Y10, Y10; \
+	VBROADCASTSS s, Y11; \
+	VFMADD231PS  Y10, Y11, acc
+
+// IQ4NLSUM reduces acc (Y register y, x its low half) as IQHSUM_Y0 does
+// and stores lane 0 at o(AX) (clobbers X10).
+#define IQ4NLSUM(y, x, o) \
+	VEXTRACTF128 $1, y, X10; \
+	VADDPS       X10, x, x; \
+	VMOVHLPS     x, x, X10; \
+	VADDPS       X10, x, x; \
+	VMOVSHDUP    x, X10; \
+	VADDSS       X10, x, x; \
+	VMOVSS       x, o(AX)
+
+// func dot4IQ4NLAVX2(out *[4]float32, w []byte, rb int, q []int8, d []float32)
+//
+// out[r] = dotIQ4NLAVX2 of row r at w[r*rb:] for r = 0..3, bit for bit:
+// each row keeps its two accumulators (even and odd blocks) and the same
+// operations; the rows share the activation loads and the scales, which
+// are converted and multiplied by dy eight at a time (two blocks of four
+// rows) into the frame, and the next four rows are prefetched linearly.
+TEXT ·dot4IQ4NLAVX2(SB), NOSPLIT, $32-88
+	MOVQ w_base+8(FP), SI
+	MOVQ rb+32(FP), R12
+	LEAQ (R12)(R12*2), R13
+	LEAQ (SI)(R12*4), R9 // the next four rows, 192 bytes every two blocks (at least 4·36)
+	MOVQ q_base+40(FP), DI
+	MOVQ d_base+64(FP), DX
+	MOVQ d_len+72(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	MOVL    $0x0f0f0f0f, AX
+	VMOVD   AX, X14
+	VPBROADCASTD X14, Y14
+	MOVL    $0x00010001, AX
+	VMOVD   AX, X15
+	VPBROADCASTD X15, Y15
+	VMOVDQU iq4Tab<>(SB), Y13
+
+iq4nl4loop2:
+	CMPQ CX, $2
+	JLT  iq4nl4tail
+	PREFETCHT0 0(R9)
+	PREFETCHT0 64(R9)
+	PREFETCHT0 128(R9)
+	ADDQ       $192, R9
+	VPXOR X8, X8, X8
+	VPINSRW $0, 0(SI), X8, X8
+	VPINSRW $1, 0(SI)(R12*1), X8, X8
+	VPINSRW $2, 0(SI)(R12*2), X8, X8
+	VPINSRW $3, 0(SI)(R13*1), X8, X8
+	VPINSRW $4, 18(SI), X8, X8
+	VPINSRW $5, 18(SI)(R12*1), X8, X8
+	VPINSRW $6, 18(SI)(R12*2), X8, X8
+	VPINSRW $7, 18(SI)(R13*1), X8, X8
+	VCVTPH2PS    X8, Y8
+	VBROADCASTSS (DX), X9
+	VBROADCASTSS 4(DX), X10
+	VINSERTF128  $1, X10, Y9, Y9
+	VMULPS       Y9, Y8, Y8
+	VMOVUPS      Y8, s-32(SP)
+	IQ4NLR(2(SI), (DI), s-32(SP), Y0)
+	IQ4NLR(20(SI), 32(DI), s-16(SP), Y4)
+	IQ4NLR(2(SI)(R12*1), (DI), s-28(SP), Y1)
+	IQ4NLR(20(SI)(R12*1), 32(DI), s-12(SP), Y5)
+	IQ4NLR(2(SI)(R12*2), (DI), s-24(SP), Y2)
+	IQ4NLR(20(SI)(R12*2), 32(DI), s-8(SP), Y6)
+	IQ4NLR(2(SI)(R13*1), (DI), s-20(SP), Y3)
+	IQ4NLR(20(SI)(R13*1), 32(DI), s-4(SP), Y7)
+	ADDQ $36, SI
+	ADDQ $64, DI
+	ADDQ $8, DX
+	SUBQ $2, CX
+	JMP  iq4nl4loop2
+
+iq4nl4tail:
+	TESTQ CX, CX
+	JZ    iq4nl4done
+	VPXOR X8, X8, X8
+	VPINSRW $0, 0(SI), X8, X8
+	VPINSRW $1, 0(SI)(R12*1), X8, X8
+	VPINSRW $2, 0(SI)(R12*2), X8, X8
+	VPINSRW $3, 0(SI)(R13*1), X8, X8
+	VCVTPH2PS    X8, X8
+	VBROADCASTSS (DX), X9
+	VMULPS       X9, X8, X8
+	VMOVUPS      X8, s-32(SP)
+	IQ4NLR(2(SI), (DI), s-32(SP), Y0)
+	IQ4NLR(2(SI)(R12*1), (DI), s-28(SP), Y1)
+	IQ4NLR(2(SI)(R12*2), (DI), s-24(SP), Y2)
+	IQ4NLR(2(SI)(R13*1), (DI), s-20(SP), Y3)
+
+iq4nl4done:
+	MOVQ out+0(FP), AX
+	VADDPS Y4, Y0, Y0
+	IQ4NLSUM(Y0, X0, 0)
+	VADDPS Y5, Y1, Y1
+	IQ4NLSUM(Y1, X1, 4)
+	VADDPS Y6, Y2, Y2
+	IQ4NLSUM(Y2, X2, 8)
+	VADDPS Y7, Y3, Y3
+	IQ4NLSUM(Y3, X3, 12)
+	VZEROUPPER
+	RET

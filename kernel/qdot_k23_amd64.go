@@ -33,8 +33,9 @@ func rowsQ2KAVX2(out []float32, w []byte, rb int, a *q8Act) {
 		dot4Q2KAVX2((*[4]float32)(out), w[:3*rb+len(a.D)*84], rb, a.Q, a.D, a.BS)
 		out, w = out[4:], w[4*rb:]
 	}
+	n := len(a.D) * 84 // a row's bytes: rows may be further apart (QDotRows)
 	for i := range out {
-		out[i] = dotQ2KAVX2(w[i*rb:(i+1)*rb], a.Q, a.D, a.BS)
+		out[i] = dotQ2KAVX2(w[i*rb:i*rb+n], a.Q, a.D, a.BS)
 	}
 }
 
@@ -50,8 +51,9 @@ func rowsQ3KAVX2(out []float32, w []byte, rb int, a *q8Act) {
 		dot4Q3KAVX2((*[4]float32)(out), w[:3*rb+len(a.D)*110], rb, a.Q, a.D, a.BS)
 		out, w = out[4:], w[4*rb:]
 	}
+	n := len(a.D) * 110 // a row's bytes: rows may be further apart (QDotRows)
 	for i := range out {
-		out[i] = dotQ3KAVX2(w[i*rb:(i+1)*rb], a.Q, a.D, a.BS)
+		out[i] = dotQ3KAVX2(w[i*rb:i*rb+n], a.Q, a.D, a.BS)
 	}
 }
 

@@ -40,6 +40,40 @@ func dotIQ4XSAVX2Row(w []byte, a *q8Act) float32 { return dotIQ4XSAVX2(w, a.Q, a
 func dotIQ4NLAVX2Row(w []byte, a *q8Act) float32 { return dotIQ4NLAVX2(w, a.Q, a.D) }
 
 //go:noescape
+func dot4Q5_0AVX2(out *[4]float32, w []byte, rb int, q []int8, d []float32)
+
+// rowsQ5_0AVX2 is dotQ5_0AVX2 over the len(out) rows of rb bytes at w,
+// four at a time (dot4Q5_0AVX2: the same results), the last one to three
+// alone.
+func rowsQ5_0AVX2(out []float32, w []byte, rb int, a *q8Act) {
+	for len(out) >= 4 {
+		dot4Q5_0AVX2((*[4]float32)(out), w[:3*rb+len(a.D)*22], rb, a.Q, a.D)
+		out, w = out[4:], w[4*rb:]
+	}
+	n := len(a.D) * 22 // a row's bytes: rows may be further apart (QDotRows)
+	for i := range out {
+		out[i] = dotQ5_0AVX2(w[i*rb:i*rb+n], a.Q, a.D)
+	}
+}
+
+//go:noescape
+func dot4IQ4NLAVX2(out *[4]float32, w []byte, rb int, q []int8, d []float32)
+
+// rowsIQ4NLAVX2 is dotIQ4NLAVX2 over the len(out) rows of rb bytes at w,
+// four at a time (dot4IQ4NLAVX2: the same results), the last one to three
+// alone.
+func rowsIQ4NLAVX2(out []float32, w []byte, rb int, a *q8Act) {
+	for len(out) >= 4 {
+		dot4IQ4NLAVX2((*[4]float32)(out), w[:3*rb+len(a.D)*18], rb, a.Q, a.D)
+		out, w = out[4:], w[4*rb:]
+	}
+	n := len(a.D) * 18 // a row's bytes: rows may be further apart (QDotRows)
+	for i := range out {
+		out[i] = dotIQ4NLAVX2(w[i*rb:i*rb+n], a.Q, a.D)
+	}
+}
+
+//go:noescape
 func rowsIQ4XSAVX2(out []float32, w []byte, rb int, q []int8, d []float32)
 
 // iq4xsRowsMaxCols is the longest activation rowsIQ4XSAVX2 takes: its
@@ -62,9 +96,9 @@ func rowsIQ4XSAVX2Act(out []float32, w []byte, rb int, a *q8Act) {
 // init registers the AVX2 row dots of this file's types.
 func init() {
 	registerQKernel(tensor.IQ4_XS, qKernel{min: levelAVX2, dot: dotIQ4XSAVX2Row, rows: rowsIQ4XSAVX2Act})
-	registerQKernel(tensor.IQ4_NL, qKernel{min: levelAVX2, dot: dotIQ4NLAVX2Row})
+	registerQKernel(tensor.IQ4_NL, qKernel{min: levelAVX2, dot: dotIQ4NLAVX2Row, rows: rowsIQ4NLAVX2})
 	registerQKernel(tensor.Q5_K, qKernel{min: levelAVX2, dot: dotQ5KAVX2Row})
-	registerQKernel(tensor.Q5_0, qKernel{min: levelAVX2, dot: dotQ5_0AVX2Row})
+	registerQKernel(tensor.Q5_0, qKernel{min: levelAVX2, dot: dotQ5_0AVX2Row, rows: rowsQ5_0AVX2})
 	registerQKernel(tensor.Q5_1, qKernel{min: levelAVX2, dot: dotQ5_1AVX2Row})
 	registerQKernel(tensor.Q4_1, qKernel{min: levelAVX2, dot: dotQ4_1AVX2Row})
 }

@@ -358,3 +358,97 @@ q41done:
 	VMOVSS X0, ret+96(FP)
 	VZEROUPPER
 	RET
+
+// Q50R adds one Q5_0 block of a row of a four-row group to acc, as
+// Q5_0BLOCK and dotQ5_0AVX2 do: the quant bytes at q, the fifth bits at h,
+// the activations at (DI), the scale broadcast from s (Y14: 0x0f bytes,
+// Y13: 0xf0 bytes, Y15: int16 ones, Y11/Y12: q5BitShuf/q5BitMask;
+// clobbers Y4-Y7).
+#define Q50R(q, h, s, acc) \
+	VMOVDQU      q, X4; \
+	VPSRLW       $4, X4, X5; \
+	VINSERTI128  $1, X5, Y4, Y4; \
+	VPAND        Y14, Y4, Y4; \
+	VPBROADCASTD h, Y5; \
+	VPSHUFB      Y11, Y5, Y5; \
+	VPAND        Y12, Y5, Y5; \
+	VPCMPEQB     Y12, Y5, Y5; \
+	VPANDN       Y13, Y5, Y5; \
+	VPOR         Y5, Y4, Y4; \
+	VMOVDQU      (DI), Y6; \
+	VPSIGNB      Y4, Y6, Y6; \
+	VPABSB       Y4, Y4; \
+	VPMADDUBSW   Y6, Y4, Y4; \
+	VPMADDWD     Y15, Y4, Y4; \
+	VBROADCASTSS s, Y7; \
+	VCVTDQ2PS    Y4, Y4; \
+	VFMADD231PS  Y4, Y7, acc
+
+// K4SUM reduces acc (Y register y, x its low half) as KHSUM_Y0 does and
+// stores lane 0 at o(AX) (clobbers X4).
+#define K4SUM(y, x, o) \
+	VEXTRACTF128 $1, y, X4; \
+	VADDPS       X4, x, x; \
+	VMOVHLPS     x, x, X4; \
+	VADDPS       X4, x, x; \
+	VMOVSHDUP    x, X4; \
+	VADDSS       X4, x, x; \
+	VMOVSS       x, o(AX)
+
+// func dot4Q5_0AVX2(out *[4]float32, w []byte, rb int, q []int8, d []float32)
+//
+// out[r] = dotQ5_0AVX2 of row r at w[r*rb:] for r = 0..3, bit for bit: the
+// same operations per row, the activation loads and the scales (converted
+// and multiplied by dy four at a time into the frame) shared, and the
+// next four rows prefetched linearly.
+TEXT ·dot4Q5_0AVX2(SB), NOSPLIT, $16-88
+	MOVQ w_base+8(FP), SI
+	MOVQ rb+32(FP), R12
+	LEAQ (R12)(R12*2), R13
+	LEAQ (SI)(R12*4), R9 // the next four rows, 128 bytes a block (at least 4·22)
+	MOVQ q_base+40(FP), DI
+	MOVQ d_base+64(FP), DX
+	MOVQ d_len+72(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	KBCAST32($0x0f0f0f0f, X14, Y14)
+	KBCAST32($0xf0f0f0f0, X13, Y13)
+	KBCAST32($0x00010001, X15, Y15)
+	VMOVDQU q5BitShuf<>(SB), Y11
+	VMOVDQU q5BitMask<>(SB), Y12
+
+q504loop:
+	TESTQ CX, CX
+	JZ    q504done
+	PREFETCHT0 0(R9)
+	PREFETCHT0 64(R9)
+	ADDQ       $128, R9
+	VPXOR X8, X8, X8
+	VPINSRW $0, 0(SI), X8, X8
+	VPINSRW $1, 0(SI)(R12*1), X8, X8
+	VPINSRW $2, 0(SI)(R12*2), X8, X8
+	VPINSRW $3, 0(SI)(R13*1), X8, X8
+	VCVTPH2PS    X8, X8
+	VBROADCASTSS (DX), X9
+	VMULPS       X9, X8, X8
+	VMOVUPS      X8, s-16(SP)
+	Q50R(6(SI), 2(SI), s-16(SP), Y0)
+	Q50R(6(SI)(R12*1), 2(SI)(R12*1), s-12(SP), Y1)
+	Q50R(6(SI)(R12*2), 2(SI)(R12*2), s-8(SP), Y2)
+	Q50R(6(SI)(R13*1), 2(SI)(R13*1), s-4(SP), Y3)
+	ADDQ $22, SI
+	ADDQ $32, DI
+	ADDQ $4, DX
+	DECQ CX
+	JMP  q504loop
+
+q504done:
+	MOVQ out+0(FP), AX
+	K4SUM(Y0, X0, 0)
+	K4SUM(Y1, X1, 4)
+	K4SUM(Y2, X2, 8)
+	K4SUM(Y3, X3, 12)
+	VZEROUPPER
+	RET

@@ -452,7 +452,7 @@ func TestQRowsKernels(t *testing.T) {
 			}
 			dot := qdotFor(l, dt, qt.generic)
 			for _, nb := range []int{1, 2, 3, 5, 7, 8} {
-				for k, rows := range []int{1, 2, 5} {
+				for k, rows := range []int{1, 2, 5, 9} {
 					// Cycle through the weight and activation modes
 					// (extreme scales included).
 					rb := nb * dt.BlockBytes()

@@ -20,7 +20,7 @@ import (
 func BenchmarkQDecodeDRAM(b *testing.B) {
 	defer SetThreads(0)
 	const rows, cols, nw = 8192, 2048, 8
-	for _, dt := range []tensor.DType{tensor.Q8_0, tensor.Q4_0, tensor.Q2_K, tensor.Q3_K, tensor.Q4_K, tensor.Q5_K, tensor.Q6_K, tensor.IQ4_XS} {
+	for _, dt := range []tensor.DType{tensor.Q8_0, tensor.Q4_0, tensor.Q5_0, tensor.IQ4_NL, tensor.Q2_K, tensor.Q3_K, tensor.Q4_K, tensor.Q5_K, tensor.Q6_K, tensor.IQ4_XS} {
 		if !gemm16For(active, dt).ok() {
 			continue
 		}
