@@ -32,15 +32,15 @@ import (
 // (qgemm16avx2_amd64.s), Q3_K, Q4_K, Q6_K and IQ4_XS
 // (qgemm16kavx2_amd64.s), Q5_K (qgemm16q5kavx2_amd64.s), Q2_K
 // (qgemm16q2avx2_amd64.s), Q4_1 and Q5_1 (qgemm16lavx2_amd64.s), and Q5_0
-// and IQ4_NL on the Q8_0 kernels. The tiles of Q4_0, Q8_0, Q4_K, Q6_K and
-// IQ4_XS (qgemm16avx2_amd64.s) and of Q2_K (qgemm16q2avx2_amd64.s) are
-// repacked with AVX2 shuffles and transposes, and those six also take
-// decode batches of four or more (minDecode), their four-token kernels
-// prefetching the next band's rows as they compute (x4pf:
-// a 1B Q4_0 batch-8 decode step on Zen 3 11% faster than reading each band
-// first); the others are repacked in Go (packLegacy4x16, packQ3Kx16,
-// packQ5Kx16), which costs more than small batches gain, so their kernels
-// take only prefill batches (goPack).
+// and IQ4_NL on the Q8_0 kernels. The tiles of Q4_0, Q8_0, Q3_K, Q4_K,
+// Q6_K and IQ4_XS (qgemm16avx2_amd64.s) and of Q2_K (qgemm16q2avx2_amd64.s)
+// are repacked with AVX2 shuffles and transposes, and those seven (the
+// exact row types among them) also take decode batches of four or more
+// (minDecode), their four-token kernels prefetching the next band's rows
+// as they compute (x4pf: a 1B Q4_0 batch-8 decode step on Zen 3 11% faster
+// than reading each band first); the others are repacked in Go
+// (packLegacy4x16, packQ5Kx16), which costs more than small batches gain,
+// so their kernels take only prefill batches (goPack).
 
 // gemm16Fn is a sixteen-row kernel: out[t*ostride+r] = row r · token t for
 // the rows packed in pack (nb blocks) and the token group at acts

@@ -178,6 +178,9 @@ func pack16Q8_0AVX2(dst, w []byte, rb, nb int)
 func pack16Q6_KAVX2(dst, w []byte, rb, nb int)
 
 //go:noescape
+func pack16Q3_KAVX2(dst, w []byte, rb, nb int)
+
+//go:noescape
 func pack16Q4_KAVX2(dst, w []byte, rb, nb int)
 
 //go:noescape
@@ -271,7 +274,7 @@ func gemm16For(l level, dt tensor.DType) (k gemm16Kernels) {
 		case tensor.Q6_K:
 			return gemm16Kernels{x4: gemm16Q6_Kx4AVX2, x4pf: gemm16Q6_Kx4AVX2PF, x1: gemm16Q6_Kx1AVX2, pack: pack16Q6_KAVX2, blk: qkBlock, tile: pack16Q6K, actBlock: actBlockK, minDecode: 4}
 		case tensor.Q3_K: // the Q6_K tile layout and kernels
-			return gemm16Kernels{x4: gemm16Q6_Kx4AVX2, x4pf: gemm16Q6_Kx4AVX2PF, x1: gemm16Q6_Kx1AVX2, pack: packQ3Kx16, blk: qkBlock, tile: pack16Q6K, actBlock: actBlockK, goPack: true}
+			return gemm16Kernels{x4: gemm16Q6_Kx4AVX2, x4pf: gemm16Q6_Kx4AVX2PF, x1: gemm16Q6_Kx1AVX2, pack: pack16Q3_KAVX2, blk: qkBlock, tile: pack16Q6K, actBlock: actBlockK, minDecode: 4}
 		case tensor.IQ4_XS:
 			return gemm16Kernels{x4: gemm16IQ4_XSx4AVX2, x4pf: gemm16IQ4_XSx4AVX2PF, x1: gemm16IQ4_XSx1AVX2, pack: pack16IQ4_XSAVX2, blk: qkBlock, tile: pack16IQ4X, actBlock: actBlockK, q127: true, minDecode: 4}
 		case tensor.Q2_K:

@@ -29,7 +29,9 @@ func TestQTileRoute(t *testing.T) {
 		{on, levelGeneric, tensor.Q4_0, 8, false},
 		{on, levelAVX2, tensor.Q8_0, 3, false}, // AVX2 tiles: one-token passes for 2-3
 		{on, levelAVX2, tensor.Q8_0, 4, true},
-		{on, levelAVX2, tensor.Q3_K, 8, false}, // AVX2 Q3_K tiles repack in Go
+		{on, levelAVX2, tensor.Q3_K, 8, true},
+		{on, levelAVX2, tensor.Q5_K, 8, false}, // AVX2 Q5_K tiles repack in Go
+		{on, levelAVX2, tensor.Q5_0, 1, false}, // and are not exact row types
 		{&Config{QMaxBatch: qMaxN}, supported, tensor.Q4_0, 8, false},
 		{&Config{QMaxBatch: qMaxN, QTileMin: 9}, supported, tensor.Q8_0, 8, false},
 	} {
