@@ -1,6 +1,7 @@
 //go:build amd64 && !purego
 
 #include "textflag.h"
+#include "qk_amd64.h"
 
 // AVX2 dot products of IQ4_XS and IQ4_NL weight rows with Q8_K and Q8_0
 // activations (see qdot.go). Nibbles index the 16 non-linear levels with
@@ -435,17 +436,6 @@ iq4xsrzloop:
 	VBROADCASTSS s, Y11; \
 	VFMADD231PS  Y10, Y11, acc
 
-// IQ4NLSUM reduces acc (Y register y, x its low half) as IQHSUM_Y0 does
-// and stores lane 0 at o(AX) (clobbers X10).
-#define IQ4NLSUM(y, x, o) \
-	VEXTRACTF128 $1, y, X10; \
-	VADDPS       X10, x, x; \
-	VMOVHLPS     x, x, X10; \
-	VADDPS       X10, x, x; \
-	VMOVSHDUP    x, X10; \
-	VADDSS       X10, x, x; \
-	VMOVSS       x, o(AX)
-
 // func dot4IQ4NLAVX2(out *[4]float32, w []byte, rb int, q []int8, d []float32)
 //
 // out[r] = dotIQ4NLAVX2 of row r at w[r*rb:] for r = 0..3, bit for bit:
@@ -533,12 +523,12 @@ iq4nl4tail:
 iq4nl4done:
 	MOVQ out+0(FP), AX
 	VADDPS Y4, Y0, Y0
-	IQ4NLSUM(Y0, X0, 0)
+	HSUMSTORE(Y0, X0, X10, 0(AX))
 	VADDPS Y5, Y1, Y1
-	IQ4NLSUM(Y1, X1, 4)
+	HSUMSTORE(Y1, X1, X10, 4(AX))
 	VADDPS Y6, Y2, Y2
-	IQ4NLSUM(Y2, X2, 8)
+	HSUMSTORE(Y2, X2, X10, 8(AX))
 	VADDPS Y7, Y3, Y3
-	IQ4NLSUM(Y3, X3, 12)
+	HSUMSTORE(Y3, X3, X10, 12(AX))
 	VZEROUPPER
 	RET

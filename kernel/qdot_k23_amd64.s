@@ -1,6 +1,7 @@
 //go:build amd64 && !purego
 
 #include "textflag.h"
+#include "qk_amd64.h"
 
 // AVX2 dot products of Q2_K and Q3_K weight rows with Q8_K activations
 // (qdot_k23_amd64.go). Each super-block's integer sums are formed exactly
@@ -202,40 +203,7 @@ q3kloop:
 
 	// The sixteen 6-bit scale fields (+32) of the 12 bytes at 96(SI), as
 	// bytes in X6: low nibbles from bytes 0-7, high pairs from 8-11.
-	MOVL 96(SI), R8
-	MOVL 100(SI), R9
-	MOVL 104(SI), R10
-	MOVL R10, R12
-	ANDL $0x03030303, R12
-	SHLL $4, R12
-	MOVL R8, R13
-	ANDL $0x0f0f0f0f, R13
-	ORL  R12, R13
-	VMOVD R13, X6
-	MOVL R10, R12
-	SHRL $2, R12
-	ANDL $0x03030303, R12
-	SHLL $4, R12
-	MOVL R9, R13
-	ANDL $0x0f0f0f0f, R13
-	ORL  R12, R13
-	VPINSRD $1, R13, X6, X6
-	MOVL R10, R12
-	SHRL $4, R12
-	ANDL $0x03030303, R12
-	SHLL $4, R12
-	MOVL R8, R13
-	SHRL $4, R13
-	ANDL $0x0f0f0f0f, R13
-	ORL  R12, R13
-	VPINSRD $2, R13, X6, X6
-	SHRL $6, R10
-	ANDL $0x03030303, R10
-	SHLL $4, R10
-	SHRL $4, R9
-	ANDL $0x0f0f0f0f, R9
-	ORL  R10, R9
-	VPINSRD $3, R9, X6, X6
+	Q3KSCALES(96(SI), 100(SI), 104(SI), X6, R8, R9, R10, R12, R13)
 
 	// Σ sc·bs into R9.
 	VPMOVZXBW X6, Y7
@@ -441,44 +409,24 @@ q2k4done:
 	VPMADDWD   Y2, Y1, Y1; \
 	VPADDD     Y1, acc, acc
 
-// Q3KSC4 sets X register x to the sixteen 6-bit scale fields (+32) of the
-// scale bytes whose dwords are at p0, p1 and p2, as dotQ3KAVX2 does
-// (clobbers AX, R8, R10, R14, R15).
-#define Q3KSC4(p0, p1, p2, x) \
-	MOVL    p0, R8; \
-	MOVL    p1, R14; \
-	MOVL    p2, R10; \
-	MOVL    R10, R15; \
-	ANDL    $0x03030303, R15; \
-	SHLL    $4, R15; \
-	MOVL    R8, AX; \
-	ANDL    $0x0f0f0f0f, AX; \
-	ORL     R15, AX; \
-	VMOVD   AX, x; \
-	MOVL    R10, R15; \
-	SHRL    $2, R15; \
-	ANDL    $0x03030303, R15; \
-	SHLL    $4, R15; \
-	MOVL    R14, AX; \
-	ANDL    $0x0f0f0f0f, AX; \
-	ORL     R15, AX; \
-	VPINSRD $1, AX, x, x; \
-	MOVL    R10, R15; \
-	SHRL    $4, R15; \
-	ANDL    $0x03030303, R15; \
-	SHLL    $4, R15; \
-	MOVL    R8, AX; \
-	SHRL    $4, AX; \
-	ANDL    $0x0f0f0f0f, AX; \
-	ORL     R15, AX; \
-	VPINSRD $2, AX, x, x; \
-	SHRL    $6, R10; \
-	ANDL    $0x03030303, R10; \
-	SHLL    $4, R10; \
-	SHRL    $4, R14; \
-	ANDL    $0x0f0f0f0f, R14; \
-	ORL     R10, R14; \
-	VPINSRD $3, R14, x, x
+// Q3KROW0 and Q3KROW1 add the first or second 128-column half of a row
+// of a four-row group to acc: its quant bytes at q, the hmask bytes at hm,
+// the scales s (Q3KSUB4; clobbers Y1-Y4).
+#define Q3KROW0(q, hm, s, acc) \
+	VMOVDQU q, Y3; \
+	VMOVDQU hm, Y4; \
+	Q3KSUB4(0, VPSLLW, 2, 0, 0, s, acc); \
+	Q3KSUB4(2, VPSLLW, 1, 32, 32, s, acc); \
+	Q3KSUB4(4, VPSRLW, 0, 64, 64, s, acc); \
+	Q3KSUB4(6, VPSRLW, 1, 96, 96, s, acc)
+
+#define Q3KROW1(q, hm, s, acc) \
+	VMOVDQU q, Y3; \
+	VMOVDQU hm, Y4; \
+	Q3KSUB4(0, VPSRLW, 2, 128, 128, s, acc); \
+	Q3KSUB4(2, VPSRLW, 3, 160, 160, s, acc); \
+	Q3KSUB4(4, VPSRLW, 4, 192, 192, s, acc); \
+	Q3KSUB4(6, VPSRLW, 5, 224, 224, s, acc)
 
 // Q3KINIT starts the row's accumulator acc at −4·Σ (sc−32)·bs (the +4 on
 // the quants taken off) and turns the scale bytes x into scale pairs in y
@@ -525,62 +473,22 @@ q3k4loop:
 	PREFETCHT0 320(R9)
 	PREFETCHT0 384(R9)
 	ADDQ       $448, R9
-	Q3KSC4(96(SI), 100(SI), 104(SI), X5)
+	Q3KSCALES(96(SI), 100(SI), 104(SI), X5, R8, R14, R10, R15, AX)
 	Q3KINIT(X5, Y5, Y9)
-	Q3KSC4(96(SI)(R12*1), 100(SI)(R12*1), 104(SI)(R12*1), X6)
+	Q3KSCALES(96(SI)(R12*1), 100(SI)(R12*1), 104(SI)(R12*1), X6, R8, R14, R10, R15, AX)
 	Q3KINIT(X6, Y6, Y10)
-	Q3KSC4(96(SI)(R12*2), 100(SI)(R12*2), 104(SI)(R12*2), X7)
+	Q3KSCALES(96(SI)(R12*2), 100(SI)(R12*2), 104(SI)(R12*2), X7, R8, R14, R10, R15, AX)
 	Q3KINIT(X7, Y7, Y13)
-	Q3KSC4(96(SI)(R13*1), 100(SI)(R13*1), 104(SI)(R13*1), X8)
+	Q3KSCALES(96(SI)(R13*1), 100(SI)(R13*1), 104(SI)(R13*1), X8, R8, R14, R10, R15, AX)
 	Q3KINIT(X8, Y8, Y15)
-	VMOVDQU 32(SI), Y3
-	VMOVDQU (SI), Y4
-	Q3KSUB4(0, VPSLLW, 2, 0, 0, Y5, Y9)
-	Q3KSUB4(2, VPSLLW, 1, 32, 32, Y5, Y9)
-	Q3KSUB4(4, VPSRLW, 0, 64, 64, Y5, Y9)
-	Q3KSUB4(6, VPSRLW, 1, 96, 96, Y5, Y9)
-	VMOVDQU 32(SI)(R12*1), Y3
-	VMOVDQU (SI)(R12*1), Y4
-	Q3KSUB4(0, VPSLLW, 2, 0, 0, Y6, Y10)
-	Q3KSUB4(2, VPSLLW, 1, 32, 32, Y6, Y10)
-	Q3KSUB4(4, VPSRLW, 0, 64, 64, Y6, Y10)
-	Q3KSUB4(6, VPSRLW, 1, 96, 96, Y6, Y10)
-	VMOVDQU 32(SI)(R12*2), Y3
-	VMOVDQU (SI)(R12*2), Y4
-	Q3KSUB4(0, VPSLLW, 2, 0, 0, Y7, Y13)
-	Q3KSUB4(2, VPSLLW, 1, 32, 32, Y7, Y13)
-	Q3KSUB4(4, VPSRLW, 0, 64, 64, Y7, Y13)
-	Q3KSUB4(6, VPSRLW, 1, 96, 96, Y7, Y13)
-	VMOVDQU 32(SI)(R13*1), Y3
-	VMOVDQU (SI)(R13*1), Y4
-	Q3KSUB4(0, VPSLLW, 2, 0, 0, Y8, Y15)
-	Q3KSUB4(2, VPSLLW, 1, 32, 32, Y8, Y15)
-	Q3KSUB4(4, VPSRLW, 0, 64, 64, Y8, Y15)
-	Q3KSUB4(6, VPSRLW, 1, 96, 96, Y8, Y15)
-	VMOVDQU 64(SI), Y3
-	VMOVDQU (SI), Y4
-	Q3KSUB4(0, VPSRLW, 2, 128, 128, Y5, Y9)
-	Q3KSUB4(2, VPSRLW, 3, 160, 160, Y5, Y9)
-	Q3KSUB4(4, VPSRLW, 4, 192, 192, Y5, Y9)
-	Q3KSUB4(6, VPSRLW, 5, 224, 224, Y5, Y9)
-	VMOVDQU 64(SI)(R12*1), Y3
-	VMOVDQU (SI)(R12*1), Y4
-	Q3KSUB4(0, VPSRLW, 2, 128, 128, Y6, Y10)
-	Q3KSUB4(2, VPSRLW, 3, 160, 160, Y6, Y10)
-	Q3KSUB4(4, VPSRLW, 4, 192, 192, Y6, Y10)
-	Q3KSUB4(6, VPSRLW, 5, 224, 224, Y6, Y10)
-	VMOVDQU 64(SI)(R12*2), Y3
-	VMOVDQU (SI)(R12*2), Y4
-	Q3KSUB4(0, VPSRLW, 2, 128, 128, Y7, Y13)
-	Q3KSUB4(2, VPSRLW, 3, 160, 160, Y7, Y13)
-	Q3KSUB4(4, VPSRLW, 4, 192, 192, Y7, Y13)
-	Q3KSUB4(6, VPSRLW, 5, 224, 224, Y7, Y13)
-	VMOVDQU 64(SI)(R13*1), Y3
-	VMOVDQU (SI)(R13*1), Y4
-	Q3KSUB4(0, VPSRLW, 2, 128, 128, Y8, Y15)
-	Q3KSUB4(2, VPSRLW, 3, 160, 160, Y8, Y15)
-	Q3KSUB4(4, VPSRLW, 4, 192, 192, Y8, Y15)
-	Q3KSUB4(6, VPSRLW, 5, 224, 224, Y8, Y15)
+	Q3KROW0(32(SI), (SI), Y5, Y9)
+	Q3KROW0(32(SI)(R12*1), (SI)(R12*1), Y6, Y10)
+	Q3KROW0(32(SI)(R12*2), (SI)(R12*2), Y7, Y13)
+	Q3KROW0(32(SI)(R13*1), (SI)(R13*1), Y8, Y15)
+	Q3KROW1(64(SI), (SI), Y5, Y9)
+	Q3KROW1(64(SI)(R12*1), (SI)(R12*1), Y6, Y10)
+	Q3KROW1(64(SI)(R12*2), (SI)(R12*2), Y7, Y13)
+	Q3KROW1(64(SI)(R13*1), (SI)(R13*1), Y8, Y15)
 	VPHADDD      Y10, Y9, Y9
 	VPHADDD      Y15, Y13, Y13
 	VPHADDD      Y13, Y9, Y9

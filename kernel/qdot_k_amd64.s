@@ -1,6 +1,7 @@
 //go:build amd64 && !purego
 
 #include "textflag.h"
+#include "qk_amd64.h"
 
 // AVX2 dot products of Q5_K, Q5_0 and Q5_1 weight rows with Q8_K and Q8_0
 // activations (see qdot.go and qdot_k_amd64.go). Unsigned quants times
@@ -384,17 +385,6 @@ q41done:
 	VCVTDQ2PS    Y4, Y4; \
 	VFMADD231PS  Y4, Y7, acc
 
-// K4SUM reduces acc (Y register y, x its low half) as KHSUM_Y0 does and
-// stores lane 0 at o(AX) (clobbers X4).
-#define K4SUM(y, x, o) \
-	VEXTRACTF128 $1, y, X4; \
-	VADDPS       X4, x, x; \
-	VMOVHLPS     x, x, X4; \
-	VADDPS       X4, x, x; \
-	VMOVSHDUP    x, X4; \
-	VADDSS       X4, x, x; \
-	VMOVSS       x, o(AX)
-
 // func dot4Q5_0AVX2(out *[4]float32, w []byte, rb int, q []int8, d []float32)
 //
 // out[r] = dotQ5_0AVX2 of row r at w[r*rb:] for r = 0..3, bit for bit: the
@@ -446,9 +436,9 @@ q504loop:
 
 q504done:
 	MOVQ out+0(FP), AX
-	K4SUM(Y0, X0, 0)
-	K4SUM(Y1, X1, 4)
-	K4SUM(Y2, X2, 8)
-	K4SUM(Y3, X3, 12)
+	HSUMSTORE(Y0, X0, X4, 0(AX))
+	HSUMSTORE(Y1, X1, X4, 4(AX))
+	HSUMSTORE(Y2, X2, X4, 8(AX))
+	HSUMSTORE(Y3, X3, X4, 12(AX))
 	VZEROUPPER
 	RET

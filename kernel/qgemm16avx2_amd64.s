@@ -2,6 +2,7 @@
 
 #include "textflag.h"
 #include "qgemm16_amd64.h"
+#include "qk_amd64.h"
 
 // AVX2 sixteen-row GEMM micro-kernels (qgemm16.go) for CPUs without
 // AVX512_VNNI, on the same repacked tiles (packQ4_0x16, packQ8_0x16) and
@@ -1117,45 +1118,6 @@ DATA gemm16D32<>+0x10(SB)/8, $0x0000002000000020
 DATA gemm16D32<>+0x18(SB)/8, $0x0000002000000020
 GLOBL gemm16D32<>(SB), RODATA|NOPTR, $32
 
-// Q3KPSC sets X register x to the sixteen 6-bit scale fields (+32) of the
-// Q3_K row whose 12 scale bytes are at p0 (p1 = p0+4, p2 = p0+8), as
-// dotQ3KAVX2 unpacks them (clobbers R11-R15).
-#define Q3KPSC(p0, p1, p2, x) \
-	MOVL    p0, R11; \
-	MOVL    p1, R12; \
-	MOVL    p2, R13; \
-	MOVL    R13, R14; \
-	ANDL    $0x03030303, R14; \
-	SHLL    $4, R14; \
-	MOVL    R11, R15; \
-	ANDL    $0x0f0f0f0f, R15; \
-	ORL     R14, R15; \
-	VMOVD   R15, x; \
-	MOVL    R13, R14; \
-	SHRL    $2, R14; \
-	ANDL    $0x03030303, R14; \
-	SHLL    $4, R14; \
-	MOVL    R12, R15; \
-	ANDL    $0x0f0f0f0f, R15; \
-	ORL     R14, R15; \
-	VPINSRD $1, R15, x, x; \
-	MOVL    R13, R14; \
-	SHRL    $4, R14; \
-	ANDL    $0x03030303, R14; \
-	SHLL    $4, R14; \
-	MOVL    R11, R15; \
-	SHRL    $4, R15; \
-	ANDL    $0x0f0f0f0f, R15; \
-	ORL     R14, R15; \
-	VPINSRD $2, R15, x, x; \
-	SHRL    $6, R13; \
-	ANDL    $0x03030303, R13; \
-	SHLL    $4, R13; \
-	SHRL    $4, R12; \
-	ANDL    $0x0f0f0f0f, R12; \
-	ORL     R13, R12; \
-	VPINSRD $3, R12, x, x
-
 // Q3KPQ sets y to a Q3_K row's 32 quant bytes at m shifted right by X8
 // and masked to two bits, with the hmask bit (the 32 bytes at hm shifted
 // right by X9) at bit 2: 0..7, the value plus 4 (clobbers Y10).
@@ -1188,35 +1150,35 @@ pq3a2half:
 	ADDQ $108, R10
 	SCALES8(0)
 	SUBQ $108, R10
-	Q3KPSC(96(R10), 100(R10), 104(R10), X0)
+	Q3KSCALES(96(R10), 100(R10), 104(R10), X0, R11, R12, R13, R14, R15)
 	VMOVDQU X0, f-128(SP)
 	VPMOVZXBD X0, Y0
 	VPSUBD gemm16D32<>(SB), Y0, Y0
-	Q3KPSC(96(R10)(AX*1), 100(R10)(AX*1), 104(R10)(AX*1), X1)
+	Q3KSCALES(96(R10)(AX*1), 100(R10)(AX*1), 104(R10)(AX*1), X1, R11, R12, R13, R14, R15)
 	VMOVDQU X1, f-112(SP)
 	VPMOVZXBD X1, Y1
 	VPSUBD gemm16D32<>(SB), Y1, Y1
-	Q3KPSC(96(R10)(AX*2), 100(R10)(AX*2), 104(R10)(AX*2), X2)
+	Q3KSCALES(96(R10)(AX*2), 100(R10)(AX*2), 104(R10)(AX*2), X2, R11, R12, R13, R14, R15)
 	VMOVDQU X2, f-96(SP)
 	VPMOVZXBD X2, Y2
 	VPSUBD gemm16D32<>(SB), Y2, Y2
-	Q3KPSC(96(R10)(BX*1), 100(R10)(BX*1), 104(R10)(BX*1), X3)
+	Q3KSCALES(96(R10)(BX*1), 100(R10)(BX*1), 104(R10)(BX*1), X3, R11, R12, R13, R14, R15)
 	VMOVDQU X3, f-80(SP)
 	VPMOVZXBD X3, Y3
 	VPSUBD gemm16D32<>(SB), Y3, Y3
-	Q3KPSC(96(R10)(AX*4), 100(R10)(AX*4), 104(R10)(AX*4), X4)
+	Q3KSCALES(96(R10)(AX*4), 100(R10)(AX*4), 104(R10)(AX*4), X4, R11, R12, R13, R14, R15)
 	VMOVDQU X4, f-64(SP)
 	VPMOVZXBD X4, Y4
 	VPSUBD gemm16D32<>(SB), Y4, Y4
-	Q3KPSC(96(R10)(DX*1), 100(R10)(DX*1), 104(R10)(DX*1), X5)
+	Q3KSCALES(96(R10)(DX*1), 100(R10)(DX*1), 104(R10)(DX*1), X5, R11, R12, R13, R14, R15)
 	VMOVDQU X5, f-48(SP)
 	VPMOVZXBD X5, Y5
 	VPSUBD gemm16D32<>(SB), Y5, Y5
-	Q3KPSC(96(R10)(BX*2), 100(R10)(BX*2), 104(R10)(BX*2), X6)
+	Q3KSCALES(96(R10)(BX*2), 100(R10)(BX*2), 104(R10)(BX*2), X6, R11, R12, R13, R14, R15)
 	VMOVDQU X6, f-32(SP)
 	VPMOVZXBD X6, Y6
 	VPSUBD gemm16D32<>(SB), Y6, Y6
-	Q3KPSC(96(R10)(R8*1), 100(R10)(R8*1), 104(R10)(R8*1), X7)
+	Q3KSCALES(96(R10)(R8*1), 100(R10)(R8*1), 104(R10)(R8*1), X7, R11, R12, R13, R14, R15)
 	VMOVDQU X7, f-16(SP)
 	VPMOVZXBD X7, Y7
 	VPSUBD gemm16D32<>(SB), Y7, Y7
@@ -1239,11 +1201,11 @@ pq3a2half:
 	VPSUBD gemm16D32<>(SB), Y7, Y7
 	T8(64+512)
 	LEAQ 1088(DI), R14
-	LEAQ 32(R10), R13
-	XORQ R12, R12
-	MOVQ $0, R15
+	LEAQ 32(R10), R13 // half h = 0, then 1
+	XORQ R12, R12 // shift 2j
+	XORQ R15, R15
 
-pq3a2q0:
+pq3a2q:
 	VMOVQ R12, X8
 	VMOVQ R15, X9
 	Q3KPQ((R13), (R10), Y0)
@@ -1256,31 +1218,14 @@ pq3a2q0:
 	Q3KPQ((R13)(R8*1), (R10)(R8*1), Y7)
 	T8AT(0, R14)
 	ADDQ $512, R14
+	INCQ R15 // 4h+j
 	ADDQ $2, R12
-	INCQ R15
 	CMPQ R12, $8
-	JB   pq3a2q0
-	LEAQ 64(R10), R13
+	JB   pq3a2q
 	XORQ R12, R12
-	MOVQ $4, R15
-
-pq3a2q1:
-	VMOVQ R12, X8
-	VMOVQ R15, X9
-	Q3KPQ((R13), (R10), Y0)
-	Q3KPQ((R13)(AX*1), (R10)(AX*1), Y1)
-	Q3KPQ((R13)(AX*2), (R10)(AX*2), Y2)
-	Q3KPQ((R13)(BX*1), (R10)(BX*1), Y3)
-	Q3KPQ((R13)(AX*4), (R10)(AX*4), Y4)
-	Q3KPQ((R13)(DX*1), (R10)(DX*1), Y5)
-	Q3KPQ((R13)(BX*2), (R10)(BX*2), Y6)
-	Q3KPQ((R13)(R8*1), (R10)(R8*1), Y7)
-	T8AT(0, R14)
-	ADDQ $512, R14
-	ADDQ $2, R12
-	INCQ R15
-	CMPQ R12, $8
-	JB   pq3a2q1
+	ADDQ $32, R13
+	CMPQ R15, $8
+	JB   pq3a2q
 	CMPQ R10, SI
 	JNE  pq3a2next
 	LEAQ (SI)(R9*1), R10

@@ -261,10 +261,11 @@ pq2a2half:
 	T8(128)
 	LEAQ ·k23Shuf(SB), R11
 	LEAQ 640(DI), R14
-	LEAQ 16(R10), R13
-	XORQ R12, R12
+	LEAQ 16(R10), R13 // half h = 0, then 1
+	XORQ R12, R12 // shift 2j
+	XORQ R15, R15
 
-pq2a2q0:
+pq2a2q:
 	VMOVQ R12, X8
 	Q2KPQ((R13), (R10), Y0)
 	Q2KPQ((R13)(AX*1), (R10)(AX*1), Y1)
@@ -277,28 +278,14 @@ pq2a2q0:
 	T8AT(0, R14)
 	ADDQ $32, R11
 	ADDQ $512, R14
+	INCQ R15 // 4h+j
 	ADDQ $2, R12
 	CMPQ R12, $8
-	JB   pq2a2q0
-	LEAQ 48(R10), R13
+	JB   pq2a2q
 	XORQ R12, R12
-
-pq2a2q1:
-	VMOVQ R12, X8
-	Q2KPQ((R13), (R10), Y0)
-	Q2KPQ((R13)(AX*1), (R10)(AX*1), Y1)
-	Q2KPQ((R13)(AX*2), (R10)(AX*2), Y2)
-	Q2KPQ((R13)(BX*1), (R10)(BX*1), Y3)
-	Q2KPQ((R13)(AX*4), (R10)(AX*4), Y4)
-	Q2KPQ((R13)(DX*1), (R10)(DX*1), Y5)
-	Q2KPQ((R13)(BX*2), (R10)(BX*2), Y6)
-	Q2KPQ((R13)(R8*1), (R10)(R8*1), Y7)
-	T8AT(0, R14)
-	ADDQ $32, R11
-	ADDQ $512, R14
-	ADDQ $2, R12
-	CMPQ R12, $8
-	JB   pq2a2q1
+	ADDQ $32, R13
+	CMPQ R15, $8
+	JB   pq2a2q
 	CMPQ R10, SI
 	JNE  pq2a2next
 	LEAQ (SI)(R9*1), R10
