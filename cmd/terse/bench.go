@@ -14,6 +14,15 @@ import (
 )
 
 func runBench(args []string, stdout, stderr io.Writer) error {
+	args, prof, err := profileFlags(args)
+	if err != nil {
+		return err
+	}
+	stop, err := prof.start()
+	if err != nil {
+		return err
+	}
+	defer stop()
 	fs := newFlags("bench", stderr)
 	mf := addModelFlags(fs)
 	threads := fs.Int("threads", 0, "worker threads (0: all cores)")

@@ -232,7 +232,7 @@ func (e prefixless) Unwrap() error { return e.err }
 func trimPrefix(err error) error { return prefixless{err} }
 
 // profiling holds the hidden --cpuprofile and --memprofile flags of
-// compress, for measuring it; they are not in -h.
+// compress and bench, for measuring them; they are not in -h.
 type profiling struct{ cpu, mem string }
 
 // profileFlags takes --cpuprofile FILE and --memprofile FILE (one or two
@@ -303,12 +303,12 @@ func (p profiling) start() (func(), error) {
 		if p.mem != "" {
 			f, err := os.Create(p.mem)
 			if err != nil {
-				fmt.Fprintf(os.Stderr, "terse compress: memory profile: %v\n", err)
+				fmt.Fprintf(os.Stderr, "terse: memory profile: %v\n", err)
 				return
 			}
 			runtime.GC()
 			if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
-				fmt.Fprintf(os.Stderr, "terse compress: memory profile: %v\n", err)
+				fmt.Fprintf(os.Stderr, "terse: memory profile: %v\n", err)
 			}
 			f.Close()
 		}
