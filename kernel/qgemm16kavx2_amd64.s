@@ -28,12 +28,12 @@
 //
 // out[t*ostride+r] = row r · token t for the sixteen Q4_K rows packed
 // in pack (nb super-blocks, nb > 0) and the group of 4 token(s) at acts.
-// As in gemm16Q6_Kx4AVX2PF the tile is walked once per token pair with
-// both halves side by side: Y0-Y3 are the int32 sums of token t (of the
-// pass), half h in Y(2t+h), Y4-Y7 their int16 pairs, multiplied by the
-// rows' scales in one VPMADDWD per sub-block (Y12, Y13: the scales as
-// int16 pairs); the mins' sums (VPMULLD by the activations' block sums)
-// live in the frame.
+// The tile is walked once per token pair (BX = 0 or 8) with both
+// eight-row halves side by side, so each broadcast feeds two VPMADDUBSW:
+// Y0-Y3 are the int32 sums of token t (of the pass), half h in Y(2t+h),
+// Y4-Y7 their int16 pairs, folded every 8 vectors by one VPMADDWD by
+// the rows' sub-block scales as int16 pairs (Y12, Y13); the mins' sums
+// (VPMULLD by the activations' sub-block sums) live in the frame.
 TEXT ·gemm16Q4_Kx4AVX2PF(SB), NOSPLIT, $128-112
 	MOVQ pf_base+88(FP), R12
 	MOVQ R12, AX
@@ -42,7 +42,7 @@ TEXT ·gemm16Q4_Kx4AVX2PF(SB), NOSPLIT, $128-112
 	SHLQ $2, R13
 	XORQ BX, BX
 
-gemm16Q4_Kx4AVX2pass:
+gemm16Q4_Kx4AVX2PFpass:
 	MOVQ pack_base+32(FP), SI
 	MOVQ acts_base+64(FP), DI
 	MOVQ nb+56(FP), CX
@@ -57,7 +57,7 @@ gemm16Q4_Kx4AVX2pass:
 	VMOVUPS Y0, (R8)(R13*1)
 	VMOVUPS Y0, 32(R8)(R13*1)
 
-gemm16Q4_Kx4AVX2blk:
+gemm16Q4_Kx4AVX2PFblk:
 	VPXOR Y0, Y0, Y0
 	VPXOR Y1, Y1, Y1
 	VPXOR Y2, Y2, Y2
@@ -76,7 +76,13 @@ gemm16Q4_Kx4AVX2blk:
 	LEAQ 1040(DI)(R15*1), R15
 	MOVQ $8, DX
 
-gemm16Q4_Kx4AVX2blks:
+gemm16Q4_Kx4AVX2PFsub:
+	VMOVDQU 0(R11), Y12
+	VPSLLD $16, Y12, Y14
+	VPBLENDW $0xaa, Y14, Y12, Y12
+	VMOVDQU 32(R11), Y13
+	VPSLLD $16, Y13, Y14
+	VPBLENDW $0xaa, Y14, Y13, Y13
 	VPXOR Y4, Y4, Y4
 	VPXOR Y5, Y5, Y5
 	VPXOR Y6, Y6, Y6
@@ -177,12 +183,6 @@ gemm16Q4_Kx4AVX2blks:
 	VPADDW Y11, Y6, Y6
 	VPMADDUBSW Y10, Y9, Y11
 	VPADDW Y11, Y7, Y7
-	VMOVDQU 0(R11), Y12
-	VPSLLD $16, Y12, Y14
-	VPBLENDW $0xaa, Y14, Y12, Y12
-	VMOVDQU 32(R11), Y13
-	VPSLLD $16, Y13, Y14
-	VPBLENDW $0xaa, Y14, Y13, Y13
 	VPMADDWD Y12, Y4, Y4
 	VPADDD Y4, Y0, Y0
 	VPMADDWD Y13, Y5, Y5
@@ -210,15 +210,15 @@ gemm16Q4_Kx4AVX2blks:
 	ADDQ $32, R14
 	ADDQ $4, R15
 	CMPQ R12, AX
-	JAE  gemm16Q4_Kx4AVX2blksnopf
+	JAE  gemm16Q4_Kx4AVX2PFnopf
 	PREFETCHT1 0(R12)
 	PREFETCHT1 64(R12)
 	PREFETCHT1 128(R12)
 	ADDQ $192, R12
 
-gemm16Q4_Kx4AVX2blksnopf:
+gemm16Q4_Kx4AVX2PFnopf:
 	DECQ DX
-	JNZ  gemm16Q4_Kx4AVX2blks
+	JNZ  gemm16Q4_Kx4AVX2PFsub
 	VBROADCASTSS 1024(DI)(BX*1), Y8
 	VMULPS 0(SI), Y8, Y9
 	VCVTDQ2PS Y0, Y0
@@ -260,10 +260,10 @@ gemm16Q4_Kx4AVX2blksnopf:
 	ADDQ $5248, SI
 	ADDQ $1296, DI
 	DECQ CX
-	JNZ  gemm16Q4_Kx4AVX2blk
+	JNZ  gemm16Q4_Kx4AVX2PFblk
 	ADDQ $8, BX
 	CMPQ BX, $16
-	JB   gemm16Q4_Kx4AVX2pass
+	JB   gemm16Q4_Kx4AVX2PFpass
 	VZEROUPPER
 	RET
 
