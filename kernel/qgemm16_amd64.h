@@ -223,10 +223,9 @@
 	MOVQ AX, X14; \
 	VPBROADCASTD X14, Y14
 
-// T8AT transposes Y0-Y7 as 8×8 dwords (row r of the input in Yr) and
-// stores column k (dword k of the eight rows) at o+64k(p) (clobbers
-// Y8-Y15).
-#define T8AT(o, p) \
+// T8REG transposes Y0-Y7 as 8×8 dwords (row r of the input in Yr) into
+// Y8-Y15 (column k, dword k of the eight rows, in Y8+k; clobbers Y0-Y7).
+#define T8REG \
 	VPUNPCKLDQ  Y1, Y0, Y8; \
 	VPUNPCKHDQ  Y1, Y0, Y9; \
 	VPUNPCKLDQ  Y3, Y2, Y10; \
@@ -250,7 +249,12 @@
 	VPERM2I128  $0x31, Y4, Y0, Y12; \
 	VPERM2I128  $0x31, Y5, Y1, Y13; \
 	VPERM2I128  $0x31, Y6, Y2, Y14; \
-	VPERM2I128  $0x31, Y7, Y3, Y15; \
+	VPERM2I128  $0x31, Y7, Y3, Y15
+
+// T8AT transposes Y0-Y7 as 8×8 dwords (T8REG) and stores column k at
+// o+64k(p) (clobbers Y0-Y15).
+#define T8AT(o, p) \
+	T8REG; \
 	VMOVDQU     Y8, (o+0)(p); \
 	VMOVDQU     Y9, (o+64)(p); \
 	VMOVDQU     Y10, (o+128)(p); \

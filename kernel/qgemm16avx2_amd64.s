@@ -1216,6 +1216,48 @@ GLOBL gemm16Q4KMask03<>(SB), RODATA|NOPTR, $16
 	ADDQ AX, R12; \
 	Q4Q(qo, ls, Y7)
 
+// Q4KCHUNK repacks the 32 quant bytes at qo of the eight rows from R10
+// (rows AX apart), columns 64c..64c+63 of a super-block: one 8×8 dword
+// transpose of the raw bytes, whose column k (columns 64c+4k..+3 in the
+// low nibbles, 64c+32+4k..+3 in the high ones) then gives the tile's
+// vectors at o+64k (low) and o+512+64k (high) (clobbers R12, Y0-Y15).
+#define Q4KCHUNK(qo, o) \
+	MOVQ    R10, R12; \
+	VMOVDQU qo(R12), Y0; \
+	ADDQ    AX, R12; \
+	VMOVDQU qo(R12), Y1; \
+	ADDQ    AX, R12; \
+	VMOVDQU qo(R12), Y2; \
+	ADDQ    AX, R12; \
+	VMOVDQU qo(R12), Y3; \
+	ADDQ    AX, R12; \
+	VMOVDQU qo(R12), Y4; \
+	ADDQ    AX, R12; \
+	VMOVDQU qo(R12), Y5; \
+	ADDQ    AX, R12; \
+	VMOVDQU qo(R12), Y6; \
+	ADDQ    AX, R12; \
+	VMOVDQU qo(R12), Y7; \
+	T8REG; \
+	VMOVDQU gemm16Mask0f<>(SB), Y0; \
+	Q4KNIB(Y8, o); \
+	Q4KNIB(Y9, o+64); \
+	Q4KNIB(Y10, o+128); \
+	Q4KNIB(Y11, o+192); \
+	Q4KNIB(Y12, o+256); \
+	Q4KNIB(Y13, o+320); \
+	Q4KNIB(Y14, o+384); \
+	Q4KNIB(Y15, o+448)
+
+// Q4KNIB stores the low nibbles of y at o(DI) and the high ones at
+// o+512(DI) (Y0: 0x0f bytes; clobbers Y1).
+#define Q4KNIB(y, o) \
+	VPAND   Y0, y, Y1; \
+	VMOVDQU Y1, o(DI); \
+	VPSRLW  $4, y, y; \
+	VPAND   Y0, y, y; \
+	VMOVDQU y, (o+512)(DI)
+
 // Q4KHALF repacks the eight rows from R10 into the tile at DI, rows
 // 8h..8h+7 (ho = 32h): d, dmin, the scales and mins, the quants.
 #define Q4KHALF(ho) \
@@ -1227,22 +1269,10 @@ GLOBL gemm16Q4KMask03<>(SB), RODATA|NOPTR, $16
 	T8(128+ho); \
 	Q4KSMROWS(8); \
 	T8(640+ho); \
-	Q4QROWS(16, 0); \
-	T8(1152+ho); \
-	Q4QROWS(16, 4); \
-	T8(1152+512+ho); \
-	Q4QROWS(48, 0); \
-	T8(1152+1024+ho); \
-	Q4QROWS(48, 4); \
-	T8(1152+1536+ho); \
-	Q4QROWS(80, 0); \
-	T8(1152+2048+ho); \
-	Q4QROWS(80, 4); \
-	T8(1152+2560+ho); \
-	Q4QROWS(112, 0); \
-	T8(1152+3072+ho); \
-	Q4QROWS(112, 4); \
-	T8(1152+3584+ho)
+	Q4KCHUNK(16, 1152+ho); \
+	Q4KCHUNK(48, 1152+1024+ho); \
+	Q4KCHUNK(80, 1152+2048+ho); \
+	Q4KCHUNK(112, 1152+3072+ho)
 
 // func pack16Q4_KAVX2(dst, w []byte, rb, nb int)
 //
