@@ -1190,32 +1190,6 @@ GLOBL gemm16Q4KMask03<>(SB), RODATA|NOPTR, $16
 	ADDQ AX, R12; \
 	Q4KSM(sel, X7, Y7)
 
-// Q4Q sets y to the 32 nibbles (shifted right by ls: 0 low, 4 high) of
-// the 32 quant bytes at qo(R12).
-#define Q4Q(qo, ls, y) \
-	VMOVDQU qo(R12), y; \
-	VPSRLW  $ls, y, y; \
-	VPAND   gemm16Mask0f<>(SB), y, y
-
-// Q4QROWS sets Y0-Y7 to Q4Q of the eight rows from R10.
-#define Q4QROWS(qo, ls) \
-	MOVQ R10, R12; \
-	Q4Q(qo, ls, Y0); \
-	ADDQ AX, R12; \
-	Q4Q(qo, ls, Y1); \
-	ADDQ AX, R12; \
-	Q4Q(qo, ls, Y2); \
-	ADDQ AX, R12; \
-	Q4Q(qo, ls, Y3); \
-	ADDQ AX, R12; \
-	Q4Q(qo, ls, Y4); \
-	ADDQ AX, R12; \
-	Q4Q(qo, ls, Y5); \
-	ADDQ AX, R12; \
-	Q4Q(qo, ls, Y6); \
-	ADDQ AX, R12; \
-	Q4Q(qo, ls, Y7)
-
 // Q4KCHUNK repacks the 32 quant bytes at qo of the eight rows from R10
 // (rows AX apart), columns 64c..64c+63 of a super-block: one 8×8 dword
 // transpose of the raw bytes, whose column k (columns 64c+4k..+3 in the
@@ -1367,35 +1341,51 @@ GLOBL gemm16I32x32<>(SB), RODATA|NOPTR, $32
 	ADDQ AX, R12; \
 	IQXSC(X7, Y7)
 
-// IQXQ sets y to sub-block s's 32 values plus 128 of the row at R12: the
-// low nibbles of its 16 bytes at qo(R12) (columns 0-15) in the low lane,
-// the high ones (columns 16-31) in the high lane (clobbers Y15).
-#define IQXQ(qo, y) \
-	VBROADCASTI128 qo(R12), y; \
-	VPSRLW         $4, y, Y15; \
-	VPBLENDD       $0xf0, Y15, y, y; \
-	VPAND          gemm16Mask0f<>(SB), y, y; \
-	VMOVDQU        gemm16IQ4U8<>(SB), Y15; \
-	VPSHUFB        y, Y15, y
+// IQXCHUNK repacks the 32 quant bytes at qo (two sub-blocks) of the eight
+// rows from R10 (rows AX apart): one 8×8 dword transpose of the raw bytes,
+// whose column k holds, in its low and high nibbles, columns 4k'..4k'+3
+// and 16+4k'..+3 of sub-block k/4 (k' = k mod 4); their values plus 128
+// go to o+512(k/4)+64k' and 256 bytes after (clobbers R12, Y0-Y15).
+#define IQXCHUNK(qo, o) \
+	MOVQ    R10, R12; \
+	VMOVDQU qo(R12), Y0; \
+	ADDQ    AX, R12; \
+	VMOVDQU qo(R12), Y1; \
+	ADDQ    AX, R12; \
+	VMOVDQU qo(R12), Y2; \
+	ADDQ    AX, R12; \
+	VMOVDQU qo(R12), Y3; \
+	ADDQ    AX, R12; \
+	VMOVDQU qo(R12), Y4; \
+	ADDQ    AX, R12; \
+	VMOVDQU qo(R12), Y5; \
+	ADDQ    AX, R12; \
+	VMOVDQU qo(R12), Y6; \
+	ADDQ    AX, R12; \
+	VMOVDQU qo(R12), Y7; \
+	T8REG; \
+	VMOVDQU gemm16Mask0f<>(SB), Y0; \
+	VMOVDQU gemm16IQ4U8<>(SB), Y1; \
+	IQXNIB(Y8, o); \
+	IQXNIB(Y9, o+64); \
+	IQXNIB(Y10, o+128); \
+	IQXNIB(Y11, o+192); \
+	IQXNIB(Y12, o+512); \
+	IQXNIB(Y13, o+576); \
+	IQXNIB(Y14, o+640); \
+	IQXNIB(Y15, o+704)
 
-// IQXQROWS sets Y0-Y7 to IQXQ of the eight rows from R10.
-#define IQXQROWS(qo) \
-	MOVQ R10, R12; \
-	IQXQ(qo, Y0); \
-	ADDQ AX, R12; \
-	IQXQ(qo, Y1); \
-	ADDQ AX, R12; \
-	IQXQ(qo, Y2); \
-	ADDQ AX, R12; \
-	IQXQ(qo, Y3); \
-	ADDQ AX, R12; \
-	IQXQ(qo, Y4); \
-	ADDQ AX, R12; \
-	IQXQ(qo, Y5); \
-	ADDQ AX, R12; \
-	IQXQ(qo, Y6); \
-	ADDQ AX, R12; \
-	IQXQ(qo, Y7)
+// IQXNIB stores the values plus 128 of the low nibbles of y at o(DI) and
+// of the high ones at o+256(DI) (Y0: 0x0f bytes, Y1: gemm16IQ4U8;
+// clobbers Y2).
+#define IQXNIB(y, o) \
+	VPAND   Y0, y, Y2; \
+	VPSHUFB Y2, Y1, Y2; \
+	VMOVDQU Y2, o(DI); \
+	VPSRLW  $4, y, y; \
+	VPAND   Y0, y, y; \
+	VPSHUFB y, Y1, y; \
+	VMOVDQU y, (o+256)(DI)
 
 // IQXHALF repacks the eight rows from R10 into the tile at DI, rows
 // 8h..8h+7 (ho = 32h): d, the eight sub-block scales, the 256 values.
@@ -1403,22 +1393,10 @@ GLOBL gemm16I32x32<>(SB), RODATA|NOPTR, $32
 	SCALES8(ho); \
 	IQXSCROWS; \
 	T8(64+ho); \
-	IQXQROWS(8); \
-	T8(576+ho); \
-	IQXQROWS(24); \
-	T8(576+512+ho); \
-	IQXQROWS(40); \
-	T8(576+1024+ho); \
-	IQXQROWS(56); \
-	T8(576+1536+ho); \
-	IQXQROWS(72); \
-	T8(576+2048+ho); \
-	IQXQROWS(88); \
-	T8(576+2560+ho); \
-	IQXQROWS(104); \
-	T8(576+3072+ho); \
-	IQXQROWS(120); \
-	T8(576+3584+ho)
+	IQXCHUNK(8, 576+ho); \
+	IQXCHUNK(40, 576+1024+ho); \
+	IQXCHUNK(72, 576+2048+ho); \
+	IQXCHUNK(104, 576+3072+ho)
 
 // func pack16IQ4_XSAVX2(dst, w []byte, rb, nb int)
 //
