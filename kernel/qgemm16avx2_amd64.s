@@ -1037,40 +1037,6 @@ pq4a2loop:
 	VZEROUPPER
 	RET
 
-// Q6Q computes into y the 32 quants of one row (R12 its block) of 32
-// consecutive columns: the nibbles of the 32 ql bytes at qo(R12), shifted
-// right by ls (0 or 4), with the two bits of the qh bytes at ho(R12) that
-// the left shift hs and right shift hr bring to bits 4-5 (clobbers Y15).
-#define Q6Q(qo, ho, ls, hs, hr, y) \
-	VMOVDQU qo(R12), y; \
-	VPSRLW  $ls, y, y; \
-	VPAND   gemm16Mask0f<>(SB), y, y; \
-	VMOVDQU ho(R12), Y15; \
-	VPSLLW  $hs, Y15, Y15; \
-	VPSRLW  $hr, Y15, Y15; \
-	VPAND   gemm16Mask30<>(SB), Y15, Y15; \
-	VPOR    Y15, y, y
-
-// Q6ROWS computes Q6Q for the eight rows from R10 (rows AX apart) into
-// Y0-Y7 (R12 walks the rows).
-#define Q6ROWS(qo, ho, ls, hs, hr) \
-	MOVQ R10, R12; \
-	Q6Q(qo, ho, ls, hs, hr, Y0); \
-	ADDQ AX, R12; \
-	Q6Q(qo, ho, ls, hs, hr, Y1); \
-	ADDQ AX, R12; \
-	Q6Q(qo, ho, ls, hs, hr, Y2); \
-	ADDQ AX, R12; \
-	Q6Q(qo, ho, ls, hs, hr, Y3); \
-	ADDQ AX, R12; \
-	Q6Q(qo, ho, ls, hs, hr, Y4); \
-	ADDQ AX, R12; \
-	Q6Q(qo, ho, ls, hs, hr, Y5); \
-	ADDQ AX, R12; \
-	Q6Q(qo, ho, ls, hs, hr, Y6); \
-	ADDQ AX, R12; \
-	Q6Q(qo, ho, ls, hs, hr, Y7)
-
 // Q6SC sign-extends eight int8 scales at so(R10) of each of the eight
 // rows into Y0-Y7.
 #define Q6SC(so) \
@@ -1083,6 +1049,77 @@ pq4a2loop:
 	VPMOVSXBD so(R10)(BX*2), Y6; \
 	VPMOVSXBD so(R10)(R8*1), Y7
 
+// Q6LOAD8 loads the 32 bytes at qo of the eight rows from R10 (rows AX
+// apart) into Y0-Y7 (clobbers R12).
+#define Q6LOAD8(qo) \
+	MOVQ    R10, R12; \
+	VMOVDQU qo(R12), Y0; \
+	ADDQ    AX, R12; \
+	VMOVDQU qo(R12), Y1; \
+	ADDQ    AX, R12; \
+	VMOVDQU qo(R12), Y2; \
+	ADDQ    AX, R12; \
+	VMOVDQU qo(R12), Y3; \
+	ADDQ    AX, R12; \
+	VMOVDQU qo(R12), Y4; \
+	ADDQ    AX, R12; \
+	VMOVDQU qo(R12), Y5; \
+	ADDQ    AX, R12; \
+	VMOVDQU qo(R12), Y6; \
+	ADDQ    AX, R12; \
+	VMOVDQU qo(R12), Y7
+
+// Q6KCHUNK repacks 128 columns of the eight rows from R10, the ql bytes at
+// qlo (64) and qh bytes at qho (32): the raw bytes transposed as 8×8
+// dwords, ql's two 32-byte halves into the frame, qh's into Y8-Y15, whose
+// column k then gives the tile's vectors of columns 4k..4k+3 of each
+// 32-column quarter at o+512j+64k (clobbers R12, Y0-Y15).
+#define Q6KCHUNK(qlo, qho, o) \
+	Q6LOAD8(qlo); \
+	T8AT(0, SP); \
+	Q6LOAD8(qlo+32); \
+	T8AT(32, SP); \
+	Q6LOAD8(qho); \
+	T8REG; \
+	VMOVDQU gemm16Mask0f<>(SB), Y0; \
+	VMOVDQU gemm16Mask30<>(SB), Y1; \
+	Q6KCOL(Y8, 0, o); \
+	Q6KCOL(Y9, 64, o+64); \
+	Q6KCOL(Y10, 128, o+128); \
+	Q6KCOL(Y11, 192, o+192); \
+	Q6KCOL(Y12, 256, o+256); \
+	Q6KCOL(Y13, 320, o+320); \
+	Q6KCOL(Y14, 384, o+384); \
+	Q6KCOL(Y15, 448, o+448)
+
+// Q6KCOL writes the four tile vectors of transposed column k: ql's at f
+// and f+32 in the frame, qh's in h (Y0: 0x0f bytes, Y1: 0x30 bytes;
+// clobbers Y2-Y5, h).
+#define Q6KCOL(h, f, o) \
+	VMOVDQU f(SP), Y2; \
+	VMOVDQU (f+32)(SP), Y3; \
+	VPAND   Y0, Y2, Y4; \
+	VPSLLW  $4, h, Y5; \
+	VPAND   Y1, Y5, Y5; \
+	VPOR    Y5, Y4, Y4; \
+	VMOVDQU Y4, o(DI); \
+	VPAND   Y0, Y3, Y4; \
+	VPSLLW  $2, h, Y5; \
+	VPAND   Y1, Y5, Y5; \
+	VPOR    Y5, Y4, Y4; \
+	VMOVDQU Y4, (o+512)(DI); \
+	VPSRLW  $4, Y2, Y2; \
+	VPAND   Y0, Y2, Y2; \
+	VPAND   Y1, h, Y5; \
+	VPOR    Y5, Y2, Y2; \
+	VMOVDQU Y2, (o+1024)(DI); \
+	VPSRLW  $4, Y3, Y3; \
+	VPAND   Y0, Y3, Y3; \
+	VPSRLW  $2, h, h; \
+	VPAND   Y1, h, h; \
+	VPOR    h, Y3, Y3; \
+	VMOVDQU Y3, (o+1536)(DI)
+
 // Q6HALF repacks the eight rows from R10 into the tile at DI, rows
 // 8h..8h+7 (ho = 32h): d, the sixteen scales, the 256 quants.
 #define Q6HALF(ho) \
@@ -1093,27 +1130,13 @@ pq4a2loop:
 	T8(64+ho); \
 	Q6SC(200); \
 	T8(576+ho); \
-	Q6ROWS(0, 128, 0, 4, 0); \
-	T8(1088+ho); \
-	Q6ROWS(32, 128, 0, 2, 0); \
-	T8(1088+512+ho); \
-	Q6ROWS(0, 128, 4, 0, 0); \
-	T8(1088+1024+ho); \
-	Q6ROWS(32, 128, 4, 0, 2); \
-	T8(1088+1536+ho); \
-	Q6ROWS(64, 160, 0, 4, 0); \
-	T8(1088+2048+ho); \
-	Q6ROWS(96, 160, 0, 2, 0); \
-	T8(1088+2560+ho); \
-	Q6ROWS(64, 160, 4, 0, 0); \
-	T8(1088+3072+ho); \
-	Q6ROWS(96, 160, 4, 0, 2); \
-	T8(1088+3584+ho)
+	Q6KCHUNK(0, 128, 1088+ho); \
+	Q6KCHUNK(64, 160, 1088+2048+ho)
 
 // func pack16Q6_KAVX2(dst, w []byte, rb, nb int)
 //
 // packQ6Kx16 with AVX2 transposes: dst gets nb·5184 bytes.
-TEXT ·pack16Q6_KAVX2(SB), NOSPLIT, $0-64
+TEXT ·pack16Q6_KAVX2(SB), NOSPLIT, $512-64
 	PACKARGS2
 
 pq6a2loop:
