@@ -283,23 +283,15 @@
 
 // SCALES8 converts the binary16 scales at 0(R10) of the eight rows from R10
 // (R10 = row 0's block, rows AX apart) into float32 at do(DI) (clobbers
-// R11, X0, Y1).
+// X0, Y1).
 #define SCALES8(do) \
-	MOVWLZX   (R10), R11; \
-	VPINSRW   $0, R11, X0, X0; \
-	MOVWLZX   (R10)(AX*1), R11; \
-	VPINSRW   $1, R11, X0, X0; \
-	MOVWLZX   (R10)(AX*2), R11; \
-	VPINSRW   $2, R11, X0, X0; \
-	MOVWLZX   (R10)(BX*1), R11; \
-	VPINSRW   $3, R11, X0, X0; \
-	MOVWLZX   (R10)(AX*4), R11; \
-	VPINSRW   $4, R11, X0, X0; \
-	MOVWLZX   (R10)(DX*1), R11; \
-	VPINSRW   $5, R11, X0, X0; \
-	MOVWLZX   (R10)(BX*2), R11; \
-	VPINSRW   $6, R11, X0, X0; \
-	MOVWLZX   (R10)(R8*1), R11; \
-	VPINSRW   $7, R11, X0, X0; \
+	VPINSRW   $0, (R10), X0, X0; \
+	VPINSRW   $1, (R10)(AX*1), X0, X0; \
+	VPINSRW   $2, (R10)(AX*2), X0, X0; \
+	VPINSRW   $3, (R10)(BX*1), X0, X0; \
+	VPINSRW   $4, (R10)(AX*4), X0, X0; \
+	VPINSRW   $5, (R10)(DX*1), X0, X0; \
+	VPINSRW   $6, (R10)(BX*2), X0, X0; \
+	VPINSRW   $7, (R10)(R8*1), X0, X0; \
 	VCVTPH2PS X0, Y1; \
 	VMOVUPS   Y1, do(DI)
