@@ -62,7 +62,7 @@ type Config struct {
 	// which the integer decode path dots the weights of exactRowType types
 	// (Q8_0, Q4_0, Q4_K, Q6_K, IQ4_XS, Q2_K, Q3_K) through the sixteen-row
 	// kernels (qgemm16.go, where the level
-	// has them: AVX512_VNNI, and on AVX2 all but Q3_K, from four tokens)
+	// has them: AVX512_VNNI, and on AVX2 from four tokens)
 	// instead of row by row: each 16-row weight tile
 	// is repacked once and dotted with every token. Both routes give ggml's
 	// dot bit for bit (the row kernels of these types do the reference's

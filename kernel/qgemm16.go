@@ -40,9 +40,10 @@ import (
 // exact row types among them) also take decode batches of four or more
 // (minDecode), their four-token kernels prefetching the next band's rows
 // as they compute (x4pf: a 1B Q4_0 batch-8 decode step on Zen 3 11% faster
-// than reading each band first); the others are repacked in Go
-// (packLegacy4x16, packQ5Kx16), which costs more than small batches gain,
-// so their kernels take only prefill batches (goPack).
+// than reading each band first). Q5_K's tiles are repacked with AVX2 too
+// (pack16Q5_KAVX2), the legacy types' in Go (packLegacy4x16); none of
+// these is an exact row type, so their kernels take only prefill batches
+// (prefillOnly).
 
 // gemm16Fn is a sixteen-row kernel: out[t*ostride+r] = row r · token t for
 // the rows packed in pack (nb blocks) and the token group at acts
@@ -69,9 +70,11 @@ type gemm16Kernels struct {
 	// q127 kernels are exact only for activation quants in −127..127 (the
 	// activation quantizer's range; the AVX2 Q8_0 kernels' sign trick).
 	q127 bool
-	// goPack kernels repack in Go, which costs more than small batches
-	// gain from the tiles: they take only prefill batches (qTileRoute).
-	goPack bool
+	// prefillOnly kernels take only prefill batches (qTileRoute): their
+	// rows are not exact, so decode batches would take the tiles at
+	// every size, one token included, and their repacking (in Go, but
+	// Q5_K's) costs more there than the tiles gain.
+	prefillOnly bool
 	// minDecode, where above Config.QTileMin, is the smallest decode batch
 	// of an exactRowType type that takes the tiles: kernel sets without an
 	// x8 run two or three tokens as one-token passes over the tile, slower
@@ -84,7 +87,7 @@ func (k gemm16Kernels) ok() bool { return k.x1 != nil && k.pack != nil }
 
 // decode reports whether the kernels also take decode-size batches
 // (qTileRoute): they exist and repack at native speed.
-func (k gemm16Kernels) decode() bool { return k.ok() && !k.goPack }
+func (k gemm16Kernels) decode() bool { return k.ok() && !k.prefillOnly }
 
 // kernel returns the kernel for groups of g tokens.
 func (k gemm16Kernels) kernel(g int) gemm16Fn {

@@ -1271,6 +1271,7 @@ GLOBL gemm16Q4KMask03<>(SB), RODATA|NOPTR, $16
 	Q4KCHUNK(80, 1152+2048+ho); \
 	Q4KCHUNK(112, 1152+3072+ho)
 
+
 // func pack16Q4_KAVX2(dst, w []byte, rb, nb int)
 //
 // packQ4Kx16 with AVX2 shuffles and transposes: dst gets nb·5248 bytes.
@@ -1288,6 +1289,497 @@ pq4ka2loop:
 	JNZ  pq4ka2loop
 	VZEROUPPER
 	RET
+
+// gemm16Mask10 is 32 bytes of 0x10, the fifth bit of a Q5_K quant.
+DATA gemm16Mask10<>+0x00(SB)/8, $0x1010101010101010
+DATA gemm16Mask10<>+0x08(SB)/8, $0x1010101010101010
+DATA gemm16Mask10<>+0x10(SB)/8, $0x1010101010101010
+DATA gemm16Mask10<>+0x18(SB)/8, $0x1010101010101010
+GLOBL gemm16Mask10<>(SB), RODATA|NOPTR, $32
+
+// Q5KHALF repacks the eight Q5_K rows from R10 into the tile at DI, rows
+// 8h..8h+7 (ho = 32h), as Q4KHALF does the Q4_K rows, each quant with its
+// fifth bit: the rows' 32 qh bytes are transposed once into the frame,
+// and bits 2c and 2c+1 of a qh byte join the low and high nibbles of the
+// quant byte at the same place in chunk c (clobbers R12, Y0-Y15).
+#define Q5KHALF(ho) \
+	SCALES8(ho); \
+	ADDQ $2, R10; \
+	SCALES8(64+ho); \
+	SUBQ $2, R10; \
+	Q4KSMROWS(0); \
+	T8(128+ho); \
+	Q4KSMROWS(8); \
+	T8(640+ho); \
+	Q6LOAD8(16); \
+	T8AT(0, SP); \
+	Q5KCHUNK0(48+0, 1152+0+ho); \
+	Q5KCHUNK1(48+32, 1152+1024+ho); \
+	Q5KCHUNK2(48+64, 1152+2048+ho); \
+	Q5KCHUNK3(48+96, 1152+3072+ho)
+
+// Q5KCHUNK0 repacks chunk 0 (the 32 qs bytes at qo) of the eight rows
+// from R10 into the tile's vectors at o (low nibbles, fifth bit 0) and
+// o+512 (high nibbles, fifth bit 1).
+#define Q5KCHUNK0(qo, o) \
+	Q6LOAD8(qo); \
+	T8REG; \
+	VMOVDQU gemm16Mask0f<>(SB), Y0; \
+	VMOVDQU gemm16Mask10<>(SB), Y1; \
+	VMOVDQU 0(SP), Y3; \
+	VPAND   Y0, Y8, Y2; \
+	VPSLLW  $4, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y2, Y2; \
+	VMOVDQU Y2, (o+0)(DI); \
+	VMOVDQU 0(SP), Y3; \
+	VPSRLW  $4, Y8, Y8; \
+	VPAND   Y0, Y8, Y8; \
+	VPSLLW  $3, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y8, Y8; \
+	VMOVDQU Y8, (o+512)(DI); \
+	VMOVDQU 64(SP), Y3; \
+	VPAND   Y0, Y9, Y2; \
+	VPSLLW  $4, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y2, Y2; \
+	VMOVDQU Y2, (o+64)(DI); \
+	VMOVDQU 64(SP), Y3; \
+	VPSRLW  $4, Y9, Y9; \
+	VPAND   Y0, Y9, Y9; \
+	VPSLLW  $3, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y9, Y9; \
+	VMOVDQU Y9, (o+576)(DI); \
+	VMOVDQU 128(SP), Y3; \
+	VPAND   Y0, Y10, Y2; \
+	VPSLLW  $4, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y2, Y2; \
+	VMOVDQU Y2, (o+128)(DI); \
+	VMOVDQU 128(SP), Y3; \
+	VPSRLW  $4, Y10, Y10; \
+	VPAND   Y0, Y10, Y10; \
+	VPSLLW  $3, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y10, Y10; \
+	VMOVDQU Y10, (o+640)(DI); \
+	VMOVDQU 192(SP), Y3; \
+	VPAND   Y0, Y11, Y2; \
+	VPSLLW  $4, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y2, Y2; \
+	VMOVDQU Y2, (o+192)(DI); \
+	VMOVDQU 192(SP), Y3; \
+	VPSRLW  $4, Y11, Y11; \
+	VPAND   Y0, Y11, Y11; \
+	VPSLLW  $3, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y11, Y11; \
+	VMOVDQU Y11, (o+704)(DI); \
+	VMOVDQU 256(SP), Y3; \
+	VPAND   Y0, Y12, Y2; \
+	VPSLLW  $4, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y2, Y2; \
+	VMOVDQU Y2, (o+256)(DI); \
+	VMOVDQU 256(SP), Y3; \
+	VPSRLW  $4, Y12, Y12; \
+	VPAND   Y0, Y12, Y12; \
+	VPSLLW  $3, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y12, Y12; \
+	VMOVDQU Y12, (o+768)(DI); \
+	VMOVDQU 320(SP), Y3; \
+	VPAND   Y0, Y13, Y2; \
+	VPSLLW  $4, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y2, Y2; \
+	VMOVDQU Y2, (o+320)(DI); \
+	VMOVDQU 320(SP), Y3; \
+	VPSRLW  $4, Y13, Y13; \
+	VPAND   Y0, Y13, Y13; \
+	VPSLLW  $3, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y13, Y13; \
+	VMOVDQU Y13, (o+832)(DI); \
+	VMOVDQU 384(SP), Y3; \
+	VPAND   Y0, Y14, Y2; \
+	VPSLLW  $4, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y2, Y2; \
+	VMOVDQU Y2, (o+384)(DI); \
+	VMOVDQU 384(SP), Y3; \
+	VPSRLW  $4, Y14, Y14; \
+	VPAND   Y0, Y14, Y14; \
+	VPSLLW  $3, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y14, Y14; \
+	VMOVDQU Y14, (o+896)(DI); \
+	VMOVDQU 448(SP), Y3; \
+	VPAND   Y0, Y15, Y2; \
+	VPSLLW  $4, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y2, Y2; \
+	VMOVDQU Y2, (o+448)(DI); \
+	VMOVDQU 448(SP), Y3; \
+	VPSRLW  $4, Y15, Y15; \
+	VPAND   Y0, Y15, Y15; \
+	VPSLLW  $3, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y15, Y15; \
+	VMOVDQU Y15, (o+960)(DI)
+
+// Q5KCHUNK1 repacks chunk 1 (the 32 qs bytes at qo) of the eight rows
+// from R10 into the tile's vectors at o (low nibbles, fifth bit 2) and
+// o+512 (high nibbles, fifth bit 3).
+#define Q5KCHUNK1(qo, o) \
+	Q6LOAD8(qo); \
+	T8REG; \
+	VMOVDQU gemm16Mask0f<>(SB), Y0; \
+	VMOVDQU gemm16Mask10<>(SB), Y1; \
+	VMOVDQU 0(SP), Y3; \
+	VPAND   Y0, Y8, Y2; \
+	VPSLLW  $2, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y2, Y2; \
+	VMOVDQU Y2, (o+0)(DI); \
+	VMOVDQU 0(SP), Y3; \
+	VPSRLW  $4, Y8, Y8; \
+	VPAND   Y0, Y8, Y8; \
+	VPSLLW  $1, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y8, Y8; \
+	VMOVDQU Y8, (o+512)(DI); \
+	VMOVDQU 64(SP), Y3; \
+	VPAND   Y0, Y9, Y2; \
+	VPSLLW  $2, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y2, Y2; \
+	VMOVDQU Y2, (o+64)(DI); \
+	VMOVDQU 64(SP), Y3; \
+	VPSRLW  $4, Y9, Y9; \
+	VPAND   Y0, Y9, Y9; \
+	VPSLLW  $1, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y9, Y9; \
+	VMOVDQU Y9, (o+576)(DI); \
+	VMOVDQU 128(SP), Y3; \
+	VPAND   Y0, Y10, Y2; \
+	VPSLLW  $2, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y2, Y2; \
+	VMOVDQU Y2, (o+128)(DI); \
+	VMOVDQU 128(SP), Y3; \
+	VPSRLW  $4, Y10, Y10; \
+	VPAND   Y0, Y10, Y10; \
+	VPSLLW  $1, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y10, Y10; \
+	VMOVDQU Y10, (o+640)(DI); \
+	VMOVDQU 192(SP), Y3; \
+	VPAND   Y0, Y11, Y2; \
+	VPSLLW  $2, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y2, Y2; \
+	VMOVDQU Y2, (o+192)(DI); \
+	VMOVDQU 192(SP), Y3; \
+	VPSRLW  $4, Y11, Y11; \
+	VPAND   Y0, Y11, Y11; \
+	VPSLLW  $1, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y11, Y11; \
+	VMOVDQU Y11, (o+704)(DI); \
+	VMOVDQU 256(SP), Y3; \
+	VPAND   Y0, Y12, Y2; \
+	VPSLLW  $2, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y2, Y2; \
+	VMOVDQU Y2, (o+256)(DI); \
+	VMOVDQU 256(SP), Y3; \
+	VPSRLW  $4, Y12, Y12; \
+	VPAND   Y0, Y12, Y12; \
+	VPSLLW  $1, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y12, Y12; \
+	VMOVDQU Y12, (o+768)(DI); \
+	VMOVDQU 320(SP), Y3; \
+	VPAND   Y0, Y13, Y2; \
+	VPSLLW  $2, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y2, Y2; \
+	VMOVDQU Y2, (o+320)(DI); \
+	VMOVDQU 320(SP), Y3; \
+	VPSRLW  $4, Y13, Y13; \
+	VPAND   Y0, Y13, Y13; \
+	VPSLLW  $1, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y13, Y13; \
+	VMOVDQU Y13, (o+832)(DI); \
+	VMOVDQU 384(SP), Y3; \
+	VPAND   Y0, Y14, Y2; \
+	VPSLLW  $2, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y2, Y2; \
+	VMOVDQU Y2, (o+384)(DI); \
+	VMOVDQU 384(SP), Y3; \
+	VPSRLW  $4, Y14, Y14; \
+	VPAND   Y0, Y14, Y14; \
+	VPSLLW  $1, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y14, Y14; \
+	VMOVDQU Y14, (o+896)(DI); \
+	VMOVDQU 448(SP), Y3; \
+	VPAND   Y0, Y15, Y2; \
+	VPSLLW  $2, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y2, Y2; \
+	VMOVDQU Y2, (o+448)(DI); \
+	VMOVDQU 448(SP), Y3; \
+	VPSRLW  $4, Y15, Y15; \
+	VPAND   Y0, Y15, Y15; \
+	VPSLLW  $1, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y15, Y15; \
+	VMOVDQU Y15, (o+960)(DI)
+
+// Q5KCHUNK2 repacks chunk 2 (the 32 qs bytes at qo) of the eight rows
+// from R10 into the tile's vectors at o (low nibbles, fifth bit 4) and
+// o+512 (high nibbles, fifth bit 5).
+#define Q5KCHUNK2(qo, o) \
+	Q6LOAD8(qo); \
+	T8REG; \
+	VMOVDQU gemm16Mask0f<>(SB), Y0; \
+	VMOVDQU gemm16Mask10<>(SB), Y1; \
+	VMOVDQU 0(SP), Y3; \
+	VPAND   Y0, Y8, Y2; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y2, Y2; \
+	VMOVDQU Y2, (o+0)(DI); \
+	VMOVDQU 0(SP), Y3; \
+	VPSRLW  $4, Y8, Y8; \
+	VPAND   Y0, Y8, Y8; \
+	VPSRLW  $1, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y8, Y8; \
+	VMOVDQU Y8, (o+512)(DI); \
+	VMOVDQU 64(SP), Y3; \
+	VPAND   Y0, Y9, Y2; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y2, Y2; \
+	VMOVDQU Y2, (o+64)(DI); \
+	VMOVDQU 64(SP), Y3; \
+	VPSRLW  $4, Y9, Y9; \
+	VPAND   Y0, Y9, Y9; \
+	VPSRLW  $1, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y9, Y9; \
+	VMOVDQU Y9, (o+576)(DI); \
+	VMOVDQU 128(SP), Y3; \
+	VPAND   Y0, Y10, Y2; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y2, Y2; \
+	VMOVDQU Y2, (o+128)(DI); \
+	VMOVDQU 128(SP), Y3; \
+	VPSRLW  $4, Y10, Y10; \
+	VPAND   Y0, Y10, Y10; \
+	VPSRLW  $1, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y10, Y10; \
+	VMOVDQU Y10, (o+640)(DI); \
+	VMOVDQU 192(SP), Y3; \
+	VPAND   Y0, Y11, Y2; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y2, Y2; \
+	VMOVDQU Y2, (o+192)(DI); \
+	VMOVDQU 192(SP), Y3; \
+	VPSRLW  $4, Y11, Y11; \
+	VPAND   Y0, Y11, Y11; \
+	VPSRLW  $1, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y11, Y11; \
+	VMOVDQU Y11, (o+704)(DI); \
+	VMOVDQU 256(SP), Y3; \
+	VPAND   Y0, Y12, Y2; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y2, Y2; \
+	VMOVDQU Y2, (o+256)(DI); \
+	VMOVDQU 256(SP), Y3; \
+	VPSRLW  $4, Y12, Y12; \
+	VPAND   Y0, Y12, Y12; \
+	VPSRLW  $1, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y12, Y12; \
+	VMOVDQU Y12, (o+768)(DI); \
+	VMOVDQU 320(SP), Y3; \
+	VPAND   Y0, Y13, Y2; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y2, Y2; \
+	VMOVDQU Y2, (o+320)(DI); \
+	VMOVDQU 320(SP), Y3; \
+	VPSRLW  $4, Y13, Y13; \
+	VPAND   Y0, Y13, Y13; \
+	VPSRLW  $1, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y13, Y13; \
+	VMOVDQU Y13, (o+832)(DI); \
+	VMOVDQU 384(SP), Y3; \
+	VPAND   Y0, Y14, Y2; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y2, Y2; \
+	VMOVDQU Y2, (o+384)(DI); \
+	VMOVDQU 384(SP), Y3; \
+	VPSRLW  $4, Y14, Y14; \
+	VPAND   Y0, Y14, Y14; \
+	VPSRLW  $1, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y14, Y14; \
+	VMOVDQU Y14, (o+896)(DI); \
+	VMOVDQU 448(SP), Y3; \
+	VPAND   Y0, Y15, Y2; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y2, Y2; \
+	VMOVDQU Y2, (o+448)(DI); \
+	VMOVDQU 448(SP), Y3; \
+	VPSRLW  $4, Y15, Y15; \
+	VPAND   Y0, Y15, Y15; \
+	VPSRLW  $1, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y15, Y15; \
+	VMOVDQU Y15, (o+960)(DI)
+
+// Q5KCHUNK3 repacks chunk 3 (the 32 qs bytes at qo) of the eight rows
+// from R10 into the tile's vectors at o (low nibbles, fifth bit 6) and
+// o+512 (high nibbles, fifth bit 7).
+#define Q5KCHUNK3(qo, o) \
+	Q6LOAD8(qo); \
+	T8REG; \
+	VMOVDQU gemm16Mask0f<>(SB), Y0; \
+	VMOVDQU gemm16Mask10<>(SB), Y1; \
+	VMOVDQU 0(SP), Y3; \
+	VPAND   Y0, Y8, Y2; \
+	VPSRLW  $2, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y2, Y2; \
+	VMOVDQU Y2, (o+0)(DI); \
+	VMOVDQU 0(SP), Y3; \
+	VPSRLW  $4, Y8, Y8; \
+	VPAND   Y0, Y8, Y8; \
+	VPSRLW  $3, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y8, Y8; \
+	VMOVDQU Y8, (o+512)(DI); \
+	VMOVDQU 64(SP), Y3; \
+	VPAND   Y0, Y9, Y2; \
+	VPSRLW  $2, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y2, Y2; \
+	VMOVDQU Y2, (o+64)(DI); \
+	VMOVDQU 64(SP), Y3; \
+	VPSRLW  $4, Y9, Y9; \
+	VPAND   Y0, Y9, Y9; \
+	VPSRLW  $3, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y9, Y9; \
+	VMOVDQU Y9, (o+576)(DI); \
+	VMOVDQU 128(SP), Y3; \
+	VPAND   Y0, Y10, Y2; \
+	VPSRLW  $2, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y2, Y2; \
+	VMOVDQU Y2, (o+128)(DI); \
+	VMOVDQU 128(SP), Y3; \
+	VPSRLW  $4, Y10, Y10; \
+	VPAND   Y0, Y10, Y10; \
+	VPSRLW  $3, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y10, Y10; \
+	VMOVDQU Y10, (o+640)(DI); \
+	VMOVDQU 192(SP), Y3; \
+	VPAND   Y0, Y11, Y2; \
+	VPSRLW  $2, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y2, Y2; \
+	VMOVDQU Y2, (o+192)(DI); \
+	VMOVDQU 192(SP), Y3; \
+	VPSRLW  $4, Y11, Y11; \
+	VPAND   Y0, Y11, Y11; \
+	VPSRLW  $3, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y11, Y11; \
+	VMOVDQU Y11, (o+704)(DI); \
+	VMOVDQU 256(SP), Y3; \
+	VPAND   Y0, Y12, Y2; \
+	VPSRLW  $2, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y2, Y2; \
+	VMOVDQU Y2, (o+256)(DI); \
+	VMOVDQU 256(SP), Y3; \
+	VPSRLW  $4, Y12, Y12; \
+	VPAND   Y0, Y12, Y12; \
+	VPSRLW  $3, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y12, Y12; \
+	VMOVDQU Y12, (o+768)(DI); \
+	VMOVDQU 320(SP), Y3; \
+	VPAND   Y0, Y13, Y2; \
+	VPSRLW  $2, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y2, Y2; \
+	VMOVDQU Y2, (o+320)(DI); \
+	VMOVDQU 320(SP), Y3; \
+	VPSRLW  $4, Y13, Y13; \
+	VPAND   Y0, Y13, Y13; \
+	VPSRLW  $3, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y13, Y13; \
+	VMOVDQU Y13, (o+832)(DI); \
+	VMOVDQU 384(SP), Y3; \
+	VPAND   Y0, Y14, Y2; \
+	VPSRLW  $2, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y2, Y2; \
+	VMOVDQU Y2, (o+384)(DI); \
+	VMOVDQU 384(SP), Y3; \
+	VPSRLW  $4, Y14, Y14; \
+	VPAND   Y0, Y14, Y14; \
+	VPSRLW  $3, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y14, Y14; \
+	VMOVDQU Y14, (o+896)(DI); \
+	VMOVDQU 448(SP), Y3; \
+	VPAND   Y0, Y15, Y2; \
+	VPSRLW  $2, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y2, Y2; \
+	VMOVDQU Y2, (o+448)(DI); \
+	VMOVDQU 448(SP), Y3; \
+	VPSRLW  $4, Y15, Y15; \
+	VPAND   Y0, Y15, Y15; \
+	VPSRLW  $3, Y3, Y3; \
+	VPAND   Y1, Y3, Y3; \
+	VPOR    Y3, Y15, Y15; \
+	VMOVDQU Y15, (o+960)(DI)
+
+// func pack16Q5_KAVX2(dst, w []byte, rb, nb int)
+//
+// packQ5Kx16 with AVX2 shuffles and transposes: dst gets nb·5248 bytes.
+TEXT ·pack16Q5_KAVX2(SB), NOSPLIT, $512-64
+	PACKARGS2
+
+pq5ka2loop:
+	MOVQ SI, R10
+	Q5KHALF(0)
+	LEAQ (SI)(R9*1), R10
+	Q5KHALF(32)
+	ADDQ $176, SI
+	ADDQ $5248, DI
+	DECQ CX
+	JNZ  pq5ka2loop
+	VZEROUPPER
+	RET
+
 
 // The IQ4 values plus 128 in both 128-bit lanes, for VPSHUFB.
 DATA gemm16IQ4U8<>+0x00(SB)/8, $0x766a5d4f3f2d1801
