@@ -40,9 +40,10 @@ import (
 // exact row types among them) also take decode batches of four or more
 // (minDecode), their four-token kernels prefetching the next band's rows
 // as they compute (x4pf: a 1B Q4_0 batch-8 decode step on Zen 3 11% faster
-// than reading each band first). Q5_K's tiles are repacked with AVX2 too
-// (pack16Q5_KAVX2), the legacy types' in Go (packLegacy4x16); none of
-// these is an exact row type, so their kernels take only prefill batches
+// than reading each band first). The tiles of Q5_K and of the legacy
+// types are repacked with AVX2 too (pack16Q5_KAVX2, pack16Q5_0AVX2, …:
+// packQ5Kx16's and packLegacy4x16's layouts), but none of these is an
+// exact row type, so their kernels take only prefill batches
 // (prefillOnly).
 
 // gemm16Fn is a sixteen-row kernel: out[t*ostride+r] = row r · token t for
@@ -72,8 +73,7 @@ type gemm16Kernels struct {
 	q127 bool
 	// prefillOnly kernels take only prefill batches (qTileRoute): their
 	// rows are not exact, so decode batches would take the tiles at
-	// every size, one token included, and their repacking (in Go, but
-	// Q5_K's) costs more there than the tiles gain.
+	// every size, one token included, where the rows are faster.
 	prefillOnly bool
 	// minDecode, where above Config.QTileMin, is the smallest decode batch
 	// of an exactRowType type that takes the tiles: kernel sets without an
@@ -319,18 +319,6 @@ func packLegacy4x16(dt tensor.DType, dst, w []byte, rb, nb int) {
 		}
 	}
 }
-
-// packQ4_1AVX2 is packLegacy4x16 for Q4_1 rows.
-func packQ4_1AVX2(dst, w []byte, rb, nb int) { packLegacy4x16(tensor.Q4_1, dst, w, rb, nb) }
-
-// packQ5_0AVX2 is packLegacy4x16 for Q5_0 rows.
-func packQ5_0AVX2(dst, w []byte, rb, nb int) { packLegacy4x16(tensor.Q5_0, dst, w, rb, nb) }
-
-// packQ5_1AVX2 is packLegacy4x16 for Q5_1 rows.
-func packQ5_1AVX2(dst, w []byte, rb, nb int) { packLegacy4x16(tensor.Q5_1, dst, w, rb, nb) }
-
-// packIQ4_NLAVX2 is packLegacy4x16 for IQ4_NL rows.
-func packIQ4_NLAVX2(dst, w []byte, rb, nb int) { packLegacy4x16(tensor.IQ4_NL, dst, w, rb, nb) }
 
 // nibbleBit4[h] has bit 4 of byte i set where bit i of h is.
 var nibbleBit4 = func() (t [16]uint32) {

@@ -183,6 +183,20 @@ func pack16Q3_KAVX2(dst, w []byte, rb, nb int)
 //go:noescape
 func pack16Q4_KAVX2(dst, w []byte, rb, nb int)
 
+// The AVX2 repackings of the legacy types into packLegacy4x16's tiles.
+//
+//go:noescape
+func pack16IQ4_NLAVX2(dst, w []byte, rb, nb int)
+
+//go:noescape
+func pack16Q5_0AVX2(dst, w []byte, rb, nb int)
+
+//go:noescape
+func pack16Q4_1AVX2(dst, w []byte, rb, nb int)
+
+//go:noescape
+func pack16Q5_1AVX2(dst, w []byte, rb, nb int)
+
 // pack16Q5_KAVX2 is packQ5Kx16 with AVX2 transposes.
 //
 //go:noescape
@@ -265,8 +279,8 @@ func gemm16For(l level, dt tensor.DType) (k gemm16Kernels) {
 		// AVX2 kernels on the same tiles. Decode batches take them only
 		// for the exact row types: the others would take the tiles at
 		// every batch size (qTileRoute), one token included, where the
-		// rows are faster; so Q4_1, Q5_0, Q5_1, IQ4_NL (repacked in Go)
-		// and Q5_K take them for prefill only (prefillOnly). Two or three tokens
+		// rows are faster; so Q4_1, Q5_0, Q5_1, IQ4_NL and Q5_K take them
+		// for prefill only (prefillOnly). Two or three tokens
 		// stay on the rows (minDecode), since these sets have no two-token
 		// kernel.
 		switch dt {
@@ -287,13 +301,13 @@ func gemm16For(l level, dt tensor.DType) (k gemm16Kernels) {
 		case tensor.Q5_K: // the Q4_K tile layout
 			return gemm16Kernels{x4: gemm16Q5_Kx4AVX2, x1: gemm16Q5_Kx1AVX2, pack: pack16Q5_KAVX2, blk: qkBlock, tile: pack16Q4K, actBlock: actBlockK, prefillOnly: true}
 		case tensor.Q4_1:
-			return gemm16Kernels{x4: gemm16Q4_1x4AVX2, x1: gemm16Q4_1x1AVX2, pack: packQ4_1AVX2, blk: q8Block, tile: pack16Q4_1, actBlock: 40, prefillOnly: true}
+			return gemm16Kernels{x4: gemm16Q4_1x4AVX2, x1: gemm16Q4_1x1AVX2, pack: pack16Q4_1AVX2, blk: q8Block, tile: pack16Q4_1, actBlock: 40, prefillOnly: true}
 		case tensor.Q5_1: // the Q4_1 kernels
-			return gemm16Kernels{x4: gemm16Q4_1x4AVX2, x1: gemm16Q4_1x1AVX2, pack: packQ5_1AVX2, blk: q8Block, tile: pack16Q4_1, actBlock: 40, prefillOnly: true}
+			return gemm16Kernels{x4: gemm16Q4_1x4AVX2, x1: gemm16Q4_1x1AVX2, pack: pack16Q5_1AVX2, blk: q8Block, tile: pack16Q4_1, actBlock: 40, prefillOnly: true}
 		case tensor.Q5_0: // the Q8_0 kernels, on tiles of value+128 (packLegacy4x16)
-			return gemm16Kernels{x4: gemm16Q8_0x4AVX2, x4pf: gemm16Q8_0x4AVX2PF, x1: gemm16Q8_0x1AVX2, pack: packQ5_0AVX2, blk: q8Block, tile: pack16Q8_0, actBlock: 40, q127: true, prefillOnly: true}
+			return gemm16Kernels{x4: gemm16Q8_0x4AVX2, x4pf: gemm16Q8_0x4AVX2PF, x1: gemm16Q8_0x1AVX2, pack: pack16Q5_0AVX2, blk: q8Block, tile: pack16Q8_0, actBlock: 40, q127: true, prefillOnly: true}
 		case tensor.IQ4_NL:
-			return gemm16Kernels{x4: gemm16Q8_0x4AVX2, x4pf: gemm16Q8_0x4AVX2PF, x1: gemm16Q8_0x1AVX2, pack: packIQ4_NLAVX2, blk: q8Block, tile: pack16Q8_0, actBlock: 40, q127: true, prefillOnly: true}
+			return gemm16Kernels{x4: gemm16Q8_0x4AVX2, x4pf: gemm16Q8_0x4AVX2PF, x1: gemm16Q8_0x1AVX2, pack: pack16IQ4_NLAVX2, blk: q8Block, tile: pack16Q8_0, actBlock: 40, q127: true, prefillOnly: true}
 		}
 		return k
 	}

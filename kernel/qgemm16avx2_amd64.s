@@ -2073,3 +2073,455 @@ pq3a2next:
 	JNZ  pq3a2loop
 	VZEROUPPER
 	RET
+// The legacy repackings' constants: VPSHUFB patterns that copy byte j
+// of every dword into all four of its bytes, and the bits of four
+// consecutive columns, low or high half of a byte, in a dword's bytes.
+DATA legacyShuf0<>+0x00(SB)/8, $0x0404040400000000
+DATA legacyShuf0<>+0x08(SB)/8, $0x0c0c0c0c08080808
+DATA legacyShuf0<>+0x10(SB)/8, $0x0404040400000000
+DATA legacyShuf0<>+0x18(SB)/8, $0x0c0c0c0c08080808
+GLOBL legacyShuf0<>(SB), RODATA|NOPTR, $32
+DATA legacyShuf1<>+0x00(SB)/8, $0x0505050501010101
+DATA legacyShuf1<>+0x08(SB)/8, $0x0d0d0d0d09090909
+DATA legacyShuf1<>+0x10(SB)/8, $0x0505050501010101
+DATA legacyShuf1<>+0x18(SB)/8, $0x0d0d0d0d09090909
+GLOBL legacyShuf1<>(SB), RODATA|NOPTR, $32
+DATA legacyShuf2<>+0x00(SB)/8, $0x0606060602020202
+DATA legacyShuf2<>+0x08(SB)/8, $0x0e0e0e0e0a0a0a0a
+DATA legacyShuf2<>+0x10(SB)/8, $0x0606060602020202
+DATA legacyShuf2<>+0x18(SB)/8, $0x0e0e0e0e0a0a0a0a
+GLOBL legacyShuf2<>(SB), RODATA|NOPTR, $32
+DATA legacyShuf3<>+0x00(SB)/8, $0x0707070703030303
+DATA legacyShuf3<>+0x08(SB)/8, $0x0f0f0f0f0b0b0b0b
+DATA legacyShuf3<>+0x10(SB)/8, $0x0707070703030303
+DATA legacyShuf3<>+0x18(SB)/8, $0x0f0f0f0f0b0b0b0b
+GLOBL legacyShuf3<>(SB), RODATA|NOPTR, $32
+DATA legacyBitsLo<>+0x00(SB)/8, $0x0804020108040201
+DATA legacyBitsLo<>+0x08(SB)/8, $0x0804020108040201
+DATA legacyBitsLo<>+0x10(SB)/8, $0x0804020108040201
+DATA legacyBitsLo<>+0x18(SB)/8, $0x0804020108040201
+GLOBL legacyBitsLo<>(SB), RODATA|NOPTR, $32
+DATA legacyBitsHi<>+0x00(SB)/8, $0x8040201080402010
+DATA legacyBitsHi<>+0x08(SB)/8, $0x8040201080402010
+DATA legacyBitsHi<>+0x10(SB)/8, $0x8040201080402010
+DATA legacyBitsHi<>+0x18(SB)/8, $0x8040201080402010
+GLOBL legacyBitsHi<>(SB), RODATA|NOPTR, $32
+DATA legacyAdd70<>+0x00(SB)/8, $0x7070707070707070
+DATA legacyAdd70<>+0x08(SB)/8, $0x7070707070707070
+DATA legacyAdd70<>+0x10(SB)/8, $0x7070707070707070
+DATA legacyAdd70<>+0x18(SB)/8, $0x7070707070707070
+GLOBL legacyAdd70<>(SB), RODATA|NOPTR, $32
+
+// LEGACYCOLS loads the 16 quant bytes at qo of the eight rows from R10
+// (rows AX apart; rows 0-3 in the low lanes, 4-7 in the high ones) and
+// transposes them per lane as 4×4 dwords: Y0+k holds bytes 4k..4k+3 of
+// every row, columns 4k..4k+3 in their low nibbles and 16+4k..+3 in the
+// high ones (clobbers Y4-Y7).
+#define LEGACYCOLS(qo) \
+	VMOVDQU     qo(R10), X0; \
+	VINSERTI128 $1, qo(R10)(AX*4), Y0, Y0; \
+	VMOVDQU     qo(R10)(AX*1), X1; \
+	VINSERTI128 $1, qo(R10)(DX*1), Y1, Y1; \
+	VMOVDQU     qo(R10)(AX*2), X2; \
+	VINSERTI128 $1, qo(R10)(BX*2), Y2, Y2; \
+	VMOVDQU     qo(R10)(BX*1), X3; \
+	VINSERTI128 $1, qo(R10)(R8*1), Y3, Y3; \
+	VPUNPCKLDQ  Y1, Y0, Y4; \
+	VPUNPCKHDQ  Y1, Y0, Y5; \
+	VPUNPCKLDQ  Y3, Y2, Y6; \
+	VPUNPCKHDQ  Y3, Y2, Y7; \
+	VPUNPCKLQDQ Y6, Y4, Y0; \
+	VPUNPCKHQDQ Y6, Y4, Y1; \
+	VPUNPCKLQDQ Y7, Y5, Y2; \
+	VPUNPCKHQDQ Y7, Y5, Y3
+
+// LEGACYQH sets Y8 to the 32-bit qh words at qh of the eight rows from
+// R10, row r in dword r (clobbers X9).
+#define LEGACYQH(qh) \
+	VMOVD   qh(R10), X8; \
+	VPINSRD $1, qh(R10)(AX*1), X8, X8; \
+	VPINSRD $2, qh(R10)(AX*2), X8, X8; \
+	VPINSRD $3, qh(R10)(BX*1), X8, X8; \
+	VMOVD   qh(R10)(AX*4), X9; \
+	VPINSRD $1, qh(R10)(DX*1), X9, X9; \
+	VPINSRD $2, qh(R10)(BX*2), X9, X9; \
+	VPINSRD $3, qh(R10)(R8*1), X9, X9; \
+	VINSERTI128 $1, X9, Y8, Y8
+
+// LEGACYBITS sets y to bit 4 of each byte of column vector k's four
+// columns (shuf: legacyShufJ for the byte J of qh that holds them;
+// bits: legacyBitsLo or Hi) from
+// the qh words in Y8.
+#define LEGACYBITS(shuf, bits, y) \
+	VPSHUFB shuf<>(SB), Y8, y; \
+	VPAND   bits<>(SB), y, y; \
+	VPCMPEQB bits<>(SB), y, y; \
+	VPAND   legacyMask10<>(SB), y, y
+
+DATA legacyMask10<>+0x00(SB)/8, $0x1010101010101010
+DATA legacyMask10<>+0x08(SB)/8, $0x1010101010101010
+DATA legacyMask10<>+0x10(SB)/8, $0x1010101010101010
+DATA legacyMask10<>+0x18(SB)/8, $0x1010101010101010
+GLOBL legacyMask10<>(SB), RODATA|NOPTR, $32
+
+// func pack16IQ4_NLAVX2(dst, w []byte, rb, nb int)
+//
+// packLegacy4x16 for IQ4_NL rows with AVX2 transposes: dst gets nb·576
+// bytes.
+TEXT ·pack16IQ4_NLAVX2(SB), NOSPLIT, $0-64
+	PACKARGS2
+	VMOVDQU gemm16Mask0f<>(SB), Y15
+	VMOVDQU gemm16IQ4U8<>(SB), Y14
+
+pIQ4_NLloop:
+	MOVQ SI, R10
+	SCALES8(0)
+	LEGACYCOLS(2)
+	VPAND   Y15, Y0, Y4
+	VPSRLW  $4, Y0, Y5
+	VPAND   Y15, Y5, Y5
+	VPSHUFB Y4, Y14, Y4
+	VPSHUFB Y5, Y14, Y5
+	VMOVDQU Y4, 64(DI)
+	VMOVDQU Y5, 320(DI)
+	VPAND   Y15, Y1, Y4
+	VPSRLW  $4, Y1, Y5
+	VPAND   Y15, Y5, Y5
+	VPSHUFB Y4, Y14, Y4
+	VPSHUFB Y5, Y14, Y5
+	VMOVDQU Y4, 128(DI)
+	VMOVDQU Y5, 384(DI)
+	VPAND   Y15, Y2, Y4
+	VPSRLW  $4, Y2, Y5
+	VPAND   Y15, Y5, Y5
+	VPSHUFB Y4, Y14, Y4
+	VPSHUFB Y5, Y14, Y5
+	VMOVDQU Y4, 192(DI)
+	VMOVDQU Y5, 448(DI)
+	VPAND   Y15, Y3, Y4
+	VPSRLW  $4, Y3, Y5
+	VPAND   Y15, Y5, Y5
+	VPSHUFB Y4, Y14, Y4
+	VPSHUFB Y5, Y14, Y5
+	VMOVDQU Y4, 256(DI)
+	VMOVDQU Y5, 512(DI)
+	LEAQ (SI)(R9*1), R10
+	SCALES8(32)
+	LEGACYCOLS(2)
+	VPAND   Y15, Y0, Y4
+	VPSRLW  $4, Y0, Y5
+	VPAND   Y15, Y5, Y5
+	VPSHUFB Y4, Y14, Y4
+	VPSHUFB Y5, Y14, Y5
+	VMOVDQU Y4, 96(DI)
+	VMOVDQU Y5, 352(DI)
+	VPAND   Y15, Y1, Y4
+	VPSRLW  $4, Y1, Y5
+	VPAND   Y15, Y5, Y5
+	VPSHUFB Y4, Y14, Y4
+	VPSHUFB Y5, Y14, Y5
+	VMOVDQU Y4, 160(DI)
+	VMOVDQU Y5, 416(DI)
+	VPAND   Y15, Y2, Y4
+	VPSRLW  $4, Y2, Y5
+	VPAND   Y15, Y5, Y5
+	VPSHUFB Y4, Y14, Y4
+	VPSHUFB Y5, Y14, Y5
+	VMOVDQU Y4, 224(DI)
+	VMOVDQU Y5, 480(DI)
+	VPAND   Y15, Y3, Y4
+	VPSRLW  $4, Y3, Y5
+	VPAND   Y15, Y5, Y5
+	VPSHUFB Y4, Y14, Y4
+	VPSHUFB Y5, Y14, Y5
+	VMOVDQU Y4, 288(DI)
+	VMOVDQU Y5, 544(DI)
+	ADDQ $18, SI
+	ADDQ $576, DI
+	DECQ CX
+	JNZ  pIQ4_NLloop
+	VZEROUPPER
+	RET
+
+// func pack16Q5_0AVX2(dst, w []byte, rb, nb int)
+//
+// packLegacy4x16 for Q5_0 rows with AVX2 transposes: dst gets nb·576
+// bytes.
+TEXT ·pack16Q5_0AVX2(SB), NOSPLIT, $0-64
+	PACKARGS2
+	VMOVDQU gemm16Mask0f<>(SB), Y15
+
+pQ5_0loop:
+	MOVQ SI, R10
+	SCALES8(0)
+	LEGACYQH(2)
+	LEGACYCOLS(6)
+	VPAND   Y15, Y0, Y4
+	VPSRLW  $4, Y0, Y5
+	VPAND   Y15, Y5, Y5
+	LEGACYBITS(legacyShuf0, legacyBitsLo, Y6)
+	VPOR    Y6, Y4, Y4
+	LEGACYBITS(legacyShuf2, legacyBitsLo, Y7)
+	VPOR    Y7, Y5, Y5
+	VPADDB  legacyAdd70<>(SB), Y4, Y4
+	VPADDB  legacyAdd70<>(SB), Y5, Y5
+	VMOVDQU Y4, 64(DI)
+	VMOVDQU Y5, 320(DI)
+	VPAND   Y15, Y1, Y4
+	VPSRLW  $4, Y1, Y5
+	VPAND   Y15, Y5, Y5
+	LEGACYBITS(legacyShuf0, legacyBitsHi, Y6)
+	VPOR    Y6, Y4, Y4
+	LEGACYBITS(legacyShuf2, legacyBitsHi, Y7)
+	VPOR    Y7, Y5, Y5
+	VPADDB  legacyAdd70<>(SB), Y4, Y4
+	VPADDB  legacyAdd70<>(SB), Y5, Y5
+	VMOVDQU Y4, 128(DI)
+	VMOVDQU Y5, 384(DI)
+	VPAND   Y15, Y2, Y4
+	VPSRLW  $4, Y2, Y5
+	VPAND   Y15, Y5, Y5
+	LEGACYBITS(legacyShuf1, legacyBitsLo, Y6)
+	VPOR    Y6, Y4, Y4
+	LEGACYBITS(legacyShuf3, legacyBitsLo, Y7)
+	VPOR    Y7, Y5, Y5
+	VPADDB  legacyAdd70<>(SB), Y4, Y4
+	VPADDB  legacyAdd70<>(SB), Y5, Y5
+	VMOVDQU Y4, 192(DI)
+	VMOVDQU Y5, 448(DI)
+	VPAND   Y15, Y3, Y4
+	VPSRLW  $4, Y3, Y5
+	VPAND   Y15, Y5, Y5
+	LEGACYBITS(legacyShuf1, legacyBitsHi, Y6)
+	VPOR    Y6, Y4, Y4
+	LEGACYBITS(legacyShuf3, legacyBitsHi, Y7)
+	VPOR    Y7, Y5, Y5
+	VPADDB  legacyAdd70<>(SB), Y4, Y4
+	VPADDB  legacyAdd70<>(SB), Y5, Y5
+	VMOVDQU Y4, 256(DI)
+	VMOVDQU Y5, 512(DI)
+	LEAQ (SI)(R9*1), R10
+	SCALES8(32)
+	LEGACYQH(2)
+	LEGACYCOLS(6)
+	VPAND   Y15, Y0, Y4
+	VPSRLW  $4, Y0, Y5
+	VPAND   Y15, Y5, Y5
+	LEGACYBITS(legacyShuf0, legacyBitsLo, Y6)
+	VPOR    Y6, Y4, Y4
+	LEGACYBITS(legacyShuf2, legacyBitsLo, Y7)
+	VPOR    Y7, Y5, Y5
+	VPADDB  legacyAdd70<>(SB), Y4, Y4
+	VPADDB  legacyAdd70<>(SB), Y5, Y5
+	VMOVDQU Y4, 96(DI)
+	VMOVDQU Y5, 352(DI)
+	VPAND   Y15, Y1, Y4
+	VPSRLW  $4, Y1, Y5
+	VPAND   Y15, Y5, Y5
+	LEGACYBITS(legacyShuf0, legacyBitsHi, Y6)
+	VPOR    Y6, Y4, Y4
+	LEGACYBITS(legacyShuf2, legacyBitsHi, Y7)
+	VPOR    Y7, Y5, Y5
+	VPADDB  legacyAdd70<>(SB), Y4, Y4
+	VPADDB  legacyAdd70<>(SB), Y5, Y5
+	VMOVDQU Y4, 160(DI)
+	VMOVDQU Y5, 416(DI)
+	VPAND   Y15, Y2, Y4
+	VPSRLW  $4, Y2, Y5
+	VPAND   Y15, Y5, Y5
+	LEGACYBITS(legacyShuf1, legacyBitsLo, Y6)
+	VPOR    Y6, Y4, Y4
+	LEGACYBITS(legacyShuf3, legacyBitsLo, Y7)
+	VPOR    Y7, Y5, Y5
+	VPADDB  legacyAdd70<>(SB), Y4, Y4
+	VPADDB  legacyAdd70<>(SB), Y5, Y5
+	VMOVDQU Y4, 224(DI)
+	VMOVDQU Y5, 480(DI)
+	VPAND   Y15, Y3, Y4
+	VPSRLW  $4, Y3, Y5
+	VPAND   Y15, Y5, Y5
+	LEGACYBITS(legacyShuf1, legacyBitsHi, Y6)
+	VPOR    Y6, Y4, Y4
+	LEGACYBITS(legacyShuf3, legacyBitsHi, Y7)
+	VPOR    Y7, Y5, Y5
+	VPADDB  legacyAdd70<>(SB), Y4, Y4
+	VPADDB  legacyAdd70<>(SB), Y5, Y5
+	VMOVDQU Y4, 288(DI)
+	VMOVDQU Y5, 544(DI)
+	ADDQ $22, SI
+	ADDQ $576, DI
+	DECQ CX
+	JNZ  pQ5_0loop
+	VZEROUPPER
+	RET
+
+// func pack16Q4_1AVX2(dst, w []byte, rb, nb int)
+//
+// packLegacy4x16 for Q4_1 rows with AVX2 transposes: dst gets nb·640
+// bytes.
+TEXT ·pack16Q4_1AVX2(SB), NOSPLIT, $0-64
+	PACKARGS2
+	VMOVDQU gemm16Mask0f<>(SB), Y15
+
+pQ4_1loop:
+	MOVQ SI, R10
+	SCALES8(0)
+	ADDQ $2, R10
+	SCALES8(64)
+	SUBQ $2, R10
+	LEGACYCOLS(4)
+	VPAND   Y15, Y0, Y4
+	VPSRLW  $4, Y0, Y5
+	VPAND   Y15, Y5, Y5
+	VMOVDQU Y4, 128(DI)
+	VMOVDQU Y5, 384(DI)
+	VPAND   Y15, Y1, Y4
+	VPSRLW  $4, Y1, Y5
+	VPAND   Y15, Y5, Y5
+	VMOVDQU Y4, 192(DI)
+	VMOVDQU Y5, 448(DI)
+	VPAND   Y15, Y2, Y4
+	VPSRLW  $4, Y2, Y5
+	VPAND   Y15, Y5, Y5
+	VMOVDQU Y4, 256(DI)
+	VMOVDQU Y5, 512(DI)
+	VPAND   Y15, Y3, Y4
+	VPSRLW  $4, Y3, Y5
+	VPAND   Y15, Y5, Y5
+	VMOVDQU Y4, 320(DI)
+	VMOVDQU Y5, 576(DI)
+	LEAQ (SI)(R9*1), R10
+	SCALES8(32)
+	ADDQ $2, R10
+	SCALES8(96)
+	SUBQ $2, R10
+	LEGACYCOLS(4)
+	VPAND   Y15, Y0, Y4
+	VPSRLW  $4, Y0, Y5
+	VPAND   Y15, Y5, Y5
+	VMOVDQU Y4, 160(DI)
+	VMOVDQU Y5, 416(DI)
+	VPAND   Y15, Y1, Y4
+	VPSRLW  $4, Y1, Y5
+	VPAND   Y15, Y5, Y5
+	VMOVDQU Y4, 224(DI)
+	VMOVDQU Y5, 480(DI)
+	VPAND   Y15, Y2, Y4
+	VPSRLW  $4, Y2, Y5
+	VPAND   Y15, Y5, Y5
+	VMOVDQU Y4, 288(DI)
+	VMOVDQU Y5, 544(DI)
+	VPAND   Y15, Y3, Y4
+	VPSRLW  $4, Y3, Y5
+	VPAND   Y15, Y5, Y5
+	VMOVDQU Y4, 352(DI)
+	VMOVDQU Y5, 608(DI)
+	ADDQ $20, SI
+	ADDQ $640, DI
+	DECQ CX
+	JNZ  pQ4_1loop
+	VZEROUPPER
+	RET
+
+// func pack16Q5_1AVX2(dst, w []byte, rb, nb int)
+//
+// packLegacy4x16 for Q5_1 rows with AVX2 transposes: dst gets nb·640
+// bytes.
+TEXT ·pack16Q5_1AVX2(SB), NOSPLIT, $0-64
+	PACKARGS2
+	VMOVDQU gemm16Mask0f<>(SB), Y15
+
+pQ5_1loop:
+	MOVQ SI, R10
+	SCALES8(0)
+	ADDQ $2, R10
+	SCALES8(64)
+	SUBQ $2, R10
+	LEGACYQH(4)
+	LEGACYCOLS(8)
+	VPAND   Y15, Y0, Y4
+	VPSRLW  $4, Y0, Y5
+	VPAND   Y15, Y5, Y5
+	LEGACYBITS(legacyShuf0, legacyBitsLo, Y6)
+	VPOR    Y6, Y4, Y4
+	LEGACYBITS(legacyShuf2, legacyBitsLo, Y7)
+	VPOR    Y7, Y5, Y5
+	VMOVDQU Y4, 128(DI)
+	VMOVDQU Y5, 384(DI)
+	VPAND   Y15, Y1, Y4
+	VPSRLW  $4, Y1, Y5
+	VPAND   Y15, Y5, Y5
+	LEGACYBITS(legacyShuf0, legacyBitsHi, Y6)
+	VPOR    Y6, Y4, Y4
+	LEGACYBITS(legacyShuf2, legacyBitsHi, Y7)
+	VPOR    Y7, Y5, Y5
+	VMOVDQU Y4, 192(DI)
+	VMOVDQU Y5, 448(DI)
+	VPAND   Y15, Y2, Y4
+	VPSRLW  $4, Y2, Y5
+	VPAND   Y15, Y5, Y5
+	LEGACYBITS(legacyShuf1, legacyBitsLo, Y6)
+	VPOR    Y6, Y4, Y4
+	LEGACYBITS(legacyShuf3, legacyBitsLo, Y7)
+	VPOR    Y7, Y5, Y5
+	VMOVDQU Y4, 256(DI)
+	VMOVDQU Y5, 512(DI)
+	VPAND   Y15, Y3, Y4
+	VPSRLW  $4, Y3, Y5
+	VPAND   Y15, Y5, Y5
+	LEGACYBITS(legacyShuf1, legacyBitsHi, Y6)
+	VPOR    Y6, Y4, Y4
+	LEGACYBITS(legacyShuf3, legacyBitsHi, Y7)
+	VPOR    Y7, Y5, Y5
+	VMOVDQU Y4, 320(DI)
+	VMOVDQU Y5, 576(DI)
+	LEAQ (SI)(R9*1), R10
+	SCALES8(32)
+	ADDQ $2, R10
+	SCALES8(96)
+	SUBQ $2, R10
+	LEGACYQH(4)
+	LEGACYCOLS(8)
+	VPAND   Y15, Y0, Y4
+	VPSRLW  $4, Y0, Y5
+	VPAND   Y15, Y5, Y5
+	LEGACYBITS(legacyShuf0, legacyBitsLo, Y6)
+	VPOR    Y6, Y4, Y4
+	LEGACYBITS(legacyShuf2, legacyBitsLo, Y7)
+	VPOR    Y7, Y5, Y5
+	VMOVDQU Y4, 160(DI)
+	VMOVDQU Y5, 416(DI)
+	VPAND   Y15, Y1, Y4
+	VPSRLW  $4, Y1, Y5
+	VPAND   Y15, Y5, Y5
+	LEGACYBITS(legacyShuf0, legacyBitsHi, Y6)
+	VPOR    Y6, Y4, Y4
+	LEGACYBITS(legacyShuf2, legacyBitsHi, Y7)
+	VPOR    Y7, Y5, Y5
+	VMOVDQU Y4, 224(DI)
+	VMOVDQU Y5, 480(DI)
+	VPAND   Y15, Y2, Y4
+	VPSRLW  $4, Y2, Y5
+	VPAND   Y15, Y5, Y5
+	LEGACYBITS(legacyShuf1, legacyBitsLo, Y6)
+	VPOR    Y6, Y4, Y4
+	LEGACYBITS(legacyShuf3, legacyBitsLo, Y7)
+	VPOR    Y7, Y5, Y5
+	VMOVDQU Y4, 288(DI)
+	VMOVDQU Y5, 544(DI)
+	VPAND   Y15, Y3, Y4
+	VPSRLW  $4, Y3, Y5
+	VPAND   Y15, Y5, Y5
+	LEGACYBITS(legacyShuf1, legacyBitsHi, Y6)
+	VPOR    Y6, Y4, Y4
+	LEGACYBITS(legacyShuf3, legacyBitsHi, Y7)
+	VPOR    Y7, Y5, Y5
+	VMOVDQU Y4, 352(DI)
+	VMOVDQU Y5, 608(DI)
+	ADDQ $24, SI
+	ADDQ $640, DI
+	DECQ CX
+	JNZ  pQ5_1loop
+	VZEROUPPER
+	RET
+

@@ -19,7 +19,7 @@ import (
 func BenchmarkQGemm16Group(b *testing.B) {
 	const cols, n = 2048, 8
 	rows := 16 * gemm16Band
-	for _, dt := range []tensor.DType{tensor.Q4_K, tensor.Q5_K, tensor.Q6_K, tensor.Q8_0, tensor.Q4_0, tensor.IQ4_XS, tensor.Q2_K, tensor.Q3_K, tensor.Q4_1, tensor.Q5_1} {
+	for _, dt := range []tensor.DType{tensor.Q4_K, tensor.Q5_K, tensor.Q6_K, tensor.Q8_0, tensor.Q4_0, tensor.IQ4_XS, tensor.Q2_K, tensor.Q3_K, tensor.Q4_1, tensor.Q5_1, tensor.Q5_0, tensor.IQ4_NL} {
 		k := gemm16For(supported, dt)
 		if !k.ok() {
 			continue
@@ -72,7 +72,7 @@ func BenchmarkQGemm16Group(b *testing.B) {
 func BenchmarkQGemm16Pack(b *testing.B) {
 	const cols = 2048
 	rows := 16 * gemm16Band
-	for _, dt := range []tensor.DType{tensor.Q4_K, tensor.Q5_K, tensor.Q6_K, tensor.Q8_0, tensor.Q4_0, tensor.IQ4_XS, tensor.Q2_K, tensor.Q3_K, tensor.Q4_1, tensor.Q5_1} {
+	for _, dt := range []tensor.DType{tensor.Q4_K, tensor.Q5_K, tensor.Q6_K, tensor.Q8_0, tensor.Q4_0, tensor.IQ4_XS, tensor.Q2_K, tensor.Q3_K, tensor.Q4_1, tensor.Q5_1, tensor.Q5_0, tensor.IQ4_NL} {
 		k := gemm16For(supported, dt)
 		if !k.ok() {
 			continue
