@@ -116,7 +116,7 @@ func (j *qJob) setupTiled(cfg *Config, outs [][]float32, x []float32, n int, ws 
 	}
 	j.groups16 = j.groups16[:0]
 	if j.gemm16.ok() {
-		if size := n * j.cols / j.gemm16.blk * j.gemm16.actBlock; cap(j.abuf) < size {
+		if size := j.gemm16.actsSize(n, j.cols); cap(j.abuf) < size {
 			j.abuf = make([]byte, size)
 		}
 		j.groups16 = j.gemm16.groups(j.groups16, n, j.cols)
@@ -130,7 +130,7 @@ func (j *qJob) setupTiled(cfg *Config, outs [][]float32, x []float32, n int, ws 
 // concurrently.
 func (j *qJob) prepGroups(lo, hi int) {
 	for _, gr := range j.groups16[lo:hi] {
-		j.quantActs(gr.t, gr.t+gr.g)
+		j.quantActs(gr.t, gr.t+gr.n)
 	}
 	j.interleave(j.groups16[lo:hi])
 }

@@ -245,7 +245,7 @@ func gemm16ActsK(acts []byte, groups []gemm16Group, q []int8, d []float32, bs []
 		for b := 0; b < nb; b++ {
 			blk := o[b*gr.g*actBlockK : (b+1)*gr.g*actBlockK]
 			for i := 0; i < gr.g; i++ {
-				t := gr.t + i
+				t := gr.t + min(i, gr.n-1)
 				for k, v := range q[t*cols+b*qkBlock : t*cols+(b+1)*qkBlock] {
 					blk[i*256+k] = byte(v)
 				}

@@ -48,7 +48,7 @@ func BenchmarkQGemm16Group(b *testing.B) {
 			var groups []gemm16Group
 			for t := 0; t < n; t += g {
 				off := t * nb * k.actBlock
-				groups = append(groups, gemm16Group{t, g, off})
+				groups = append(groups, gemm16Group{t, g, off, g})
 			}
 			j.abuf = make([]byte, n*nb*k.actBlock)
 			j.interleave(groups)
