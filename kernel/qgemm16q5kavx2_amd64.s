@@ -12,49 +12,8 @@
 // meets its rows' scale in one VPMADDWD by the scale as an int16 pair
 // (s·p0 + s·p1), added to the row's int32 sum. The mins and the float
 // epilogue per super-block are the Q4_K kernels', so results equal the
-// generic dot bit for bit.
-
-// K5V1 adds the products of the quant vector at w(R10) with one token's
-// activation dword at a(R14) to the int16 accumulator Y8.
-#define K5V1(w, a) \
-	VMOVDQU      w(R10), Y12; \
-	VPBROADCASTD a(R14), Y13; \
-	VPMADDUBSW   Y13, Y12, Y13; \
-	VPADDW       Y13, Y8, Y8
-
-// K5SC sets Y13 to the sub-block's scales at 0(R11) as int16 pairs.
-#define K5SC \
-	VMOVDQU 0(R11), Y13; \
-	VPSLLD  $16, Y13, Y14; \
-	VPOR    Y14, Y13, Y13
-
-// K5FOLD adds the int16 accumulator acc times the scales (Y13) to the
-// int32 sum sumi and clears acc.
-#define K5FOLD(acc, sumi) \
-	VPMADDWD Y13, acc, acc; \
-	VPADDD   acc, sumi, sumi; \
-	VPXOR    acc, acc, acc
-
-// K5MIN adds the sub-block's mins at 512(R11) times a token's sub-block
-// sum at a(R15) to summ.
-#define K5MIN(a, summ) \
-	VPBROADCASTD a(R15), Y13; \
-	VPMULLD      512(R11), Y13, Y13; \
-	VPADDD       Y13, summ, summ
-
-// K5EPI adds dy·d·float32(sumi) − dy·dmin·float32(summ) to the output row
-// at R9, as the Q4_K kernels do (dy at dy(DI), d at 0(SI), dmin at 64(SI)).
-#define K5EPI(dy, sumi, summ) \
-	VBROADCASTSS dy(DI), Y12; \
-	VMULPS       0(SI), Y12, Y13; \
-	VCVTDQ2PS    sumi, sumi; \
-	VMULPS       sumi, Y13, Y13; \
-	VMULPS       64(SI), Y12, Y12; \
-	VCVTDQ2PS    summ, summ; \
-	VMULPS       summ, Y12, Y12; \
-	VSUBPS       Y12, Y13, Y13; \
-	VADDPS       (R9), Y13, Y13; \
-	VMOVUPS      Y13, (R9)
+// generic dot bit for bit. Both kernels come from the Q4_K kernels'
+// generator with a fold every four vectors.
 
 // func gemm16Q5_Kx4AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
 //
@@ -303,55 +262,138 @@ gemm16Q5_Kx4AVX2sub:
 
 // func gemm16Q5_Kx1AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
 //
-// out[t*ostride+r] = row r · token t for the sixteen Q5_K rows packed in
-// pack (nb super-blocks, nb > 0) and the group of 1 token(s) at acts.
+// out[t*ostride+r] = row r · token t for the sixteen Q5_K rows packed
+// in pack (nb super-blocks, nb > 0) and the group of 1 token(s) at acts,
+// both eight-row halves side by side (Y0, Y1: their int32 sums; Y2, Y3:
+// the mins' sums; Y4, Y5: the int16 pairs; Y6, Y7: the float sums).
 TEXT ·gemm16Q5_Kx1AVX2(SB), NOSPLIT, $0-88
-	XORQ BX, BX
+	MOVQ pack_base+32(FP), SI
+	MOVQ acts_base+64(FP), DI
+	MOVQ nb+56(FP), CX
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
 
-q5kx1half:
-	HALF8(0)
-	VXORPS Y13, Y13, Y13
-	MOVQ   R8, R9
-	VMOVUPS Y13, (R9)
-
-q5kx1blk:
+gemm16Q5_Kx1AVX2blk:
 	VPXOR Y0, Y0, Y0
-	VPXOR Y4, Y4, Y4
-	VPXOR Y8, Y8, Y8
+	VPXOR Y1, Y1, Y1
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
 	LEAQ 1152(SI), R10
 	LEAQ 128(SI), R11
 	MOVQ DI, R14
 	LEAQ 260(DI), R15
 	MOVQ $8, DX
 
-q5kx1sub:
-	K5V1(0, 0)
-	K5V1(64, 4)
-	K5V1(128, 8)
-	K5V1(192, 12)
-	K5SC
-	K5FOLD(Y8, Y0)
-	K5V1(256, 16)
-	K5V1(320, 20)
-	K5V1(384, 24)
-	K5V1(448, 28)
-	K5SC
-	K5FOLD(Y8, Y0)
-	K5MIN(0, Y4)
+gemm16Q5_Kx1AVX2sub:
+	VMOVDQU 0(R11), Y12
+	VPSLLD $16, Y12, Y14
+	VPBLENDW $0xaa, Y14, Y12, Y12
+	VMOVDQU 32(R11), Y13
+	VPSLLD $16, Y13, Y14
+	VPBLENDW $0xaa, Y14, Y13, Y13
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	VMOVDQU 0(R10), Y8
+	VMOVDQU 32(R10), Y9
+	VPBROADCASTD 0(R14), Y10
+	VPMADDUBSW Y10, Y8, Y11
+	VPADDW Y11, Y4, Y4
+	VPMADDUBSW Y10, Y9, Y11
+	VPADDW Y11, Y5, Y5
+	VMOVDQU 64(R10), Y8
+	VMOVDQU 96(R10), Y9
+	VPBROADCASTD 4(R14), Y10
+	VPMADDUBSW Y10, Y8, Y11
+	VPADDW Y11, Y4, Y4
+	VPMADDUBSW Y10, Y9, Y11
+	VPADDW Y11, Y5, Y5
+	VMOVDQU 128(R10), Y8
+	VMOVDQU 160(R10), Y9
+	VPBROADCASTD 8(R14), Y10
+	VPMADDUBSW Y10, Y8, Y11
+	VPADDW Y11, Y4, Y4
+	VPMADDUBSW Y10, Y9, Y11
+	VPADDW Y11, Y5, Y5
+	VMOVDQU 192(R10), Y8
+	VMOVDQU 224(R10), Y9
+	VPBROADCASTD 12(R14), Y10
+	VPMADDUBSW Y10, Y8, Y11
+	VPADDW Y11, Y4, Y4
+	VPMADDUBSW Y10, Y9, Y11
+	VPADDW Y11, Y5, Y5
+	VPMADDWD Y12, Y4, Y4
+	VPADDD Y4, Y0, Y0
+	VPMADDWD Y13, Y5, Y5
+	VPADDD Y5, Y1, Y1
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	VMOVDQU 256(R10), Y8
+	VMOVDQU 288(R10), Y9
+	VPBROADCASTD 16(R14), Y10
+	VPMADDUBSW Y10, Y8, Y11
+	VPADDW Y11, Y4, Y4
+	VPMADDUBSW Y10, Y9, Y11
+	VPADDW Y11, Y5, Y5
+	VMOVDQU 320(R10), Y8
+	VMOVDQU 352(R10), Y9
+	VPBROADCASTD 20(R14), Y10
+	VPMADDUBSW Y10, Y8, Y11
+	VPADDW Y11, Y4, Y4
+	VPMADDUBSW Y10, Y9, Y11
+	VPADDW Y11, Y5, Y5
+	VMOVDQU 384(R10), Y8
+	VMOVDQU 416(R10), Y9
+	VPBROADCASTD 24(R14), Y10
+	VPMADDUBSW Y10, Y8, Y11
+	VPADDW Y11, Y4, Y4
+	VPMADDUBSW Y10, Y9, Y11
+	VPADDW Y11, Y5, Y5
+	VMOVDQU 448(R10), Y8
+	VMOVDQU 480(R10), Y9
+	VPBROADCASTD 28(R14), Y10
+	VPMADDUBSW Y10, Y8, Y11
+	VPADDW Y11, Y4, Y4
+	VPMADDUBSW Y10, Y9, Y11
+	VPADDW Y11, Y5, Y5
+	VPMADDWD Y12, Y4, Y4
+	VPADDD Y4, Y0, Y0
+	VPMADDWD Y13, Y5, Y5
+	VPADDD Y5, Y1, Y1
+	VPBROADCASTD 0(R15), Y14
+	VPMULLD 512(R11), Y14, Y11
+	VPADDD Y11, Y2, Y2
+	VPMULLD 544(R11), Y14, Y11
+	VPADDD Y11, Y3, Y3
 	ADDQ $512, R10
 	ADDQ $64, R11
 	ADDQ $32, R14
 	ADDQ $4, R15
 	DECQ DX
-	JNZ  q5kx1sub
-	MOVQ R8, R9
-	K5EPI(256, Y0, Y4)
+	JNZ  gemm16Q5_Kx1AVX2sub
+	VBROADCASTSS 256(DI), Y8
+	VMULPS 0(SI), Y8, Y9
+	VCVTDQ2PS Y0, Y0
+	VMULPS Y0, Y9, Y9
+	VMULPS 64(SI), Y8, Y10
+	VCVTDQ2PS Y2, Y2
+	VMULPS Y2, Y10, Y10
+	VSUBPS Y10, Y9, Y9
+	VADDPS Y9, Y6, Y6
+	VMULPS 32(SI), Y8, Y9
+	VCVTDQ2PS Y1, Y1
+	VMULPS Y1, Y9, Y9
+	VMULPS 96(SI), Y8, Y10
+	VCVTDQ2PS Y3, Y3
+	VMULPS Y3, Y10, Y10
+	VSUBPS Y10, Y9, Y9
+	VADDPS Y9, Y7, Y7
 	ADDQ $5248, SI
 	ADDQ $324, DI
 	DECQ CX
-	JNZ  q5kx1blk
-	ADDQ $32, BX
-	CMPQ BX, $64
-	JB   q5kx1half
+	JNZ  gemm16Q5_Kx1AVX2blk
+	MOVQ out_base+0(FP), R8
+	VMOVUPS Y6, (R8)
+	VMOVUPS Y7, 32(R8)
 	VZEROUPPER
 	RET
+
