@@ -7,44 +7,15 @@
 // (packQ2Kx16: each quant times its sub-block scale, 0..45, as an unsigned
 // byte; the mins as int16 pairs) and interleaved activations
 // (gemm16ActsK). As in qgemm16avx2_amd64.s a 256-bit register holds the
-// same four columns of eight rows, and each kernel walks the tile twice,
-// rows 0-7 and then rows 8-15 (the four-token kernel: once per token
-// pair, the halves side by side). VPMADDUBSW pairs are at most 45·128·2 =
+// same four columns of eight rows; the kernels take both eight-row halves
+// side by side (the four-token one walking the tile once per token pair),
+// so each broadcast feeds two VPMADDUBSW. VPMADDUBSW pairs are at most 45·128·2 =
 // 11520 in magnitude, so two vectors' pairs add up in int16 (VPADDW)
 // before VPMADDWD by int16 ones sums them into the row's int32 total of
 // all 256 products; the mins meet the tokens' sixteen 16-column sums in
 // eight VPMADDWD. The float epilogue per super-block is the VNNI kernels'
 // (Q2KEPI), ggml's sum += dy·d·sumi − dy·dmin·summ, so results equal the
 // generic dot bit for bit.
-
-// Q2KA1 adds to acc the products of the quant vectors Y12 and Y13 with
-// one token's two activation dwords at a(R14) and a+4(R14).
-#define Q2KA1(a, acc) \
-	VPBROADCASTD a(R14), Y4; \
-	VPMADDUBSW   Y4, Y12, Y4; \
-	VPBROADCASTD a+4(R14), Y5; \
-	VPMADDUBSW   Y5, Y13, Y5; \
-	VPADDW       Y5, Y4, Y4; \
-	VPMADDWD     Y15, Y4, Y4; \
-	VPADDD       Y4, acc, acc
-
-// Q2KV loads the quant vectors at w(R10) and w+64(R10) into Y12 and Y13.
-#define Q2KV(w) \
-	VMOVDQU w(R10), Y12; \
-	VMOVDQU w+64(R10), Y13
-
-// Q2KE adds dy·d·float32(sumi) − dy·dmin·float32(summ) to acc (dy at
-// dy(DI), d at 0(SI), dmin at 64(SI)), in the order of Q2KEPI.
-#define Q2KE(dy, sumi, summ, acc) \
-	VBROADCASTSS dy(DI), Y12; \
-	VMULPS       0(SI), Y12, Y13; \
-	VCVTDQ2PS    sumi, Y14; \
-	VMULPS       Y14, Y13, Y13; \
-	VMULPS       64(SI), Y12, Y12; \
-	VCVTDQ2PS    summ, Y14; \
-	VMULPS       Y14, Y12, Y12; \
-	VSUBPS       Y12, Y13, Y13; \
-	VADDPS       Y13, acc, acc
 
 // func gemm16Q2_Kx4AVX2PF(out []float32, ostride int, pack []byte, nb int, acts []byte, pf []byte)
 //
@@ -236,57 +207,108 @@ q2kx4min:
 // func gemm16Q2_Kx1AVX2(out []float32, ostride int, pack []byte, nb int, acts []byte)
 //
 // out[t*ostride+r] = row r · token t for the sixteen Q2_K rows packed in
-// pack (nb super-blocks, nb > 0) and the group of 1 token(s) at acts.
+// pack (nb super-blocks, nb > 0) and the group of 1 token(s) at acts,
+// both eight-row halves side by side as in gemm16Q2_Kx4AVX2PF (Y0, Y1:
+// their int32 totals; Y2, Y3: the mins' sums; the float sums in out).
 TEXT ·gemm16Q2_Kx1AVX2(SB), NOSPLIT, $0-88
-	XORQ BX, BX
-
-q2kx1half:
-	HALF8(0)
-	VXORPS Y8, Y8, Y8
+	MOVQ pack_base+32(FP), SI
+	MOVQ acts_base+64(FP), DI
+	MOVQ nb+56(FP), CX
+	MOVQ out_base+0(FP), R8
+	MOVL $0x00010001, DX
+	MOVQ DX, X15
+	VPBROADCASTD X15, Y15
+	VXORPS Y0, Y0, Y0
+	VMOVUPS Y0, (R8)
+	VMOVUPS Y0, 32(R8)
 
 q2kx1blk:
 	VPXOR Y0, Y0, Y0
 	VPXOR Y1, Y1, Y1
-	LEAQ  640(SI), R10
-	MOVQ  DI, R14
-	MOVQ  $16, DX
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	LEAQ 640(SI), R10
+	MOVQ DI, R14
+	MOVQ $16, DX
 
 q2kx1sub:
-	Q2KV(0)
-	Q2KA1(0, Y0)
-	Q2KV(128)
-	Q2KA1(8, Y1)
+	VMOVDQU 0(R10), Y8
+	VMOVDQU 64(R10), Y9
+	VMOVDQU 32(R10), Y10
+	VMOVDQU 96(R10), Y11
+	VPBROADCASTD 0(R14), Y12
+	VPBROADCASTD 4(R14), Y13
+	VPMADDUBSW Y12, Y8, Y4
+	VPMADDUBSW Y13, Y9, Y5
+	VPADDW Y5, Y4, Y4
+	VPMADDWD Y15, Y4, Y4
+	VPADDD Y4, Y0, Y0
+	VPMADDUBSW Y12, Y10, Y6
+	VPMADDUBSW Y13, Y11, Y7
+	VPADDW Y7, Y6, Y6
+	VPMADDWD Y15, Y6, Y6
+	VPADDD Y6, Y1, Y1
+	VMOVDQU 128(R10), Y8
+	VMOVDQU 192(R10), Y9
+	VMOVDQU 160(R10), Y10
+	VMOVDQU 224(R10), Y11
+	VPBROADCASTD 8(R14), Y12
+	VPBROADCASTD 12(R14), Y13
+	VPMADDUBSW Y12, Y8, Y4
+	VPMADDUBSW Y13, Y9, Y5
+	VPADDW Y5, Y4, Y4
+	VPMADDWD Y15, Y4, Y4
+	VPADDD Y4, Y0, Y0
+	VPMADDUBSW Y12, Y10, Y6
+	VPMADDUBSW Y13, Y11, Y7
+	VPADDW Y7, Y6, Y6
+	VPMADDWD Y15, Y6, Y6
+	VPADDD Y6, Y1, Y1
 	ADDQ $256, R10
 	ADDQ $16, R14
 	DECQ DX
 	JNZ  q2kx1sub
-	VPADDD Y1, Y0, Y0
-
-	VPXOR   Y4, Y4, Y4
-	MOVQ    $128, R10
-	LEAQ    260(DI), R14
+	MOVQ $128, R10
+	LEAQ 260(DI), R14
 
 q2kx1min:
-	VMOVDQU (SI)(R10*1), Y12
-	VPBROADCASTD 0(R14), Y13
-	VPMADDWD Y13, Y12, Y13
-	VPADDD  Y13, Y4, Y4
-	ADDQ    $64, R10
-	ADDQ    $4, R14
-	CMPQ    R10, $640
-	JB      q2kx1min
-
-	Q2KE(256, Y0, Y4, Y8)
+	VMOVDQU (SI)(R10*1), Y8
+	VMOVDQU 32(SI)(R10*1), Y9
+	VPBROADCASTD 0(R14), Y12
+	VPMADDWD Y12, Y8, Y13
+	VPADDD Y13, Y2, Y2
+	VPMADDWD Y12, Y9, Y13
+	VPADDD Y13, Y3, Y3
+	ADDQ $64, R10
+	ADDQ $4, R14
+	CMPQ R10, $640
+	JB   q2kx1min
+	VBROADCASTSS 256(DI), Y12
+	VMULPS 0(SI), Y12, Y13
+	VCVTDQ2PS Y0, Y14
+	VMULPS Y14, Y13, Y13
+	VMULPS 64(SI), Y12, Y11
+	VCVTDQ2PS Y2, Y14
+	VMULPS Y14, Y11, Y11
+	VSUBPS Y11, Y13, Y13
+	VADDPS (R8), Y13, Y13
+	VMOVUPS Y13, (R8)
+	VMULPS 32(SI), Y12, Y13
+	VCVTDQ2PS Y1, Y14
+	VMULPS Y14, Y13, Y13
+	VMULPS 96(SI), Y12, Y11
+	VCVTDQ2PS Y3, Y14
+	VMULPS Y14, Y11, Y11
+	VSUBPS Y11, Y13, Y13
+	VADDPS 32(R8), Y13, Y13
+	VMOVUPS Y13, 32(R8)
 	ADDQ $4736, SI
 	ADDQ $324, DI
 	DECQ CX
 	JNZ  q2kx1blk
-	STORE8(Y8)
-	ADDQ $32, BX
-	CMPQ BX, $64
-	JB   q2kx1half
 	VZEROUPPER
 	RET
+
 
 // Masks for pack16Q2_KAVX2: 0x03 and 0x0f in every byte.
 DATA q2Mask03<>+0x00(SB)/8, $0x0303030303030303
