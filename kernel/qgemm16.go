@@ -111,10 +111,11 @@ type gemm16Group struct{ t, g, off, n int }
 // groups splits n tokens of cols columns into groups of eight, then at
 // most one of four, then ones (of the sizes the kernels take: fours all
 // the way where there is no x8), with their offsets in the interleaved
-// activations; two or three tokens left over go in a padded group of four
-// where there is a four-token kernel, which costs less than two or three
-// one-token passes over each tile (BenchmarkQGemm16Group: x4 11 µs, x1
-// 30 µs for eight tokens of Q4_0 on Zen 3). Results do not depend on the
+// activations; three tokens left over go in a padded group of four where
+// there is a four-token kernel, which costs less than three one-token
+// passes over each tile (BenchmarkQGemm16Group, eight tokens of Q4_0 on
+// Zen 3: 11 µs in fours, 19 µs one by one; of Q4_K 11 and 22 µs), while
+// two take the one-token kernel twice. Results do not depend on the
 // grouping: every kernel gives each token the generic dot's result.
 func (k gemm16Kernels) groups(dst []gemm16Group, n, cols int) []gemm16Group {
 	dst = dst[:0]
@@ -131,7 +132,7 @@ func (k gemm16Kernels) groups(dst []gemm16Group, n, cols int) []gemm16Group {
 				break // fewer than eight tokens are left
 			}
 		}
-		if g == 4 && n-t >= 2 {
+		if g == 4 && n-t == 3 {
 			dst = append(dst, gemm16Group{t, 4, off, n - t})
 			off += 4 * cols / k.blk * k.actBlock
 			t = n
