@@ -28,9 +28,9 @@ import (
 //
 // Without AVX512_VNNI, AVX2 kernels take tiles of every one of these
 // types, four tokens and one at a time, each tile in two eight-row halves
-// (one after the other in the one-token kernels, side by side in the
-// four-token ones, so that a token's broadcast feeds both), VPMADDUBSW and
-// VPMADDWD in place of VPDPBUSD: Q4_0 and Q8_0
+// (side by side, so that a token's broadcast feeds both; one after the
+// other in the Q4_1 and Q5_1 kernels), VPMADDUBSW and VPMADDWD in place of
+// VPDPBUSD: Q4_0 and Q8_0
 // (qgemm16avx2_amd64.s), Q3_K, Q4_K, Q6_K and IQ4_XS
 // (qgemm16kavx2_amd64.s), Q5_K (qgemm16q5kavx2_amd64.s), Q2_K
 // (qgemm16q2avx2_amd64.s), Q4_1 and Q5_1 (qgemm16lavx2_amd64.s), and Q5_0

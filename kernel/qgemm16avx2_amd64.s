@@ -7,13 +7,13 @@
 // AVX2 sixteen-row GEMM micro-kernels (qgemm16.go) for CPUs without
 // AVX512_VNNI, on the same repacked tiles (packQ4_0x16, packQ8_0x16) and
 // interleaved activations (gemm16Acts) as the VNNI kernels. A 256-bit
-// register holds the same four columns of eight rows, so the one-token
-// kernels walk the tile twice, rows 0-7 and then rows 8-15 (the upper half
-// of every 64-byte vector), with every 32-bit lane of an accumulator one
-// row; the four-token kernels take both halves in one pass, so that each
-// broadcast of a token's four activation quants feeds two VPMADDUBSW
-// (Q4_0 on Zen 3: 1.3× the two-pass kernel), and with the registers all
-// taken by the sums their float sums accumulate in out, zeroed first:
+// register holds the same four columns of eight rows, rows 0-7 or 8-15
+// (the upper half of every 64-byte vector), with every 32-bit lane of an
+// accumulator one row; the kernels take both halves in one pass, so that
+// each broadcast of a token's four activation quants feeds two VPMADDUBSW
+// (Q4_0 on Zen 3: 1.3× walking the tile twice for four tokens, 1.6× for
+// one), and with the registers all taken by the four-token kernels' sums
+// their float sums accumulate in out, zeroed first:
 // VPMADDUBSW multiplies the rows' unsigned bytes by one token's four
 // activation quants (broadcast), pairs summed to int16, and VPMADDWD by
 // int16 ones sums the pairs to int32. Q4_0 tiles hold nibbles 0..15: a
