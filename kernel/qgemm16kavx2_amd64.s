@@ -4,29 +4,30 @@
 #include "qgemm16_amd64.h"
 
 // AVX2 sixteen-row GEMM micro-kernels for Q4_K and Q6_K (and Q3_K, on the
-// Q6_K layout) prefill on CPUs without AVX512_VNNI, on the VNNI kernels'
-// tiles (packQ4Kx16, packQ6Kx16, packQ3Kx16: every quant an unsigned byte)
-// and interleaved activations (gemm16ActsK). As in qgemm16avx2_amd64.s a
-// 256-bit register holds the same four columns of eight rows, rows 0-7 or
-// 8-15; the kernels take both halves side by side, the four-token ones
-// walking the tile once per token pair (Q4_K, Q6_K) or once (IQ4_XS), so
-// each broadcast feeds two VPMADDUBSW (on Zen 3 1.3× walking the tile once
-// per half for four tokens, ~1.8× for one). VPMADDUBSW
-// takes a vector of quants times one token's four activation quants
-// (broadcast) to int16 pairs, which add up in int16 as far as they cannot
-// overflow (Q4_K: quants 0..15, the eight pairs of a 32-column sub-block,
-// at most 30720; Q6_K: quants 0..63, two vectors, at most 32256) before
-// VPMADDWD by int16 ones sums them to int32. Each sub-block's sum is then
-// multiplied by the rows' sub-block scales and added in int32 as the VNNI
-// kernels do, and the float epilogue per super-block repeats the generic
-// dot's operations in its order, so results equal it bit for bit. One
-// VPMADDWD by the sub-block scales as int16 pairs takes the int16 pairs
-// straight to the int32 sum. The four-token kernels' registers are all
-// taken, so each token's float32 sums live in out, which they zero first. IQ4_XS tiles hold the
-// non-linear value plus 128: as the AVX2 Q8_0 kernels do, the kernels flip
-// the sign bit back, multiply |value| by the activation with the value's
-// sign (VPSIGNB; exact for activation quants in −127..127) and ignore the
-// activations' −128·Σq corrections.
+// Q6_K layout) and IQ4_XS on CPUs without AVX512_VNNI, on the VNNI
+// kernels' tiles (packQ4Kx16, packQ6Kx16, packQ3Kx16: every quant an
+// unsigned byte) and interleaved activations (gemm16ActsK). As in
+// qgemm16avx2_amd64.s a 256-bit register holds the same four columns of
+// eight rows, rows 0-7 or 8-15; the kernels take both halves side by
+// side, the four-token ones walking the tile once per token pair (Q4_K,
+// Q6_K) or once (IQ4_XS), so each broadcast feeds two VPMADDUBSW (on Zen 3
+// 1.3× walking the tile once per half for four tokens, ~1.8× for one).
+// VPMADDUBSW takes a vector of quants times one token's four activation
+// quants (broadcast) to int16 pairs, which add up in int16 as far as they
+// cannot overflow (Q4_K: quants 0..15, the eight pairs of a 32-column
+// sub-block, at most 30720; Q6_K: quants 0..63, two vectors, at most
+// 32256); one VPMADDWD by the rows' sub-block scales as int16 pairs (each
+// scale in both halves of a dword) then takes them to the rows' int32
+// sums, and the activations' corrections (Q6_K's −32·Σq times the scale,
+// Q4_K's mins times Σq) come in through VPMULLD. The float epilogue per
+// super-block repeats the generic dot's operations in its order, so
+// results equal it bit for bit. The four-token kernels' registers are all
+// taken, so each token's float32 sums live in out (or the frame), which
+// they zero first. IQ4_XS tiles hold the non-linear value plus 128: as the
+// AVX2 Q8_0 kernels do, the kernels flip the sign bit back, multiply
+// |value| by the activation with the value's sign (VPSIGNB; exact for
+// activation quants in −127..127) and ignore the activations' −128·Σq
+// corrections.
 
 // func gemm16Q4_Kx4AVX2PF(out []float32, ostride int, pack []byte, nb int, acts []byte, pf []byte)
 //
