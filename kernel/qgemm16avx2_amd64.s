@@ -1147,9 +1147,9 @@ pq4a2loop:
 	VPMOVSXBD so(R10)(BX*2), Y6; \
 	VPMOVSXBD so(R10)(R8*1), Y7
 
-// Q6LOAD8 loads the 32 bytes at qo of the eight rows from R10 (rows AX
+// LOAD8ROWS loads the 32 bytes at qo of the eight rows from R10 (rows AX
 // apart) into Y0-Y7 (clobbers R12).
-#define Q6LOAD8(qo) \
+#define LOAD8ROWS(qo) \
 	MOVQ    R10, R12; \
 	VMOVDQU qo(R12), Y0; \
 	ADDQ    AX, R12; \
@@ -1173,11 +1173,11 @@ pq4a2loop:
 // column k then gives the tile's vectors of columns 4k..4k+3 of each
 // 32-column quarter at o+512j+64k (clobbers R12, Y0-Y15).
 #define Q6KCHUNK(qlo, qho, o) \
-	Q6LOAD8(qlo); \
+	LOAD8ROWS(qlo); \
 	T8AT(0, SP); \
-	Q6LOAD8(qlo+32); \
+	LOAD8ROWS(qlo+32); \
 	T8AT(32, SP); \
-	Q6LOAD8(qho); \
+	LOAD8ROWS(qho); \
 	T8REG; \
 	VMOVDQU gemm16Mask0f<>(SB), Y0; \
 	VMOVDQU gemm16Mask30<>(SB), Y1; \
@@ -1317,22 +1317,7 @@ GLOBL gemm16Q4KMask03<>(SB), RODATA|NOPTR, $16
 // low nibbles, 64c+32+4k..+3 in the high ones) then gives the tile's
 // vectors at o+64k (low) and o+512+64k (high) (clobbers R12, Y0-Y15).
 #define Q4KCHUNK(qo, o) \
-	MOVQ    R10, R12; \
-	VMOVDQU qo(R12), Y0; \
-	ADDQ    AX, R12; \
-	VMOVDQU qo(R12), Y1; \
-	ADDQ    AX, R12; \
-	VMOVDQU qo(R12), Y2; \
-	ADDQ    AX, R12; \
-	VMOVDQU qo(R12), Y3; \
-	ADDQ    AX, R12; \
-	VMOVDQU qo(R12), Y4; \
-	ADDQ    AX, R12; \
-	VMOVDQU qo(R12), Y5; \
-	ADDQ    AX, R12; \
-	VMOVDQU qo(R12), Y6; \
-	ADDQ    AX, R12; \
-	VMOVDQU qo(R12), Y7; \
+	LOAD8ROWS(qo); \
 	T8REG; \
 	VMOVDQU gemm16Mask0f<>(SB), Y0; \
 	Q4KNIB(Y8, o); \
@@ -1409,7 +1394,7 @@ GLOBL gemm16Mask10<>(SB), RODATA|NOPTR, $32
 	T8(128+ho); \
 	Q4KSMROWS(8); \
 	T8(640+ho); \
-	Q6LOAD8(16); \
+	LOAD8ROWS(16); \
 	T8AT(0, SP); \
 	Q5KCHUNK0(48+0, 1152+0+ho); \
 	Q5KCHUNK1(48+32, 1152+1024+ho); \
@@ -1420,7 +1405,7 @@ GLOBL gemm16Mask10<>(SB), RODATA|NOPTR, $32
 // from R10 into the tile's vectors at o (low nibbles, fifth bit 0) and
 // o+512 (high nibbles, fifth bit 1).
 #define Q5KCHUNK0(qo, o) \
-	Q6LOAD8(qo); \
+	LOAD8ROWS(qo); \
 	T8REG; \
 	VMOVDQU gemm16Mask0f<>(SB), Y0; \
 	VMOVDQU gemm16Mask10<>(SB), Y1; \
@@ -1533,7 +1518,7 @@ GLOBL gemm16Mask10<>(SB), RODATA|NOPTR, $32
 // from R10 into the tile's vectors at o (low nibbles, fifth bit 2) and
 // o+512 (high nibbles, fifth bit 3).
 #define Q5KCHUNK1(qo, o) \
-	Q6LOAD8(qo); \
+	LOAD8ROWS(qo); \
 	T8REG; \
 	VMOVDQU gemm16Mask0f<>(SB), Y0; \
 	VMOVDQU gemm16Mask10<>(SB), Y1; \
@@ -1646,7 +1631,7 @@ GLOBL gemm16Mask10<>(SB), RODATA|NOPTR, $32
 // from R10 into the tile's vectors at o (low nibbles, fifth bit 4) and
 // o+512 (high nibbles, fifth bit 5).
 #define Q5KCHUNK2(qo, o) \
-	Q6LOAD8(qo); \
+	LOAD8ROWS(qo); \
 	T8REG; \
 	VMOVDQU gemm16Mask0f<>(SB), Y0; \
 	VMOVDQU gemm16Mask10<>(SB), Y1; \
@@ -1751,7 +1736,7 @@ GLOBL gemm16Mask10<>(SB), RODATA|NOPTR, $32
 // from R10 into the tile's vectors at o (low nibbles, fifth bit 6) and
 // o+512 (high nibbles, fifth bit 7).
 #define Q5KCHUNK3(qo, o) \
-	Q6LOAD8(qo); \
+	LOAD8ROWS(qo); \
 	T8REG; \
 	VMOVDQU gemm16Mask0f<>(SB), Y0; \
 	VMOVDQU gemm16Mask10<>(SB), Y1; \
@@ -1960,22 +1945,7 @@ GLOBL gemm16I32x32<>(SB), RODATA|NOPTR, $32
 // and 16+4k'..+3 of sub-block k/4 (k' = k mod 4); their values plus 128
 // go to o+512(k/4)+64k' and 256 bytes after (clobbers R12, Y0-Y15).
 #define IQXCHUNK(qo, o) \
-	MOVQ    R10, R12; \
-	VMOVDQU qo(R12), Y0; \
-	ADDQ    AX, R12; \
-	VMOVDQU qo(R12), Y1; \
-	ADDQ    AX, R12; \
-	VMOVDQU qo(R12), Y2; \
-	ADDQ    AX, R12; \
-	VMOVDQU qo(R12), Y3; \
-	ADDQ    AX, R12; \
-	VMOVDQU qo(R12), Y4; \
-	ADDQ    AX, R12; \
-	VMOVDQU qo(R12), Y5; \
-	ADDQ    AX, R12; \
-	VMOVDQU qo(R12), Y6; \
-	ADDQ    AX, R12; \
-	VMOVDQU qo(R12), Y7; \
+	LOAD8ROWS(qo); \
 	T8REG; \
 	VMOVDQU gemm16Mask0f<>(SB), Y0; \
 	VMOVDQU gemm16IQ4U8<>(SB), Y1; \
