@@ -9,10 +9,12 @@
 // registers, which on Zen 3 runs the dots 1.2-1.6× as fast as VPGATHERDD /
 // VPGATHERDQ did) and the four
 // runs' sign masks (iqSignMasks) applied to them (VPSIGNB: signed weights
-// w, |w| <= 62). The activations q, moved to unsigned bytes q+128, are the
-// unsigned operand of VPMADDUBSW: (q+128)·w in int16 pairs (at most
-// 2·255·62 in size, no saturation) less 128·w (VPMADDUBSW of 0x80 bytes)
-// is q·w exactly for every int8 q, −128 included. Times the group's odd
+// w, |w| <= 62). The weights then take the signs of the activations q too
+// (VPSIGNB), and |q| (VPABSB: 128 for −128, as an unsigned byte) is the
+// unsigned operand of VPMADDUBSW: |q|·w·sign(q) in int16 pairs (at most
+// 2·128·62 in size, no saturation) is q·w exactly for every int8 q, −128
+// included; applying the signs to q instead, as ggml does, would turn a
+// −128 whose weight is negative into −128, not 128. Times the group's odd
 // scale 2·ls+1 the pairs are summed in int32 (VPMADDWD). The super-block's
 // int32 sum is then reduced to a scalar, and the float32 steps follow the
 // reference dot operation by operation.
@@ -193,18 +195,18 @@
 	VINSERTI128 $1, X6, Y4, Y4
 
 // PAIRS sets Y7 to the int16 pair sums of the signed weights (Y3
-// magnitudes, Y4 sign masks) times the activations at qoff(DI) (Y15: 0x80
-// bytes; clobbers Y3, Y6).
+// magnitudes, Y4 sign masks) times the activations q at qoff(DI): the
+// weights also take q's signs, so that |q| is VPMADDUBSW's unsigned
+// operand (clobbers Y3).
 #define PAIRS(qoff) \
 	VMOVDQU    qoff(DI), Y7; \
-	VPXOR      Y15, Y7, Y7; \
 	VPSIGNB    Y4, Y3, Y3; \
-	VPMADDUBSW Y3, Y7, Y7; \
-	VPMADDUBSW Y3, Y15, Y6; \
-	VPSUBW     Y6, Y7, Y7
+	VPSIGNB    Y7, Y3, Y3; \
+	VPABSB     Y7, Y7; \
+	VPMADDUBSW Y3, Y7, Y7
 
 // GROUPSUM adds to Y5 the group whose magnitudes are in Y3, sign fields
-// and scale in AX, activations at qoff(DI) (Y15: 0x80 bytes; clobbers AX,
+// and scale in AX, activations at qoff(DI) (clobbers AX,
 // BX, Y3, Y4, Y6-Y8).
 #define GROUPSUM(qoff) \
 	SIGNS; \
@@ -248,9 +250,6 @@ TEXT ·dotIQ3XXSAVX2(SB), NOSPLIT, $0-92
 	MOVQ grid+72(FP), R8
 	MOVQ signs+80(FP), R9
 	VXORPS X0, X0, X0
-	MOVL         $0x80, AX
-	VMOVD        AX, X15
-	VPBROADCASTB X15, Y15
 
 iq3loop:
 	TESTQ CX, CX
@@ -289,9 +288,6 @@ TEXT ·dotIQ2XXSAVX2(SB), NOSPLIT, $0-92
 	MOVQ grid+72(FP), R8
 	MOVQ signs+80(FP), R9
 	VXORPS X0, X0, X0
-	MOVL         $0x80, AX
-	VMOVD        AX, X15
-	VPBROADCASTB X15, Y15
 
 iq2loop:
 	TESTQ CX, CX
@@ -321,6 +317,70 @@ iq2done:
 	VZEROUPPER
 	RET
 
+// iqScaleSel: entry g (32 bytes) is the VPSHUFB control that spreads byte g
+// of each lane to all eight words of that lane (0x80: a zero high byte).
+DATA iqScaleSel<>+0x00(SB)/8, $0x8000800080008000
+DATA iqScaleSel<>+0x08(SB)/8, $0x8000800080008000
+DATA iqScaleSel<>+0x10(SB)/8, $0x8000800080008000
+DATA iqScaleSel<>+0x18(SB)/8, $0x8000800080008000
+DATA iqScaleSel<>+0x20(SB)/8, $0x8001800180018001
+DATA iqScaleSel<>+0x28(SB)/8, $0x8001800180018001
+DATA iqScaleSel<>+0x30(SB)/8, $0x8001800180018001
+DATA iqScaleSel<>+0x38(SB)/8, $0x8001800180018001
+DATA iqScaleSel<>+0x40(SB)/8, $0x8002800280028002
+DATA iqScaleSel<>+0x48(SB)/8, $0x8002800280028002
+DATA iqScaleSel<>+0x50(SB)/8, $0x8002800280028002
+DATA iqScaleSel<>+0x58(SB)/8, $0x8002800280028002
+DATA iqScaleSel<>+0x60(SB)/8, $0x8003800380038003
+DATA iqScaleSel<>+0x68(SB)/8, $0x8003800380038003
+DATA iqScaleSel<>+0x70(SB)/8, $0x8003800380038003
+DATA iqScaleSel<>+0x78(SB)/8, $0x8003800380038003
+DATA iqScaleSel<>+0x80(SB)/8, $0x8004800480048004
+DATA iqScaleSel<>+0x88(SB)/8, $0x8004800480048004
+DATA iqScaleSel<>+0x90(SB)/8, $0x8004800480048004
+DATA iqScaleSel<>+0x98(SB)/8, $0x8004800480048004
+DATA iqScaleSel<>+0xa0(SB)/8, $0x8005800580058005
+DATA iqScaleSel<>+0xa8(SB)/8, $0x8005800580058005
+DATA iqScaleSel<>+0xb0(SB)/8, $0x8005800580058005
+DATA iqScaleSel<>+0xb8(SB)/8, $0x8005800580058005
+DATA iqScaleSel<>+0xc0(SB)/8, $0x8006800680068006
+DATA iqScaleSel<>+0xc8(SB)/8, $0x8006800680068006
+DATA iqScaleSel<>+0xd0(SB)/8, $0x8006800680068006
+DATA iqScaleSel<>+0xd8(SB)/8, $0x8006800680068006
+DATA iqScaleSel<>+0xe0(SB)/8, $0x8007800780078007
+DATA iqScaleSel<>+0xe8(SB)/8, $0x8007800780078007
+DATA iqScaleSel<>+0xf0(SB)/8, $0x8007800780078007
+DATA iqScaleSel<>+0xf8(SB)/8, $0x8007800780078007
+GLOBL iqScaleSel<>(SB), RODATA|NOPTR, $256
+
+// SCALES16 sets Y14 to the odd scales 2·ls+1 of an IQ2_XS or IQ2_S block
+// as bytes, from its eight scale bytes at scoff(SI): byte g of the low lane
+// from byte g's low nibble (group g's runs 0-1), of the high lane from its
+// high nibble (runs 2-3), so that VPSHUFB by iqScaleSel's entry g makes a
+// group's VPMADDWD multiplier in one instruction (Y12: 0x1f bytes, Y13:
+// 0x01 bytes; clobbers X9). (2·b+1) & 0x1f is 2·(b & 15)+1.
+#define SCALES16(scoff) \
+	VMOVQ       scoff(SI), X14; \
+	VPSRLW      $4, X14, X9; \
+	VINSERTI128 $1, X9, Y14, Y14; \
+	VPADDB      Y14, Y14, Y14; \
+	VPOR        Y13, Y14, Y14; \
+	VPAND       Y12, Y14, Y14
+
+// SCALES8 sets Y14 to the odd scales 2·ls+1 of an IQ3_S block as bytes,
+// from its four scale bytes at scoff(SI): byte g of both lanes from group
+// g's nibble (the low nibble of byte g/2 for even g, the high for odd), for
+// VPSHUFB by iqScaleSel as in SCALES16 (Y12: 0x1f bytes, Y13: 0x01 bytes;
+// clobbers X9).
+#define SCALES8(scoff) \
+	VMOVD       scoff(SI), X14; \
+	VPSRLW      $4, X14, X9; \
+	VPUNPCKLBW  X9, X14, X14; \
+	VINSERTI128 $1, X14, Y14, Y14; \
+	VPADDB      Y14, Y14, Y14; \
+	VPOR        Y13, Y14, Y14; \
+	VPAND       Y12, Y14, Y14
+
 // IQ2XSLO and IQ2XSHI load the sign mask of the run whose uint16 is at off(SI)
 // (bits 9..15: its 7 sign bits) into X register x: VMOVQ for the low
 // quadword, VPINSRQ $1 for the high (clobbers BX).
@@ -335,9 +395,9 @@ iq2done:
 	VPINSRQ $1, (R9)(BX*8), x, x
 
 // IQ2XSGROUP adds group g of an IQ2_XS block at SI to Y5: runs at
-// qsoff(SI) (R8: the grid, X12: 511 in each dword), scale byte at
-// scoff(SI) (low nibble: runs 0-1, the low lane; high: runs 2-3).
-#define IQ2XSGROUP(qsoff, scoff, qoff) \
+// qsoff(SI), activations at qoff(DI) (R8: the grid; Y14: the block's
+// scales, SCALES16; clobbers AX, BX, Y2-Y4, Y6-Y8).
+#define IQ2XSGROUP(qsoff, g, qoff) \
 	GATHERW4(qsoff, Y3, X3, X2); \
 	IQ2XSLO(qsoff, X4); \
 	IQ2XSHI(qsoff+2, X4); \
@@ -345,17 +405,7 @@ iq2done:
 	IQ2XSHI(qsoff+6, X6); \
 	VINSERTI128  $1, X6, Y4, Y4; \
 	PAIRS(qoff); \
-	MOVBLZX      scoff(SI), AX; \
-	MOVL         AX, BX; \
-	ANDL         $15, AX; \
-	SHRL         $4, BX; \
-	LEAL         1(AX)(AX*1), AX; \
-	LEAL         1(BX)(BX*1), BX; \
-	VMOVD        AX, X8; \
-	VPBROADCASTW X8, X8; \
-	VMOVD        BX, X9; \
-	VPBROADCASTW X9, X9; \
-	VINSERTI128  $1, X9, Y8, Y8; \
+	VPSHUFB      iqScaleSel<>+(32*g)(SB), Y14, Y8; \
 	VPMADDWD     Y8, Y7, Y7; \
 	VPADDD       Y7, Y5, Y5
 
@@ -368,25 +418,26 @@ TEXT ·dotIQ2XSAVX2(SB), NOSPLIT, $0-92
 	MOVQ grid+72(FP), R8
 	MOVQ signs+80(FP), R9
 	VXORPS X0, X0, X0
-	MOVL         $0x80, AX
-	VMOVD        AX, X15
-	VPBROADCASTB X15, Y15
-	MOVL         $511, AX
+	MOVL         $0x01, AX
+	VMOVD        AX, X13
+	VPBROADCASTB X13, Y13
+	MOVL         $0x1f, AX
 	VMOVD        AX, X12
-	VPBROADCASTD X12, X12
+	VPBROADCASTB X12, Y12
 
 iq2xsloop:
 	TESTQ CX, CX
 	JZ    iq2xsdone
 	VPXOR Y5, Y5, Y5
-	IQ2XSGROUP(2, 66, 0)
-	IQ2XSGROUP(10, 67, 32)
-	IQ2XSGROUP(18, 68, 64)
-	IQ2XSGROUP(26, 69, 96)
-	IQ2XSGROUP(34, 70, 128)
-	IQ2XSGROUP(42, 71, 160)
-	IQ2XSGROUP(50, 72, 192)
-	IQ2XSGROUP(58, 73, 224)
+	SCALES16(66)
+	IQ2XSGROUP(2, 0, 0)
+	IQ2XSGROUP(10, 1, 32)
+	IQ2XSGROUP(18, 2, 64)
+	IQ2XSGROUP(26, 3, 96)
+	IQ2XSGROUP(34, 4, 128)
+	IQ2XSGROUP(42, 5, 160)
+	IQ2XSGROUP(50, 6, 192)
+	IQ2XSGROUP(58, 7, 224)
 	HSUMD(Y5, X5, X8, R10)
 	BLOCKEND
 	ADDQ $74, SI
@@ -680,14 +731,13 @@ GLOBL iq3sBit<>(SB), RODATA|NOPTR, $32
 
 // IQ3SGROUP adds group g of an IQ3_S block at SI to Y5: low index bytes at
 // qsoff(SI), high bits in the byte at qhoff(SI), sign bytes at sgoff(SI),
-// activations at qoff(DI); the group's scale nibble is at scoff(SI),
-// shifted by sh (R8: the grid; R12: iqBits8; Y10, Y11: iq3sSpread,
-// iq3sBit; Y13: 0x01 bytes; Y15: 0x80 bytes; clobbers AX, BX, R11, Y1-Y4,
-// Y6-Y8). The eight 9-bit indices are made as words in a vector (the qh
+// activations at qoff(DI) (R8: the grid; R12: iqBits8; Y10, Y11:
+// iq3sSpread, iq3sBit; Y13: 0x01 bytes; Y14: the block's scales, SCALES8;
+// clobbers AX, BX, R11, Y1-Y4, Y6-Y8). The eight 9-bit indices are made as words in a vector (the qh
 // bits spread by iqBits8) and taken to general registers two quads at a
 // time, and the grid entries loaded one by one (VPINSRD): on Zen 3 1.3×
 // the VPGATHERDD on indices made in a vector that it replaces.
-#define IQ3SGROUP(qsoff, qhoff, sgoff, scoff, sh, qoff) \
+#define IQ3SGROUP(qsoff, qhoff, sgoff, g, qoff) \
 	MOVBLZX      qhoff(SI), AX; \
 	VMOVQ        (R12)(AX*8), X2; \
 	VPMOVZXBW    X2, X2; \
@@ -723,12 +773,7 @@ GLOBL iq3sBit<>(SB), RODATA|NOPTR, $32
 	VPCMPEQB     Y11, Y4, Y4; \
 	VPOR         Y13, Y4, Y4; \
 	PAIRS(qoff); \
-	MOVBLZX      scoff(SI), AX; \
-	SHRL         $sh, AX; \
-	ANDL         $15, AX; \
-	LEAL         1(AX)(AX*1), AX; \
-	VMOVD        AX, X8; \
-	VPBROADCASTW X8, Y8; \
+	VPSHUFB      iqScaleSel<>+(32*g)(SB), Y14, Y8; \
 	VPMADDWD     Y8, Y7, Y7; \
 	VPADDD       Y7, Y5, Y5
 
@@ -740,12 +785,12 @@ TEXT ·dotIQ3SAVX2(SB), NOSPLIT, $0-84
 	MOVQ d_len+56(FP), CX
 	MOVQ grid+72(FP), R8
 	VXORPS X0, X0, X0
-	MOVL         $0x80, AX
-	VMOVD        AX, X15
-	VPBROADCASTB X15, Y15
 	MOVL         $0x01, AX
 	VMOVD        AX, X13
 	VPBROADCASTB X13, Y13
+	MOVL         $0x1f, AX
+	VMOVD        AX, X12
+	VPBROADCASTB X12, Y12
 	VMOVDQU      iq3sSpread<>(SB), Y10
 	VMOVDQU      iq3sBit<>(SB), Y11
 	LEAQ         iqBits8<>(SB), R12
@@ -754,14 +799,15 @@ iq3sloop:
 	TESTQ CX, CX
 	JZ    iq3sdone
 	VPXOR Y5, Y5, Y5
-	IQ3SGROUP(2, 66, 74, 106, 0, 0)
-	IQ3SGROUP(10, 67, 78, 106, 4, 32)
-	IQ3SGROUP(18, 68, 82, 107, 0, 64)
-	IQ3SGROUP(26, 69, 86, 107, 4, 96)
-	IQ3SGROUP(34, 70, 90, 108, 0, 128)
-	IQ3SGROUP(42, 71, 94, 108, 4, 160)
-	IQ3SGROUP(50, 72, 98, 109, 0, 192)
-	IQ3SGROUP(58, 73, 102, 109, 4, 224)
+	SCALES8(106)
+	IQ3SGROUP(2, 66, 74, 0, 0)
+	IQ3SGROUP(10, 67, 78, 1, 32)
+	IQ3SGROUP(18, 68, 82, 2, 64)
+	IQ3SGROUP(26, 69, 86, 3, 96)
+	IQ3SGROUP(34, 70, 90, 4, 128)
+	IQ3SGROUP(42, 71, 94, 5, 160)
+	IQ3SGROUP(50, 72, 98, 6, 192)
+	IQ3SGROUP(58, 73, 102, 7, 224)
 	HSUMD(Y5, X5, X8, R10)
 	BLOCKEND
 	ADDQ $110, SI
@@ -777,11 +823,10 @@ iq3sdone:
 
 // IQ2SGROUP adds group g of an IQ2_S block at SI to Y5: low index bytes at
 // qsoff(SI), high bits in the byte at qhoff(SI), sign bytes at sgoff(SI),
-// scale byte at scoff(SI) (low nibble: runs 0-1, the low lane; high: runs
-// 2-3), activations at qoff(DI) (R8: the grid; Y10, Y11: iq3sSpread,
-// iq3sBit; Y13: 0x01 bytes; Y15: 0x80 bytes; clobbers AX, BX, R9, R15,
-// Y1-Y4, Y6-Y9).
-#define IQ2SGROUP(qsoff, qhoff, sgoff, scoff, qoff) \
+// activations at qoff(DI) (R8: the grid; Y10, Y11: iq3sSpread, iq3sBit;
+// Y13: 0x01 bytes; Y14: the block's scales, SCALES16; clobbers AX, BX, R9,
+// R15, Y1-Y4, Y6-Y8).
+#define IQ2SGROUP(qsoff, qhoff, sgoff, g, qoff) \
 	IQ2SIDX(qsoff, qhoff, Y3, X3, X2); \
 	VPBROADCASTD sgoff(SI), Y4; \
 	VPSHUFB      Y10, Y4, Y4; \
@@ -789,17 +834,7 @@ iq3sdone:
 	VPCMPEQB     Y11, Y4, Y4; \
 	VPOR         Y13, Y4, Y4; \
 	PAIRS(qoff); \
-	MOVBLZX      scoff(SI), AX; \
-	MOVL         AX, BX; \
-	ANDL         $15, AX; \
-	SHRL         $4, BX; \
-	LEAL         1(AX)(AX*1), AX; \
-	LEAL         1(BX)(BX*1), BX; \
-	VMOVD        AX, X8; \
-	VPBROADCASTW X8, X8; \
-	VMOVD        BX, X9; \
-	VPBROADCASTW X9, X9; \
-	VINSERTI128  $1, X9, Y8, Y8; \
+	VPSHUFB      iqScaleSel<>+(32*g)(SB), Y14, Y8; \
 	VPMADDWD     Y8, Y7, Y7; \
 	VPADDD       Y7, Y5, Y5
 
@@ -811,9 +846,9 @@ TEXT ·dotIQ2SAVX2(SB), NOSPLIT, $0-84
 	MOVQ d_len+56(FP), CX
 	MOVQ grid+72(FP), R8
 	VXORPS X0, X0, X0
-	MOVL         $0x80, AX
-	VMOVD        AX, X15
-	VPBROADCASTB X15, Y15
+	MOVL         $0x1f, AX
+	VMOVD        AX, X12
+	VPBROADCASTB X12, Y12
 	MOVL         $0x01, AX
 	VMOVD        AX, X13
 	VPBROADCASTB X13, Y13
@@ -824,14 +859,15 @@ iq2sloop:
 	TESTQ CX, CX
 	JZ    iq2sdone
 	VPXOR Y5, Y5, Y5
-	IQ2SGROUP(2, 66, 34, 74, 0)
-	IQ2SGROUP(6, 67, 38, 75, 32)
-	IQ2SGROUP(10, 68, 42, 76, 64)
-	IQ2SGROUP(14, 69, 46, 77, 96)
-	IQ2SGROUP(18, 70, 50, 78, 128)
-	IQ2SGROUP(22, 71, 54, 79, 160)
-	IQ2SGROUP(26, 72, 58, 80, 192)
-	IQ2SGROUP(30, 73, 62, 81, 224)
+	SCALES16(74)
+	IQ2SGROUP(2, 66, 34, 0, 0)
+	IQ2SGROUP(6, 67, 38, 1, 32)
+	IQ2SGROUP(10, 68, 42, 2, 64)
+	IQ2SGROUP(14, 69, 46, 3, 96)
+	IQ2SGROUP(18, 70, 50, 4, 128)
+	IQ2SGROUP(22, 71, 54, 5, 160)
+	IQ2SGROUP(26, 72, 58, 6, 192)
+	IQ2SGROUP(30, 73, 62, 7, 224)
 	HSUMD(Y5, X5, X8, R10)
 	BLOCKEND
 	ADDQ $82, SI
