@@ -39,7 +39,7 @@ func dotIQ1SAVX2(w []byte, q []int8, d []float32, bs []int16, grid *[2048]uint64
 func dotIQ1MAVX2(w []byte, q []int8, d []float32, grid *[2048]uint64) float32
 
 //go:noescape
-func dotIQ2XSAVX2(w []byte, q []int8, d []float32, grid *[512]uint64, signs *[128]uint64) float32
+func dotIQ2XSAVX2(w []byte, q []int8, d []float32, grid *[512]uint64) float32
 
 //go:noescape
 func dotIQ2XXSAVX2(w []byte, q []int8, d []float32, grid *[256]uint64, signs *[128]uint64) float32
@@ -192,7 +192,7 @@ func dotIQ2XXSAVX2Row(w []byte, a *q8Act) float32 {
 }
 
 func dotIQ2XSAVX2Row(w []byte, a *q8Act) float32 {
-	return dotIQ2XSAVX2(w, a.Q, a.D, iq2xsGrid, iqSignMasks)
+	return dotIQ2XSAVX2(w, a.Q, a.D, iq2xsGrid)
 }
 
 func dotIQ3SAVX2Row(w []byte, a *q8Act) float32 { return dotIQ3SAVX2(w, a.Q, a.D, iq3sGrid) }

@@ -8,8 +8,12 @@
 // IQ2SIDX, …: VMOVD/VPINSRD from memory, the indices made in general
 // registers, which on Zen 3 runs the dots 1.2-1.6× as fast as VPGATHERDD /
 // VPGATHERDQ did) and the four
-// runs' sign masks (iqSignMasks) applied to them (VPSIGNB: signed weights
-// w, |w| <= 62). The weights then take the signs of the activations q too
+// runs' sign masks applied to them (VPSIGNB: signed weights w, |w| <= 62):
+// from the table iqSignMasks by each run's seven sign bits, or, for IQ2_XS,
+// made in vectors for sixteen runs at once (IQ2XSSIGNS: the eighth bit from
+// the parity table iqParity). Where scales cover 16 weights or 32, a
+// block's are spread into a vector once (SCALES16, SCALES8) and each
+// group's VPMADDWD multiplier picked from it by one VPSHUFB. The weights then take the signs of the activations q too
 // (VPSIGNB), and |q| (VPABSB: 128 for −128, as an unsigned byte) is the
 // unsigned operand of VPMADDUBSW: |q|·w·sign(q) in int16 pairs (at most
 // 2·128·62 in size, no saturation) is q·w exactly for every int8 q, −128
@@ -381,42 +385,65 @@ GLOBL iqScaleSel<>(SB), RODATA|NOPTR, $256
 	VPOR        Y13, Y14, Y14; \
 	VPAND       Y12, Y14, Y14
 
-// IQ2XSLO and IQ2XSHI load the sign mask of the run whose uint16 is at off(SI)
-// (bits 9..15: its 7 sign bits) into X register x: VMOVQ for the low
-// quadword, VPINSRQ $1 for the high (clobbers BX).
-#define IQ2XSLO(off, x) \
-	MOVWLZX off(SI), BX; \
-	SHRL    $9, BX; \
-	VMOVQ   (R9)(BX*8), x
+// iqParity: byte i of each lane is 0x80 where i has an odd number of set
+// bits: the eighth sign of an IQ2_XXS/IQ2_XS run, which keeps its count of
+// minus signs even.
+DATA iqParity<>+0x00(SB)/8, $0x8000008000808000
+DATA iqParity<>+0x08(SB)/8, $0x0080800080000080
+DATA iqParity<>+0x10(SB)/8, $0x8000008000808000
+DATA iqParity<>+0x18(SB)/8, $0x0080800080000080
+GLOBL iqParity<>(SB), RODATA|NOPTR, $32
 
-#define IQ2XSHI(off, x) \
-	MOVWLZX off(SI), BX; \
-	SHRL    $9, BX; \
-	VPINSRQ $1, (R9)(BX*8), x, x
+// iq2xsSel: two VPSHUFB controls (at 0 and 32) that spread the low bytes of
+// words 0-3 (at 0) or 4-7 (at 32) of each lane, eight bytes each: a group's
+// four runs of sign bits from IQ2XSSIGNS's words, lanes duplicated.
+DATA iq2xsSel<>+0x00(SB)/8, $0x0000000000000000
+DATA iq2xsSel<>+0x08(SB)/8, $0x0202020202020202
+DATA iq2xsSel<>+0x10(SB)/8, $0x0404040404040404
+DATA iq2xsSel<>+0x18(SB)/8, $0x0606060606060606
+DATA iq2xsSel<>+0x20(SB)/8, $0x0808080808080808
+DATA iq2xsSel<>+0x28(SB)/8, $0x0a0a0a0a0a0a0a0a
+DATA iq2xsSel<>+0x30(SB)/8, $0x0c0c0c0c0c0c0c0c
+DATA iq2xsSel<>+0x38(SB)/8, $0x0e0e0e0e0e0e0e0e
+GLOBL iq2xsSel<>(SB), RODATA|NOPTR, $64
+
+// IQ2XSSIGNS makes the sign bits of four groups of an IQ2_XS block, the
+// sixteen runs whose uint16 are at qsoff(SI): their 7 sign bits (bits
+// 9-15) and the parity bit as the eighth, in the low byte of each word,
+// then lanes duplicated: groups 0-1 of the four in Y9, 2-3 in Y6 (Y10:
+// iqParity; clobbers Y1).
+#define IQ2XSSIGNS(qsoff) \
+	VMOVDQU qsoff(SI), Y6; \
+	VPSRLW  $9, Y6, Y6; \
+	VPSRLW  $4, Y6, Y1; \
+	VPXOR   Y6, Y1, Y1; \
+	VPSHUFB Y1, Y10, Y1; \
+	VPOR    Y1, Y6, Y6; \
+	VPERMQ  $0x44, Y6, Y9; \
+	VPERMQ  $0xee, Y6, Y6
 
 // IQ2XSGROUP adds group g of an IQ2_XS block at SI to Y5: runs at
-// qsoff(SI), activations at qoff(DI) (R8: the grid; Y14: the block's
-// scales, SCALES16; clobbers AX, BX, Y2-Y4, Y6-Y8).
-#define IQ2XSGROUP(qsoff, g, qoff) \
+// qsoff(SI), their sign bytes in dup (IQ2XSSIGNS) picked by iq2xsSel+sel,
+// activations at qoff(DI) (R8: the grid; Y11: iq3sBit; Y13: 0x01 bytes;
+// Y14: the block's scales, SCALES16; clobbers AX, Y2-Y4, Y7, Y8).
+#define IQ2XSGROUP(qsoff, g, qoff, dup, sel) \
 	GATHERW4(qsoff, Y3, X3, X2); \
-	IQ2XSLO(qsoff, X4); \
-	IQ2XSHI(qsoff+2, X4); \
-	IQ2XSLO(qsoff+4, X6); \
-	IQ2XSHI(qsoff+6, X6); \
-	VINSERTI128  $1, X6, Y4, Y4; \
+	VPSHUFB      iq2xsSel<>+(sel)(SB), dup, Y4; \
+	VPAND        Y11, Y4, Y4; \
+	VPCMPEQB     Y11, Y4, Y4; \
+	VPOR         Y13, Y4, Y4; \
 	PAIRS(qoff); \
 	VPSHUFB      iqScaleSel<>+(32*g)(SB), Y14, Y8; \
 	VPMADDWD     Y8, Y7, Y7; \
 	VPADDD       Y7, Y5, Y5
 
-// func dotIQ2XSAVX2(w []byte, q []int8, d []float32, grid *[512]uint64, signs *[128]uint64) float32
-TEXT ·dotIQ2XSAVX2(SB), NOSPLIT, $0-92
+// func dotIQ2XSAVX2(w []byte, q []int8, d []float32, grid *[512]uint64) float32
+TEXT ·dotIQ2XSAVX2(SB), NOSPLIT, $0-84
 	MOVQ w_base+0(FP), SI
 	MOVQ q_base+24(FP), DI
 	MOVQ d_base+48(FP), DX
 	MOVQ d_len+56(FP), CX
 	MOVQ grid+72(FP), R8
-	MOVQ signs+80(FP), R9
 	VXORPS X0, X0, X0
 	MOVL         $0x01, AX
 	VMOVD        AX, X13
@@ -424,20 +451,24 @@ TEXT ·dotIQ2XSAVX2(SB), NOSPLIT, $0-92
 	MOVL         $0x1f, AX
 	VMOVD        AX, X12
 	VPBROADCASTB X12, Y12
+	VMOVDQU      iqParity<>(SB), Y10
+	VMOVDQU      iq3sBit<>(SB), Y11
 
 iq2xsloop:
 	TESTQ CX, CX
 	JZ    iq2xsdone
 	VPXOR Y5, Y5, Y5
 	SCALES16(66)
-	IQ2XSGROUP(2, 0, 0)
-	IQ2XSGROUP(10, 1, 32)
-	IQ2XSGROUP(18, 2, 64)
-	IQ2XSGROUP(26, 3, 96)
-	IQ2XSGROUP(34, 4, 128)
-	IQ2XSGROUP(42, 5, 160)
-	IQ2XSGROUP(50, 6, 192)
-	IQ2XSGROUP(58, 7, 224)
+	IQ2XSSIGNS(2)
+	IQ2XSGROUP(2, 0, 0, Y9, 0)
+	IQ2XSGROUP(10, 1, 32, Y9, 32)
+	IQ2XSGROUP(18, 2, 64, Y6, 0)
+	IQ2XSGROUP(26, 3, 96, Y6, 32)
+	IQ2XSSIGNS(34)
+	IQ2XSGROUP(34, 4, 128, Y9, 0)
+	IQ2XSGROUP(42, 5, 160, Y9, 32)
+	IQ2XSGROUP(50, 6, 192, Y6, 0)
+	IQ2XSGROUP(58, 7, 224, Y6, 32)
 	HSUMD(Y5, X5, X8, R10)
 	BLOCKEND
 	ADDQ $74, SI
@@ -450,7 +481,7 @@ iq2xsdone:
 	MOVL   $0x3e000000, AX // 0.125
 	VMOVD  AX, X1
 	VMULSS X1, X0, X0
-	VMOVSS X0, ret+88(FP)
+	VMOVSS X0, ret+80(FP)
 	VZEROUPPER
 	RET
 
