@@ -2,26 +2,28 @@
 
 #include "textflag.h"
 
-// AVX2 dot products of IQ3_XXS and IQ2_XXS weight rows with Q8_K
-// activations (qdot_iq23_amd64.go). Per group of 32 weights: the grid
-// entries are loaded one by one by index (GATHERB8, GATHERB4, GATHERW4,
-// IQ2SIDX, …: VMOVD/VPINSRD from memory, the indices made in general
-// registers, which on Zen 3 runs the dots 1.2-1.6× as fast as VPGATHERDD /
-// VPGATHERDQ did) and the four
-// runs' sign masks applied to them (VPSIGNB: signed weights w, |w| <= 62):
-// from the table iqSignMasks by each run's seven sign bits, or, for IQ2_XS,
-// made in vectors for sixteen runs at once (IQ2XSSIGNS: the eighth bit from
-// the parity table iqParity). Where scales cover 16 weights or 32, a
-// block's are spread into a vector once (SCALES16, SCALES8) and each
-// group's VPMADDWD multiplier picked from it by one VPSHUFB. The weights then take the signs of the activations q too
-// (VPSIGNB), and |q| (VPABSB: 128 for −128, as an unsigned byte) is the
-// unsigned operand of VPMADDUBSW: |q|·w·sign(q) in int16 pairs (at most
-// 2·128·62 in size, no saturation) is q·w exactly for every int8 q, −128
-// included; applying the signs to q instead, as ggml does, would turn a
-// −128 whose weight is negative into −128, not 128. Times the group's odd
-// scale 2·ls+1 the pairs are summed in int32 (VPMADDWD). The super-block's
-// int32 sum is then reduced to a scalar, and the float32 steps follow the
-// reference dot operation by operation.
+// AVX2 dot products of i-quant weight rows with Q8_K activations
+// (qdot_iq23_amd64.go). For IQ3_XXS, IQ2_XXS, IQ2_XS, IQ3_S and IQ2_S (the
+// unsigned grids of IQ1_S and IQ1_M are described at IQ1SGROUP), per group
+// of 32 weights: the grid entries are loaded one by one by index
+// (GATHERB8, GATHERB4, GATHERW4, IQ2SIDX, …: VMOVD/VPINSRD from memory,
+// the indices made in general registers, which on Zen 3 runs the dots
+// 1.2-1.6× as fast as VPGATHERDD / VPGATHERDQ did) and the four runs' sign
+// masks applied to them (VPSIGNB: signed weights w, |w| <= 62): from the
+// table iqSignMasks by each run's seven sign bits, or, for IQ2_XS, made in
+// vectors for sixteen runs at once (IQ2XSSIGNS: the eighth bit from the
+// parity table iqParity). Where scales cover 16 weights or 32, a block's
+// are spread into a vector once (SCALES16, SCALES8) and each group's
+// VPMADDWD multiplier picked from it by one VPSHUFB. The weights then take
+// the signs of the activations q too (VPSIGNB), and |q| (VPABSB: 128 for
+// −128, as an unsigned byte) is the unsigned operand of VPMADDUBSW:
+// |q|·w·sign(q) in int16 pairs (at most 2·128·62 in size, no saturation)
+// is q·w exactly for every int8 q, −128 included; applying the signs to q
+// instead, as ggml does, would turn a −128 whose weight is negative into
+// −128, not 128. Times the group's odd scale 2·ls+1 the pairs are summed
+// in int32 (VPMADDWD). The super-block's int32 sum is then reduced to a
+// scalar, and the float32 steps follow the reference dot operation by
+// operation.
 
 // GATHERB8 sets y (x its low half, t an X temporary) to the eight grid
 // dwords (R8) indexed by the bytes at qsoff(SI) (clobbers AX).
