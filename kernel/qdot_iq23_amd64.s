@@ -13,8 +13,8 @@
 // table iqSignMasks by each run's seven sign bits, or, for IQ2_XS, made in
 // vectors for sixteen runs at once (IQ2XSSIGNS: the eighth bit from the
 // parity table iqParity). Where scales cover 16 weights or 32, a block's
-// are spread into a vector once (SCALES16, SCALES8) and each group's
-// VPMADDWD multiplier picked from it by one VPSHUFB. The weights then take
+// are spread into a vector once (SCALES16, SCALES8; for IQ1_M, SCALES1M)
+// and each group's VPMADDWD multiplier picked from it by one VPSHUFB. The weights then take
 // the signs of the activations q too (VPSIGNB), and |q| (VPABSB: 128 for
 // −128, as an unsigned byte) is the unsigned operand of VPMADDUBSW:
 // |q|·w·sign(q) in int16 pairs (at most 2·128·62 in size, no saturation)
@@ -1010,15 +1010,63 @@ DATA iq1mSignShift<>+0x10(SB)/8, $0x0000000b0000000b
 DATA iq1mSignShift<>+0x18(SB)/8, $0x0000000f0000000f
 GLOBL iq1mSignShift<>(SB), RODATA|NOPTR, $32
 
+// iq1mShift: the VPSRLVD counts that bring IQ1_M's 3-bit scales to the
+// bottom of dwords holding scale words 0,0,1,1 | 2,2,3,3: at 0 the first
+// sixteen weights' scale of each group (bits 0 and 6), at 32 the second's
+// (bits 3 and 9).
+DATA iq1mShift<>+0x00(SB)/8, $0x0000000600000000
+DATA iq1mShift<>+0x08(SB)/8, $0x0000000600000000
+DATA iq1mShift<>+0x10(SB)/8, $0x0000000600000000
+DATA iq1mShift<>+0x18(SB)/8, $0x0000000600000000
+DATA iq1mShift<>+0x20(SB)/8, $0x0000000900000003
+DATA iq1mShift<>+0x28(SB)/8, $0x0000000900000003
+DATA iq1mShift<>+0x30(SB)/8, $0x0000000900000003
+DATA iq1mShift<>+0x38(SB)/8, $0x0000000900000003
+GLOBL iq1mShift<>(SB), RODATA|NOPTR, $64
+
+// iq1mPerm: the VPERMD indices that gather SCALES1M's packed scale bytes,
+// the first halves' into the low lane and the second halves' into the high.
+DATA iq1mPerm<>+0x00(SB)/8, $0x0000000400000000
+DATA iq1mPerm<>+0x08(SB)/8, $0x0000000000000000
+DATA iq1mPerm<>+0x10(SB)/8, $0x0000000500000001
+DATA iq1mPerm<>+0x18(SB)/8, $0x0000000000000000
+GLOBL iq1mPerm<>(SB), RODATA|NOPTR, $32
+
+// iqWord7: 7 in each word.
+DATA iqWord7<>+0x00(SB)/8, $0x0007000700070007
+DATA iqWord7<>+0x08(SB)/8, $0x0007000700070007
+DATA iqWord7<>+0x10(SB)/8, $0x0007000700070007
+DATA iqWord7<>+0x18(SB)/8, $0x0007000700070007
+GLOBL iqWord7<>(SB), RODATA|NOPTR, $32
+
+// SCALES1M sets Y14 to the odd scales 2·ls+1 of an IQ1_M block as bytes,
+// from its four scale words at scoff(SI) (3-bit scales at bits 0, 3, 6 and
+// 9 of each; the top nibbles are the super-block scale): byte g of the low
+// lane the scale of group g's first sixteen weights, of the high lane its
+// second's, for VPSHUFB by iqScaleSel as in SCALES16 (Y12: iq1mPerm; Y13:
+// 0x01 bytes; clobbers Y1, Y9).
+#define SCALES1M(scoff) \
+	VPMOVZXWD   scoff(SI), X1; \
+	VPUNPCKHDQ  X1, X1, X9; \
+	VPUNPCKLDQ  X1, X1, X1; \
+	VINSERTI128 $1, X9, Y1, Y1; \
+	VPSRLVD     iq1mShift<>+32(SB), Y1, Y9; \
+	VPSRLVD     iq1mShift<>(SB), Y1, Y1; \
+	VPACKUSDW   Y9, Y1, Y1; \
+	VPAND       iqWord7<>(SB), Y1, Y1; \
+	VPACKUSWB   Y1, Y1, Y1; \
+	VPERMD      Y1, Y12, Y14; \
+	VPADDB      Y14, Y14, Y14; \
+	VPOR        Y13, Y14, Y14
+
 // IQ1MGROUP adds group g of an IQ1_M block at SI: the half scales times
 // the grid values times the activations to Y5, the half scales times the
 // activations signed by each run's shift sign to Y4. Low index bytes at
-// qsoff(SI), the qh word at qhoff(SI), the scale word at scoff(SI) with
-// the group's two 3-bit scales at shift sh; activations at qoff(DI) (R8:
-// the grid of values+1; Y11: iq1mSignShift; Y10: 1 in each dword; Y13:
-// 0x01 bytes; Y15: 1 in each word; clobbers AX, BX, R9, R15, Y1-Y3,
-// Y6-Y9).
-#define IQ1MGROUP(qsoff, qhoff, scoff, sh, qoff) \
+// qsoff(SI), the qh word at qhoff(SI); activations at qoff(DI) (R8: the
+// grid of values+1; Y11: iq1mSignShift; Y10: 1 in each dword; Y13: 0x01
+// bytes; Y14: the block's scales, SCALES1M; Y15: 1 in each word; clobbers
+// AX, R9, R15, Y2, Y3, Y6-Y8).
+#define IQ1MGROUP(qsoff, qhoff, g, qoff) \
 	MOVWLZX      qhoff(SI), AX; \
 	VMOVD        AX, X2; \
 	VPBROADCASTD X2, Y2; \
@@ -1032,19 +1080,7 @@ GLOBL iq1mSignShift<>(SB), RODATA|NOPTR, $32
 	VPMADDUBSW   Y7, Y13, Y7; \
 	VPSUBW       Y7, Y6, Y6; \
 	VPSIGNW      Y2, Y7, Y7; \
-	MOVWLZX      scoff(SI), AX; \
-	SHRL         $sh, AX; \
-	MOVL         AX, BX; \
-	ANDL         $7, AX; \
-	SHRL         $3, BX; \
-	ANDL         $7, BX; \
-	LEAL         1(AX)(AX*1), AX; \
-	LEAL         1(BX)(BX*1), BX; \
-	VMOVD        AX, X8; \
-	VPBROADCASTW X8, X8; \
-	VMOVD        BX, X9; \
-	VPBROADCASTW X9, X9; \
-	VINSERTI128  $1, X9, Y8, Y8; \
+	VPSHUFB      iqScaleSel<>+(32*g)(SB), Y14, Y8; \
 	VPMADDWD     Y8, Y6, Y6; \
 	VPADDD       Y6, Y5, Y5; \
 	VPMADDWD     Y8, Y7, Y7; \
@@ -1067,20 +1103,22 @@ TEXT ·dotIQ1MAVX2(SB), NOSPLIT, $0-84
 	VMOVD        AX, X15
 	VPBROADCASTD X15, Y15
 	VMOVDQU      iq1mSignShift<>(SB), Y11
+	VMOVDQU      iq1mPerm<>(SB), Y12
 
 iq1mloop:
 	TESTQ CX, CX
 	JZ    iq1mdone
 	VPXOR Y5, Y5, Y5
 	VPXOR Y4, Y4, Y4
-	IQ1MGROUP(0, 32, 48, 0, 0)
-	IQ1MGROUP(4, 34, 48, 6, 32)
-	IQ1MGROUP(8, 36, 50, 0, 64)
-	IQ1MGROUP(12, 38, 50, 6, 96)
-	IQ1MGROUP(16, 40, 52, 0, 128)
-	IQ1MGROUP(20, 42, 52, 6, 160)
-	IQ1MGROUP(24, 44, 54, 0, 192)
-	IQ1MGROUP(28, 46, 54, 6, 224)
+	SCALES1M(48)
+	IQ1MGROUP(0, 32, 0, 0)
+	IQ1MGROUP(4, 34, 1, 32)
+	IQ1MGROUP(8, 36, 2, 64)
+	IQ1MGROUP(12, 38, 3, 96)
+	IQ1MGROUP(16, 40, 4, 128)
+	IQ1MGROUP(20, 42, 5, 160)
+	IQ1MGROUP(24, 44, 6, 192)
+	IQ1MGROUP(28, 46, 7, 224)
 	HSUMD(Y5, X5, X8, R10)
 	HSUMD(Y4, X4, X8, R14)
 
