@@ -13,8 +13,9 @@
 // table iqSignMasks by each run's seven sign bits, or, for IQ2_XS, made in
 // vectors for sixteen runs at once (IQ2XSSIGNS: the eighth bit from the
 // parity table iqParity). Where scales cover 16 weights or 32, a block's
-// are spread into a vector once (SCALES16, SCALES8; for IQ1_M, SCALES1M)
-// and each group's VPMADDWD multiplier picked from it by one VPSHUFB. The weights then take
+// are spread into a vector once (SCALES16, SCALES8; for IQ1_M, SCALES1M;
+// for IQ3_XXS and IQ2_XXS, SCALESXXS) and each group's VPMADDWD multiplier
+// picked from it by one VPSHUFB. The weights then take
 // the signs of the activations q too (VPSIGNB), and |q| (VPABSB: 128 for
 // −128, as an unsigned byte) is the unsigned operand of VPMADDUBSW:
 // |q|·w·sign(q) in int16 pairs (at most 2·128·62 in size, no saturation)
@@ -211,30 +212,52 @@
 	VPABSB     Y7, Y7; \
 	VPMADDUBSW Y3, Y7, Y7
 
-// GROUPSUM adds to Y5 the group whose magnitudes are in Y3, sign fields
-// and scale in AX, activations at qoff(DI) (clobbers AX,
-// BX, Y3, Y4, Y6-Y8).
-#define GROUPSUM(qoff) \
+// iqXXSPerm: VPERMD indices: at 0, the odd dwords (an IQ2_XXS group's
+// sign word follows its four index bytes) into dwords 0-3 of each lane; at
+// 32, dword 0 of each lane then dword 4 (SCALESXXS's packed bytes).
+DATA iqXXSPerm<>+0x00(SB)/8, $0x0000000300000001
+DATA iqXXSPerm<>+0x08(SB)/8, $0x0000000700000005
+DATA iqXXSPerm<>+0x10(SB)/8, $0x0000000300000001
+DATA iqXXSPerm<>+0x18(SB)/8, $0x0000000700000005
+DATA iqXXSPerm<>+0x20(SB)/8, $0x0000000400000000
+DATA iqXXSPerm<>+0x28(SB)/8, $0x0000000000000000
+DATA iqXXSPerm<>+0x30(SB)/8, $0x0000000400000000
+DATA iqXXSPerm<>+0x38(SB)/8, $0x0000000000000000
+GLOBL iqXXSPerm<>(SB), RODATA|NOPTR, $64
+
+// SCALESXXS sets Y14 to the odd scales 2·ls+1 of an IQ3_XXS or IQ2_XXS
+// block as bytes, from the top nibbles of the eight sign words in the
+// dwords of Y1: byte g of both lanes group g's, for VPSHUFB by iqScaleSel
+// as in SCALES16 (Y12: iqXXSPerm+32; Y13: 0x01 bytes; clobbers Y1).
+#define SCALESXXS \
+	VPSRLD    $28, Y1, Y1; \
+	VPACKUSDW Y1, Y1, Y1; \
+	VPACKUSWB Y1, Y1, Y1; \
+	VPERMD    Y1, Y12, Y14; \
+	VPADDB    Y14, Y14, Y14; \
+	VPOR      Y13, Y14, Y14
+
+// GROUPSUM adds to Y5 group g, its magnitudes in Y3 and sign fields in AX,
+// activations at qoff(DI) (Y14: the block's scales, SCALESXXS; clobbers
+// AX, BX, Y3, Y4, Y6-Y8).
+#define GROUPSUM(qoff, g) \
 	SIGNS; \
 	PAIRS(qoff); \
-	SHRL         $28, AX; \
-	LEAL         1(AX)(AX*1), AX; \
-	VMOVD        AX, X8; \
-	VPBROADCASTW X8, Y8; \
-	VPMADDWD     Y8, Y7, Y7; \
-	VPADDD       Y7, Y5, Y5
+	VPSHUFB  iqScaleSel<>+(32*g)(SB), Y14, Y8; \
+	VPMADDWD Y8, Y7, Y7; \
+	VPADDD   Y7, Y5, Y5
 
 // IQ3GROUP adds group g of an IQ3_XXS block at SI (R8: the grid).
-#define IQ3GROUP(qsoff, ssoff, qoff) \
+#define IQ3GROUP(qsoff, ssoff, qoff, g) \
 	GATHERB8(qsoff, Y3, X3, X2); \
 	MOVL       ssoff(SI), AX; \
-	GROUPSUM(qoff)
+	GROUPSUM(qoff, g)
 
 // IQ2GROUP adds group g of an IQ2_XXS block at SI (R8: the grid).
-#define IQ2GROUP(qsoff, qoff) \
+#define IQ2GROUP(qsoff, qoff, g) \
 	GATHERB4(qsoff, Y3, X3, X2); \
 	MOVL       (qsoff+4)(SI), AX; \
-	GROUPSUM(qoff)
+	GROUPSUM(qoff, g)
 
 // BLOCKEND adds dy·d·float32(R10) to X0 as the reference rounds it (d the
 // binary16 at (SI), dy at (DX); clobbers AX, X1, X2).
@@ -256,19 +279,25 @@ TEXT ·dotIQ3XXSAVX2(SB), NOSPLIT, $0-92
 	MOVQ grid+72(FP), R8
 	MOVQ signs+80(FP), R9
 	VXORPS X0, X0, X0
+	VMOVDQU      iqXXSPerm<>+32(SB), Y12
+	MOVL         $0x01, AX
+	VMOVD        AX, X13
+	VPBROADCASTB X13, Y13
 
 iq3loop:
 	TESTQ CX, CX
 	JZ    iq3done
 	VPXOR Y5, Y5, Y5
-	IQ3GROUP(2, 66, 0)
-	IQ3GROUP(10, 70, 32)
-	IQ3GROUP(18, 74, 64)
-	IQ3GROUP(26, 78, 96)
-	IQ3GROUP(34, 82, 128)
-	IQ3GROUP(42, 86, 160)
-	IQ3GROUP(50, 90, 192)
-	IQ3GROUP(58, 94, 224)
+	VMOVDQU 66(SI), Y1
+	SCALESXXS
+	IQ3GROUP(2, 66, 0, 0)
+	IQ3GROUP(10, 70, 32, 1)
+	IQ3GROUP(18, 74, 64, 2)
+	IQ3GROUP(26, 78, 96, 3)
+	IQ3GROUP(34, 82, 128, 4)
+	IQ3GROUP(42, 86, 160, 5)
+	IQ3GROUP(50, 90, 192, 6)
+	IQ3GROUP(58, 94, 224, 7)
 	HSUMD(Y5, X5, X8, R10)
 	BLOCKEND
 	ADDQ $98, SI
@@ -294,19 +323,28 @@ TEXT ·dotIQ2XXSAVX2(SB), NOSPLIT, $0-92
 	MOVQ grid+72(FP), R8
 	MOVQ signs+80(FP), R9
 	VXORPS X0, X0, X0
+	VMOVDQU      iqXXSPerm<>(SB), Y15
+	VMOVDQU      iqXXSPerm<>+32(SB), Y12
+	MOVL         $0x01, AX
+	VMOVD        AX, X13
+	VPBROADCASTB X13, Y13
 
 iq2loop:
 	TESTQ CX, CX
 	JZ    iq2done
 	VPXOR Y5, Y5, Y5
-	IQ2GROUP(2, 0)
-	IQ2GROUP(10, 32)
-	IQ2GROUP(18, 64)
-	IQ2GROUP(26, 96)
-	IQ2GROUP(34, 128)
-	IQ2GROUP(42, 160)
-	IQ2GROUP(50, 192)
-	IQ2GROUP(58, 224)
+	VPERMD      2(SI), Y15, Y1
+	VPERMD      34(SI), Y15, Y9
+	VINSERTI128 $1, X9, Y1, Y1
+	SCALESXXS
+	IQ2GROUP(2, 0, 0)
+	IQ2GROUP(10, 32, 1)
+	IQ2GROUP(18, 64, 2)
+	IQ2GROUP(26, 96, 3)
+	IQ2GROUP(34, 128, 4)
+	IQ2GROUP(42, 160, 5)
+	IQ2GROUP(50, 192, 6)
+	IQ2GROUP(58, 224, 7)
 	HSUMD(Y5, X5, X8, R10)
 	BLOCKEND
 	ADDQ $66, SI
