@@ -426,8 +426,9 @@ GLOBL iqScaleSel<>(SB), RODATA|NOPTR, $256
 	VPAND       Y12, Y14, Y14
 
 // iqParity: byte i of each lane is 0x80 where i has an odd number of set
-// bits: the eighth sign of an IQ2_XXS/IQ2_XS run, which keeps its count of
-// minus signs even.
+// bits: the eighth sign of an IQ2_XS run (IQ2XSSIGNS, from the parity of
+// the seven stored ones folded to four bits), which keeps its count of
+// minus signs even, as in iqSignMasks.
 DATA iqParity<>+0x00(SB)/8, $0x8000008000808000
 DATA iqParity<>+0x08(SB)/8, $0x0080800080000080
 DATA iqParity<>+0x10(SB)/8, $0x8000008000808000
